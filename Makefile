@@ -1,0 +1,42 @@
+# Peluit: the verbs. `make run` starts the product on embedded defaults; `make test` installs
+# what is missing and runs every test. See README.md.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+INSTANCE ?= instance
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps run test lint bench clean
+
+help: ## Show the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system-deps: ## Install the system packages Peluit needs (gnupg, tor, postgresql, hunspell-id)
+	@./scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## Create .venv with Peluit installed editable, with its dev extras
+
+run: system-deps install ## Start Peluit on embedded defaults (SQLite, local store, demo tenants)
+	$(BIN)/peluit --instance $(INSTANCE) init --demo
+	$(BIN)/peluit --instance $(INSTANCE) run
+
+test: system-deps install ## Run every test (SQLite and a private PostgreSQL server)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: system-deps install ## Benchmarks: ratios against gpg alone and the disk, same run
+	$(BIN)/python bench/run.py
+
+clean: ## Remove the virtualenv and caches (never the instance folder)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

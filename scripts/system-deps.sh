@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages Peluit needs, when they are missing. As root it installs them;
+# otherwise it names the command to run. Idempotent and quiet when everything is there.
+set -euo pipefail
+
+# command that proves the package is there -> Debian package
+declare -A need=(
+  [gpg]=gnupg
+  [gpgconf]=gnupg
+  [tor]=tor
+  [/usr/share/hunspell/id_ID.dic]=hunspell-id
+  [runuser]=util-linux
+)
+missing=()
+for probe in "${!need[@]}"; do
+  if [[ $probe == /* ]]; then [[ -e $probe ]] && continue
+  else command -v "$probe" >/dev/null 2>&1 && continue
+  fi
+  missing+=("${need[$probe]}")
+done
+# PostgreSQL's server binaries live outside PATH on Debian.
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgresql)
+fi
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "Peluit needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
