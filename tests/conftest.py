@@ -12,24 +12,14 @@ import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from crypto.kdf import KdfParams
+from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import Config, generate_secrets, load_config
-
-# argon2id at production cost takes ~100 ms and 64 MiB per call; tests need the logic, not the
-# cost. Benchmarks and one KDF test use real parameters explicitly.
-CHEAP_KDF = KdfParams(time_cost=1, memory_kib=8, parallelism=1)
-
-
-def short_tempdir(prefix: str) -> Path:
-    """A temp folder with a short path: gpg-agent's socket path must fit in 107 bytes."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
 @pytest.fixture

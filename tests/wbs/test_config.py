@@ -55,7 +55,7 @@ def test_bad_value_names_the_setting(tmp_path: Path, env: dict[str, str], named:
 
 def test_bad_toml_names_the_file_and_key(tmp_path: Path) -> None:
     (tmp_path / "peluit.toml").write_text("[kdf]\ntime_cost = 0\n")
-    with pytest.raises(ConfigError, match="kdf_time_cost in .*peluit.toml"):
+    with pytest.raises(ConfigError, match=r"kdf_time_cost in .*peluit.toml"):
         load_config({}, instance_dir=tmp_path)
     (tmp_path / "peluit.toml").write_text("first_response_days = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -84,5 +84,5 @@ def test_missing_or_exposed_secret_stops_start_up(tmp_path: Path) -> None:
         load_secrets(tmp_path)
     generate_secrets(tmp_path)
     os.chmod(tmp_path / "secrets" / "session_key", 0o644)
-    with pytest.raises(ConfigError, match="session_key.*0600"):
+    with pytest.raises(ConfigError, match=r"session_key.*0600"):
         load_secrets(tmp_path)

@@ -63,4 +63,4 @@ def test_local_date_uses_wib_by_default() -> None:
     assert local_date(moment) == D(2027, 1, 1)
     assert local_date(moment, "UTC") == D(2026, 12, 31)
     with pytest.raises(ValueError):
-        local_date(dt.datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
+        local_date(dt.datetime(2026, 1, 1))

@@ -1,0 +1,37 @@
+"""Run every benchmark under bench/ (files named bench_*.py) and print their reports.
+
+Each benchmark measures the physical limit in the same run (``gpg`` alone on the same file, the
+disk) and prints ratios against it, with the goal from ARCHITECTURE.md beside each. A benchmark
+that crashes makes this script fail; a ratio below its goal is printed, not asserted: timing
+belongs here, never in the test suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent
+    wanted = set(sys.argv[1:])
+    failed = []
+    for script in sorted(here.glob("bench_*.py")):
+        if wanted and script.stem.removeprefix("bench_") not in wanted:
+            continue
+        print(f"== {script.stem}", flush=True)
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, str(script)], check=False)
+        print(f"   ({time.monotonic() - started:.0f} s)\n", flush=True)
+        if result.returncode != 0:
+            failed.append(script.stem)
+    if failed:
+        print(f"benchmarks that crashed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The operator's command line, run as an operator would, on a real instance folder."""
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support import short_tempdir
+from wbs.cli import main
+from wbs.demo import make_workstation_key
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    instance = tmp_path / "instance"
+    # A short keyring path: gpg-agent's socket must fit in 107 bytes.
+    monkeypatch.setenv("PELUIT_GNUPG_HOME", str(short_tempdir("cli-")))
+    monkeypatch.setenv("PELUIT_KDF_MEMORY_KIB", "8")
+
+    def invoke(*args: str, input: str | None = None, ok: bool = True):  # type: ignore[no-untyped-def]
+        result = CliRunner().invoke(main, ["--instance", str(instance), *args], input=input)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    invoke.instance = instance  # type: ignore[attr-defined]
+    return invoke
+
+
+def test_init_creates_a_private_instance_and_is_repeatable(run) -> None:  # type: ignore[no-untyped-def]
+    first = run("init")
+    assert "instance ready" in first.output
+    secrets = run.instance / "secrets"
+    peppers = {p.name: p.read_bytes() for p in secrets.iterdir()}
+    assert set(peppers) == {"source_id_pepper", "reply_key_pepper", "session_key"}
+    for path in secrets.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    run("init")
+    assert {p.name: p.read_bytes() for p in secrets.iterdir()} == peppers
+    assert run("db", "current").output.strip() != "base (empty)"
+
+
+def test_tenant_and_key_commands(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("tenant", "add", "pemkot-palembang", "--name", "Pemerintah Kota Palembang",
+        "--kind", "pemerintah_kota", "--province", "Sumatera Selatan")
+    listed = run("tenant", "list").output
+    assert "pemkot-palembang\tPemerintah Kota Palembang\t0 key(s)" in listed
+
+    home = short_tempdir("ws-")
+    key_file = tmp_path / "investigator.asc"
+    key_file.write_text(make_workstation_key(home, "Inspektorat Palembang"))
+    imported = run("key", "import", "pemkot-palembang", str(key_file), "--owner", "Tim 1")
+    fingerprint = imported.output.split()[1]
+    assert len(fingerprint) == 40
+    assert f"{fingerprint}\tcurrent\tTim 1" in run("key", "list", "pemkot-palembang").output
+
+    run("key", "revoke", "pemkot-palembang", fingerprint)
+    assert f"{fingerprint}\trevoked" in run("key", "list", "pemkot-palembang").output
+
+
+def test_operator_errors_are_one_clear_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = run("tenant", "list", ok=False)
+    assert missing.exit_code == 1 and "peluit init" in missing.output
+    assert "Traceback" not in missing.output
+
+    run("init")
+    unknown = run("key", "list", "nowhere", ok=False)
+    assert unknown.exit_code == 1 and "no tenant with slug 'nowhere'" in unknown.output
+
+    run("tenant", "add", "kpk", "--name", "KPK", "--kind", "hub")
+    secret = tmp_path / "secret.asc"
+    secret.write_text("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxx\n")
+    refused = run("key", "import", "kpk", str(secret), ok=False)
+    assert refused.exit_code == 1 and "PRIVATE key" in refused.output
+    assert "Traceback" not in refused.output
+
+
+def test_bad_setting_is_named(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PELUIT_MAX_UPLOAD_BYTES", "huge")
+    result = run("init", ok=False)
+    assert result.exit_code == 1 and "PELUIT_MAX_UPLOAD_BYTES" in result.output
+
+
+def test_demo_keeps_secret_keys_out_of_the_server(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    workstation = short_tempdir("demo-")
+    out = run("init", "--demo", "--demo-workstation", str(workstation)).output
+    assert "created demo tenant kpk" in out and "created demo tenant pemprov-sumsel" in out
+    def secret_keys(home: Path) -> str:
+        return subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--with-colons", "--list-secret-keys"],
+            capture_output=True, text=True, check=False,
+        ).stdout
+
+    server_home = Path(os.environ["PELUIT_GNUPG_HOME"])
+    assert "sec:" not in secret_keys(server_home)
+    assert secret_keys(workstation / "gnupg").count("sec:") == 2
+    # Running it again adds nothing.
+    again = run("init", "--demo", "--demo-workstation", str(workstation)).output
+    assert "created" not in again and "demo key" not in again

@@ -1,0 +1,248 @@
+"""``peluit``: the operator's command line.
+
+Errors the operator can fix (a bad setting, a refused key, an unknown tenant) are printed as one
+clear line and exit with status 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crypto.errors import CryptoError
+from wbs import db
+from wbs.config import Config, ConfigError, load_config
+from wbs.domain import TenantKind
+from wbs.instance import Instance, init_instance
+from wbs.tenants import (
+    TenantError,
+    add_recipient_key,
+    create_tenant,
+    get_tenant,
+    list_tenants,
+    recipient_keys,
+    revoke_recipient_key,
+)
+
+# Errors whose message is the whole story for an operator.
+_OPERATOR_ERRORS = (ConfigError, TenantError, CryptoError, FileNotFoundError, RuntimeError)
+
+
+def _config(ctx: click.Context) -> Config:
+    cfg: Config = ctx.obj["config"]
+    return cfg
+
+
+@contextmanager
+def _opened(ctx: click.Context) -> Iterator[Instance]:
+    with Instance.open(_config(ctx)) as instance:
+        yield instance
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _OPERATOR_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--instance",
+    "instance_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PELUIT_INSTANCE",
+    default="instance",
+    show_default=True,
+    help="The instance folder (database, store, keyring, secrets).",
+)
+@click.pass_context
+def main(ctx: click.Context, instance_dir: Path) -> None:
+    """Peluit: an anonymous, Tor-only drop box for corruption reports."""
+    # Everything an operator command creates (database, keyring, store) is for this user only.
+    os.umask(0o077)
+    try:
+        config = load_config(instance_dir=instance_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create the demo tenants and their keys.")
+@click.option(
+    "--demo-workstation",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo keys' secret halves go (default: demo-workstation beside the instance).",
+)
+@click.pass_context
+def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
+    """Create the instance: database, secrets, keyring, store. Keeps whatever exists."""
+    config = _config(ctx)
+    init_instance(config)
+    click.echo(f"instance ready in {config.instance_dir}")
+    if demo:
+        from wbs.demo import ensure_demo
+
+        workstation = demo_workstation or config.instance_dir.parent / "demo-workstation"
+        with _opened(ctx) as instance, instance.sessions() as session:
+            for line in ensure_demo(session, instance.keyring, workstation.absolute()):
+                click.echo(line)
+
+
+# --- tenants ------------------------------------------------------------------------------------
+
+
+@main.group()
+def tenant() -> None:
+    """Institutions (instansi) served by this instance."""
+
+
+@tenant.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="Full name, e.g. 'Pemerintah Kota Palembang'.")
+@click.option(
+    "--kind",
+    type=click.Choice([kind.value for kind in TenantKind]),
+    required=True,
+    help="What kind of instansi; 'hub' is KPK.",
+)
+@click.option("--province", default=None)
+@click.option("--first-response-days", type=click.IntRange(min=1), default=None,
+              help="First-response deadline in working days (default: the instance's).")
+@click.pass_context
+def tenant_add(
+    ctx: click.Context,
+    slug: str,
+    name: str,
+    kind: str,
+    province: str | None,
+    first_response_days: int | None,
+) -> None:
+    """Add a tenant."""
+    days = first_response_days or _config(ctx).first_response_days
+    with _opened(ctx) as instance, instance.sessions() as session:
+        created = create_tenant(
+            session,
+            slug=slug,
+            name=name,
+            kind=TenantKind(kind),
+            province=province,
+            first_response_days=days,
+        )
+        session.commit()
+        click.echo(f"added tenant {created.slug}: {created.name}")
+
+
+@tenant.command("list")
+@click.pass_context
+def tenant_list(ctx: click.Context) -> None:
+    """List tenants with their number of current recipient keys."""
+    with _opened(ctx) as instance, instance.sessions() as session:
+        for item in list_tenants(session):
+            keys = [k for k in recipient_keys(session, item) if k.revoked_at is None]
+            hub = " [hub]" if item.is_hub else ""
+            click.echo(f"{item.slug}\t{item.name}{hub}\t{len(keys)} key(s)")
+
+
+# --- recipient keys ----------------------------------------------------------------------------
+
+
+@main.group()
+def key() -> None:
+    """Recipient public keys of a tenant (their secret halves stay on the workstation)."""
+
+
+@key.command("import")
+@click.argument("tenant_slug")
+@click.argument("key_file", type=click.File("rb"))
+@click.option("--owner", default=None, help="Whose key this is, e.g. 'Inspektorat, tim 1'.")
+@click.pass_context
+def key_import(ctx: click.Context, tenant_slug: str, key_file: Any, owner: str | None) -> None:
+    """Import a PUBLIC key as a recipient of TENANT_SLUG's reports ('-' reads stdin)."""
+    data = key_file.read()
+    with _opened(ctx) as instance, instance.sessions() as session:
+        target = get_tenant(session, tenant_slug)
+        added = add_recipient_key(
+            session, instance.keyring, target, data.decode("utf-8", "replace"), owner=owner
+        )
+        session.commit()
+        click.echo(f"imported {added.fingerprint} for {target.slug}")
+
+
+@key.command("list")
+@click.argument("tenant_slug")
+@click.pass_context
+def key_list(ctx: click.Context, tenant_slug: str) -> None:
+    """List a tenant's recipient keys."""
+    with _opened(ctx) as instance, instance.sessions() as session:
+        for item in recipient_keys(session, get_tenant(session, tenant_slug)):
+            state = "revoked" if item.revoked_at else "current"
+            click.echo(f"{item.fingerprint}\t{state}\t{item.owner or ''}")
+
+
+@key.command("revoke")
+@click.argument("tenant_slug")
+@click.argument("fingerprint")
+@click.pass_context
+def key_revoke(ctx: click.Context, tenant_slug: str, fingerprint: str) -> None:
+    """Stop encrypting new reports of TENANT_SLUG to FINGERPRINT."""
+    with _opened(ctx) as instance, instance.sessions() as session:
+        revoked = revoke_recipient_key(session, get_tenant(session, tenant_slug), fingerprint)
+        session.commit()
+        click.echo(f"revoked {revoked.fingerprint} for {tenant_slug}")
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    config = _config(ctx)
+    db.upgrade(config.database_url, revision)
+    click.echo(f"database at revision {_revision(config)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the database)."""
+    config = _config(ctx)
+    db.downgrade(config.database_url, revision)
+    click.echo(f"database at revision {_revision(config)}")
+
+
+@db_group.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Print the database's revision."""
+    click.echo(_revision(_config(ctx)))
+
+
+def _revision(config: Config) -> str:
+    engine = db.make_engine(config.database_url)
+    try:
+        return db.current_revision(engine) or "base (empty)"
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

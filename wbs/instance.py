@@ -1,0 +1,99 @@
+"""An instance: the configuration and the long-lived services built from it.
+
+Built explicitly (``Instance.open(config)``), never at import time, so tests can make as many
+as they like and the interfaces' app factories take one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from crypto.keyring import Keyring
+from wbs import db
+from wbs.config import Config, Secrets, generate_secrets, load_secrets
+from wbs.models import Reply, Submission
+from wbs.store import Store
+from wbs.workdays import WorkingCalendar
+
+
+def init_instance(config: Config) -> None:
+    """Create what an instance needs; safe to run again (it keeps what exists)."""
+    config.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(config.instance_dir, 0o700)
+    generate_secrets(config.instance_dir)
+    Store(config.store_dir)
+    Keyring(config.gnupg_home, config.gpg_binary).close()
+    engine = db.make_engine(config.database_url)
+    try:
+        db.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Instance:
+    config: Config
+    secrets: Secrets
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: Store
+    keyring: Keyring
+    calendar: WorkingCalendar = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calendar = WorkingCalendar(self.config.cuti_bersama)
+
+    @classmethod
+    def open(cls, config: Config) -> Instance:
+        """Open an initialised instance; refuse one whose database is not migrated."""
+        secrets = load_secrets(config.instance_dir)
+        engine = db.make_engine(config.database_url)
+        if db.current_revision(engine) is None:
+            engine.dispose()
+            raise RuntimeError(
+                f"the database at {config.database_url} is not initialised: run 'peluit init'"
+            )
+        return cls(
+            config=config,
+            secrets=secrets,
+            engine=engine,
+            sessions=db.make_session_factory(engine),
+            store=Store(config.store_dir),
+            keyring=Keyring(config.gnupg_home, config.gpg_binary),
+        )
+
+    def sweep_store(self) -> list[str]:
+        """Settle the store after a crash: see :meth:`wbs.store.Store.sweep`."""
+        with self.sessions() as session:
+
+            def referenced(path: str) -> bool:
+                for model in (Submission, Reply):
+                    found = session.scalar(
+                        sa.select(model.id).where(model.store_path == path)
+                    )
+                    if found is not None:
+                        return True
+                return False
+
+            return self.store.sweep(referenced)
+
+    def close(self) -> None:
+        self.keyring.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,169 @@
+"""Tenants (instansi) and their recipient keys.
+
+A tenant's submissions are encrypted to every current (unrevoked) recipient key of the tenant,
+and to KPK's keys as well when the report goes to KPK. The server's keyring holds the public
+halves only; :meth:`crypto.keyring.Keyring.import_public_key` refuses anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crypto.keyring import Keyring
+from wbs.domain import DEFAULT_CATEGORY_CODES, EventKind, KpkSharing, TenantKind
+from wbs.models import Event, RecipientKey, Tenant, utcnow
+from wbs.tenancy import TenantScope
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class TenantError(ValueError):
+    """A tenant operation that cannot be done; the message says why in plain words."""
+
+
+def create_tenant(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    kind: TenantKind,
+    province: str | None = None,
+    first_response_days: int = 7,
+    categories: Sequence[str] = DEFAULT_CATEGORY_CODES,
+    kpk_sharing: KpkSharing = KpkSharing.OPTIONAL,
+) -> Tenant:
+    if not _SLUG.match(slug):
+        raise TenantError(
+            f"slug {slug!r}: 2-40 characters, lower-case letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    if session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        raise TenantError(f"a tenant with slug {slug!r} exists already")
+    is_hub = kind == TenantKind.HUB
+    if is_hub and session.scalar(sa.select(Tenant.id).where(Tenant.is_hub)) is not None:
+        raise TenantError("there is a hub tenant (KPK) already; there can be only one")
+    if first_response_days < 1:
+        raise TenantError("the first-response deadline must be at least one working day")
+    tenant = Tenant(
+        slug=slug,
+        name=name,
+        kind=kind,
+        province=province,
+        is_hub=is_hub,
+        first_response_days=first_response_days,
+        categories=list(categories),
+        # The hub receives reports itself: "also send to KPK" means nothing there.
+        kpk_sharing=KpkSharing.NEVER if is_hub else kpk_sharing,
+    )
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_tenant(session: Session, slug: str) -> Tenant:
+    tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise TenantError(f"no tenant with slug {slug!r}")
+    return tenant
+
+
+def hub_tenant(session: Session) -> Tenant | None:
+    return session.scalar(sa.select(Tenant).where(Tenant.is_hub))
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(sa.select(Tenant).order_by(Tenant.is_hub.desc(), Tenant.slug)))
+
+
+def add_recipient_key(
+    session: Session,
+    keyring: Keyring,
+    tenant: Tenant,
+    armored: str,
+    *,
+    owner: str | None = None,
+    actor_id: int | None = None,
+) -> RecipientKey:
+    """Check and import a public key, and make it a recipient of the tenant's submissions.
+
+    Raises :class:`crypto.errors.KeyRefused` (with its reason) for a key that must not be used.
+    """
+    info = keyring.import_public_key(armored)
+    scope = TenantScope(session, tenant)
+    existing = session.scalar(
+        scope.select(RecipientKey).where(RecipientKey.fingerprint == info.fingerprint)
+    )
+    if existing is not None:
+        if existing.revoked_at is None:
+            raise TenantError(f"key {info.fingerprint} is already a recipient of {tenant.slug}")
+        raise TenantError(
+            f"key {info.fingerprint} was revoked for {tenant.slug}; a revoked key is not "
+            "taken back: make a new key"
+        )
+    key = RecipientKey(
+        fingerprint=info.fingerprint,
+        public_key=keyring.export_public_key(info.fingerprint),
+        owner=owner,
+    )
+    scope.add(key)
+    scope.add(
+        Event(kind=EventKind.KEY_ADDED, actor_investigator_id=actor_id, note=info.fingerprint)
+    )
+    session.flush()
+    return key
+
+
+def revoke_recipient_key(
+    session: Session, tenant: Tenant, fingerprint: str, *, actor_id: int | None = None
+) -> RecipientKey:
+    """Stop encrypting new submissions to a key; what it could read stays readable to it."""
+    scope = TenantScope(session, tenant)
+    fingerprint = fingerprint.replace(" ", "").upper()
+    key = session.scalar(
+        scope.select(RecipientKey).where(RecipientKey.fingerprint == fingerprint)
+    )
+    if key is None:
+        raise TenantError(f"{fingerprint} is not a recipient key of {tenant.slug}")
+    if key.revoked_at is not None:
+        raise TenantError(f"{fingerprint} is revoked already")
+    key.revoked_at = utcnow()
+    scope.add(Event(kind=EventKind.KEY_REVOKED, actor_investigator_id=actor_id, note=fingerprint))
+    session.flush()
+    return key
+
+
+def recipient_keys(session: Session, tenant: Tenant) -> list[RecipientKey]:
+    scope = TenantScope(session, tenant)
+    return list(session.scalars(scope.select(RecipientKey).order_by(RecipientKey.created_at)))
+
+
+def current_recipients(session: Session, tenant: Tenant, *, to_kpk: bool = False) -> list[str]:
+    """Fingerprints a new submission of ``tenant`` is encrypted to.
+
+    Fails closed: a tenant (or, with ``to_kpk``, a hub) without a current key raises, so nothing
+    is ever stored that no one can read, or that was meant for KPK and is not readable there.
+    """
+    fingerprints = _active(session, tenant)
+    if not fingerprints:
+        raise TenantError(f"{tenant.slug} has no current recipient key: intake is closed")
+    if to_kpk and not tenant.is_hub:
+        hub = hub_tenant(session)
+        hub_keys = _active(session, hub) if hub is not None else []
+        if not hub_keys:
+            raise TenantError("KPK has no current recipient key: cannot send the report to KPK")
+        fingerprints += [fpr for fpr in hub_keys if fpr not in fingerprints]
+    return fingerprints
+
+
+def _active(session: Session, tenant: Tenant) -> list[str]:
+    scope = TenantScope(session, tenant)
+    keys = session.scalars(
+        scope.select(RecipientKey)
+        .where(RecipientKey.revoked_at.is_(None))
+        .order_by(RecipientKey.created_at, RecipientKey.id)
+    )
+    return [key.fingerprint for key in keys]
