@@ -1,0 +1,111 @@
+"""Codenames: random phrases of common words that a pelapor uses to come back to a report.
+
+A codename is the only credential a source has, so it must resist guessing on its own: it is
+drawn with :mod:`secrets` from a fixed word list with enough words for at least
+:data:`MIN_ENTROPY_BITS` of entropy. The argon2id cost in :mod:`crypto.kdf` comes on top of that.
+
+A codename is a secret. Nothing here logs, prints or stores one; callers must not either.
+
+Word lists live in ``crypto/wordlists/``: ``id.txt`` is built by ``scripts/build_wordlist_id.py``
+and ``en.txt`` is the EFF long list. ``crypto/wordlists/SOURCES.md`` records their origin.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import secrets
+import unicodedata
+from importlib import resources
+
+MIN_ENTROPY_BITS = 90
+LANGUAGES: tuple[str, ...] = ("id", "en")
+
+# The design asks for at least 4,096 words (12 bits each) and both shipped lists are larger, so
+# a shorter list means a truncated or wrong file: refuse it rather than hand out longer codenames.
+MIN_WORDLIST_SIZE = 4096
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def _check_language(language: str) -> None:
+    # The language names a file, so only the known names may reach the path.
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown codename language {language!r}; expected one of {LANGUAGES}")
+
+
+def _read_wordlist(language: str) -> str:
+    # Package data rather than a path relative to this file, so an installed wheel works too.
+    path = resources.files("crypto") / "wordlists" / f"{language}.txt"
+    return path.read_text(encoding="utf-8")
+
+
+@functools.cache
+def load_wordlist(language: str) -> tuple[str, ...]:
+    """The word list for ``language`` ("id" or "en"), in file order.
+
+    Raises ValueError for an unknown language or a list that is too short, has duplicates or
+    has anything but a-z words: codenames from a damaged list would be weaker than promised,
+    so we fail closed instead of generating them.
+    """
+    _check_language(language)
+    words = tuple(_read_wordlist(language).split())
+    bad = [w for w in words if not _WORD.fullmatch(w)]
+    if bad:
+        raise ValueError(f"{language} word list has {len(bad)} entries that are not a-z words")
+    if len(set(words)) != len(words):
+        raise ValueError(f"{language} word list has duplicate words")
+    if len(words) < MIN_WORDLIST_SIZE:
+        raise ValueError(
+            f"{language} word list has {len(words)} words, fewer than {MIN_WORDLIST_SIZE}"
+        )
+    return words
+
+
+@functools.cache
+def _word_set(language: str) -> frozenset[str]:
+    return frozenset(load_wordlist(language))
+
+
+def words_needed(language: str) -> int:
+    """How many words a codename in ``language`` needs for MIN_ENTROPY_BITS of entropy."""
+    return math.ceil(MIN_ENTROPY_BITS / math.log2(len(load_wordlist(language))))
+
+
+def entropy_bits(language: str) -> float:
+    """Entropy of a generated codename in ``language``: each word is an independent choice."""
+    return words_needed(language) * math.log2(len(load_wordlist(language)))
+
+
+def generate_codename(language: str = "id") -> str:
+    """A new random codename: ``words_needed(language)`` words joined by single spaces."""
+    words = load_wordlist(language)
+    return " ".join(secrets.choice(words) for _ in range(words_needed(language)))
+
+
+def normalize_codename(text: str) -> str:
+    """The canonical form of a typed codename, so capitals and stray spaces still log in.
+
+    NFKC folds full-width letters and odd spaces from phone keyboards, case-folding ignores
+    capitals, invisible format characters (zero-width spaces from copy and paste) are dropped,
+    and any run of whitespace becomes one space.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split())
+
+
+def looks_like_codename(text: str) -> bool:
+    """Whether ``text``, once normalised, has the shape of a codename in one of the languages.
+
+    This lets an interface say "that is not a codename" without deriving keys or touching the
+    database; it says nothing about whether the codename belongs to anyone.
+    """
+    words = normalize_codename(text).split(" ")
+    for language in LANGUAGES:
+        if len(words) == words_needed(language) and all(
+            word in _word_set(language) for word in words
+        ):
+            return True
+    return False
