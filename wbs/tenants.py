@@ -18,7 +18,8 @@ from wbs.domain import DEFAULT_CATEGORY_CODES, EventKind, KpkSharing, TenantKind
 from wbs.models import Event, RecipientKey, Tenant, utcnow
 from wbs.tenancy import TenantScope
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+# The model enforces the same rule; checked here first for a message an operator can act on.
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class TenantError(ValueError):
@@ -36,10 +37,10 @@ def create_tenant(
     categories: Sequence[str] = DEFAULT_CATEGORY_CODES,
     kpk_sharing: KpkSharing = KpkSharing.OPTIONAL,
 ) -> Tenant:
-    if not _SLUG.match(slug):
+    if not (_SLUG.match(slug) and 2 <= len(slug) <= 40):
         raise TenantError(
-            f"slug {slug!r}: 2-40 characters, lower-case letters, digits and '-', "
-            "starting with a letter or digit"
+            f"slug {slug!r}: 2-40 characters, lower-case letters and digits, "
+            "words joined by single hyphens"
         )
     if session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)) is not None:
         raise TenantError(f"a tenant with slug {slug!r} exists already")

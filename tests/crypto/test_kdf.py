@@ -30,7 +30,8 @@ def test_other_codename_or_pepper_changes_everything() -> None:
 
 
 def test_cost_parameters_matter() -> None:
-    assert derive("meja", KdfParams(time_cost=2, memory_kib=8)).source_id != derive("meja").source_id
+    costlier = derive("meja", KdfParams(time_cost=2, memory_kib=8))
+    assert costlier.source_id != derive("meja").source_id
 
 
 def test_production_cost_runs() -> None:

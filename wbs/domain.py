@@ -1,0 +1,338 @@
+"""The vocabulary of the domain: enums, their Indonesian labels, categories, MCP areas.
+
+Database values are stable lower-snake-case strings (what the enums' values are); they never
+change once shipped, because rows, migrations and the KPK data exchange depend on them. What
+users read is the Indonesian ``label`` (and, for statuses, the wording shown to the pelapor),
+which may be reworded freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class TenantKind(StrEnum):
+    """The kind of instansi; ``hub`` is KPK itself, which sees across the connected tenants."""
+
+    KEMENTERIAN = "kementerian"
+    LEMBAGA = "lembaga"
+    PEMERINTAH_PROVINSI = "pemerintah_provinsi"
+    PEMERINTAH_KABUPATEN = "pemerintah_kabupaten"
+    PEMERINTAH_KOTA = "pemerintah_kota"
+    BUMN = "bumn"
+    BUMD = "bumd"
+    HUB = "hub"
+
+    @property
+    def label(self) -> str:
+        return TENANT_KIND_LABELS[self]
+
+
+TENANT_KIND_LABELS: Mapping[TenantKind, str] = MappingProxyType(
+    {
+        TenantKind.KEMENTERIAN: "Kementerian",
+        TenantKind.LEMBAGA: "Lembaga",
+        TenantKind.PEMERINTAH_PROVINSI: "Pemerintah Provinsi",
+        TenantKind.PEMERINTAH_KABUPATEN: "Pemerintah Kabupaten",
+        TenantKind.PEMERINTAH_KOTA: "Pemerintah Kota",
+        TenantKind.BUMN: "Badan Usaha Milik Negara (BUMN)",
+        TenantKind.BUMD: "Badan Usaha Milik Daerah (BUMD)",
+        TenantKind.HUB: "KPK (pusat pemantauan)",
+    }
+)
+
+
+class Role(StrEnum):
+    """Roles of investigator-side accounts. The pelapor has no account and no role."""
+
+    VERIFIKATOR = "verifikator"
+    ADMIN_INSTANSI = "admin_instansi"
+    PEMANTAU_KPK = "pemantau_kpk"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: Mapping[Role, str] = MappingProxyType(
+    {
+        Role.VERIFIKATOR: "Verifikator / Penyidik",
+        Role.ADMIN_INSTANSI: "Admin Instansi",
+        Role.PEMANTAU_KPK: "Pemantau KPK",
+    }
+)
+
+
+class CaseStatus(StrEnum):
+    """Where a report (pengaduan) stands; the outcomes KPK's complaint directorate reports."""
+
+    BARU = "baru"
+    VERIFIKASI = "verifikasi"
+    KLARIFIKASI = "klarifikasi"
+    TELAAH = "telaah"
+    DITERUSKAN = "diteruskan"
+    DIARSIPKAN = "diarsipkan"
+    SELESAI = "selesai"
+
+    @property
+    def label(self) -> str:
+        """The status name investigators and KPK see."""
+        return CASE_STATUS_LABELS[self]
+
+    @property
+    def source_wording(self) -> str:
+        """What the pelapor reads. Details (the question, to whom, the reason) come in a reply."""
+        return CASE_STATUS_SOURCE_WORDING[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+CASE_STATUS_LABELS: Mapping[CaseStatus, str] = MappingProxyType(
+    {
+        CaseStatus.BARU: "Baru",
+        CaseStatus.VERIFIKASI: "Verifikasi",
+        CaseStatus.KLARIFIKASI: "Klarifikasi",
+        CaseStatus.TELAAH: "Telaah",
+        CaseStatus.DITERUSKAN: "Diteruskan",
+        CaseStatus.DIARSIPKAN: "Diarsipkan",
+        CaseStatus.SELESAI: "Selesai",
+    }
+)
+
+CASE_STATUS_SOURCE_WORDING: Mapping[CaseStatus, str] = MappingProxyType(
+    {
+        CaseStatus.BARU: "Pengaduan diterima",
+        CaseStatus.VERIFIKASI: "Pengaduan sedang diverifikasi",
+        CaseStatus.KLARIFIKASI: "Kami memerlukan keterangan tambahan dari Anda",
+        CaseStatus.TELAAH: "Pengaduan sedang ditelaah",
+        CaseStatus.DITERUSKAN: "Pengaduan telah diteruskan kepada pihak yang berwenang",
+        CaseStatus.DIARSIPKAN: "Pengaduan diarsipkan",
+        CaseStatus.SELESAI: "Penanganan pengaduan telah selesai",
+    }
+)
+
+# Closed statuses: the deadline clock stops and the case leaves the working inbox.
+FINAL_STATUSES: frozenset[CaseStatus] = frozenset({CaseStatus.DIARSIPKAN, CaseStatus.SELESAI})
+OPEN_STATUSES: frozenset[CaseStatus] = frozenset(CaseStatus) - FINAL_STATUSES
+
+# The workflow. Decisions:
+# * Screening (verifikasi) may be skipped only to archive, forward, or ask the pelapor: a new
+#   report is never "under review" or "finished" before someone has looked at it.
+# * Klarifikasi returns to wherever the answer leads (verification or review), or ends the case
+#   when the pelapor never answers (diarsipkan).
+# * Diteruskan is not final: the receiving unit (APIP, APH, KPK) may send the case back for
+#   review, and the forwarding unit closes it (selesai) once handling is reported.
+# * Diarsipkan and selesai are final, but a closed case may be reopened, only to telaah: new
+#   evidence from the pelapor or a KPK request restarts review, never screening, and the
+#   reopening is itself a status change in the append-only event log.
+ALLOWED_TRANSITIONS: Mapping[CaseStatus, frozenset[CaseStatus]] = MappingProxyType(
+    {
+        CaseStatus.BARU: frozenset(
+            {
+                CaseStatus.VERIFIKASI,
+                CaseStatus.KLARIFIKASI,
+                CaseStatus.DITERUSKAN,
+                CaseStatus.DIARSIPKAN,
+            }
+        ),
+        CaseStatus.VERIFIKASI: frozenset(
+            {
+                CaseStatus.KLARIFIKASI,
+                CaseStatus.TELAAH,
+                CaseStatus.DITERUSKAN,
+                CaseStatus.DIARSIPKAN,
+            }
+        ),
+        CaseStatus.KLARIFIKASI: frozenset(
+            {
+                CaseStatus.VERIFIKASI,
+                CaseStatus.TELAAH,
+                CaseStatus.DITERUSKAN,
+                CaseStatus.DIARSIPKAN,
+            }
+        ),
+        CaseStatus.TELAAH: frozenset(
+            {
+                CaseStatus.KLARIFIKASI,
+                CaseStatus.DITERUSKAN,
+                CaseStatus.DIARSIPKAN,
+                CaseStatus.SELESAI,
+            }
+        ),
+        CaseStatus.DITERUSKAN: frozenset({CaseStatus.TELAAH, CaseStatus.SELESAI}),
+        CaseStatus.DIARSIPKAN: frozenset({CaseStatus.TELAAH}),
+        CaseStatus.SELESAI: frozenset({CaseStatus.TELAAH}),
+    }
+)
+
+
+def can_transition(current: CaseStatus, new: CaseStatus) -> bool:
+    """Whether the workflow allows moving a case from ``current`` to ``new``."""
+    return new in ALLOWED_TRANSITIONS[current]
+
+
+class SubmissionKind(StrEnum):
+    """What a pelapor sent: the guided form (4W+1H+berapa), a follow-up message, or a file."""
+
+    FORM = "form"
+    MESSAGE = "message"
+    FILE = "file"
+
+    @property
+    def label(self) -> str:
+        return SUBMISSION_KIND_LABELS[self]
+
+
+SUBMISSION_KIND_LABELS: Mapping[SubmissionKind, str] = MappingProxyType(
+    {
+        SubmissionKind.FORM: "Formulir pengaduan",
+        SubmissionKind.MESSAGE: "Pesan",
+        SubmissionKind.FILE: "Berkas bukti",
+    }
+)
+
+
+class KpkSharing(StrEnum):
+    """A tenant's policy for sending reports to KPK as well (encrypting to KPK's key too).
+
+    ``optional`` lets the pelapor choose on the form; the others decide for them.
+    """
+
+    NEVER = "never"
+    OPTIONAL = "optional"
+    ALWAYS = "always"
+
+    @property
+    def label(self) -> str:
+        return KPK_SHARING_LABELS[self]
+
+
+KPK_SHARING_LABELS: Mapping[KpkSharing, str] = MappingProxyType(
+    {
+        KpkSharing.NEVER: "Tidak dikirim ke KPK",
+        KpkSharing.OPTIONAL: "Pelapor memilih",
+        KpkSharing.ALWAYS: "Selalu dikirim ke KPK",
+    }
+)
+
+
+class EventKind(StrEnum):
+    """Kinds of entries in the append-only event log.
+
+    New kinds need no migration (the column carries no check constraint, on purpose: changing
+    one on SQLite means rebuilding the append-only table and its triggers).
+    """
+
+    CASE_CREATED = "case_created"
+    STATUS_CHANGED = "status_changed"
+    ASSIGNED = "assigned"
+    UNASSIGNED = "unassigned"
+    SUBMISSION_ADDED = "submission_added"
+    REPLY_ADDED = "reply_added"
+    REPLY_DELETED = "reply_deleted"
+    ITEM_DELETED = "item_deleted"
+    CASE_DELETED = "case_deleted"
+    SENT_TO_KPK = "sent_to_kpk"
+    EXPORTED = "exported"
+    KEY_ADDED = "key_added"
+    KEY_REVOKED = "key_revoked"
+    INVESTIGATOR_ADDED = "investigator_added"
+    INVESTIGATOR_DEACTIVATED = "investigator_deactivated"
+    SETTINGS_CHANGED = "settings_changed"
+
+    @property
+    def label(self) -> str:
+        return EVENT_KIND_LABELS[self]
+
+
+EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
+    {
+        EventKind.CASE_CREATED: "Pengaduan masuk",
+        EventKind.STATUS_CHANGED: "Status diubah",
+        EventKind.ASSIGNED: "Ditugaskan",
+        EventKind.UNASSIGNED: "Penugasan dicabut",
+        EventKind.SUBMISSION_ADDED: "Kiriman baru dari pelapor",
+        EventKind.REPLY_ADDED: "Balasan dikirim",
+        EventKind.REPLY_DELETED: "Balasan dihapus",
+        EventKind.ITEM_DELETED: "Kiriman dihapus",
+        EventKind.CASE_DELETED: "Pengaduan dihapus",
+        EventKind.SENT_TO_KPK: "Dikirim ke KPK",
+        EventKind.EXPORTED: "Diekspor ke workstation",
+        EventKind.KEY_ADDED: "Kunci penerima ditambahkan",
+        EventKind.KEY_REVOKED: "Kunci penerima dicabut",
+        EventKind.INVESTIGATOR_ADDED: "Akun verifikator ditambahkan",
+        EventKind.INVESTIGATOR_DEACTIVATED: "Akun verifikator dinonaktifkan",
+        EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
+    }
+)
+
+# Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
+# other source-side timestamp: a precise time could be matched against network logs.
+SOURCE_EVENT_KINDS: frozenset[EventKind] = frozenset(
+    {EventKind.CASE_CREATED, EventKind.SUBMISSION_ADDED}
+)
+
+# The seven groups of corruption in UU 31/1999 jo. UU 20/2001, as (code, label).
+CORRUPTION_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("kerugian_keuangan_negara", "Kerugian keuangan negara"),
+    ("suap_menyuap", "Suap-menyuap"),
+    ("penggelapan_dalam_jabatan", "Penggelapan dalam jabatan"),
+    ("pemerasan", "Pemerasan"),
+    ("perbuatan_curang", "Perbuatan curang"),
+    ("benturan_kepentingan_pengadaan", "Benturan kepentingan dalam pengadaan"),
+    ("gratifikasi", "Gratifikasi"),
+)
+
+# What regional WBS portals add to the seven groups.
+REGIONAL_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("pelanggaran_disiplin", "Pelanggaran disiplin"),
+    ("pelanggaran_kode_etik", "Pelanggaran kode etik"),
+    ("penyalahgunaan_wewenang", "Penyalahgunaan wewenang"),
+    ("maladministrasi", "Maladministrasi"),
+    ("pungutan_liar", "Pungutan liar (pungli)"),
+)
+
+# Every category a tenant may offer; a tenant's ``categories`` is a list of these codes.
+DEFAULT_CATEGORIES: tuple[tuple[str, str], ...] = CORRUPTION_CATEGORIES + REGIONAL_CATEGORIES
+CATEGORY_LABELS: Mapping[str, str] = MappingProxyType(dict(DEFAULT_CATEGORIES))
+DEFAULT_CATEGORY_CODES: tuple[str, ...] = tuple(code for code, _ in DEFAULT_CATEGORIES)
+
+# KPK's MCP (Monitoring Center for Prevention) intervention areas, for mapping prone points.
+MCP_AREAS_CLASSIC: tuple[tuple[str, str], ...] = (
+    ("perencanaan_penganggaran_apbd", "Perencanaan dan Penganggaran APBD"),
+    ("pengadaan_barang_jasa", "Pengadaan Barang dan Jasa"),
+    ("perizinan", "Perizinan"),
+    ("pengawasan_apip", "Pengawasan APIP"),
+    ("manajemen_asn", "Manajemen ASN"),
+    ("optimalisasi_pajak_daerah", "Optimalisasi Pajak Daerah"),
+    ("manajemen_aset_daerah", "Manajemen Aset Daerah (BMD)"),
+    ("tata_kelola_dana_desa", "Tata Kelola Dana Desa"),
+)
+
+# From 2024 the list names Pelayanan Publik and splits planning from budgeting. The combined
+# code above stays valid so cases classified before 2024 keep their meaning.
+MCP_AREAS_2024: tuple[tuple[str, str], ...] = (
+    ("perencanaan_apbd", "Perencanaan APBD"),
+    ("penganggaran_apbd", "Penganggaran APBD"),
+    ("pelayanan_publik", "Pelayanan Publik"),
+)
+
+MCP_AREAS: tuple[tuple[str, str], ...] = MCP_AREAS_CLASSIC + MCP_AREAS_2024
+MCP_AREA_LABELS: Mapping[str, str] = MappingProxyType(dict(MCP_AREAS))
+
+# Registration numbers: "PLT-<TENANT>-<year>-<6 digits>". The digits are random, not a
+# sequence, because a sequence would tell anyone holding one receipt how many reports the
+# instansi received before it (and two receipts, how many in between).
+REGISTRATION_PREFIX = "PLT"
+REGISTRATION_DIGITS = 6
+
+
+def format_registration_number(tenant_slug: str, year: int, number: int) -> str:
+    """``PLT-PEMPROV-SUMSEL-2025-004817`` for tenant slug ``pemprov-sumsel``."""
+    if not 0 <= number < 10**REGISTRATION_DIGITS:
+        raise ValueError("registration number out of range")
+    return f"{REGISTRATION_PREFIX}-{tenant_slug.upper()}-{year:04d}-{number:06d}"

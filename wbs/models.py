@@ -1,0 +1,548 @@
+"""The database model: SQLAlchemy 2 typed mappings shared by both interfaces.
+
+What the server keeps is metadata and the paths of ciphertext files, never a plaintext report,
+file or reply, and nothing that identifies a pelapor: no IP address, no user agent, no codename.
+A source is known only by an id derived from its codename (see :mod:`crypto.kdf`), and every
+source-side time is stored rounded to the day, because a precise time can be matched against
+network logs to find who was connected at that moment.
+
+The schema is built by the Alembic migrations in ``wbs/migrations`` (see :func:`wbs.db.upgrade`),
+never by ``metadata.create_all``; a test checks the migrations produce exactly these models.
+
+Tenant isolation is layered: every tenant-owned row carries ``tenant_id`` (:class:`TenantOwned`),
+reads go through :mod:`wbs.tenancy`, and references between tenant-owned rows are composite
+foreign keys ``(x_id, tenant_id)``, so the database itself refuses a submission attached to
+another tenant's case or a case assigned to another tenant's investigator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Mapper,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    foreign,
+    mapped_column,
+    relationship,
+    validates,
+)
+
+from wbs.domain import (
+    DEFAULT_CATEGORY_CODES,
+    SOURCE_EVENT_KINDS,
+    CaseStatus,
+    EventKind,
+    KpkSharing,
+    Role,
+    SubmissionKind,
+    TenantKind,
+    format_registration_number,
+)
+
+# Stable constraint names on both dialects, so migrations can name what they alter or drop.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_HEX40 = re.compile(r"[0-9A-F]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on an attempt to change or remove an entry of the append-only event log."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def round_to_day(value: dt.datetime) -> dt.datetime:
+    """Midnight UTC of the value's UTC day: the precision kept for source-side times."""
+    value = value.astimezone(dt.UTC)
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def utc_today_start() -> dt.datetime:
+    return round_to_day(utcnow())
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite has no zone type, so the value is stored
+    as naive UTC and given back its zone on the way out. Naive datetimes are refused on the way
+    in: guessing their zone is how times silently shift by seven hours (WIB).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: pass a timezone-aware value (UTC)")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class UTCDay(UTCDateTime):
+    """A source-side time: stored rounded down to midnight UTC, whatever the caller passes.
+
+    Rounding in the column type makes the rule structural: no code path can store a precise
+    time of a pelapor's visit in these columns. Query parameters compared with these columns are
+    rounded down the same way, which matches what is stored (``received_at >= t`` means "on or
+    after t's day").
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = round_to_day(value)
+        return super().process_bind_param(value, dialect)
+
+
+def _day(_self: object, _key: str, value: dt.datetime | None) -> dt.datetime | None:
+    # Round in memory too, so an object read back in the same session (expire_on_commit is off)
+    # shows what was stored, not the precise time the column refused to keep.
+    if value is not None and value.tzinfo is not None:
+        return round_to_day(value)
+    return value
+
+
+def _str_enum(enum_cls: type[Any], name: str, *, check: bool = True) -> sa.Enum:
+    # Stored as VARCHAR with the enum's values (not member names) on both dialects; a CHECK
+    # constraint keeps stray values out. Native PostgreSQL enums are avoided: altering them
+    # inside a migration transaction is awkward and SQLite has none.
+    return sa.Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=check,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda cls: [member.value for member in cls],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    # Every plain datetime column is aware UTC; source-side columns opt into UTCDay explicitly.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime()}
+
+
+class TenantOwned:
+    """Mixin for every row that belongs to one instansi.
+
+    :mod:`wbs.tenancy` refuses to query a model without it, and adds ``tenant_id`` to every
+    query of a model with it. Removing a tenant removes its rows, except where a model sets
+    ``_tenant_ondelete`` to None (the event log), which then makes the removal fail.
+    """
+
+    _tenant_ondelete: str | None = "CASCADE"
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:
+        return mapped_column(
+            sa.ForeignKey("tenants.id", ondelete=cls._tenant_ondelete), nullable=False, index=True
+        )
+
+
+class Tenant(Base):
+    """An instansi connected to the system; the one with ``is_hub`` is KPK."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[TenantKind] = mapped_column(_str_enum(TenantKind, "tenant_kind"))
+    province: Mapped[str | None] = mapped_column(sa.String(100))
+    is_hub: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Working days (hari kerja) for the first response to the pelapor; LKPP uses 3.
+    first_response_days: Mapped[int] = mapped_column(default=7, server_default=sa.text("7"))
+    # Codes from wbs.domain.DEFAULT_CATEGORIES that this instansi offers, in display order.
+    categories: Mapped[list[str]] = mapped_column(
+        sa.JSON, default=lambda: list(DEFAULT_CATEGORY_CODES)
+    )
+    kpk_sharing: Mapped[KpkSharing] = mapped_column(
+        _str_enum(KpkSharing, "kpk_sharing"), default=KpkSharing.OPTIONAL
+    )
+    # None: the deployment's Config.max_upload_bytes applies.
+    max_upload_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
+    onion_address: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("first_response_days > 0", name="first_response_days_positive"),
+        sa.CheckConstraint(
+            "max_upload_bytes IS NULL OR max_upload_bytes > 0", name="max_upload_bytes_positive"
+        ),
+        # The hub flag and the hub kind say the same thing; they must never disagree, since
+        # HubScope (cross-tenant reads) trusts them.
+        sa.CheckConstraint("(kind = 'hub') = is_hub", name="hub_kind"),
+        # At most one hub (KPK): a second one would be a second cross-tenant reader.
+        sa.Index(
+            "uq_tenants_single_hub",
+            "is_hub",
+            unique=True,
+            sqlite_where=sa.text("is_hub"),
+            postgresql_where=sa.text("is_hub"),
+        ),
+    )
+
+    @validates("slug")
+    def _check_slug(self, _key: str, value: str) -> str:
+        # The slug ends up in registration numbers and URLs: keep it plain.
+        if not _SLUG.fullmatch(value) or len(value) > 40:
+            raise ValueError("tenant slug: lowercase letters, digits and single hyphens")
+        return value
+
+    def __repr__(self) -> str:
+        return f"Tenant(id={self.id!r}, slug={self.slug!r})"
+
+
+class RecipientKey(TenantOwned, Base):
+    """A public OpenPGP key every submission of the tenant is encrypted to.
+
+    The private half lives only on the air-gapped workstation.
+    """
+
+    __tablename__ = "recipient_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(sa.String(40))
+    public_key: Mapped[str] = mapped_column(sa.Text)
+    # Whose key it is ("Inspektorat, tim 1"), for the admin page; None for a shared tenant key.
+    owner: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "fingerprint"),
+        sa.CheckConstraint("length(fingerprint) = 40", name="fingerprint_length"),
+    )
+
+    @validates("fingerprint")
+    def _check_fingerprint(self, _key: str, value: str) -> str:
+        value = value.replace(" ", "").upper()
+        if not _HEX40.fullmatch(value):
+            raise ValueError("fingerprint: 40 hexadecimal digits (a v4 OpenPGP key)")
+        return value
+
+
+class Investigator(TenantOwned, Base):
+    """An account of the investigator side: verifikator, admin instansi or pemantau KPK.
+
+    Accounts are deactivated, never deleted: cases, replies and the event log point at them.
+    """
+
+    __tablename__ = "investigators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[Role] = mapped_column(_str_enum(Role, "role"))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column()
+
+    # Target of the composite foreign keys that keep references inside one tenant.
+    __table_args__ = (sa.UniqueConstraint("id", "tenant_id"),)
+
+    def __repr__(self) -> str:
+        return f"Investigator(id={self.id!r}, username={self.username!r})"
+
+
+class Source(TenantOwned, Base):
+    """A pelapor, known only by an id derived from the codename; never by the codename.
+
+    ``reply_secret_key`` is an armored OpenPGP secret key LOCKED with a passphrase derived from
+    the codename with a separate pepper (:func:`crypto.kdf.derive_source_secrets`). The server
+    cannot unlock it without the codename, which it never stores; only a logged-in pelapor's
+    session can, to read replies.
+    """
+
+    __tablename__ = "sources"
+
+    # 64 hex digits: argon2id(codename, source-id pepper). Not the codename, not reversible.
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    reply_fingerprint: Mapped[str] = mapped_column(sa.String(40))
+    reply_public_key: Mapped[str] = mapped_column(sa.Text)
+    reply_secret_key: Mapped[str] = mapped_column(sa.Text)
+    # Day precision: a precise creation time helps correlate a pelapor with network logs.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
+
+    cases: Mapped[list[Case]] = relationship(back_populates="source", passive_deletes=True)
+    _round_created_at = validates("created_at")(_day)
+
+    __table_args__ = (
+        sa.UniqueConstraint("id", "tenant_id"),
+        sa.CheckConstraint("length(id) = 64", name="id_length"),
+    )
+
+    @validates("id")
+    def _check_id(self, _key: str, value: str) -> str:
+        # A cheap guard against a codename (words) being stored where its hash belongs.
+        if not _HEX64.fullmatch(value):
+            raise ValueError("source id: 64 lowercase hexadecimal digits derived from a codename")
+        return value
+
+    @validates("reply_fingerprint")
+    def _check_reply_fingerprint(self, _key: str, value: str) -> str:
+        value = value.replace(" ", "").upper()
+        if not _HEX40.fullmatch(value):
+            raise ValueError("reply fingerprint: 40 hexadecimal digits")
+        return value
+
+    def __repr__(self) -> str:
+        # Even the derived id is shortened: it is what links a session to a source.
+        return f"Source(id={self.id[:8] if self.id else None!r}...)"
+
+
+class Case(TenantOwned, Base):
+    """A report (pengaduan): its status, deadlines, assignment and inbox flags."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[str] = mapped_column(sa.String(64))
+    registration_number: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    category: Mapped[str] = mapped_column(sa.String(64))
+    mcp_area: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[CaseStatus] = mapped_column(
+        _str_enum(CaseStatus, "case_status"), default=CaseStatus.BARU
+    )
+    # True when the report was also encrypted to KPK's key (sent at intake or forwarded).
+    sent_to_kpk: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Day precision: the pelapor's arrival time (see Source.created_at). Deadlines count in
+    # whole working days, so nothing is lost.
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
+    first_response_due: Mapped[dt.date] = mapped_column(sa.Date)
+    closure_due: Mapped[dt.date | None] = mapped_column(sa.Date)
+    assignee_id: Mapped[int | None] = mapped_column()
+    # Day precision, since a pelapor's message updates it too. Order within a day by id.
+    last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
+    # Something from the pelapor no investigator has opened yet.
+    unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+
+    source: Mapped[Source] = relationship(back_populates="cases")
+    _round_times = validates("received_at", "last_activity_at")(_day)
+    # Only assignee_id is written through this relationship; tenant_id is the case's own and
+    # the composite foreign key makes the database refuse another tenant's investigator.
+    assignee: Mapped[Investigator | None] = relationship(
+        primaryjoin=lambda: sa.and_(
+            foreign(Case.assignee_id) == Investigator.id,
+            Case.tenant_id == Investigator.tenant_id,
+        ),
+    )
+    submissions: Mapped[list[Submission]] = relationship(
+        back_populates="case", passive_deletes=True, order_by=lambda: Submission.id
+    )
+    replies: Mapped[list[Reply]] = relationship(
+        back_populates="case", passive_deletes=True, order_by=lambda: Reply.id
+    )
+
+    __table_args__ = (
+        sa.UniqueConstraint("id", "tenant_id"),
+        sa.ForeignKeyConstraint(
+            ["source_id", "tenant_id"], ["sources.id", "sources.tenant_id"], ondelete="CASCADE"
+        ),
+        # No ON DELETE action: investigators are deactivated, never deleted.
+        sa.ForeignKeyConstraint(
+            ["assignee_id", "tenant_id"], ["investigators.id", "investigators.tenant_id"]
+        ),
+        # The inboxes: by status, by deadline, by assignee (all within a tenant).
+        sa.Index(None, "tenant_id", "status"),
+        sa.Index(None, "tenant_id", "first_response_due"),
+        sa.Index(None, "tenant_id", "assignee_id"),
+        sa.Index(None, "source_id"),
+    )
+
+    def __repr__(self) -> str:
+        return f"Case(id={self.id!r}, registration_number={self.registration_number!r})"
+
+
+class Submission(TenantOwned, Base):
+    """Something a pelapor sent, stored only as a ciphertext file in the store."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column()
+    kind: Mapped[SubmissionKind] = mapped_column(_str_enum(SubmissionKind, "submission_kind"))
+    # Path of the OpenPGP ciphertext relative to the store root. Unique: deleting one row's
+    # file must never delete another row's content.
+    store_path: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    # Day precision: a pelapor's action (see Source.created_at). Order within a case by id.
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
+    seen: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    case: Mapped[Case] = relationship(back_populates="submissions")
+    _round_created_at = validates("created_at")(_day)
+
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["case_id", "tenant_id"], ["cases.id", "cases.tenant_id"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "case_id"),
+        sa.CheckConstraint("size >= 0", name="size_not_negative"),
+    )
+
+
+class Reply(TenantOwned, Base):
+    """An investigator's answer, encrypted to the source's reply key and the tenant's keys."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column()
+    investigator_id: Mapped[int | None] = mapped_column()
+    store_path: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    read_by_source: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+    case: Mapped[Case] = relationship(back_populates="replies")
+    investigator: Mapped[Investigator | None] = relationship(
+        primaryjoin=lambda: sa.and_(
+            foreign(Reply.investigator_id) == Investigator.id,
+            Reply.tenant_id == Investigator.tenant_id,
+        ),
+    )
+
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["case_id", "tenant_id"], ["cases.id", "cases.tenant_id"], ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["investigator_id", "tenant_id"], ["investigators.id", "investigators.tenant_id"]
+        ),
+        sa.Index(None, "case_id"),
+        sa.CheckConstraint("size >= 0", name="size_not_negative"),
+    )
+
+
+class Event(TenantOwned, Base):
+    """An entry of the APPEND-ONLY log of status changes and actions.
+
+    Refused on update and delete three times over: by the ORM (mapper events below), by bulk
+    ORM statements (a Session event below) and by database triggers created in the migration.
+    ``case_id`` and ``actor_investigator_id`` are plain integers without foreign keys, so the
+    log outlives a deleted case. ``tenant_id`` references the tenant without cascade: a tenant
+    with history cannot be deleted by accident.
+
+    ``note`` is for investigators' short remarks (the reason for archiving, whom a case went
+    to); report content never goes here, since the log is plaintext.
+    """
+
+    __tablename__ = "events"
+    _tenant_ondelete = None
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int | None] = mapped_column(index=True)
+    actor_investigator_id: Mapped[int | None] = mapped_column()
+    kind: Mapped[EventKind] = mapped_column(_str_enum(EventKind, "event_kind", check=False))
+    from_status: Mapped[CaseStatus | None] = mapped_column(
+        _str_enum(CaseStatus, "from_status", check=False)
+    )
+    to_status: Mapped[CaseStatus | None] = mapped_column(
+        _str_enum(CaseStatus, "to_status", check=False)
+    )
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, kind={self.kind!r}, case_id={self.case_id!r})"
+
+
+# --- The append-only log, enforced in the ORM -----------------------------------------------
+
+
+@event.listens_for(Event, "before_update")
+def _refuse_event_update(_mapper: Mapper[Event], _conn: sa.Connection, target: Event) -> None:
+    raise AppendOnlyError(f"the event log is append-only: refusing to change {target!r}")
+
+
+@event.listens_for(Event, "before_delete")
+def _refuse_event_delete(_mapper: Mapper[Event], _conn: sa.Connection, target: Event) -> None:
+    raise AppendOnlyError(f"the event log is append-only: refusing to delete {target!r}")
+
+
+@event.listens_for(Event, "before_insert")
+def _round_source_event_time(_mapper: Mapper[Event], _conn: sa.Connection, target: Event) -> None:
+    # Events a pelapor's action caused would otherwise keep the precise time that the
+    # day-rounded columns of sources, cases and submissions deliberately drop.
+    if target.kind in SOURCE_EVENT_KINDS:
+        target.created_at = round_to_day(target.created_at or utcnow())
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_event_changes(state: ORMExecuteState) -> None:
+    # session.execute(update(Event)) / delete(Event) bypass the mapper events above.
+    mapper = state.bind_mapper
+    if (state.is_update or state.is_delete) and mapper is not None and mapper.class_ is Event:
+        raise AppendOnlyError("the event log is append-only: no bulk update or delete")
+
+
+# --- Registration numbers -------------------------------------------------------------------
+
+
+def new_registration_number(
+    session: Session, tenant: Tenant, year: int, *, attempts: int = 20
+) -> str:
+    """A registration number not yet used: random digits, checked against the database.
+
+    Random rather than sequential so a receipt does not reveal the tenant's report volume. The
+    unique constraint still guards the rare race of two requests drawing the same number.
+    """
+    for _ in range(attempts):
+        number = format_registration_number(tenant.slug, year, secrets.randbelow(10**6))
+        taken = session.scalar(
+            sa.select(sa.literal(True)).where(Case.registration_number == number)
+        )
+        if not taken:
+            return number
+    raise RuntimeError(f"no free registration number for {tenant.slug} in {year}")
+
+
+TENANT_OWNED_MODELS: tuple[type[Base], ...] = (
+    RecipientKey,
+    Investigator,
+    Source,
+    Case,
+    Submission,
+    Reply,
+    Event,
+)

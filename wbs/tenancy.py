@@ -1,0 +1,167 @@
+"""Tenant scoping in one place, so that forgetting the tenant is impossible rather than unlikely.
+
+Views obtain tenant-owned rows ONLY through a scope:
+
+* :class:`TenantScope` for one instansi: every statement it builds is limited to the tenant's
+  rows, ``get`` answers None for another tenant's id (the view then answers 404, the same as for
+  an id that does not exist, so ids of other tenants cannot be probed), and ``add`` refuses rows
+  of, or linked to, another tenant.
+* :class:`HubScope` for KPK: read-only metadata across all tenants, constructible only for the
+  hub tenant.
+
+Scoping is applied twice: an explicit ``tenant_id`` condition on the model asked for, and a
+``with_loader_criteria`` option covering every tenant-owned entity in the statement (joins,
+relationship loads), so a join to another table cannot reach across tenants. Below that, the
+database's composite foreign keys refuse cross-tenant references (see :mod:`wbs.models`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, with_loader_criteria
+from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy.orm.interfaces import ORMOption
+
+from wbs.domain import TenantKind
+from wbs.models import Base, Case, Event, Reply, Submission, Tenant, TenantOwned
+
+_T = TypeVar("_T", bound=TenantOwned)
+# A string bound: SQLAlchemy 2.0's Select is not variadic, so this must not run at import.
+_S = TypeVar("_S", bound="sa.Select[*tuple[Any, ...]]")
+_B = TypeVar("_B", bound=Base)
+
+# What KPK's monitors may read across tenants: handling metadata (status, category, deadlines,
+# sizes, the log). Not sources (their locked reply keys), not other tenants' accounts (password
+# hashes, TOTP secrets) or key lists, which are none of the hub's business.
+HUB_READABLE: tuple[type[Base], ...] = (Tenant, Case, Submission, Reply, Event)
+
+
+class TenantIsolationError(PermissionError):
+    """A row of another tenant, or a model that is not tenant-owned, reached a scope."""
+
+
+def _require_tenant_owned(model: type[Any]) -> None:
+    if not (isinstance(model, type) and issubclass(model, TenantOwned)):
+        raise TenantIsolationError(f"{model!r} is not tenant-owned; it cannot be scoped")
+
+
+class TenantScope:
+    """Everything one tenant's views may read or write, and nothing else."""
+
+    def __init__(self, session: Session, tenant: Tenant) -> None:
+        if tenant.id is None:
+            raise ValueError("the tenant must be saved before it can scope queries")
+        self.session = session
+        self.tenant = tenant
+        self.tenant_id: int = tenant.id
+
+    def _criteria(self) -> ORMOption:
+        tenant_id = self.tenant_id
+        return with_loader_criteria(
+            TenantOwned,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        )
+
+    def select(self, model: type[_T]) -> sa.Select[_T]:
+        """``select(model)`` limited to this tenant's rows; refine it with ``.where`` etc."""
+        _require_tenant_owned(model)
+        return sa.select(model).where(model.tenant_id == self.tenant_id).options(self._criteria())
+
+    def restrict(self, statement: _S, *models: type[TenantOwned]) -> _S:
+        """Limit any select (aggregates, column lists) to this tenant.
+
+        Each named model gets an explicit condition; every other tenant-owned entity in the
+        statement is limited by the loader criteria. Name at least one model, so a statement
+        that selects plain columns is never left unscoped.
+        """
+        if not models:
+            raise TenantIsolationError("restrict() needs the tenant-owned models it selects from")
+        for model in models:
+            _require_tenant_owned(model)
+            statement = statement.where(model.tenant_id == self.tenant_id)
+        return statement.options(self._criteria())
+
+    def get(self, model: type[_T], ident: Any) -> _T | None:
+        """The row with this primary key if it belongs to this tenant, else None."""
+        _require_tenant_owned(model)
+        obj = self.session.get(model, ident, options=[self._criteria()])
+        # The identity map may already hold another tenant's row; check, don't trust.
+        if obj is None or obj.tenant_id != self.tenant_id:
+            return None
+        return obj
+
+    def add(self, obj: TenantOwned) -> None:
+        """Add a row to the session as this tenant's.
+
+        A new row gets this tenant's id; a row of another tenant is refused, and so is a row
+        linked (through a loaded relationship) to another tenant's row, since flushing would
+        copy that tenant's id into it.
+        """
+        self._claim(obj, seen=set())
+        self.session.add(obj)
+
+    def add_all(self, objs: Iterable[TenantOwned]) -> None:
+        for obj in objs:
+            self.add(obj)
+
+    def delete(self, obj: TenantOwned) -> None:
+        """Delete one of this tenant's rows (the event log refuses, being append-only)."""
+        self._check(obj)
+        self.session.delete(obj)
+
+    def _check(self, obj: object) -> None:
+        _require_tenant_owned(type(obj))
+        tenant_id = getattr(obj, "tenant_id", None)
+        if tenant_id is not None and tenant_id != self.tenant_id:
+            raise TenantIsolationError(f"{obj!r} belongs to another tenant")
+
+    def _claim(self, obj: object, seen: set[int]) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        self._check(obj)
+        if getattr(obj, "tenant_id", None) is None:
+            obj.tenant_id = self.tenant_id  # type: ignore[attr-defined]
+        state = sa.inspect(obj)
+        for relationship in state.mapper.relationships:
+            if not issubclass(relationship.mapper.class_, TenantOwned):
+                continue
+            # loaded_value: never trigger a lazy load from inside a check.
+            value = state.attrs[relationship.key].loaded_value
+            if value is NO_VALUE or value is None:
+                continue
+            related = value if isinstance(value, list | set | tuple) else [value]
+            for item in related:
+                self._claim(item, seen)
+
+
+class HubScope:
+    """KPK's read-only view across every tenant: handling metadata, never sources or accounts.
+
+    The hub's own cases (reports filed directly with KPK) go through :attr:`own`, an ordinary
+    :class:`TenantScope`; this class offers no ``add`` or ``delete``.
+    """
+
+    def __init__(self, session: Session, hub: Tenant) -> None:
+        if not hub.is_hub or hub.kind != TenantKind.HUB:
+            raise TenantIsolationError(f"{hub!r} is not the hub tenant")
+        self.session = session
+        self.hub = hub
+        self.own = TenantScope(session, hub)
+
+    def select(self, model: type[_B]) -> sa.Select[_B]:
+        self._require_readable(model)
+        return sa.select(model)
+
+    def get(self, model: type[_B], ident: Any) -> _B | None:
+        self._require_readable(model)
+        return self.session.get(model, ident)
+
+    @staticmethod
+    def _require_readable(model: type[Any]) -> None:
+        if model not in HUB_READABLE:
+            raise TenantIsolationError(f"the hub does not read {model!r} across tenants")
