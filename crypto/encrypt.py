@@ -1,0 +1,392 @@
+"""Streaming OpenPGP encryption to several recipients at once, memory bounded whatever the size.
+
+The report's bytes go from the upload parser straight into ``gpg --encrypt`` through a pipe,
+and gpg writes the ciphertext straight into the caller's open file: no plaintext byte touches
+disk and Python never holds more than the chunk it is given.
+
+We drive the gpg binary with :mod:`subprocess` rather than through python-gnupg: python-gnupg's
+``encrypt`` reads its whole input and collects its whole output in memory unless given a file
+name, and it is not a chunk writer, so it cannot sit between a streaming upload and the store.
+
+Every failure raises :class:`~crypto.errors.EncryptionError`; success is only declared when gpg
+exited 0 AND reported END_ENCRYPTION on its status channel with no recipient or other failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import subprocess
+import threading
+import unicodedata
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, BinaryIO
+
+from crypto.errors import EncryptionError
+from crypto.keyring import Keyring, normalize_fingerprint
+
+# OpenPGP stores the literal packet's filename behind a one-octet length.
+_MAX_FILENAME_BYTES = 255
+# A bigger pipe means fewer round trips between Python and gpg; the kernel owns this memory.
+_PIPE_SIZE = 1024 * 1024
+# How long gpg may take to finish after the last byte; it only has to flush a few buffers.
+_FINISH_TIMEOUT_S = 120.0
+# Status keywords that mean gpg did not encrypt to exactly the keys we asked for.
+_FATAL_STATUS = frozenset({"INV_RECP", "NO_RECP", "INV_SGNR", "FAILURE", "ERROR"})
+_STDERR_TAIL_LINES = 20
+_STATUS_MAX_LINES = 10_000
+
+
+def sanitize_filename(name: str | None) -> str | None:
+    """The name to put in the literal packet: basename only, no control or format characters.
+
+    The name comes from the uploading browser; it is only ever stored inside the ciphertext,
+    but the investigator's workstation will show it and may save under it, so path parts,
+    control characters and bidi overrides (which disguise ``exe.pdf`` as ``fdp.exe``) are
+    removed here. Returns None when nothing meaningful is left.
+    """
+    if name is None:
+        return None
+    base = re.split(r"[/\\]", name)[-1]
+    base = unicodedata.normalize("NFC", base)
+    cleaned = "".join(
+        ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")
+    ).strip()
+    if cleaned in ("", ".", ".."):
+        return None
+    if len(cleaned.encode("utf-8")) <= _MAX_FILENAME_BYTES:
+        return cleaned
+    # Keep a short extension so the workstation still knows what kind of file it is.
+    stem, dot, ext = cleaned.rpartition(".")
+    suffix = f"{dot}{ext}" if stem and len(ext.encode("utf-8")) <= 16 else ""
+    room = _MAX_FILENAME_BYTES - len(suffix.encode("utf-8"))
+    head = cleaned[: len(cleaned) - len(suffix)] if suffix else cleaned
+    cut = head.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return cut + suffix
+
+
+def _recipient_args(
+    keyring: Keyring, recipients: Sequence[str], extra_recipient_files: Sequence[Path]
+) -> list[str]:
+    if isinstance(recipients, str):
+        # A bare string is a sequence of characters: refuse instead of iterating over it.
+        raise EncryptionError("recipients must be a list of fingerprints, not one string")
+    if not recipients:
+        # Fail closed: gpg with no --recipient would fall back to asking or to defaults.
+        raise EncryptionError("no recipient: refusing to encrypt to nobody")
+    try:
+        wanted = list(dict.fromkeys(normalize_fingerprint(r) for r in recipients))
+    except ValueError as exc:
+        raise EncryptionError(f"invalid recipient: {exc}") from exc
+    present = set(keyring.fingerprints())
+    missing = [fpr for fpr in wanted if fpr not in present]
+    if missing:
+        raise EncryptionError(f"recipient key(s) not in the keyring: {', '.join(missing)}")
+    args: list[str] = []
+    for fpr in wanted:
+        # A full fingerprint without "!" lets gpg pick the key's valid encryption subkey while
+        # still naming exactly one certificate.
+        args += ["--recipient", fpr]
+    for path in extra_recipient_files:
+        if not Path(path).is_file():
+            raise EncryptionError(f"recipient key file does not exist: {path}")
+        # Per-source reply keys come as files so the server keyring does not grow with every
+        # source and gpg never has to search through them.
+        args += ["--recipient-file", str(path)]
+    return args
+
+
+def _gpg_args(keyring: Keyring, status_fd: int, filename: str | None) -> list[str | bytes]:
+    args: list[str | bytes] = [
+        keyring.gpg_binary,
+        "--homedir", str(keyring.home),
+        "--batch", "--no-tty", "--yes",
+        # Keys are pinned by full fingerprint by the tenant admin after the checks in
+        # crypto.keyring; the server has no web of trust to consult, and gpg's "unknown
+        # validity" would otherwise stop batch encryption.
+        "--trust-model", "always",
+        # Never look keys up on the network or add recipients from a gpg.conf.
+        "--no-auto-key-locate", "--no-encrypt-to",
+        "--status-fd", str(status_fd),
+        # No compression: compressed size leaks content (CRIME-style side channels), and most
+        # evidence (PDF, JPEG, ZIP, video) is already compressed, so it only costs CPU.
+        "--compress-algo", "none",
+        "--personal-cipher-preferences", "AES256 AES192 AES",
+        "--output", "-",
+    ]
+    safe_name = sanitize_filename(filename)
+    if safe_name is not None:
+        # The original name travels inside the encrypted literal packet, never on disk.
+        args += [b"--set-filename", safe_name.encode("utf-8")]
+    args.append("--encrypt")
+    return args
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    # Not an assert: asserts vanish under python -O, and this is the crypto path.
+    if stream is None:
+        raise EncryptionError("gpg pipe missing")
+    return stream
+
+
+def _write_all(stream: IO[bytes], data: bytes | bytearray | memoryview) -> None:
+    # A raw pipe write may be partial (a signal, a huge chunk); loop until all of it is in.
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        if not written:
+            raise BrokenPipeError("gpg input pipe accepted nothing")
+        view = view[written:]
+
+
+class _LineCollector(threading.Thread):
+    """Drain a pipe from gpg so it never blocks on a full pipe; keep a bounded record."""
+
+    def __init__(self, stream: IO[bytes], max_lines: int) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.lines: deque[str] = deque(maxlen=max_lines)
+
+    def run(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for raw in self._stream:
+                self.lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
+        with contextlib.suppress(OSError):
+            self._stream.close()
+
+
+def _status_keywords(lines: Sequence[str]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for line in lines:
+        if line.startswith("[GNUPG:] "):
+            keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
+            found.append((keyword, rest))
+    return found
+
+
+def _verify(returncode: int | None, status_lines: Sequence[str]) -> None:
+    """Raise EncryptionError unless gpg both exited 0 and reported a complete encryption."""
+    statuses = _status_keywords(status_lines)
+    keywords = {kw for kw, _ in statuses}
+    fatal = [f"{kw} {rest}".strip() for kw, rest in statuses if kw in _FATAL_STATUS]
+    if fatal:
+        raise EncryptionError(f"gpg refused to encrypt: {'; '.join(fatal[:5])}")
+    if returncode != 0:
+        raise EncryptionError(f"gpg failed with exit status {returncode}")
+    if "BEGIN_ENCRYPTION" not in keywords or "END_ENCRYPTION" not in keywords:
+        raise EncryptionError("gpg did not report a complete encryption")
+
+
+class _GpgProcess:
+    """A running ``gpg --encrypt`` with its status channel and stderr drained by threads."""
+
+    def __init__(self, args_tail: list[str], keyring: Keyring, filename: str | None,
+                 stdout: int) -> None:
+        status_r, status_w = os.pipe()
+        try:
+            args = [*_gpg_args(keyring, status_w, filename), *args_tail]
+            try:
+                self.proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.PIPE,
+                    stdout=stdout,
+                    stderr=subprocess.PIPE,
+                    pass_fds=(status_w,),
+                    close_fds=True,
+                    # Unbuffered: each write() goes straight into the pipe, so Python never
+                    # holds more plaintext than the chunk it was given.
+                    bufsize=0,
+                )
+            except OSError as exc:
+                os.close(status_r)
+                raise EncryptionError(f"cannot run gpg: {exc}") from exc
+        finally:
+            # The child holds its own copy; ours must go or the reader never sees EOF.
+            os.close(status_w)
+        self.status = _LineCollector(os.fdopen(status_r, "rb"), _STATUS_MAX_LINES)
+        self.stderr = _LineCollector(_pipe(self.proc.stderr), _STDERR_TAIL_LINES)
+        self.status.start()
+        self.stderr.start()
+
+    def join_readers(self) -> None:
+        self.status.join(timeout=_FINISH_TIMEOUT_S)
+        self.stderr.join(timeout=_FINISH_TIMEOUT_S)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=_FINISH_TIMEOUT_S)
+        self.join_readers()
+
+    @property
+    def stderr_tail(self) -> str:
+        return "\n".join(self.stderr.lines)
+
+
+class EncryptWriter:
+    """Write plaintext chunks in; ciphertext goes to the sink file. See :func:`open_encryptor`.
+
+    ``close()`` must be called (or the ``with`` block left normally) for the ciphertext to be
+    complete; after any error the sink holds an unusable partial ciphertext the caller deletes.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        recipients: Sequence[str],
+        sink: BinaryIO,
+        filename: str | None = None,
+        extra_recipient_files: Sequence[Path] = (),
+    ) -> None:
+        tail = _recipient_args(keyring, recipients, extra_recipient_files)
+        try:
+            self._fd = sink.fileno()
+        except (AttributeError, OSError, ValueError) as exc:
+            raise EncryptionError("the sink must be a real open file") from exc
+        # gpg writes through the same open file description; anything Python still buffers
+        # must land first, and the shared offset tells how much gpg wrote.
+        sink.flush()
+        self._sink = sink
+        self._start = os.lseek(self._fd, 0, os.SEEK_CUR)
+        self._gpg = _GpgProcess(tail, keyring, filename, stdout=self._fd)
+        self._stdin = _pipe(self._gpg.proc.stdin)
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        self._done = False
+        self.bytes_in = 0
+
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Feed plaintext to gpg. Blocks while gpg is busy, which bounds memory."""
+        if self._done:
+            raise EncryptionError("write to a closed encryptor")
+        if self._gpg.proc.poll() is not None:
+            self.abort()
+            raise EncryptionError("gpg stopped before the end of the data")
+        try:
+            _write_all(self._stdin, chunk)
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            self.abort()
+            raise EncryptionError("gpg stopped before the end of the data") from exc
+        self.bytes_in += memoryview(chunk).nbytes
+
+    def close(self) -> int:
+        """Finish the encryption and verify it; return the number of bytes written to the sink."""
+        if self._done:
+            raise EncryptionError("encryptor already closed or aborted")
+        self._done = True
+        proc = self._gpg.proc
+        try:
+            self._stdin.close()
+        except OSError as exc:
+            self._gpg.kill()
+            raise EncryptionError("gpg stopped before the end of the data") from exc
+        try:
+            returncode = proc.wait(timeout=_FINISH_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            self._gpg.kill()
+            raise EncryptionError("gpg did not finish in time") from exc
+        self._gpg.join_readers()
+        _verify(returncode, list(self._gpg.status.lines))
+        end = os.lseek(self._fd, 0, os.SEEK_CUR)
+        written = end - self._start
+        if written <= 0:
+            raise EncryptionError("gpg reported success but wrote no ciphertext")
+        # Bring the Python file object's idea of the position in line with what gpg did.
+        self._sink.seek(end)
+        return written
+
+    def abort(self) -> None:
+        """Kill gpg; the sink is left with a partial ciphertext for the caller to delete."""
+        self._done = True
+        self._gpg.kill()
+
+    @property
+    def gpg_stderr(self) -> str:
+        """The last lines gpg wrote to stderr, for diagnostics (no plaintext ever appears)."""
+        return self._gpg.stderr_tail
+
+    @property
+    def pid(self) -> int:
+        return self._gpg.proc.pid
+
+    def __enter__(self) -> EncryptWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._done:
+            self.close()
+
+
+def open_encryptor(
+    keyring: Keyring,
+    recipients: Sequence[str],
+    sink: BinaryIO,
+    filename: str | None = None,
+    extra_recipient_files: Sequence[Path] = (),
+) -> EncryptWriter:
+    """Start encrypting to every recipient (fingerprints in ``keyring``) into ``sink``.
+
+    ``sink`` must be a real file (the store's open ``.part`` file); gpg writes into it
+    directly. ``filename`` is the original name, kept only inside the ciphertext.
+    """
+    return EncryptWriter(keyring, recipients, sink, filename, extra_recipient_files)
+
+
+def encrypt_bytes(
+    keyring: Keyring,
+    recipients: Sequence[str],
+    data: bytes,
+    filename: str | None = None,
+    extra_recipient_files: Sequence[Path] = (),
+) -> bytes:
+    """Encrypt a small document (form answers, a reply) in memory; same checks as the stream."""
+    tail = _recipient_args(keyring, recipients, extra_recipient_files)
+    gpg = _GpgProcess(tail, keyring, filename, stdout=subprocess.PIPE)
+    proc = gpg.proc
+    stdin, stdout = _pipe(proc.stdin), _pipe(proc.stdout)
+    output = bytearray()
+    failure: BaseException | None = None
+
+    # stdout is read on its own thread so gpg can never block on a full pipe while we write.
+    def drain() -> None:
+        while block := stdout.read(65536):
+            output.extend(block)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        _write_all(stdin, data)
+        stdin.close()
+    except (BrokenPipeError, OSError) as exc:
+        failure = exc
+    try:
+        returncode = proc.wait(timeout=_FINISH_TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        gpg.kill()
+        raise EncryptionError("gpg did not finish in time") from exc
+    reader.join(timeout=_FINISH_TIMEOUT_S)
+    gpg.join_readers()
+    stdout.close()
+    _verify(returncode, list(gpg.status.lines))
+    if failure is not None:
+        raise EncryptionError("gpg stopped before the end of the data") from failure
+    if not output:
+        raise EncryptionError("gpg reported success but wrote no ciphertext")
+    return bytes(output)

@@ -1,0 +1,242 @@
+"""Per-source reply keys: ed25519 (certify, sign) with a cv25519 encryption subkey.
+
+Each source gets its own key pair, locked with a passphrase that only the source's codename can
+re-derive (``crypto.kdf.SourceSecrets.reply_passphrase``). The caller stores the locked secret
+key as an armored blob in the database.
+
+The cost of one reply operation must not grow with the number of sources, so the keys are NOT
+kept in one shared keyring (gpg's keybox is searched linearly and its trustdb grows with it).
+Every operation that needs the secret key works in a fresh, short-path throwaway GNUPGHOME
+holding only that one key, and removes it (and stops its gpg-agent) afterwards. Encryption
+needs no keyring at all: the source's public key is given to gpg with ``--recipient-file``.
+Decrypted replies only ever travel through pipes into memory, never into a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto.encrypt import encrypt_bytes
+from crypto.errors import CryptoError, DecryptionError, EncryptionError
+from crypto.keyring import Keyring, kill_agent
+
+# Nothing identifying: every source key carries the same user id.
+REPLY_KEY_UID = "Peluit source"
+# A fixed creation time for every reply key (and its self-signatures), so neither the key nor
+# the database blob reveals when the source first came; SecureDrop does the same.
+_CREATION_DATE = "20200101T000000"
+# The passphrase is a 256-bit argon2id output (see crypto.kdf): guessing it is hopeless, and
+# argon2id already makes guessing the codename costly. gpg-agent's default S2K calibration
+# would add up to ~1 s of SHA-1 iterations to every reply operation for no added security, so
+# the throwaway agents protect keys with the minimum OpenPGP S2K count.
+_AGENT_CONF = "s2k-count 65536\n"
+# gpg-agent puts its socket in the home; the path must fit in a Unix socket address.
+_HOME_PREFIX = "pr-"
+_GPG_TIMEOUT_S = 60.0
+_MAX_PASSPHRASE_BYTES = 1024
+_PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_PRIVATE_BLOCK = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
+_FPR_RE = re.compile(r"^[0-9A-F]{40}$")
+# libgpg-error codes (low 16 bits of an ERROR status value) that mean "wrong passphrase".
+_GPG_ERR_BAD_PASSPHRASE = 11
+_GPG_ERR_NO_PASSPHRASE = 177
+
+
+@dataclass(frozen=True, repr=False)
+class ReplyKey:
+    fingerprint: str
+    public_armored: str
+    secret_armored: str
+
+    def __repr__(self) -> str:
+        # The secret blob is locked, but it has no business in logs or tracebacks either.
+        return f"ReplyKey(fingerprint={self.fingerprint!r}, secret_armored=<hidden>)"
+
+
+@dataclass(frozen=True)
+class _GpgResult:
+    returncode: int
+    stdout: bytes
+    status: list[tuple[str, str]]
+
+
+def _check_passphrase(passphrase: str) -> bytes:
+    raw = passphrase.encode("utf-8")
+    # gpg's parameter file and --passphrase-fd are line based and trim blanks: a passphrase
+    # they would silently alter could lock a key that the same string later fails to open.
+    if not passphrase or passphrase != passphrase.strip() or len(raw) > _MAX_PASSPHRASE_BYTES:
+        raise ValueError("unusable reply-key passphrase")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in passphrase):
+        raise ValueError("unusable reply-key passphrase")
+    return raw
+
+
+@contextmanager
+def _throwaway_home(gpg_binary: str) -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix=_HOME_PREFIX, dir="/tmp"))
+    try:
+        os.chmod(home, 0o700)
+        (home / "gpg-agent.conf").write_text(_AGENT_CONF, encoding="ascii")
+        yield home
+    finally:
+        kill_agent(home, gpg_binary)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _run_gpg(
+    gpg_binary: str,
+    home: Path,
+    args: Sequence[str],
+    data: bytes = b"",
+    passphrase: bytes | None = None,
+) -> _GpgResult:
+    cmd = [gpg_binary, "--homedir", str(home), "--batch", "--no-tty", "--status-fd", "2"]
+    pass_fds: tuple[int, ...] = ()
+    read_end: int | None = None
+    if passphrase is not None:
+        # The passphrase goes through a pipe of its own: never argv (visible in /proc), never
+        # a file, and stdin stays free for the data.
+        read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, passphrase)  # far below the pipe's capacity: cannot block
+        finally:
+            os.close(write_end)
+        cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", str(read_end)]
+        pass_fds = (read_end,)
+    try:
+        proc = subprocess.run(
+            [*cmd, *args],
+            input=data,
+            capture_output=True,
+            pass_fds=pass_fds,
+            check=False,
+            timeout=_GPG_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CryptoError(f"gpg could not run: {type(exc).__name__}") from exc
+    finally:
+        if read_end is not None:
+            os.close(read_end)
+    status: list[tuple[str, str]] = []
+    for line in proc.stderr.decode("utf-8", errors="replace").splitlines():
+        if line.startswith("[GNUPG:] "):
+            keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
+            status.append((keyword, rest))
+    return _GpgResult(proc.returncode, proc.stdout, status)
+
+
+def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
+    """Make a new reply key locked with ``passphrase``; nothing of it stays on disk."""
+    secret = _check_passphrase(passphrase)
+    params = (
+        "Key-Type: eddsa\n"
+        "Key-Curve: ed25519\n"
+        "Key-Usage: sign\n"
+        "Subkey-Type: ecdh\n"
+        "Subkey-Curve: cv25519\n"
+        "Subkey-Usage: encrypt\n"
+        f"Name-Real: {REPLY_KEY_UID}\n"
+        "Expire-Date: 0\n"
+        f"Creation-Date: {_CREATION_DATE}\n"
+    ).encode("ascii") + b"Passphrase: " + secret + b"\n%commit\n"
+    with _throwaway_home(gpg_binary) as home:
+        made = _run_gpg(gpg_binary, home, ["--gen-key"], params)
+        created = [rest.split() for kw, rest in made.status if kw == "KEY_CREATED"]
+        if made.returncode != 0 or len(created) != 1 or len(created[0]) < 2:
+            raise CryptoError("gpg could not generate a reply key")
+        fingerprint = created[0][1].upper()
+        if not _FPR_RE.match(fingerprint):
+            raise CryptoError("gpg reported an unexpected reply-key fingerprint")
+        public = _run_gpg(gpg_binary, home, ["--armor", "--export", fingerprint])
+        locked = _run_gpg(
+            gpg_binary, home, ["--armor", "--export-secret-keys", fingerprint], passphrase=secret
+        )
+    public_text = public.stdout.decode("ascii", errors="replace")
+    secret_text = locked.stdout.decode("ascii", errors="replace")
+    if public.returncode != 0 or _PUBLIC_BLOCK not in public_text:
+        raise CryptoError("gpg could not export the reply key's public half")
+    if locked.returncode != 0 or _PRIVATE_BLOCK not in secret_text:
+        raise CryptoError("gpg could not export the locked reply key")
+    return ReplyKey(fingerprint=fingerprint, public_armored=public_text, secret_armored=secret_text)
+
+
+def encrypt_reply(
+    keyring: Keyring,
+    tenant_fingerprints: Sequence[str],
+    reply_key_public: str,
+    plaintext: bytes,
+) -> bytes:
+    """Encrypt a reply to the source's key AND the tenant's keys (the case history stays
+    readable on the investigators' workstation). Raises EncryptionError on any failure."""
+    if isinstance(tenant_fingerprints, str) or not tenant_fingerprints:
+        raise EncryptionError("a reply must also be encrypted to the tenant's keys")
+    if _PUBLIC_BLOCK not in reply_key_public or "PRIVATE KEY BLOCK" in reply_key_public:
+        raise EncryptionError("the source's reply key is not an armored public key")
+    # Public data only: a short-lived file is the simplest way to hand gpg --recipient-file.
+    folder = Path(tempfile.mkdtemp(prefix="rk-"))
+    try:
+        key_file = folder / "reply-key.asc"
+        key_file.write_text(reply_key_public, encoding="ascii")
+        return encrypt_bytes(keyring, tenant_fingerprints, plaintext,
+                             extra_recipient_files=[key_file])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _error_code(rest: str) -> int | None:
+    parts = rest.split()
+    if len(parts) >= 2 and parts[1].isdigit():
+        return int(parts[1]) & 0xFFFF
+    return None
+
+
+def decrypt_reply(
+    reply_key: ReplyKey | str,
+    passphrase: str,
+    ciphertext: bytes,
+    gpg_binary: str = "gpg",
+) -> bytes:
+    """Decrypt a reply with the source's locked key; the plaintext only exists in memory."""
+    secret_armored = reply_key.secret_armored if isinstance(reply_key, ReplyKey) else reply_key
+    if _PRIVATE_BLOCK not in secret_armored:
+        raise DecryptionError("the reply key is not an armored secret key")
+    try:
+        secret = _check_passphrase(passphrase)
+    except ValueError as exc:
+        raise DecryptionError("wrong passphrase for the reply key") from exc
+    with _throwaway_home(gpg_binary) as home:
+        loaded = _run_gpg(gpg_binary, home, ["--import"], secret_armored.encode("ascii"))
+        # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
+        secret_ok = [
+            rest for kw, rest in loaded.status
+            if kw == "IMPORT_OK" and rest.split()[0].isdigit() and int(rest.split()[0]) & 16
+        ]
+        if loaded.returncode != 0 or not secret_ok:
+            raise DecryptionError("the reply key could not be loaded")
+        result = _run_gpg(gpg_binary, home, ["--decrypt"], ciphertext, passphrase=secret)
+    keywords = {kw for kw, _ in result.status}
+    for kw, rest in result.status:
+        if kw == "ERROR" and rest.startswith("pkdecrypt_failed") and _error_code(rest) in (
+            _GPG_ERR_BAD_PASSPHRASE,
+            _GPG_ERR_NO_PASSPHRASE,
+        ):
+            raise DecryptionError("wrong passphrase for the reply key")
+    if "DECRYPTION_KEY" not in keywords and "NO_SECKEY" in keywords:
+        raise DecryptionError("this reply was not encrypted to this reply key")
+    # DECRYPTION_OKAY is only reported when the integrity check (MDC) passed as well.
+    if (
+        result.returncode != 0
+        or "DECRYPTION_OKAY" not in keywords
+        or "DECRYPTION_FAILED" in keywords
+        or "END_DECRYPTION" not in keywords
+    ):
+        raise DecryptionError("the reply could not be decrypted (damaged or tampered)")
+    return result.stdout

@@ -1,0 +1,201 @@
+"""Per-source reply keys: locked, throwaway homes, readable by the source and by the tenant."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crypto.errors import DecryptionError, EncryptionError
+from crypto.keyring import Keyring
+from crypto.replykeys import ReplyKey, decrypt_reply, encrypt_reply, generate_reply_key
+
+PASSPHRASE = "9f" * 32  # the shape crypto.kdf produces: 64 hex digits
+OTHER_PASSPHRASE = "a0" * 32
+
+
+@pytest.fixture(scope="module")
+def reply_key() -> ReplyKey:
+    return generate_reply_key(PASSPHRASE)
+
+
+@pytest.fixture
+def keyring(gnupg_home: Path, keys: Any) -> Iterator[Keyring]:
+    with Keyring(gnupg_home / "server") as ring:
+        ring.import_public_key(keys.get("alice").public)
+        ring.import_public_key(keys.get("carol").public)
+        yield ring
+
+
+def _throwaway_homes() -> set[str]:
+    return set(glob.glob("/tmp/pr-*"))
+
+
+def test_generated_key_is_generic_ed25519_with_cv25519_subkey(
+    reply_key: ReplyKey, gnupg_home: Path
+) -> None:
+    with Keyring(gnupg_home / "inspect") as ring:
+        info = ring.inspect_public_key(reply_key.public_armored)
+    assert info.fingerprint == reply_key.fingerprint
+    assert info.algorithm == "ed25519"
+    assert info.uids == ("Peluit source",)
+    assert info.expires is None
+    assert len(info.encryption_fingerprints) == 1
+    # A fixed creation date: the key does not tell when the source first came.
+    assert info.created.year == 2020
+    assert "PRIVATE KEY BLOCK" in reply_key.secret_armored
+
+
+def test_repr_does_not_dump_the_secret(reply_key: ReplyKey) -> None:
+    text = repr(reply_key)
+    assert reply_key.fingerprint in text
+    assert "PGP" not in text
+    assert reply_key.secret_armored.splitlines()[2] not in text
+
+
+def test_secret_export_is_passphrase_protected(reply_key: ReplyKey, packets: Any) -> None:
+    listing = packets(reply_key.secret_armored.encode())
+    assert listing.count("[v4 protected]") == 2  # primary and subkey alike
+    assert "gnu-dummy" not in listing
+
+    # Independent of our code: plain gpg in a fresh home cannot use the key without the
+    # passphrase, nor with a wrong one, but can with the right one.
+    ciphertext = _encrypt_to_public(reply_key.public_armored, b"check")
+    home = Path(tempfile.mkdtemp(prefix="rq-", dir="/tmp"))
+    os.chmod(home, 0o700)
+    try:
+        subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--import"],
+            input=reply_key.secret_armored.encode(),
+            check=True,
+            capture_output=True,
+        )
+        for passphrase, works in (("", False), (OTHER_PASSPHRASE, False), (PASSPHRASE, True)):
+            proc = subprocess.run(
+                [
+                    "gpg",
+                    "--homedir",
+                    str(home),
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    passphrase,
+                    "--decrypt",
+                ],
+                input=ciphertext,
+                capture_output=True,
+                check=False,
+            )
+            assert (proc.returncode == 0 and proc.stdout == b"check") is works, passphrase[:4]
+    finally:
+        subprocess.run(
+            ["gpgconf", "--homedir", str(home), "--kill", "all"], check=False, capture_output=True
+        )
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _encrypt_to_public(public: str, data: bytes) -> bytes:
+    folder = Path(tempfile.mkdtemp(prefix="rq-", dir="/tmp"))
+    try:
+        (folder / "k.asc").write_text(public)
+        return subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(folder),
+                "--batch",
+                "--trust-model",
+                "always",
+                "--recipient-file",
+                str(folder / "k.asc"),
+                "--encrypt",
+            ],
+            input=data,
+            capture_output=True,
+            check=True,
+        ).stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_reply_round_trip_and_tenant_can_read_it(
+    reply_key: ReplyKey, keyring: Keyring, keys: Any
+) -> None:
+    alice, carol = keys.get("alice"), keys.get("carol")
+    before = _throwaway_homes()
+    message = b"Terima kasih, laporan Anda sedang kami verifikasi."
+    ciphertext = encrypt_reply(
+        keyring, [alice.fingerprint, carol.fingerprint], reply_key.public_armored, message
+    )
+    assert message not in ciphertext
+    assert decrypt_reply(reply_key, PASSPHRASE, ciphertext) == message
+    assert decrypt_reply(reply_key.secret_armored, PASSPHRASE, ciphertext) == message
+    # The investigators read the same reply on their workstation, with their own keyring.
+    assert alice.decrypt(ciphertext) == message
+    assert carol.decrypt(ciphertext) == message
+    # Every throwaway home is gone again (and with it the imported key).
+    assert _throwaway_homes() <= before
+
+
+def test_wrong_passphrase_is_refused_clearly(
+    reply_key: ReplyKey, keyring: Keyring, keys: Any
+) -> None:
+    ciphertext = encrypt_reply(
+        keyring, [keys.get("alice").fingerprint], reply_key.public_armored, b"rahasia"
+    )
+    with pytest.raises(DecryptionError, match="wrong passphrase"):
+        decrypt_reply(reply_key, OTHER_PASSPHRASE, ciphertext)
+    with pytest.raises(DecryptionError, match="wrong passphrase"):
+        decrypt_reply(reply_key, "", ciphertext)
+
+
+def test_another_sources_key_cannot_read_the_reply(
+    reply_key: ReplyKey, keyring: Keyring, keys: Any
+) -> None:
+    other = generate_reply_key(OTHER_PASSPHRASE)
+    assert other.fingerprint != reply_key.fingerprint
+    ciphertext = encrypt_reply(
+        keyring,
+        [keys.get("alice").fingerprint],
+        reply_key.public_armored,
+        b"only for the first source",
+    )
+    with pytest.raises(DecryptionError, match="not encrypted to this reply key"):
+        decrypt_reply(other, OTHER_PASSPHRASE, ciphertext)
+
+
+def test_tampered_reply_is_refused(reply_key: ReplyKey, keyring: Keyring, keys: Any) -> None:
+    ciphertext = bytearray(
+        encrypt_reply(
+            keyring, [keys.get("alice").fingerprint], reply_key.public_armored, b"x" * 2000
+        )
+    )
+    ciphertext[-100] ^= 0x01
+    with pytest.raises(DecryptionError):
+        decrypt_reply(reply_key, PASSPHRASE, bytes(ciphertext))
+
+
+def test_reply_needs_tenant_keys_and_a_public_reply_key(
+    reply_key: ReplyKey, keyring: Keyring, keys: Any
+) -> None:
+    alice = keys.get("alice")
+    with pytest.raises(EncryptionError):
+        encrypt_reply(keyring, [], reply_key.public_armored, b"x")
+    with pytest.raises(EncryptionError):
+        encrypt_reply(keyring, [alice.fingerprint], reply_key.secret_armored, b"x")
+    with pytest.raises(EncryptionError):
+        encrypt_reply(keyring, [alice.fingerprint], keys.get("sign_only").public, b"x")
+
+
+def test_unusable_passphrases_are_refused_at_generation() -> None:
+    for bad in ("", " padded ", "two\nlines"):
+        with pytest.raises(ValueError):
+            generate_reply_key(bad)
