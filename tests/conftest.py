@@ -14,12 +14,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import Config, generate_secrets, load_config
+from wbs.instance import Instance
 
 
 @pytest.fixture
@@ -152,3 +155,52 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- A whole instance -------------------------------------------------------------------------
+
+
+@dataclass
+class DemoInstance:
+    """An initialised instance with the demo tenants, and the workstation that can read it."""
+
+    instance: Instance
+    workstation: Path  # GNUPGHOME holding the demo tenants' secret keys
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        return subprocess.run(
+            ["gpg", "--homedir", str(self.workstation), "--batch", "--decrypt"],
+            input=ciphertext, capture_output=True, check=True,
+        ).stdout
+
+
+@contextmanager
+def open_demo(config: Config) -> Iterator[DemoInstance]:
+    from crypto.keyring import kill_agent
+    from wbs.demo import ensure_demo
+    from wbs.instance import init_instance
+
+    init_instance(config)
+    workstation = short_tempdir("ws-")
+    try:
+        with Instance.open(config) as instance:
+            with instance.sessions() as session:
+                ensure_demo(session, instance.keyring, workstation)
+            yield DemoInstance(instance, workstation / "gnupg")
+    finally:
+        kill_agent(workstation / "gnupg")
+        shutil.rmtree(workstation, ignore_errors=True)
+
+
+@pytest.fixture
+def demo(config: Config) -> Iterator[DemoInstance]:
+    """A demo instance on SQLite."""
+    with open_demo(config) as opened:
+        yield opened
+
+
+@pytest.fixture
+def demo_any_db(make_config, database_url: str) -> Iterator[DemoInstance]:  # type: ignore[no-untyped-def]
+    """A demo instance on each database (SQLite and PostgreSQL)."""
+    with open_demo(make_config(database_url=database_url)) as opened:
+        yield opened

@@ -487,6 +487,27 @@ class Event(TenantOwned, Base):
         return f"Event(id={self.id!r}, kind={self.kind!r}, case_id={self.case_id!r})"
 
 
+class SourceSession(TenantOwned, Base):
+    """A pelapor's server-side session, sealed with a key that only the cookie holds.
+
+    The cookie carries a random session id and a random key. The row is found by a hash of the
+    id and holds, sealed (AES-GCM) with the key, what the session needs: the source id and the
+    passphrase of the reply key. So neither the cookie alone (no record) nor the server's disk
+    alone (no key) reveals who the session belongs to or unlocks a reply, and nothing in the row
+    links it to a source. Rows are deleted at logout and when they expire.
+    """
+
+    __tablename__ = "source_sessions"
+
+    # SHA-256 of the session id: a database copy cannot be turned into working cookies.
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # Per-session rate limit (flooding): actions in the current window.
+    window_start: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    window_actions: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+
+
 # --- The append-only log, enforced in the ORM -----------------------------------------------
 
 
@@ -545,4 +566,5 @@ TENANT_OWNED_MODELS: tuple[type[Base], ...] = (
     Submission,
     Reply,
     Event,
+    SourceSession,
 )

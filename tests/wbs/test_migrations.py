@@ -23,6 +23,7 @@ APP_TABLES = {
     "submissions",
     "replies",
     "events",
+    "source_sessions",
 }
 
 

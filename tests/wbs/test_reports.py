@@ -1,0 +1,227 @@
+"""The pelapor's side of a case, with real gpg, a real store and both databases."""
+
+import datetime as dt
+import os
+import subprocess
+
+import pytest
+import sqlalchemy as sa
+
+from crypto.codenames import generate_codename
+from tests.conftest import DemoInstance
+from wbs.domain import CaseStatus, EventKind, SubmissionKind
+from wbs.intake import IntakeClosed
+from wbs.models import Case, Event, Reply, Source, Submission
+from wbs.reports import (
+    Intake,
+    ReportAnswers,
+    ReportError,
+    authenticate_source,
+    case_history,
+    change_status,
+    delete_reply,
+    post_reply,
+    register_source,
+    source_case,
+    source_cases,
+    source_replies,
+)
+from wbs.tenants import get_tenant, revoke_recipient_key
+
+MARKER = "PENANDA-RAHASIA-7f3a"
+
+
+def answers(**changes: str) -> ReportAnswers:
+    fields = dict(
+        category="suap_menyuap", mcp_area="pengadaan_barang_jasa",
+        apa=f"Suap dalam pengadaan alat kesehatan {MARKER}", siapa="Kepala bidang X",
+        kapan="Maret 2026", dimana="Dinas Kesehatan", bagaimana="Fee 10% dari nilai kontrak",
+        berapa="Rp 500 juta", kronologi="...",
+    )
+    fields.update(changes)
+    return ReportAnswers(**fields)  # type: ignore[arg-type]
+
+
+def _packets(demo: DemoInstance, ciphertext: bytes) -> str:
+    return subprocess.run(
+        ["gpg", "--homedir", str(demo.workstation), "--batch", "--list-packets"],
+        input=ciphertext, capture_output=True, check=False,
+    ).stdout.decode(errors="replace")
+
+
+def test_register_and_authenticate(demo_any_db: DemoInstance) -> None:
+    inst = demo_any_db.instance
+    codename = generate_codename()
+    with inst.sessions() as session:
+        sumsel, kpk = get_tenant(session, "pemprov-sumsel"), get_tenant(session, "kpk")
+        secrets = register_source(inst, session, sumsel, codename)
+        source = session.get(Source, secrets.source_id)
+        assert source is not None and source.tenant_id == sumsel.id
+        # Nothing of the codename is stored: the row holds the derived id and a LOCKED key.
+        row = " ".join(str(v) for v in session.execute(sa.select(Source.__table__)).one())
+        assert codename not in row and secrets.reply_passphrase not in row
+        assert authenticate_source(inst, session, sumsel, codename) == secrets
+        assert authenticate_source(inst, session, sumsel, generate_codename()) is None
+        # A codename of one tenant opens nothing at another.
+        assert authenticate_source(inst, session, kpk, codename) is None
+
+
+def test_report_with_files_is_ciphertext_readable_on_the_workstation(
+    demo_any_db: DemoInstance,
+) -> None:
+    demo = demo_any_db
+    inst = demo.instance
+    evidence = os.urandom(1_500_000) + MARKER.encode()
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        sink = intake.open_file("file", "kontrak 2026.pdf", {})
+        for start in range(0, len(evidence), 65536):
+            sink.write(evidence[start : start + 65536])
+        sink.close()
+        case = intake.new_case(answers())
+
+        assert case.status == CaseStatus.BARU and case.registration_number.startswith("PLT-")
+        assert case.first_response_due > dt.date.today()
+        assert case.closure_due is not None and case.closure_due > case.first_response_due
+        kinds = [s.kind for s in case.submissions]
+        assert kinds == [SubmissionKind.FORM, SubmissionKind.FILE]
+        assert [e.kind for e in case_history(session, tenant, case)] == [EventKind.CASE_CREATED]
+
+        form_ct = inst.store.open(case.submissions[0].store_path).read()
+        file_ct = inst.store.open(case.submissions[1].store_path).read()
+    assert MARKER.encode() not in form_ct + file_ct
+    assert MARKER in demo.decrypt(form_ct).decode()
+    assert demo.decrypt(file_ct) == evidence
+    assert 'name="kontrak 2026.pdf"' in _packets(demo, file_ct)
+    # Nothing under the instance folder holds the marker in plaintext.
+    for path in inst.config.instance_dir.rglob("*"):
+        if path.is_file():
+            assert MARKER.encode() not in path.read_bytes(), path
+
+
+def test_report_to_kpk_is_readable_by_kpk(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=True)
+        case = intake.new_case(answers())
+        assert case.sent_to_kpk
+        ct = inst.store.open(case.submissions[0].store_path).read()
+    # The demo workstation holds both tenants' keys; check both are recipients.
+    packets = _packets(demo, ct)
+    assert packets.count(":pubkey enc packet:") == 2
+
+
+def test_intake_fails_closed_without_keys(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        for key in list(tenant_keys(session, tenant)):
+            revoke_recipient_key(session, tenant, key)
+        session.commit()
+        with pytest.raises(IntakeClosed):
+            Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+
+
+def tenant_keys(session, tenant):  # type: ignore[no-untyped-def]
+    from wbs.tenants import current_recipients
+
+    return current_recipients(session, tenant)
+
+
+def test_failed_case_leaves_nothing(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        sink = intake.open_file("file", "a.pdf", {})
+        sink.write(b"evidence")
+        sink.close()
+
+        def database_gone(*_: object) -> None:
+            raise RuntimeError("the database went away at commit")
+
+        sa.event.listen(session, "before_commit", database_gone)
+        with pytest.raises(RuntimeError):
+            intake.new_case(answers())
+        sa.event.remove(session, "before_commit", database_gone)
+        assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 0
+    assert list(inst.store.items()) == []
+
+
+def test_aborted_upload_leaves_nothing(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        done = intake.open_file("file", "a.pdf", {})
+        done.write(b"complete file")
+        done.close()
+        half = intake.open_file("file", "b.pdf", {})
+        half.write(b"half a file")
+        intake.abort()  # the connection dropped during the second file
+    assert [p for p in inst.store.root.rglob("*") if p.is_file()] == []
+
+
+def test_follow_up_replies_and_deletion(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
+
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        intake.follow_up(case, f"Tambahan: {MARKER}")
+        assert [s.kind for s in case.submissions][-1] == SubmissionKind.MESSAGE
+        msg_ct = inst.store.open(case.submissions[-1].store_path).read()
+        assert MARKER in demo.decrypt(msg_ct).decode()
+
+        with pytest.raises(ReportError):
+            Intake(inst, session, tenant, secrets.source_id, to_kpk=False).follow_up(case, None)
+
+        change_status(session, tenant, case, CaseStatus.KLARIFIKASI, note="perlu bukti")
+        with pytest.raises(ReportError):
+            change_status(session, tenant, case, CaseStatus.BARU)
+        reply = post_reply(inst, session, tenant, case, "Mohon kirim salinan kontrak.")
+        # The tenant's key can read the reply too: the case history stays whole.
+        assert demo.decrypt(inst.store.open(reply.store_path).read()) == (
+            b"Mohon kirim salinan kontrak."
+        )
+        assert not delete_reply(inst, session, tenant, secrets.source_id, reply.id)  # unread
+
+        shown = source_replies(inst, session, tenant, secrets, case)
+        assert [text for _, text in shown] == ["Mohon kirim salinan kontrak."]
+        assert [e.to_status for e in case_history(session, tenant, case)] == [
+            CaseStatus.BARU, CaseStatus.KLARIFIKASI,
+        ]
+        path = reply.store_path
+        assert delete_reply(inst, session, tenant, secrets.source_id, reply.id)
+        assert not inst.store.exists(path)
+        assert session.scalar(sa.select(sa.func.count()).select_from(Reply)) == 0
+        kinds = session.scalars(sa.select(Event.kind).order_by(Event.id)).all()
+        assert EventKind.REPLY_DELETED in kinds
+
+
+def test_cases_are_the_sources_own(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        alice = register_source(inst, session, tenant, generate_codename())
+        bob = register_source(inst, session, tenant, generate_codename())
+        case = Intake(inst, session, tenant, alice.source_id, to_kpk=False).new_case(answers())
+        assert source_cases(session, tenant, alice.source_id) == [case]
+        assert source_cases(session, tenant, bob.source_id) == []
+        assert source_case(session, tenant, bob.source_id, case.id) is None
+        with pytest.raises(ReportError):
+            Intake(inst, session, tenant, bob.source_id, to_kpk=False).follow_up(case, "x")
+        with pytest.raises(ReportError):
+            source_replies(inst, session, tenant, bob, case)
+        kpk = get_tenant(session, "kpk")
+        assert source_case(session, kpk, alice.source_id, case.id) is None

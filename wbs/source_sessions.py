@@ -1,0 +1,146 @@
+"""Server-side sessions of pelapor.
+
+The cookie value is ``<session id>.<key>``, both random. The database row is keyed by a hash of
+the session id and holds the source id and the reply-key passphrase sealed with AES-GCM under
+the key. The key exists only in the cookie (and, for the moment of a request, in memory):
+
+* a stolen database (or disk) holds sealed blobs whose keys it never saw;
+* a stolen cookie is useless after logout or expiry, because the row is gone.
+
+The codename itself is never kept anywhere: it is used once, to derive the secrets, at login.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import secrets
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.orm import Session
+
+from crypto.kdf import SourceSecrets
+from wbs.models import SourceSession, Tenant, utcnow
+
+_ID_BYTES = 16
+_KEY_BYTES = 32
+_NONCE_BYTES = 12
+RATE_WINDOW = dt.timedelta(hours=1)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _row_id(session_id: bytes) -> str:
+    return hashlib.sha256(b"peluit/source-session/v1\0" + session_id).hexdigest()
+
+
+def _parse(token: str) -> tuple[bytes, bytes] | None:
+    try:
+        id_part, key_part = token.split(".")
+        session_id, key = _unb64(id_part), _unb64(key_part)
+    except ValueError:
+        return None
+    if len(session_id) != _ID_BYTES or len(key) != _KEY_BYTES:
+        return None
+    return session_id, key
+
+
+def open_session(db: Session, tenant: Tenant, source: SourceSecrets, *, idle_minutes: int) -> str:
+    """Create a session for ``source`` at ``tenant``; return the cookie value. Commits."""
+    session_id, key = secrets.token_bytes(_ID_BYTES), secrets.token_bytes(_KEY_BYTES)
+    row_id = _row_id(session_id)
+    payload = json.dumps(
+        {"t": tenant.id, "s": source.source_id, "p": source.reply_passphrase}
+    ).encode()
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    # The row id is bound as associated data: a sealed blob moved to another row won't open.
+    sealed = nonce + AESGCM(key).encrypt(nonce, payload, row_id.encode())
+    db.add(
+        SourceSession(
+            id=row_id,
+            tenant_id=tenant.id,
+            sealed=sealed,
+            expires_at=utcnow() + dt.timedelta(minutes=idle_minutes),
+        )
+    )
+    db.commit()
+    return f"{_b64(session_id)}.{_b64(key)}"
+
+
+def _find(db: Session, tenant: Tenant, token: str) -> tuple[SourceSession, bytes] | None:
+    parsed = _parse(token)
+    if parsed is None:
+        return None
+    session_id, key = parsed
+    row = db.get(SourceSession, _row_id(session_id))
+    if row is None or row.tenant_id != tenant.id:
+        return None
+    return row, key
+
+
+def resume_session(
+    db: Session, tenant: Tenant, token: str, *, idle_minutes: int
+) -> SourceSecrets | None:
+    """The secrets of a live session, sliding its expiry; None if unknown, expired or broken.
+
+    Commits (the new expiry, or the removal of an expired row).
+    """
+    found = _find(db, tenant, token)
+    if found is None:
+        return None
+    row, key = found
+    now = utcnow()
+    if row.expires_at <= now:
+        db.delete(row)
+        db.commit()
+        return None
+    nonce, body = row.sealed[:_NONCE_BYTES], row.sealed[_NONCE_BYTES:]
+    try:
+        payload = json.loads(AESGCM(key).decrypt(nonce, body, row.id.encode()))
+    except (InvalidTag, ValueError):
+        return None
+    if payload.get("t") != tenant.id:
+        return None
+    row.expires_at = now + dt.timedelta(minutes=idle_minutes)
+    db.commit()
+    return SourceSecrets(source_id=payload["s"], reply_passphrase=payload["p"])
+
+
+def close_session(db: Session, tenant: Tenant, token: str) -> None:
+    """End a session (logout). Unknown tokens are ignored. Commits."""
+    found = _find(db, tenant, token)
+    if found is not None:
+        db.delete(found[0])
+        db.commit()
+
+
+def count_action(db: Session, tenant: Tenant, token: str) -> int:
+    """Count one rate-limited action (a submission) in this session's current window; return
+    how many there have been in the window, this one included. Commits."""
+    found = _find(db, tenant, token)
+    if found is None:
+        return 0
+    row = found[0]
+    now = utcnow()
+    if now - row.window_start >= RATE_WINDOW:
+        row.window_start, row.window_actions = now, 0
+    row.window_actions += 1
+    db.commit()
+    return row.window_actions
+
+
+def purge_expired(db: Session) -> int:
+    """Delete expired sessions of every tenant; return how many. Commits."""
+    result = db.execute(sa.delete(SourceSession).where(SourceSession.expires_at <= utcnow()))
+    db.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
