@@ -98,6 +98,41 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
                 click.echo(line)
 
 
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.pass_context
+def run(ctx: click.Context, port: int) -> None:
+    """Serve the source interface on 127.0.0.1 (onion services come with tor)."""
+    # The composition root: the one place in wbs that knows the interfaces exist.
+    from source_iface import create_app
+    from source_iface.devserver import LOOPBACK, loopback_server
+    from wbs.source_sessions import purge_expired
+    from wbs.tenants import list_tenants
+
+    with _opened(ctx) as instance:
+        removed = instance.sweep_store()
+        with instance.sessions() as session:
+            purge_expired(session)
+            tenants = list_tenants(session)
+        if removed:
+            click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
+        app = create_app(instance)
+        server = loopback_server(app, port)
+        base = f"http://{LOOPBACK}:{port}"
+        click.echo(f"Peluit source interface on {base}/ (loopback only; Ctrl-C stops it)")
+        for item in tenants:
+            click.echo(f"  {item.name}: {base}/t/{item.slug}/")
+        click.echo(
+            "No onion service: tor integration is not configured, so this serves loopback only."
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        finally:
+            server.server_close()
+
+
 # --- tenants ------------------------------------------------------------------------------------
 
 

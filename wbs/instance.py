@@ -54,10 +54,18 @@ class Instance:
         """Open an initialised instance; refuse one whose database is not migrated."""
         secrets = load_secrets(config.instance_dir)
         engine = db.make_engine(config.database_url)
-        if db.current_revision(engine) is None:
+        current = db.current_revision(engine)
+        if current != db.head_revision():
             engine.dispose()
+            if current is None:
+                raise RuntimeError(
+                    f"the database at {config.database_url} is not initialised: "
+                    "run 'peluit init'"
+                )
+            # Running new code on an old schema fails in odd places; say so up front.
             raise RuntimeError(
-                f"the database at {config.database_url} is not initialised: run 'peluit init'"
+                f"the database is at revision {current}, this code needs "
+                f"{db.head_revision()}: run 'peluit db upgrade'"
             )
         return cls(
             config=config,

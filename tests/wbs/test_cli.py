@@ -101,3 +101,12 @@ def test_demo_keeps_secret_keys_out_of_the_server(run, tmp_path: Path) -> None: 
     # Running it again adds nothing.
     again = run("init", "--demo", "--demo-workstation", str(workstation)).output
     assert "created" not in again and "demo key" not in again
+
+
+def test_old_schema_is_named_not_crashed_on(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("db", "downgrade", "0001")
+    stale = run("tenant", "list", ok=False)
+    assert stale.exit_code == 1 and "peluit db upgrade" in stale.output
+    run("db", "upgrade")
+    run("tenant", "list")
