@@ -7,8 +7,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 INSTANCE ?= instance
 
+# Translations are compiled from the committed .po files; axe-core (for the accessibility
+# check of the end-to-end test) comes from the npm registry at a pinned version.
+PO  := $(wildcard source_iface/translations/*/LC_MESSAGES/messages.po)
+MO  := $(PO:.po=.mo)
+AXE := $(VENV)/axe/axe.min.js
+
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run test lint bench clean
+.PHONY: help install system-deps run test lint bench clean translations
 
 help: ## Show the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,7 +28,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-install: $(STAMP) ## Create .venv with Peluit installed editable, with its dev extras
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+translations: $(MO) ## Compile the interface translations
+
+$(AXE): scripts/fetch-axe.sh
+	./scripts/fetch-axe.sh $@
+
+install: $(STAMP) $(MO) ## Create .venv with Peluit installed editable, with its dev extras
 
 run: system-deps install ## Start Peluit on embedded defaults (SQLite, local store, demo tenants)
 	$(BIN)/peluit --instance $(INSTANCE) init --demo

@@ -10,6 +10,9 @@ declare -A need=(
   [tor]=tor
   [/usr/share/hunspell/id_ID.dic]=hunspell-id
   [runuser]=util-linux
+  # The end-to-end tests: a real browser, and npm to fetch axe-core.
+  [chromium]=chromium
+  [npm]=npm
 )
 missing=()
 for probe in "${!need[@]}"; do

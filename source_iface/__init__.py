@@ -1,0 +1,181 @@
+"""The source interface: the pelapor's whole journey, in Bahasa Indonesia, without JavaScript.
+
+Served only on the instansi's onion service. Every page works in Tor Browser at its "Safest"
+level: no script at all, nothing loaded from elsewhere, one small style sheet from this origin.
+Nothing about a visitor is logged: no request line, no address, no user agent, no codename.
+(gunicorn runs with its access log off; see ``deploy/``.)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, abort, current_app, g, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
+
+from source_iface import errors, views
+from source_iface.context import (
+    DEV_SLUG_KEY,
+    LOOPBACK_HOSTS,
+    DevTenantPaths,
+    close_db,
+    db,
+    find_tenant,
+    instance,
+    request_host,
+    select_locale,
+)
+from source_iface.flood import FloodGuard, FloodLimits
+from wbs.instance import Instance
+from wbs.models import Tenant
+
+HERE = Path(__file__).parent
+
+SECURITY_HEADERS = {
+    # No script source at all: even an injected <script> would not run.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # Nothing of a report may linger in the browser's cache after the tab is closed.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
+        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
+        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
+        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
+        "screen-wake-lock=(), sync-xhr=(), usb=(), xr-spatial-tracking=()"
+    ),
+}
+
+
+class SourceApp(Flask):
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        # Flask's default logs the request path and method with the traceback. Log only what
+        # an operator needs to find the bug (the error's type and where it was raised), never
+        # its message, which could quote a filename or a field a pelapor sent.
+        exc_type, _exc, tb = exc_info
+        where = "?"
+        while tb is not None:
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        name = exc_type.__name__ if exc_type is not None else "?"
+        self.logger.error("unhandled %s at %s", name, where)
+
+
+def create_app(
+    inst: Instance,
+    *,
+    testing: bool = False,
+    dev_tenant_paths: bool | None = None,
+    flood_limits: FloodLimits | None = None,
+) -> Flask:
+    """The source interface of ``inst``.
+
+    ``dev_tenant_paths``: whether loopback requests may pick a tenant by ``/t/<slug>/``. By
+    default only when no tenant has an onion address yet (a development or demo instance);
+    a production deployment answers only to each tenant's onion host.
+    """
+    app = SourceApp(__name__, static_folder="static", template_folder="templates")
+    if dev_tenant_paths is None:
+        with inst.sessions() as session:
+            dev_tenant_paths = testing or not session.scalar(
+                sa.select(sa.func.count()).where(Tenant.onion_address.is_not(None))
+            )
+    app.config.from_mapping(
+        TESTING=testing,
+        SECRET_KEY=inst.secrets.session_key,
+        # Flask's signed cookie holds the CSRF secret and nothing else (no source id).
+        SESSION_COOKIE_NAME="peluit_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        # Onion services are plain HTTP; tor authenticates and encrypts the connection.
+        SESSION_COOKIE_SECURE=False,
+        # Small forms only; the two upload views raise the limit for themselves.
+        MAX_CONTENT_LENGTH=64 * 1024,
+        # A report with evidence can take hours to upload over Tor.
+        WTF_CSRF_TIME_LIMIT=6 * 3600,
+        BABEL_DEFAULT_LOCALE="id",
+        BABEL_DEFAULT_TIMEZONE="Asia/Jakarta",
+        BABEL_TRANSLATION_DIRECTORIES=str(HERE / "translations"),
+        PELUIT_DEV_TENANT_PATHS=dev_tenant_paths,
+        TEMPLATES_AUTO_RELOAD=False,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["peluit_instance"] = inst
+    app.extensions["peluit_flood"] = FloodGuard(flood_limits)
+    _quiet_logs(app)
+    if dev_tenant_paths:
+        app.wsgi_app = DevTenantPaths(app.wsgi_app)  # type: ignore[method-assign]
+
+    # Order matters: the tenant is known before CSRF is checked, so its error page is themed.
+    app.before_request(_resolve_tenant)
+    csrf = CSRFProtect(app)
+    for name in views.STREAMED_UPLOAD_VIEWS:
+        # These views read request.stream themselves and check the token inside the stream;
+        # CSRFProtect would read request.form, which spools files to disk in plaintext.
+        csrf.exempt(f"{views.__name__}.{name}")
+    Babel(app, locale_selector=select_locale)
+    app.register_blueprint(views.bp)
+    errors.register(app)
+    app.after_request(_security_headers)
+    app.teardown_appcontext(close_db)
+    app.context_processor(_template_context)
+    return app
+
+
+def _quiet_logs(app: Flask) -> None:
+    # The development server's request log would write every path (and so the case ids and
+    # the timing of each pelapor) to the terminal; under gunicorn its access log is off.
+    logging.getLogger("werkzeug").disabled = True
+    app.logger.setLevel(logging.ERROR)
+
+
+def _resolve_tenant() -> None:
+    g.tenant = find_tenant()
+    if g.tenant is None and not (
+        _dev_index_allowed() and request.endpoint in ("source.index", "source.language", "static")
+    ):
+        abort(404)
+
+
+def _dev_index_allowed() -> bool:
+    """Loopback in development, without a /t/<slug>/ prefix: the list of tenants."""
+    return bool(
+        current_app.config["PELUIT_DEV_TENANT_PATHS"]
+        and request_host(request.host) in LOOPBACK_HOSTS
+        and DEV_SLUG_KEY not in request.environ
+    )
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers.pop("X-Powered-By", None)
+    return response
+
+
+def _template_context() -> dict[str, Any]:
+    return {
+        "tenant": g.get("tenant"),
+        "locale": select_locale(),
+    }
+
+
+__all__ = ["create_app", "db", "instance"]

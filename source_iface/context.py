@@ -1,0 +1,104 @@
+"""What a request of the source interface works with: the instance, a database session, the
+tenant (instansi) whose drop box this is.
+
+The tenant comes from the Host header: each instansi has its own onion address. On loopback in
+development, ``/t/<slug>/`` selects one instead (see :class:`DevTenantPaths`), so several demo
+tenants can be tried from one browser without tor.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, current_app, g, request
+from sqlalchemy.orm import Session
+
+from wbs.instance import Instance
+from wbs.models import Tenant
+
+LANGUAGES = ("id", "en")
+LANGUAGE_COOKIE = "peluit_l"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+DEV_SLUG_KEY = "peluit.dev_tenant_slug"
+_DEV_PATH = re.compile(r"^/t/([a-z0-9]+(?:-[a-z0-9]+)*)(/.*)?$")
+
+
+def request_host(environ_host: str) -> str:
+    """The host name without port, lower-case: ``abc.onion:80`` -> ``abc.onion``."""
+    host = environ_host.strip().lower()
+    if host.startswith("["):  # IPv6 literal, "[::1]:5000"
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class DevTenantPaths:
+    """WSGI middleware: on loopback, move ``/t/<slug>`` from the path into the script root.
+
+    Flask then generates every URL under the prefix by itself (``url_for`` uses the script
+    root), so templates and views are the same in both modes. Onion hosts are never rewritten:
+    there the Host header alone names the tenant.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        host = request_host(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+        if host in LOOPBACK_HOSTS:
+            match = _DEV_PATH.match(environ.get("PATH_INFO", ""))
+            if match:
+                slug, rest = match.group(1), match.group(2) or "/"
+                environ[DEV_SLUG_KEY] = slug
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + f"/t/{slug}"
+                environ["PATH_INFO"] = rest
+        return self.app(environ, start_response)
+
+
+def instance() -> Instance:
+    inst: Instance = current_app.extensions["peluit_instance"]
+    return inst
+
+
+def db() -> Session:
+    """The request's database session, opened on first use and closed at teardown."""
+    session: Session | None = g.get("db")
+    if session is None:
+        session = instance().sessions()
+        g.db = session
+    return session
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session: Session | None = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def find_tenant() -> Tenant | None:
+    """The tenant this request is for, or None (then only the development index answers)."""
+    host = request_host(request.host)
+    dev_paths: bool = current_app.config["PELUIT_DEV_TENANT_PATHS"]
+    if host in LOOPBACK_HOSTS and dev_paths:
+        slug = request.environ.get(DEV_SLUG_KEY)
+        if slug is None:
+            return None
+        return db().scalar(sa.select(Tenant).where(Tenant.slug == slug))
+    names = {host, host.removesuffix(".onion")}
+    return db().scalar(sa.select(Tenant).where(Tenant.onion_address.in_(names)))
+
+
+def tenant() -> Tenant:
+    """The current tenant; 404 where there is none (an unknown host or slug)."""
+    found: Tenant | None = g.get("tenant")
+    if found is None:
+        abort(404)
+    return found
+
+
+def select_locale() -> str:
+    """The reporter's explicit choice only: Accept-Language is not consulted (Tor Browser
+    sends en-US for everyone), and Indonesian is the default."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    return chosen if chosen in LANGUAGES else "id"

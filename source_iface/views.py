@@ -1,0 +1,528 @@
+"""The pelapor's pages: landing, safety guidance, codename, report, receipt, login, follow-up.
+
+Views parse, call :mod:`wbs.reports`, and render. The two upload views read the request body
+as a stream (:mod:`source_iface.upload`) and never touch ``request.form`` or ``request.files``,
+which would spool files of more than 500 KB to plaintext temporary files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import format_date, gettext
+from flask_wtf.csrf import ValidationError, validate_csrf
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from crypto.codenames import (
+    generate_codename,
+    looks_like_codename,
+    normalize_codename,
+    words_needed,
+)
+from crypto.kdf import SourceSecrets
+from source_iface.auth import count_submission, current_source, log_in, log_out, source_required
+from source_iface.context import LANGUAGE_COOKIE, LANGUAGES, db, instance, select_locale, tenant
+from source_iface.errors import message_page
+from source_iface.flood import FloodGuard, wait_minutes
+from source_iface.forms import (
+    HONEYPOT_FIELD,
+    STATUS_WORDING,
+    category_name,
+    check_message,
+    check_report,
+    field_value,
+    honeypot_filled,
+    mcp_area_name,
+    wants_kpk,
+)
+from source_iface.upload import UploadError, UploadLimits, parse_upload
+from wbs.domain import MCP_AREAS, CaseStatus, KpkSharing
+from wbs.intake import IntakeClosed
+from wbs.models import Case, Event, Reply
+from wbs.reports import (
+    Intake,
+    ReportError,
+    authenticate_source,
+    case_history,
+    delete_reply,
+    register_source,
+    source_case,
+    source_cases,
+    source_replies,
+)
+from wbs.tenancy import TenantScope
+from wbs.tenants import list_tenants
+
+bp = Blueprint("source", __name__)
+
+# Exempt from CSRFProtect's automatic check, which reads request.form; they check the token
+# themselves, inside the stream, before the first file byte is stored.
+STREAMED_UPLOAD_VIEWS = ("submit_report", "send_follow_up")
+# Submissions (new reports and follow-ups) one login session may make per hour.
+SESSION_SUBMISSIONS_PER_HOUR = 10
+FILE_INPUTS = 5
+
+Fields = dict[str, list[str]]
+
+
+def flood() -> FloodGuard:
+    guard: FloodGuard = current_app.extensions["peluit_flood"]
+    return guard
+
+
+# --- information pages ----------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    if g.get("tenant") is None:
+        return render_template("dev_index.html", tenants=list_tenants(db()))
+    return render_template("index.html", logged_in=current_source() is not None)
+
+
+@bp.get("/panduan")
+def guidance() -> ResponseReturnValue:
+    return render_template("guidance.html")
+
+
+@bp.get("/bahasa/<code>")
+def language(code: str) -> ResponseReturnValue:
+    if code not in LANGUAGES:
+        abort(404)
+    response = redirect(_safe_next(request.args.get("next")))
+    # A browser-session cookie holding "id" or "en", nothing else.
+    response.set_cookie(LANGUAGE_COOKIE, code, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site: never another host (an open redirect out of the onion)."""
+    home = url_for("source.index")
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return home
+    return target
+
+
+# --- codename -------------------------------------------------------------------------------
+
+
+def _codename_tag(codename: str) -> str:
+    # The confirmation form carries the codename back; the tag proves the server drew it, so
+    # nobody can register a codename of their own choosing (a guessable one).
+    key = instance().secrets.session_key
+    return hmac.new(key, b"peluit/codename\0" + codename.encode(), hashlib.sha256).hexdigest()
+
+
+def _codename_page(codename: str, *, error: bool = False) -> ResponseReturnValue:
+    return render_template(
+        "codename.html",
+        codename=codename,
+        tag=_codename_tag(codename),
+        words=len(codename.split()),
+        error=error,
+    )
+
+
+@bp.get("/kode-baru")
+def new_codename() -> ResponseReturnValue:
+    return _codename_page(generate_codename(select_locale()))
+
+
+@bp.post("/kode-baru")
+def confirm_codename() -> ResponseReturnValue:
+    codename = request.form.get("codename", "")
+    tag = request.form.get("tag", "")
+    if not looks_like_codename(codename) or not hmac.compare_digest(tag, _codename_tag(codename)):
+        abort(400)
+    if request.form.get("noted") != "1":
+        return _codename_page(codename, error=True)
+    try:
+        secrets = register_source(instance(), db(), tenant(), codename)
+    except ReportError:
+        # The confirmation sent twice (back button): the codename is already registered here.
+        found = authenticate_source(instance(), db(), tenant(), codename)
+        if found is None:
+            abort(400)
+        secrets = found
+    return log_in(secrets, url_for("source.report"))
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@bp.get("/masuk")
+def login() -> ResponseReturnValue:
+    return render_template("login.html", error=None, expired=bool(request.args.get("expired")))
+
+
+@bp.post("/masuk")
+def check_login() -> ResponseReturnValue:
+    codename = normalize_codename(request.form.get("codename", ""))
+    if not looks_like_codename(codename):
+        # Answered without touching the database: a typo, not a probe.
+        error = gettext(
+            "That is not a codename. A codename is %(n)d words, separated by spaces.",
+            n=words_needed(select_locale()),
+        )
+        return render_template("login.html", error=error, expired=False), 200
+    wait = flood().login_wait(tenant().id)
+    if wait:
+        return _slow_down_page(wait)
+    secrets = authenticate_source(instance(), db(), tenant(), codename)
+    if secrets is None:
+        # Also for a codename of another instansi: which one a codename belongs to is not said.
+        error = gettext("No report was found for this codename. Check the words and try again.")
+        return render_template("login.html", error=error, expired=False), 200
+    return log_in(secrets, url_for("source.cases"))
+
+
+@bp.post("/keluar")
+def logout() -> ResponseReturnValue:
+    response = current_app.make_response(render_template("logged_out.html"))
+    session.clear()  # the CSRF secret goes too
+    return log_out(response)
+
+
+# --- uploads --------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    """Ends an upload early with a page for the reporter; nothing has been stored."""
+
+    def __init__(self, response: ResponseReturnValue) -> None:
+        super().__init__("upload stopped")
+        self.response = response
+
+
+def _limits() -> UploadLimits:
+    t = tenant()
+    return UploadLimits(
+        max_bytes=t.max_upload_bytes or instance().config.max_upload_bytes,
+        max_files=FILE_INPUTS * 4,
+    )
+
+
+def _check_form(fields: Fields) -> None:
+    """The token and the honeypot, before anything is stored."""
+    try:
+        validate_csrf(field_value(fields, "csrf_token"))
+    except ValidationError:
+        raise _Stop(
+            message_page(
+                gettext("This form has expired"),
+                gettext(
+                    "For your safety, forms are valid for a limited time and only in this "
+                    "browser session. Go back, reload the page and send it again."
+                ),
+                400,
+            )
+        ) from None
+    if honeypot_filled(fields):
+        raise _Stop(
+            message_page(
+                gettext("Not sent"),
+                gettext("Your submission could not be accepted. Nothing was stored."),
+                400,
+            )
+        )
+
+
+def _receive(prepare: Callable[[Fields], Intake]) -> tuple[Fields, Intake]:
+    """Stream the upload into an :class:`Intake` made by ``prepare`` from the text fields.
+
+    ``prepare`` runs before the first file byte (or after the body when no file came) and may
+    raise :class:`_Stop`. Whatever goes wrong, everything stored so far is removed.
+    """
+    limits = _limits()
+    intakes: list[Intake] = []
+
+    def on_first_file(fields: Fields) -> None:
+        intakes.append(prepare(fields))
+
+    def open_file(name: str, filename: str, fields: dict[str, str]) -> object:
+        return intakes[0].open_file(name, filename, fields)
+
+    try:
+        # The parser enforces the limit; Werkzeug's check of the declared length stays on.
+        request.max_content_length = limits.max_bytes
+        parsed = parse_upload(
+            cast(BinaryIO, request.stream),
+            request.content_type or "",
+            request.content_length,
+            limits,
+            open_file,  # type: ignore[arg-type]
+            on_first_file=on_first_file,
+        )
+        if not intakes:
+            intakes.append(prepare(parsed.fields))
+    except (UploadError, RequestEntityTooLarge, IntakeClosed) as exc:
+        for intake in intakes:
+            intake.abort()
+        raise _Stop(_upload_refused_page(exc)) from None
+    except BaseException:
+        for intake in intakes:
+            intake.abort()
+        raise
+    return parsed.fields, intakes[0]
+
+
+def _upload_refused_page(exc: Exception) -> ResponseReturnValue:
+    if isinstance(exc, IntakeClosed):
+        return message_page(
+            gettext("Reports cannot be received right now"),
+            gettext(
+                "Receiving is closed for a while for technical reasons. Nothing was stored. "
+                "Please try again in a few hours."
+            ),
+            503,
+        )
+    code = exc.code if isinstance(exc, UploadError) else "too_large"
+    if code in ("too_large", "field_too_large", "too_many_files"):
+        limit_mb = _limits().max_bytes // (1024 * 1024)
+        return message_page(
+            gettext("What you sent is too large"),
+            gettext(
+                "At most %(mb)d MB can be sent at once, in at most %(files)d files. Nothing "
+                "was stored. Send fewer or smaller files, or send the rest as follow-up "
+                "messages after logging in with your codename.",
+                mb=limit_mb,
+                files=_limits().max_files,
+            ),
+            413,
+        )
+    return message_page(
+        gettext("The upload did not arrive completely"),
+        gettext("Nothing was stored. Check your connection and send the form again."),
+        400,
+    )
+
+
+def _submission_allowed(source: SourceSecrets, *, new_case: bool) -> None:
+    t = tenant()
+    wait = (
+        flood().new_case_wait(t.id, source.source_id)
+        if new_case
+        else flood().follow_up_wait(t.id, source.source_id)
+    )
+    if not wait and count_submission() > SESSION_SUBMISSIONS_PER_HOUR:
+        wait = 3600
+    if wait:
+        raise _Stop(_slow_down_page(wait))
+
+
+def _slow_down_page(seconds: int) -> ResponseReturnValue:
+    title, text = (
+        gettext("Please wait a few minutes"),
+        gettext(
+            "Many reports are arriving right now. Nothing was stored. Please try again in "
+            "%(minutes)d minutes.",
+            minutes=wait_minutes(seconds),
+        ),
+    )
+    page, status = message_page(title, text, 429)
+    return page, status, {"Retry-After": str(seconds)}
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def _report_page(
+    values: dict[str, str], errors: dict[str, str], *, status: int = 200
+) -> ResponseReturnValue:
+    t = tenant()
+    page = render_template(
+        "report.html",
+        values=values,
+        errors=errors,
+        categories=[(code, category_name(code)) for code in t.categories],
+        mcp_areas=[(code, mcp_area_name(code)) for code, _ in MCP_AREAS],
+        kpk_choice=not t.is_hub and t.kpk_sharing == KpkSharing.OPTIONAL,
+        kpk_always=not t.is_hub and t.kpk_sharing == KpkSharing.ALWAYS,
+        file_count=FILE_INPUTS,
+        honeypot=HONEYPOT_FIELD,
+    )
+    return page, status
+
+
+@bp.get("/lapor")
+@source_required
+def report(_source: SourceSecrets) -> ResponseReturnValue:
+    return _report_page({}, {})
+
+
+@bp.post("/lapor")
+@source_required
+def submit_report(source: SourceSecrets) -> ResponseReturnValue:
+    t = tenant()
+
+    def prepare(fields: Fields) -> Intake:
+        _check_form(fields)
+        check = check_report(t, fields)
+        if check.answers is None:
+            raise _Stop(_report_page(check.values, check.errors, status=400))
+        _submission_allowed(source, new_case=True)
+        return Intake(instance(), db(), t, source.source_id, to_kpk=wants_kpk(t, fields))
+
+    try:
+        fields, intake = _receive(prepare)
+    except _Stop as stop:
+        return stop.response
+    answers = check_report(t, fields).answers
+    if answers is None:  # the fields were checked in prepare; they cannot have changed
+        intake.abort()
+        abort(400)
+    case = intake.new_case(answers)
+    flood().record_new_case(t.id, source.source_id)
+    return redirect(url_for("source.receipt", case_id=case.id))
+
+
+@bp.get("/tanda-terima/<int:case_id>")
+@source_required
+def receipt(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
+    case = source_case(db(), tenant(), source.source_id, case_id)
+    if case is None:
+        abort(404)
+    return render_template(
+        "receipt.html", case=case, due=format_date(case.first_response_due, "long")
+    )
+
+
+# --- following up ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case: Case
+    category: str
+    status: str
+    received: str
+    first_response_due: str
+    closure_due: str | None
+    history: list[tuple[str, str]]
+    replies: list[tuple[Reply, str, str]]
+
+
+def _case_view(source: SourceSecrets, case: Case) -> CaseView:
+    t = tenant()
+    history = [
+        (format_date(event.created_at, "long"), _event_wording(event))
+        for event in case_history(db(), t, case)
+    ]
+    replies = [
+        (reply, format_date(reply.created_at, "long"), text)
+        for reply, text in source_replies(instance(), db(), t, source, case)
+    ]
+    return CaseView(
+        case=case,
+        category=category_name(case.category),
+        status=str(STATUS_WORDING[case.status]),
+        received=format_date(case.received_at, "long"),
+        first_response_due=format_date(case.first_response_due, "long"),
+        closure_due=format_date(case.closure_due, "long") if case.closure_due else None,
+        history=history,
+        replies=replies,
+    )
+
+
+def _event_wording(event: Event) -> str:
+    status = event.to_status or CaseStatus.BARU
+    return str(STATUS_WORDING[status])
+
+
+def _cases_page(
+    source: SourceSecrets, *, errors: dict[int, str] | None = None, status: int = 200
+) -> ResponseReturnValue:
+    views = [_case_view(source, case) for case in source_cases(db(), tenant(), source.source_id)]
+    page = render_template(
+        "cases.html",
+        cases=views,
+        errors=errors or {},
+        sent=request.args.get("sent", type=int),
+        deleted=bool(request.args.get("deleted")),
+        file_count=FILE_INPUTS,
+        honeypot=HONEYPOT_FIELD,
+        klarifikasi=CaseStatus.KLARIFIKASI,
+    )
+    return page, status
+
+
+@bp.get("/pengaduan")
+@source_required
+def cases(source: SourceSecrets) -> ResponseReturnValue:
+    return _cases_page(source)
+
+
+@bp.post("/pengaduan/<int:case_id>/kirim")
+@source_required
+def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
+    t = tenant()
+    case = source_case(db(), t, source.source_id, case_id)
+    if case is None:
+        abort(404)
+
+    def prepare(fields: Fields) -> Intake:
+        _check_form(fields)
+        _message, error = check_message(fields)
+        if error:
+            raise _Stop(_cases_page(source, errors={case_id: error}, status=400))
+        _submission_allowed(source, new_case=False)
+        return Intake(instance(), db(), t, source.source_id, to_kpk=case.sent_to_kpk)
+
+    try:
+        fields, intake = _receive(prepare)
+    except _Stop as stop:
+        return stop.response
+    message, _error = check_message(fields)
+    if message is None and not intake.stored:
+        intake.abort()
+        error = gettext("Write a message or attach a file.")
+        return _cases_page(source, errors={case_id: error}, status=400)
+    intake.follow_up(case, message)
+    flood().record_follow_up(t.id, source.source_id)
+    return redirect(url_for("source.cases", sent=case_id, _anchor=f"case-{case_id}"))
+
+
+def _own_reply(source: SourceSecrets, reply_id: int) -> Reply:
+    reply = TenantScope(db(), tenant()).get(Reply, reply_id)
+    if reply is None or reply.case.source_id != source.source_id:
+        abort(404)
+    return reply
+
+
+@bp.get("/balasan/<int:reply_id>/hapus")
+@source_required
+def confirm_delete_reply(source: SourceSecrets, reply_id: int) -> ResponseReturnValue:
+    reply = _own_reply(source, reply_id)
+    return render_template(
+        "delete_reply.html", reply=reply, date=format_date(reply.created_at, "long")
+    )
+
+
+@bp.post("/balasan/<int:reply_id>/hapus")
+@source_required
+def delete_reply_now(source: SourceSecrets, reply_id: int) -> ResponseReturnValue:
+    _own_reply(source, reply_id)
+    if not delete_reply(instance(), db(), tenant(), source.source_id, reply_id):
+        # Only a reply the pelapor has read (seen on the follow-up page) can be deleted.
+        abort(400)
+    return redirect(url_for("source.cases", deleted=1))
