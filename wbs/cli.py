@@ -93,9 +93,15 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
         from wbs.demo import ensure_demo
 
         workstation = demo_workstation or config.instance_dir.parent / "demo-workstation"
+        workstation = workstation.absolute()
         with _opened(ctx) as instance, instance.sessions() as session:
-            for line in ensure_demo(session, instance.keyring, workstation.absolute()):
+            for line in ensure_demo(session, instance.keyring, workstation):
                 click.echo(line)
+        click.echo(
+            f"demo workstation: {workstation} holds the demo keys' secret halves (never the "
+            f"server); read a stored item with: gpg --homedir {workstation / 'gnupg'} "
+            "--decrypt FILE"
+        )
 
 
 @main.command()

@@ -100,7 +100,8 @@ def test_demo_keeps_secret_keys_out_of_the_server(run, tmp_path: Path) -> None: 
     assert secret_keys(workstation / "gnupg").count("sec:") == 2
     # Running it again adds nothing.
     again = run("init", "--demo", "--demo-workstation", str(workstation)).output
-    assert "created" not in again and "demo key" not in again
+    assert "created demo tenant" not in again and "secret half only in" not in again
+    assert f"demo workstation: {workstation}" in again
 
 
 def test_old_schema_is_named_not_crashed_on(run) -> None:  # type: ignore[no-untyped-def]
@@ -110,3 +111,42 @@ def test_old_schema_is_named_not_crashed_on(run) -> None:  # type: ignore[no-unt
     assert stale.exit_code == 1 and "peluit db upgrade" in stale.output
     run("db", "upgrade")
     run("tenant", "list")
+
+
+def test_run_serves_quietly_on_loopback(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    run("init", "--demo", "--demo-workstation", str(short_tempdir("demo-")))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "wbs.cli", "--instance", str(run.instance), "run",
+             "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/t/kpk/") as page:
+                        body, headers = page.read().decode(), page.headers
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, log.read_text()
+                    time.sleep(0.2)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    assert "Komisi Pemberantasan Korupsi" in body
+    assert headers["Server"].strip() == "Peluit"  # no framework or Python version
+    printed = log.read_text()
+    assert f"http://127.0.0.1:{port}/t/pemprov-sumsel/" in printed
+    # Rule 3: no request line, address or user agent in what the server prints.
+    assert "GET /" not in printed and "Python-urllib" not in printed
+    assert "127.0.0.1 -" not in printed
