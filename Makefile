@@ -42,7 +42,7 @@ run: system-deps install ## Start Peluit on embedded defaults (SQLite, local sto
 	$(BIN)/peluit --instance $(INSTANCE) init --demo
 	$(BIN)/peluit --instance $(INSTANCE) run
 
-test: system-deps install ## Run every test (SQLite and a private PostgreSQL server)
+test: system-deps install $(AXE) ## Run every test (SQLite and a private PostgreSQL server)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
