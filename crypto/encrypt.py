@@ -101,30 +101,55 @@ def _recipient_args(
     return args
 
 
-def _gpg_args(keyring: Keyring, status_fd: int, filename: str | None) -> list[str | bytes]:
-    args: list[str | bytes] = [
+def _gpg_args(keyring: Keyring, status_fd: int, options_fd: int) -> list[str]:
+    # The original filename goes to gpg through an options "file" that is a pipe, never
+    # through argv: a process's command line is readable by every local user in
+    # /proc/PID/cmdline, and ps, monitoring agents or audit rules may copy it to disk.
+    args = [
         keyring.gpg_binary,
-        "--homedir", str(keyring.home),
-        "--batch", "--no-tty", "--yes",
+        "--homedir",
+        str(keyring.home),
+        "--options",
+        f"/dev/fd/{options_fd}",
+    ]
+    args += [
+        "--batch",
+        "--no-tty",
+        "--yes",
         # Keys are pinned by full fingerprint by the tenant admin after the checks in
         # crypto.keyring; the server has no web of trust to consult, and gpg's "unknown
         # validity" would otherwise stop batch encryption.
-        "--trust-model", "always",
+        "--trust-model",
+        "always",
         # Never look keys up on the network or add recipients from a gpg.conf.
-        "--no-auto-key-locate", "--no-encrypt-to",
-        "--status-fd", str(status_fd),
+        "--no-auto-key-locate",
+        "--no-encrypt-to",
+        "--status-fd",
+        str(status_fd),
         # No compression: compressed size leaks content (CRIME-style side channels), and most
         # evidence (PDF, JPEG, ZIP, video) is already compressed, so it only costs CPU.
-        "--compress-algo", "none",
-        "--personal-cipher-preferences", "AES256 AES192 AES",
-        "--output", "-",
+        "--compress-algo",
+        "none",
+        "--personal-cipher-preferences",
+        "AES256 AES192 AES",
+        "--output",
+        "-",
     ]
-    safe_name = sanitize_filename(filename)
-    if safe_name is not None:
-        # The original name travels inside the encrypted literal packet, never on disk.
-        args += [b"--set-filename", safe_name.encode("utf-8")]
     args.append("--encrypt")
     return args
+
+
+def _filename_options(filename: str | None) -> bytes:
+    """gpg options-file text that sets the literal packet's name (empty for no name).
+
+    The name travels inside the encrypted literal packet, never on disk. In double quotes
+    gpg's option parser keeps the value verbatim (spaces, quotes, '#'); sanitize_filename has
+    removed the line breaks and control characters that could end or extend the line.
+    """
+    safe_name = sanitize_filename(filename)
+    if safe_name is None:
+        return b""
+    return f'set-filename "{safe_name}"\n'.encode()
 
 
 def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
@@ -185,18 +210,25 @@ def _verify(returncode: int | None, status_lines: Sequence[str]) -> None:
 class _GpgProcess:
     """A running ``gpg --encrypt`` with its status channel and stderr drained by threads."""
 
-    def __init__(self, args_tail: list[str], keyring: Keyring, filename: str | None,
-                 stdout: int) -> None:
+    def __init__(
+        self, args_tail: list[str], keyring: Keyring, filename: str | None, stdout: int
+    ) -> None:
         status_r, status_w = os.pipe()
+        # Always an options pipe, even an empty one: gpg then never reads a gpg.conf that
+        # someone may have planted in the keyring's home.
+        options_r, options_w = os.pipe()
+        # A few hundred bytes at most: the pipe's buffer takes them all before gpg starts.
+        os.write(options_w, _filename_options(filename))
+        os.close(options_w)
         try:
-            args = [*_gpg_args(keyring, status_w, filename), *args_tail]
+            args = [*_gpg_args(keyring, status_w, options_r), *args_tail]
             try:
                 self.proc = subprocess.Popen(
                     args,
                     stdin=subprocess.PIPE,
                     stdout=stdout,
                     stderr=subprocess.PIPE,
-                    pass_fds=(status_w,),
+                    pass_fds=(status_w, options_r),
                     close_fds=True,
                     # Unbuffered: each write() goes straight into the pipe, so Python never
                     # holds more plaintext than the chunk it was given.
@@ -208,6 +240,7 @@ class _GpgProcess:
         finally:
             # The child holds its own copy; ours must go or the reader never sees EOF.
             os.close(status_w)
+            os.close(options_r)
         self.status = _LineCollector(os.fdopen(status_r, "rb"), _STATUS_MAX_LINES)
         self.stderr = _LineCollector(_pipe(self.proc.stderr), _STDERR_TAIL_LINES)
         self.status.start()

@@ -37,7 +37,9 @@ _CREATION_DATE = "20200101T000000"
 # argon2id already makes guessing the codename costly. gpg-agent's default S2K calibration
 # would add up to ~1 s of SHA-1 iterations to every reply operation for no added security, so
 # the throwaway agents protect keys with the minimum OpenPGP S2K count.
-_AGENT_CONF = "s2k-count 65536\n"
+# No passphrase caching: the agent lives for one operation, and if killing it ever failed it
+# must not keep the unlocked key around for gpg's default ten minutes.
+_AGENT_CONF = "s2k-count 65536\ndefault-cache-ttl 0\nmax-cache-ttl 0\n"
 # gpg-agent puts its socket in the home; the path must fit in a Unix socket address.
 _HOME_PREFIX = "pr-"
 _GPG_TIMEOUT_S = 60.0
@@ -87,8 +89,11 @@ def _throwaway_home(gpg_binary: str) -> Iterator[Path]:
         (home / "gpg-agent.conf").write_text(_AGENT_CONF, encoding="ascii")
         yield home
     finally:
-        kill_agent(home, gpg_binary)
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            kill_agent(home, gpg_binary)
+        finally:
+            # The locked key must not outlive the operation, even when gpgconf fails.
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _run_gpg(

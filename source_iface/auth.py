@@ -67,7 +67,14 @@ def source_required(
 
 
 def log_in(secrets: SourceSecrets, target: str) -> Response:
-    """Open a session for ``secrets`` and redirect to ``target`` with its cookie."""
+    """Open a session for ``secrets`` and redirect to ``target`` with its cookie.
+
+    A session the browser already had is closed first, so an old cookie (on a shared or seized
+    machine) stops working as soon as a new login replaces it.
+    """
+    previous = request.cookies.get(COOKIE_NAME)
+    if previous:
+        close_session(db(), tenant(), previous)
     token = open_session(db(), tenant(), secrets, idle_minutes=IDLE_MINUTES)
     response = redirect(target)
     response.set_cookie(

@@ -156,6 +156,11 @@ def confirm_codename() -> ResponseReturnValue:
         abort(400)
     if request.form.get("noted") != "1":
         return _codename_page(codename, error=True)
+    # Registering costs two argon2id runs and a key generation, and a re-sent confirmation
+    # logs in: both go through the same throttle as a login.
+    wait = flood().login_wait(tenant().id)
+    if wait:
+        return _slow_down_page(wait)
     try:
         secrets = register_source(instance(), db(), tenant(), codename)
     except ReportError:

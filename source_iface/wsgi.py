@@ -32,9 +32,9 @@ def make_app() -> Flask:
     """
     config = load_config()
     inst = Instance.open(config)
-    # None: /t/<slug>/ tenant paths on loopback only while no tenant has an onion address (a
-    # demo instance); once onion addresses are set, each tenant answers only to its own host.
-    app = create_app(inst, dev_tenant_paths=None)
+    # Production: each tenant answers only to its own onion Host, never by /t/<slug>/ paths
+    # (a visitor controls the Host header, so "loopback" is not proof of a local request).
+    app = create_app(inst, dev_tenant_paths=False)
     app.wsgi_app = GunicornBodyInput(app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -273,7 +273,7 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
 # other source-side timestamp: a precise time could be matched against network logs.
 SOURCE_EVENT_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.CASE_CREATED, EventKind.SUBMISSION_ADDED}
+    {EventKind.CASE_CREATED, EventKind.SUBMISSION_ADDED, EventKind.REPLY_DELETED}
 )
 
 # The seven groups of corruption in UU 31/1999 jo. UU 20/2001, as (code, label).

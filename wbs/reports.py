@@ -116,10 +116,15 @@ class _FileSink:
         self._intake = intake
         self.path = intake.inst.store.new_name(intake.tenant.slug, intake.source_id)
         self._stack = ExitStack()
-        sink = self._stack.enter_context(intake.inst.store.create(self.path))
-        self._writer: EncryptWriter = self._stack.enter_context(
-            open_encryptor(intake.inst.keyring, intake.recipients, sink, filename or None)
-        )
+        try:
+            self._out = sink = self._stack.enter_context(intake.inst.store.create(self.path))
+            self._writer: EncryptWriter = self._stack.enter_context(
+                open_encryptor(intake.inst.keyring, intake.recipients, sink, filename or None)
+            )
+        except BaseException as exc:
+            # gpg could not start: remove the empty .part file and close it now.
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         self._since_check = 0
         self.bytes_in = 0
 
@@ -128,6 +133,7 @@ class _FileSink:
         if self._since_check >= _SPACE_CHECK_BYTES:
             self._since_check = 0
             ensure_space(self._intake.inst.store, self._intake.inst.config.disk_floor_bytes)
+            self._intake.inst.store.start_writeback(self._out)
         self._writer.write(chunk)
         self.bytes_in += len(chunk)
 

@@ -85,6 +85,33 @@ def test_filename_is_in_the_literal_packet_and_nothing_is_compressed(
     assert out.stat().st_size >= 4 * CHUNK
 
 
+def test_filename_never_reaches_gpgs_command_line(
+    keyring: Keyring, keys: Any, instance_dir: Path, packets: Any
+) -> None:
+    # /proc/PID/cmdline is world-readable: an identifying filename must not appear there.
+    alice = keys.get("alice")
+    name = 'memo "kadis" Budi #2 ü.pdf'
+    with (instance_dir / "x.part").open("wb") as sink:
+        writer = open_encryptor(keyring, [alice.fingerprint], sink, filename=name)
+        cmdline = psutil.Process(writer.pid).cmdline()
+        writer.write(b"data")
+        writer.close()
+    assert not any("memo" in arg or "Budi" in arg for arg in cmdline), cmdline
+    # Quotes, '#' and non-ASCII survive the options pipe verbatim.
+    listing = packets((instance_dir / "x.part").read_bytes(), home=alice.home)
+    assert 'name="memo "kadis" Budi #2 \\xc3\\xbc.pdf"' in listing
+
+
+def test_a_planted_gpg_conf_is_not_read(keyring: Keyring, keys: Any, packets: Any) -> None:
+    # Options come only from the pipe gpg is given, never from a gpg.conf in the home.
+    (keyring.home / "gpg.conf").write_text("throw-keyids\n")
+    alice = keys.get("alice")
+    listing = packets(encrypt_bytes(keyring, [alice.fingerprint], b"data"))
+    assert ":pubkey enc packet:" in listing
+    # throw-keyids (had gpg read the planted file) would zero the recipient's key id.
+    assert "keyid 0000000000000000" not in listing
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

@@ -17,6 +17,8 @@ import werkzeug.formparser
 from source_iface import create_app
 from source_iface.flood import FloodGuard, FloodLimits, SlidingWindow
 from tests.source_iface.conftest import (
+    _CODENAME,
+    _TAG,
     GOOD_ANSWERS,
     MAX_UPLOAD,
     OTHER_TENANT,
@@ -26,7 +28,7 @@ from tests.source_iface.conftest import (
     multipart,
 )
 from wbs.domain import CaseStatus, TenantKind
-from wbs.models import Case, Reply, Submission, Tenant
+from wbs.models import Case, Reply, Source, Submission, Tenant
 from wbs.reports import Intake, change_status, post_reply
 from wbs.tenants import create_tenant
 
@@ -523,3 +525,35 @@ def test_language_link_sets_a_cookie_and_stays_on_this_site(client) -> None:  # 
         away = client.get(f"/t/{TENANT}/bahasa/id", query_string={"next": target})
         assert away.headers["Location"] == f"/t/{TENANT}/"
     check_page(client.get(f"/t/{TENANT}/bahasa/xx"), 404, lang="id")
+
+
+def test_registration_goes_through_the_login_throttle(demo) -> None:  # type: ignore[no-untyped-def]
+    # Each registration costs two argon2id runs and a key generation: a flood of them is
+    # throttled like a flood of logins, and nothing is created while throttled.
+    app = create_app(demo.inst, testing=True, flood_limits=FloodLimits(tenant_logins_per_minute=1))
+    Reporter(app.test_client()).new_codename()
+    second = Reporter(app.test_client())
+    with demo.inst.sessions() as session:
+        sources = session.scalar(sa.select(sa.func.count()).select_from(Source))
+    page = second.get("/kode-baru").get_data(as_text=True)
+    response = second.post("/kode-baru", data={
+        "csrf_token": csrf_token(page),
+        "codename": _CODENAME.search(page).group(1),  # type: ignore[union-attr]
+        "tag": _TAG.search(page).group(1),  # type: ignore[union-attr]
+        "noted": "1",
+    })
+    check_page(response, 429)
+    with demo.inst.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Source)) == sources
+
+
+def test_a_new_login_ends_the_previous_session(demo, reporter) -> None:  # type: ignore[no-untyped-def]
+    codename = reporter.new_codename()
+    old = reporter.client.get_cookie("peluit_s").value
+    assert reporter.login(codename).status_code == 302
+    new = reporter.client.get_cookie("peluit_s").value
+    assert new != old
+    stale = Reporter(reporter.client.application.test_client())
+    stale.client.set_cookie("peluit_s", old)
+    response = stale.get("/pengaduan")
+    assert response.status_code == 302 and "/masuk" in response.headers["Location"]

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from crypto.codenames import generate_codename
+from crypto.errors import EncryptionError
 from tests.conftest import DemoInstance
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
 from wbs.intake import IntakeClosed
@@ -225,3 +226,30 @@ def test_cases_are_the_sources_own(demo: DemoInstance) -> None:
             source_replies(inst, session, tenant, bob, case)
         kpk = get_tenant(session, "kpk")
         assert source_case(session, kpk, alice.source_id, case.id) is None
+
+
+def test_a_sink_whose_encryption_cannot_start_leaves_nothing(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        # A recipient that vanished from the keyring since the intake began.
+        intake.recipients = ["0" * 40]
+        with pytest.raises(EncryptionError):
+            intake.open_file("file", "a.pdf", {})
+    assert [p for p in inst.store.root.rglob("*") if p.is_file()] == []
+
+
+def test_the_pelapors_own_actions_are_logged_by_day_only(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
+        reply = post_reply(inst, session, tenant, case, "Terima kasih.")
+        source_replies(inst, session, tenant, secrets, case)
+        assert delete_reply(inst, session, tenant, secrets.source_id, reply.id)
+        events = {e.kind: e.created_at for e in session.scalars(sa.select(Event))}
+    for kind in (EventKind.CASE_CREATED, EventKind.REPLY_DELETED):
+        assert events[kind].time() == dt.time(0), kind
