@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crypto.keyring import Keyring
+from crypto.signing import Signer
 from wbs import db
 from wbs.config import Config, Secrets, generate_secrets, load_secrets
 from wbs.models import Reply, Submission
@@ -29,11 +30,20 @@ def init_instance(config: Config) -> None:
     generate_secrets(config.instance_dir)
     Store(config.store_dir)
     Keyring(config.gnupg_home, config.gpg_binary).close()
+    # The export-bundle signing key, in a home of its own: see crypto.signing for why it has
+    # no passphrase and no encryption subkey.
+    with signer_for(config) as signer:
+        signer.ensure_key()
     engine = db.make_engine(config.database_url)
     try:
         db.upgrade(engine)
     finally:
         engine.dispose()
+
+
+def signer_for(config: Config) -> Signer:
+    """The instance's export-bundle signer; its home is ``<instance>/signing``."""
+    return Signer(config.instance_dir / "signing", config.gpg_binary)
 
 
 @dataclass
@@ -45,9 +55,12 @@ class Instance:
     store: Store
     keyring: Keyring
     calendar: WorkingCalendar = field(init=False)
+    # Signs export bundles (wbs.bundle). Cheap to build: it touches gpg only when used.
+    signing: Signer = field(init=False)
 
     def __post_init__(self) -> None:
         self.calendar = WorkingCalendar(self.config.cuti_bersama)
+        self.signing = signer_for(self.config)
 
     @classmethod
     def open(cls, config: Config) -> Instance:
@@ -93,6 +106,7 @@ class Instance:
 
     def close(self) -> None:
         self.keyring.close()
+        self.signing.close()
         self.engine.dispose()
 
     def __enter__(self) -> Instance:

@@ -1,0 +1,431 @@
+"""The instance's OpenPGP signing key, and the verification of what it signed.
+
+Export bundles are signed on the server and verified on the air-gapped workstation, so an
+investigator can tell that a bundle is the one the server made: that nobody added, removed or
+changed a report, a file or a status on the way (a USB stick, a shared folder).
+
+The signing key is ed25519 with the sign (and certify) capability ONLY: it has no encryption
+subkey, so nothing can ever be encrypted to it and it decrypts nothing. It lives in its own GnuPG
+home (``<instance>/signing``), apart from the keyring of recipients' public keys, and holds no
+passphrase, because the server signs unattended. The trade-off, on purpose: whoever takes the
+server can forge bundles with this key, but cannot read a single report with it (those are
+encrypted to keys whose secret halves never touch the server). A forged bundle still carries only
+ciphertext its maker could produce, i.e. encrypted to the investigators' public keys; the pinned
+fingerprint on the workstation and the revocation certificate gpg leaves in
+``<instance>/signing/openpgp-revocs.d`` are how a stolen key is retired.
+
+gpg 2.2 signs through gpg-agent, whose socket lives in the home (or under ``/run/user/<uid>``
+when that exists). A Unix socket path must fit in 107 bytes, so a home with a long path cannot
+start an agent at all; such a home is reached through a short symlink in a private temporary
+folder instead (:meth:`Signer._gpg_home`).
+
+Verification never trusts gpg's keyring or trust database: it runs in a throwaway home holding
+only the signer's public key, and accepts exactly one good, valid, unexpired, unrevoked signature
+whose PRIMARY key fingerprint is the expected one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from crypto.errors import CryptoError
+from crypto.keyring import kill_agent, normalize_fingerprint
+
+# The user id of every instance signing key. It names no host or institution: the fingerprint
+# is what identifies the key, and the bundle is carried by people who know where it came from.
+SIGNING_KEY_UID = "Peluit export signing key"
+
+_GPG_TIMEOUT_S = 60.0
+# sockaddr_un.sun_path holds 108 bytes with the terminating NUL; gpg-agent's longest socket
+# name is "S.gpg-agent.browser" (19 bytes) plus the separating slash.
+_MAX_SOCKET_PATH = 107
+_LONGEST_SOCKET_NAME = len("/S.gpg-agent.browser")
+_LOCK_FILE = "peluit-signing.lock"
+# A signing key is small; a detached signature smaller still. Anything bigger is not ours and is
+# refused before gpg parses it.
+MAX_PUBLIC_KEY_BYTES = 256 * 1024
+MAX_SIGNATURE_BYTES = 64 * 1024
+_PUBLIC_BLOCK = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_PRIVATE_ARMOR = re.compile(rb"-----BEGIN PGP (PRIVATE|SECRET) KEY BLOCK-----")
+# OpenPGP hash algorithm ids gpg reports in VALIDSIG: SHA-256, SHA-384, SHA-512, SHA-224.
+# MD5, SHA-1 and RIPEMD-160 signatures can be forged or are on their way there: refused.
+_ACCEPTED_HASHES = frozenset({"8", "9", "10", "11"})
+# Any of these on the status channel means the signature must not be trusted, whatever else
+# gpg said. PLAINTEXT means the "signature" carried its own data: not a detached signature,
+# so the data we were asked about was never what was verified.
+_REFUSED_STATUS = frozenset(
+    {
+        "BADSIG",
+        "ERRSIG",
+        "EXPSIG",
+        "EXPKEYSIG",
+        "REVKEYSIG",
+        "KEYREVOKED",
+        "KEYEXPIRED",
+        "NO_PUBKEY",
+        "PLAINTEXT",
+        "PLAINTEXT_LENGTH",
+        "FAILURE",
+    }
+)
+# Binary-document signature class: what sign_detached makes and all verify_detached accepts
+# (a text-mode signature would verify line-ending-altered data as well).
+_SIG_CLASS_BINARY = "00"
+
+
+class SigningError(CryptoError):
+    """The instance could not make, find or use its signing key."""
+
+
+class SignatureError(CryptoError):
+    """A signature is bad, from another key than the expected one, or cannot be checked."""
+
+
+@dataclass(frozen=True)
+class _GpgResult:
+    returncode: int
+    stdout: bytes
+    status: list[tuple[str, list[str]]]
+
+
+def _run_gpg(
+    gpg_binary: str, home: Path, args: Sequence[str], data: bytes = b""
+) -> _GpgResult:
+    cmd = [
+        gpg_binary, "--homedir", str(home), "--batch", "--no-tty",
+        # Unattended: any question for a passphrase is an error, never a hang.
+        "--pinentry-mode", "error",
+        "--status-fd", "2",
+        *args,
+    ]
+    try:
+        proc = subprocess.run(
+            cmd, input=data, capture_output=True, check=False, timeout=_GPG_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CryptoError(f"gpg could not run: {type(exc).__name__}") from exc
+    status: list[tuple[str, list[str]]] = []
+    for line in proc.stderr.decode("utf-8", errors="replace").splitlines():
+        if line.startswith("[GNUPG:] "):
+            keyword, *fields = line[len("[GNUPG:] ") :].split(" ")
+            status.append((keyword, fields))
+    return _GpgResult(proc.returncode, proc.stdout, status)
+
+
+@dataclass(frozen=True)
+class _ListedKey:
+    fingerprint: str
+    capabilities: str  # gpg's field 12 of the primary key, e.g. "scSC"
+    subkeys: int
+
+
+def _parse_listing(listing: str) -> list[_ListedKey]:
+    keys: list[_ListedKey] = []
+    caps = ""
+    subkeys = 0
+    fpr: str | None = None
+    want_primary_fpr = False
+
+    def flush() -> None:
+        if fpr is not None:
+            keys.append(_ListedKey(fpr, caps, subkeys))
+
+    for line in listing.splitlines():
+        fields = [*line.split(":"), *[""] * 20]
+        if fields[0] in ("pub", "sec"):
+            flush()
+            caps, subkeys, fpr, want_primary_fpr = fields[11], 0, None, True
+        elif fields[0] in ("sub", "ssb"):
+            subkeys += 1
+            want_primary_fpr = False
+        elif fields[0] == "fpr" and want_primary_fpr:
+            fpr = fields[9].upper()
+            want_primary_fpr = False
+    flush()
+    return keys
+
+
+class Signer:
+    """The instance's signing key in its own GnuPG home. Use as a context manager or close()."""
+
+    def __init__(self, home: Path, gpg_binary: str = "gpg") -> None:
+        # Nothing touches the disk here: an instance opened before it had a signing key still
+        # opens, and says what to do only when something needs to be signed.
+        self.home = Path(home).absolute()
+        self.gpg_binary = gpg_binary
+        self._fingerprint: str | None = None
+        self._link_dir: Path | None = None
+        # Whether this Signer ran gpg, which may have started the home's agent.
+        self._used = False
+
+    # -- the home and its agent ---------------------------------------------------------------
+
+    def _gpg_home(self) -> Path:
+        """The path to give gpg: the home itself, or a short symlink to it if that is too long."""
+        if len(os.fsencode(self.home)) + _LONGEST_SOCKET_NAME <= _MAX_SOCKET_PATH:
+            return self.home
+        if self._link_dir is None or not (self._link_dir / "h").is_symlink():
+            # mkdtemp makes a fresh folder only we can enter, so nobody can swap the link.
+            self._link_dir = Path(tempfile.mkdtemp(prefix="psg-", dir="/tmp"))
+            (self._link_dir / "h").symlink_to(self.home, target_is_directory=True)
+        return self._link_dir / "h"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Path]:
+        """Hold the home's lock: one gpg operation at a time across worker processes.
+
+        Workers share the home's gpg-agent; without the lock one worker's close() could stop the
+        agent while another is signing, and two first-time ensure_key() calls could both
+        generate a key.
+        """
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        fd = os.open(self.home / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._used = True
+            yield self._gpg_home()
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Stop this home's gpg-agent and remove the short symlink, if any."""
+        if self._used and self.home.is_dir():
+            with self._locked() as home:
+                kill_agent(home, self.gpg_binary)
+            self._used = False
+        if self._link_dir is not None:
+            shutil.rmtree(self._link_dir, ignore_errors=True)
+            self._link_dir = None
+
+    def __enter__(self) -> Signer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the key -------------------------------------------------------------------------------
+
+    def _secret_keys(self, home: Path) -> list[_ListedKey]:
+        listed = _run_gpg(
+            self.gpg_binary, home,
+            ["--with-colons", "--fixed-list-mode", "--with-fingerprint", "--list-secret-keys"],
+        )
+        # gpg exits 2 on a fresh home with no keyring yet; that simply means no key.
+        return _parse_listing(listed.stdout.decode("utf-8", errors="replace"))
+
+    @staticmethod
+    def _check(keys: list[_ListedKey]) -> str:
+        if len(keys) != 1:
+            raise SigningError(f"the signing home must hold exactly one key, it holds {len(keys)}")
+        key = keys[0]
+        # Lower-case letters are the primary key's own capabilities, upper-case ones the whole
+        # key's. An "e" anywhere would mean something on the server could decrypt.
+        if "s" not in key.capabilities or "e" in key.capabilities.lower() or key.subkeys:
+            raise SigningError(
+                f"the signing key {key.fingerprint} is not a sign-only key "
+                f"(capabilities {key.capabilities!r}, {key.subkeys} subkeys)"
+            )
+        return normalize_fingerprint(key.fingerprint)
+
+    def ensure_key(self, uid: str = SIGNING_KEY_UID) -> str:
+        """Make the signing key unless the home has it already; return its fingerprint."""
+        if not uid or any(ord(ch) < 0x20 for ch in uid):
+            raise ValueError("unusable user id for the signing key")
+        with self._locked() as home:
+            keys = self._secret_keys(home)
+            if not keys:
+                params = (
+                    # No passphrase: the server signs unattended (see the module docstring).
+                    "%no-protection\n"
+                    "Key-Type: eddsa\n"
+                    "Key-Curve: ed25519\n"
+                    "Key-Usage: sign\n"
+                    # No Subkey-* lines: no encryption subkey, ever.
+                    f"Name-Real: {uid}\n"
+                    "Expire-Date: 0\n"
+                    "%commit\n"
+                ).encode()
+                made = _run_gpg(self.gpg_binary, home, ["--gen-key"], params)
+                created = [f for kw, f in made.status if kw == "KEY_CREATED"]
+                if made.returncode != 0 or len(created) != 1:
+                    raise SigningError("gpg could not generate the signing key")
+                keys = self._secret_keys(home)
+            self._fingerprint = self._check(keys)
+        return self._fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        """The signing key's fingerprint; SigningError if the home has no (usable) key."""
+        if self._fingerprint is None:
+            if not self.home.is_dir():
+                raise SigningError(
+                    f"no signing key in {self.home}: run 'peluit init' to create one"
+                )
+            with self._locked() as home:
+                keys = self._secret_keys(home)
+            if not keys:
+                raise SigningError(
+                    f"no signing key in {self.home}: run 'peluit init' to create one"
+                )
+            self._fingerprint = self._check(keys)
+        return self._fingerprint
+
+    def public_key(self) -> str:
+        """The armored public signing key, as the workstation should pin it."""
+        fpr = self.fingerprint
+        with self._locked() as home:
+            exported = _run_gpg(
+                self.gpg_binary, home,
+                ["--armor", "--export-options", "export-minimal", "--export", fpr],
+            )
+        if exported.returncode != 0 or _PUBLIC_BLOCK not in exported.stdout:
+            raise SigningError("gpg could not export the public signing key")
+        return exported.stdout.decode("ascii")
+
+    def sign_detached(self, data: bytes) -> bytes:
+        """An armored detached signature of ``data`` (binary mode, SHA-512)."""
+        fpr = self.fingerprint
+        with self._locked() as home:
+            signed = _run_gpg(
+                self.gpg_binary, home,
+                [
+                    # "!" pins this exact key: gpg may not pick a subkey or another key.
+                    "--local-user", f"{fpr}!",
+                    "--digest-algo", "SHA512",
+                    "--armor", "--detach-sign",
+                ],
+                data,
+            )
+        created = [f for kw, f in signed.status if kw == "SIG_CREATED"]
+        # SIG_CREATED <type> <pk_algo> <hash_algo> <class> <timestamp> <fingerprint>
+        if (
+            signed.returncode != 0
+            or len(created) != 1
+            or len(created[0]) < 6
+            or created[0][0] != "D"
+            or created[0][3] != _SIG_CLASS_BINARY
+            or created[0][5].upper() != fpr
+            or b"-----BEGIN PGP SIGNATURE-----" not in signed.stdout
+        ):
+            raise SigningError("gpg could not make the detached signature")
+        return signed.stdout
+
+
+# -- verification (the workstation side) -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _throwaway_home(gpg_binary: str) -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
+    try:
+        os.chmod(home, 0o700)
+        yield home
+    finally:
+        kill_agent(home, gpg_binary)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _import_signer(gpg_binary: str, home: Path, signer_public_key: str | bytes) -> str:
+    """Import the one public key; return its primary fingerprint."""
+    key = _as_bytes(signer_public_key)
+    if len(key) > MAX_PUBLIC_KEY_BYTES:
+        raise SignatureError("the signer's key is too large to be a signing key")
+    if _PRIVATE_ARMOR.search(key):
+        raise SignatureError("the signer's key is a PRIVATE key; only a public key is accepted")
+    loaded = _run_gpg(
+        gpg_binary, home,
+        ["--no-autostart", "--import-options", "import-minimal", "--import"],
+        key,
+    )
+    imported = [f for kw, f in loaded.status if kw == "IMPORT_OK"]
+    # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
+    if loaded.returncode != 0 or not imported or any(
+        not f or not f[0].isdigit() or int(f[0]) & 16 for f in imported
+    ):
+        raise SignatureError("the signer's public key could not be loaded")
+    listed = _run_gpg(
+        gpg_binary, home,
+        ["--no-autostart", "--with-colons", "--fixed-list-mode", "--with-fingerprint",
+         "--list-keys"],
+    )
+    keys = _parse_listing(listed.stdout.decode("utf-8", errors="replace"))
+    if len(keys) != 1:
+        raise SignatureError(f"expected exactly one signer key, found {len(keys)}")
+    return keys[0].fingerprint
+
+
+def verify_detached(
+    data: bytes,
+    signature: bytes,
+    signer_public_key: str | bytes,
+    expected_fingerprint: str | None,
+    gpg_binary: str = "gpg",
+) -> str:
+    """Check a detached signature over ``data``; return the signing key's primary fingerprint.
+
+    The signature must be exactly one good binary-mode signature, made with SHA-2, by the given
+    public key, which must be neither expired nor revoked; and, when ``expected_fingerprint`` is
+    given, that key must be the expected one (pinned on the workstation). Raises SignatureError
+    otherwise; there is no partial answer.
+    """
+    expected = normalize_fingerprint(expected_fingerprint) if expected_fingerprint else None
+    if len(signature) > MAX_SIGNATURE_BYTES:
+        raise SignatureError("the signature is too large to be a detached signature")
+    with _throwaway_home(gpg_binary) as home:
+        signer = _import_signer(gpg_binary, home, signer_public_key)
+        if expected is not None and signer != expected:
+            raise SignatureError(
+                f"signed by key {signer}, but the trusted signing key is {expected}"
+            )
+        sig_file = home / "detached.sig"
+        sig_file.write_bytes(signature)
+        checked = _run_gpg(
+            gpg_binary, home,
+            # "-": the signed data comes on stdin, never from a file name gpg might guess.
+            ["--no-autostart", "--trust-model", "always", "--verify", str(sig_file), "-"],
+            data,
+        )
+    keywords = [kw for kw, _ in checked.status]
+    refused = sorted(set(keywords) & _REFUSED_STATUS)
+    if refused:
+        raise SignatureError(f"the signature is not valid ({', '.join(refused)})")
+    valid = [f for kw, f in checked.status if kw == "VALIDSIG"]
+    # GOODSIG alone only says the maths worked out; VALIDSIG carries the primary key's
+    # fingerprint and the signature's class and hash, which is what is checked below.
+    if (
+        checked.returncode != 0
+        or keywords.count("NEWSIG") != 1
+        or keywords.count("GOODSIG") != 1
+        or len(valid) != 1
+        or len(valid[0]) < 10
+    ):
+        raise SignatureError("the data does not carry exactly one good signature")
+    fields = valid[0]
+    primary, hash_algo, sig_class = fields[9].upper(), fields[7], fields[8]
+    if sig_class != _SIG_CLASS_BINARY:
+        raise SignatureError(f"not a binary detached signature (class {sig_class})")
+    if hash_algo not in _ACCEPTED_HASHES:
+        raise SignatureError(f"the signature uses a weak hash (OpenPGP algorithm {hash_algo})")
+    if primary != signer:
+        raise SignatureError(f"signed by key {primary}, not by the given key {signer}")
+    return primary
