@@ -37,9 +37,10 @@ _CREATION_DATE = "20200101T000000"
 # argon2id already makes guessing the codename costly. gpg-agent's default S2K calibration
 # would add up to ~1 s of SHA-1 iterations to every reply operation for no added security, so
 # the throwaway agents protect keys with the minimum OpenPGP S2K count.
-# No passphrase caching: the agent lives for one operation, and if killing it ever failed it
-# must not keep the unlocked key around for gpg's default ten minutes.
-_AGENT_CONF = "s2k-count 65536\ndefault-cache-ttl 0\nmax-cache-ttl 0\n"
+# The agent keeps gpg's default passphrase cache: key generation needs the passphrase twice
+# (primary key, then the subkey binding) and a zero cache makes gpg fall back to a pinentry.
+# The agent lives for one operation and is killed after it (see _throwaway_home).
+_AGENT_CONF = "s2k-count 65536\n"
 # gpg-agent puts its socket in the home; the path must fit in a Unix socket address.
 _HOME_PREFIX = "pr-"
 _GPG_TIMEOUT_S = 60.0

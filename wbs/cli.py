@@ -6,6 +6,7 @@ clear line and exit with status 1; never a traceback.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -14,11 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import click
+import segno
 
 from crypto.errors import CryptoError
 from wbs import db
+from wbs.accounts import (
+    AccountError,
+    AuthSettings,
+    Enrolment,
+    create_investigator,
+    deactivate,
+    get_investigator,
+    list_investigators,
+    reset_password,
+    reset_totp,
+    start_enrolment,
+)
 from wbs.config import Config, ConfigError, load_config
-from wbs.domain import TenantKind
+from wbs.domain import Role, TenantKind
 from wbs.instance import Instance, init_instance
 from wbs.tenants import (
     TenantError,
@@ -283,6 +297,130 @@ def _revision(config: Config) -> str:
         return db.current_revision(engine) or "base (empty)"
     finally:
         engine.dispose()
+
+
+# --- investigator accounts ----------------------------------------------------------------------
+
+
+class _AccountGroup(_Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _auth_settings(ctx: click.Context) -> AuthSettings:
+    # The instance's argon2id cost, so that tests (and small machines) can make it cheap.
+    return AuthSettings.from_kdf(_config(ctx).kdf)
+
+
+def _echo_enrolment(enrolment: Enrolment, qr: bool) -> None:
+    # Printed, never logged: the operator hands these over in person, once.
+    click.echo(f"TOTP secret: {enrolment.secret}")
+    click.echo(f"otpauth URI: {enrolment.uri}")
+    if qr:
+        out = io.StringIO()
+        segno.make(enrolment.uri, error="m").terminal(out=out, compact=True)
+        click.echo(out.getvalue(), nl=False)
+
+
+@main.group(cls=_AccountGroup)
+def investigator() -> None:
+    """Investigator accounts: verifikator, admin instansi, pemantau KPK."""
+
+
+@investigator.command("add")
+@click.argument("tenant_slug")
+@click.argument("username")
+@click.option("--name", required=True, help="Display name, e.g. 'Siti Aminah (Inspektorat)'.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in Role]),
+    required=True,
+    help="pemantau_kpk only in the hub tenant (KPK).",
+)
+@click.option("--qr", is_flag=True, help="Also draw the TOTP QR code in the terminal.")
+@click.pass_context
+def investigator_add(
+    ctx: click.Context, tenant_slug: str, username: str, name: str, role: str, qr: bool
+) -> None:
+    """Add an account; print its passphrase and TOTP secret ONCE, to hand over."""
+    settings = _auth_settings(ctx)
+    with _opened(ctx) as instance, instance.sessions() as session:
+        target = get_tenant(session, tenant_slug)
+        account, passphrase = create_investigator(
+            session, target, username, name, Role(role), settings=settings
+        )
+        enrolment = start_enrolment(session, account, settings=settings)
+        session.commit()
+    click.echo(f"added {account.username} ({account.role.value}) to {target.slug}")
+    click.echo("Shown once; hand these over in person. The first login activates the TOTP.")
+    click.echo(f"passphrase: {passphrase}")
+    _echo_enrolment(enrolment, qr)
+
+
+@investigator.command("list")
+@click.argument("tenant_slug")
+@click.pass_context
+def investigator_list(ctx: click.Context, tenant_slug: str) -> None:
+    """List a tenant's accounts: username, role, state, 2FA, last login."""
+    with _opened(ctx) as instance, instance.sessions() as session:
+        for item in list_investigators(session, get_tenant(session, tenant_slug)):
+            state = "active" if item.active else "inactive"
+            if item.totp_secret is not None:
+                totp = "2fa"
+            elif item.totp_pending_secret is not None:
+                totp = "2fa-pending"
+            else:
+                totp = "no-2fa"
+            last = item.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if item.last_login_at else "-"
+            click.echo(
+                f"{item.username}\t{item.role.value}\t{state}\t{totp}\t{last}\t"
+                f"{item.display_name}"
+            )
+
+
+@investigator.command("deactivate")
+@click.argument("username")
+@click.pass_context
+def investigator_deactivate(ctx: click.Context, username: str) -> None:
+    """Deactivate an account and end its sessions (accounts are never deleted)."""
+    with _opened(ctx) as instance, instance.sessions() as session:
+        account = get_investigator(session, username)
+        deactivate(session, account)
+        session.commit()
+    click.echo(f"deactivated {account.username}; its sessions are ended")
+
+
+@investigator.command("reset-2fa")
+@click.argument("username")
+@click.option("--qr", is_flag=True, help="Also draw the TOTP QR code in the terminal.")
+@click.pass_context
+def investigator_reset_2fa(ctx: click.Context, username: str, qr: bool) -> None:
+    """Replace an account's TOTP secret (the old one stops working) and end its sessions."""
+    settings = _auth_settings(ctx)
+    with _opened(ctx) as instance, instance.sessions() as session:
+        account = get_investigator(session, username)
+        enrolment = reset_totp(session, account, settings=settings)
+        session.commit()
+    click.echo(f"new TOTP secret for {account.username}; its sessions are ended")
+    click.echo("Shown once; hand it over in person. The next login activates it.")
+    _echo_enrolment(enrolment, qr)
+
+
+@investigator.command("reset-password")
+@click.argument("username")
+@click.pass_context
+def investigator_reset_password(ctx: click.Context, username: str) -> None:
+    """Give an account a new generated passphrase and end its sessions."""
+    settings = _auth_settings(ctx)
+    with _opened(ctx) as instance, instance.sessions() as session:
+        account = get_investigator(session, username)
+        passphrase = reset_password(session, account, settings=settings)
+        session.commit()
+    click.echo(f"new passphrase for {account.username}; its sessions are ended")
+    click.echo(f"passphrase: {passphrase}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -242,6 +242,8 @@ class EventKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     INVESTIGATOR_ADDED = "investigator_added"
     INVESTIGATOR_DEACTIVATED = "investigator_deactivated"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 -- an event's name, not a password
+    TOTP_RESET = "totp_reset"
     SETTINGS_CHANGED = "settings_changed"
 
     @property
@@ -266,6 +268,8 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.KEY_REVOKED: "Kunci penerima dicabut",
         EventKind.INVESTIGATOR_ADDED: "Akun verifikator ditambahkan",
         EventKind.INVESTIGATOR_DEACTIVATED: "Akun verifikator dinonaktifkan",
+        EventKind.PASSWORD_RESET: "Kata sandi akun diatur ulang",
+        EventKind.TOTP_RESET: "Autentikasi dua langkah akun diatur ulang",
         EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
     }
 )

@@ -276,6 +276,16 @@ class Investigator(TenantOwned, Base):
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column()
+    # Login throttling (wbs.accounts): failures since the last success, and the time before
+    # which no attempt is even checked.
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    # A TOTP secret handed over but not yet proven with a code; it becomes totp_secret only
+    # when a code made from it is accepted, so a mistyped or intercepted enrolment never locks
+    # the account to a secret nobody holds.
+    totp_pending_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    # The last accepted TOTP time step: a code of this step or an earlier one is a replay.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     # Target of the composite foreign keys that keep references inside one tenant.
     __table_args__ = (sa.UniqueConstraint("id", "tenant_id"),)
@@ -508,6 +518,48 @@ class SourceSession(TenantOwned, Base):
     window_actions: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
 
+class InvestigatorSession(TenantOwned, Base):
+    """A logged-in investigator's server-side session (see :mod:`wbs.accounts`).
+
+    The cookie holds a random token; the row is keyed by its SHA-256, so a copy of the database
+    cannot be turned into working cookies. Expiry is computed from ``created_at`` (absolute)
+    and ``last_seen_at`` (idle) with the lifetimes in force at the time of the check, so
+    shortening them in the configuration applies to sessions already open.
+    """
+
+    __tablename__ = "investigator_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    investigator_id: Mapped[int] = mapped_column(index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    __table_args__ = (
+        # Composite: a session can only belong to an investigator of its own tenant.
+        sa.ForeignKeyConstraint(
+            ["investigator_id", "tenant_id"],
+            ["investigators.id", "investigators.tenant_id"],
+            ondelete="CASCADE",
+            # The conventional name would pass PostgreSQL's 63-character limit and be cut.
+            name="fk_investigator_sessions_investigator",
+        ),
+    )
+
+
+class LoginFailure(Base):
+    """One failed investigator login, for the global limiter in :mod:`wbs.accounts`.
+
+    Deliberately nothing but a time: no username (an attacker's guesses at usernames would
+    otherwise be kept), no tenant, no address (the server never sees one). Rows older than the
+    limiter's window are deleted as new ones arrive.
+    """
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 # --- The append-only log, enforced in the ORM -----------------------------------------------
 
 
@@ -567,4 +619,5 @@ TENANT_OWNED_MODELS: tuple[type[Base], ...] = (
     Reply,
     Event,
     SourceSession,
+    InvestigatorSession,
 )

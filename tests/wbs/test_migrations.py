@@ -24,6 +24,8 @@ APP_TABLES = {
     "replies",
     "events",
     "source_sessions",
+    "investigator_sessions",
+    "login_failures",
 }
 
 
