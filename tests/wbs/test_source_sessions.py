@@ -1,12 +1,9 @@
 import datetime as dt
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crypto.kdf import SourceSecrets
-from wbs import db
 from wbs.domain import TenantKind
 from wbs.models import SourceSession, Tenant
 from wbs.source_sessions import (
@@ -21,21 +18,6 @@ from wbs.tenants import create_tenant
 SECRETS = SourceSecrets(source_id="ab" * 32, reply_passphrase="cd" * 32)
 
 
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.make_engine(database_url)
-    with db.make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
-
-
-@pytest.fixture
-def tenant(session: Session) -> Tenant:
-    made = create_tenant(session, slug="pemkot-medan", name="Pemkot Medan",
-                         kind=TenantKind.PEMERINTAH_KOTA)
-    session.commit()
-    return made
 
 
 def test_round_trip_and_logout(session: Session, tenant: Tenant) -> None:

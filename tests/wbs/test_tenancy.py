@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from wbs import db
 from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind, TenantKind
 from wbs.models import (
     Case,
@@ -24,15 +22,6 @@ from wbs.models import (
     new_registration_number,
 )
 from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    engine = db.make_engine(database_url)
-    db.upgrade(engine)
-    with db.make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def make_tenant(session: Session, slug: str, *, hub: bool = False) -> Tenant:

@@ -7,7 +7,6 @@ from sqlalchemy.orm import Session
 from crypto.errors import KeyRefused
 from crypto.keyring import Keyring, kill_agent
 from tests.support import short_tempdir
-from wbs import db
 from wbs.demo import make_workstation_key
 from wbs.domain import EventKind, KpkSharing, TenantKind
 from wbs.models import Event, Tenant
@@ -27,14 +26,6 @@ def public_keys() -> Iterator[list[str]]:
     yield [make_workstation_key(home, f"Investigator {n}") for n in range(3)]
     kill_agent(home)
 
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    db.upgrade(database_url)
-    engine = db.make_engine(database_url)
-    with db.make_session_factory(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 @pytest.fixture
