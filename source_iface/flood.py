@@ -7,9 +7,13 @@ What this module does (in memory, per worker process):
   slows down instead of closing, and follow-ups on existing reports are not affected;
 * per source (a logged-in codename): at most ``source_new_cases_per_hour`` new reports and
   ``source_follow_ups_per_hour`` follow-up messages an hour;
-* per tenant: at most ``tenant_logins_per_minute`` codename logins a minute, since each one
-  costs an argon2id derivation (CPU and memory), which a flood could turn into a denial of
-  service.
+* per process: at most ``concurrent_kdf`` argon2id derivations (logins, registrations) at
+  once; further ones queue for up to ``kdf_queue_seconds`` and are then asked to come back.
+  This bounds the memory and CPU a flood of logins can take (64 MiB per derivation) without
+  refusing anyone while the queue moves;
+* per tenant: at most ``tenant_logins_per_minute`` codename logins a minute. Set high: a low
+  limit would let anyone lock every reporter of an instansi out (a codename of 90 bits cannot
+  be guessed online anyway), so it only stops floods that would starve the queue.
 
 Why in memory rather than in the database: source-side times are stored rounded to the day on
 purpose (a precise time can be matched against network logs), so the database cannot answer
@@ -33,7 +37,8 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -42,7 +47,9 @@ class FloodLimits:
     tenant_new_cases_per_hour: int = 120
     source_new_cases_per_hour: int = 3
     source_follow_ups_per_hour: int = 20
-    tenant_logins_per_minute: int = 120
+    tenant_logins_per_minute: int = 600
+    concurrent_kdf: int = 4
+    kdf_queue_seconds: float = 30.0
 
 
 class SlidingWindow:
@@ -119,6 +126,7 @@ class FloodGuard:
             self.limits.source_follow_ups_per_hour, 3600, clock
         )
         self._tenant_logins = SlidingWindow(self.limits.tenant_logins_per_minute, 60, clock)
+        self._kdf = threading.BoundedSemaphore(self.limits.concurrent_kdf)
         # A per-process salt: the keys in memory are not the source ids themselves.
         self._salt = secrets.token_bytes(16)
 
@@ -146,6 +154,16 @@ class FloodGuard:
     def login_wait(self, tenant_id: int) -> int:
         """Counts the attempt when it is allowed."""
         return self._tenant_logins.hit(tenant_id)
+
+    @contextmanager
+    def kdf_slot(self) -> Iterator[bool]:
+        """Wait for one of the derivation slots; yields False if none freed up in time."""
+        acquired = self._kdf.acquire(timeout=self.limits.kdf_queue_seconds)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._kdf.release()
 
 
 def wait_minutes(seconds: int) -> int:

@@ -123,6 +123,10 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+# When every key-derivation slot stayed busy for the whole queue time: come back in a minute.
+KDF_BUSY_SECONDS = 60
+
+
 # --- codename -------------------------------------------------------------------------------
 
 
@@ -161,14 +165,17 @@ def confirm_codename() -> ResponseReturnValue:
     wait = flood().login_wait(tenant().id)
     if wait:
         return _slow_down_page(wait)
-    try:
-        secrets = register_source(instance(), db(), tenant(), codename)
-    except ReportError:
-        # The confirmation sent twice (back button): the codename is already registered here.
-        found = authenticate_source(instance(), db(), tenant(), codename)
-        if found is None:
-            abort(400)
-        secrets = found
+    with flood().kdf_slot() as slot:
+        if not slot:
+            return _slow_down_page(KDF_BUSY_SECONDS)
+        try:
+            secrets = register_source(instance(), db(), tenant(), codename)
+        except ReportError:
+            # The confirmation sent twice (back button): the codename is registered already.
+            found = authenticate_source(instance(), db(), tenant(), codename)
+            if found is None:
+                abort(400)
+            secrets = found
     return log_in(secrets, url_for("source.report"))
 
 
@@ -193,7 +200,10 @@ def check_login() -> ResponseReturnValue:
     wait = flood().login_wait(tenant().id)
     if wait:
         return _slow_down_page(wait)
-    secrets = authenticate_source(instance(), db(), tenant(), codename)
+    with flood().kdf_slot() as slot:
+        if not slot:
+            return _slow_down_page(KDF_BUSY_SECONDS)
+        secrets = authenticate_source(instance(), db(), tenant(), codename)
     if secrets is None:
         # Also for a codename of another instansi: which one a codename belongs to is not said.
         error = gettext("No report was found for this codename. Check the words and try again.")

@@ -557,3 +557,19 @@ def test_a_new_login_ends_the_previous_session(demo, reporter) -> None:  # type:
     stale.client.set_cookie("peluit_s", old)
     response = stale.get("/pengaduan")
     assert response.status_code == 302 and "/masuk" in response.headers["Location"]
+
+
+def test_key_derivations_queue_and_a_full_queue_asks_to_come_back(demo) -> None:  # type: ignore[no-untyped-def]
+    # argon2id takes 64 MiB a run: a flood of logins waits for a slot instead of taking the
+    # memory, and when no slot frees up in time the pelapor is asked to come back.
+    limits = FloodLimits(concurrent_kdf=1, kdf_queue_seconds=0.2)
+    app = create_app(demo.inst, testing=True, flood_limits=limits)
+    reporter = Reporter(app.test_client())
+    codename = reporter.new_codename()
+    guard = app.extensions["peluit_flood"]
+    with guard.kdf_slot() as held:
+        assert held
+        busy = reporter.login(codename)
+    check_page(busy, 429)
+    assert busy.headers["Retry-After"] == "60"
+    assert reporter.login(codename).status_code == 302
