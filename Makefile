@@ -9,7 +9,8 @@ INSTANCE ?= instance
 
 # Translations are compiled from the committed .po files; axe-core (for the accessibility
 # check of the end-to-end test) comes from the npm registry at a pinned version.
-PO  := $(wildcard source_iface/translations/*/LC_MESSAGES/messages.po)
+PO  := $(wildcard source_iface/translations/*/LC_MESSAGES/messages.po \
+              journalist_iface/translations/*/LC_MESSAGES/messages.po)
 MO  := $(PO:.po=.mo)
 AXE := $(VENV)/axe/axe.min.js
 

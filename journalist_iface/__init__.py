@@ -1,0 +1,134 @@
+"""The investigator interface: inbox, case pages and actions for verifikator, admin instansi
+and pemantau KPK, in Bahasa Indonesia (default) and English, without JavaScript.
+
+Served only on its own onion service with client authorisation (production) or on loopback
+(``peluit run``, port 8081). Like the source interface it sends no script and nothing from
+elsewhere, and logs nothing about a request: no request line, no path (a path names a case),
+no username. (gunicorn runs with its access log off; see ``deploy/``.)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flask import Flask
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
+
+from journalist_iface import errors, formatting, views
+from journalist_iface.context import close_db, db, instance, select_locale
+from wbs.accounts import AuthSettings
+from wbs.instance import Instance
+
+HERE = Path(__file__).parent
+
+# The same policy as the source interface (the interfaces never import each other, so it is
+# repeated here; a test checks every response carries it).
+SECURITY_HEADERS = {
+    # No script source at all: even an injected <script> would not run.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # Case metadata must not linger in the browser's cache after the tab is closed.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
+        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
+        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
+        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
+        "screen-wake-lock=(), sync-xhr=(), usb=(), xr-spatial-tracking=()"
+    ),
+}
+
+
+class JournalistApp(Flask):
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        # Flask's default logs the request path (which names a case) with the traceback. Log
+        # only the error's type and where it was raised, never its message.
+        exc_type, _exc, tb = exc_info
+        where = "?"
+        while tb is not None:
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        name = exc_type.__name__ if exc_type is not None else "?"
+        self.logger.error("unhandled %s at %s", name, where)
+
+
+def create_app(
+    inst: Instance, *, testing: bool = False, auth_settings: AuthSettings | None = None
+) -> Flask:
+    """The investigator interface of ``inst``.
+
+    ``auth_settings``: password costs, throttling and session lifetimes; by default the
+    instance's argon2id cost (``Config.kdf``) with the other defaults of :mod:`wbs.accounts`.
+    """
+    app = JournalistApp(__name__, static_folder="static", template_folder="templates")
+    app.config.from_mapping(
+        TESTING=testing,
+        SECRET_KEY=inst.secrets.session_key,
+        # Flask's signed cookie holds the CSRF secret and one-shot notices, nothing else; who
+        # is logged in lives server-side behind the "peluit_j" cookie (journalist_iface.auth).
+        SESSION_COOKIE_NAME="peluit_jc",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        # Onion services are plain HTTP; tor authenticates and encrypts the connection.
+        SESSION_COOKIE_SECURE=False,
+        # Forms only: notes, replies. Pre-encrypted uploads will raise it for their own view.
+        MAX_CONTENT_LENGTH=256 * 1024,
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        BABEL_DEFAULT_LOCALE="id",
+        BABEL_DEFAULT_TIMEZONE="Asia/Jakarta",
+        BABEL_TRANSLATION_DIRECTORIES=str(HERE / "translations"),
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.extensions["peluit_instance"] = inst
+    app.extensions["peluit_auth"] = auth_settings or AuthSettings.from_kdf(inst.config.kdf)
+    _quiet_logs(app)
+    CSRFProtect(app)
+    Babel(app, locale_selector=select_locale)
+    app.register_blueprint(views.bp)
+    errors.register(app)
+    formatting.register(app)
+    app.after_request(_security_headers)
+    app.teardown_appcontext(close_db)
+    app.context_processor(_template_context)
+    return app
+
+
+def _quiet_logs(app: Flask) -> None:
+    # The development server's request log would write every path (case ids) and the timing
+    # of each investigator to the terminal; under gunicorn its access log is off. WARNING,
+    # not ERROR: refused logins are logged (their reason only, never the username).
+    logging.getLogger("werkzeug").disabled = True
+    app.logger.setLevel(logging.WARNING)
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers.pop("X-Powered-By", None)
+    return response
+
+
+def _template_context() -> dict[str, Any]:
+    from flask import g
+
+    return {"locale": select_locale(), "user": g.get("user")}
+
+
+__all__ = ["SECURITY_HEADERS", "create_app", "db", "instance"]

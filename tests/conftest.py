@@ -177,6 +177,7 @@ class DemoInstance:
 @contextmanager
 def open_demo(config: Config) -> Iterator[DemoInstance]:
     from crypto.keyring import kill_agent
+    from wbs.accounts import AuthSettings
     from wbs.demo import ensure_demo
     from wbs.instance import init_instance
 
@@ -185,7 +186,8 @@ def open_demo(config: Config) -> Iterator[DemoInstance]:
     try:
         with Instance.open(config) as instance:
             with instance.sessions() as session:
-                ensure_demo(session, instance.keyring, workstation)
+                settings = AuthSettings.from_kdf(config.kdf)
+                ensure_demo(session, instance.keyring, workstation, settings=settings)
             yield DemoInstance(instance, workstation / "gnupg")
     finally:
         kill_agent(workstation / "gnupg")

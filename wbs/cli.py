@@ -109,7 +109,8 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
         workstation = demo_workstation or config.instance_dir.parent / "demo-workstation"
         workstation = workstation.absolute()
         with _opened(ctx) as instance, instance.sessions() as session:
-            for line in ensure_demo(session, instance.keyring, workstation):
+            settings = AuthSettings.from_kdf(instance.config.kdf)
+            for line in ensure_demo(session, instance.keyring, workstation, settings=settings):
                 click.echo(line)
         click.echo(
             f"demo workstation: {workstation} holds the demo keys' secret halves (never the "
@@ -120,12 +121,24 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
 
 @main.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--investigator-port",
+    type=click.IntRange(1, 65535),
+    default=8081,
+    show_default=True,
+    help="Port of the investigator interface (also on 127.0.0.1).",
+)
 @click.pass_context
-def run(ctx: click.Context, port: int) -> None:
-    """Serve the source interface on 127.0.0.1 (onion services come with tor)."""
+def run(ctx: click.Context, port: int, investigator_port: int) -> None:
+    """Serve the source and investigator interfaces on 127.0.0.1 (onion services come with
+    tor)."""
     # The composition root: the one place in wbs that knows the interfaces exist.
+    import threading
+
+    from journalist_iface import create_app as create_investigator_app
     from source_iface import create_app
     from source_iface.devserver import LOOPBACK, loopback_server
+    from wbs.accounts import purge_expired_sessions
     from wbs.source_sessions import purge_expired
     from wbs.tenants import list_tenants
 
@@ -133,23 +146,36 @@ def run(ctx: click.Context, port: int) -> None:
         removed = instance.sweep_store()
         with instance.sessions() as session:
             purge_expired(session)
+            purge_expired_sessions(session)
             tenants = list_tenants(session)
         if removed:
             click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
         app = create_app(instance)
         server = loopback_server(app, port)
+        investigator_server = loopback_server(create_investigator_app(instance), investigator_port)
         base = f"http://{LOOPBACK}:{port}"
         click.echo(f"Peluit source interface on {base}/ (loopback only; Ctrl-C stops it)")
         for item in tenants:
             click.echo(f"  {item.name}: {base}/t/{item.slug}/")
         click.echo(
+            f"Peluit investigator interface on http://{LOOPBACK}:{investigator_port}/ "
+            "(loopback only)"
+        )
+        click.echo(
             "No onion service: tor integration is not configured, so this serves loopback only."
         )
+        # The investigator interface runs in a second thread; both stop with Ctrl-C.
+        investigator_thread = threading.Thread(
+            target=investigator_server.serve_forever, name="peluit-investigator", daemon=True
+        )
+        investigator_thread.start()
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             click.echo("stopped")
         finally:
+            investigator_server.shutdown()
+            investigator_server.server_close()
             server.server_close()
 
 
@@ -421,6 +447,137 @@ def investigator_reset_password(ctx: click.Context, username: str) -> None:
         session.commit()
     click.echo(f"new passphrase for {account.username}; its sessions are ended")
     click.echo(f"passphrase: {passphrase}")
+
+
+# --- onion services -----------------------------------------------------------------------------
+# tor's control port: --tor-control or TOR_CONTROL (unix:/path, host:port or port; default
+# Debian's /run/tor/control). A config key `tor_control` is proposed to replace both.
+
+_PORT = click.IntRange(1, 65535)
+
+
+@main.group(cls=_Group)
+@click.option(
+    "--tor-control",
+    envvar="TOR_CONTROL",
+    default="unix:/run/tor/control",
+    show_default=True,
+    help="tor's control socket (unix:/path) or port (host:port); cookie authentication.",
+)
+@click.pass_context
+def onion(ctx: click.Context, tor_control: str) -> None:
+    """Onion services: one per tenant, one for investigators (client authorization)."""
+    ctx.obj["tor_control"] = tor_control
+
+
+def _tor(ctx: click.Context) -> Any:
+    from wbs import onion as onions
+
+    return onions.connect(ctx.obj["tor_control"])
+
+
+@onion.command("status")
+@click.pass_context
+def onion_status(ctx: click.Context) -> None:
+    """Which onions tor serves now, by tenant; and the investigator onion's clients."""
+    from wbs import onion as onions
+
+    with _opened(ctx) as instance, _tor(ctx) as controller:
+        for item in onions.status(controller, instance):
+            state = "published" if item.published else "NOT published"
+            clients = "" if item.clients is None else f"\t{item.clients} client key(s)"
+            click.echo(f"{item.name}\t{item.address or '(no key yet)'}\t{state}{clients}")
+
+
+@onion.command("publish")
+@click.option("--source-port", type=_PORT, default=8080, show_default=True)
+@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.option("--replace", is_flag=True, help="Re-add onions tor already serves.")
+@click.pass_context
+def onion_publish(
+    ctx: click.Context, source_port: int, journalist_port: int, replace: bool
+) -> None:
+    """Publish every tenant's onion and the investigator onion (same addresses every time)."""
+    from wbs import onion as onions
+
+    with _opened(ctx) as instance, _tor(ctx) as controller:
+        for item in onions.publish_all(
+            controller, instance, source_port, journalist_port, replace=replace
+        ):
+            pow_note = "" if item.pow_defenses is not False else " (tor without PoW defences)"
+            click.echo(f"{item.name}\t{item.address}\t{item.action}{pow_note}")
+
+
+@onion.group("client-key", cls=_AccountGroup)
+def client_key() -> None:
+    """Investigators' client authorization keys for the investigator onion (one each)."""
+
+
+def _republish_investigator(
+    ctx: click.Context, instance: Instance, journalist_port: int
+) -> None:
+    from wbs import onion as onions
+
+    with _tor(ctx) as controller:
+        result = onions.publish_investigator(
+            controller, instance, journalist_port, replace=True
+        )
+    click.echo(f"investigator onion {result.address}: {result.action}, {result.clients} client(s)")
+
+
+@client_key.command("add")
+@click.argument("username")
+@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.pass_context
+def client_key_add(ctx: click.Context, username: str, journalist_port: int) -> None:
+    """Make USERNAME a new client key (replacing its old one); print the private key ONCE."""
+    from wbs import onion as onions
+
+    with _opened(ctx) as instance:
+        with instance.sessions() as session:
+            account = get_investigator(session, username)
+        made = onions.generate_client_key(instance, account)
+        click.echo(f"client key for {made.username}; shown once, hand it over in person.")
+        click.echo(f"Save as {made.username}.auth_private and import it in Tor Browser")
+        click.echo("(Settings > Privacy & Security > Onion Services Authentication):")
+        click.echo(made.auth_private)
+        try:
+            _republish_investigator(ctx, instance, journalist_port)
+        except onions.OnionError as exc:
+            click.echo(f"not yet in effect: {exc}; run 'peluit onion publish --replace'", err=True)
+
+
+@client_key.command("revoke")
+@click.argument("username")
+@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.pass_context
+def client_key_revoke(ctx: click.Context, username: str, journalist_port: int) -> None:
+    """Remove USERNAME's client key and re-publish the investigator onion without it."""
+    from wbs import onion as onions
+
+    with _opened(ctx) as instance:
+        if not onions.revoke_client_key(instance, username):
+            raise click.ClickException(f"{username} has no client key")
+        click.echo(f"removed the client key of {username}")
+        try:
+            _republish_investigator(ctx, instance, journalist_port)
+        except onions.OnionError as exc:
+            raise click.ClickException(
+                f"the key is removed from disk but tor still accepts it until the "
+                f"investigator onion is published again ({exc}): run "
+                "'peluit onion publish --replace'"
+            ) from None
+
+
+@client_key.command("list")
+@click.pass_context
+def client_key_list(ctx: click.Context) -> None:
+    """Investigators holding a client key."""
+    from wbs import onion as onions
+
+    with _opened(ctx) as instance:
+        for username in onions.client_public_keys(instance):
+            click.echo(username)
 
 
 if __name__ == "__main__":  # pragma: no cover

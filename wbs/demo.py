@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crypto.keyring import Keyring, kill_agent
-from wbs.domain import KpkSharing, TenantKind
-from wbs.models import Tenant
+from wbs.accounts import DEFAULT_SETTINGS, AuthSettings, create_investigator, start_enrolment
+from wbs.domain import KpkSharing, Role, TenantKind
+from wbs.models import Investigator, Tenant
 from wbs.tenants import add_recipient_key, create_tenant, recipient_keys
 
 
@@ -37,6 +38,23 @@ DEMO_TENANTS = (
         TenantKind.PEMERINTAH_PROVINSI,
         "Sumatera Selatan",
     ),
+)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    tenant_slug: str
+    username: str
+    display_name: str
+    role: Role
+
+
+# One account per role, to try the investigator interface (127.0.0.1:8081) after ``make run``.
+DEMO_ACCOUNTS = (
+    DemoAccount("pemprov-sumsel", "admin.sumsel", "Admin Demo Sumsel", Role.ADMIN_INSTANSI),
+    DemoAccount("pemprov-sumsel", "verifikator.sumsel", "Verifikator Demo Sumsel",
+                Role.VERIFIKATOR),
+    DemoAccount("kpk", "pemantau.kpk", "Pemantau Demo KPK", Role.PEMANTAU_KPK),
 )
 
 
@@ -72,8 +90,18 @@ def make_workstation_key(home: Path, uid: str, gpg_binary: str = "gpg") -> str:
         kill_agent(home, gpg_binary)
 
 
-def ensure_demo(session: Session, keyring: Keyring, workstation: Path) -> list[str]:
-    """Create the demo tenants and their keys if missing; return lines to print."""
+def ensure_demo(
+    session: Session,
+    keyring: Keyring,
+    workstation: Path,
+    *,
+    settings: AuthSettings = DEFAULT_SETTINGS,
+) -> list[str]:
+    """Create the demo tenants, their keys and demo accounts if missing; return lines to print.
+
+    A new demo account's passphrase and TOTP secret are printed once (add the secret to an
+    authenticator app; the first login confirms it); an existing account is left as it is.
+    """
     lines = []
     for demo in DEMO_TENANTS:
         tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == demo.slug))
@@ -96,5 +124,26 @@ def ensure_demo(session: Session, keyring: Keyring, workstation: Path) -> list[s
             lines.append(
                 f"demo key {key.fingerprint} for {demo.slug}: secret half only in {home}"
             )
+    session.flush()
+    lines += _ensure_demo_accounts(session, settings)
     session.commit()
+    return lines
+
+
+def _ensure_demo_accounts(session: Session, settings: AuthSettings) -> list[str]:
+    lines = []
+    for demo in DEMO_ACCOUNTS:
+        if session.scalar(sa.select(Investigator.id).where(Investigator.username == demo.username)):
+            continue
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == demo.tenant_slug))
+        if tenant is None:
+            continue
+        account, passphrase = create_investigator(
+            session, tenant, demo.username, demo.display_name, demo.role, settings=settings
+        )
+        enrolment = start_enrolment(session, account, settings=settings)
+        lines.append(
+            f"demo account {demo.username} ({demo.role.value}, {demo.tenant_slug}): "
+            f"passphrase '{passphrase}', TOTP secret {enrolment.secret}"
+        )
     return lines

@@ -1,0 +1,57 @@
+"""Template filters and helpers: dates in the investigator's language, sizes, labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+from flask_babel import format_date, format_datetime, lazy_gettext
+
+from wbs.domain import CATEGORY_LABELS
+
+_ITEM_KINDS = {
+    "form": lazy_gettext("Report form"),
+    "message": lazy_gettext("Message"),
+    "file": lazy_gettext("Evidence file"),
+    "reply": lazy_gettext("Reply"),
+}
+
+
+def day(value: dt.date | dt.datetime | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dt.datetime):
+        # Source-side times are stored at midnight UTC (day precision); show that day, not
+        # the evening before in WIB.
+        value = value.astimezone(dt.UTC).date()
+    return str(format_date(value, "medium"))
+
+
+def moment(value: dt.datetime | None) -> str:
+    return "—" if value is None else str(format_datetime(value, "medium"))
+
+
+def filesize(size: int) -> str:
+    amount = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{size} B"  # unreachable; keeps mypy's return check simple
+
+
+def category_label(code: str) -> str:
+    return CATEGORY_LABELS.get(code, code)
+
+
+def item_kind(kind: str) -> str:
+    label = _ITEM_KINDS.get(kind)
+    return str(label) if label is not None else kind
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(day)
+    app.add_template_filter(moment)
+    app.add_template_filter(filesize)
+    app.add_template_global(category_label)
+    app.add_template_global(item_kind)

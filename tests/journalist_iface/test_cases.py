@@ -1,0 +1,253 @@
+"""The inbox and the case page: filters, deadlines, status changes, replies, downloads, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from journalist_iface import SECURITY_HEADERS
+from journalist_iface.views import KLARIFIKASI_LOG_NOTE
+from tests.journalist_iface.conftest import (
+    TENANT,
+    Browser,
+    Demo,
+    add_bare_cases,
+    logged_in,
+    make_report,
+)
+from wbs.bundle import read_bundle
+from wbs.domain import CaseStatus, EventKind, Role
+from wbs.models import Case, Event
+from wbs.reports import source_case, source_replies
+from wbs.tenants import get_tenant
+
+
+def _regs(html: str) -> list[str]:
+    return re.findall(r"PLT-[A-Z-]+-\d{4}-\d{6}", html)
+
+
+def test_inbox_filters_and_pagination(demo: Demo, browser: Browser) -> None:
+    category = "pungutan_liar"  # used by no other test in this module
+    ids = add_bare_cases(demo, 53, category=category)
+    html = browser.get(f"/?category={category}").get_data(as_text=True)
+    assert "53 pengaduan sesuai" in html
+    first = _regs(html)
+    assert len(first) == 50
+    second = _regs(browser.get(f"/?category={category}&page=2").get_data(as_text=True))
+    assert len(second) == 3 and not set(first) & set(second)
+    # Overdue: a first-response deadline in the past, still open.
+    late = add_bare_cases(demo, 1, category=category, mcp_area="perizinan",
+                          first_response_due=dt.date.today() - dt.timedelta(days=3))[0]
+    closed = add_bare_cases(demo, 1, category=category, status=CaseStatus.SELESAI,
+                            first_response_due=dt.date.today() - dt.timedelta(days=3))[0]
+    overdue = _regs(browser.get(f"/?category={category}&overdue=1").get_data(as_text=True))
+    with demo.inst.sessions() as session:
+        reg = {c.id: c.registration_number for c in session.scalars(
+            sa.select(Case).where(Case.id.in_([late, closed, ids[0]])))}
+    assert overdue == [reg[late]]
+    assert _regs(browser.get(f"/?category={category}&mcp_area=perizinan")
+                 .get_data(as_text=True)) == [reg[late]]
+    assert _regs(browser.get(f"/?category={category}&status=selesai")
+                 .get_data(as_text=True)) == [reg[closed]]
+    # Default sort: deadline first, so the overdue case leads; by date received it does not.
+    assert _regs(browser.get(f"/?category={category}").get_data(as_text=True))[0] in (
+        reg[late], reg[closed])
+    # Unread filter and assignee "nobody".
+    with demo.inst.sessions() as session:
+        session.execute(sa.update(Case).where(Case.id == ids[0]).values(unread=False))
+        session.commit()
+    unread = _regs(browser.get(f"/?category={category}&unread=1&page=2").get_data(as_text=True))
+    assert reg[ids[0]] not in unread
+    assert len(_regs(browser.get(f"/?category={category}&assignee=none&sort=received")
+                     .get_data(as_text=True))) == 50
+
+
+def test_inbox_query_count_does_not_grow_with_rows(demo: Demo, browser: Browser) -> None:
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    add_bare_cases(demo, 5, category="maladministrasi")
+    sa.event.listen(demo.inst.engine, "before_cursor_execute", count)
+    try:
+        browser.get("/?category=maladministrasi")
+        few = len(statements)
+        add_bare_cases(demo, 20, category="maladministrasi")
+        statements.clear()
+        browser.get("/?category=maladministrasi")
+    finally:
+        sa.event.remove(demo.inst.engine, "before_cursor_execute", count)
+    assert len(statements) == few
+
+
+def test_case_page_shows_metadata_and_deadlines(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo, files=(b"bukti satu",))
+    html = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None
+        today = dt.date.today()
+        left = demo.inst.calendar.working_days_between(today, case.first_response_due)
+    assert report.registration_number in html
+    assert "Suap-menyuap" in html and "Perizinan" in html and "Baru" in html
+    assert f"sisa {left} hari kerja" in html
+    assert "-01-form.gpg" in html and "-02-file.gpg" in html
+    # No original filename anywhere on the page.
+    assert "bukti-0.pdf" not in html
+
+
+def test_overdue_case_says_so(demo: Demo, browser: Browser) -> None:
+    case_id = add_bare_cases(demo, 1, first_response_due=dt.date.today() - dt.timedelta(days=20))[0]
+    html = browser.get(f"/pengaduan/{case_id}").get_data(as_text=True)
+    assert "terlambat" in html
+
+
+def test_status_change_with_required_notes(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo)
+    page = f"/pengaduan/{report.case_id}"
+    # Archiving needs a reason.
+    refused = browser.post(f"{page}/status", {"status": "diarsipkan", "note": ""}, token_from=page)
+    assert refused.status_code == 400
+    assert "alasan pengarsipan" in refused.get_data(as_text=True)
+    # An invalid transition is refused with a clear message.
+    refused = browser.post(f"{page}/status", {"status": "selesai", "note": ""}, token_from=page)
+    assert refused.status_code == 400
+    assert "tidak dapat diubah dari Baru ke Selesai" in refused.get_data(as_text=True)
+    ok = browser.post(f"{page}/status", {"status": "verifikasi", "note": ""}, token_from=page)
+    assert ok.status_code == 302
+    assert "Status diubah menjadi Verifikasi" in browser.get(page).get_data(as_text=True)
+    ok = browser.post(f"{page}/status", {"status": "diarsipkan", "note": "Bukan wewenang"},
+                      token_from=page)
+    assert ok.status_code == 302
+    with demo.inst.sessions() as session:
+        events = session.scalars(sa.select(Event).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.STATUS_CHANGED
+        ).order_by(Event.id)).all()
+        assert [(e.to_status, e.note) for e in events] == [
+            (CaseStatus.VERIFIKASI, None), (CaseStatus.DIARSIPKAN, "Bukan wewenang")]
+        assert all(e.actor_investigator_id is not None for e in events)
+
+
+def test_klarifikasi_question_reaches_the_reporter_but_not_the_log(
+    demo: Demo, browser: Browser
+) -> None:
+    report = make_report(demo)
+    page = f"/pengaduan/{report.case_id}"
+    question = "Mohon sebutkan nomor kontrak yang dimaksud. PERTANYAAN-7731"
+    missing = browser.post(f"{page}/status", {"status": "klarifikasi", "note": ""},
+                           token_from=page)
+    assert missing.status_code == 400
+    ok = browser.post(f"{page}/status", {"status": "klarifikasi", "note": question},
+                      token_from=page)
+    assert ok.status_code == 302
+    inst = demo.inst
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = source_case(session, tenant, report.secrets.source_id, report.case_id)
+        assert case is not None and case.status == CaseStatus.KLARIFIKASI
+        texts = [text for _, text in source_replies(inst, session, tenant, report.secrets, case)]
+        assert texts == [question]
+        notes = [e.note or "" for e in session.scalars(
+            sa.select(Event).where(Event.case_id == report.case_id))]
+        assert KLARIFIKASI_LOG_NOTE in notes
+        assert not any("PERTANYAAN-7731" in note for note in notes)
+
+
+def test_reply_reaches_the_reporter(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo)
+    page = f"/pengaduan/{report.case_id}"
+    assert browser.post(f"{page}/balas", {"text": ""}, token_from=page).status_code == 400
+    assert browser.post(f"{page}/balas", {"text": "Terima kasih."}, token_from=page
+                        ).status_code == 302
+    with demo.inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = source_case(session, tenant, report.secrets.source_id, report.case_id)
+        assert case is not None
+        assert [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)
+                ] == ["Terima kasih."]
+    assert "-02-reply.gpg" in browser.get(page).get_data(as_text=True)
+
+
+def test_assign_and_mark_seen(demo: Demo) -> None:
+    report = make_report(demo)
+    browser = logged_in(demo)
+    assert browser.account is not None
+    page = f"/pengaduan/{report.case_id}"
+    assert browser.post(f"{page}/tugaskan", {"assignee": str(browser.account.id)},
+                        token_from=page).status_code == 302
+    assert browser.post(f"{page}/dibaca", token_from=page).status_code == 302
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None and case.assignee_id == browser.account.id and not case.unread
+        assert all(s.seen for s in case.submissions)
+        assigned = session.scalars(sa.select(Event).where(
+            Event.case_id == case.id, Event.kind == EventKind.ASSIGNED)).one()
+        assert assigned.actor_investigator_id == browser.account.id
+        assert assigned.note == browser.account.username
+        seen = session.scalars(sa.select(Event).where(
+            Event.case_id == case.id, Event.kind == EventKind.MARKED_SEEN)).one()
+        assert seen.actor_investigator_id == browser.account.id
+    mine = browser.get(f"/?assignee={browser.account.id}").get_data(as_text=True)
+    assert _regs(mine) == [report.registration_number]
+
+
+def test_item_download_is_the_exact_ciphertext(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo, files=(b"isi bukti rahasia",))
+    response = browser.get(f"/pengaduan/{report.case_id}/berkas/2")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert f"{report.registration_number}-02-file.gpg" in disposition
+    assert "bukti-0.pdf" not in disposition
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None
+        stored = demo.inst.store.open(case.submissions[1].store_path).read()
+    assert response.data == stored
+    assert browser.get(f"/pengaduan/{report.case_id}/berkas/3").status_code == 404
+
+
+def test_export_bundle_verifies(demo: Demo, browser: Browser, tmp_path: Path) -> None:
+    report = make_report(demo, files=(b"bukti",))
+    page = f"/pengaduan/{report.case_id}"
+    response = browser.post(f"{page}/ekspor", token_from=page)
+    assert response.status_code == 200
+    assert response.mimetype == "application/zip"
+    assert f"{report.registration_number}.zip" in response.headers["Content-Disposition"]
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(response.data)
+    bundle = read_bundle(path, demo.inst.signing.fingerprint)
+    assert [c.registration_number for c in bundle.cases] == [report.registration_number]
+    assert [i.kind for i in bundle.cases[0].items] == ["form", "file"]
+    with demo.inst.sessions() as session:
+        assert session.scalar(sa.select(Event).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.EXPORTED)) is not None
+
+
+def test_headers_no_script_and_both_languages(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo)
+    urls = ["/", f"/pengaduan/{report.case_id}", "/masuk", "/nope"]
+    for url in urls:
+        response = browser.get(url)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (url, name)
+        assert "<script" not in response.get_data(as_text=True).lower()
+    login = Browser(demo.app.test_client()).get("/masuk")
+    assert "<script" not in login.get_data(as_text=True).lower()
+    assert "Masuk petugas" in login.get_data(as_text=True)
+    assert "Kotak masuk" in browser.get("/").get_data(as_text=True)
+    browser.get("/bahasa/en?next=/")
+    english = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
+    assert 'lang="en"' in english and "Encrypted items" in english
+    assert "Inbox" in browser.get("/").get_data(as_text=True)
+    # The language switch never redirects off the site.
+    assert browser.get("/bahasa/id?next=//evil.example/").location.endswith("/")
+
+
+def test_admin_role_sees_the_same_inbox(demo: Demo) -> None:
+    report = make_report(demo)
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    assert report.registration_number in admin.get("/?sort=received").get_data(as_text=True)

@@ -1,0 +1,145 @@
+"""Tenant isolation and roles, walked over every route of the app.
+
+The routes come from ``app.url_map``, so a new case-scoped endpoint is covered without
+editing this file: every URL with a ``case_id`` must answer 404 to another tenant's
+investigator, and every route but login, language and static files needs a session.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from tests.journalist_iface.conftest import (
+    HUB,
+    TENANT,
+    Browser,
+    Demo,
+    logged_in,
+    make_report,
+)
+from wbs.domain import CaseStatus, Role
+from wbs.models import Case
+
+PUBLIC = {"journalist.login", "journalist.check_login", "journalist.language", "static",
+          "journalist.logout"}
+
+
+def _routes(app: Flask) -> list[tuple[str, str, set[str], list[str]]]:
+    out = []
+    for rule in app.url_map.iter_rules():
+        methods = {m for m in (rule.methods or set()) if m in ("GET", "POST")}
+        out.append((rule.endpoint, rule.rule, methods, sorted(rule.arguments)))
+    return out
+
+
+def _url(rule: str, case_id: int) -> str:
+    url = rule.replace("<int:case_id>", str(case_id))
+    return re.sub(r"<int:\w+>", "1", url)
+
+
+def _case_routes(app: Flask) -> list[tuple[str, str]]:
+    found = []
+    for _endpoint, rule, methods, arguments in _routes(app):
+        if "case_id" in arguments:
+            found += [(method, rule) for method in sorted(methods)]
+    assert len(found) >= 7  # page, status, assign, reply, seen, download, export
+    return found
+
+
+def _request(browser: Browser, method: str, url: str) -> int:
+    if method == "GET":
+        return int(browser.get(url).status_code)
+    return int(browser.post(url, {"status": "verifikasi", "note": "x", "text": "x",
+                                  "assignee": ""}, token_from="/").status_code)
+
+
+@pytest.mark.parametrize(
+    ("owner", "intruder_tenant", "intruder_role"),
+    [
+        (TENANT, HUB, Role.PEMANTAU_KPK),  # not sent to KPK: the monitor sees nothing
+        (TENANT, HUB, Role.VERIFIKATOR),
+        (HUB, TENANT, Role.ADMIN_INSTANSI),
+    ],
+)
+def test_every_case_url_of_another_tenant_answers_404(
+    demo: Demo, owner: str, intruder_tenant: str, intruder_role: Role
+) -> None:
+    report = make_report(demo, owner, files=(b"bukti",))
+    intruder = logged_in(demo, intruder_tenant, intruder_role)
+    for method, rule in _case_routes(demo.app):
+        url = _url(rule, report.case_id)
+        assert _request(intruder, method, url) == 404, (method, url)
+    # Nothing changed: no status, no assignment, no reply, still unread.
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None
+        assert case.status == CaseStatus.BARU and case.assignee_id is None and case.unread
+        assert case.replies == []
+    # And the inbox does not list it.
+    assert report.registration_number not in intruder.get("/").get_data(as_text=True)
+
+
+def test_monitor_reads_a_case_sent_to_kpk_but_cannot_act_on_it(demo: Demo) -> None:
+    report = make_report(demo, TENANT, to_kpk=True)
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert report.registration_number in monitor.get("/").get_data(as_text=True)
+    page = monitor.get(f"/pengaduan/{report.case_id}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert report.registration_number in html and "Hanya baca" in html
+    assert "/status" not in html and "/ekspor" not in html and "/berkas/" not in html
+    for method, rule in _case_routes(monitor.client.application):
+        if method == "POST" or "number" in rule:
+            assert _request(monitor, method, _url(rule, report.case_id)) == 404, rule
+    # A verifikator of the hub is no monitor: the case stays invisible to them.
+    hub_verifikator = logged_in(demo, HUB, Role.VERIFIKATOR)
+    assert hub_verifikator.get(f"/pengaduan/{report.case_id}").status_code == 404
+
+
+def test_every_route_needs_a_session(demo: Demo) -> None:
+    report = make_report(demo)
+    anonymous = Browser(demo.app.test_client())
+    for endpoint, rule, methods, _ in _routes(demo.app):
+        if endpoint in PUBLIC:
+            continue
+        for method in methods:
+            url = _url(rule, report.case_id)
+            response = anonymous.get(url) if method == "GET" else anonymous.post(url, {})
+            assert response.status_code == 302, (method, url)
+            assert "/masuk" in response.location
+
+
+def test_a_verifikator_may_only_take_a_case_themselves(demo: Demo) -> None:
+    report = make_report(demo)
+    verifikator = logged_in(demo)
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    page = f"/pengaduan/{report.case_id}"
+    assert verifikator.account is not None and admin.account is not None
+    me, someone_else = verifikator.account.id, admin.account.id
+    refused = verifikator.post(f"{page}/tugaskan", {"assignee": str(someone_else)},
+                               token_from=page)
+    assert refused.status_code == 403
+    assert verifikator.post(f"{page}/tugaskan", {"assignee": str(me)},
+                            token_from=page).status_code == 302
+    assert admin.post(f"{page}/tugaskan", {"assignee": str(someone_else)},
+                      token_from=page).status_code == 302
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None and case.assignee_id == someone_else
+
+
+def test_an_investigator_of_another_tenant_cannot_be_assigned(demo: Demo) -> None:
+    report = make_report(demo)
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    outsider = logged_in(demo, HUB, Role.VERIFIKATOR)
+    assert outsider.account is not None
+    page = f"/pengaduan/{report.case_id}"
+    response = admin.post(f"{page}/tugaskan", {"assignee": str(outsider.account.id)},
+                          token_from=page)
+    assert response.status_code == 400
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None and case.assignee_id is None
