@@ -1,0 +1,370 @@
+"""``peluit-workstation``: the air-gapped side. Import, verify, decrypt, read, reply, dedupe.
+
+Runs with no network at all and imports nothing of the server (no Flask, no SQLAlchemy, no
+``wbs``): only :mod:`crypto` and the standard library, click and datasketch.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from crypto.bundle import BundleError
+from crypto.errors import CryptoError
+from workstation.cases import ShownItem, case_answers, decrypt_case, shown_items
+from workstation.gpg import PassphraseNeeded, ProgressCallback, WorkstationGpg
+from workstation.names import terminal_safe
+from workstation.render import render_case, write_case_page
+from workstation.store import (
+    CaseRecord,
+    ItemRecord,
+    State,
+    Workstation,
+    WorkstationError,
+    default_home,
+)
+
+# Items smaller than this decrypt too fast for a progress bar to mean anything.
+_PROGRESS_MIN_BYTES = 1024 * 1024
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every expected failure becomes one clear line and exit status 1, never a traceback."""
+    try:
+        yield
+    except (WorkstationError, CryptoError, BundleError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _ws(ctx: click.Context) -> Workstation:
+    ws = ctx.obj
+    assert isinstance(ws, Workstation)  # noqa: S101 - set by main() for every subcommand
+    return ws
+
+
+def _read_passphrase_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    text = path.read_text(encoding="utf-8")
+    # One line: a trailing newline from `echo` is not part of the passphrase.
+    return text[:-1] if text.endswith("\n") else text
+
+
+@click.group()
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The workstation's data folder (default ~/.peluit-workstation or "
+    "$PELUIT_WORKSTATION_HOME). Keep its path short: gpg-agent's socket lives in it.",
+)
+@click.option("--gpg", "gpg_binary", default="gpg", show_default=True, help="The gpg binary.")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None, gpg_binary: str) -> None:
+    """The Peluit air-gapped workstation."""
+    ctx.obj = Workstation(home or default_home(), gpg_binary)
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The investigators' keys on this workstation."""
+
+
+@keys.command("generate")
+@click.option("--name", required=True, help="Who holds the key, e.g. 'Tim WBS Pemprov Sumsel'.")
+@click.option("--expire", default="3y", show_default=True, help="gpg expiry: 0, 365, 52w, 3y.")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read the passphrase from this file instead of asking (for scripts and tests).",
+)
+@click.pass_context
+def keys_generate(ctx: click.Context, name: str, expire: str, passphrase_file: Path | None) -> None:
+    """Make an ed25519/cv25519 key pair protected by a passphrase."""
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        passphrase = _read_passphrase_file(passphrase_file)
+        if passphrase is None:
+            passphrase = click.prompt(
+                "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+            )
+        gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
+        try:
+            fingerprint = gpg.generate_key(name, passphrase, expire)
+        finally:
+            gpg.close()
+    click.echo(f"created key {fingerprint}")
+    click.echo(f"give the server its public half: peluit-workstation keys export {fingerprint}")
+
+
+@keys.command("export")
+@click.argument("fingerprint")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def keys_export(ctx: click.Context, fingerprint: str, output: Path | None) -> None:
+    """Write the armored PUBLIC key, to carry to the server's admin page."""
+    ws = _ws(ctx)
+    with _errors():
+        armored = WorkstationGpg(ws.gnupg_home, ws.gpg_binary).export_public(fingerprint)
+        if output is None:
+            click.echo(armored, nl=False)
+        else:
+            output.write_text(armored, encoding="ascii")
+            click.echo(f"wrote {output}")
+
+
+@keys.command("import")
+@click.argument("key_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+def keys_import(ctx: click.Context, key_file: Path) -> None:
+    """Import keys (e.g. the instansi's secret key moved from another workstation)."""
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
+        for fingerprint in gpg.import_keys(key_file.read_bytes()):
+            click.echo(f"imported {fingerprint}")
+
+
+@keys.command("list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """List the keys; 'sec' marks those whose secret half is here."""
+    ws = _ws(ctx)
+    with _errors():
+        for key in WorkstationGpg(ws.gnupg_home, ws.gpg_binary).list_keys():
+            mark = "sec" if key.has_secret else "pub"
+            click.echo(f"{mark} {key.fingerprint} {terminal_safe(', '.join(key.uids))}")
+
+
+# --- import and list ----------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--trust-new-signer",
+    is_flag=True,
+    help="Accept and pin a new instance signing key (after a key rotation, checked out of band).",
+)
+@click.pass_context
+def import_(ctx: click.Context, bundle: Path, trust_new_signer: bool) -> None:
+    """Verify an export bundle and import its cases; on any problem, import nothing."""
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        result = ws.import_bundle(bundle, trust_new_signer=trust_new_signer)
+    if result.first_trust:
+        click.echo(
+            f"pinned the instance signing key {result.signer} (first bundle): compare it once "
+            "with the fingerprint on the server's admin page"
+        )
+    elif trust_new_signer:
+        click.echo(f"pinned the instance signing key {result.signer}")
+    for key in result.cases:
+        click.echo(f"imported {key}")
+    click.echo(f"{result.new_items} new item(s), {result.known_items} already here")
+
+
+@main.command("cases")
+@click.pass_context
+def cases_(ctx: click.Context) -> None:
+    """List the imported cases."""
+    ws = _ws(ctx)
+    with _errors():
+        state = ws.load()
+    for case in state.cases.values():
+        decrypted = sum(item.decrypted is not None for item in case.items)
+        click.echo(
+            f"{case.key}  {case.meta.get('status')}  {decrypted}/{len(case.items)} decrypted"
+        )
+
+
+# --- decrypt and read -----------------------------------------------------------------------
+
+
+class _Bars:
+    """One click progress bar per large item, fed by gpg's PROGRESS status lines."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._done = 0
+
+    def factory(self, item: ItemRecord) -> ProgressCallback | None:
+        self.close()
+        if item.size < _PROGRESS_MIN_BYTES:
+            return None
+        self._bar = click.progressbar(
+            length=item.size, label=f"decrypting {item.kind} ({item.size // 1024**2} MiB)",
+            file=sys.stderr,
+        )
+        self._bar.__enter__()
+        self._done = 0
+
+        def update(done: int, total: int) -> None:
+            if self._bar is not None and done > self._done:
+                self._bar.update(min(done, item.size) - self._done)
+                self._done = min(done, item.size)
+
+        return update
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _decrypt(ws: Workstation, state: State, case: CaseRecord, passphrase_file: Path | None) -> Path:
+    passphrase = _read_passphrase_file(passphrase_file)
+
+    def ask() -> str:
+        if not sys.stdin.isatty():
+            raise PassphraseNeeded(
+                "the secret key is protected: give its passphrase with --passphrase-file "
+                "or run in a terminal"
+            )
+        answer: str = click.prompt("Passphrase of the workstation key", hide_input=True)
+        return answer
+
+    bars = _Bars()
+    gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
+    try:
+        decrypt_case(ws, gpg, state, case, passphrase, ask, bars.factory)
+    finally:
+        bars.close()
+        # The agent holds unlocked keys in memory; stop it rather than let it outlive us.
+        gpg.close()
+    page = render_case(case, shown_items(ws, case))
+    return write_case_page(ws.case_dir(case), page)
+
+
+_passphrase_option = click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The secret key's passphrase, from a file (for scripts and tests).",
+)
+
+
+@main.command("decrypt")
+@click.argument("registration_number")
+@_passphrase_option
+@click.pass_context
+def decrypt(ctx: click.Context, registration_number: str, passphrase_file: Path | None) -> None:
+    """Decrypt a case into its folder and render it as case.html."""
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        state = ws.load()
+        case = ws.find_case(state, registration_number)
+        page = _decrypt(ws, state, case, passphrase_file)
+    click.echo(f"decrypted into {ws.case_dir(case) / 'decrypted'}")
+    click.echo(f"open {page}")
+
+
+def _show(ws: Workstation, case: CaseRecord, items: list[ShownItem]) -> None:
+    click.echo(f"== {case.key} ({terminal_safe(case.tenant_name)})")
+    click.echo(f"status: {case.meta.get('status')}  received: {case.meta.get('received_at')}")
+    for shown in items:
+        item = shown.item
+        click.echo(f"\n-- {shown.number:02d} {item.kind} {item.created_at[:10]}")
+        if shown.answers is not None:
+            for key, value in shown.answers.items():
+                click.echo(f"{key}: {terminal_safe(value)}")
+        elif shown.text is not None:
+            click.echo(terminal_safe(shown.text))
+        elif item.decrypted is not None:
+            click.echo(f"file: {terminal_safe(str(ws.case_dir(case) / item.decrypted))}")
+
+
+@main.command("read")
+@click.argument("registration_number")
+@_passphrase_option
+@click.pass_context
+def read(ctx: click.Context, registration_number: str, passphrase_file: Path | None) -> None:
+    """Decrypt a case if needed, show its answers and messages, and render case.html."""
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        state = ws.load()
+        case = ws.find_case(state, registration_number)
+        page = _decrypt(ws, state, case, passphrase_file)
+        _show(ws, case, shown_items(ws, case))
+    click.echo(f"\nopen {page}")
+
+
+# --- reply ---------------------------------------------------------------------------------
+
+
+@main.command("reply")
+@click.argument("registration_number")
+@click.option("--message", "-m", help="The reply text (otherwise stdin, or $EDITOR in a terminal).")
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    help="Fingerprint of an instansi key to encrypt to as well (default: the keys the case's "
+    "items are encrypted to that are on this workstation).",
+)
+@click.pass_context
+def reply(
+    ctx: click.Context, registration_number: str, message: str | None, recipients: tuple[str, ...]
+) -> None:
+    """Encrypt a reply to the pelapor into the outbox, to carry back to the server."""
+    from workstation.reply import write_reply
+
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        state = ws.load()
+        case = ws.find_case(state, registration_number)
+        if message is None:
+            if sys.stdin.isatty():
+                message = click.edit("\n# Balasan untuk pelapor. Baris '#' diabaikan.\n") or ""
+                message = "\n".join(
+                    line for line in message.splitlines() if not line.startswith("#")
+                )
+            else:
+                message = sys.stdin.read()
+        target = write_reply(ws, case, message, recipients)
+    click.echo(f"encrypted reply written to {target}")
+    click.echo("upload it on the case page as a pre-encrypted reply")
+
+
+# --- duplicates ----------------------------------------------------------------------------
+
+
+@main.command("duplicates")
+@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0.01, 1.0))
+@click.pass_context
+def duplicates(ctx: click.Context, threshold: float) -> None:
+    """Near-duplicate reports across all decrypted cases, of every instansi."""
+    from workstation.duplicates import find_duplicates
+
+    ws = _ws(ctx)
+    with _errors():
+        state = ws.load()
+        reports: dict[str, dict[str, str]] = {}
+        skipped = 0
+        for case in state.cases.values():
+            answers = case_answers(ws, case)
+            if answers is None:
+                skipped += 1
+            else:
+                reports[case.key] = answers
+        pairs = find_duplicates(reports, threshold=threshold)
+    for pair in pairs:
+        click.echo(
+            f"{pair.score:.2f}  {pair.first}  {pair.second}  "
+            f"{terminal_safe('; '.join(pair.reasons))}"
+        )
+    click.echo(f"{len(pairs)} pair(s) among {len(reports)} decrypted case(s)", err=True)
+    if skipped:
+        click.echo(f"{skipped} case(s) not decrypted yet were left out", err=True)
+
+
+if __name__ == "__main__":
+    main()
