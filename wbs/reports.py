@@ -19,12 +19,13 @@ from sqlalchemy.orm import Session
 from crypto.encrypt import EncryptWriter, encrypt_bytes, open_encryptor
 from crypto.errors import CryptoError
 from crypto.kdf import SourceSecrets, derive_source_secrets
+from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.replykeys import decrypt_reply, encrypt_reply, generate_reply_key
 from wbs.domain import CaseStatus, EventKind, SubmissionKind, can_transition
 from wbs.intake import IntakeClosed, StoredItem, committed_with_files, ensure_space
 from wbs.models import Case, Event, Reply, Source, Submission, Tenant, new_registration_number
 from wbs.tenancy import TenantScope
-from wbs.tenants import TenantError, current_recipients
+from wbs.tenants import TenantError, current_recipients, recipient_keys
 from wbs.workdays import local_date
 
 if TYPE_CHECKING:
@@ -332,6 +333,36 @@ def delete_reply(
 # --- investigators' side, as far as the pelapor sees it --------------------------------------
 
 
+def _case_source(session: Session, tenant: Tenant, case: Case) -> Source:
+    source = TenantScope(session, tenant).get(Source, case.source_id)
+    if source is None:
+        raise ReportError("the case has no source")
+    return source
+
+
+def _store_reply(
+    inst: Instance,
+    session: Session,
+    tenant: Tenant,
+    case: Case,
+    ciphertext: bytes,
+    investigator_id: int | None,
+) -> Reply:
+    scope = TenantScope(session, tenant)
+    path = inst.store.new_name(tenant.slug, case.source_id)
+    with inst.store.create(path) as out:
+        out.write(ciphertext)
+    reply = Reply(case=case, investigator_id=investigator_id, store_path=path, size=len(ciphertext))
+    with committed_with_files(session, inst.store, [path]):
+        scope.add(reply)
+        scope.add(
+            Event(
+                case_id=case.id, kind=EventKind.REPLY_ADDED, actor_investigator_id=investigator_id
+            )
+        )
+    return reply
+
+
 def post_reply(
     inst: Instance,
     session: Session,
@@ -345,28 +376,60 @@ def post_reply(
 
     The tenant's keys are recipients too, so the case history stays readable on the workstation.
     """
-    scope = TenantScope(session, tenant)
-    source = scope.get(Source, case.source_id)
-    if source is None:
-        raise ReportError("the case has no source")
+    source = _case_source(session, tenant, case)
     ciphertext = encrypt_reply(
         inst.keyring,
         current_recipients(session, tenant),
         source.reply_public_key,
         text.encode("utf-8"),
     )
-    path = inst.store.new_name(tenant.slug, source.id)
-    with inst.store.create(path) as out:
-        out.write(ciphertext)
-    reply = Reply(case=case, investigator_id=investigator_id, store_path=path, size=len(ciphertext))
-    with committed_with_files(session, inst.store, [path]):
-        scope.add(reply)
-        scope.add(
-            Event(
-                case_id=case.id, kind=EventKind.REPLY_ADDED, actor_investigator_id=investigator_id
-            )
+    return _store_reply(inst, session, tenant, case, ciphertext, investigator_id)
+
+
+# A typed reply is a few KiB; this leaves room for a long one without letting an upload of
+# anything at all through.
+MAX_ENCRYPTED_REPLY_BYTES = 1024 * 1024
+
+
+def accept_encrypted_reply(
+    inst: Instance,
+    session: Session,
+    tenant: Tenant,
+    case: Case,
+    ciphertext: bytes,
+    *,
+    investigator_id: int | None = None,
+) -> Reply:
+    """Store a reply encrypted on the air-gapped workstation, as it is. Commits.
+
+    The plaintext never reaches the server. What is checked, without decrypting: it is an
+    OpenPGP message encrypted to public keys, one of them the source's reply key (or the
+    pelapor could not read it) and every current recipient key of the tenant (or the case
+    history would not stay readable on the workstation). Raises :class:`ReportError` saying
+    which is missing.
+    """
+    if not ciphertext or len(ciphertext) > MAX_ENCRYPTED_REPLY_BYTES:
+        raise ReportError("an encrypted reply must be between 1 byte and 1 MiB")
+    source = _case_source(session, tenant, case)
+    try:
+        key_ids = ciphertext_key_ids(ciphertext, inst.config.gpg_binary)
+    except NotAnEncryptedMessage as exc:
+        raise ReportError(f"not an encrypted reply: {exc}") from exc
+
+    def readable_by(armored: str) -> bool:
+        info = inst.keyring.inspect_public_key(armored)
+        return any(key_id(fpr) in key_ids for fpr in info.encryption_fingerprints)
+
+    if not readable_by(source.reply_public_key):
+        raise ReportError("the reply is not encrypted to the pelapor's reply key")
+    current = [key for key in recipient_keys(session, tenant) if key.revoked_at is None]
+    unreadable = [key.fingerprint for key in current if not readable_by(key.public_key)]
+    if not current or unreadable:
+        raise ReportError(
+            "the reply is not encrypted to every current key of the instansi: "
+            + ", ".join(unreadable or ["(no current key)"])
         )
-    return reply
+    return _store_reply(inst, session, tenant, case, ciphertext, investigator_id)
 
 
 def change_status(
@@ -404,6 +467,7 @@ __all__ = [
     "IntakeClosed",
     "ReportAnswers",
     "ReportError",
+    "accept_encrypted_reply",
     "authenticate_source",
     "case_history",
     "change_status",

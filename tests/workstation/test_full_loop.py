@@ -1,0 +1,104 @@
+"""The whole loop: the reporter sends, the server exports, the workstation decrypts and
+answers offline, the server stores the answer as it is, and the reporter reads it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DemoInstance
+from tests.workstation.helpers import (
+    TENANT,
+    export,
+    kill_agent,
+    make_case,
+    run,
+    workstation_home,
+)
+from wbs.models import Case
+from wbs.reports import ReportError, accept_encrypted_reply, source_replies
+from wbs.tenants import current_recipients, get_tenant
+
+ANSWER = "Terima kasih. Kami sudah memanggil pihak pengadaan untuk klarifikasi."
+
+
+def test_reply_from_the_workstation_reaches_the_reporter(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path
+) -> None:
+    loop = make_case(demo, big_size=1_200_000)
+    home = workstation_home(demo, ws_home)
+    assert run(home, "import", str(export(demo, [loop.case_id], tmp_path / "b.zip"))).exit_code == 0
+    decrypted = run(home, "decrypt", loop.registration_number)
+    assert decrypted.exit_code == 0, decrypted.output
+    folder = home / "cases" / TENANT / loop.registration_number / "decrypted"
+    assert (folder / "passwd").read_bytes() == loop.files["big"]
+
+    replied = run(home, "reply", loop.registration_number, "--message", ANSWER)
+    assert replied.exit_code == 0, replied.output
+    ciphertext = next((home / "outbox").iterdir()).read_bytes()
+    kill_agent(home)
+
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, loop.case_id)
+        assert case is not None
+        reply = accept_encrypted_reply(inst, session, tenant, case, ciphertext)
+        # Stored as it came: the server never saw the plaintext.
+        assert inst.store.open(reply.store_path).read() == ciphertext
+        texts = [text for _, text in source_replies(inst, session, tenant, loop.secrets, case)]
+    assert texts[-1] == ANSWER
+
+
+def _encrypt_to(home: Path, recipients: list[str], data: bytes) -> bytes:
+    args = ["gpg", "--homedir", str(home), "--batch", "--trust-model", "always", "--encrypt"]
+    for recipient in recipients:
+        args += ["--recipient", recipient]
+    return subprocess.run(args, input=data, capture_output=True, check=True).stdout
+
+
+def test_a_reply_the_reporter_or_the_instansi_could_not_read_is_refused(
+    demo: DemoInstance, tmp_path: Path
+) -> None:
+    inst = demo.instance
+    loop = make_case(demo, big_size=10)
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, loop.case_id)
+        assert case is not None
+        tenant_keys = current_recipients(session, tenant)
+        reply_key = tmp_path / "reply.asc"
+        reply_key.write_text(case.source.reply_public_key)
+        home = demo.workstation
+        only_tenant = _encrypt_to(home, tenant_keys, b"x")
+        only_source = subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--trust-model", "always", "--encrypt",
+             "--recipient-file", str(reply_key)],
+            input=b"x", capture_output=True, check=True,
+        ).stdout
+        signed_only = subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--store"],
+            input=b"plaintext", capture_output=True, check=True,
+        ).stdout
+        hidden = subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--trust-model", "always", "--encrypt",
+             "--throw-keyids", "--recipient-file", str(reply_key),
+             *[arg for fpr in tenant_keys for arg in ("--recipient", fpr)]],
+            input=b"x", capture_output=True, check=True,
+        ).stdout
+        before = len(case.replies)
+        refusals = {
+            b"": "between",
+            b"not openpgp at all": "not an encrypted reply",
+            signed_only: "not an encrypted reply",
+            only_tenant: "reply key",
+            only_source: "every current key",
+            hidden: "hidden recipients",
+        }
+        for data, reason in refusals.items():
+            with pytest.raises(ReportError, match=reason):
+                accept_encrypted_reply(inst, session, tenant, case, data)
+        session.refresh(case)
+        assert len(case.replies) == before
