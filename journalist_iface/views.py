@@ -73,7 +73,13 @@ from wbs.domain import (
 )
 from wbs.instance import Instance
 from wbs.models import Case, Event, Investigator, Reply, Submission, Tenant, utcnow
-from wbs.reports import ReportError, change_status, post_reply
+from wbs.reports import (
+    MAX_ENCRYPTED_REPLY_BYTES,
+    ReportError,
+    accept_encrypted_reply,
+    change_status,
+    post_reply,
+)
 from wbs.tenancy import TenantScope
 from wbs.tenants import TenantError
 from wbs.workdays import local_date
@@ -357,6 +363,29 @@ def reply(
         message = gettext("The reply could not be encrypted: the institution has no key.")
         return _refuse(investigator, tenant, scope, case, message, form)
     flash(gettext("The reply was encrypted and sent to the reporter."))
+    return _back(case)
+
+
+@bp.post("/pengaduan/<int:case_id>/balas-terenkripsi")
+@investigator_required()
+def upload_encrypted_reply(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
+) -> ResponseReturnValue:
+    """A reply encrypted on the air-gapped workstation: its plaintext never reaches us."""
+    case = _own_case_or_404(scope, case_id)
+    # Ciphertext only, so Werkzeug may buffer it as it likes; the size is still bounded.
+    request.max_content_length = MAX_ENCRYPTED_REPLY_BYTES + 64 * 1024
+    upload = request.files.get("reply_file")
+    data = upload.read(MAX_ENCRYPTED_REPLY_BYTES + 1) if upload else b""
+    try:
+        accept_encrypted_reply(
+            instance(), db(), tenant, case, data, investigator_id=investigator.id
+        )
+    except ReportError as exc:
+        # The reason names keys and shapes, never content: the server cannot read the file.
+        message = gettext("The encrypted reply was refused: %(reason)s", reason=str(exc))
+        return _refuse(investigator, tenant, scope, case, message, {})
+    flash(gettext("The encrypted reply was stored and the reporter can read it."))
     return _back(case)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from crypto.replykeys import encrypt_reply
 from journalist_iface import SECURITY_HEADERS
 from journalist_iface.views import KLARIFIKASI_LOG_NOTE
 from tests.journalist_iface.conftest import (
@@ -22,7 +24,7 @@ from wbs.bundle import read_bundle
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
 from wbs.reports import source_case, source_replies
-from wbs.tenants import get_tenant
+from wbs.tenants import current_recipients, get_tenant
 
 
 def _regs(html: str) -> list[str]:
@@ -251,3 +253,31 @@ def test_admin_role_sees_the_same_inbox(demo: Demo) -> None:
     report = make_report(demo)
     admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
     assert report.registration_number in admin.get("/?sort=received").get_data(as_text=True)
+
+
+def test_a_reply_encrypted_on_the_workstation_is_uploaded_as_it_is(demo: Demo) -> None:
+    report = make_report(demo)
+    browser = logged_in(demo)
+    page = f"/pengaduan/{report.case_id}"
+    with demo.inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, report.case_id)
+        assert case is not None
+        # What `peluit-workstation reply` makes: ciphertext to the source and the instansi.
+        ciphertext = encrypt_reply(demo.inst.keyring, current_recipients(session, tenant),
+                                   case.source.reply_public_key, b"Dijawab dari workstation.")
+    refused = browser.post(f"{page}/balas-terenkripsi", token_from=page,
+                           data={"reply_file": (io.BytesIO(b"not openpgp"), "r.gpg")},
+                           content_type="multipart/form-data")
+    assert "ditolak" in refused.get_data(as_text=True)
+    sent = browser.post(f"{page}/balas-terenkripsi", token_from=page,
+                        data={"reply_file": (io.BytesIO(ciphertext), "r.gpg")},
+                        content_type="multipart/form-data")
+    assert sent.status_code == 302
+    with demo.inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, report.case_id)
+        assert case is not None
+        assert demo.inst.store.open(case.replies[-1].store_path).read() == ciphertext
+        texts = [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)]
+    assert texts[-1] == "Dijawab dari workstation."
