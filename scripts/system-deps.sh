@@ -13,6 +13,9 @@ declare -A need=(
   # The end-to-end tests: a real browser, and npm to fetch axe-core.
   [chromium]=chromium
   [npm]=npm
+  # The onion end-to-end test reaches the onions through tor's SOCKS port with curl.
+  [curl]=curl
+  [unshare]=util-linux
 )
 missing=()
 for probe in "${!need[@]}"; do

@@ -1,0 +1,545 @@
+"""Onion services over tor's control port: one v3 onion per tenant, one for the investigators.
+
+Every tenant's source interface gets its own v3 onion address (port 80 forwarded to the source
+interface on 127.0.0.1); the source interface tells tenants apart by the Host header, which is
+the onion address (:func:`source_iface.context.find_tenant`). The investigator interface gets
+one more onion, published with v3 CLIENT AUTHORIZATION: its descriptor is encrypted to the
+x25519 public keys of the authorized investigators, one key pair per investigator, so a client
+without a key cannot even learn where the service's introduction points are.
+
+Keys are persistent and live in the instance, never in tor's state::
+
+    <instance>/onion/                       0700
+        tenants/<slug>.key                  0600  the tenant onion's private key
+        investigator.key                    0600  the investigator onion's private key
+        clients/<username>.pub              0600  an authorized investigator's x25519 public key
+
+The service keys are generated here (ed25519, the same construction tor uses), so every
+address is known before tor runs, and re-adding a key after a restart gives the same address.
+Services are added with ``ADD_ONION ... Flags=Detach``: they outlive the control connection
+that added them (``peluit onion publish`` is a one-shot command) and go away when tor stops;
+publishing again after tor restarts brings them back under the same addresses.
+
+Client authorization keys would fit the ``investigators`` table; they are files here because
+the schema belongs to the migrations. A later migration can move the public keys into the
+database (the private halves are never stored by the server: they are printed once).
+
+The ADD_ONION command is built here rather than with stem's
+``create_ephemeral_hidden_service``: stem 1.8 passes at most one ``ClientAuthV3`` key and knows
+neither tor's ``PoWDefensesEnabled`` keyword (tor 0.4.8+) nor ``MaxStreams`` with the close
+flag together with client auth. stem still parses the reply.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+import stem
+import stem.connection
+import stem.control
+import stem.response
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from wbs.instance import Instance
+from wbs.models import Investigator, Tenant
+
+ONION_DIR = "onion"
+TENANTS_DIR = "tenants"
+CLIENTS_DIR = "clients"
+INVESTIGATOR_KEY = "investigator.key"
+INVESTIGATOR_SERVICE = "investigator"
+
+# Where ``peluit onion`` finds tor's control port when TOR_CONTROL is not set: Debian's
+# tor@default control socket (tor-service-defaults-torrc). Not a PELUIT_* variable: those are
+# wbs.config's, which refuses names it does not know. A config key ``tor_control`` (then also
+# PELUIT_TOR_CONTROL) is proposed to take over from this variable.
+CONTROL_ENV = "TOR_CONTROL"
+DEFAULT_CONTROL = "unix:/run/tor/control"
+
+VIRTUAL_PORT = 80
+LOOPBACK = "127.0.0.1"
+# HiddenServiceMaxStreams with HiddenServiceMaxStreamsCloseCircuit: streams a single rendezvous
+# circuit may open before tor closes that circuit. A page with its style sheet needs two; a
+# client opening hundreds is flooding.
+MAX_STREAMS = 20
+
+_KEY_TYPE = "ED25519-V3"
+_ADDRESS = re.compile(r"[a-z2-7]{56}")
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,63}")
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_BASE32_KEY = re.compile(r"[A-Z2-7]{52}")
+
+
+class OnionError(RuntimeError):
+    """Something an operator can fix: tor unreachable, a key file with loose permissions."""
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+def _b32(data: bytes) -> str:
+    """Base32 as tor writes keys: upper case, no padding (32 bytes give 52 characters)."""
+    return base64.b32encode(data).decode("ascii").rstrip("=")
+
+
+def onion_address(public_key: bytes) -> str:
+    """The v3 onion address (56 characters, no ``.onion``) of an ed25519 public key.
+
+    rend-spec-v3: ``base32(PUBKEY | CHECKSUM | VERSION)`` with
+    ``CHECKSUM = SHA3-256(".onion checksum" | PUBKEY | VERSION)[:2]`` and ``VERSION = 3``.
+    """
+    if len(public_key) != 32:
+        raise ValueError("an ed25519 public key is 32 bytes")
+    version = b"\x03"
+    checksum = hashlib.sha3_256(b".onion checksum" + public_key + version).digest()[:2]
+    return _b32(public_key + checksum + version).lower()
+
+
+@dataclass(frozen=True)
+class ServiceKey:
+    """An onion service's identity: tor's key blob and the address it gives."""
+
+    address: str  # 56 characters, without ".onion"
+    blob: str  # "ED25519-V3:<base64 of the 64-byte expanded secret key>", as ADD_ONION takes it
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.address}.onion"
+
+    @classmethod
+    def generate(cls) -> ServiceKey:
+        """A new key, made the way tor makes one: the expanded form of a random ed25519 seed."""
+        private = Ed25519PrivateKey.generate()
+        seed = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        digest = bytearray(hashlib.sha512(seed).digest())
+        digest[0] &= 248
+        digest[31] &= 127
+        digest[31] |= 64
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        blob = f"{_KEY_TYPE}:{base64.b64encode(bytes(digest)).decode('ascii')}"
+        return cls(address=onion_address(public), blob=blob)
+
+    def serialize(self) -> str:
+        return f"{self.blob}\n{self.hostname}\n"
+
+    @classmethod
+    def parse(cls, text: str, source: Path) -> ServiceKey:
+        lines = text.split()
+        if len(lines) != 2 or not lines[0].startswith(f"{_KEY_TYPE}:"):
+            raise OnionError(f"{source} is not an onion service key file")
+        address = lines[1].removesuffix(".onion")
+        raw = base64.b64decode(lines[0].split(":", 1)[1], validate=True)
+        if len(raw) != 64 or not _ADDRESS.fullmatch(address):
+            raise OnionError(f"{source} is not an onion service key file")
+        return cls(address=address, blob=lines[0])
+
+
+def onion_dir(inst: Instance) -> Path:
+    return inst.config.instance_dir / ONION_DIR
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file with mode 0600 from its first byte, and put it in place atomically."""
+    _private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _read_private(path: Path) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise OnionError(
+            f"{path} has mode {mode:04o}: it holds a key and must be readable by its owner "
+            f"only (chmod 600 {path})"
+        )
+    return path.read_text(encoding="ascii")
+
+
+def _load_or_create(path: Path) -> ServiceKey:
+    if path.exists():
+        return ServiceKey.parse(_read_private(path), path)
+    key = ServiceKey.generate()
+    _write_private(path, key.serialize())
+    return key
+
+
+def tenant_key_path(inst: Instance, slug: str) -> Path:
+    if not _SLUG.fullmatch(slug):
+        raise OnionError(f"not a tenant slug: {slug!r}")
+    return onion_dir(inst) / TENANTS_DIR / f"{slug}.key"
+
+
+def tenant_key(inst: Instance, slug: str) -> ServiceKey:
+    """The tenant's onion key; made (and stored, mode 0600) on first use."""
+    return _load_or_create(tenant_key_path(inst, slug))
+
+
+def investigator_key(inst: Instance) -> ServiceKey:
+    """The investigator onion's key; made (and stored, mode 0600) on first use."""
+    return _load_or_create(onion_dir(inst) / INVESTIGATOR_KEY)
+
+
+# --- client authorization -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """An investigator's client authorization key pair, as handed over."""
+
+    username: str
+    public_key: str  # base32, 52 characters: what ADD_ONION's ClientAuthV3 takes
+    auth_private: str  # the line of Tor Browser's "<name>.auth_private" file; shown once
+
+    @property
+    def onion(self) -> str:
+        return self.auth_private.split(":", 1)[0] + ".onion"
+
+
+def _client_path(inst: Instance, username: str) -> Path:
+    if not _USERNAME.fullmatch(username):
+        raise OnionError(f"not a username: {username!r}")
+    return onion_dir(inst) / CLIENTS_DIR / f"{username}.pub"
+
+
+def generate_client_key(inst: Instance, investigator: Investigator) -> ClientKey:
+    """A new x25519 key pair for one investigator; replaces any key the account had.
+
+    The public half is stored (``clients/<username>.pub``, mode 0600); the private half is
+    returned, formatted as Tor Browser's ``.auth_private`` file, and stored nowhere. It takes
+    effect when the investigator onion is published again (:func:`publish_investigator` with
+    ``replace=True``).
+    """
+    if not investigator.active:
+        raise OnionError(f"{investigator.username} is deactivated: no client key for it")
+    service = investigator_key(inst)
+    private = X25519PrivateKey.generate()
+    secret = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = _b32(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    _write_private(_client_path(inst, investigator.username), public + "\n")
+    line = f"{service.address}:descriptor:x25519:{_b32(secret)}"
+    return ClientKey(username=investigator.username, public_key=public, auth_private=line)
+
+
+def revoke_client_key(inst: Instance, username: str) -> bool:
+    """Remove an investigator's public key; False if it had none. Publish again to apply."""
+    path = _client_path(inst, username)
+    if not path.exists():
+        return False
+    path.unlink()
+    return True
+
+
+def client_public_keys(inst: Instance) -> dict[str, str]:
+    """Authorized investigators: username -> base32 x25519 public key."""
+    folder = onion_dir(inst) / CLIENTS_DIR
+    keys: dict[str, str] = {}
+    if not folder.is_dir():
+        return keys
+    for path in sorted(folder.glob("*.pub")):
+        value = _read_private(path).strip()
+        if not _BASE32_KEY.fullmatch(value):
+            raise OnionError(f"{path} is not an x25519 public key in base32")
+        keys[path.stem] = value
+    return keys
+
+
+# --- tor's control port ------------------------------------------------------------------------
+
+
+def control_spec() -> str:
+    return os.environ.get(CONTROL_ENV) or DEFAULT_CONTROL
+
+
+@contextmanager
+def connect(spec: str | None = None) -> Iterator[stem.control.Controller]:
+    """An authenticated controller: ``unix:/path``, ``/path``, ``host:port`` or ``port``.
+
+    Authentication is tor's cookie (or none where tor asks for none); never a password, which
+    would have to live in a file or the environment.
+    """
+    spec = spec or control_spec()
+    try:
+        if spec.startswith(("unix:", "/")):
+            controller = stem.control.Controller.from_socket_file(spec.removeprefix("unix:"))
+        else:
+            host, _, port = spec.rpartition(":")
+            controller = stem.control.Controller.from_port(
+                address=host or LOOPBACK, port=int(port)
+            )
+    except (stem.SocketError, ValueError) as exc:
+        raise OnionError(
+            f"cannot reach tor's control port at {spec} ({exc}); set {CONTROL_ENV}"
+        ) from None
+    try:
+        controller.authenticate()
+    except stem.connection.AuthenticationFailure as exc:
+        controller.close()
+        raise OnionError(f"tor refused authentication at {spec}: {exc}") from None
+    try:
+        yield controller
+    finally:
+        controller.close()
+
+
+def published_ids(controller: stem.control.Controller) -> set[str]:
+    """Service ids (addresses without .onion) of every onion added over the control port."""
+    found: set[str] = set()
+    for key in ("onions/current", "onions/detached"):
+        try:
+            text = controller.get_info(key, "")
+        except stem.ControllerError:
+            text = ""
+        found.update(line.strip() for line in (text or "").splitlines() if line.strip())
+    return found
+
+
+@dataclass(frozen=True)
+class Published:
+    """One onion service as this module left it."""
+
+    name: str  # "tenant:<slug>" or "investigator"
+    address: str  # "<56 characters>.onion"
+    action: str  # "added", "replaced", "kept" (already published), "removed", "skipped"
+    pow_defenses: bool | None = None  # None when tor was not asked to add it
+    clients: int | None = None  # investigator onion: authorized clients
+
+
+def _add_onion(
+    controller: stem.control.Controller,
+    key: ServiceKey,
+    target_port: int,
+    *,
+    clients: Sequence[str] = (),
+) -> bool:
+    """ADD_ONION the service; returns whether tor took the PoW defences.
+
+    ``PoWDefensesEnabled=1`` is an ADD_ONION keyword of tor 0.4.8 and later (verified against
+    tor 0.4.9: the keyword is accepted, ``Flags=PoWDefensesEnabled`` is refused). An older tor
+    refuses the keyword, and the service is then added without it.
+    """
+    flags = ["Detach", "MaxStreamsCloseCircuit"]
+    if clients:
+        flags.append("V3Auth")
+    parts = [
+        f"ADD_ONION {key.blob}",
+        f"Flags={','.join(flags)}",
+        f"MaxStreams={MAX_STREAMS}",
+        f"Port={VIRTUAL_PORT},{LOOPBACK}:{target_port}",
+        *(f"ClientAuthV3={client}" for client in clients),
+    ]
+    for pow_defenses in (True, False):
+        request = " ".join([*parts, "PoWDefensesEnabled=1"] if pow_defenses else parts)
+        response = controller.msg(request)
+        if response.is_ok():
+            stem.response.convert("ADD_ONION", response)
+            if response.service_id != key.address:
+                # Cannot happen with a sound key; if it does, the database would name an
+                # address nobody serves.
+                controller.msg(f"DEL_ONION {response.service_id}")
+                raise OnionError(
+                    f"tor derived {response.service_id}.onion from the key for "
+                    f"{key.hostname}: the key file is damaged"
+                )
+            return pow_defenses
+        if not (pow_defenses and "pow" in str(response).lower()):
+            raise OnionError(f"tor refused to add {key.hostname}: {response}")
+    raise AssertionError("unreachable")
+
+
+def _del_onion(controller: stem.control.Controller, address: str) -> None:
+    controller.remove_ephemeral_hidden_service(address)
+
+
+def close_rendezvous_circuits(controller: stem.control.Controller, address: str) -> int:
+    """Close the service-side rendezvous circuits of an onion; returns how many.
+
+    DEL_ONION closes a service's introduction circuits but, by design, not its rendezvous
+    circuits ("for any existing connections to finish"), and a service added again with the
+    same key accepts new streams on them. Without this, a client whose key was just revoked
+    keeps its access for as long as its rendezvous circuit lives (observed: more than 90 s on
+    the test network). Every client reconnects afterwards, the revoked one cannot.
+    """
+    closed = 0
+    for circuit in controller.get_circuits([]):
+        if circuit.purpose == "HS_SERVICE_REND" and (circuit.rend_query or "").removesuffix(
+            ".onion"
+        ) == address:
+            try:
+                controller.close_circuit(circuit.id)
+                closed += 1
+            except (stem.InvalidRequest, stem.InvalidArguments):
+                pass  # closed meanwhile
+    return closed
+
+
+def _publish(
+    controller: stem.control.Controller,
+    name: str,
+    key: ServiceKey,
+    target_port: int,
+    *,
+    replace: bool,
+    clients: Sequence[str] = (),
+) -> Published:
+    present = key.address in published_ids(controller)
+    if present and not replace:
+        return Published(name, key.hostname, "kept", clients=len(clients) if clients else None)
+    if present:
+        _del_onion(controller, key.address)
+    pow_defenses = _add_onion(controller, key, target_port, clients=clients)
+    action = "replaced" if present else "added"
+    return Published(name, key.hostname, action, pow_defenses, len(clients) if clients else None)
+
+
+def assign_tenant_address(inst: Instance, slug: str) -> ServiceKey:
+    """Make (or read) the tenant's key and record its address in ``Tenant.onion_address``."""
+    key = tenant_key(inst, slug)
+    with inst.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        if tenant is None:
+            raise OnionError(f"no tenant {slug!r}")
+        if tenant.onion_address != key.hostname:
+            tenant.onion_address = key.hostname
+            session.commit()
+    return key
+
+
+def publish_tenant(
+    controller: stem.control.Controller,
+    inst: Instance,
+    slug: str,
+    source_port: int,
+    *,
+    replace: bool = False,
+) -> Published:
+    """Publish one tenant's onion (port 80 -> the source interface); no restart needed.
+
+    The address goes into ``Tenant.onion_address`` before tor is asked, so the source interface
+    recognises the tenant's Host header from the first request.
+    """
+    key = assign_tenant_address(inst, slug)
+    return _publish(controller, f"tenant:{slug}", key, source_port, replace=replace)
+
+
+def publish_investigator(
+    controller: stem.control.Controller,
+    inst: Instance,
+    journalist_port: int,
+    *,
+    replace: bool = False,
+) -> Published:
+    """Publish the investigator onion with client authorization for every stored client key.
+
+    With no client key the onion is not published at all (and removed if it was): the
+    investigator interface is never reachable without authorization. ``replace`` re-adds it
+    with the current client keys; needed after a key was added or revoked.
+    """
+    key = investigator_key(inst)
+    clients = list(client_public_keys(inst).values())
+    if not clients:
+        if key.address in published_ids(controller):
+            _del_onion(controller, key.address)
+            close_rendezvous_circuits(controller, key.address)
+            return Published(INVESTIGATOR_SERVICE, key.hostname, "removed", clients=0)
+        return Published(INVESTIGATOR_SERVICE, key.hostname, "skipped", clients=0)
+    result = _publish(
+        controller,
+        INVESTIGATOR_SERVICE,
+        key,
+        journalist_port,
+        replace=replace,
+        clients=clients,
+    )
+    if result.action == "replaced":
+        # The client list may have shrunk: end the connections made under the old one.
+        close_rendezvous_circuits(controller, key.address)
+    return result
+
+
+def publish_all(
+    controller: stem.control.Controller,
+    inst: Instance,
+    source_port: int,
+    journalist_port: int,
+    *,
+    replace: bool = False,
+) -> list[Published]:
+    """Every tenant's onion and the investigator onion. Safe to run again: what tor already
+    serves is kept (``replace`` re-adds it), what it lacks (after a restart of tor, a new
+    tenant) is added."""
+    with inst.sessions() as session:
+        slugs = list(session.scalars(sa.select(Tenant.slug).order_by(Tenant.slug)))
+    results = [
+        publish_tenant(controller, inst, slug, source_port, replace=replace) for slug in slugs
+    ]
+    results.append(publish_investigator(controller, inst, journalist_port, replace=replace))
+    return results
+
+
+@dataclass(frozen=True)
+class OnionStatus:
+    name: str  # "tenant:<slug>", "investigator", or "other" (added by someone else)
+    address: str | None  # "<...>.onion"; None when no key exists yet
+    published: bool
+    clients: int | None = None
+
+
+def status(controller: stem.control.Controller, inst: Instance) -> list[OnionStatus]:
+    """Which of this instance's onions tor serves now (``GETINFO onions/current`` and
+    ``onions/detached``), and any other onion added over the control port."""
+    live = published_ids(controller)
+    out: list[OnionStatus] = []
+    ours: set[str] = set()
+    with inst.sessions() as session:
+        slugs = list(session.scalars(sa.select(Tenant.slug).order_by(Tenant.slug)))
+    for slug in slugs:
+        path = tenant_key_path(inst, slug)
+        if not path.exists():
+            out.append(OnionStatus(f"tenant:{slug}", None, False))
+            continue
+        key = ServiceKey.parse(_read_private(path), path)
+        ours.add(key.address)
+        out.append(OnionStatus(f"tenant:{slug}", key.hostname, key.address in live))
+    path = onion_dir(inst) / INVESTIGATOR_KEY
+    clients = len(client_public_keys(inst))
+    if path.exists():
+        key = ServiceKey.parse(_read_private(path), path)
+        ours.add(key.address)
+        out.append(
+            OnionStatus(INVESTIGATOR_SERVICE, key.hostname, key.address in live, clients)
+        )
+    else:
+        out.append(OnionStatus(INVESTIGATOR_SERVICE, None, False, clients))
+    out.extend(OnionStatus("other", f"{sid}.onion", True) for sid in sorted(live - ours))
+    return out
