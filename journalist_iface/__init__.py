@@ -19,10 +19,11 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
-from journalist_iface import errors, formatting, views
+from journalist_iface import account, admin, errors, formatting, views
 from journalist_iface.context import close_db, db, instance, select_locale
 from wbs.accounts import AuthSettings
 from wbs.instance import Instance
+from wbs.reports import MAX_ENCRYPTED_REPLY_BYTES
 
 HERE = Path(__file__).parent
 
@@ -99,9 +100,13 @@ def create_app(
     app.extensions["peluit_instance"] = inst
     app.extensions["peluit_auth"] = auth_settings or AuthSettings.from_kdf(inst.config.kdf)
     _quiet_logs(app)
+    # Before CSRFProtect: its check parses the form, so a larger limit must already be set.
+    app.before_request(_upload_limit)
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(views.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(account.bp)
     errors.register(app)
     formatting.register(app)
     app.after_request(_security_headers)
@@ -116,6 +121,23 @@ def _quiet_logs(app: Flask) -> None:
     # not ERROR: refused logins are logged (their reason only, never the username).
     logging.getLogger("werkzeug").disabled = True
     app.logger.setLevel(logging.WARNING)
+
+
+# The few views that take a file, and how much each may receive (with room for the form).
+UPLOAD_LIMITS: dict[str, int] = {
+    "journalist.upload_encrypted_reply": MAX_ENCRYPTED_REPLY_BYTES + 64 * 1024,
+    "admin.add_key": admin.MAX_KEY_BYTES + 64 * 1024,
+}
+
+
+def _upload_limit() -> None:
+    from flask import request
+
+    limit = UPLOAD_LIMITS.get(request.endpoint or "")
+    if limit is not None:
+        request.max_content_length = limit
+        # A key may be pasted: the text field needs the same room as the file.
+        request.max_form_memory_size = limit
 
 
 def _security_headers(response: Response) -> Response:

@@ -1,0 +1,76 @@
+"""Self-service for any logged-in investigator: set up a new authenticator (TOTP).
+
+The new secret is pending until a code made from it is confirmed here: the old one keeps
+working until then, so a mistyped or abandoned set-up never locks anyone out
+(:func:`wbs.accounts.start_enrolment`, :func:`wbs.accounts.confirm_enrolment`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext
+from markupsafe import Markup
+
+from journalist_iface.auth import investigator_required
+from journalist_iface.context import auth_settings, db
+from wbs.accounts import Enrolment, confirm_enrolment, start_enrolment
+from wbs.models import Investigator, Tenant
+from wbs.tenancy import TenantScope
+
+bp = Blueprint("account", __name__)
+
+
+def _page(
+    investigator: Investigator,
+    *,
+    enrolment: Enrolment | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    return render_template(
+        "account/totp.html",
+        active=investigator.totp_secret is not None,
+        pending=investigator.totp_pending_secret is not None,
+        enrolment=enrolment,
+        # Drawn by segno on the server from our own URI: no user input reaches the markup.
+        qr=Markup(enrolment.qr_svg) if enrolment else None,  # noqa: S704
+        error=error,
+    ), status
+
+
+@bp.get("/akun/2fa")
+@investigator_required()
+def totp(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+    return _page(investigator)
+
+
+@bp.post("/akun/2fa")
+@investigator_required()
+def start_totp(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope
+) -> ResponseReturnValue:
+    # Shown once, in this response (no-store): the secret never goes into a cookie or a flash.
+    enrolment = start_enrolment(db(), investigator, settings=auth_settings())
+    db().commit()
+    return _page(investigator, enrolment=enrolment)
+
+
+@bp.post("/akun/2fa/konfirmasi")
+@investigator_required()
+def confirm_totp(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope
+) -> ResponseReturnValue:
+    code = request.form.get("code", "")[:16]
+    if investigator.totp_pending_secret is None:
+        return _page(investigator, error=gettext("Start the set-up first."), status=400)
+    if not confirm_enrolment(db(), investigator, code):
+        db().rollback()
+        message = gettext(
+            "That code does not match the new secret. Check the app's clock and try the next "
+            "code, or start again. Your current authenticator still works."
+        )
+        return _page(investigator, error=message, status=400)
+    db().commit()
+    flash(gettext("The new authenticator is active; the old one no longer works."))
+    return redirect(url_for("account.totp"))

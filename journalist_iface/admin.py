@@ -1,0 +1,436 @@
+"""The admin instansi's pages: investigator accounts, recipient keys, the tenant's settings,
+and deleting case items and whole cases.
+
+Only an admin instansi reaches these (others get 403, the app's answer to a refused role),
+and only for their own tenant: an account, key or case of another tenant answers 404, like an
+id that does not exist. Deletion pages sit under the case's URL and look the case up first, so
+another tenant's case answers 404 before the role is even considered.
+
+Deleting is the admin's alone, not the verifikator's: it erases evidence, so it belongs to
+the role that answers for the tenant's accounts and keys, and it is allowed only for closed
+cases not sent to KPK (see :func:`journalist_iface.admin_ops.check_case_deletable`).
+
+Passphrases and TOTP secrets are shown once, in the response to the POST that made them
+(never in a redirect, a cookie or a flash); every response carries ``Cache-Control:
+no-store``, so the browser does not keep them either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
+from markupsafe import Markup
+
+from crypto.errors import CryptoError, KeyRefused
+from journalist_iface.admin_ops import (
+    KEY_CHECK_FAILED,
+    DeletionRefused,
+    TenantSettings,
+    apply_settings,
+    check_case_deletable,
+    delete_case,
+    delete_item,
+    find_item,
+    item_key,
+    key_verdict,
+    parse_settings,
+)
+from journalist_iface.auth import investigator_required
+from journalist_iface.cases import own_case
+from journalist_iface.context import auth_settings, db, instance
+from wbs.accounts import (
+    AccountError,
+    Enrolment,
+    create_investigator,
+    deactivate,
+    list_investigators,
+    reset_password,
+    reset_totp,
+    start_enrolment,
+)
+from wbs.domain import DEFAULT_CATEGORIES, KpkSharing, Role
+from wbs.models import Case, Investigator, RecipientKey, Tenant
+from wbs.tenancy import TenantScope
+from wbs.tenants import TenantError, add_recipient_key, recipient_keys, revoke_recipient_key
+
+bp = Blueprint("admin", __name__)
+
+ADMIN_ONLY = (Role.ADMIN_INSTANSI,)
+MAX_KEY_BYTES = 2 * 1024 * 1024
+MAX_OWNER = 200
+
+KPK_SHARING_CHOICES = (
+    (KpkSharing.NEVER, lazy_gettext("Never: reports stay with the institution")),
+    (KpkSharing.OPTIONAL, lazy_gettext("The reporter chooses on the form")),
+    (KpkSharing.ALWAYS, lazy_gettext("Always: every report is also encrypted to KPK")),
+)
+
+
+def _confirm(**context: Any) -> ResponseReturnValue:
+    return render_template("admin/confirm.html", **context)
+
+
+def _secret_page(
+    title: str, account: Investigator, *, passphrase: str | None = None,
+    enrolment: Enrolment | None = None,
+) -> ResponseReturnValue:
+    return render_template(
+        "admin/secret.html",
+        title=title,
+        account=account,
+        passphrase=passphrase,
+        enrolment=enrolment,
+        # Drawn by segno on the server from our own URI: no user input reaches the markup.
+        qr=Markup(enrolment.qr_svg) if enrolment else None,  # noqa: S704
+    )
+
+
+# --- investigators ----------------------------------------------------------------------------
+
+
+def _roles(tenant: Tenant) -> list[Role]:
+    return [role for role in Role if role != Role.PEMANTAU_KPK or tenant.is_hub]
+
+
+def _investigators_page(
+    tenant: Tenant, *, error: str | None = None, form: dict[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    return render_template(
+        "admin/investigators.html",
+        accounts=list_investigators(db(), tenant),
+        roles=_roles(tenant),
+        error=error,
+        form=form or {},
+    ), status
+
+
+@bp.get("/admin/")
+@investigator_required(ADMIN_ONLY)
+def investigators(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope
+) -> ResponseReturnValue:
+    return _investigators_page(tenant)
+
+
+def _account_error(username: str) -> str:
+    """A translated reason for an AccountError (whose own message is English, for the CLI)."""
+    # Usernames are unique across tenants (create_investigator checks the same way); the page
+    # says only "taken", never where.
+    if db().scalar(sa.select(Investigator.id).where(Investigator.username == username)):
+        return str(gettext("This username is taken."))
+    return str(
+        gettext(
+            "The username needs 3-64 characters: lower-case letters, digits, '.', '_' or "
+            "'-', starting with a letter; the name needs 1-200 characters."
+        )
+    )
+
+
+@bp.post("/admin/")
+@investigator_required(ADMIN_ONLY)
+def create_account(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope
+) -> ResponseReturnValue:
+    form = {
+        "username": request.form.get("username", "").strip().lower()[:64],
+        "display_name": request.form.get("display_name", "").strip()[:200],
+        "role": request.form.get("role", ""),
+    }
+    if form["role"] not in {role.value for role in _roles(tenant)}:
+        return _investigators_page(tenant, error=gettext("Choose a role."), form=form, status=400)
+    try:
+        account, passphrase = create_investigator(
+            db(), tenant, form["username"], form["display_name"], form["role"],
+            actor=investigator, settings=auth_settings(),
+        )
+        enrolment = start_enrolment(db(), account, settings=auth_settings())
+    except AccountError:
+        db().rollback()
+        message = _account_error(form["username"])
+        return _investigators_page(tenant, error=message, form=form, status=400)
+    db().commit()
+    return _secret_page(
+        gettext("Account created"), account, passphrase=passphrase, enrolment=enrolment
+    )
+
+
+def _other_account(scope: TenantScope, me: Investigator, investigator_id: int) -> Investigator:
+    account = scope.get(Investigator, investigator_id)
+    if account is None:
+        abort(404)
+    if account.id == me.id:
+        # Resetting one's own login from here would end this very session; the account page
+        # is the place for one's own second factor.
+        abort(400)
+    return account
+
+
+@bp.route("/admin/petugas/<int:investigator_id>/nonaktifkan", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def deactivate_account(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
+) -> ResponseReturnValue:
+    account = _other_account(scope, investigator, investigator_id)
+    if request.method == "GET":
+        return _confirm(
+            title=gettext("Deactivate %(name)s?", name=account.display_name),
+            text=[
+                gettext("The account %(username)s can no longer log in, and its open sessions "
+                        "end now. Cases and the log keep pointing at it; it is never deleted.",
+                        username=account.username)
+            ],
+            action=request.path, button=gettext("Deactivate"), danger=True,
+            back=url_for("admin.investigators"),
+        )
+    try:
+        deactivate(db(), account, actor=investigator)
+    except AccountError:
+        db().rollback()
+        flash(gettext("%(username)s is inactive already.", username=account.username))
+        return redirect(url_for("admin.investigators"))
+    db().commit()
+    flash(gettext("%(username)s was deactivated.", username=account.username))
+    return redirect(url_for("admin.investigators"))
+
+
+@bp.route("/admin/petugas/<int:investigator_id>/atur-ulang-2fa", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def reset_account_totp(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
+) -> ResponseReturnValue:
+    account = _other_account(scope, investigator, investigator_id)
+    if request.method == "GET":
+        return _confirm(
+            title=gettext("Reset two-step login of %(name)s?", name=account.display_name),
+            text=[gettext("The old authenticator stops working at once and the account's "
+                          "sessions end. The next page shows the new QR code once: give it "
+                          "to the person in person.")],
+            action=request.path, button=gettext("Reset two-step login"), danger=True,
+            back=url_for("admin.investigators"),
+        )
+    enrolment = reset_totp(db(), account, actor=investigator, settings=auth_settings())
+    db().commit()
+    return _secret_page(gettext("Two-step login reset"), account, enrolment=enrolment)
+
+
+@bp.route("/admin/petugas/<int:investigator_id>/atur-ulang-sandi", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def reset_account_password(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
+) -> ResponseReturnValue:
+    account = _other_account(scope, investigator, investigator_id)
+    if request.method == "GET":
+        return _confirm(
+            title=gettext("Reset the passphrase of %(name)s?", name=account.display_name),
+            text=[gettext("The old passphrase stops working at once and the account's "
+                          "sessions end. The next page shows the new passphrase once.")],
+            action=request.path, button=gettext("Reset passphrase"), danger=True,
+            back=url_for("admin.investigators"),
+        )
+    passphrase = reset_password(db(), account, actor=investigator, settings=auth_settings())
+    db().commit()
+    return _secret_page(gettext("Passphrase reset"), account, passphrase=passphrase)
+
+
+# --- recipient keys ---------------------------------------------------------------------------
+
+
+def _keys_page(
+    tenant: Tenant, *, error: str | None = None, owner: str = "", status: int = 200
+) -> ResponseReturnValue:
+    keys = recipient_keys(db(), tenant)
+    return render_template(
+        "admin/keys.html",
+        keys=keys,
+        current=sum(1 for key in keys if key.revoked_at is None),
+        error=error,
+        owner=owner,
+    ), status
+
+
+@bp.get("/admin/kunci")
+@investigator_required(ADMIN_ONLY)
+def keys(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+    return _keys_page(tenant)
+
+
+def _uploaded_key() -> str | None:
+    """The key from the file, else from the text field; None for a file that is not text."""
+    upload = request.files.get("key_file")
+    data = upload.read(MAX_KEY_BYTES + 1) if upload and upload.filename else b""
+    if len(data) > MAX_KEY_BYTES:
+        abort(413)
+    if not data:
+        return request.form.get("armored", "")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        return None  # a binary export: the checks take the armored form
+
+
+@bp.post("/admin/kunci")
+@investigator_required(ADMIN_ONLY)
+def add_key(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+    owner = request.form.get("owner", "").strip()[:MAX_OWNER]
+    armored = _uploaded_key()
+    if armored is None:
+        message = gettext("This file is not an armored key. Export it with gpg --armor --export "
+                          "FINGERPRINT and upload that.")
+        return _keys_page(tenant, error=message, owner=owner, status=400)
+    if not armored.strip():
+        return _keys_page(tenant, error=gettext("Paste the public key or choose its file."),
+                          owner=owner, status=400)
+    try:
+        key = add_recipient_key(
+            db(), instance().keyring, tenant, armored, owner=owner or None,
+            actor_id=investigator.id,
+        )
+    except KeyRefused as refused:
+        db().rollback()
+        return _keys_page(tenant, error=key_verdict(refused.reason), owner=owner, status=400)
+    except TenantError:
+        db().rollback()
+        message = gettext("This key is a recipient already, or was revoked: a revoked key is "
+                          "not taken back. Make a new key on the workstation.")
+        return _keys_page(tenant, error=message, owner=owner, status=400)
+    except CryptoError:
+        # Fail closed: whatever gpg made of it, nothing is stored.
+        db().rollback()
+        return _keys_page(tenant, error=str(KEY_CHECK_FAILED), owner=owner, status=400)
+    db().commit()
+    flash(gettext("Key %(fingerprint)s accepted: new reports are encrypted to it from now on.",
+                  fingerprint=key.fingerprint))
+    return redirect(url_for("admin.keys"))
+
+
+@bp.route("/admin/kunci/<int:key_id>/cabut", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def revoke_key(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, key_id: int
+) -> ResponseReturnValue:
+    key = scope.get(RecipientKey, key_id)
+    if key is None or key.revoked_at is not None:
+        abort(404)
+    if request.method == "GET":
+        others = sum(1 for k in recipient_keys(db(), tenant) if k.revoked_at is None) - 1
+        text = [gettext("New reports and replies will no longer be encrypted to %(fingerprint)s. "
+                        "What was encrypted to it stays readable with it.",
+                        fingerprint=key.fingerprint)]
+        if others == 0:
+            text.append(gettext("This is the last current key: no new report can be received "
+                                "until another key is added."))
+        return _confirm(
+            title=gettext("Revoke this key?"), text=text, action=request.path,
+            button=gettext("Revoke the key"), danger=True, back=url_for("admin.keys"),
+        )
+    revoke_recipient_key(db(), tenant, key.fingerprint, actor_id=investigator.id)
+    db().commit()
+    flash(gettext("Key %(fingerprint)s revoked.", fingerprint=key.fingerprint))
+    return redirect(url_for("admin.keys"))
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@bp.route("/admin/pengaturan", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def settings(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope
+) -> ResponseReturnValue:
+    instance_max = instance().config.max_upload_bytes
+    current = TenantSettings.of(tenant)
+    problems: list[str] = []
+    if request.method == "POST":
+        parsed, problems = parse_settings(
+            request.form, request.form.getlist("categories"), tenant, instance_max
+        )
+        if parsed is not None:
+            changed = apply_settings(db(), tenant, parsed, investigator)
+            flash(gettext("Settings saved.") if changed else gettext("Nothing changed."))
+            return redirect(url_for("admin.settings"))
+    return render_template(
+        "admin/settings.html",
+        values=request.form if problems else None,
+        chosen=request.form.getlist("categories") if problems else list(current.categories),
+        current=current,
+        categories=DEFAULT_CATEGORIES,
+        sharing=KPK_SHARING_CHOICES,
+        instance_max_mib=instance_max // (1024 * 1024),
+        problems=problems,
+        is_hub=tenant.is_hub,
+    ), (400 if problems else 200)
+
+
+# --- deleting items and cases -----------------------------------------------------------------
+
+
+def _own_case_for_deletion(scope: TenantScope, investigator: Investigator, case_id: int) -> Case:
+    # The case first: another tenant's id answers 404 whatever the role.
+    case = own_case(scope, case_id)
+    if case is None:
+        abort(404)
+    if investigator.role != Role.ADMIN_INSTANSI:
+        abort(403)
+    return case
+
+
+@bp.route("/pengaduan/<int:case_id>/berkas/<int:number>/hapus", methods=["GET", "POST"])
+@investigator_required()
+def delete_case_item(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int, number: int
+) -> ResponseReturnValue:
+    case = _own_case_for_deletion(scope, investigator, case_id)
+    item = find_item(db(), scope, case, number)
+    if item is None:
+        abort(404)
+    back = url_for("journalist.case_page", case_id=case.id)
+    if request.method == "GET":
+        return _confirm(
+            title=gettext("Delete item %(number)d of %(case)s?", number=number,
+                          case=case.registration_number),
+            text=[gettext("The encrypted file and its record are deleted for good; the log "
+                          "keeps a note that item %(number)d was deleted, by whom.",
+                          number=number)],
+            action=request.path, button=gettext("Delete the item"), danger=True, back=back,
+            fields={"item": item_key(item)},
+        )
+    if request.form.get("item") != item_key(item):
+        # The numbering moved since the confirmation page: never delete another item.
+        abort(409)
+    delete_item(db(), instance().store, scope, case, item, investigator)
+    flash(gettext("Item %(number)d was deleted.", number=number))
+    return redirect(back)
+
+
+@bp.route("/pengaduan/<int:case_id>/hapus", methods=["GET", "POST"])
+@investigator_required()
+def delete_whole_case(
+    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
+) -> ResponseReturnValue:
+    case = _own_case_for_deletion(scope, investigator, case_id)
+    back = url_for("journalist.case_page", case_id=case.id)
+    try:
+        check_case_deletable(case)
+    except DeletionRefused as refused:
+        flash(str(refused))
+        return redirect(back)
+    if request.method == "GET":
+        return _confirm(
+            title=gettext("Delete the case %(case)s?", case=case.registration_number),
+            text=[gettext("Every encrypted item and reply of this case and its record are "
+                          "deleted for good, and the reporter no longer sees it. The log keeps "
+                          "its entries and a note of the deletion.")],
+            action=request.path, button=gettext("Delete the case"), danger=True, back=back,
+            fields={"registration_number": case.registration_number},
+        )
+    if request.form.get("registration_number") != case.registration_number:
+        abort(400)
+    number = case.registration_number
+    delete_case(db(), instance().store, scope, case, investigator)
+    flash(gettext("The case %(case)s was deleted.", case=number))
+    return redirect(url_for("journalist.index"))
