@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,8 +129,15 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
     show_default=True,
     help="Port of the investigator interface (also on 127.0.0.1).",
 )
+@click.option(
+    "--tor/--no-tor",
+    "use_tor",
+    default=True,
+    show_default=True,
+    help="Publish onion services: through TOR_CONTROL if set, else a private tor if installed.",
+)
 @click.pass_context
-def run(ctx: click.Context, port: int, investigator_port: int) -> None:
+def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) -> None:
     """Serve the source and investigator interfaces on 127.0.0.1 (onion services come with
     tor)."""
     # The composition root: the one place in wbs that knows the interfaces exist.
@@ -150,7 +158,8 @@ def run(ctx: click.Context, port: int, investigator_port: int) -> None:
             tenants = list_tenants(session)
         if removed:
             click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
-        app = create_app(instance)
+        # Development: /t/<slug>/ paths stay on even once tenants have onion addresses.
+        app = create_app(instance, dev_tenant_paths=True)
         server = loopback_server(app, port)
         investigator_server = loopback_server(create_investigator_app(instance), investigator_port)
         base = f"http://{LOOPBACK}:{port}"
@@ -161,14 +170,14 @@ def run(ctx: click.Context, port: int, investigator_port: int) -> None:
             f"Peluit investigator interface on http://{LOOPBACK}:{investigator_port}/ "
             "(loopback only)"
         )
-        click.echo(
-            "No onion service: tor integration is not configured, so this serves loopback only."
-        )
+        tor_process = _publish_onions(instance, port, investigator_port) if use_tor else None
         # The investigator interface runs in a second thread; both stop with Ctrl-C.
         investigator_thread = threading.Thread(
             target=investigator_server.serve_forever, name="peluit-investigator", daemon=True
         )
         investigator_thread.start()
+        # systemd and `timeout` stop with SIGTERM: leave as on Ctrl-C, through the finally below.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -177,6 +186,59 @@ def run(ctx: click.Context, port: int, investigator_port: int) -> None:
             investigator_server.shutdown()
             investigator_server.server_close()
             server.server_close()
+            if tor_process is not None:
+                from wbs.devtor import stop
+
+                stop(tor_process)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _publish_onions(instance: Instance, port: int, investigator_port: int) -> Any:
+    """Publish the onions for ``run``; return the private tor process started, if any.
+
+    Never stops ``run``: without tor the interfaces still serve loopback, and it says why.
+    """
+    import os
+    import shutil
+
+    from wbs import onion as onions
+    from wbs.demo import DEMO_ACCOUNTS
+    from wbs.devtor import DevTorError, start_private_tor
+
+    process = None
+    spec = os.environ.get(onions.CONTROL_ENV)
+    try:
+        if spec is None:
+            if shutil.which("tor") is None:
+                click.echo(
+                    "No onion services: tor is not installed (apt-get install tor); "
+                    "serving loopback only."
+                )
+                return None
+            process, spec = start_private_tor(instance.config.instance_dir / "tor")
+        with instance.sessions() as session:
+            for demo in DEMO_ACCOUNTS:
+                account = get_investigator(session, demo.username)
+                known = onions.client_public_keys(instance)
+                if account is not None and account.active and demo.username not in known:
+                    key = onions.generate_client_key(instance, account)
+                    click.echo(
+                        f"  client key of {demo.username} (Tor Browser .auth_private, "
+                        f"shown once): {key.auth_private}"
+                    )
+        with onions.connect(spec) as controller:
+            onions.publish_all(controller, instance, port, investigator_port)
+            for item in onions.status(controller, instance):
+                if item.address:
+                    state = "published" if item.published else "not published"
+                    click.echo(f"  onion {item.name}: http://{item.address}/ ({state})")
+        click.echo("Onion services are added to tor; they are reachable once tor is online.")
+    except (onions.OnionError, DevTorError) as exc:
+        click.echo(f"No onion services ({exc}); serving loopback only.")
+    return process
 
 
 # --- tenants ------------------------------------------------------------------------------------
@@ -197,8 +259,12 @@ def tenant() -> None:
     help="What kind of instansi; 'hub' is KPK.",
 )
 @click.option("--province", default=None)
-@click.option("--first-response-days", type=click.IntRange(min=1), default=None,
-              help="First-response deadline in working days (default: the instance's).")
+@click.option(
+    "--first-response-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="First-response deadline in working days (default: the instance's).",
+)
 @click.pass_context
 def tenant_add(
     ctx: click.Context,
@@ -402,8 +468,7 @@ def investigator_list(ctx: click.Context, tenant_slug: str) -> None:
                 totp = "no-2fa"
             last = item.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if item.last_login_at else "-"
             click.echo(
-                f"{item.username}\t{item.role.value}\t{state}\t{totp}\t{last}\t"
-                f"{item.display_name}"
+                f"{item.username}\t{item.role.value}\t{state}\t{totp}\t{last}\t{item.display_name}"
             )
 
 
@@ -513,15 +578,11 @@ def client_key() -> None:
     """Investigators' client authorization keys for the investigator onion (one each)."""
 
 
-def _republish_investigator(
-    ctx: click.Context, instance: Instance, journalist_port: int
-) -> None:
+def _republish_investigator(ctx: click.Context, instance: Instance, journalist_port: int) -> None:
     from wbs import onion as onions
 
     with _tor(ctx) as controller:
-        result = onions.publish_investigator(
-            controller, instance, journalist_port, replace=True
-        )
+        result = onions.publish_investigator(controller, instance, journalist_port, replace=True)
     click.echo(f"investigator onion {result.address}: {result.action}, {result.clients} client(s)")
 
 

@@ -1,10 +1,16 @@
 """The operator's command line, run as an operator would, on a real instance folder."""
 
 import os
+import re
+import socket
 import stat
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -113,40 +119,47 @@ def test_old_schema_is_named_not_crashed_on(run) -> None:  # type: ignore[no-unt
     run("tenant", "list")
 
 
-def test_run_serves_quietly_on_loopback(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import socket
-    import sys
-    import time
-    import urllib.request
-
-    run("init", "--demo", "--demo-workstation", str(short_tempdir("demo-")))
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("init", "--demo", "--demo-workstation", str(short_tempdir("demo-")))
+    port, investigator_port = _free_port(), _free_port()
     log = tmp_path / "run.log"
+    tor_folder = str(run.instance / "tor")
     with log.open("wb") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "wbs.cli", "--instance", str(run.instance), "run",
-             "--port", str(port)],
+             "--port", str(port), "--investigator-port", str(investigator_port)],
             stdout=out, stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/t/kpk/") as page:
-                        body, headers = page.read().decode(), page.headers
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.2)
+            deadline = time.monotonic() + 60
+            while "Onion services are added" not in log.read_text():
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/t/kpk/") as page:
+                body, headers = page.read().decode(), page.headers
+            with urllib.request.urlopen(f"http://127.0.0.1:{investigator_port}/masuk") as page:
+                assert page.status == 200
+            tors = [p for p in psutil.process_iter(["cmdline"])
+                    if tor_folder in " ".join(p.info["cmdline"] or [])]
+            assert len(tors) == 1, "run started a private tor"
         finally:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=20)
+    assert not tors[0].is_running() or tors[0].status() == psutil.STATUS_ZOMBIE
     assert "Komisi Pemberantasan Korupsi" in body
     assert headers["Server"].strip() == "Peluit"  # no framework or Python version
     printed = log.read_text()
     assert f"http://127.0.0.1:{port}/t/pemprov-sumsel/" in printed
+    # Each tenant's onion, and the investigators' onion with a client key per demo account.
+    assert re.search(r"onion tenant:kpk: http://[a-z2-7]{56}\.onion/", printed)
+    assert re.search(r"onion investigator: http://[a-z2-7]{56}\.onion/", printed)
+    assert printed.count(":descriptor:x25519:") == 3
     # Rule 3: no request line, address or user agent in what the server prints.
     assert "GET /" not in printed and "Python-urllib" not in printed
     assert "127.0.0.1 -" not in printed
