@@ -1,0 +1,263 @@
+"""Monitoring figures: KPK's dashboard across tenants and one tenant's summary, on both databases.
+
+A small world with answers worked out by hand (today is Monday 16 June 2025):
+
+======  ======  ===========  ==========  =====================  =========  ===========  ========
+case    tenant  status       category    MCP area               received   first due    closure
+======  ======  ===========  ==========  =====================  =========  ===========  ========
+a1      A       baru         pemerasan   pengadaan_barang_jasa  2 Jun      11 Jun late  14 Jul
+a2      A       verifikasi   pemerasan   perizinan              2 Jun      11 Jun late  10 Jun late
+a3      A       selesai      gratifikasi pengadaan_barang_jasa  1 May      12 May       12 Jun
+b1      B       telaah       suap        (none)                 10 Jun     19 Jun       (none)
+b2      B       diarsipkan   pemerasan   pengadaan_barang_jasa  1 Jun      5 Jun        10 Jul
+k1      KPK     baru         suap        perizinan              16 Jun     25 Jun       28 Jul
+======  ======  ===========  ==========  =====================  =========  ===========  ========
+
+First responses (earliest status_changed or reply_added): a2 on 4 Jun (2 days; 2 hari kerja),
+a3 on 5 May (4 days; 2 hari kerja: 1 May is a holiday, 3-4 May a weekend), b1 on 11 Jun
+(1 day; 1), b2 on 8 Jun (7 days; 4: 6 Jun Idul Adha, 7-8 Jun a weekend). Calendar days
+1, 2, 4, 7: median 3; working days 1, 2, 2, 4: median 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.orm import Session
+
+from wbs.domain import CaseStatus, EventKind, TenantKind
+from wbs.models import Case, Event, Source, Tenant, new_registration_number
+from wbs.monitoring import dashboard, tenant_summary
+from wbs.tenancy import TenantIsolationError, TenantScope
+from wbs.tenants import create_tenant
+from wbs.workdays import WorkingCalendar
+
+TODAY = dt.date(2025, 6, 16)
+UTC = dt.UTC
+
+
+def _at(day: str, hour: int = 10, minute: int = 0) -> dt.datetime:
+    return dt.datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    session: Session
+    hub: Tenant
+    a: Tenant
+    b: Tenant
+    c: Tenant
+
+
+def _case(
+    session: Session,
+    tenant: Tenant,
+    status: CaseStatus,
+    category: str,
+    area: str | None,
+    received: str,
+    first_due: str,
+    closure_due: str | None,
+    events: list[tuple[EventKind, dt.datetime]],
+) -> Case:
+    scope = TenantScope(session, tenant)
+    source = Source(
+        id=secrets.token_hex(32),
+        reply_fingerprint="D" * 40,
+        reply_public_key="public",
+        reply_secret_key="locked",
+    )
+    case = Case(
+        source=source,
+        registration_number=new_registration_number(session, tenant, 2025),
+        category=category,
+        mcp_area=area,
+        status=status,
+        received_at=_at(received, 0),
+        first_response_due=dt.date.fromisoformat(first_due),
+        closure_due=dt.date.fromisoformat(closure_due) if closure_due else None,
+    )
+    scope.add(case)
+    session.flush()
+    scope.add(Event(case_id=case.id, kind=EventKind.CASE_CREATED, created_at=_at(received, 0)))
+    for kind, when in events:
+        scope.add(Event(case_id=case.id, kind=kind, created_at=when))
+    return case
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    hub = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+    a = create_tenant(
+        session, slug="pemprov-a", name="Pemprov A", kind=TenantKind.PEMERINTAH_PROVINSI
+    )
+    b = create_tenant(session, slug="pemkot-b", name="Pemkot B", kind=TenantKind.PEMERINTAH_KOTA)
+    c = create_tenant(session, slug="lembaga-c", name="Lembaga C", kind=TenantKind.LEMBAGA)
+    changed, replied = EventKind.STATUS_CHANGED, EventKind.REPLY_ADDED
+    rows = [
+        (a, CaseStatus.BARU, "pemerasan", "pengadaan_barang_jasa", "2025-06-02", "2025-06-11",
+         "2025-07-14",
+         # Neither is a response: a message from the pelapor, an export.
+         [(EventKind.SUBMISSION_ADDED, _at("2025-06-03", 0)),
+          (EventKind.EXPORTED, _at("2025-06-04"))]),
+        (a, CaseStatus.VERIFIKASI, "pemerasan", "perizinan", "2025-06-02", "2025-06-11",
+         "2025-06-10", [(changed, _at("2025-06-04")), (replied, _at("2025-06-05"))]),
+        (a, CaseStatus.SELESAI, "gratifikasi", "pengadaan_barang_jasa", "2025-05-01", "2025-05-12",
+         "2025-06-12", [(changed, _at("2025-05-20")), (replied, _at("2025-05-05"))]),
+        (b, CaseStatus.TELAAH, "suap_menyuap", None, "2025-06-10", "2025-06-19", None,
+         # Assigning is not answering; 23:30 UTC is still the 11th (UTC days throughout).
+         [(EventKind.ASSIGNED, _at("2025-06-10", 8)), (changed, _at("2025-06-11", 23, 30))]),
+        (b, CaseStatus.DIARSIPKAN, "pemerasan", "pengadaan_barang_jasa", "2025-06-01", "2025-06-05",
+         "2025-07-10", [(changed, _at("2025-06-08"))]),
+        (hub, CaseStatus.BARU, "suap_menyuap", "perizinan", "2025-06-16", "2025-06-25",
+         "2025-07-28", []),
+    ]  # fmt: skip
+    for row in rows:
+        _case(session, *row)
+    # A tenant-level entry of the log, with no case: never a response.
+    TenantScope(session, a).add(Event(case_id=None, kind=EventKind.KEY_ADDED))
+    session.commit()
+    return World(session, hub, a, b, c)
+
+
+def test_dashboard_counts_every_tenants_cases(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
+
+    assert board.total == 6
+    assert board.open == 4
+    assert board.status_counts() == {
+        CaseStatus.BARU: 2,
+        CaseStatus.VERIFIKASI: 1,
+        CaseStatus.KLARIFIKASI: 0,
+        CaseStatus.TELAAH: 1,
+        CaseStatus.DITERUSKAN: 0,
+        CaseStatus.DIARSIPKAN: 1,
+        CaseStatus.SELESAI: 1,
+    }
+    assert [row.status for row in board.by_status] == list(CaseStatus)
+    assert [(row.code, row.count) for row in board.by_category] == [
+        ("pemerasan", 3),
+        ("suap_menyuap", 2),
+        ("gratifikasi", 1),
+    ]
+    assert board.by_category[0].label == "Pemerasan"
+    assert [(row.code, row.count) for row in board.by_mcp_area] == [
+        ("pengadaan_barang_jasa", 3),
+        ("perizinan", 2),
+    ]
+    assert board.by_mcp_area[0].label == "Pengadaan Barang dan Jasa"
+    assert board.without_mcp_area == 1
+
+
+def test_dashboard_overdue_counts_only_open_cases(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
+
+    # a1 and a2 are late; a3 and b2 passed their dates too, but are closed.
+    assert board.overdue_first_response == 2
+    assert board.overdue_closure == 1
+    # On the due date itself a case is not late yet.
+    on_the_day = dashboard(world.session, world.hub, today=dt.date(2025, 6, 11))
+    assert on_the_day.overdue_first_response == 0
+
+
+def test_dashboard_lines_per_tenant_include_tenants_without_cases(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
+
+    lines = {line.slug: line for line in board.tenants}
+    assert [line.name for line in board.tenants] == ["KPK", "Lembaga C", "Pemkot B", "Pemprov A"]
+    assert (lines["pemprov-a"].total, lines["pemprov-a"].open) == (3, 2)
+    assert lines["pemprov-a"].overdue_first_response == 2
+    assert lines["pemprov-a"].overdue_closure == 1
+    assert (lines["pemkot-b"].total, lines["pemkot-b"].open) == (2, 1)
+    assert lines["pemkot-b"].overdue_first_response == 0
+    assert (lines["lembaga-c"].total, lines["lembaga-c"].open) == (0, 0)
+    assert (lines["kpk"].total, lines["kpk"].open) == (1, 1)
+    assert lines["kpk"].kind == TenantKind.HUB
+
+
+def test_median_time_to_first_response(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
+
+    assert board.responded == 4
+    assert board.median_first_response_days == 3.0
+    # Without a calendar there is no working-day figure.
+    assert board.median_first_response_working_days is None
+
+
+def test_median_in_working_days_follows_the_calendar(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+    assert board.median_first_response_days == 3.0
+    assert board.median_first_response_working_days == 2.0
+
+    # A configured cuti bersama on 3 June: a2 answered after 1 working day, not 2 (1, 1, 2, 4).
+    leave = WorkingCalendar([dt.date(2025, 6, 3)])
+    board = dashboard(world.session, world.hub, today=TODAY, calendar=leave)
+    assert board.median_first_response_working_days == 1.5
+
+
+def test_dashboard_for_one_tenant(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.a.id)
+
+    assert board.tenant_id == world.a.id
+    assert board.total == 3
+    assert board.status_counts()[CaseStatus.BARU] == 1
+    assert board.status_counts()[CaseStatus.SELESAI] == 1
+    assert board.category_counts() == {"pemerasan": 2, "gratifikasi": 1}
+    assert board.mcp_area_counts() == {"pengadaan_barang_jasa": 2, "perizinan": 1}
+    assert [line.slug for line in board.tenants] == ["pemprov-a"]
+    assert board.overdue_first_response == 2
+    assert board.median_first_response_days == 3.0  # 2 and 4
+
+    board = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.b.id)
+    assert board.total == 2
+    assert board.median_first_response_days == 4.0  # 1 and 7
+    assert board.without_mcp_area == 1
+
+    board = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.c.id)
+    assert board.total == 0
+    assert board.responded == 0
+    assert board.median_first_response_days is None
+    assert [(line.slug, line.total) for line in board.tenants] == [("lembaga-c", 0)]
+
+
+def test_only_the_hub_may_see_the_dashboard(world: World) -> None:
+    with pytest.raises(TenantIsolationError):
+        dashboard(world.session, world.a, today=TODAY)
+
+
+def test_tenant_summary_sees_only_the_own_cases(world: World) -> None:
+    summary = tenant_summary(world.session, world.b, TODAY, calendar=WorkingCalendar())
+
+    assert summary.tenant_id == world.b.id
+    assert summary.total == 2
+    assert summary.open == 1
+    assert summary.status_counts()[CaseStatus.TELAAH] == 1
+    assert summary.status_counts()[CaseStatus.BARU] == 0
+    assert summary.category_counts() == {"pemerasan": 1, "suap_menyuap": 1}
+    assert [(line.slug, line.total) for line in summary.tenants] == [("pemkot-b", 2)]
+    assert summary.overdue_first_response == 0
+    assert summary.median_first_response_days == 4.0
+    assert summary.median_first_response_working_days == 2.5  # 1 and 4
+
+    # The hub's own summary is its own cases only, not everyone's.
+    assert tenant_summary(world.session, world.hub, TODAY).total == 1
+
+
+def test_figures_follow_new_events(world: World) -> None:
+    # The first responses are kept between calls; a new entry of the log must refresh them.
+    assert dashboard(world.session, world.hub, today=TODAY).responded == 4
+    a1 = world.session.scalars(
+        TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
+    ).one()
+    TenantScope(world.session, world.a).add(
+        Event(case_id=a1.id, kind=EventKind.REPLY_ADDED, created_at=_at("2025-06-12"))
+    )
+    world.session.commit()
+
+    board = dashboard(world.session, world.hub, today=TODAY)
+    assert board.responded == 5
+    assert board.median_first_response_days == 4.0  # 1, 2, 4, 7, 10
+    assert tenant_summary(world.session, world.a, TODAY).median_first_response_days == 4.0
