@@ -11,63 +11,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from flask import Flask
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.wrappers import Response
 
 from journalist_iface import account, admin, errors, formatting, views
 from journalist_iface.context import close_db, db, instance, select_locale
 from wbs.accounts import AuthSettings
 from wbs.instance import Instance
 from wbs.reports import MAX_ENCRYPTED_REPLY_BYTES
+from wbs.web import SECURITY_HEADERS, QuietFlask, add_security_headers, quiet_logs
 
 HERE = Path(__file__).parent
 
-# The same policy as the source interface (the interfaces never import each other, so it is
-# repeated here; a test checks every response carries it).
-SECURITY_HEADERS = {
-    # No script source at all: even an injected <script> would not run.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    # Case metadata must not linger in the browser's cache after the tab is closed.
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": (
-        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
-        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
-        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
-        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
-        "screen-wake-lock=(), sync-xhr=(), usb=(), xr-spatial-tracking=()"
-    ),
-}
-
-
-class JournalistApp(Flask):
-    def log_exception(
-        self,
-        exc_info: tuple[type, BaseException, TracebackType]
-        | tuple[None, None, None],
-    ) -> None:
-        # Flask's default logs the request path (which names a case) with the traceback. Log
-        # only the error's type and where it was raised, never its message.
-        exc_type, _exc, tb = exc_info
-        where = "?"
-        while tb is not None:
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-            tb = tb.tb_next
-        name = exc_type.__name__ if exc_type is not None else "?"
-        self.logger.error("unhandled %s at %s", name, where)
 
 
 def create_app(
@@ -78,7 +36,7 @@ def create_app(
     ``auth_settings``: password costs, throttling and session lifetimes; by default the
     instance's argon2id cost (``Config.kdf``) with the other defaults of :mod:`wbs.accounts`.
     """
-    app = JournalistApp(__name__, static_folder="static", template_folder="templates")
+    app = QuietFlask(__name__, static_folder="static", template_folder="templates")
     app.config.from_mapping(
         TESTING=testing,
         SECRET_KEY=inst.secrets.session_key,
@@ -99,7 +57,7 @@ def create_app(
     )
     app.extensions["peluit_instance"] = inst
     app.extensions["peluit_auth"] = auth_settings or AuthSettings.from_kdf(inst.config.kdf)
-    _quiet_logs(app)
+    quiet_logs(app, logging.WARNING)
     # Before CSRFProtect: its check parses the form, so a larger limit must already be set.
     app.before_request(_upload_limit)
     CSRFProtect(app)
@@ -109,18 +67,10 @@ def create_app(
     app.register_blueprint(account.bp)
     errors.register(app)
     formatting.register(app)
-    app.after_request(_security_headers)
+    app.after_request(add_security_headers)
     app.teardown_appcontext(close_db)
     app.context_processor(_template_context)
     return app
-
-
-def _quiet_logs(app: Flask) -> None:
-    # The development server's request log would write every path (case ids) and the timing
-    # of each investigator to the terminal; under gunicorn its access log is off. WARNING,
-    # not ERROR: refused logins are logged (their reason only, never the username).
-    logging.getLogger("werkzeug").disabled = True
-    app.logger.setLevel(logging.WARNING)
 
 
 # The few views that take a file, and how much each may receive (with room for the form).
@@ -138,13 +88,6 @@ def _upload_limit() -> None:
         request.max_content_length = limit
         # A key may be pasted: the text field needs the same room as the file.
         request.max_form_memory_size = limit
-
-
-def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    response.headers.pop("X-Powered-By", None)
-    return response
 
 
 def _template_context() -> dict[str, Any]:

@@ -8,16 +8,13 @@ Nothing about a visitor is logged: no request line, no address, no user agent, n
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, abort, current_app, g, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.wrappers import Response
 
 from source_iface import errors, views
 from source_iface.context import (
@@ -34,49 +31,10 @@ from source_iface.context import (
 from source_iface.flood import FloodGuard, FloodLimits
 from wbs.instance import Instance
 from wbs.models import Tenant
+from wbs.web import QuietFlask, add_security_headers, quiet_logs
 
 HERE = Path(__file__).parent
 
-SECURITY_HEADERS = {
-    # No script source at all: even an injected <script> would not run.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    # Nothing of a report may linger in the browser's cache after the tab is closed.
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": (
-        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
-        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
-        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
-        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
-        "screen-wake-lock=(), sync-xhr=(), usb=(), xr-spatial-tracking=()"
-    ),
-}
-
-
-class SourceApp(Flask):
-    def log_exception(
-        self,
-        exc_info: tuple[type, BaseException, TracebackType]
-        | tuple[None, None, None],
-    ) -> None:
-        # Flask's default logs the request path and method with the traceback. Log only what
-        # an operator needs to find the bug (the error's type and where it was raised), never
-        # its message, which could quote a filename or a field a pelapor sent.
-        exc_type, _exc, tb = exc_info
-        where = "?"
-        while tb is not None:
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-            tb = tb.tb_next
-        name = exc_type.__name__ if exc_type is not None else "?"
-        self.logger.error("unhandled %s at %s", name, where)
 
 
 def create_app(
@@ -92,7 +50,7 @@ def create_app(
     default only when no tenant has an onion address yet (a development or demo instance);
     a production deployment answers only to each tenant's onion host.
     """
-    app = SourceApp(__name__, static_folder="static", template_folder="templates")
+    app = QuietFlask(__name__, static_folder="static", template_folder="templates")
     if dev_tenant_paths is None:
         with inst.sessions() as session:
             dev_tenant_paths = testing or not session.scalar(
@@ -120,7 +78,7 @@ def create_app(
     )
     app.extensions["peluit_instance"] = inst
     app.extensions["peluit_flood"] = FloodGuard(flood_limits)
-    _quiet_logs(app)
+    quiet_logs(app)
     if dev_tenant_paths:
         app.wsgi_app = DevTenantPaths(app.wsgi_app)  # type: ignore[method-assign]
 
@@ -134,17 +92,10 @@ def create_app(
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(views.bp)
     errors.register(app)
-    app.after_request(_security_headers)
+    app.after_request(add_security_headers)
     app.teardown_appcontext(close_db)
     app.context_processor(_template_context)
     return app
-
-
-def _quiet_logs(app: Flask) -> None:
-    # The development server's request log would write every path (and so the case ids and
-    # the timing of each pelapor) to the terminal; under gunicorn its access log is off.
-    logging.getLogger("werkzeug").disabled = True
-    app.logger.setLevel(logging.ERROR)
 
 
 def _resolve_tenant() -> None:
@@ -162,13 +113,6 @@ def _dev_index_allowed() -> bool:
         and request_host(request.host) in LOOPBACK_HOSTS
         and DEV_SLUG_KEY not in request.environ
     )
-
-
-def _security_headers(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    response.headers.pop("X-Powered-By", None)
-    return response
 
 
 def _template_context() -> dict[str, Any]:

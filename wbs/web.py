@@ -1,0 +1,66 @@
+"""What both web interfaces share: response headers and logging that reveal nothing.
+
+The interfaces never import each other; the rules they share live here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+
+from flask import Flask
+from werkzeug.wrappers import Response
+
+SECURITY_HEADERS = {
+    # No script source at all: even an injected <script> would not run.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # Nothing of a report or a case may linger in the browser's cache after the tab is closed.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": (
+        "accelerometer=(), ambient-light-sensor=(), autoplay=(), battery=(), camera=(), "
+        "display-capture=(), document-domain=(), encrypted-media=(), fullscreen=(), "
+        "geolocation=(), gyroscope=(), interest-cohort=(), magnetometer=(), microphone=(), "
+        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
+        "screen-wake-lock=(), sync-xhr=(), usb=(), xr-spatial-tracking=()"
+    ),
+}
+
+
+class QuietFlask(Flask):
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],
+    ) -> None:
+        # Flask's default logs the request path and method with the traceback. Log only what
+        # an operator needs to find the bug (the error's type and where it was raised), never
+        # its message, which could quote a filename or a field someone sent.
+        exc_type, _exc, tb = exc_info
+        where = "?"
+        while tb is not None:
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+            tb = tb.tb_next
+        name = exc_type.__name__ if exc_type is not None else "?"
+        self.logger.error("unhandled %s at %s", name, where)
+
+
+def quiet_logs(app: Flask, level: int = logging.ERROR) -> None:
+    """No request log: the development server's would write every path (case ids) and the
+    timing of each visitor; under gunicorn the access log is off (deploy/gunicorn.conf.py)."""
+    logging.getLogger("werkzeug").disabled = True
+    app.logger.setLevel(level)
+
+
+def add_security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers.pop("X-Powered-By", None)
+    return response
