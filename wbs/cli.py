@@ -45,6 +45,9 @@ from wbs.tenants import (
     revoke_recipient_key,
 )
 
+# Where the interfaces listen on loopback (deploy/gunicorn.conf.py binds the same port).
+SOURCE_PORT = 8080
+
 # Errors whose message is the whole story for an operator.
 _OPERATOR_ERRORS = (ConfigError, TenantError, CryptoError, FileNotFoundError, RuntimeError)
 
@@ -121,7 +124,7 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
 
 
 @main.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=SOURCE_PORT, show_default=True)
 @click.option(
     "--investigator-port",
     type=click.IntRange(1, 65535),
@@ -287,6 +290,24 @@ def tenant_add(
         )
         session.commit()
         click.echo(f"added tenant {created.slug}: {created.name}")
+        _publish_new_tenant(instance, created.slug)
+
+
+def _publish_new_tenant(instance: Instance, slug: str) -> None:
+    """Put a new tenant online at once when tor is configured; otherwise say how."""
+    import os
+
+    from wbs import onion as onions
+
+    if not os.environ.get(onions.CONTROL_ENV):
+        click.echo(f"no {onions.CONTROL_ENV} set: run 'peluit onion publish' to put it online")
+        return
+    try:
+        with onions.connect() as controller:
+            published = onions.publish_tenant(controller, instance, slug, SOURCE_PORT)
+        click.echo(f"onion of {slug}: http://{published.address}/")
+    except onions.OnionError as exc:
+        click.echo(f"not published yet ({exc}); run 'peluit onion publish' when tor is up")
 
 
 @tenant.command("list")
@@ -555,7 +576,7 @@ def onion_status(ctx: click.Context) -> None:
 
 
 @onion.command("publish")
-@click.option("--source-port", type=_PORT, default=8080, show_default=True)
+@click.option("--source-port", type=_PORT, default=SOURCE_PORT, show_default=True)
 @click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
 @click.option("--replace", is_flag=True, help="Re-add onions tor already serves.")
 @click.pass_context

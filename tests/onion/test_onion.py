@@ -339,3 +339,15 @@ def test_cli_says_when_tor_is_unreachable(
     assert result.exit_code == 1
     assert "cannot reach tor's control port at 127.0.0.1:1" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_tenant_add_puts_the_new_tenant_online(cli: Any, demo: DemoInstance) -> None:
+    added = cli("tenant", "add", "pemkot-palembang", "--name", "Pemerintah Kota Palembang",
+                "--kind", "pemerintah_kota").output
+    found = re.search(r"onion of pemkot-palembang: http://([a-z2-7]{56}\.onion)/", added)
+    assert found, added
+    with demo.instance.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == "pemkot-palembang"))
+        assert tenant is not None and tenant.onion_address == found.group(1)
+    assert re.search(r"^tenant:pemkot-palembang\t\S+\.onion\tpublished$",
+                     cli("onion", "status").output, re.M)

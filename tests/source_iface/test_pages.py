@@ -176,6 +176,26 @@ def test_development_index_lists_tenants_on_loopback_only(client) -> None:  # ty
     check_page(client.get("/", headers={"Host": "example2345.onion"}), 404)
 
 
+def test_production_answers_only_to_a_tenants_onion(demo) -> None:  # type: ignore[no-untyped-def]
+    # A visitor controls the Host header: in production neither loopback nor /t/<slug>/ may
+    # reach a tenant, only the tenant's own onion address.
+    onion = "p" * 56 + ".onion"
+    app = create_app(demo.inst, dev_tenant_paths=False)
+    client = app.test_client()
+    with demo.inst.sessions() as session:
+        session.execute(sa.update(Tenant).where(Tenant.slug == TENANT).values(onion_address=onion))
+        session.commit()
+    try:
+        assert "Sumatera Selatan" in check_page(client.get("/", headers={"Host": onion}))
+        for host in ("127.0.0.1", "localhost", "other2345.onion"):
+            check_page(client.get("/", headers={"Host": host}), 404)
+            check_page(client.get(f"/t/{TENANT}/", headers={"Host": host}), 404)
+    finally:
+        with demo.inst.sessions() as session:
+            session.execute(sa.update(Tenant).values(onion_address=None))
+            session.commit()
+
+
 # --- the whole journey, and what reaches disk ------------------------------------------------
 
 
