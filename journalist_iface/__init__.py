@@ -17,7 +17,7 @@ from flask import Flask
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
-from journalist_iface import account, admin, errors, formatting, views
+from journalist_iface import account, admin, api, dashboard, errors, formatting, views
 from journalist_iface.context import close_db, db, instance, select_locale
 from wbs.accounts import AuthSettings
 from wbs.instance import Instance
@@ -65,6 +65,8 @@ def create_app(
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(dashboard.bp)
+    api.register(app)  # the JSON API (/api/v1): bearer tokens, exempt from CSRFProtect
     errors.register(app)
     formatting.register(app)
     app.after_request(add_security_headers)

@@ -365,6 +365,8 @@ class Case(TenantOwned, Base):
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
     # Something from the pelapor no investigator has opened yet.
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # The first status change or reply (investigator-side, so precise); None until then.
+    first_response_at: Mapped[dt.datetime | None] = mapped_column()
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

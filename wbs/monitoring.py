@@ -5,10 +5,9 @@ the event log's kinds and times), never from report content, sources or accounts
 the hub may read across tenants (:data:`wbs.tenancy.HUB_READABLE`), and all it needs to find
 where reports are left unanswered and which areas are prone to corruption ("titik rawan").
 
-Every figure is a GROUP BY in the database over covering indexes (migration 0004), and the
-per-case first responses are recomputed only when the event log has grown (see
-:func:`_response_pairs`); the architecture's budget is 100 ms for 100,000 reports
-(``bench/bench_investigator.py``).
+Every figure is a GROUP BY in the database over cases (covering indexes from migration 0004;
+the first response is the column ``cases.first_response_at`` from migration 0005), with no
+cache; the architecture's budget is 100 ms for 100,000 reports (``bench/bench_investigator.py``).
 
 Definitions, shared with the inbox so the numbers agree with what a click shows:
 
@@ -16,17 +15,18 @@ Definitions, shared with the inbox so the numbers agree with what a click shows:
 * **overdue (first response)**: open, and ``first_response_due`` before ``today`` (the inbox's
   "overdue" filter).
 * **overdue (closure)**: open, and ``closure_due`` (PP 43/2018, 30 hari kerja) before ``today``.
-* **first response**: the earliest ``status_changed`` or ``reply_added`` event of a case. The
-  delay is counted in whole days from the day the report was received (``received_at``, kept at
-  day precision) to the UTC day of that event; cases without one are left out of the median.
+* **first response**: the earliest ``status_changed`` or ``reply_added`` event of a case, kept
+  in ``cases.first_response_at`` by :mod:`wbs.reports` (and filled from the log by migration
+  0005). The delay is counted in whole days from the day the report was received
+  (``received_at``, kept at day precision) to the UTC day of that event; cases without one are
+  left out of the median.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +42,7 @@ from wbs.domain import (
     EventKind,
     TenantKind,
 )
-from wbs.models import Base, Case, Event, Tenant
+from wbs.models import Base, Case, Tenant
 from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
 from wbs.workdays import WorkingCalendar
 
@@ -265,62 +265,26 @@ def _figures(
     )
 
 
-# (database, tenant filter) -> (the event log's last id, its pairs). See _response_pairs.
-_PAIRS_CACHE: OrderedDict[tuple[str, int | None], tuple[int, Counter[tuple[dt.date, dt.date]]]] = (
-    OrderedDict()
-)
-_PAIRS_CACHE_SIZE = 256
-_PAIRS_LOCK = threading.Lock()
-
-
 def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date, dt.date]]:
     """{(received day, first-response day): cases} over the cases that had a first response.
 
-    The per-case first response is a GROUP BY over the event log, which is the one figure that
-    costs more than the budget at 100,000 cases (~150-250 ms). Its inputs change only when an
-    event is appended (a status change, a reply, a new or deleted case each log one, and the
-    log is append-only), so the answer is kept per database and tenant filter together with
-    the log's last id, and recomputed only when that id has moved: reading it is one lookup
-    at the end of the primary-key index.
+    One GROUP BY over cases (``first_response_at``, kept by :mod:`wbs.reports` and filled
+    from the event log by migration 0005), with no cache: it is always current.
     """
-    mark = session.scalar(reader.columns(Event, sa.func.max(Event.id))) or 0
-    key = (session.get_bind().engine.url.render_as_string(hide_password=True), reader.tenant_id)
-    with _PAIRS_LOCK:
-        cached = _PAIRS_CACHE.get(key)
-        if cached is not None and cached[0] == mark:
-            _PAIRS_CACHE.move_to_end(key)
-            return cached[1]
-    pairs: Counter[tuple[dt.date, dt.date]] = Counter()
-    for received, answered, count in session.execute(_pairs_statement(session, reader)):
-        pairs[(_as_date(received), _as_date(answered))] += count
-    with _PAIRS_LOCK:
-        _PAIRS_CACHE[key] = (mark, pairs)
-        _PAIRS_CACHE.move_to_end(key)
-        while len(_PAIRS_CACHE) > _PAIRS_CACHE_SIZE:
-            _PAIRS_CACHE.popitem(last=False)
-    return pairs
-
-
-def _pairs_statement(session: Session, reader: _Reader) -> sa.Select[Any]:
-    # The kinds are literals, not parameters: SQLite uses the partial index on events only
-    # when the query's condition visibly implies the index's.
-    kinds: sa.BindParameter[list[str]] = sa.bindparam(
-        "kinds", [kind.value for kind in FIRST_RESPONSE_KINDS], expanding=True, literal_execute=True
-    )
-    first = (
-        reader.columns(Event, Event.case_id, sa.func.min(Event.created_at).label("first_at"))
-        .where(Event.kind.in_(kinds))
-        .group_by(Event.case_id)
-        .subquery("first_response")
-    )
     dialect = session.get_bind().dialect.name
-    # received_at is already a midnight: grouping by it is grouping by day.
-    answered_day = _utc_day(first.c.first_at, dialect).label("answered")
-    return (
-        reader.columns(Case, Case.received_at, answered_day, sa.func.count())
-        .join_from(Case, first, first.c.case_id == Case.id)
+    # received_at is already a midnight: grouping by it is grouping by day. Both come back as
+    # plain days (no column type to run on each of the thousands of groups).
+    received_day = _utc_day(Case.received_at, dialect).label("received")
+    answered_day = _utc_day(Case.first_response_at, dialect).label("answered")
+    statement = (
+        reader.columns(Case, received_day, answered_day, sa.func.count())
+        .where(Case.first_response_at.is_not(None))
         .group_by(Case.received_at, answered_day)
     )
+    pairs: Counter[tuple[dt.date, dt.date]] = Counter()
+    for received, answered, count in session.execute(statement):
+        pairs[(_as_date(received), _as_date(answered))] += count
+    return pairs
 
 
 def _utc_day(column: Any, dialect: str) -> Any:

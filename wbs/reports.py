@@ -353,13 +353,19 @@ def _store_reply(
     with inst.store.create(path) as out:
         out.write(ciphertext)
     reply = Reply(case=case, investigator_id=investigator_id, store_path=path, size=len(ciphertext))
+    now = dt.datetime.now(dt.UTC)
     with committed_with_files(session, inst.store, [path]):
         scope.add(reply)
         scope.add(
             Event(
-                case_id=case.id, kind=EventKind.REPLY_ADDED, actor_investigator_id=investigator_id
+                case_id=case.id,
+                kind=EventKind.REPLY_ADDED,
+                actor_investigator_id=investigator_id,
+                created_at=now,
             )
         )
+        if case.first_response_at is None:
+            case.first_response_at = now
     return reply
 
 
@@ -448,6 +454,7 @@ def change_status(
     """
     if not can_transition(case.status, status):
         raise ReportError(f"a case cannot go from {case.status.label} to {status.label}")
+    now = dt.datetime.now(dt.UTC)
     event = Event(
         case_id=case.id,
         kind=EventKind.STATUS_CHANGED,
@@ -455,8 +462,12 @@ def change_status(
         to_status=status,
         actor_investigator_id=actor_id,
         note=note,
+        created_at=now,
     )
     case.status = status
+    if case.first_response_at is None:
+        # The same instant as the event, so the column and the log agree (migration 0005).
+        case.first_response_at = now
     TenantScope(session, tenant).add(event)
     session.commit()
     return event

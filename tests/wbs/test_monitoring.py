@@ -26,11 +26,14 @@ import secrets
 from dataclasses import dataclass
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from wbs import db
 from wbs.domain import CaseStatus, EventKind, TenantKind
 from wbs.models import Case, Event, Source, Tenant, new_registration_number
-from wbs.monitoring import dashboard, tenant_summary
+from wbs.monitoring import FIRST_RESPONSE_KINDS, dashboard, tenant_summary
+from wbs.reports import change_status
 from wbs.tenancy import TenantIsolationError, TenantScope
 from wbs.tenants import create_tenant
 from wbs.workdays import WorkingCalendar
@@ -79,6 +82,10 @@ def _case(
         received_at=_at(received, 0),
         first_response_due=dt.date.fromisoformat(first_due),
         closure_due=dt.date.fromisoformat(closure_due) if closure_due else None,
+        # What wbs.reports keeps (and migration 0005 fills from the log): the earliest answer.
+        first_response_at=min(
+            (when for kind, when in events if kind in FIRST_RESPONSE_KINDS), default=None
+        ),
     )
     scope.add(case)
     session.flush()
@@ -247,7 +254,7 @@ def test_tenant_summary_sees_only_the_own_cases(world: World) -> None:
 
 
 def test_figures_follow_new_events(world: World) -> None:
-    # The first responses are kept between calls; a new entry of the log must refresh them.
+    # Nothing is cached: a first response set after one view shows in the next.
     assert dashboard(world.session, world.hub, today=TODAY).responded == 4
     a1 = world.session.scalars(
         TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
@@ -255,9 +262,46 @@ def test_figures_follow_new_events(world: World) -> None:
     TenantScope(world.session, world.a).add(
         Event(case_id=a1.id, kind=EventKind.REPLY_ADDED, created_at=_at("2025-06-12"))
     )
+    a1.first_response_at = _at("2025-06-12")
     world.session.commit()
 
     board = dashboard(world.session, world.hub, today=TODAY)
     assert board.responded == 5
     assert board.median_first_response_days == 4.0  # 1, 2, 4, 7, 10
     assert tenant_summary(world.session, world.a, TODAY).median_first_response_days == 4.0
+
+
+def test_change_status_sets_the_first_response_once(world: World) -> None:
+    a1 = world.session.scalars(
+        TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
+    ).one()
+    assert a1.first_response_at is None
+    event = change_status(world.session, world.a, a1, CaseStatus.VERIFIKASI)
+    world.session.refresh(a1)
+    assert a1.first_response_at is not None
+    assert a1.first_response_at == event.created_at
+    assert a1.first_response_at.tzinfo is not None
+    first = a1.first_response_at
+    change_status(world.session, world.a, a1, CaseStatus.TELAAH)
+    world.session.refresh(a1)
+    assert a1.first_response_at == first
+    assert dashboard(world.session, world.hub, today=TODAY).responded == 5
+
+
+def test_migration_0005_fills_the_column_from_the_log(world: World, database_url: str) -> None:
+    def stored() -> dict[int, object]:
+        rows = world.session.execute(sa.text("SELECT id, first_response_at FROM cases"))
+        found = {case_id: value for case_id, value in rows}
+        world.session.rollback()
+        return found
+
+    before = stored()
+    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+    assert sum(value is not None for value in before.values()) == 4
+    world.session.close()
+
+    db.downgrade(database_url, "0004")  # drops the column
+    db.upgrade(database_url)  # adds it again, filled from the event log
+
+    assert stored() == before
+    assert dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar()) == board

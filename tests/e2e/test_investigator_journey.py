@@ -1,0 +1,367 @@
+"""The investigators' side of one case, end to end in a real Chromium with JavaScript off.
+
+Both interfaces run on loopback against one demo instance: the source interface on one port,
+the investigator interface on another. The journey:
+
+1. the admin instansi logs in (password + TOTP) and uploads a new recipient public key, made
+   with gpg in a separate GnuPG home (a second workstation), and sees it accepted;
+2. a pelapor sends a report with a file through the source interface;
+3. the verifikator logs in, finds the case in the inbox by its registration number, opens it,
+   asks a question (status Klarifikasi), sends a typed reply and exports the bundle, which
+   verifies and whose every item is encrypted to the new key (and opens with it);
+4. the pelapor logs in again and reads the question and the reply.
+
+Every investigator page is screenshotted to ``test-artifacts/screenshots/investigator/`` and
+checked with axe-core (as in ``test_source_journey``); no page has a script, and the browser
+asks nothing of any origin but the two apps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_babel import force_locale, gettext
+from playwright.sync_api import Browser, BrowserContext
+from werkzeug.serving import make_server
+
+from crypto.keyring import kill_agent
+from crypto.recipients import ciphertext_key_ids
+from journalist_iface import create_app as create_investigator_app
+from source_iface.forms import STATUS_WORDING
+from tests.e2e.conftest import REPO_ROOT, Served
+from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
+from tests.support import CHEAP_KDF, short_tempdir
+from wbs.accounts import AuthSettings, create_investigator, start_enrolment
+from wbs.bundle import read_bundle
+from wbs.demo import make_workstation_key
+from wbs.domain import CaseStatus, Role
+from wbs.models import Tenant
+
+SHOTS = REPO_ROOT / "test-artifacts" / "screenshots" / "investigator"
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}}
+TENANT = "pemprov-sumsel"
+EVIDENCE_NAME = "daftar-transfer.txt"
+NEW_KEY_OWNER = "Inspektorat, tim 2"
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+    totp_secret: str
+
+
+@dataclass
+class Desk:
+    """The investigator interface of the same instance, on its own port, with two accounts."""
+
+    app: Flask
+    origin: str
+    admin: Account
+    verifikator: Account
+
+
+@pytest.fixture(scope="module")
+def desk(served: Served) -> Iterator[Desk]:
+    settings = AuthSettings.from_kdf(CHEAP_KDF)
+    accounts: dict[Role, Account] = {}
+    with served.inst.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == TENANT))
+        assert tenant is not None
+        for role, username in (
+            (Role.ADMIN_INSTANSI, "e2e.admin"),
+            (Role.VERIFIKATOR, "e2e.verifikator"),
+        ):
+            account, password = create_investigator(
+                session, tenant, username, f"E2E {role.value}", role, settings=settings
+            )
+            assert password is not None
+            enrolment = start_enrolment(session, account, settings=settings)
+            accounts[role] = Account(username, password, enrolment.secret)
+        session.commit()
+    app = create_investigator_app(served.inst)  # as deployed: CSRF enforced, error pages
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-desk", daemon=True)
+    thread.start()
+    try:
+        yield Desk(
+            app=app,
+            origin=f"http://127.0.0.1:{server.server_port}",
+            admin=accounts[Role.ADMIN_INSTANSI],
+            verifikator=accounts[Role.VERIFIKATOR],
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def second_workstation() -> Iterator[Path]:
+    """A GnuPG home standing for another investigator's air-gapped machine."""
+    root = short_tempdir("e2enk-")
+    try:
+        yield root / "gnupg"
+    finally:
+        kill_agent(root / "gnupg")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def desk_wording(desk: Desk, message: str, **values: Any) -> str:
+    """What the investigator interface shows for the msgid ``message`` in Indonesian."""
+    with desk.app.test_request_context(), force_locale("id"):
+        return str(gettext(message, **values))
+
+
+def gpg(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", *args],
+        capture_output=True,
+        check=check,
+    )
+
+
+def encryption_key_ids(home: Path) -> set[str]:
+    listing = gpg(home, "--with-colons", "--list-keys").stdout.decode()
+    return {
+        line.split(":")[4].upper()
+        for line in listing.splitlines()
+        if line.startswith("sub:") and "e" in line.split(":")[11]
+    }
+
+
+def log_in(journey: Journey, desk: Desk, account: Account, shot: str) -> None:
+    page = journey.page
+    page.goto(desk.origin + "/masuk")
+    journey.capture(shot)
+    page.fill("#f-username", account.username)
+    page.fill("#f-password", account.password)
+    page.fill("#f-totp", pyotp.TOTP(account.totp_secret).now())
+    journey.submit('main form[action="/masuk"] button[type="submit"]')
+    assert page.url == desk.origin + "/", (page.url, page.content()[:2000])
+
+
+@pytest.mark.slow
+def test_investigator_journey(
+    served: Served,
+    desk: Desk,
+    browser: Browser,
+    axe_js: Path,
+    tmp_path: Path,
+    second_workstation: Path,
+) -> None:
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    reporter_shots = tmp_path / "reporter-shots"  # the source test screenshots those pages
+    reporter_shots.mkdir()
+
+    marker = "PENANDA-" + os.urandom(6).hex()
+    question = "Siapa nama pemilik rekening penerima? TANYA-" + os.urandom(6).hex()
+    answer = "Terima kasih, laporan Anda sedang kami telaah. BALAS-" + os.urandom(6).hex()
+    evidence = tmp_path / EVIDENCE_NAME
+    evidence.write_bytes(f"Transfer 12 Maret ke rekening pribadi. {marker}\n".encode())
+
+    # The new recipient key, made on "another workstation": only its public half is uploaded.
+    armored = make_workstation_key(
+        second_workstation, "Inspektorat Sumsel tim 2 <tim2@demo.peluit.invalid>"
+    )
+    kill_agent(second_workstation)
+    key_file = tmp_path / "tim2.asc"
+    key_file.write_text(armored)
+    fingerprint = re.search(
+        r"^fpr:+([0-9A-F]{40}):",
+        gpg(second_workstation, "--with-colons", "--list-keys").stdout.decode(),
+        re.MULTILINE,
+    )
+    assert fingerprint
+    new_fingerprint = fingerprint.group(1)
+    new_key_ids = encryption_key_ids(second_workstation)
+    assert len(new_key_ids) == 1
+
+    requests: list[str] = []
+    contexts: list[BrowserContext] = []
+
+    def new_journey(base: str, shots: Path) -> Journey:
+        context = browser.new_context(java_script_enabled=False, **DESKTOP)
+        context.on("request", lambda request: requests.append(request.url))
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return Journey(context.new_page(), base, "id", shots)
+
+    visited = []
+    try:
+        # --- 1. the admin adds the key -------------------------------------------------------
+        admin = new_journey(desk.origin, SHOTS)
+        log_in(admin, desk, desk.admin, "01-admin-login")
+        admin.capture("02-admin-inbox")
+        admin.follow('header nav a[href="/admin/"]')
+        admin.capture("03-admin-accounts")
+        admin.follow('main nav.actions a[href="/admin/kunci"]')
+        page = admin.page
+        assert new_fingerprint not in page.content()
+        admin.capture("04-admin-keys")
+        page.fill("#f-owner", NEW_KEY_OWNER)
+        page.set_input_files("#f-key-file", key_file)
+        admin.submit('main form[action="/admin/kunci"] button[type="submit"]')
+        assert page.url == desk.origin + "/admin/kunci", page.url
+        accepted = desk_wording(
+            desk,
+            "Key %(fingerprint)s accepted: new reports are encrypted to it from now on.",
+            fingerprint=new_fingerprint,
+        )
+        assert page.locator('main p.ok[role="status"]').inner_text().strip() == accepted
+        row = page.locator("main table tbody tr", has_text=new_fingerprint)
+        assert row.count() == 1
+        assert NEW_KEY_OWNER in row.inner_text()
+        assert desk_wording(desk, "current") in row.inner_text()
+        assert page.locator("#e-key").count() == 0
+        admin.capture("05-admin-key-added")
+        visited += admin.visited
+
+        # --- 2. a pelapor reports, with a file -----------------------------------------------
+        reporter = new_journey(served.base, reporter_shots)
+        page, base = reporter.page, served.base
+        page.goto(base + "/")
+        reporter.capture("01-landing")
+        reporter.follow(f'main .actions a.button[href="/t/{TENANT}/panduan"]')
+        reporter.follow('main a.button[href$="/kode-baru"]')
+        codename = page.locator("p.codename").inner_text().strip()
+        assert len(codename.split()) >= 7, codename
+        reporter.capture("02-codename")
+        page.check("#noted")
+        reporter.submit('form[action$="/kode-baru"] button[type="submit"]')
+        assert page.url == base + "/lapor"
+        page.select_option("#f-category", "suap_menyuap")
+        page.select_option("#f-mcp_area", "perizinan")
+        for name, text in ANSWERS.items():
+            page.fill(f"#f-{name}", text)
+        page.fill("#f-kronologi", f"Maret: diminta transfer. {marker}")
+        page.set_input_files("#r-file-1", evidence)
+        reporter.capture("03-report")
+        reporter.submit('form[action$="/lapor"] button[type="submit"]')
+        assert re.fullmatch(re.escape(base) + r"/tanda-terima/\d+", page.url), page.url
+        registration = page.locator("p.regno").inner_text().strip()
+        assert registration
+        reporter.capture("04-receipt")
+        reporter.submit('main form[action$="/keluar"] button[type="submit"]')
+
+        # --- 3. the verifikator handles the case ---------------------------------------------
+        verifikator = new_journey(desk.origin, SHOTS)
+        page = verifikator.page
+        log_in(verifikator, desk, desk.verifikator, "06-verifikator-login")
+        link = page.locator("main table tbody td a", has_text=registration)
+        assert link.count() == 1, page.content()[:3000]
+        row = page.locator("main table tbody tr", has=page.locator("td a", has_text=registration))
+        assert row.locator("td.status").inner_text().strip() == CaseStatus.BARU.label
+        verifikator.capture("07-inbox")
+        verifikator.follow(f'main table tbody td a:text-is("{registration}")')
+        case_match = re.fullmatch(re.escape(desk.origin) + r"/pengaduan/(\d+)", page.url)
+        assert case_match, page.url
+        case_id = int(case_match.group(1))
+        assert page.locator("main h1").inner_text().strip() == registration
+        assert page.locator("main dd.status").inner_text().strip() == CaseStatus.BARU.label
+        assert page.locator("main table tbody tr td a[download]").count() == 2  # form, file
+        verifikator.capture("08-case")
+
+        page.select_option("#f-status", CaseStatus.KLARIFIKASI.value)
+        page.fill("#f-note", question)
+        verifikator.submit(f'main form[action="/pengaduan/{case_id}/status"] button')
+        assert page.url == f"{desk.origin}/pengaduan/{case_id}", page.url
+        assert page.locator("main dd.status").inner_text().strip() == (
+            CaseStatus.KLARIFIKASI.label
+        )
+        changed = desk_wording(
+            desk, "Status changed to %(status)s.", status=CaseStatus.KLARIFIKASI.label
+        )
+        assert page.locator('main p.ok[role="status"]').inner_text().strip() == changed
+        verifikator.capture("09-klarifikasi")
+
+        page.fill("#f-reply", answer)
+        verifikator.submit(f'main form[action="/pengaduan/{case_id}/balas"] button')
+        assert page.url == f"{desk.origin}/pengaduan/{case_id}", page.url
+        sent = desk_wording(desk, "The reply was encrypted and sent to the reporter.")
+        assert page.locator('main p.ok[role="status"]').inner_text().strip() == sent
+        # Two replies now among the items (the question and the answer), and neither's plain
+        # text anywhere on the page: the question is not kept in the log.
+        assert page.locator("main table tbody tr td a[download]").count() == 4
+        assert question not in page.content()
+        assert answer not in page.content()
+        verifikator.capture("10-replied")
+
+        with page.expect_download() as download_info:
+            page.click(f'main form[action="/pengaduan/{case_id}/ekspor"] button')
+        download = download_info.value
+        assert download.suggested_filename == f"{registration}.zip"
+        bundle_path = tmp_path / download.suggested_filename
+        download.save_as(bundle_path)
+        verifikator.capture("11-exported")
+        visited += verifikator.visited
+
+        # --- 4. the pelapor reads the question and the answer --------------------------------
+        reporter.page.goto(served.base + "/masuk")
+        page = reporter.page
+        page.fill("#f-codename", codename)
+        reporter.submit('form[action$="/masuk"] button[type="submit"]')
+        assert page.url == served.base + "/pengaduan", page.url
+        case = page.locator(f"#case-{case_id}")
+        assert case.locator("h2").inner_text().strip() == registration
+        status = wording(served, "id", STATUS_WORDING[CaseStatus.KLARIFIKASI])
+        assert case.locator("dd.status").inner_text().strip() == status
+        texts = [text.strip() for text in case.locator(".reply p.text").all_inner_texts()]
+        assert sorted(texts) == sorted([question, answer]), texts
+        reporter.capture("05-cases")
+    finally:
+        for context in contexts:
+            context.close()
+
+    # --- the bundle: signed, complete, and every item readable with the new key -------------
+    bundle = read_bundle(bundle_path, None)
+    assert bundle.tenant_slug == TENANT
+    assert [c.registration_number for c in bundle.cases] == [registration]
+    (bundled,) = bundle.cases
+    assert bundled.status == CaseStatus.KLARIFIKASI.value
+    kinds = sorted(item.kind for item in bundled.items)
+    assert kinds == ["file", "form", "reply", "reply"], kinds
+    opened: dict[str, bytes] = {}
+    for item in bundled.items:
+        ciphertext = tmp_path / Path(item.path).name
+        with ciphertext.open("wb") as out:
+            bundle.copy_file(item.path, out)
+        recipients = ciphertext_key_ids(ciphertext.read_bytes())
+        assert new_key_ids <= recipients, (item.path, recipients, new_key_ids)
+        # The demo key and the new key; a reply also to the pelapor's own key.
+        assert len(recipients) == (3 if item.kind == "reply" else 2), (item.path, recipients)
+        plain = gpg(second_workstation, "--decrypt", str(ciphertext)).stdout
+        opened[item.path] = plain
+    kill_agent(second_workstation)
+    plaintexts = list(opened.values())
+    assert evidence.read_bytes() in plaintexts
+    assert question.encode() in plaintexts and answer.encode() in plaintexts
+    # The guided report's answers, with the chronology's marker.
+    assert any(marker.encode() in text and b"suap_menyuap" in text for text in plaintexts)
+
+    # --- the browser asked nothing of anyone else -------------------------------------------
+    origins = (served.origin + "/", desk.origin + "/")
+    foreign = [url for url in requests if not url.startswith(origins)]
+    assert foreign == [], f"requests to other origins: {foreign}"
+    assert any(url == desk.origin + "/static/peluit.css" for url in requests), "no style sheet"
+
+    # --- accessibility of every investigator page --------------------------------------------
+    assert [visit.name for visit in visited] == [
+        "01-admin-login", "02-admin-inbox", "03-admin-accounts", "04-admin-keys",
+        "05-admin-key-added", "06-verifikator-login", "07-inbox", "08-case",
+        "09-klarifikasi", "10-replied", "11-exported",
+    ]
+    check_accessibility(browser, axe_js, DESKTOP, visited, "investigator")

@@ -1,0 +1,183 @@
+"""KPK's monitoring page and the instansi summary: who may see them, and that they show what
+wbs.monitoring computes, in both languages, without script or style attributes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
+from wbs.domain import CaseStatus, Role
+from wbs.models import Case, utcnow
+from wbs.monitoring import Dashboard, dashboard, tenant_summary
+from wbs.reports import change_status
+from wbs.tenancy import TenantScope
+from wbs.tenants import get_tenant
+from wbs.workdays import local_date
+
+_FIGURE = re.compile(r'<(?:dd|p|tr) id="([a-z0-9_-]+)"[^>]*>(.*?)</(?:dd|p|tr)>', re.S)
+_CELL = re.compile(r'<td class="num[^"]*">([^<]*)</td>')
+
+
+def _indonesian(value: float | None) -> str:
+    """What the page shows for a small number in Indonesian (3,5; a dash for none)."""
+    if value is None:
+        return "—"
+    return f"{value:g}".replace(".", ",")
+
+
+def _figures(html: str) -> dict[str, str]:
+    return {key: body.strip() for key, body in _FIGURE.findall(html)}
+
+
+def _row(html: str, row_id: str) -> list[str]:
+    found = re.search(rf'<tr id="{re.escape(row_id)}">(.*?)</tr>', html, re.S)
+    assert found, f"no row {row_id}"
+    return _CELL.findall(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def seeded(demo: Demo) -> Demo:
+    """Cases in the demo tenant: overdue, answered (through the real change_status), mapped."""
+    past = dt.date.today() - dt.timedelta(days=20)
+    add_bare_cases(demo, 3, category="pemerasan", mcp_area="perizinan", first_response_due=past)
+    answered = add_bare_cases(demo, 2, category="suap_menyuap", mcp_area=None)
+    add_bare_cases(demo, 1, HUB, category="gratifikasi", mcp_area="perizinan")
+    with demo.inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        for case_id in answered:
+            case = TenantScope(session, tenant).get(Case, case_id)
+            assert case is not None
+            change_status(session, tenant, case, CaseStatus.VERIFIKASI)
+    return demo
+
+
+def _expected_hub(demo: Demo, tenant_slug: str | None = None) -> Dashboard:
+    with demo.inst.sessions() as session:
+        hub = get_tenant(session, HUB)
+        tenant_id = get_tenant(session, tenant_slug).id if tenant_slug else None
+        return dashboard(
+            session,
+            hub,
+            today=local_date(utcnow()),
+            calendar=demo.inst.calendar,
+            tenant_id=tenant_id,
+        )
+
+
+def _check_page(html: str, board: Dashboard) -> None:
+    figures = _figures(html)
+    assert figures["fig-total"] == _indonesian(board.total)
+    assert figures["fig-open"] == _indonesian(board.open)
+    assert figures["fig-overdue-first"] == _indonesian(board.overdue_first_response)
+    assert figures["fig-overdue-closure"] == _indonesian(board.overdue_closure)
+    assert figures["fig-responded"] == _indonesian(board.responded)
+    assert figures["fig-median-days"] == _indonesian(board.median_first_response_days)
+    assert figures["fig-median-working-days"] == _indonesian(
+        board.median_first_response_working_days
+    )
+    assert figures["fig-without-mcp"].endswith(_indonesian(board.without_mcp_area))
+    for status in board.by_status:
+        assert _row(html, f"status-{status.status.value}") == [_indonesian(status.count)]
+    for category in board.by_category:
+        assert _row(html, f"category-{category.code}") == [_indonesian(category.count)]
+    for area in board.by_mcp_area:
+        assert _row(html, f"mcp-{area.code}") == [_indonesian(area.count)]
+    for line in board.tenants:
+        assert _row(html, f"tenant-{line.slug}") == [
+            _indonesian(value)
+            for value in (line.total, line.open, line.overdue_first_response, line.overdue_closure)
+        ]
+    # Served as it is: no script, no style attribute, nothing from elsewhere.
+    assert "<script" not in html.lower()
+    assert " style=" not in html.lower()
+    assert "http://" not in html and "https://" not in html.replace("https://www.w3", "")
+
+
+# --- who may see what -------------------------------------------------------------------------
+
+
+def test_verifikator_sees_neither_page(demo: Demo) -> None:
+    browser = logged_in(demo, TENANT, Role.VERIFIKATOR)
+    assert browser.get("/pemantauan").status_code == 403
+    assert browser.get("/ringkasan").status_code == 403
+    assert "/pemantauan" not in browser.get("/").get_data(as_text=True)
+
+
+def test_admin_sees_the_own_summary_only(demo: Demo) -> None:
+    browser = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    assert browser.get("/pemantauan").status_code == 403
+    assert browser.get("/ringkasan").status_code == 200
+    assert 'href="/ringkasan"' in browser.get("/").get_data(as_text=True)
+
+
+def test_monitor_sees_the_dashboard(demo: Demo) -> None:
+    browser = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert browser.get("/pemantauan").status_code == 200
+    assert browser.get("/ringkasan").status_code == 403
+    assert 'href="/pemantauan"' in browser.get("/").get_data(as_text=True)
+
+
+def test_anonymous_goes_to_login(demo: Demo) -> None:
+    client = demo.app.test_client()
+    for path in ("/pemantauan", "/ringkasan"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert "/masuk" in response.location
+
+
+# --- the numbers ------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_the_monitoring_figures(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    html = browser.get("/pemantauan").get_data(as_text=True)
+    board = _expected_hub(seeded)
+    assert board.total >= 6 and board.responded >= 2 and board.overdue_first_response >= 3
+    _check_page(html, board)
+    assert "Pemantauan KPK" in html
+
+
+def test_dashboard_filters_by_tenant(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    with seeded.inst.sessions() as session:
+        tenant_id = get_tenant(session, TENANT).id
+    response = browser.get(f"/pemantauan?instansi={tenant_id}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    board = _expected_hub(seeded, TENANT)
+    assert [line.tenant_id for line in board.tenants] == [tenant_id]
+    _check_page(html, board)
+    assert f'<option value="{tenant_id}" selected>' in html
+    assert browser.get("/pemantauan?instansi=999999").status_code == 404
+    assert browser.get("/pemantauan?instansi=x").status_code == 404
+
+
+def test_summary_shows_the_own_figures(seeded: Demo) -> None:
+    browser = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI)
+    html = browser.get("/ringkasan").get_data(as_text=True)
+    with seeded.inst.sessions() as session:
+        board = tenant_summary(
+            session,
+            get_tenant(session, TENANT),
+            local_date(utcnow()),
+            calendar=seeded.inst.calendar,
+        )
+    _check_page(html, board)
+    assert "tenant-kpk" not in html
+    assert "Ringkasan instansi" in html
+
+
+def test_both_languages(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    html = browser.get("/pemantauan").get_data(as_text=True)
+    assert '<html lang="id">' in html
+    assert "Menurut area MCP (titik rawan korupsi)" in html
+    browser.client.set_cookie("peluit_jl", "en")
+    html = browser.get("/pemantauan").get_data(as_text=True)
+    assert '<html lang="en">' in html
+    assert "KPK monitoring" in html
+    assert "By MCP area (corruption-prone points)" in html
+    assert "Median time to first response (working days)" in html
