@@ -356,6 +356,13 @@ def seed(engine: sa.Engine, cases: int, tenants: int) -> Seeded:
         _insert(conn, Submission.__table__, submissions)  # type: ignore[arg-type]
         _insert(conn, Reply.__table__, replies)  # type: ignore[arg-type]
         _insert(conn, Event.__table__, events)  # type: ignore[arg-type]
+        # As change_status and replies would have: the time of each case's first response,
+        # so the dashboard's median works on real data (the same query as migration 0005).
+        conn.execute(sa.text(
+            "UPDATE cases SET first_response_at = (SELECT min(events.created_at) FROM events"
+            " WHERE events.case_id = cases.id AND events.tenant_id = cases.tenant_id"
+            " AND events.kind IN ('status_changed', 'reply_added'))"
+        ))
 
     measured = tenant_ids[0]
     # A case of the measured tenant with a full page: 3 submissions, a reply, a log of four.

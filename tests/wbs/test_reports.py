@@ -253,3 +253,18 @@ def test_the_pelapors_own_actions_are_logged_by_day_only(demo: DemoInstance) -> 
         events = {e.kind: e.created_at for e in session.scalars(sa.select(Event))}
     for kind in (EventKind.CASE_CREATED, EventKind.REPLY_DELETED):
         assert events[kind].time() == dt.time(0), kind
+
+
+def test_the_first_reply_is_the_first_response(demo: DemoInstance) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        secrets = register_source(inst, session, tenant, generate_codename())
+        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
+        assert case.first_response_at is None
+        post_reply(inst, session, tenant, case, "Terima kasih, sedang kami pelajari.")
+        first = case.first_response_at
+        assert first is not None
+        post_reply(inst, session, tenant, case, "Balasan kedua.")
+        change_status(session, tenant, case, CaseStatus.VERIFIKASI)
+        assert case.first_response_at == first
