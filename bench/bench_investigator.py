@@ -283,7 +283,7 @@ def seed(engine: sa.Engine, cases: int, tenants: int) -> Seeded:
                     "tenant_id": tenant_id,
                     "reply_fingerprint": "D" * 40,
                     "reply_public_key": "-----BEGIN PGP PUBLIC KEY BLOCK----- (bench)",
-                    "reply_secret_key": "-----BEGIN PGP PRIVATE KEY BLOCK----- (bench, locked)",
+                    "reply_secret_key": "(bench placeholder for a locked reply key)",
                     "created_at": received_at,
                 }
             )
