@@ -20,8 +20,8 @@ AXE := $(VENV)/axe/axe.min.js
 help: ## Show the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-system-deps: ## Install the system packages Peluit needs (gnupg, tor, postgresql, hunspell-id)
-	@./scripts/system-deps.sh
+system-deps: ## Install the system packages the tests need (gnupg, tor, postgresql, chromium, ...)
+	@./scripts/system-deps.sh test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,8 @@ $(AXE): scripts/fetch-axe.sh
 
 install: $(STAMP) $(MO) ## Create .venv with Peluit installed editable, with its dev extras
 
-run: system-deps install ## Start Peluit on embedded defaults (SQLite, local store, demo tenants)
+run: install ## Start Peluit on embedded defaults (SQLite, local store, demo tenants)
+	@./scripts/system-deps.sh run
 	$(BIN)/peluit --instance $(INSTANCE) init --demo
 	$(BIN)/peluit --instance $(INSTANCE) run
 
@@ -50,7 +51,8 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: system-deps install ## Benchmarks: ratios against gpg alone and the disk, same run
+bench: install ## Benchmarks: ratios against gpg alone and the disk, same run
+	@./scripts/system-deps.sh bench
 	$(BIN)/python bench/run.py
 
 clean: ## Remove the virtualenv and caches (never the instance folder)

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian packages Peluit needs, when they are missing. As root it installs them;
 # otherwise it names the command to run. Idempotent and quiet when everything is there.
+#
+#   scripts/system-deps.sh run     what `make run` needs (gnupg, tor)
+#   scripts/system-deps.sh bench   and PostgreSQL for the database benchmark
+#   scripts/system-deps.sh [test]  everything the test suite needs
 set -euo pipefail
+profile=${1:-test}
 
 # command that proves the package is there -> Debian package
 declare -A need=(
   [gpg]=gnupg
   [gpgconf]=gnupg
   [tor]=tor
+)
+if [[ $profile == test ]]; then
+  need+=(
   [/usr/share/hunspell/id_ID.dic]=hunspell-id
   [runuser]=util-linux
   # The end-to-end tests: a real browser, and npm to fetch axe-core.
@@ -16,7 +24,8 @@ declare -A need=(
   # The onion end-to-end test reaches the onions through tor's SOCKS port with curl.
   [curl]=curl
   [unshare]=util-linux
-)
+  )
+fi
 missing=()
 for probe in "${!need[@]}"; do
   if [[ $probe == /* ]]; then [[ -e $probe ]] && continue
@@ -25,7 +34,7 @@ for probe in "${!need[@]}"; do
   missing+=("${need[$probe]}")
 done
 # PostgreSQL's server binaries live outside PATH on Debian.
-if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+if [[ $profile != run ]] && ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
 fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
