@@ -1,9 +1,10 @@
 """The onion end-to-end scenario, run INSIDE a private network namespace by test_e2e_testnet.py.
 
 ``python -m tests.onion.e2e_scenario WORKDIR`` (under :data:`tests.onion.testnet.NAMESPACE_PREFIX`)
-starts a private Tor network on loopback, a real demo instance whose source interface and a
-stand-in investigator interface listen on 127.0.0.1, publishes the onions with wbs.onion, and
-then acts as a reporter and as investigators through the client tor's SOCKS port with curl.
+starts a private Tor network on loopback, a real demo instance whose source interface and
+investigator interface (journalist_iface) listen on 127.0.0.1, publishes the onions with
+wbs.onion, and then acts as a reporter and as investigators through the client tor's SOCKS
+port with curl.
 It prints one JSON object on stdout: what each step saw, and how long it took. Progress goes
 to stderr. Every tor process is stopped by its PID in ``finally``.
 """
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from tests.onion.testnet import TestNetwork, free_port, in_private_namespace, loopback_up
 from tests.support import CHEAP_KDF, short_tempdir
 
-INVESTIGATOR_PAGE = b"peluit investigator interface (stand-in)"
+# The investigators' login page (journalist_iface), recognised by its form.
+INVESTIGATOR_PAGE = 'name="totp"'
 _STARTED = time.monotonic()
 
 
@@ -92,12 +94,6 @@ def serve(app: Any, port: int) -> BaseWSGIServer:
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def investigator_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    # journalist_iface is built elsewhere; any WSGI app shows whether the onion lets one in.
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [INVESTIGATOR_PAGE + b" host=" + environ.get("HTTP_HOST", "").encode()]
 
 
 def field(name: str, html: str) -> str:
@@ -169,7 +165,9 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
 
         source_port, journalist_port = free_port(), free_port()
         servers.append(serve(create_app(inst, dev_tenant_paths=False), source_port))
-        servers.append(serve(investigator_app, journalist_port))
+        from journalist_iface import create_app as create_investigator_app
+
+        servers.append(serve(create_investigator_app(inst), journalist_port))
         siti_key = onion.generate_client_key(inst, siti)
         budi_key = onion.generate_client_key(inst, budi)
         mark("instance_ready")
@@ -236,7 +234,7 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         mark("report_sent")
 
         # --- investigators: client authorization -------------------------------------------
-        staff = f"http://{addresses['investigator']}/"
+        staff = f"http://{addresses['investigator']}/masuk"
 
         def restart_client_with(key: onion.ClientKey) -> None:
             # Tor Browser's way 1: the .auth_private file in ClientOnionAuthDir, read at start.
@@ -269,7 +267,7 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         mark("client_restarted")
         allowed = poll(lambda: curl(staff), lambda f: f.ok, 90)
         checks["staff_with_key"] = [
-            allowed.status, INVESTIGATOR_PAGE.decode() in allowed.body, allowed.error,
+            allowed.status, INVESTIGATOR_PAGE in allowed.body, allowed.error,
         ]
         mark("staff_with_key")
 
@@ -290,7 +288,7 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         mark("staff_revoked")
         add_client_auth(budi_key)
         other = poll(lambda: curl(staff), lambda f: f.ok, 90)
-        checks["staff_other_key"] = [other.status, INVESTIGATOR_PAGE.decode() in other.body]
+        checks["staff_other_key"] = [other.status, INVESTIGATOR_PAGE in other.body]
         mark("staff_other_key")
 
         # --- the service's tor restarts: same addresses ------------------------------------
