@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -82,6 +81,7 @@ from wbs.reports import (
 )
 from wbs.tenancy import TenantScope
 from wbs.tenants import TenantError
+from wbs.web import safe_next
 from wbs.workdays import local_date
 
 bp = Blueprint("journalist", __name__)
@@ -120,14 +120,7 @@ def language(code: str) -> ResponseReturnValue:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of this site: never another host (an open redirect out of the onion)."""
-    home = url_for("journalist.index")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return home
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return home
-    return target
+    return safe_next(target, url_for("journalist.index"))
 
 
 @bp.get("/masuk")

@@ -12,7 +12,6 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -69,6 +68,7 @@ from wbs.reports import (
 )
 from wbs.tenancy import TenantScope
 from wbs.tenants import list_tenants
+from wbs.web import safe_next
 
 bp = Blueprint("source", __name__)
 
@@ -113,14 +113,7 @@ def language(code: str) -> ResponseReturnValue:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path of this site: never another host (an open redirect out of the onion)."""
-    home = url_for("source.index")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return home
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return home
-    return target
+    return safe_next(target, url_for("source.index"))
 
 
 # When every key-derivation slot stayed busy for the whole queue time: come back in a minute.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
+from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.wrappers import Response
@@ -64,3 +65,14 @@ def add_security_headers(response: Response) -> Response:
         response.headers[name] = value
     response.headers.pop("X-Powered-By", None)
     return response
+
+
+def safe_next(target: str | None, home: str) -> str:
+    """``target`` if it is a path of this site, else ``home``: never another host (an open
+    redirect would lead a visitor out of the onion)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return home
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return home
+    return target
