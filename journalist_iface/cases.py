@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from wbs.domain import OPEN_STATUSES, CaseStatus, Role
-from wbs.models import Case, Event, Investigator, Reply, Submission, Tenant
+from wbs.models import Case, Event, Investigator, Reply, Submission, Tenant, round_to_day
 from wbs.tenancy import HubScope, TenantScope
 
 PAGE_SIZE = 50
@@ -227,14 +227,18 @@ def case_items(session: Session, case: Case, reader: Reader) -> list[Item]:
     """
     subs = reader.select(Submission).where(Submission.case_id == case.id)
     reps = reader.select(Reply).where(Reply.case_id == case.id)
-    rows: list[tuple[dt.datetime, int, int, str, int]] = [
-        (sub.created_at, 0, sub.id, str(sub.kind), sub.size) for sub in session.scalars(subs)
+    rows: list[tuple[dt.datetime, int, int, dt.datetime, str, int]] = [
+        (round_to_day(sub.created_at), 0, sub.id, sub.created_at, str(sub.kind), sub.size)
+        for sub in session.scalars(subs)
     ]
-    rows += [(rep.created_at, 1, rep.id, "reply", rep.size) for rep in session.scalars(reps)]
+    rows += [
+        (round_to_day(rep.created_at), 1, rep.id, rep.created_at, "reply", rep.size)
+        for rep in session.scalars(reps)
+    ]
     rows.sort()
     return [
         Item(number, kind, size, created, row_id)
-        for number, (created, _, row_id, kind, size) in enumerate(rows, start=1)
+        for number, (_, _, row_id, created, kind, size) in enumerate(rows, start=1)
     ]
 
 

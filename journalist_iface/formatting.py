@@ -7,7 +7,9 @@ import datetime as dt
 from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
-from wbs.domain import CATEGORY_LABELS
+from wbs.domain import CATEGORY_LABELS, SOURCE_EVENT_KINDS
+from wbs.models import Event
+from wbs.workdays import local_date
 
 _ITEM_KINDS = {
     "form": lazy_gettext("Report form"),
@@ -21,14 +23,24 @@ def day(value: dt.date | dt.datetime | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, dt.datetime):
-        # Source-side times are stored at midnight UTC (day precision); show that day, not
-        # the evening before in WIB.
-        value = value.astimezone(dt.UTC).date()
+        # The WIB day: right for exact times, and for source-side day labels too (midnight
+        # UTC of a WIB date is 07:00 WIB on that same date; see wbs.models.round_to_day).
+        value = local_date(value)
     return str(format_date(value, "medium"))
 
 
 def moment(value: dt.datetime | None) -> str:
     return "—" if value is None else str(format_datetime(value, "medium"))
+
+
+def event_time(event: Event) -> str:
+    """When an event happened, to the precision kept: a pelapor's actions have a day only.
+
+    Showing their midnight-UTC label as a time would invent "07.00" WIB.
+    """
+    if event.kind in SOURCE_EVENT_KINDS:
+        return day(event.created_at)
+    return moment(event.created_at)
 
 
 def filesize(size: int) -> str:
@@ -52,6 +64,7 @@ def item_kind(kind: str) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(day)
     app.add_template_filter(moment)
+    app.add_template_filter(event_time)
     app.add_template_filter(filesize)
     app.add_template_global(category_label)
     app.add_template_global(item_kind)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from crypto.kdf import KdfParams
+from wbs.models import utcnow
+from wbs.workdays import local_date
 
 # argon2id at production cost takes ~100 ms and 64 MiB per call; tests need the logic, not the
 # cost. Benchmarks and one KDF test use real parameters explicitly.
@@ -15,3 +20,25 @@ CHEAP_KDF = KdfParams(time_cost=1, memory_kib=8, parallelism=1)
 def short_tempdir(prefix: str) -> Path:
     """A temp folder with a short path: gpg-agent's socket path must fit in 107 bytes."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+# Instants at which a date-dependent answer is easy to get wrong. Jakarta (WIB) is UTC+7, so its
+# date moves on at 17:00 UTC; the rest are calendar edges (a Friday before a weekend, holidays
+# and cuti bersama, the year's last minute and first minute). Tests that depend on today run
+# under each, with the clock moved there by time-machine (ticking, so timeouts still work).
+CLOCKS: dict[str, dt.datetime] = {
+    "16:59-utc": dt.datetime(2026, 12, 2, 16, 59, tzinfo=dt.UTC),
+    "17:00-utc": dt.datetime(2026, 12, 2, 17, 0, tzinfo=dt.UTC),
+    "00:30-wib": dt.datetime(2026, 12, 2, 17, 30, tzinfo=dt.UTC),
+    "friday-before-weekend": dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC),
+    "christmas-eve-cuti-bersama": dt.datetime(2026, 12, 23, 17, 30, tzinfo=dt.UTC),
+    "23:59-wib-31-dec": dt.datetime(2026, 12, 31, 16, 59, tzinfo=dt.UTC),
+    "new-year-00:00-wib": dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC),
+}
+
+clocks = pytest.mark.parametrize("clock", list(CLOCKS.values()), ids=list(CLOCKS))
+
+
+def wib_today() -> dt.date:
+    """Today's date in WIB: the date the product counts deadlines in (never date.today())."""
+    return local_date(utcnow())

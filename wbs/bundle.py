@@ -109,7 +109,7 @@ def write_bundle(
     """
     # Imported here, not at the top: the reading half of this module must import on the
     # workstation without the database layer (see the module docstring).
-    from wbs.models import Case, Event, Reply, Source, Submission
+    from wbs.models import Case, Event, Reply, Source, Submission, round_to_day
     from wbs.tenancy import TenantIsolationError, TenantScope
 
     scope = TenantScope(session, tenant)
@@ -139,21 +139,21 @@ def write_bundle(
             key_bytes = source.reply_public_key.encode("ascii")
             _write_small(zf, key_path, key_bytes)
 
-            # The pelapor's items keep only their day (see wbs.models); sorting by time puts
+            # The pelapor's items keep only their WIB day (see wbs.models); sorting by day puts
             # them before replies of the same day, whose true order the server does not know.
-            rows: list[tuple[dt.datetime, int, int, str, str, int]] = []
+            rows: list[tuple[dt.datetime, int, int, dt.datetime, str, str, int]] = []
             for sub in session.scalars(
                 scope.select(Submission).where(Submission.case_id == case.id)
             ):
-                rows.append(
-                    (sub.created_at, 0, sub.id, str(sub.kind), sub.store_path, sub.size)
-                )
+                rows.append((round_to_day(sub.created_at), 0, sub.id, sub.created_at,
+                             str(sub.kind), sub.store_path, sub.size))
             for reply in session.scalars(scope.select(Reply).where(Reply.case_id == case.id)):
-                rows.append((reply.created_at, 1, reply.id, "reply", reply.store_path, reply.size))
+                rows.append((round_to_day(reply.created_at), 1, reply.id, reply.created_at,
+                             "reply", reply.store_path, reply.size))
             rows.sort()
             width = max(2, len(str(len(rows))))
             items = []
-            for number, (created, _, _, kind, store_path, size) in enumerate(rows, start=1):
+            for number, (_, _, _, created, kind, store_path, size) in enumerate(rows, start=1):
                 # Never the original filename: it lives inside the ciphertext only.
                 path = f"items/{reg}/{number:0{width}d}-{kind}.gpg"
                 digest = _copy_item(inst, zf, store_path, path, size)

@@ -49,6 +49,7 @@ from wbs.domain import (
     TenantKind,
     format_registration_number,
 )
+from wbs.workdays import local_date
 
 # Stable constraint names on both dialects, so migrations can name what they alter or drop.
 NAMING_CONVENTION: dict[str, str] = {
@@ -73,9 +74,17 @@ def utcnow() -> dt.datetime:
 
 
 def round_to_day(value: dt.datetime) -> dt.datetime:
-    """Midnight UTC of the value's UTC day: the precision kept for source-side times."""
-    value = value.astimezone(dt.UTC)
-    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+    """The value's calendar day in WIB, as midnight UTC of that date: the precision kept for
+    source-side times.
+
+    The day is WIB's, not UTC's: a report sent at 00:30 WIB on 3 December was received on
+    3 December, and its deadlines count from that date. Rounding to the UTC day would file it
+    under 2 December (UTC is seven hours behind), so the receipt and the deadline would
+    disagree. Midnight UTC is only the label that stores a date in a datetime column; read it
+    back with ``.date()`` in UTC, never converted to WIB (that would invent 07:00).
+    """
+    day = local_date(value)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def utc_today_start() -> dt.datetime:
@@ -114,7 +123,7 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 
 
 class UTCDay(UTCDateTime):
-    """A source-side time: stored rounded down to midnight UTC, whatever the caller passes.
+    """A source-side time: stored as its WIB day (:func:`round_to_day`), whatever is passed.
 
     Rounding in the column type makes the rule structural: no code path can store a precise
     time of a pelapor's visit in these columns. Query parameters compared with these columns are

@@ -18,7 +18,7 @@ Definitions, shared with the inbox so the numbers agree with what a click shows:
 * **first response**: the earliest ``status_changed`` or ``reply_added`` event of a case, kept
   in ``cases.first_response_at`` by :mod:`wbs.reports` (and filled from the log by migration
   0005). The delay is counted in whole days from the day the report was received
-  (``received_at``, kept at day precision) to the UTC day of that event; cases without one are
+  (``received_at``, kept at day precision) to the WIB day of that event; cases without one are
   left out of the median.
 """
 
@@ -44,7 +44,7 @@ from wbs.domain import (
 )
 from wbs.models import Base, Case, Tenant
 from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
-from wbs.workdays import WorkingCalendar
+from wbs.workdays import DEFAULT_TIMEZONE, WorkingCalendar
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
 FIRST_RESPONSE_KINDS: tuple[EventKind, ...] = (EventKind.STATUS_CHANGED, EventKind.REPLY_ADDED)
@@ -272,10 +272,10 @@ def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date,
     from the event log by migration 0005), with no cache: it is always current.
     """
     dialect = session.get_bind().dialect.name
-    # received_at is already a midnight: grouping by it is grouping by day. Both come back as
-    # plain days (no column type to run on each of the thousands of groups).
-    received_day = _utc_day(Case.received_at, dialect).label("received")
-    answered_day = _utc_day(Case.first_response_at, dialect).label("answered")
+    # received_at is already a day label: grouping by it is grouping by day. Both come back as
+    # plain WIB days (no column type to run on each of the thousands of groups).
+    received_day = _wib_day(Case.received_at, dialect).label("received")
+    answered_day = _wib_day(Case.first_response_at, dialect).label("answered")
     statement = (
         reader.columns(Case, received_day, answered_day, sa.func.count())
         .where(Case.first_response_at.is_not(None))
@@ -287,12 +287,19 @@ def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date,
     return pairs
 
 
-def _utc_day(column: Any, dialect: str) -> Any:
+def _wib_day(column: Any, dialect: str) -> Any:
+    """The WIB calendar day of a UTC column, in the database.
+
+    WIB, not UTC: an answer at 01:00 WIB on 3 December was given on 3 December, the day the
+    deadline counts in. For a source-side day label (midnight UTC of a WIB date) this is that
+    date, so labels and exact times are read the same way.
+    """
     if dialect == "sqlite":
-        # SQLite keeps these columns as naive UTC text ('YYYY-MM-DD HH:MM:SS...').
-        return sa.func.date(column)
-    # timestamptz -> the UTC wall time -> its date; independent of the session's TimeZone.
-    return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+        # SQLite keeps these columns as naive UTC text; Asia/Jakarta is UTC+7 all year (no
+        # daylight saving since 1964), so a fixed offset is exact.
+        return sa.func.date(column, "+7 hours")
+    # timestamptz -> Jakarta's wall time -> its date; independent of the session's TimeZone.
+    return sa.cast(sa.func.timezone(DEFAULT_TIMEZONE, column), sa.Date)
 
 
 def _as_date(value: Any) -> dt.date:

@@ -24,7 +24,7 @@ from crypto.codenames import generate_codename
 from crypto.kdf import SourceSecrets
 from crypto.keyring import kill_agent
 from journalist_iface import create_app
-from tests.support import CHEAP_KDF, short_tempdir
+from tests.support import CHEAP_KDF, short_tempdir, wib_today
 from wbs.accounts import AuthSettings, create_investigator, start_enrolment
 from wbs.config import load_config
 from wbs.demo import ensure_demo
@@ -201,7 +201,7 @@ def add_bare_cases(
         for _ in range(count):
             fields: dict[str, Any] = dict(
                 category="gratifikasi", mcp_area=None, status=CaseStatus.BARU,
-                first_response_due=dt.date.today() + dt.timedelta(days=10),
+                first_response_due=wib_today() + dt.timedelta(days=10),
             )
             fields.update(values)
             case = Case(

@@ -3,6 +3,7 @@ self-service authenticator set-up of every investigator."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import pyotp
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from crypto.keyring import kill_agent
 from tests.journalist_iface.conftest import (
@@ -26,13 +28,12 @@ from tests.journalist_iface.conftest import (
     make_account,
     make_report,
 )
-from tests.support import short_tempdir
+from tests.support import clocks, short_tempdir, wib_today
 from wbs.demo import make_workstation_key
-from wbs.domain import CaseStatus, EventKind, KpkSharing, Role
+from wbs.domain import DEFAULT_CATEGORY_CODES, CaseStatus, EventKind, KpkSharing, Role
 from wbs.models import Case, Event, Investigator, RecipientKey, Reply, Submission, Tenant
 from wbs.reports import change_status, source_cases
 from wbs.tenants import get_tenant
-from wbs.workdays import local_date
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -338,7 +339,21 @@ def test_pasted_key_is_added(demo: Demo, keys: Keys) -> None:
 # --- settings ---------------------------------------------------------------------------------
 
 
-def test_settings_change_is_logged_and_used_by_new_reports(demo: Demo) -> None:
+@clocks
+def test_settings_change_is_logged_and_used_by_new_reports(
+    demo: Demo, clock: dt.datetime
+) -> None:
+    with time_machine.travel(clock):
+        _check_settings_change(demo)
+
+
+def _check_settings_change(demo: Demo) -> None:
+    # One run changes the settings; the next starts from what it left, so reset them first.
+    with demo.inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        tenant.first_response_days, tenant.categories = 7, list(DEFAULT_CATEGORY_CODES)
+        tenant.kpk_sharing = KpkSharing.OPTIONAL
+        session.commit()
     admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
     page = _html(admin.get("/admin/pengaturan"))
     assert 'type="checkbox" name="categories"' in page
@@ -361,8 +376,9 @@ def test_settings_change_is_logged_and_used_by_new_reports(demo: Demo) -> None:
     with demo.inst.sessions() as session:
         case = session.get(Case, report.case_id)
         assert case is not None
-        received = local_date(case.received_at)
-        assert case.first_response_due == demo.inst.calendar.add_working_days(received, 3)
+        # Counted from today's date in WIB, which is also the day recorded as received.
+        assert case.received_at.date() == wib_today()
+        assert case.first_response_due == demo.inst.calendar.add_working_days(wib_today(), 3)
     # Invalid values: nothing stored, nothing logged, the problems in words.
     logged = len(_events(demo, EventKind.SETTINGS_CHANGED))
     refused = admin.post("/admin/pengaturan", {"name": "X", "first_response_days": "0",

@@ -32,6 +32,7 @@ from tests.journalist_iface.conftest import (
     make_account,
     make_report,
 )
+from tests.support import wib_today
 from wbs.accounts import LOGIN_FAILED_MESSAGE
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
@@ -199,7 +200,7 @@ def test_api_answers_carry_the_security_headers_and_need_no_csrf_token(demo: Dem
 
 def test_the_case_list_filters_and_pages(demo: Demo) -> None:
     api = api_login(demo, HUB, Role.ADMIN_INSTANSI)
-    past = dt.date.today() - dt.timedelta(days=3)
+    past = wib_today() - dt.timedelta(days=3)
     overdue = add_bare_cases(demo, 2, HUB, first_response_due=past)
     telaah = add_bare_cases(demo, 1, HUB, status=CaseStatus.TELAAH, unread=False)
     many = add_bare_cases(demo, 50, HUB, unread=False)

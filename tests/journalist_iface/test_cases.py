@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import sqlalchemy as sa
+import time_machine
+from babel.dates import format_date
 
 from crypto.replykeys import encrypt_reply
 from journalist_iface import SECURITY_HEADERS
@@ -20,11 +22,13 @@ from tests.journalist_iface.conftest import (
     logged_in,
     make_report,
 )
+from tests.support import CLOCKS, clocks, wib_today
 from wbs.bundle import read_bundle
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
 from wbs.reports import source_case, source_replies
 from wbs.tenants import current_recipients, get_tenant
+from wbs.workdays import local_date
 
 
 def _regs(html: str) -> list[str]:
@@ -42,9 +46,9 @@ def test_inbox_filters_and_pagination(demo: Demo, browser: Browser) -> None:
     assert len(second) == 3 and not set(first) & set(second)
     # Overdue: a first-response deadline in the past, still open.
     late = add_bare_cases(demo, 1, category=category, mcp_area="perizinan",
-                          first_response_due=dt.date.today() - dt.timedelta(days=3))[0]
+                          first_response_due=wib_today() - dt.timedelta(days=3))[0]
     closed = add_bare_cases(demo, 1, category=category, status=CaseStatus.SELESAI,
-                            first_response_due=dt.date.today() - dt.timedelta(days=3))[0]
+                            first_response_due=wib_today() - dt.timedelta(days=3))[0]
     overdue = _regs(browser.get(f"/?category={category}&overdue=1").get_data(as_text=True))
     with demo.inst.sessions() as session:
         reg = {c.id: c.registration_number for c in session.scalars(
@@ -86,24 +90,45 @@ def test_inbox_query_count_does_not_grow_with_rows(demo: Demo, browser: Browser)
     assert len(statements) == few
 
 
-def test_case_page_shows_metadata_and_deadlines(demo: Demo, browser: Browser) -> None:
-    report = make_report(demo, files=(b"bukti satu",))
-    html = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
+@clocks
+def test_case_page_shows_metadata_and_deadlines(demo: Demo, clock: dt.datetime) -> None:
+    with time_machine.travel(clock):
+        browser = logged_in(demo)
+        report = make_report(demo, files=(b"bukti satu",))
+        html = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
+        today = wib_today()
+    calendar = demo.inst.calendar
     with demo.inst.sessions() as session:
         case = session.get(Case, report.case_id)
         assert case is not None
-        today = dt.date.today()
-        left = demo.inst.calendar.working_days_between(today, case.first_response_due)
+        # Received today in WIB, whatever the UTC date; the deadline counts from that day.
+        assert case.received_at.date() == local_date(clock)
+        assert case.first_response_due == calendar.add_working_days(today, 7)
+        left = calendar.working_days_between(today, case.first_response_due)
+    assert left == 7
     assert report.registration_number in html
     assert "Suap-menyuap" in html and "Perizinan" in html and "Baru" in html
     assert f"sisa {left} hari kerja" in html
+    assert f"<dt>Diterima</dt><dd>{format_date(today, 'medium', locale='id')}</dd>" in html
     assert "-01-form.gpg" in html and "-02-file.gpg" in html
     # No original filename anywhere on the page.
     assert "bukti-0.pdf" not in html
 
 
+def test_timeline_shows_only_the_day_of_a_reporters_action(demo: Demo) -> None:
+    # 00:30 WIB: the day label of the pelapor's report must not turn into "07.00.00".
+    with time_machine.travel(CLOCKS["00:30-wib"]):
+        browser = logged_in(demo)
+        report = make_report(demo)
+        html = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
+    timeline = html[html.index("<h2>Riwayat</h2>"):]
+    created = re.search(r"<tr><td>([^<]*)</td><td>Pengaduan masuk</td>", timeline)
+    assert created is not None
+    assert created.group(1) == format_date(dt.date(2026, 12, 3), "medium", locale="id")
+
+
 def test_overdue_case_says_so(demo: Demo, browser: Browser) -> None:
-    case_id = add_bare_cases(demo, 1, first_response_due=dt.date.today() - dt.timedelta(days=20))[0]
+    case_id = add_bare_cases(demo, 1, first_response_due=wib_today() - dt.timedelta(days=20))[0]
     html = browser.get(f"/pengaduan/{case_id}").get_data(as_text=True)
     assert "terlambat" in html
 

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
+from tests.support import wib_today
 from wbs.domain import CaseStatus, Role
 from wbs.models import Case, utcnow
 from wbs.monitoring import Dashboard, dashboard, tenant_summary
@@ -41,7 +42,7 @@ def _row(html: str, row_id: str) -> list[str]:
 @pytest.fixture(scope="module")
 def seeded(demo: Demo) -> Demo:
     """Cases in the demo tenant: overdue, answered (through the real change_status), mapped."""
-    past = dt.date.today() - dt.timedelta(days=20)
+    past = wib_today() - dt.timedelta(days=20)
     add_bare_cases(demo, 3, category="pemerasan", mcp_area="perizinan", first_response_due=past)
     answered = add_bare_cases(demo, 2, category="suap_menyuap", mcp_area=None)
     add_bare_cases(demo, 1, HUB, category="gratifikasi", mcp_area="perizinan")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 import werkzeug.formparser
 
 from source_iface import create_app
@@ -27,6 +28,7 @@ from tests.source_iface.conftest import (
     csrf_token,
     multipart,
 )
+from tests.support import CLOCKS
 from wbs.domain import CaseStatus, TenantKind
 from wbs.models import Case, Reply, Source, Submission, Tenant
 from wbs.reports import Intake, change_status, post_reply
@@ -272,6 +274,20 @@ def test_journey_stores_only_ciphertext(demo, reporter, monkeypatch) -> None:  #
     assert marker.decode() in plain["pesan.txt"].decode()
     report = plain["laporan.json"].decode()
     assert marker.decode() in report and GOOD_ANSWERS["siapa"] in report
+
+
+def test_receipt_and_case_show_the_wib_day_the_deadline_counts_from(demo, reporter) -> None:  # type: ignore[no-untyped-def]
+    # 00:30 WIB on Thursday 3 December is still 2 December in UTC: the pelapor sent the report
+    # on 3 December, and the 7-working-day promise counts from that day (due 14 December).
+    with time_machine.travel(CLOCKS["00:30-wib"]):
+        reporter.new_codename()
+        sent = reporter.send_report()
+        receipt = check_page(reporter.client.get(sent.headers["Location"]))
+        case = check_page(reporter.get("/pengaduan"))
+    assert "14 Desember 2026" in receipt
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", case))
+    assert "Diterima 3 Desember 2026" in text and "2 Desember 2026" not in text
+    assert "14 Desember 2026" in text
 
 
 def test_session_cookie_is_opaque_and_strict(demo, reporter) -> None:  # type: ignore[no-untyped-def]

@@ -38,6 +38,7 @@ from wbs.models import (
     Tenant,
     new_registration_number,
 )
+from wbs.workdays import local_date
 
 WIB = dt.timezone(dt.timedelta(hours=7))
 
@@ -400,7 +401,7 @@ def _midnight_utc(value: dt.datetime) -> bool:
 
 def test_source_side_times_are_rounded_to_the_day(session: Session) -> None:
     tenant = make_tenant(session)
-    # 23:59 WIB on 5 March is 16:59 UTC on 5 March: the stored day is the UTC day.
+    # 23:59 WIB on 5 March is 16:59 UTC on 5 March: the stored day is 5 March.
     precise = dt.datetime(2025, 3, 5, 23, 59, 58, 999, tzinfo=WIB)
     source = make_source(session, tenant, created_at=precise)
     case = make_case(session, tenant, source)
@@ -416,6 +417,34 @@ def test_source_side_times_are_rounded_to_the_day(session: Session) -> None:
     for value in (source.created_at, case.received_at, case.last_activity_at):
         assert value == dt.datetime(2025, 3, 5, tzinfo=dt.UTC)
     assert _midnight_utc(submission.created_at)
+
+
+@pytest.mark.parametrize(
+    ("moment", "day"),
+    [
+        # 00:00 and 00:30 WIB on 6 March are still 5 March in UTC: the day kept is WIB's, the
+        # day the deadlines count from (a UTC day would file them a day early).
+        (dt.datetime(2025, 3, 5, 17, 0, tzinfo=dt.UTC), dt.date(2025, 3, 6)),
+        (dt.datetime(2025, 3, 5, 17, 30, tzinfo=dt.UTC), dt.date(2025, 3, 6)),
+        (dt.datetime(2025, 3, 5, 16, 59, 59, tzinfo=dt.UTC), dt.date(2025, 3, 5)),
+        # 23:59 WIB on 31 December, and the first minute of the new year.
+        (dt.datetime(2025, 12, 31, 16, 59, tzinfo=dt.UTC), dt.date(2025, 12, 31)),
+        (dt.datetime(2025, 12, 31, 17, 0, tzinfo=dt.UTC), dt.date(2026, 1, 1)),
+    ],
+)
+def test_source_side_day_is_the_wib_day(
+    session: Session, moment: dt.datetime, day: dt.date
+) -> None:
+    tenant = make_tenant(session)
+    source = make_source(session, tenant, created_at=moment)
+    case = make_case(session, tenant, source)
+    case.received_at = moment
+    session.commit()
+    session.expire_all()
+    label = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    assert (source.created_at, case.received_at) == (label, label)
+    # Read back as a WIB date it is the same day: labels never shift by the seven hours.
+    assert local_date(case.received_at) == day
 
 
 def test_source_side_defaults_are_rounded_to_the_day(session: Session) -> None:

@@ -115,8 +115,8 @@ def world(session: Session) -> World:
         (a, CaseStatus.SELESAI, "gratifikasi", "pengadaan_barang_jasa", "2025-05-01", "2025-05-12",
          "2025-06-12", [(changed, _at("2025-05-20")), (replied, _at("2025-05-05"))]),
         (b, CaseStatus.TELAAH, "suap_menyuap", None, "2025-06-10", "2025-06-19", None,
-         # Assigning is not answering; 23:30 UTC is still the 11th (UTC days throughout).
-         [(EventKind.ASSIGNED, _at("2025-06-10", 8)), (changed, _at("2025-06-11", 23, 30))]),
+         # Assigning is not answering; 23:30 WIB is still the 11th (WIB days throughout).
+         [(EventKind.ASSIGNED, _at("2025-06-10", 8)), (changed, _at("2025-06-11", 16, 30))]),
         (b, CaseStatus.DIARSIPKAN, "pemerasan", "pengadaan_barang_jasa", "2025-06-01", "2025-06-05",
          "2025-07-10", [(changed, _at("2025-06-08"))]),
         (hub, CaseStatus.BARU, "suap_menyuap", "perizinan", "2025-06-16", "2025-06-25",
@@ -203,6 +203,16 @@ def test_median_in_working_days_follows_the_calendar(world: World) -> None:
     leave = WorkingCalendar([dt.date(2025, 6, 3)])
     board = dashboard(world.session, world.hub, today=TODAY, calendar=leave)
     assert board.median_first_response_working_days == 1.5
+
+
+def test_first_response_day_is_the_wib_day(world: World) -> None:
+    # Received on 10 June; answered at 00:30 WIB on 11 June, which is still 10 June in UTC.
+    _case(world.session, world.c, CaseStatus.VERIFIKASI, "pemerasan", None, "2025-06-10",
+          "2025-06-19", None, [(EventKind.STATUS_CHANGED, _at("2025-06-10", 17, 30))])
+    world.session.commit()
+    board = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.c.id)
+    assert board.responded == 1
+    assert board.median_first_response_days == 1.0
 
 
 def test_dashboard_for_one_tenant(world: World) -> None:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from crypto.codenames import generate_codename
 from crypto.errors import EncryptionError
 from tests.conftest import DemoInstance
+from tests.support import wib_today
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
 from wbs.intake import IntakeClosed
 from wbs.models import Case, Event, Reply, Source, Submission
@@ -84,7 +85,7 @@ def test_report_with_files_is_ciphertext_readable_on_the_workstation(
         case = intake.new_case(answers())
 
         assert case.status == CaseStatus.BARU and case.registration_number.startswith("PLT-")
-        assert case.first_response_due > dt.date.today()
+        assert case.first_response_due > wib_today()
         assert case.closure_due is not None and case.closure_due > case.first_response_due
         kinds = [s.kind for s in case.submissions]
         assert kinds == [SubmissionKind.FORM, SubmissionKind.FILE]
