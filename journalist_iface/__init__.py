@@ -20,8 +20,8 @@ from flask_wtf.csrf import CSRFProtect
 from journalist_iface import account, admin, api, dashboard, errors, formatting, views
 from journalist_iface.context import close_db, db, instance, select_locale
 from wbs.accounts import AuthSettings
+from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES
 from wbs.instance import Instance
-from wbs.reports import MAX_ENCRYPTED_REPLY_BYTES
 from wbs.web import SECURITY_HEADERS, QuietFlask, add_security_headers, quiet_logs
 
 HERE = Path(__file__).parent

@@ -15,8 +15,8 @@ from markupsafe import Markup
 from journalist_iface.auth import investigator_required
 from journalist_iface.context import auth_settings, db
 from wbs.accounts import Enrolment, confirm_enrolment, start_enrolment
-from wbs.models import Investigator, Tenant
-from wbs.tenancy import TenantScope
+from wbs.context import Context
+from wbs.models import Investigator
 
 bp = Blueprint("account", __name__)
 
@@ -41,36 +41,32 @@ def _page(
 
 @bp.get("/akun/2fa")
 @investigator_required()
-def totp(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
-    return _page(investigator)
+def totp(ctx: Context) -> ResponseReturnValue:
+    return _page(ctx.investigator)
 
 
 @bp.post("/akun/2fa")
 @investigator_required()
-def start_totp(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope
-) -> ResponseReturnValue:
+def start_totp(ctx: Context) -> ResponseReturnValue:
     # Shown once, in this response (no-store): the secret never goes into a cookie or a flash.
-    enrolment = start_enrolment(db(), investigator, settings=auth_settings())
+    enrolment = start_enrolment(db(), ctx.investigator, settings=auth_settings())
     db().commit()
-    return _page(investigator, enrolment=enrolment)
+    return _page(ctx.investigator, enrolment=enrolment)
 
 
 @bp.post("/akun/2fa/konfirmasi")
 @investigator_required()
-def confirm_totp(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope
-) -> ResponseReturnValue:
+def confirm_totp(ctx: Context) -> ResponseReturnValue:
     code = request.form.get("code", "")[:16]
-    if investigator.totp_pending_secret is None:
-        return _page(investigator, error=gettext("Start the set-up first."), status=400)
-    if not confirm_enrolment(db(), investigator, code):
+    if ctx.investigator.totp_pending_secret is None:
+        return _page(ctx.investigator, error=gettext("Start the set-up first."), status=400)
+    if not confirm_enrolment(db(), ctx.investigator, code):
         db().rollback()
         message = gettext(
             "That code does not match the new secret. Check the app's clock and try the next "
             "code, or start again. Your current authenticator still works."
         )
-        return _page(investigator, error=message, status=400)
+        return _page(ctx.investigator, error=message, status=400)
     db().commit()
     flash(gettext("The new authenticator is active; the old one no longer works."))
     return redirect(url_for("account.totp"))

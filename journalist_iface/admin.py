@@ -8,7 +8,7 @@ another tenant's case answers 404 before the role is even considered.
 
 Deleting is the admin's alone, not the verifikator's: it erases evidence, so it belongs to
 the role that answers for the tenant's accounts and keys, and it is allowed only for closed
-cases not sent to KPK (see :func:`journalist_iface.admin_ops.check_case_deletable`).
+cases not sent to KPK (see :func:`wbs.casework.check_case_deletable`).
 
 Passphrases and TOTP secrets are shown once, in the response to the POST that made them
 (never in a redirect, a cookie or a flash); every response carries ``Cache-Control:
@@ -26,22 +26,11 @@ from flask_babel import gettext, lazy_gettext
 from markupsafe import Markup
 
 from crypto.errors import CryptoError, KeyRefused
-from journalist_iface.admin_ops import (
-    KEY_CHECK_FAILED,
-    DeletionRefused,
-    TenantSettings,
-    apply_settings,
-    check_case_deletable,
-    delete_case,
-    delete_item,
-    find_item,
-    item_key,
-    key_verdict,
-    parse_settings,
-)
+from journalist_iface.admin_ops import KEY_CHECK_FAILED, key_verdict, parse_settings
 from journalist_iface.auth import investigator_required
-from journalist_iface.cases import own_case
 from journalist_iface.context import auth_settings, db, instance
+from journalist_iface.refusals import HTTP_ONLY, message
+from wbs import casework
 from wbs.accounts import (
     AccountError,
     Enrolment,
@@ -52,10 +41,19 @@ from wbs.accounts import (
     reset_totp,
     start_enrolment,
 )
+from wbs.casework import Refusal
+from wbs.context import Context
 from wbs.domain import DEFAULT_CATEGORIES, KpkSharing, Role
 from wbs.models import Case, Investigator, RecipientKey, Tenant
 from wbs.tenancy import TenantScope
-from wbs.tenants import TenantError, add_recipient_key, recipient_keys, revoke_recipient_key
+from wbs.tenants import (
+    TenantError,
+    TenantSettings,
+    add_recipient_key,
+    apply_settings,
+    recipient_keys,
+    revoke_recipient_key,
+)
 
 bp = Blueprint("admin", __name__)
 
@@ -111,10 +109,8 @@ def _investigators_page(
 
 @bp.get("/admin/")
 @investigator_required(ADMIN_ONLY)
-def investigators(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope
-) -> ResponseReturnValue:
-    return _investigators_page(tenant)
+def investigators(ctx: Context) -> ResponseReturnValue:
+    return _investigators_page(ctx.tenant)
 
 
 def _account_error(username: str) -> str:
@@ -133,26 +129,26 @@ def _account_error(username: str) -> str:
 
 @bp.post("/admin/")
 @investigator_required(ADMIN_ONLY)
-def create_account(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope
-) -> ResponseReturnValue:
+def create_account(ctx: Context) -> ResponseReturnValue:
     form = {
         "username": request.form.get("username", "").strip().lower()[:64],
         "display_name": request.form.get("display_name", "").strip()[:200],
         "role": request.form.get("role", ""),
     }
-    if form["role"] not in {role.value for role in _roles(tenant)}:
-        return _investigators_page(tenant, error=gettext("Choose a role."), form=form, status=400)
+    if form["role"] not in {role.value for role in _roles(ctx.tenant)}:
+        return _investigators_page(
+            ctx.tenant, error=gettext("Choose a role."), form=form, status=400
+        )
     try:
         account, passphrase = create_investigator(
-            db(), tenant, form["username"], form["display_name"], form["role"],
-            actor=investigator, settings=auth_settings(),
+            db(), ctx.tenant, form["username"], form["display_name"], form["role"],
+            actor=ctx.investigator, settings=auth_settings(),
         )
         enrolment = start_enrolment(db(), account, settings=auth_settings())
     except AccountError:
         db().rollback()
         message = _account_error(form["username"])
-        return _investigators_page(tenant, error=message, form=form, status=400)
+        return _investigators_page(ctx.tenant, error=message, form=form, status=400)
     db().commit()
     return _secret_page(
         gettext("Account created"), account, passphrase=passphrase, enrolment=enrolment
@@ -172,10 +168,8 @@ def _other_account(scope: TenantScope, me: Investigator, investigator_id: int) -
 
 @bp.route("/admin/petugas/<int:investigator_id>/nonaktifkan", methods=["GET", "POST"])
 @investigator_required(ADMIN_ONLY)
-def deactivate_account(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
-) -> ResponseReturnValue:
-    account = _other_account(scope, investigator, investigator_id)
+def deactivate_account(ctx: Context, investigator_id: int) -> ResponseReturnValue:
+    account = _other_account(ctx.scope, ctx.investigator, investigator_id)
     if request.method == "GET":
         return _confirm(
             title=gettext("Deactivate %(name)s?", name=account.display_name),
@@ -188,7 +182,7 @@ def deactivate_account(
             back=url_for("admin.investigators"),
         )
     try:
-        deactivate(db(), account, actor=investigator)
+        deactivate(db(), account, actor=ctx.investigator)
     except AccountError:
         db().rollback()
         flash(gettext("%(username)s is inactive already.", username=account.username))
@@ -200,10 +194,8 @@ def deactivate_account(
 
 @bp.route("/admin/petugas/<int:investigator_id>/atur-ulang-2fa", methods=["GET", "POST"])
 @investigator_required(ADMIN_ONLY)
-def reset_account_totp(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
-) -> ResponseReturnValue:
-    account = _other_account(scope, investigator, investigator_id)
+def reset_account_totp(ctx: Context, investigator_id: int) -> ResponseReturnValue:
+    account = _other_account(ctx.scope, ctx.investigator, investigator_id)
     if request.method == "GET":
         return _confirm(
             title=gettext("Reset two-step login of %(name)s?", name=account.display_name),
@@ -213,17 +205,15 @@ def reset_account_totp(
             action=request.path, button=gettext("Reset two-step login"), danger=True,
             back=url_for("admin.investigators"),
         )
-    enrolment = reset_totp(db(), account, actor=investigator, settings=auth_settings())
+    enrolment = reset_totp(db(), account, actor=ctx.investigator, settings=auth_settings())
     db().commit()
     return _secret_page(gettext("Two-step login reset"), account, enrolment=enrolment)
 
 
 @bp.route("/admin/petugas/<int:investigator_id>/atur-ulang-sandi", methods=["GET", "POST"])
 @investigator_required(ADMIN_ONLY)
-def reset_account_password(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, investigator_id: int
-) -> ResponseReturnValue:
-    account = _other_account(scope, investigator, investigator_id)
+def reset_account_password(ctx: Context, investigator_id: int) -> ResponseReturnValue:
+    account = _other_account(ctx.scope, ctx.investigator, investigator_id)
     if request.method == "GET":
         return _confirm(
             title=gettext("Reset the passphrase of %(name)s?", name=account.display_name),
@@ -232,7 +222,7 @@ def reset_account_password(
             action=request.path, button=gettext("Reset passphrase"), danger=True,
             back=url_for("admin.investigators"),
         )
-    passphrase = reset_password(db(), account, actor=investigator, settings=auth_settings())
+    passphrase = reset_password(db(), account, actor=ctx.investigator, settings=auth_settings())
     db().commit()
     return _secret_page(gettext("Passphrase reset"), account, passphrase=passphrase)
 
@@ -255,8 +245,8 @@ def _keys_page(
 
 @bp.get("/admin/kunci")
 @investigator_required(ADMIN_ONLY)
-def keys(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
-    return _keys_page(tenant)
+def keys(ctx: Context) -> ResponseReturnValue:
+    return _keys_page(ctx.tenant)
 
 
 def _uploaded_key() -> str | None:
@@ -275,33 +265,33 @@ def _uploaded_key() -> str | None:
 
 @bp.post("/admin/kunci")
 @investigator_required(ADMIN_ONLY)
-def add_key(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+def add_key(ctx: Context) -> ResponseReturnValue:
     owner = request.form.get("owner", "").strip()[:MAX_OWNER]
     armored = _uploaded_key()
     if armored is None:
         message = gettext("This file is not an armored key. Export it with gpg --armor --export "
                           "FINGERPRINT and upload that.")
-        return _keys_page(tenant, error=message, owner=owner, status=400)
+        return _keys_page(ctx.tenant, error=message, owner=owner, status=400)
     if not armored.strip():
-        return _keys_page(tenant, error=gettext("Paste the public key or choose its file."),
+        return _keys_page(ctx.tenant, error=gettext("Paste the public key or choose its file."),
                           owner=owner, status=400)
     try:
         key = add_recipient_key(
-            db(), instance().keyring, tenant, armored, owner=owner or None,
-            actor_id=investigator.id,
+            db(), instance().keyring, ctx.tenant, armored, owner=owner or None,
+            actor_id=ctx.investigator.id,
         )
     except KeyRefused as refused:
         db().rollback()
-        return _keys_page(tenant, error=key_verdict(refused.reason), owner=owner, status=400)
+        return _keys_page(ctx.tenant, error=key_verdict(refused.reason), owner=owner, status=400)
     except TenantError:
         db().rollback()
         message = gettext("This key is a recipient already, or was revoked: a revoked key is "
                           "not taken back. Make a new key on the workstation.")
-        return _keys_page(tenant, error=message, owner=owner, status=400)
+        return _keys_page(ctx.tenant, error=message, owner=owner, status=400)
     except CryptoError:
         # Fail closed: whatever gpg made of it, nothing is stored.
         db().rollback()
-        return _keys_page(tenant, error=str(KEY_CHECK_FAILED), owner=owner, status=400)
+        return _keys_page(ctx.tenant, error=str(KEY_CHECK_FAILED), owner=owner, status=400)
     db().commit()
     flash(gettext("Key %(fingerprint)s accepted: new reports are encrypted to it from now on.",
                   fingerprint=key.fingerprint))
@@ -310,14 +300,12 @@ def add_key(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> R
 
 @bp.route("/admin/kunci/<int:key_id>/cabut", methods=["GET", "POST"])
 @investigator_required(ADMIN_ONLY)
-def revoke_key(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, key_id: int
-) -> ResponseReturnValue:
-    key = scope.get(RecipientKey, key_id)
+def revoke_key(ctx: Context, key_id: int) -> ResponseReturnValue:
+    key = ctx.scope.get(RecipientKey, key_id)
     if key is None or key.revoked_at is not None:
         abort(404)
     if request.method == "GET":
-        others = sum(1 for k in recipient_keys(db(), tenant) if k.revoked_at is None) - 1
+        others = sum(1 for k in recipient_keys(db(), ctx.tenant) if k.revoked_at is None) - 1
         text = [gettext("New reports and replies will no longer be encrypted to %(fingerprint)s. "
                         "What was encrypted to it stays readable with it.",
                         fingerprint=key.fingerprint)]
@@ -328,7 +316,7 @@ def revoke_key(
             title=gettext("Revoke this key?"), text=text, action=request.path,
             button=gettext("Revoke the key"), danger=True, back=url_for("admin.keys"),
         )
-    revoke_recipient_key(db(), tenant, key.fingerprint, actor_id=investigator.id)
+    revoke_recipient_key(db(), ctx.tenant, key.fingerprint, actor_id=ctx.investigator.id)
     db().commit()
     flash(gettext("Key %(fingerprint)s revoked.", fingerprint=key.fingerprint))
     return redirect(url_for("admin.keys"))
@@ -339,18 +327,16 @@ def revoke_key(
 
 @bp.route("/admin/pengaturan", methods=["GET", "POST"])
 @investigator_required(ADMIN_ONLY)
-def settings(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope
-) -> ResponseReturnValue:
+def settings(ctx: Context) -> ResponseReturnValue:
     instance_max = instance().config.max_upload_bytes
-    current = TenantSettings.of(tenant)
+    current = TenantSettings.of(ctx.tenant)
     problems: list[str] = []
     if request.method == "POST":
         parsed, problems = parse_settings(
-            request.form, request.form.getlist("categories"), tenant, instance_max
+            request.form, request.form.getlist("categories"), ctx.tenant, instance_max
         )
         if parsed is not None:
-            changed = apply_settings(db(), tenant, parsed, investigator)
+            changed = apply_settings(ctx, parsed)
             flash(gettext("Settings saved.") if changed else gettext("Nothing changed."))
             return redirect(url_for("admin.settings"))
     return render_template(
@@ -362,31 +348,30 @@ def settings(
         sharing=KPK_SHARING_CHOICES,
         instance_max_mib=instance_max // (1024 * 1024),
         problems=problems,
-        is_hub=tenant.is_hub,
+        is_hub=ctx.tenant.is_hub,
     ), (400 if problems else 200)
 
 
 # --- deleting items and cases -----------------------------------------------------------------
 
 
-def _own_case_for_deletion(scope: TenantScope, investigator: Investigator, case_id: int) -> Case:
+def _case_for_deletion(ctx: Context, case_id: int) -> Case:
     # The case first: another tenant's id answers 404 whatever the role.
-    case = own_case(scope, case_id)
-    if case is None:
-        abort(404)
-    if investigator.role != Role.ADMIN_INSTANSI:
-        abort(403)
+    try:
+        case = casework.own_case(ctx, case_id)
+        casework.require_deleter(ctx)
+    except Refusal as refusal:
+        abort(HTTP_ONLY.get(refusal.code, 400))
     return case
 
 
 @bp.route("/pengaduan/<int:case_id>/berkas/<int:number>/hapus", methods=["GET", "POST"])
 @investigator_required()
-def delete_case_item(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int, number: int
-) -> ResponseReturnValue:
-    case = _own_case_for_deletion(scope, investigator, case_id)
-    item = find_item(db(), scope, case, number)
-    if item is None:
+def delete_case_item(ctx: Context, case_id: int, number: int) -> ResponseReturnValue:
+    case = _case_for_deletion(ctx, case_id)
+    try:
+        item = casework.item_by_number(ctx, case, number)
+    except Refusal:
         abort(404)
     back = url_for("journalist.case_page", case_id=case.id)
     if request.method == "GET":
@@ -397,27 +382,25 @@ def delete_case_item(
                           "keeps a note that item %(number)d was deleted, by whom.",
                           number=number)],
             action=request.path, button=gettext("Delete the item"), danger=True, back=back,
-            fields={"item": item_key(item)},
+            fields={"item": item.key},
         )
-    if request.form.get("item") != item_key(item):
+    if request.form.get("item") != item.key:
         # The numbering moved since the confirmation page: never delete another item.
         abort(409)
-    delete_item(db(), instance().store, scope, case, item, investigator)
+    casework.delete_item(ctx, case, item)
     flash(gettext("Item %(number)d was deleted.", number=number))
     return redirect(back)
 
 
 @bp.route("/pengaduan/<int:case_id>/hapus", methods=["GET", "POST"])
 @investigator_required()
-def delete_whole_case(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
-) -> ResponseReturnValue:
-    case = _own_case_for_deletion(scope, investigator, case_id)
+def delete_whole_case(ctx: Context, case_id: int) -> ResponseReturnValue:
+    case = _case_for_deletion(ctx, case_id)
     back = url_for("journalist.case_page", case_id=case.id)
     try:
-        check_case_deletable(case)
-    except DeletionRefused as refused:
-        flash(str(refused))
+        casework.check_case_deletable(case)
+    except Refusal as refused:
+        flash(message(refused))
         return redirect(back)
     if request.method == "GET":
         return _confirm(
@@ -431,6 +414,6 @@ def delete_whole_case(
     if request.form.get("registration_number") != case.registration_number:
         abort(400)
     number = case.registration_number
-    delete_case(db(), instance().store, scope, case, investigator)
+    casework.delete_case(ctx, case)
     flash(gettext("The case %(case)s was deleted.", case=number))
     return redirect(url_for("journalist.index"))

@@ -20,29 +20,13 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from journalist_iface.cases import (
-    PAGE_SIZE,
-    Item,
-    case_items,
-    investigator_names,
-    number_width,
-    own_case,
-    timeline,
-)
 from journalist_iface.context import auth_settings, db, instance
-from journalist_iface.views import (
-    KLARIFIKASI_LOG_NOTE,
-    MAX_NOTE,
-    MAX_REPLY,
-    NOTE_REQUIRED,
-    _stream_bundle,
-)
+from wbs import casework
 from wbs.accounts import (
     LOGIN_FAILED_MESSAGE,
     ActiveSession,
@@ -51,6 +35,8 @@ from wbs.accounts import (
     open_session,
     resume_session,
 )
+from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
+from wbs.context import Context
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
@@ -58,22 +44,15 @@ from wbs.domain import (
     CaseStatus,
     EventKind,
 )
-from wbs.models import Case, Event, Investigator, Reply, Submission, Tenant, utcnow
-from wbs.reports import (
-    MAX_ENCRYPTED_REPLY_BYTES,
-    ReportError,
-    accept_encrypted_reply,
-    change_status,
-    post_reply,
-)
-from wbs.tenancy import TenantScope
-from wbs.tenants import TenantError
+from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names
+from wbs.items import Item, number_width
+from wbs.models import Case, Event, utcnow
 from wbs.workdays import local_date
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 P = ParamSpec("P")
-ApiView = Callable[Concatenate[Investigator, Tenant, TenantScope, P], ResponseReturnValue]
+ApiView = Callable[Concatenate[Context, P], ResponseReturnValue]
 
 # Field limits of the login body: the same as the login form's.
 _MAX_USERNAME, _MAX_PASSWORD, _MAX_TOTP = 128, 1024, 16
@@ -138,15 +117,15 @@ def _active_session() -> ActiveSession | None:
 
 
 def token_required(view: ApiView[P]) -> Callable[P, ResponseReturnValue]:
-    """Hand the token's investigator, their tenant and its scope to the view; else 401."""
+    """Hand the request's context (the token's investigator as the actor) to the view; else
+    401."""
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         active = _active_session()
         if active is None:
             return error(401, "unauthorized", "A valid bearer token is required.")
-        scope = TenantScope(db(), active.tenant)
-        return view(active.investigator, active.tenant, scope, *args, **kwargs)
+        return view(Context(instance(), db(), active.tenant, active.investigator), *args, **kwargs)
 
     return wrapper
 
@@ -192,7 +171,7 @@ def create_token() -> ResponseReturnValue:
 
 @bp.delete("/token")
 @token_required
-def delete_token(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> Response:
+def delete_token(ctx: Context) -> Response:
     token = _bearer_token()
     if token:
         close_session(db(), token)
@@ -301,46 +280,63 @@ def _status_arg() -> CaseStatus | None:
 
 # --- cases ----------------------------------------------------------------------------------
 
+# How a refusal of the domain answers here: its code, with this HTTP status.
+_REFUSAL_STATUS: Mapping[str, int] = {
+    "not_found": 404,
+    "forbidden": 403,
+    "transition_refused": 409,
+    "no_key": 409,
+    "no_source": 409,
+}
+
+
+def _refused(refusal: Refusal) -> Response:
+    return error(_REFUSAL_STATUS.get(refusal.code, 400), refusal.code, str(refusal))
+
+
+def case_required(
+    view: Callable[Concatenate[Context, Case, P], ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """The own case by id (anything else is 404: the monitor's read-only cross-tenant view is
+    not offered here), and every refusal of the action as a JSON error."""
+
+    def wrapper(
+        ctx: Context, case_id: int, *args: P.args, **kwargs: P.kwargs
+    ) -> ResponseReturnValue:
+        try:
+            return view(ctx, casework.own_case(ctx, case_id), *args, **kwargs)
+        except Refusal as refusal:
+            ctx.session.rollback()
+            if refusal.code == "not_found":
+                return _not_found()
+            return _refused(refusal)
+
+    # Not functools.wraps: the signature changes (an id in, a case out); Flask needs the name.
+    wrapper.__name__, wrapper.__doc__ = view.__name__, view.__doc__
+    return wrapper
+
 
 @bp.get("/cases")
 @token_required
-def list_cases(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> Response:
+def list_cases(ctx: Context) -> Response:
     try:
-        status, unread, overdue, page = _status_arg(), _flag("unread"), _flag("overdue"), _page()
+        filters = InboxFilters(
+            status=_status_arg(), unread=_flag("unread"), overdue=_flag("overdue"), page=_page()
+        )
     except _BadArgument as exc:
         return error(400, "bad_argument", str(exc))
     today = _today()
-    statement = scope.select(Case)
-    if status is not None:
-        statement = statement.where(Case.status == status)
-    if unread:
-        statement = statement.where(Case.unread.is_(True))
-    if overdue:
-        statement = statement.where(
-            Case.first_response_due < today, Case.status.in_(OPEN_STATUSES)
-        )
-    session = db()
-    total = int(session.scalar(statement.with_only_columns(sa.func.count(Case.id))) or 0)
-    pages = max(1, -(-total // PAGE_SIZE))
-    rows = session.scalars(
-        statement.order_by(Case.first_response_due, Case.id)
-        .limit(PAGE_SIZE)
-        .offset((page - 1) * PAGE_SIZE)
-    )
-    names = investigator_names(session, tenant)
+    page = inbox(ctx, filters, today, own_only=True)
+    names = investigator_names(ctx)
     return jsonify(
         {
-            "cases": [_case_json(case, names, today) for case in rows],
-            "page": page,
-            "pages": pages,
+            "cases": [_case_json(case, names, today) for case in page.cases],
+            "page": page.page,
+            "pages": page.pages,
             "per_page": PAGE_SIZE,
-            "total": total,
+            "total": page.total,
         }
     )
-
-
-def _case_or_none(scope: TenantScope, case_id: int) -> Case | None:
-    return own_case(scope, case_id)
 
 
 def _not_found() -> Response:
@@ -349,80 +345,52 @@ def _not_found() -> Response:
 
 @bp.get("/cases/<int:case_id>")
 @token_required
-def get_case(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
-) -> Response:
-    case = _case_or_none(scope, case_id)
-    if case is None:
-        return _not_found()
-    return jsonify(_case_detail(tenant, scope, case))
+@case_required
+def get_case(ctx: Context, case: Case) -> Response:
+    return jsonify(_case_detail(ctx, case))
 
 
-def _case_detail(tenant: Tenant, scope: TenantScope, case: Case) -> dict[str, Any]:
-    session = db()
-    names = investigator_names(session, tenant)
-    items = case_items(session, case, scope)
+def _case_detail(ctx: Context, case: Case) -> dict[str, Any]:
+    names = investigator_names(ctx)
+    items = casework.items(ctx, case)
     width = number_width(items)
     detail = _case_json(case, names, _today())
-    detail["timeline"] = [_event_json(event, names) for event in timeline(session, case, scope)]
+    detail["timeline"] = [_event_json(event, names) for event in casework.timeline(ctx, case)]
     detail["items"] = [_item_json(item, case, width) for item in items]
     return detail
 
 
 @bp.get("/cases/<int:case_id>/items/<int:number>")
 @token_required
-def get_item(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int, number: int
-) -> ResponseReturnValue:
-    case = _case_or_none(scope, case_id)
-    if case is None:
-        return _not_found()
-    items = case_items(db(), case, scope)
-    item = next((found for found in items if found.number == number), None)
-    if item is None:
-        return _not_found()
-    model: type[Reply] | type[Submission] = Reply if item.kind == "reply" else Submission
-    row: Reply | Submission | None = scope.get(model, item.row_id)
-    if row is None:
-        return _not_found()
+@case_required
+def get_item(ctx: Context, case: Case, number: int) -> ResponseReturnValue:
+    item = casework.open_item(ctx, case, number)
     return send_file(
-        instance().store.open(row.store_path),
+        item.stream,
         mimetype="application/octet-stream",
         as_attachment=True,
-        download_name=item.filename(case.registration_number, number_width(items)),
+        download_name=item.filename,
         max_age=0,
     )
 
 
 @bp.get("/cases/<int:case_id>/bundle")
 @token_required
-def get_bundle(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
-) -> Response:
-    case = _case_or_none(scope, case_id)
-    if case is None:
-        return _not_found()
-    scope.add(
-        Event(case_id=case.id, kind=EventKind.EXPORTED, actor_investigator_id=investigator.id)
-    )
-    db().commit()
-    name = f"{case.registration_number}.zip"
+@case_required
+def get_bundle(ctx: Context, case: Case) -> Response:
+    bundle = casework.export(ctx, case, current_app.logger)
     return Response(
-        _stream_bundle(instance(), current_app.logger, tenant.id, case.id),
+        bundle.chunks,
         mimetype="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"'},
         direct_passthrough=True,
     )
 
 
 @bp.post("/cases/<int:case_id>/replies")
 @token_required
-def upload_reply(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
-) -> Response:
-    case = _case_or_none(scope, case_id)
-    if case is None:
-        return _not_found()
+@case_required
+def upload_reply(ctx: Context, case: Case) -> Response:
     if request.mimetype not in REPLY_CONTENT_TYPES:
         return error(
             415,
@@ -432,14 +400,7 @@ def upload_reply(
         )
     # Ciphertext only; a larger body is refused (413) before it is read.
     request.max_content_length = MAX_ENCRYPTED_REPLY_BYTES
-    data = request.get_data(cache=False)
-    try:
-        reply = accept_encrypted_reply(
-            instance(), db(), tenant, case, data, investigator_id=investigator.id
-        )
-    except ReportError as exc:
-        # The reason names keys and shapes, never content: the server cannot read the reply.
-        return error(400, "reply_refused", str(exc))
+    reply = casework.accept_encrypted_reply(ctx, case, request.get_data(cache=False))
     response = jsonify({"id": reply.id, "size": reply.size})
     response.status_code = 201
     return response
@@ -447,14 +408,9 @@ def upload_reply(
 
 @bp.post("/cases/<int:case_id>/status")
 @token_required
-def set_status(
-    investigator: Investigator, tenant: Tenant, scope: TenantScope, case_id: int
-) -> Response:
-    """The web view's rules: an allowed transition; a note for diarsipkan (the reason) and
-    klarifikasi (the question, which goes to the pelapor as an encrypted reply)."""
-    case = _case_or_none(scope, case_id)
-    if case is None:
-        return _not_found()
+@case_required
+def set_status(ctx: Context, case: Case) -> Response:
+    """The rules of :func:`wbs.casework.change_status`, as for the web form."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return error(400, "bad_request", "Send a JSON object with status and note.")
@@ -466,37 +422,5 @@ def set_status(
         raw_note = ""
     if not isinstance(raw_status, str) or not isinstance(raw_note, str):
         return error(400, "bad_request", "status and note must be strings.")
-    try:
-        new = CaseStatus(raw_status)
-    except ValueError:
-        return error(
-            400,
-            "bad_status",
-            "status must be one of " + ", ".join(status.value for status in CaseStatus),
-        )
-    if new not in ALLOWED_TRANSITIONS[case.status]:
-        return error(
-            409, "transition_refused", f"A case cannot go from {case.status.value} to {new.value}."
-        )
-    note = raw_note.strip()
-    if new in NOTE_REQUIRED and not note:
-        message = (
-            "note must hold the question for the reporter."
-            if new == CaseStatus.KLARIFIKASI
-            else "note must hold the reason for archiving."
-        )
-        return error(400, "note_required", message)
-    limit = MAX_REPLY if new == CaseStatus.KLARIFIKASI else MAX_NOTE
-    if len(note) > limit:
-        return error(400, "note_too_long", f"note has at most {limit} characters.")
-    log_note: str | None = note or None
-    if new == CaseStatus.KLARIFIKASI:
-        try:
-            post_reply(instance(), db(), tenant, case, note, investigator_id=investigator.id)
-        except (ReportError, TenantError):
-            return error(
-                409, "no_key", "The question could not be encrypted: the institution has no key."
-            )
-        log_note = KLARIFIKASI_LOG_NOTE
-    change_status(db(), tenant, case, new, actor_id=investigator.id, note=log_note)
-    return jsonify(_case_detail(tenant, scope, case))
+    casework.change_status(ctx, case, casework.parse_status(raw_status), raw_note)
+    return jsonify(_case_detail(ctx, case))

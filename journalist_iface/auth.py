@@ -17,17 +17,17 @@ from flask import abort, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
-from journalist_iface.context import auth_settings, db
+from journalist_iface.context import auth_settings, db, instance
 from wbs.accounts import ActiveSession, close_session, open_session, resume_session
+from wbs.context import Context
 from wbs.domain import Role
-from wbs.models import Investigator, Tenant
-from wbs.tenancy import TenantScope
+from wbs.models import Investigator
 
 COOKIE_NAME = "peluit_j"
 ALL_ROLES: frozenset[Role] = frozenset(Role)
 
 P = ParamSpec("P")
-InvestigatorView = Callable[Concatenate[Investigator, Tenant, TenantScope, P], ResponseReturnValue]
+InvestigatorView = Callable[Concatenate[Context, P], ResponseReturnValue]
 
 
 def current_session() -> ActiveSession | None:
@@ -42,7 +42,8 @@ def current_session() -> ActiveSession | None:
 def investigator_required(
     roles: Iterable[Role] = ALL_ROLES,
 ) -> Callable[[InvestigatorView[P]], Callable[P, ResponseReturnValue]]:
-    """Hand the logged-in investigator, their tenant and its :class:`TenantScope` to the view.
+    """Hand the request's :class:`~wbs.context.Context` (the logged-in investigator as the
+    actor, their tenant and its scope) to the view.
 
     Anyone not logged in (or whose session expired or whose account was deactivated) goes to
     the login page; a logged-in account without one of ``roles`` gets 403.
@@ -61,12 +62,19 @@ def investigator_required(
                 return response
             if active.investigator.role not in allowed:
                 abort(403)
-            scope = TenantScope(db(), active.tenant)
-            return view(active.investigator, active.tenant, scope, *args, **kwargs)
+            return view(request_context(active), *args, **kwargs)
 
         return wrapper
 
     return decorate
+
+
+def request_context(active: ActiveSession) -> Context:
+    """The one context of this request, built once: the same object for every call."""
+    if "context" not in g:
+        g.context = Context(instance(), db(), active.tenant, active.investigator)
+    found: Context = g.context
+    return found
 
 
 def log_in(investigator: Investigator, target: str) -> Response:

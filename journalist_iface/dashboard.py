@@ -15,10 +15,10 @@ from flask_babel import format_decimal
 
 from journalist_iface.auth import investigator_required
 from journalist_iface.context import db, instance
+from wbs.context import Context
 from wbs.domain import Role, TenantKind
-from wbs.models import Investigator, Tenant, utcnow
+from wbs.models import Tenant, utcnow
 from wbs.monitoring import Dashboard, dashboard, tenant_summary
-from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
 from wbs.workdays import local_date
 
 bp = Blueprint("dashboard", __name__)
@@ -54,14 +54,14 @@ def _render(board: Dashboard, **context: object) -> str:
 
 @bp.get("/pemantauan")
 @investigator_required(roles=[Role.PEMANTAU_KPK])
-def monitor(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+def monitor(ctx: Context) -> ResponseReturnValue:
     """Every connected instansi (or the one chosen with ``?instansi=<id>``)."""
-    if tenant.kind != TenantKind.HUB:
+    if ctx.tenant.kind != TenantKind.HUB:
         abort(403)
     session = db()
     try:
-        hub_scope = HubScope(session, tenant)
-    except TenantIsolationError:
+        hub_scope = ctx.hub()
+    except PermissionError:  # TenantIsolationError too: not the hub tenant
         abort(403)
     tenants = list(session.scalars(hub_scope.select(Tenant).order_by(Tenant.name, Tenant.id)))
     chosen: Tenant | None = None
@@ -72,7 +72,7 @@ def monitor(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> R
             abort(404)
     board = dashboard(
         session,
-        tenant,
+        ctx.tenant,
         today=local_date(utcnow()),
         calendar=instance().calendar,
         tenant_id=chosen.id if chosen else None,
@@ -82,7 +82,7 @@ def monitor(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> R
 
 @bp.get("/ringkasan")
 @investigator_required(roles=[Role.ADMIN_INSTANSI])
-def summary(investigator: Investigator, tenant: Tenant, scope: TenantScope) -> ResponseReturnValue:
+def summary(ctx: Context) -> ResponseReturnValue:
     """The admin's own instansi: its cases only."""
-    board = tenant_summary(db(), tenant, local_date(utcnow()), calendar=instance().calendar)
-    return _render(board, hub=False, tenants=[tenant], chosen=tenant)
+    board = tenant_summary(db(), ctx.tenant, local_date(utcnow()), calendar=instance().calendar)
+    return _render(board, hub=False, tenants=[ctx.tenant], chosen=ctx.tenant)

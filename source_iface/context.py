@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, g, request
 from sqlalchemy.orm import Session
 
+from wbs.context import Context
 from wbs.instance import Instance
 from wbs.models import Tenant
 
@@ -94,6 +95,14 @@ def tenant() -> Tenant:
     found: Tenant | None = g.get("tenant")
     if found is None:
         abort(404)
+    return found
+
+
+def context() -> Context:
+    """The request's domain context: this tenant, and no actor (the pelapor has no account)."""
+    found: Context | None = g.get("context")
+    if found is None:
+        found = g.context = Context(instance(), db(), tenant())
     return found
 
 

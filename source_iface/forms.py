@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from flask_babel import LazyString, lazy_gettext
 
 from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, CaseStatus, KpkSharing
+from wbs.intake import ReportAnswers
 from wbs.models import Tenant
-from wbs.reports import ReportAnswers
 
 # The honeypot: hidden by CSS, labelled "leave empty" for anyone who sees it. People leave it
 # empty; form-filling robots fill every text field they find.

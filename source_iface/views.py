@@ -1,8 +1,9 @@
 """The pelapor's pages: landing, safety guidance, codename, report, receipt, login, follow-up.
 
-Views parse, call :mod:`wbs.reports`, and render. The two upload views read the request body
-as a stream (:mod:`source_iface.upload`) and never touch ``request.form`` or ``request.files``,
-which would spool files of more than 500 KB to plaintext temporary files.
+Views parse, call :mod:`wbs.sources` and :mod:`wbs.intake`, and render. The two upload views
+read the request body as a stream (:mod:`source_iface.upload`) and never touch
+``request.form`` or ``request.files``, which would spool files of more than 500 KB to plaintext
+temporary files.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from crypto.codenames import (
 )
 from crypto.kdf import SourceSecrets
 from source_iface.auth import count_submission, current_source, log_in, log_out, source_required
-from source_iface.context import LANGUAGE_COOKIE, LANGUAGES, db, instance, select_locale, tenant
+from source_iface.context import (
+    LANGUAGE_COOKIE,
+    LANGUAGES,
+    context,
+    db,
+    instance,
+    select_locale,
+    tenant,
+)
 from source_iface.errors import message_page
 from source_iface.flood import FloodGuard, wait_minutes
 from source_iface.forms import (
@@ -53,20 +62,18 @@ from source_iface.forms import (
 )
 from source_iface.upload import UploadError, UploadLimits, parse_upload
 from wbs.domain import MCP_AREAS, CaseStatus, KpkSharing
-from wbs.intake import IntakeClosed
+from wbs.intake import Intake, IntakeClosed, ReportError
 from wbs.models import Case, Event, Reply
-from wbs.reports import (
-    Intake,
-    ReportError,
+from wbs.sources import (
     authenticate_source,
     case_history,
     delete_reply,
+    own_reply,
     register_source,
     source_case,
     source_cases,
     source_replies,
 )
-from wbs.tenancy import TenantScope
 from wbs.tenants import list_tenants
 from wbs.web import safe_next
 
@@ -162,10 +169,10 @@ def confirm_codename() -> ResponseReturnValue:
         if not slot:
             return _slow_down_page(KDF_BUSY_SECONDS)
         try:
-            secrets = register_source(instance(), db(), tenant(), codename)
+            secrets = register_source(context(), codename)
         except ReportError:
             # The confirmation sent twice (back button): the codename is registered already.
-            found = authenticate_source(instance(), db(), tenant(), codename)
+            found = authenticate_source(context(), codename)
             if found is None:
                 abort(400)
             secrets = found
@@ -196,7 +203,7 @@ def check_login() -> ResponseReturnValue:
     with flood().kdf_slot() as slot:
         if not slot:
             return _slow_down_page(KDF_BUSY_SECONDS)
-        secrets = authenticate_source(instance(), db(), tenant(), codename)
+        secrets = authenticate_source(context(), codename)
     if secrets is None:
         # Also for a codename of another instansi: which one a codename belongs to is not said.
         error = gettext("No report was found for this codename. Check the words and try again.")
@@ -389,7 +396,7 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
         if check.answers is None:
             raise _Stop(_report_page(check.values, check.errors, status=400))
         _submission_allowed(source, new_case=True)
-        return Intake(instance(), db(), t, source.source_id, to_kpk=wants_kpk(t, fields))
+        return Intake(context(), source.source_id, to_kpk=wants_kpk(t, fields))
 
     try:
         fields, intake = _receive(prepare)
@@ -407,7 +414,7 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
 @bp.get("/tanda-terima/<int:case_id>")
 @source_required
 def receipt(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
-    case = source_case(db(), tenant(), source.source_id, case_id)
+    case = source_case(context(), source.source_id, case_id)
     if case is None:
         abort(404)
     return render_template(
@@ -431,14 +438,13 @@ class CaseView:
 
 
 def _case_view(source: SourceSecrets, case: Case) -> CaseView:
-    t = tenant()
     history = [
         (format_date(event.created_at, "long"), _event_wording(event))
-        for event in case_history(db(), t, case)
+        for event in case_history(context(), case)
     ]
     replies = [
         (reply, format_date(reply.created_at, "long"), text)
-        for reply, text in source_replies(instance(), db(), t, source, case)
+        for reply, text in source_replies(context(), source, case)
     ]
     return CaseView(
         case=case,
@@ -460,7 +466,7 @@ def _event_wording(event: Event) -> str:
 def _cases_page(
     source: SourceSecrets, *, errors: dict[int, str] | None = None, status: int = 200
 ) -> ResponseReturnValue:
-    views = [_case_view(source, case) for case in source_cases(db(), tenant(), source.source_id)]
+    views = [_case_view(source, case) for case in source_cases(context(), source.source_id)]
     page = render_template(
         "cases.html",
         cases=views,
@@ -484,7 +490,7 @@ def cases(source: SourceSecrets) -> ResponseReturnValue:
 @source_required
 def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
     t = tenant()
-    case = source_case(db(), t, source.source_id, case_id)
+    case = source_case(context(), source.source_id, case_id)
     if case is None:
         abort(404)
 
@@ -494,7 +500,7 @@ def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
         if error:
             raise _Stop(_cases_page(source, errors={case_id: error}, status=400))
         _submission_allowed(source, new_case=False)
-        return Intake(instance(), db(), t, source.source_id, to_kpk=case.sent_to_kpk)
+        return Intake(context(), source.source_id, to_kpk=case.sent_to_kpk)
 
     try:
         fields, intake = _receive(prepare)
@@ -511,8 +517,8 @@ def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
 
 
 def _own_reply(source: SourceSecrets, reply_id: int) -> Reply:
-    reply = TenantScope(db(), tenant()).get(Reply, reply_id)
-    if reply is None or reply.case.source_id != source.source_id:
+    reply = own_reply(context(), source.source_id, reply_id)
+    if reply is None:
         abort(404)
     return reply
 
@@ -530,7 +536,7 @@ def confirm_delete_reply(source: SourceSecrets, reply_id: int) -> ResponseReturn
 @source_required
 def delete_reply_now(source: SourceSecrets, reply_id: int) -> ResponseReturnValue:
     _own_reply(source, reply_id)
-    if not delete_reply(instance(), db(), tenant(), source.source_id, reply_id):
+    if not delete_reply(context(), source.source_id, reply_id):
         # Only a reply the pelapor has read (seen on the follow-up page) can be deleted.
         abort(400)
     return redirect(url_for("source.cases", deleted=1))

@@ -109,7 +109,8 @@ def write_bundle(
     """
     # Imported here, not at the top: the reading half of this module must import on the
     # workstation without the database layer (see the module docstring).
-    from wbs.models import Case, Event, Reply, Source, Submission, round_to_day
+    from wbs.items import case_items, number_width
+    from wbs.models import Case, Event, Source
     from wbs.tenancy import TenantIsolationError, TenantScope
 
     scope = TenantScope(session, tenant)
@@ -139,35 +140,25 @@ def write_bundle(
             key_bytes = source.reply_public_key.encode("ascii")
             _write_small(zf, key_path, key_bytes)
 
-            # The pelapor's items keep only their WIB day (see wbs.models); sorting by day puts
-            # them before replies of the same day, whose true order the server does not know.
-            rows: list[tuple[dt.datetime, int, int, dt.datetime, str, str, int]] = []
-            for sub in session.scalars(
-                scope.select(Submission).where(Submission.case_id == case.id)
-            ):
-                rows.append((round_to_day(sub.created_at), 0, sub.id, sub.created_at,
-                             str(sub.kind), sub.store_path, sub.size))
-            for reply in session.scalars(scope.select(Reply).where(Reply.case_id == case.id)):
-                rows.append((round_to_day(reply.created_at), 1, reply.id, reply.created_at,
-                             "reply", reply.store_path, reply.size))
-            rows.sort()
-            width = max(2, len(str(len(rows))))
+            # Numbered by the one rule the case page and the API use too.
+            numbered = case_items(session, scope, case)
+            width = number_width(numbered)
             items = []
-            for number, (_, _, _, created, kind, store_path, size) in enumerate(rows, start=1):
+            for item in numbered:
                 # Never the original filename: it lives inside the ciphertext only.
-                path = f"items/{reg}/{number:0{width}d}-{kind}.gpg"
-                digest = _copy_item(inst, zf, store_path, path, size)
+                path = f"items/{reg}/{item.number:0{width}d}-{item.kind}.gpg"
+                digest = _copy_item(inst, zf, item.store_path, path, item.size)
                 items.append(
                     {
                         "path": path,
-                        "kind": kind,
-                        "size": size,
+                        "kind": item.kind,
+                        "size": item.size,
                         "sha256": digest,
-                        "created_at": _iso(created),
+                        "created_at": _iso(item.created_at),
                     }
                 )
                 item_count += 1
-                item_bytes += size
+                item_bytes += item.size
 
             events = session.scalars(
                 scope.select(Event).where(Event.case_id == case.id).order_by(Event.id)

@@ -1,25 +1,44 @@
-"""Intake: ciphertext into the store and rows into the database, both or neither.
+"""Intake: what a pelapor sends, encrypted into the store and recorded, all of it or none.
 
-Plaintext arrives as chunks (from the streaming form parser) and goes straight into gpg; gpg
-writes ciphertext into the store's ``.part`` file, which is renamed into place only when gpg has
-finished and verified. Rows are committed after the files exist; if the commit fails, the files
-are removed, so a crash or an error leaves no orphan file and no row without its file.
+Plaintext arrives as chunks (from the streaming form parser, :mod:`source_iface.upload`) and
+goes straight into gpg through an :class:`EncryptedFile`; gpg writes ciphertext into the
+store's ``.part`` file, which is renamed into place only when gpg has finished and verified.
+Rows are committed after the files exist; if the commit fails, the files are removed, so a
+crash or an error leaves no orphan file and no row without its file.
+
+Everything the pelapor sends is encrypted to the tenant's recipient keys (and KPK's when the
+report goes to KPK) before it touches disk; the server keeps ciphertext and metadata only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
 
 from sqlalchemy.orm import Session
 
-from crypto.encrypt import open_encryptor
+from crypto.encrypt import EncryptWriter, encrypt_bytes, open_encryptor
 from crypto.keyring import Keyring
+from wbs.context import Context
+from wbs.domain import CaseStatus, EventKind, SubmissionKind
+from wbs.models import Case, Event, Submission, new_registration_number
 from wbs.store import Store
+from wbs.tenants import TenantError, current_recipients
+from wbs.workdays import local_date
 
-CHUNK_SIZE = 64 * 1024
+# PP 43/2018 Pasal 10(2): the answer to the reporter within 30 working days.
+ANSWER_DAYS = 30
+# How often a long upload re-checks the disk floor.
+SPACE_CHECK_BYTES = 16 * 1024 * 1024
+FORM_FILENAME = "laporan.json"
+MESSAGE_FILENAME = "pesan.txt"
+
+
+class ReportError(ValueError):
+    """A pelapor action that cannot be done (unknown case, wrong state)."""
 
 
 class IntakeClosed(RuntimeError):
@@ -42,32 +61,6 @@ def ensure_space(store: Store, floor_bytes: int, incoming_bytes: int = 0) -> Non
         raise IntakeClosed("the store's disk is at its free-space floor")
 
 
-def encrypt_into_store(
-    store: Store,
-    keyring: Keyring,
-    recipients: Sequence[str],
-    *,
-    tenant_slug: str,
-    source_id: str,
-    chunks: Iterable[bytes],
-    filename: str | None = None,
-    extra_recipient_files: Sequence[Path] = (),
-) -> StoredItem:
-    """Encrypt ``chunks`` to ``recipients`` into a new store item; return where and how big.
-
-    Fails closed: any error (gpg failing or killed, a bad recipient, the chunks' producer
-    raising, a full disk) propagates and leaves nothing in the store.
-    """
-    name = store.new_name(tenant_slug, source_id)
-    with (
-        store.create(name) as sink,
-        open_encryptor(keyring, recipients, sink, filename, extra_recipient_files) as writer,
-    ):
-        for chunk in chunks:
-            writer.write(chunk)
-    return StoredItem(path=name, size=store.size(name))
-
-
 @contextmanager
 def committed_with_files(session: Session, store: Store, paths: list[str]) -> Iterator[None]:
     """Commit the rows added in the block; if anything fails, remove ``paths`` as well.
@@ -84,8 +77,208 @@ def committed_with_files(session: Session, store: Store, paths: list[str]) -> It
         raise
 
 
-def read_chunks(stream: object, size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Chunks of a binary stream (anything with ``read(n)``)."""
-    read = stream.read  # type: ignore[attr-defined]
-    while block := read(size):
-        yield block
+@dataclass(frozen=True)
+class ReportAnswers:
+    """The guided report (4W+1H+berapa). Validation is the interface's job."""
+
+    category: str
+    mcp_area: str | None
+    apa: str
+    siapa: str
+    kapan: str
+    dimana: str
+    bagaimana: str
+    berapa: str
+    kronologi: str
+
+    def document(self) -> bytes:
+        """The encrypted form document: JSON, versioned for the workstation's reader."""
+        return json.dumps(
+            {"format": "peluit-report/1", **asdict(self)}, ensure_ascii=False, indent=2
+        ).encode("utf-8")
+
+
+class EncryptedFile:
+    """One file on its way into the store: plaintext chunks in, ciphertext out, in one pass.
+
+    :meth:`close` finishes gpg (verifying it) and renames the ``.part`` file into place;
+    :meth:`abort` kills gpg and deletes the ``.part`` file. A worker killed in between leaves
+    only a ``.part`` file, which :meth:`wbs.store.Store.sweep` removes.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring,
+        recipients: Sequence[str],
+        *,
+        tenant_slug: str,
+        source_id: str,
+        filename: str | None = None,
+        floor_bytes: int = 0,
+    ) -> None:
+        self.store, self.floor_bytes = store, floor_bytes
+        self.path = store.new_name(tenant_slug, source_id)
+        self._stack = ExitStack()
+        try:
+            self._out = sink = self._stack.enter_context(store.create(self.path))
+            self._writer: EncryptWriter = self._stack.enter_context(
+                open_encryptor(keyring, recipients, sink, filename or None)
+            )
+        except BaseException as exc:
+            # gpg could not start: remove the empty .part file and close it now.
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._since_check = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._since_check += len(chunk)
+        if self._since_check >= SPACE_CHECK_BYTES:
+            self._since_check = 0
+            ensure_space(self.store, self.floor_bytes)
+            self.store.start_writeback(self._out)
+        self._writer.write(chunk)
+
+    def close(self) -> StoredItem:
+        self._stack.close()
+        return StoredItem(self.path, self.store.size(self.path))
+
+    def abort(self) -> None:
+        self._stack.__exit__(IntakeClosed, IntakeClosed("aborted"), None)
+
+
+class Intake:
+    """Everything one request of a pelapor stores; all of it is kept, or none of it.
+
+    Construct it before reading the upload: it fails closed (IntakeClosed) when the tenant has
+    no current key or the disk is at its floor. Pass :meth:`open_file` to the upload parser,
+    then call :meth:`new_case` or :meth:`follow_up`; on any failure call :meth:`abort`.
+    """
+
+    def __init__(self, ctx: Context, source_id: str, *, to_kpk: bool) -> None:
+        self.ctx, self.source_id, self.to_kpk = ctx, source_id, to_kpk
+        ensure_space(ctx.inst.store, ctx.inst.config.disk_floor_bytes)
+        try:
+            self.recipients = current_recipients(ctx.session, ctx.tenant, to_kpk=to_kpk)
+        except TenantError as exc:
+            raise IntakeClosed(str(exc)) from exc
+        self.stored: list[StoredItem] = []
+        self._open: list[_Sink] = []
+
+    def open_file(self, field_name: str, filename: str, fields: object = None) -> _Sink:
+        sink = _Sink(self, filename)
+        self._open.append(sink)
+        return sink
+
+    def _store_bytes(self, data: bytes, filename: str) -> StoredItem:
+        store = self.ctx.inst.store
+        path = store.new_name(self.ctx.tenant.slug, self.source_id)
+        with store.create(path) as out:
+            out.write(encrypt_bytes(self.ctx.inst.keyring, self.recipients, data, filename))
+        item = StoredItem(path, store.size(path))
+        self.stored.append(item)
+        return item
+
+    def _add_submissions(self, case: Case, first: tuple[SubmissionKind, StoredItem] | None) -> None:
+        items = ([first] if first else []) + [
+            (SubmissionKind.FILE, item) for item in self.stored if first is None or item != first[1]
+        ]
+        for kind, item in items:
+            self.ctx.scope.add(
+                Submission(case=case, kind=kind, store_path=item.path, size=item.size)
+            )
+
+    def new_case(self, answers: ReportAnswers) -> Case:
+        """Encrypt the answers and record the case with everything stored. Commits."""
+        ctx = self.ctx
+        try:
+            form = self._store_bytes(answers.document(), FORM_FILENAME)
+            now = dt.datetime.now(dt.UTC)
+            # The WIB date: the day the pelapor sent it, which the deadlines count from.
+            received = local_date(now)
+            calendar = ctx.inst.calendar
+            case = Case(
+                source_id=self.source_id,
+                registration_number=new_registration_number(ctx.session, ctx.tenant, now.year),
+                category=answers.category,
+                mcp_area=answers.mcp_area,
+                status=CaseStatus.BARU,
+                sent_to_kpk=self.to_kpk,
+                first_response_due=calendar.add_working_days(
+                    received, ctx.tenant.first_response_days
+                ),
+                closure_due=calendar.add_working_days(received, ANSWER_DAYS),
+            )
+            with committed_with_files(ctx.session, ctx.inst.store, self._paths()):
+                ctx.scope.add(case)
+                self._add_submissions(case, (SubmissionKind.FORM, form))
+                ctx.session.flush()
+                ctx.scope.add(
+                    Event(case_id=case.id, kind=EventKind.CASE_CREATED, to_status=CaseStatus.BARU)
+                )
+        except BaseException:
+            self.abort()
+            raise
+        return case
+
+    def follow_up(self, case: Case, message: str | None) -> None:
+        """Add a message and the uploaded files to the pelapor's own case. Commits."""
+        ctx = self.ctx
+        try:
+            if case.source_id != self.source_id or case.tenant_id != ctx.tenant.id:
+                raise ReportError("not this source's case")
+            first = None
+            if message:
+                first = (
+                    SubmissionKind.MESSAGE,
+                    self._store_bytes(message.encode(), MESSAGE_FILENAME),
+                )
+            if first is None and not self.stored:
+                raise ReportError("nothing to send")
+            with committed_with_files(ctx.session, ctx.inst.store, self._paths()):
+                self._add_submissions(case, first)
+                case.unread = True
+                case.last_activity_at = dt.datetime.now(dt.UTC)
+                ctx.scope.add(Event(case_id=case.id, kind=EventKind.SUBMISSION_ADDED))
+        except BaseException:
+            self.abort()
+            raise
+
+    def _paths(self) -> list[str]:
+        return [item.path for item in self.stored]
+
+    def abort(self) -> None:
+        """Remove everything this request stored (and any file still being written)."""
+        for sink in self._open:
+            if not any(item.path == sink.file.path for item in self.stored):
+                sink.file.abort()
+        for item in self.stored:
+            self.ctx.inst.store.resolve(item.path).unlink(missing_ok=True)
+        self.stored.clear()
+
+
+class _Sink:
+    """What the upload parser writes one file into: an :class:`EncryptedFile` whose item the
+    intake keeps once it is complete."""
+
+    def __init__(self, intake: Intake, filename: str) -> None:
+        inst = intake.ctx.inst
+        self._intake = intake
+        self.file = EncryptedFile(
+            inst.store,
+            inst.keyring,
+            intake.recipients,
+            tenant_slug=intake.ctx.tenant.slug,
+            source_id=intake.source_id,
+            filename=filename,
+            floor_bytes=inst.config.disk_floor_bytes,
+        )
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+
+    def close(self) -> None:
+        self._intake.stored.append(self.file.close())
+
+    def abort(self) -> None:
+        self.file.abort()

@@ -16,7 +16,7 @@ Definitions, shared with the inbox so the numbers agree with what a click shows:
   "overdue" filter).
 * **overdue (closure)**: open, and ``closure_due`` (PP 43/2018, 30 hari kerja) before ``today``.
 * **first response**: the earliest ``status_changed`` or ``reply_added`` event of a case, kept
-  in ``cases.first_response_at`` by :mod:`wbs.reports` (and filled from the log by migration
+  in ``cases.first_response_at`` by :mod:`wbs.casework` (and filled from the log by migration
   0005). The delay is counted in whole days from the day the report was received
   (``received_at``, kept at day precision) to the WIB day of that event; cases without one are
   left out of the median.
@@ -268,7 +268,7 @@ def _figures(
 def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date, dt.date]]:
     """{(received day, first-response day): cases} over the cases that had a first response.
 
-    One GROUP BY over cases (``first_response_at``, kept by :mod:`wbs.reports` and filled
+    One GROUP BY over cases (``first_response_at``, kept by :mod:`wbs.casework` and filled
     from the event log by migration 0005), with no cache: it is always current.
     """
     dialect = session.get_bind().dialect.name

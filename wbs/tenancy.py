@@ -161,6 +161,21 @@ class HubScope:
         self._require_readable(model)
         return self.session.get(model, ident)
 
+    # What a pemantau KPK reads of cases: the hub's own, and every case shared with KPK (the
+    # pelapor chose to send it to KPK too, or the tenant's policy sends them all). The rule
+    # lives here, once: the inbox, the case page and the dashboard all ask it.
+    def shared_cases(self) -> sa.Select[Case]:
+        return self.select(Case).where(
+            sa.or_(Case.tenant_id == self.hub.id, Case.sent_to_kpk.is_(True))
+        )
+
+    def shared_case(self, case_id: int) -> Case | None:
+        """A case the hub's monitors may read, or None (the caller answers 404)."""
+        case = self.get(Case, case_id)
+        if case is None or not (case.tenant_id == self.hub.id or case.sent_to_kpk):
+            return None
+        return case
+
     @staticmethod
     def _require_readable(model: type[Any]) -> None:
         if model not in HUB_READABLE:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crypto.keyring import Keyring
+from wbs.context import Context
 from wbs.domain import DEFAULT_CATEGORY_CODES, EventKind, KpkSharing, TenantKind
 from wbs.models import Event, RecipientKey, Tenant, utcnow
 from wbs.tenancy import TenantScope
@@ -168,3 +170,71 @@ def _active(session: Session, tenant: Tenant) -> list[str]:
         .order_by(RecipientKey.created_at, RecipientKey.id)
     )
     return [key.fingerprint for key in keys]
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+MAX_FIRST_RESPONSE_DAYS = 60
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    name: str
+    categories: tuple[str, ...]
+    first_response_days: int
+    kpk_sharing: KpkSharing
+    max_upload_bytes: int | None
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantSettings:
+        return cls(
+            name=tenant.name,
+            categories=tuple(tenant.categories),
+            first_response_days=tenant.first_response_days,
+            kpk_sharing=tenant.kpk_sharing,
+            max_upload_bytes=tenant.max_upload_bytes,
+        )
+
+
+def _changes(old: TenantSettings, new: TenantSettings) -> list[str]:
+    # Field names and short values: settings are not report content, and the log says what
+    # an admin changed. The name itself is not repeated (it can be long).
+    notes = []
+    if old.name != new.name:
+        notes.append("name")
+    if old.categories != new.categories:
+        notes.append("categories")
+    if old.first_response_days != new.first_response_days:
+        notes.append(f"first_response_days {old.first_response_days}→{new.first_response_days}")
+    if old.kpk_sharing != new.kpk_sharing:
+        notes.append(f"kpk_sharing {old.kpk_sharing.value}→{new.kpk_sharing.value}")
+    if old.max_upload_bytes != new.max_upload_bytes:
+        def mib(value: int | None) -> str:
+            return "default" if value is None else f"{value // MIB}MiB"
+
+        notes.append(f"max_upload {mib(old.max_upload_bytes)}→{mib(new.max_upload_bytes)}")
+    return notes
+
+
+def apply_settings(ctx: Context, new: TenantSettings) -> list[str]:
+    """Store ``new`` and log one SETTINGS_CHANGED event; return what changed. Commits."""
+    tenant = ctx.tenant
+    changed = _changes(TenantSettings.of(tenant), new)
+    if not changed:
+        return []
+    tenant.name = new.name
+    tenant.categories = list(new.categories)
+    tenant.first_response_days = new.first_response_days
+    tenant.kpk_sharing = new.kpk_sharing
+    tenant.max_upload_bytes = new.max_upload_bytes
+    ctx.scope.add(
+        Event(
+            kind=EventKind.SETTINGS_CHANGED,
+            actor_investigator_id=ctx.actor_id,
+            note="; ".join(changed),
+        )
+    )
+    ctx.session.commit()
+    return changed

@@ -32,9 +32,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
+from wbs.casework import change_status
+from wbs.context import Context
 from wbs.domain import CaseStatus
 from wbs.models import Case, Reply, Submission, Tenant
-from wbs.reports import change_status, post_reply
 
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 WIDTHS: dict[str, dict[str, Any]] = {
@@ -286,8 +287,9 @@ def investigator_asks(served: Served, registration: str, question: str) -> int:
         assert case is not None, registration
         tenant = session.get(Tenant, case.tenant_id)
         assert tenant is not None and tenant.slug == slug(served.base)
-        change_status(session, tenant, case, CaseStatus.KLARIFIKASI)
-        post_reply(served.inst, session, tenant, case, question)
+        # The question goes to the pelapor as an encrypted reply.
+        change_status(Context(served.inst, session, tenant), case, CaseStatus.KLARIFIKASI,
+                      question)
         return case.id
 
 

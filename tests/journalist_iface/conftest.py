@@ -27,11 +27,13 @@ from journalist_iface import create_app
 from tests.support import CHEAP_KDF, short_tempdir, wib_today
 from wbs.accounts import AuthSettings, create_investigator, start_enrolment
 from wbs.config import load_config
+from wbs.context import Context
 from wbs.demo import ensure_demo
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.instance import Instance, init_instance
+from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, Event, new_registration_number
-from wbs.reports import Intake, ReportAnswers, register_source
+from wbs.sources import register_source
 from wbs.tenancy import TenantScope
 from wbs.tenants import get_tenant
 
@@ -178,8 +180,8 @@ def make_report(
     inst = demo.inst
     with inst.sessions() as session:
         owner = get_tenant(session, tenant)
-        secrets = register_source(inst, session, owner, generate_codename())
-        intake = Intake(inst, session, owner, secrets.source_id, to_kpk=to_kpk)
+        secrets = register_source(Context(inst, session, owner), generate_codename())
+        intake = Intake(Context(inst, session, owner), secrets.source_id, to_kpk=to_kpk)
         for number, data in enumerate(files):
             sink = intake.open_file("file", f"bukti-{number}.pdf")
             sink.write(data)
@@ -195,7 +197,7 @@ def add_bare_cases(
     inst = demo.inst
     with inst.sessions() as session:
         owner = get_tenant(session, tenant)
-        secrets = register_source(inst, session, owner, generate_codename())
+        secrets = register_source(Context(inst, session, owner), generate_codename())
         scope = TenantScope(session, owner)
         made = []
         for _ in range(count):

@@ -29,10 +29,12 @@ from tests.journalist_iface.conftest import (
     make_report,
 )
 from tests.support import clocks, short_tempdir, wib_today
+from wbs.casework import change_status
+from wbs.context import Context
 from wbs.demo import make_workstation_key
 from wbs.domain import DEFAULT_CATEGORY_CODES, CaseStatus, EventKind, KpkSharing, Role
 from wbs.models import Case, Event, Investigator, RecipientKey, Reply, Submission, Tenant
-from wbs.reports import change_status, source_cases
+from wbs.sources import source_cases
 from wbs.tenants import get_tenant
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -443,7 +445,8 @@ def test_a_case_is_deleted_only_when_closed_and_vanishes_for_the_reporter(demo: 
         tenant = get_tenant(session, TENANT)
         case = session.get(Case, report.case_id)
         assert case is not None
-        change_status(session, tenant, case, CaseStatus.DIARSIPKAN, note="tidak ada unsur")
+        change_status(Context(demo.inst, session, tenant), case, CaseStatus.DIARSIPKAN,
+                      "tidak ada unsur")
     subs, reps = _items(demo, report.case_id)
     assert len(subs) == 2 and len(reps) == 1
     verifikator = logged_in(demo)
@@ -455,7 +458,7 @@ def test_a_case_is_deleted_only_when_closed_and_vanishes_for_the_reporter(demo: 
     with demo.inst.sessions() as session:
         assert session.get(Case, report.case_id) is None
         tenant = get_tenant(session, TENANT)
-        assert source_cases(session, tenant, report.secrets.source_id) == []
+        assert source_cases(Context(demo.inst, session, tenant), report.secrets.source_id) == []
         kinds = [e.kind for e in session.scalars(
             sa.select(Event).where(Event.case_id == report.case_id).order_by(Event.id))]
     assert kinds[0] == EventKind.CASE_CREATED and kinds[-1] == EventKind.CASE_DELETED
@@ -470,8 +473,9 @@ def test_a_case_sent_to_kpk_cannot_be_deleted(demo: Demo) -> None:
     with demo.inst.sessions() as session:
         case = session.get(Case, report.case_id)
         assert case is not None
-        change_status(session, get_tenant(session, TENANT), case, CaseStatus.DIARSIPKAN,
-                      note="x")
+        change_status(Context(demo.inst, session, get_tenant(session, TENANT)), case,
+                      CaseStatus.DIARSIPKAN,
+                      "x")
     admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
     url = f"/pengaduan/{report.case_id}/hapus"
     assert admin.get(url).status_code == 302

@@ -34,9 +34,10 @@ from tests.journalist_iface.conftest import (
 )
 from tests.support import wib_today
 from wbs.accounts import LOGIN_FAILED_MESSAGE
+from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
-from wbs.reports import source_replies
+from wbs.sources import source_replies
 from wbs.tenants import current_recipients, get_tenant
 from wbs.web import SECURITY_HEADERS
 
@@ -320,7 +321,8 @@ def test_a_reply_encrypted_on_the_workstation_is_accepted_or_refused(demo: Demo)
         case = session.get(Case, report.case_id)
         assert case is not None and [reply.id for reply in case.replies] == [reply_id]
         assert demo.inst.store.open(case.replies[0].store_path).read() == good
-        texts = [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)]
+        ctx = Context(demo.inst, session, tenant)
+        texts = [t for _, t in source_replies(ctx, report.secrets, case)]
     assert texts == ["Dijawab via API."]
     items = api.get(f"/api/v1/cases/{report.case_id}").get_json()["items"]
     assert items[-1]["kind"] == "reply" and items[-1]["size"] == len(good)
@@ -371,7 +373,8 @@ def test_status_changes_follow_the_web_rules(demo: Demo) -> None:
         tenant = get_tenant(session, TENANT)
         case = session.get(Case, report.case_id)
         assert case is not None and case.status == CaseStatus.KLARIFIKASI
-        texts = [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)]
+        ctx = Context(demo.inst, session, tenant)
+        texts = [t for _, t in source_replies(ctx, report.secrets, case)]
     assert texts == [question]
     archived = change({"status": "diarsipkan", "note": "Pelapor tidak menjawab."})
     assert archived.status_code == 200

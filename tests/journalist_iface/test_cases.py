@@ -13,7 +13,6 @@ from babel.dates import format_date
 
 from crypto.replykeys import encrypt_reply
 from journalist_iface import SECURITY_HEADERS
-from journalist_iface.views import KLARIFIKASI_LOG_NOTE
 from tests.journalist_iface.conftest import (
     TENANT,
     Browser,
@@ -24,9 +23,11 @@ from tests.journalist_iface.conftest import (
 )
 from tests.support import CLOCKS, clocks, wib_today
 from wbs.bundle import read_bundle
+from wbs.casework import KLARIFIKASI_LOG_NOTE
+from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
-from wbs.reports import source_case, source_replies
+from wbs.sources import source_case, source_replies
 from wbs.tenants import current_recipients, get_tenant
 from wbs.workdays import local_date
 
@@ -174,9 +175,11 @@ def test_klarifikasi_question_reaches_the_reporter_but_not_the_log(
     inst = demo.inst
     with inst.sessions() as session:
         tenant = get_tenant(session, TENANT)
-        case = source_case(session, tenant, report.secrets.source_id, report.case_id)
+        ctx = Context(demo.inst, session, tenant)
+        case = source_case(ctx, report.secrets.source_id, report.case_id)
         assert case is not None and case.status == CaseStatus.KLARIFIKASI
-        texts = [text for _, text in source_replies(inst, session, tenant, report.secrets, case)]
+        ctx = Context(inst, session, tenant)
+        texts = [text for _, text in source_replies(ctx, report.secrets, case)]
         assert texts == [question]
         notes = [e.note or "" for e in session.scalars(
             sa.select(Event).where(Event.case_id == report.case_id))]
@@ -192,9 +195,11 @@ def test_reply_reaches_the_reporter(demo: Demo, browser: Browser) -> None:
                         ).status_code == 302
     with demo.inst.sessions() as session:
         tenant = get_tenant(session, TENANT)
-        case = source_case(session, tenant, report.secrets.source_id, report.case_id)
+        ctx = Context(demo.inst, session, tenant)
+        case = source_case(ctx, report.secrets.source_id, report.case_id)
         assert case is not None
-        assert [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)
+        ctx = Context(demo.inst, session, tenant)
+        assert [t for _, t in source_replies(ctx, report.secrets, case)
                 ] == ["Terima kasih."]
     assert "-02-reply.gpg" in browser.get(page).get_data(as_text=True)
 
@@ -304,5 +309,6 @@ def test_a_reply_encrypted_on_the_workstation_is_uploaded_as_it_is(demo: Demo) -
         case = session.get(Case, report.case_id)
         assert case is not None
         assert demo.inst.store.open(case.replies[-1].store_path).read() == ciphertext
-        texts = [t for _, t in source_replies(demo.inst, session, tenant, report.secrets, case)]
+        ctx = Context(demo.inst, session, tenant)
+        texts = [t for _, t in source_replies(ctx, report.secrets, case)]
     assert texts[-1] == "Dijawab dari workstation."

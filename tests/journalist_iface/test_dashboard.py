@@ -10,10 +10,11 @@ import pytest
 
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
 from tests.support import wib_today
+from wbs.casework import change_status
+from wbs.context import Context
 from wbs.domain import CaseStatus, Role
 from wbs.models import Case, utcnow
 from wbs.monitoring import Dashboard, dashboard, tenant_summary
-from wbs.reports import change_status
 from wbs.tenancy import TenantScope
 from wbs.tenants import get_tenant
 from wbs.workdays import local_date
@@ -51,7 +52,7 @@ def seeded(demo: Demo) -> Demo:
         for case_id in answered:
             case = TenantScope(session, tenant).get(Case, case_id)
             assert case is not None
-            change_status(session, tenant, case, CaseStatus.VERIFIKASI)
+            change_status(Context(demo.inst, session, tenant), case, CaseStatus.VERIFIKASI)
     return demo
 
 

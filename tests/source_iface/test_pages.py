@@ -29,9 +29,11 @@ from tests.source_iface.conftest import (
     multipart,
 )
 from tests.support import CLOCKS
+from wbs.casework import change_status, post_reply
+from wbs.context import Context
 from wbs.domain import CaseStatus, TenantKind
+from wbs.intake import Intake
 from wbs.models import Case, Reply, Source, Submission, Tenant
-from wbs.reports import Intake, change_status, post_reply
 from wbs.tenants import create_tenant
 
 SECURITY_HEADERS = {
@@ -546,9 +548,12 @@ def _reply(demo, case_id: int, text: str, *, klarifikasi: bool = False) -> int: 
     with demo.inst.sessions() as session:
         case = session.get(Case, case_id)
         tenant = session.get(Tenant, case.tenant_id)
+        ctx = Context(demo.inst, session, tenant)
         if klarifikasi:
-            change_status(session, tenant, case, CaseStatus.KLARIFIKASI)
-        return post_reply(demo.inst, session, tenant, case, text).id
+            # The question goes to the pelapor as an encrypted reply.
+            change_status(ctx, case, CaseStatus.KLARIFIKASI, text)
+            return case.replies[-1].id
+        return post_reply(ctx, case, text).id
 
 
 def test_language_link_sets_a_cookie_and_stays_on_this_site(client) -> None:  # type: ignore[no-untyped-def]

@@ -23,9 +23,12 @@ from crypto.codenames import generate_codename
 from crypto.signing import Signer
 from tests.conftest import DemoInstance
 from wbs.bundle import FORMAT, BundleError, read_bundle, write_bundle
+from wbs.casework import KLARIFIKASI_LOG_NOTE, change_status
+from wbs.context import Context
 from wbs.domain import CaseStatus
+from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, Source
-from wbs.reports import Intake, ReportAnswers, change_status, post_reply, register_source
+from wbs.sources import register_source
 from wbs.tenancy import TenantIsolationError
 from wbs.tenants import get_tenant
 
@@ -67,20 +70,23 @@ def _make_cases(demo: DemoInstance, evidence: bytes) -> tuple[list[int], dict[st
     plaintexts: dict[str, bytes] = {}
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        first = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, first.source_id, to_kpk=False)
+        first = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), first.source_id, to_kpk=False)
         _upload(intake, ORIGINAL_NAME, evidence)
         case1 = intake.new_case(answers())
-        change_status(session, tenant, case1, CaseStatus.KLARIFIKASI, note="perlu bukti")
-        reply = post_reply(inst, session, tenant, case1, "Mohon kirim salinan kontrak.")
+        # Klarifikasi: the question goes to the pelapor as an encrypted reply.
+        change_status(Context(inst, session, tenant), case1, CaseStatus.KLARIFIKASI,
+                      "Mohon kirim salinan kontrak.")
+        reply = case1.replies[-1]
         form1, file1 = case1.submissions
         plaintexts[form1.store_path] = answers().document()
         plaintexts[file1.store_path] = evidence
         plaintexts[reply.store_path] = b"Mohon kirim salinan kontrak."
 
-        second = register_source(inst, session, tenant, generate_codename())
-        case2 = Intake(inst, session, tenant, second.source_id, to_kpk=True).new_case(answers())
-        Intake(inst, session, tenant, second.source_id, to_kpk=True).follow_up(
+        second = register_source(Context(inst, session, tenant), generate_codename())
+        ctx = Context(inst, session, tenant)
+        case2 = Intake(ctx, second.source_id, to_kpk=True).new_case(answers())
+        Intake(Context(inst, session, tenant), second.source_id, to_kpk=True).follow_up(
             case2, f"Tambahan {MARKER}"
         )
         form2, message2 = case2.submissions
@@ -126,8 +132,8 @@ def test_bundle_verifies_and_every_item_decrypts_on_the_workstation(exported: Ex
     assert case1.status == "klarifikasi" and not case1.sent_to_kpk and case2.sent_to_kpk
     assert [(e.kind, e.from_status, e.to_status, e.note) for e in case1.timeline] == [
         ("case_created", None, "baru", None),
-        ("status_changed", "baru", "klarifikasi", "perlu bukti"),
         ("reply_added", None, None, None),
+        ("status_changed", "baru", "klarifikasi", KLARIFIKASI_LOG_NOTE),
     ]
 
     with inst.sessions() as session:
@@ -427,8 +433,9 @@ def test_another_tenants_case_is_refused(demo: DemoInstance) -> None:
     with inst.sessions() as session:
         kpk = get_tenant(session, "kpk")
         sumsel = get_tenant(session, "pemprov-sumsel")
-        source = register_source(inst, session, kpk, generate_codename())
-        kpk_case = Intake(inst, session, kpk, source.source_id, to_kpk=False).new_case(answers())
+        source = register_source(Context(inst, session, kpk), generate_codename())
+        ctx = Context(inst, session, kpk)
+        kpk_case = Intake(ctx, source.source_id, to_kpk=False).new_case(answers())
         out = io.BytesIO()
         with pytest.raises(TenantIsolationError):
             write_bundle(inst, session, sumsel, [kpk_case], out)
@@ -471,8 +478,8 @@ def test_big_item_is_streamed_not_loaded(demo: DemoInstance, tmp_path: Path) -> 
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        source = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, source.source_id, to_kpk=False)
+        source = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), source.source_id, to_kpk=False)
         sink = intake.open_file("file", "video.mp4", {})
         block = os.urandom(1024 * 1024)
         for _ in range(size // len(block)):

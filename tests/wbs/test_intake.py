@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psutil
@@ -19,16 +19,33 @@ from tests.support import short_tempdir
 from wbs import db
 from wbs.demo import make_workstation_key
 from wbs.intake import (
+    EncryptedFile,
     IntakeClosed,
+    StoredItem,
     committed_with_files,
-    encrypt_into_store,
     ensure_space,
-    read_chunks,
 )
 from wbs.models import Submission
 from wbs.store import Store
 
 SOURCE = "ab" * 32
+
+
+def encrypt_into_store(
+    store: Store, keyring: Keyring, recipients: list[str], *, tenant_slug: str,
+    source_id: str, chunks: Iterable[bytes], filename: str | None = None,
+) -> StoredItem:
+    """Drive the intake's sink as the upload parser does: chunks in, then close; on any
+    failure (of the chunks' producer or of gpg), abort."""
+    sink = EncryptedFile(store, keyring, recipients, tenant_slug=tenant_slug,
+                         source_id=source_id, filename=filename)
+    try:
+        for chunk in chunks:
+            sink.write(chunk)
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
 
 
 @pytest.fixture(scope="module")
@@ -186,10 +203,3 @@ def test_disk_floor(store: Store) -> None:
         ensure_space(store, floor_bytes=store.free_bytes() + 1)
     with pytest.raises(IntakeClosed):
         ensure_space(store, floor_bytes=0, incoming_bytes=store.free_bytes() + 1)
-
-
-def test_read_chunks_splits_a_stream(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    path.write_bytes(b"a" * 150_000)
-    with path.open("rb") as stream:
-        assert [len(c) for c in read_chunks(stream, 65536)] == [65536, 65536, 18928]

@@ -30,10 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from wbs import db
+from wbs.casework import change_status
+from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, TenantKind
+from wbs.instance import Instance, init_instance
 from wbs.models import Case, Event, Source, Tenant, new_registration_number
 from wbs.monitoring import FIRST_RESPONSE_KINDS, dashboard, tenant_summary
-from wbs.reports import change_status
 from wbs.tenancy import TenantIsolationError, TenantScope
 from wbs.tenants import create_tenant
 from wbs.workdays import WorkingCalendar
@@ -281,21 +283,29 @@ def test_figures_follow_new_events(world: World) -> None:
     assert tenant_summary(world.session, world.a, TODAY).median_first_response_days == 4.0
 
 
-def test_change_status_sets_the_first_response_once(world: World) -> None:
+def test_change_status_sets_the_first_response_once(
+    world: World, make_config, database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    # Casework runs with a real instance: the same database, its own store and keyring.
+    config = make_config(database_url=database_url)
+    init_instance(config)
+    inst = Instance.open(config)
+    ctx = Context(inst, world.session, world.a)
     a1 = world.session.scalars(
         TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
     ).one()
     assert a1.first_response_at is None
-    event = change_status(world.session, world.a, a1, CaseStatus.VERIFIKASI)
+    event = change_status(ctx, a1, CaseStatus.VERIFIKASI)
     world.session.refresh(a1)
     assert a1.first_response_at is not None
     assert a1.first_response_at == event.created_at
     assert a1.first_response_at.tzinfo is not None
     first = a1.first_response_at
-    change_status(world.session, world.a, a1, CaseStatus.TELAAH)
+    change_status(ctx, a1, CaseStatus.TELAAH)
     world.session.refresh(a1)
     assert a1.first_response_at == first
     assert dashboard(world.session, world.hub, today=TODAY).responded == 5
+    inst.close()
 
 
 def test_migration_0005_fills_the_column_from_the_log(world: World, database_url: str) -> None:

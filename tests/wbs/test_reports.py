@@ -11,18 +11,15 @@ from crypto.codenames import generate_codename
 from crypto.errors import EncryptionError
 from tests.conftest import DemoInstance
 from tests.support import wib_today
+from wbs.casework import Refusal, change_status, post_reply
+from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
-from wbs.intake import IntakeClosed
+from wbs.intake import Intake, IntakeClosed, ReportAnswers, ReportError
 from wbs.models import Case, Event, Reply, Source, Submission
-from wbs.reports import (
-    Intake,
-    ReportAnswers,
-    ReportError,
+from wbs.sources import (
     authenticate_source,
     case_history,
-    change_status,
     delete_reply,
-    post_reply,
     register_source,
     source_case,
     source_cases,
@@ -56,16 +53,16 @@ def test_register_and_authenticate(demo_any_db: DemoInstance) -> None:
     codename = generate_codename()
     with inst.sessions() as session:
         sumsel, kpk = get_tenant(session, "pemprov-sumsel"), get_tenant(session, "kpk")
-        secrets = register_source(inst, session, sumsel, codename)
+        secrets = register_source(Context(inst, session, sumsel), codename)
         source = session.get(Source, secrets.source_id)
         assert source is not None and source.tenant_id == sumsel.id
         # Nothing of the codename is stored: the row holds the derived id and a LOCKED key.
         row = " ".join(str(v) for v in session.execute(sa.select(Source.__table__)).one())
         assert codename not in row and secrets.reply_passphrase not in row
-        assert authenticate_source(inst, session, sumsel, codename) == secrets
-        assert authenticate_source(inst, session, sumsel, generate_codename()) is None
+        assert authenticate_source(Context(inst, session, sumsel), codename) == secrets
+        assert authenticate_source(Context(inst, session, sumsel), generate_codename()) is None
         # A codename of one tenant opens nothing at another.
-        assert authenticate_source(inst, session, kpk, codename) is None
+        assert authenticate_source(Context(inst, session, kpk), codename) is None
 
 
 def test_report_with_files_is_ciphertext_readable_on_the_workstation(
@@ -76,8 +73,8 @@ def test_report_with_files_is_ciphertext_readable_on_the_workstation(
     evidence = os.urandom(1_500_000) + MARKER.encode()
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         sink = intake.open_file("file", "kontrak 2026.pdf", {})
         for start in range(0, len(evidence), 65536):
             sink.write(evidence[start : start + 65536])
@@ -89,7 +86,8 @@ def test_report_with_files_is_ciphertext_readable_on_the_workstation(
         assert case.closure_due is not None and case.closure_due > case.first_response_due
         kinds = [s.kind for s in case.submissions]
         assert kinds == [SubmissionKind.FORM, SubmissionKind.FILE]
-        assert [e.kind for e in case_history(session, tenant, case)] == [EventKind.CASE_CREATED]
+        ctx = Context(inst, session, tenant)
+        assert [e.kind for e in case_history(ctx, case)] == [EventKind.CASE_CREATED]
 
         form_ct = inst.store.open(case.submissions[0].store_path).read()
         file_ct = inst.store.open(case.submissions[1].store_path).read()
@@ -107,8 +105,8 @@ def test_report_to_kpk_is_readable_by_kpk(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=True)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=True)
         case = intake.new_case(answers())
         assert case.sent_to_kpk
         ct = inst.store.open(case.submissions[0].store_path).read()
@@ -121,12 +119,12 @@ def test_intake_fails_closed_without_keys(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
         for key in list(tenant_keys(session, tenant)):
             revoke_recipient_key(session, tenant, key)
         session.commit()
         with pytest.raises(IntakeClosed):
-            Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+            Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
 
 
 def tenant_keys(session, tenant):  # type: ignore[no-untyped-def]
@@ -139,8 +137,8 @@ def test_failed_case_leaves_nothing(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         sink = intake.open_file("file", "a.pdf", {})
         sink.write(b"evidence")
         sink.close()
@@ -161,8 +159,8 @@ def test_aborted_upload_leaves_nothing(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         done = intake.open_file("file", "a.pdf", {})
         done.write(b"complete file")
         done.close()
@@ -176,35 +174,41 @@ def test_follow_up_replies_and_deletion(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        ctx = Context(inst, session, tenant)
+        case = Intake(ctx, secrets.source_id, to_kpk=False).new_case(answers())
 
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         intake.follow_up(case, f"Tambahan: {MARKER}")
         assert [s.kind for s in case.submissions][-1] == SubmissionKind.MESSAGE
         msg_ct = inst.store.open(case.submissions[-1].store_path).read()
         assert MARKER in demo.decrypt(msg_ct).decode()
 
         with pytest.raises(ReportError):
-            Intake(inst, session, tenant, secrets.source_id, to_kpk=False).follow_up(case, None)
+            ctx = Context(inst, session, tenant)
+            Intake(ctx, secrets.source_id, to_kpk=False).follow_up(case, None)
 
-        change_status(session, tenant, case, CaseStatus.KLARIFIKASI, note="perlu bukti")
-        with pytest.raises(ReportError):
-            change_status(session, tenant, case, CaseStatus.BARU)
-        reply = post_reply(inst, session, tenant, case, "Mohon kirim salinan kontrak.")
+        ctx = Context(inst, session, tenant)
+        # Klarifikasi: the question goes to the pelapor as an encrypted reply.
+        change_status(ctx, case, CaseStatus.KLARIFIKASI, "Mohon kirim salinan kontrak.")
+        with pytest.raises(Refusal) as refused:
+            change_status(ctx, case, CaseStatus.BARU)
+        assert refused.value.code == "transition_refused"
+        reply = case.replies[-1]
         # The tenant's key can read the reply too: the case history stays whole.
         assert demo.decrypt(inst.store.open(reply.store_path).read()) == (
             b"Mohon kirim salinan kontrak."
         )
-        assert not delete_reply(inst, session, tenant, secrets.source_id, reply.id)  # unread
+        ctx = Context(inst, session, tenant)
+        assert not delete_reply(ctx, secrets.source_id, reply.id)  # unread
 
-        shown = source_replies(inst, session, tenant, secrets, case)
+        shown = source_replies(Context(inst, session, tenant), secrets, case)
         assert [text for _, text in shown] == ["Mohon kirim salinan kontrak."]
-        assert [e.to_status for e in case_history(session, tenant, case)] == [
+        assert [e.to_status for e in case_history(Context(inst, session, tenant), case)] == [
             CaseStatus.BARU, CaseStatus.KLARIFIKASI,
         ]
         path = reply.store_path
-        assert delete_reply(inst, session, tenant, secrets.source_id, reply.id)
+        assert delete_reply(Context(inst, session, tenant), secrets.source_id, reply.id)
         assert not inst.store.exists(path)
         assert session.scalar(sa.select(sa.func.count()).select_from(Reply)) == 0
         kinds = session.scalars(sa.select(Event.kind).order_by(Event.id)).all()
@@ -215,26 +219,27 @@ def test_cases_are_the_sources_own(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        alice = register_source(inst, session, tenant, generate_codename())
-        bob = register_source(inst, session, tenant, generate_codename())
-        case = Intake(inst, session, tenant, alice.source_id, to_kpk=False).new_case(answers())
-        assert source_cases(session, tenant, alice.source_id) == [case]
-        assert source_cases(session, tenant, bob.source_id) == []
-        assert source_case(session, tenant, bob.source_id, case.id) is None
+        alice = register_source(Context(inst, session, tenant), generate_codename())
+        bob = register_source(Context(inst, session, tenant), generate_codename())
+        ctx = Context(inst, session, tenant)
+        case = Intake(ctx, alice.source_id, to_kpk=False).new_case(answers())
+        assert source_cases(Context(inst, session, tenant), alice.source_id) == [case]
+        assert source_cases(Context(inst, session, tenant), bob.source_id) == []
+        assert source_case(Context(inst, session, tenant), bob.source_id, case.id) is None
         with pytest.raises(ReportError):
-            Intake(inst, session, tenant, bob.source_id, to_kpk=False).follow_up(case, "x")
+            Intake(Context(inst, session, tenant), bob.source_id, to_kpk=False).follow_up(case, "x")
         with pytest.raises(ReportError):
-            source_replies(inst, session, tenant, bob, case)
+            source_replies(Context(inst, session, tenant), bob, case)
         kpk = get_tenant(session, "kpk")
-        assert source_case(session, kpk, alice.source_id, case.id) is None
+        assert source_case(Context(inst, session, kpk), alice.source_id, case.id) is None
 
 
 def test_a_sink_whose_encryption_cannot_start_leaves_nothing(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         # A recipient that vanished from the keyring since the intake began.
         intake.recipients = ["0" * 40]
         with pytest.raises(EncryptionError):
@@ -246,11 +251,12 @@ def test_the_pelapors_own_actions_are_logged_by_day_only(demo: DemoInstance) -> 
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
-        reply = post_reply(inst, session, tenant, case, "Terima kasih.")
-        source_replies(inst, session, tenant, secrets, case)
-        assert delete_reply(inst, session, tenant, secrets.source_id, reply.id)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        ctx = Context(inst, session, tenant)
+        case = Intake(ctx, secrets.source_id, to_kpk=False).new_case(answers())
+        reply = post_reply(Context(inst, session, tenant), case, "Terima kasih.")
+        source_replies(Context(inst, session, tenant), secrets, case)
+        assert delete_reply(Context(inst, session, tenant), secrets.source_id, reply.id)
         events = {e.kind: e.created_at for e in session.scalars(sa.select(Event))}
     for kind in (EventKind.CASE_CREATED, EventKind.REPLY_DELETED):
         assert events[kind].time() == dt.time(0), kind
@@ -260,12 +266,13 @@ def test_the_first_reply_is_the_first_response(demo: DemoInstance) -> None:
     inst = demo.instance
     with inst.sessions() as session:
         tenant = get_tenant(session, "pemprov-sumsel")
-        secrets = register_source(inst, session, tenant, generate_codename())
-        case = Intake(inst, session, tenant, secrets.source_id, to_kpk=False).new_case(answers())
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        ctx = Context(inst, session, tenant)
+        case = Intake(ctx, secrets.source_id, to_kpk=False).new_case(answers())
         assert case.first_response_at is None
-        post_reply(inst, session, tenant, case, "Terima kasih, sedang kami pelajari.")
+        post_reply(Context(inst, session, tenant), case, "Terima kasih, sedang kami pelajari.")
         first = case.first_response_at
         assert first is not None
-        post_reply(inst, session, tenant, case, "Balasan kedua.")
-        change_status(session, tenant, case, CaseStatus.VERIFIKASI)
+        post_reply(Context(inst, session, tenant), case, "Balasan kedua.")
+        change_status(Context(inst, session, tenant), case, CaseStatus.VERIFIKASI)
         assert case.first_response_at == first

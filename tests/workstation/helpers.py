@@ -14,8 +14,11 @@ from crypto.codenames import generate_codename
 from crypto.kdf import SourceSecrets
 from tests.conftest import DemoInstance
 from wbs.bundle import write_bundle
+from wbs.casework import post_reply
+from wbs.context import Context
+from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case
-from wbs.reports import Intake, ReportAnswers, post_reply, register_source
+from wbs.sources import register_source
 from wbs.tenants import get_tenant
 from workstation.cli import main
 
@@ -65,13 +68,14 @@ def make_case(demo: DemoInstance, big_size: int = 1_200_000, **changes: str) -> 
     small = b"MZ not really an exe"
     with inst.sessions() as session:
         tenant = get_tenant(session, TENANT)
-        secrets = register_source(inst, session, tenant, generate_codename())
-        intake = Intake(inst, session, tenant, secrets.source_id, to_kpk=False)
+        secrets = register_source(Context(inst, session, tenant), generate_codename())
+        intake = Intake(Context(inst, session, tenant), secrets.source_id, to_kpk=False)
         upload(intake, BIG_NAME, big)
         upload(intake, BIDI_NAME, small)
         case = intake.new_case(answers(**changes))
-        Intake(inst, session, tenant, secrets.source_id, to_kpk=False).follow_up(case, MESSAGE)
-        post_reply(inst, session, tenant, case, REPLY)
+        ctx = Context(inst, session, tenant)
+        Intake(ctx, secrets.source_id, to_kpk=False).follow_up(case, MESSAGE)
+        post_reply(Context(inst, session, tenant), case, REPLY)
         return LoopCase(
             demo, case.id, case.registration_number, secrets, {"big": big, "small": small}
         )

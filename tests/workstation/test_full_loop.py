@@ -17,8 +17,10 @@ from tests.workstation.helpers import (
     run,
     workstation_home,
 )
+from wbs.casework import Refusal, accept_encrypted_reply
+from wbs.context import Context
 from wbs.models import Case
-from wbs.reports import ReportError, accept_encrypted_reply, source_replies
+from wbs.sources import source_replies
 from wbs.tenants import current_recipients, get_tenant
 
 ANSWER = "Terima kasih. Kami sudah memanggil pihak pengadaan untuk klarifikasi."
@@ -45,10 +47,11 @@ def test_reply_from_the_workstation_reaches_the_reporter(
         tenant = get_tenant(session, TENANT)
         case = session.get(Case, loop.case_id)
         assert case is not None
-        reply = accept_encrypted_reply(inst, session, tenant, case, ciphertext)
+        reply = accept_encrypted_reply(Context(inst, session, tenant), case, ciphertext)
         # Stored as it came: the server never saw the plaintext.
         assert inst.store.open(reply.store_path).read() == ciphertext
-        texts = [text for _, text in source_replies(inst, session, tenant, loop.secrets, case)]
+        ctx = Context(inst, session, tenant)
+        texts = [text for _, text in source_replies(ctx, loop.secrets, case)]
     assert texts[-1] == ANSWER
 
 
@@ -98,7 +101,8 @@ def test_a_reply_the_reporter_or_the_instansi_could_not_read_is_refused(
             hidden: "hidden recipients",
         }
         for data, reason in refusals.items():
-            with pytest.raises(ReportError, match=reason):
-                accept_encrypted_reply(inst, session, tenant, case, data)
+            with pytest.raises(Refusal, match=reason) as refused:
+                accept_encrypted_reply(Context(inst, session, tenant), case, data)
+            assert refused.value.code == "reply_refused"
         session.refresh(case)
         assert len(case.replies) == before

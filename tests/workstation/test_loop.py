@@ -18,6 +18,7 @@ from tests.workstation.helpers import (
     run,
     workstation_home,
 )
+from wbs.context import Context
 from wbs.models import Source
 
 
@@ -85,8 +86,8 @@ def test_import_decrypt_read_reply(demo: DemoInstance, ws_home: Path, tmp_path: 
 
 
 def test_reimport_adds_only_new_items(demo: DemoInstance, ws_home: Path, tmp_path: Path) -> None:
+    from wbs.intake import Intake
     from wbs.models import Case
-    from wbs.reports import Intake
     from wbs.tenants import get_tenant
 
     loop = make_case(demo, big_size=2000)
@@ -101,7 +102,8 @@ def test_reimport_adds_only_new_items(demo: DemoInstance, ws_home: Path, tmp_pat
         tenant = get_tenant(session, "pemprov-sumsel")
         case = session.get(Case, loop.case_id)
         assert case is not None
-        Intake(demo.instance, session, tenant, loop.secrets.source_id, to_kpk=False).follow_up(
+        ctx = Context(demo.instance, session, tenant)
+        Intake(ctx, loop.secrets.source_id, to_kpk=False).follow_up(
             case, "Satu pesan lagi."
         )
     newer = export(demo, [loop.case_id], tmp_path / "newer.zip")

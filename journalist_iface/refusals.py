@@ -1,0 +1,75 @@
+"""The investigator's words for what :mod:`wbs.casework` refuses, in their language.
+
+The domain refuses with a stable code; the HTML interface says it in a sentence here, the JSON
+API sends the code itself. Some refusals are not sentences on a page but HTTP answers: a case
+that is not the investigator's is "not found", an action their role may not take "forbidden".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from flask_babel import gettext
+
+from wbs.casework import Refusal
+from wbs.domain import CaseStatus
+
+HTTP_ONLY: Mapping[str, int] = {"not_found": 404, "forbidden": 403, "bad_assignee": 400}
+
+
+def _too_long(refusal: Refusal) -> str:
+    return str(
+        gettext(
+            "The text is too long (at most %(limit)d characters).", limit=refusal.params["limit"]
+        )
+    )
+
+
+def _note_required(refusal: Refusal) -> str:
+    if refusal.params.get("status") == CaseStatus.KLARIFIKASI:
+        return str(gettext("Write the question for the reporter."))
+    return str(gettext("Write the reason for archiving."))
+
+
+def _no_key(refusal: Refusal) -> str:
+    if refusal.params.get("what") == "question":
+        return str(gettext("The question could not be encrypted: the institution has no key."))
+    return str(gettext("The reply could not be encrypted: the institution has no key."))
+
+
+def _transition(refusal: Refusal) -> str:
+    return str(
+        gettext(
+            "A case cannot go from %(current)s to %(new)s.",
+            current=refusal.params["current"].label,
+            new=refusal.params["new"].label,
+        )
+    )
+
+
+_MESSAGES: Mapping[str, Callable[[Refusal], str]] = {
+    "bad_status": lambda _: gettext("Choose the new status."),
+    "transition_refused": _transition,
+    "note_required": _note_required,
+    "note_too_long": _too_long,
+    "reply_too_long": _too_long,
+    "reply_required": lambda _: gettext("Write the reply."),
+    "no_key": _no_key,
+    "no_source": lambda _: gettext("This case has no reporter to answer."),
+    # The reason names keys and shapes, never content: the server cannot read the file.
+    "reply_refused": lambda refusal: gettext(
+        "The encrypted reply was refused: %(reason)s", reason=refusal.params["reason"]
+    ),
+    "sent_to_kpk": lambda _: gettext("This report was sent to KPK and cannot be deleted here."),
+    "not_final": lambda _: gettext("Only a case that is Diarsipkan or Selesai can be deleted."),
+}
+
+
+def message(refusal: Refusal) -> str:
+    """The sentence for a refusal; an unknown code falls back to the English message, which a
+    test of every code keeps from happening."""
+    found = _MESSAGES.get(refusal.code)
+    return found(refusal) if found is not None else str(refusal)
+
+
+CODES = frozenset(_MESSAGES) | frozenset(HTTP_ONLY)

@@ -1,0 +1,467 @@
+"""Casework: every action an investigator takes on a case, once, below HTTP.
+
+The HTML views and the JSON API are adapters over these functions: they parse a request, call
+one function here with the request's :class:`~wbs.context.Context`, and turn a
+:class:`Refusal` into a translated message or a JSON error. The rules (which status may follow
+which, which notes are required, who may assign whom, what can be deleted) and every entry of
+the event log live here, so a second interface, or forwarding between institutions, cannot
+drift from the first.
+
+Nothing here decrypts: replies are encrypted on the way in, items and export bundles leave as
+the ciphertext the store holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
+from crypto.replykeys import encrypt_reply
+from wbs.bundle import write_bundle
+from wbs.context import Context
+from wbs.domain import FINAL_STATUSES, CaseStatus, EventKind, Role, can_transition
+from wbs.intake import committed_with_files
+from wbs.items import Item, Reader, case_items, number_width
+from wbs.models import Case, Event, Investigator, Reply, Source, Submission, Tenant
+from wbs.tenancy import TenantScope
+from wbs.tenants import TenantError, current_recipients, recipient_keys
+
+# The log is plaintext: a reason, never report content. Klarifikasi's question goes to the
+# pelapor as an encrypted reply, and the log says only that it did.
+NOTE_REQUIRED = frozenset({CaseStatus.DIARSIPKAN, CaseStatus.KLARIFIKASI})
+KLARIFIKASI_LOG_NOTE = "Pertanyaan dikirim sebagai balasan"
+MAX_NOTE = 500
+MAX_REPLY = 20_000
+# A typed reply is a few KiB; this leaves room for a long one without letting an upload of
+# anything at all through.
+MAX_ENCRYPTED_REPLY_BYTES = 1024 * 1024
+# What a monitor's or an admin's role adds: assigning a case to anyone of the tenant. A
+# verifikator may only take a case themselves or give up their own assignment.
+ASSIGNS_ANYONE = frozenset({Role.ADMIN_INSTANSI, Role.PEMANTAU_KPK})
+_CHUNK = 256 * 1024
+
+
+class Refusal(Exception):
+    """An action the rules refuse. ``code`` is stable (the API sends it; the HTML interface
+    picks its translated sentence by it); ``params`` fill that sentence; the message is
+    English, for the API and for tests. Never report content in any of them."""
+
+    def __init__(self, code: str, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
+
+
+def _not_found() -> Refusal:
+    # The same answer for another tenant's case as for one that does not exist: ids of other
+    # tenants cannot be probed.
+    return Refusal("not_found", "No such case or item.")
+
+
+# --- finding cases -----------------------------------------------------------------------------
+
+def own_case(ctx: Context, case_id: int) -> Case:
+    """A case the investigator may act on: their own tenant's, nothing else."""
+    case = ctx.scope.get(Case, case_id)
+    if case is None:
+        raise _not_found()
+    return case
+
+
+def readable_case(ctx: Context, case_id: int) -> Case:
+    """A case the investigator may read: their tenant's, or (a pemantau KPK) one shared with
+    KPK, read-only (see :meth:`wbs.tenancy.HubScope.shared_case`)."""
+    case = ctx.scope.get(Case, case_id)
+    if case is None and ctx.reads_across_tenants:
+        case = ctx.hub().shared_case(case_id)
+    if case is None:
+        raise _not_found()
+    return case
+
+
+def reader_for(ctx: Context, case: Case) -> Reader:
+    """The scope to read ``case`` through: the own tenant's, else the hub's (read-only)."""
+    return ctx.scope if case.tenant_id == ctx.tenant.id else ctx.hub()
+
+
+def timeline(ctx: Context, case: Case) -> list[Event]:
+    reader = reader_for(ctx, case)
+    return list(
+        ctx.session.scalars(reader.select(Event).where(Event.case_id == case.id).order_by(Event.id))
+    )
+
+
+# --- items -------------------------------------------------------------------------------------
+
+
+def items(ctx: Context, case: Case) -> list[Item]:
+    return case_items(ctx.session, reader_for(ctx, case), case)
+
+
+@dataclass(frozen=True)
+class OpenedItem:
+    stream: BinaryIO
+    filename: str
+
+
+def open_item(ctx: Context, case: Case, number: int) -> OpenedItem:
+    """The ciphertext of item ``number`` of an own case, to send as it is."""
+    found = case_items(ctx.session, ctx.scope, case)
+    item = next((one for one in found if one.number == number), None)
+    if item is None:
+        raise _not_found()
+    return OpenedItem(
+        ctx.inst.store.open(item.store_path),
+        item.filename(case.registration_number, number_width(found)),
+    )
+
+
+# --- status, assignment, seen --------------------------------------------------------------------
+
+
+def parse_status(raw: str) -> CaseStatus:
+    try:
+        return CaseStatus(raw)
+    except ValueError:
+        raise Refusal(
+            "bad_status",
+            "status must be one of " + ", ".join(status.value for status in CaseStatus),
+        ) from None
+
+
+def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> Event:
+    """Move an own case along the workflow (:data:`wbs.domain.ALLOWED_TRANSITIONS`). Commits.
+
+    Diarsipkan needs its reason, which the log keeps (plaintext: a short reason, never report
+    content). Klarifikasi needs the question for the pelapor, which goes to them as an
+    encrypted reply; the log says only that it did.
+    """
+    note = note.strip()
+    if not can_transition(case.status, new):
+        raise Refusal(
+            "transition_refused",
+            f"A case cannot go from {case.status.value} to {new.value}.",
+            current=case.status,
+            new=new,
+        )
+    if new in NOTE_REQUIRED and not note:
+        raise Refusal(
+            "note_required",
+            "note must hold the question for the reporter."
+            if new == CaseStatus.KLARIFIKASI
+            else "note must hold the reason for archiving.",
+            status=new,
+        )
+    limit = MAX_REPLY if new == CaseStatus.KLARIFIKASI else MAX_NOTE
+    if len(note) > limit:
+        raise Refusal("note_too_long", f"note has at most {limit} characters.", limit=limit)
+    log_note: str | None = note or None
+    if new == CaseStatus.KLARIFIKASI:
+        post_reply(ctx, case, note, what="question")
+        log_note = KLARIFIKASI_LOG_NOTE
+    now = dt.datetime.now(dt.UTC)
+    event = Event(
+        case_id=case.id,
+        kind=EventKind.STATUS_CHANGED,
+        from_status=case.status,
+        to_status=new,
+        actor_investigator_id=ctx.actor_id,
+        note=log_note,
+        created_at=now,
+    )
+    case.status = new
+    if case.first_response_at is None:
+        # The same instant as the event, so the column and the log agree (migration 0005).
+        case.first_response_at = now
+    ctx.scope.add(event)
+    ctx.session.commit()
+    return event
+
+
+def assign(ctx: Context, case: Case, assignee_id: int | None) -> Investigator | None:
+    """Give an own case to an active investigator of the tenant, or (None) to no one. Commits.
+
+    A verifikator may only take a case or give up their own; admins and monitors assign anyone.
+    Returns the new assignee. Assigning to the current assignee changes and logs nothing.
+    """
+    target: Investigator | None = None
+    if assignee_id is not None:
+        target = ctx.scope.get(Investigator, assignee_id)
+        if target is None or not target.active:
+            raise Refusal("bad_assignee", "No such active investigator of this institution.")
+    actor = ctx.actor
+    if actor is None or actor.role not in ASSIGNS_ANYONE:
+        own = target is not None and actor is not None and target.id == actor.id
+        giving_up = target is None and actor is not None and case.assignee_id == actor.id
+        if not (own or giving_up):
+            raise Refusal("forbidden", "Your role does not allow this assignment.")
+    if (target.id if target else None) == case.assignee_id:
+        return target
+    case.assignee_id = target.id if target else None
+    ctx.scope.add(
+        Event(
+            case_id=case.id,
+            kind=EventKind.ASSIGNED if target else EventKind.UNASSIGNED,
+            actor_investigator_id=ctx.actor_id,
+            # Who the case went to: an account name, never report content.
+            note=target.username if target else None,
+        )
+    )
+    ctx.session.commit()
+    return target
+
+
+def mark_seen(ctx: Context, case: Case) -> None:
+    """Mark an own case and all its submissions as read. Commits."""
+    case.unread = False
+    for submission in ctx.session.scalars(
+        ctx.scope.select(Submission).where(
+            Submission.case_id == case.id, Submission.seen.is_(False)
+        )
+    ):
+        submission.seen = True
+    ctx.scope.add(
+        Event(case_id=case.id, kind=EventKind.MARKED_SEEN, actor_investigator_id=ctx.actor_id)
+    )
+    ctx.session.commit()
+
+
+# --- replies -----------------------------------------------------------------------------------
+
+
+def _case_source(ctx: Context, case: Case) -> Source:
+    source = ctx.scope.get(Source, case.source_id)
+    if source is None:
+        raise Refusal("no_source", "The case has no source to answer.")
+    return source
+
+
+def _store_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply:
+    path = ctx.inst.store.new_name(ctx.tenant.slug, case.source_id)
+    with ctx.inst.store.create(path) as out:
+        out.write(ciphertext)
+    reply = Reply(
+        case=case, investigator_id=ctx.actor_id, store_path=path, size=len(ciphertext)
+    )
+    now = dt.datetime.now(dt.UTC)
+    with committed_with_files(ctx.session, ctx.inst.store, [path]):
+        ctx.scope.add(reply)
+        ctx.scope.add(
+            Event(
+                case_id=case.id,
+                kind=EventKind.REPLY_ADDED,
+                actor_investigator_id=ctx.actor_id,
+                created_at=now,
+            )
+        )
+        if case.first_response_at is None:
+            case.first_response_at = now
+    return reply
+
+
+def post_reply(ctx: Context, case: Case, text: str, *, what: str = "reply") -> Reply:
+    """Encrypt a reply to the source's reply key and the tenant's keys, and store it. Commits.
+
+    The tenant's keys are recipients too, so the case history stays readable on the
+    workstation. Fails closed: without a current key nothing is stored (``no_key``).
+    ``what`` names the text in a refusal: a ``reply``, or a Klarifikasi ``question``.
+    """
+    text = text.strip()
+    if not text:
+        raise Refusal("reply_required", "Write the reply.")
+    if len(text) > MAX_REPLY:
+        raise Refusal("reply_too_long", f"text has at most {MAX_REPLY} characters.",
+                      limit=MAX_REPLY)
+    source = _case_source(ctx, case)
+    try:
+        recipients = current_recipients(ctx.session, ctx.tenant)
+    except TenantError:
+        raise Refusal(
+            "no_key", f"The {what} could not be encrypted: the institution has no key.",
+            what=what,
+        ) from None
+    ciphertext = encrypt_reply(
+        ctx.inst.keyring, recipients, source.reply_public_key, text.encode("utf-8")
+    )
+    return _store_reply(ctx, case, ciphertext)
+
+
+def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply:
+    """Store a reply encrypted on the air-gapped workstation, as it is. Commits.
+
+    The plaintext never reaches the server. What is checked, without decrypting: it is an
+    OpenPGP message encrypted to public keys, one of them the source's reply key (or the
+    pelapor could not read it) and every current recipient key of the tenant (or the case
+    history would not stay readable on the workstation). Refused (``reply_refused``) saying
+    which is missing: keys and shapes, never content.
+    """
+
+    def refuse(reason: str) -> Refusal:
+        return Refusal("reply_refused", reason, reason=reason)
+
+    if not ciphertext or len(ciphertext) > MAX_ENCRYPTED_REPLY_BYTES:
+        raise refuse("an encrypted reply must be between 1 byte and 1 MiB")
+    source = _case_source(ctx, case)
+    try:
+        key_ids = ciphertext_key_ids(ciphertext, ctx.inst.config.gpg_binary)
+    except NotAnEncryptedMessage as exc:
+        raise refuse(f"not an encrypted reply: {exc}") from exc
+
+    def readable_by(armored: str) -> bool:
+        info = ctx.inst.keyring.inspect_public_key(armored)
+        return any(key_id(fpr) in key_ids for fpr in info.encryption_fingerprints)
+
+    if not readable_by(source.reply_public_key):
+        raise refuse("the reply is not encrypted to the pelapor's reply key")
+    current = [key for key in recipient_keys(ctx.session, ctx.tenant) if key.revoked_at is None]
+    unreadable = [key.fingerprint for key in current if not readable_by(key.public_key)]
+    if not current or unreadable:
+        raise refuse(
+            "the reply is not encrypted to every current key of the instansi: "
+            + ", ".join(unreadable or ["(no current key)"])
+        )
+    return _store_reply(ctx, case, ciphertext)
+
+
+# --- export --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Export:
+    filename: str
+    chunks: Iterator[bytes]
+
+
+def export(ctx: Context, case: Case, logger: logging.Logger) -> Export:
+    """Log the export of an own case (committed first: the log must say who took a copy, even
+    if the download is then cut) and stream its signed bundle (see :mod:`wbs.bundle`)."""
+    ctx.scope.add(
+        Event(case_id=case.id, kind=EventKind.EXPORTED, actor_investigator_id=ctx.actor_id)
+    )
+    ctx.session.commit()
+    return Export(
+        f"{case.registration_number}.zip",
+        _stream_bundle(ctx, ctx.tenant.id, case.id, logger),
+    )
+
+
+def _stream_bundle(
+    ctx: Context, tenant_id: int, case_id: int, logger: logging.Logger
+) -> Iterator[bytes]:
+    """The bundle of one case, written by a thread into a pipe and read from it here.
+
+    A pipe, not a temporary file: the manifest holds the case's metadata in plaintext, and
+    nothing of it should be left on disk; memory stays flat whatever the items' size. The
+    thread has its own database session: the request's is not thread-safe.
+    """
+    inst = ctx.inst
+    read_fd, write_fd = os.pipe()
+
+    def write() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out, inst.sessions() as session:
+                tenant = session.get(Tenant, tenant_id)
+                case = TenantScope(session, tenant).get(Case, case_id) if tenant else None
+                if tenant is None or case is None:
+                    return
+                write_bundle(inst, session, tenant, [case], out)
+        except BrokenPipeError:
+            pass  # the browser went away; the partial bundle has no signature
+        except Exception as exc:  # a thread's error must be logged, not lost
+            # The type only: a message could name a path of the store.
+            logger.error("bundle export failed: %s", type(exc).__name__)
+
+    thread = threading.Thread(target=write, name="peluit-export", daemon=True)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            yield chunk
+    thread.join()
+
+
+# --- deletion ------------------------------------------------------------------------------------
+
+
+def require_deleter(ctx: Context) -> None:
+    """Deleting is the admin instansi's alone: it erases evidence, so it belongs to the role
+    that answers for the tenant's accounts and keys, not to the verifikator."""
+    if ctx.actor is None or ctx.actor.role != Role.ADMIN_INSTANSI:
+        raise Refusal("forbidden", "Only an admin instansi deletes.")
+
+
+def item_by_number(ctx: Context, case: Case, number: int) -> Item:
+    found = next(
+        (item for item in case_items(ctx.session, ctx.scope, case) if item.number == number),
+        None,
+    )
+    if found is None:
+        raise _not_found()
+    return found
+
+
+def delete_item(ctx: Context, case: Case, item: Item) -> None:
+    """Delete one submission or reply: its ciphertext and its row together. Commits."""
+    require_deleter(ctx)
+    row: Reply | Submission | None = (
+        ctx.scope.get(Reply, item.row_id)
+        if item.kind == "reply"
+        else ctx.scope.get(Submission, item.row_id)
+    )
+    if row is None or row.case_id != case.id:
+        raise _not_found()
+    # The kind and the number only: what was deleted, never what it said.
+    ctx.scope.add(
+        Event(
+            case_id=case.id,
+            kind=EventKind.ITEM_DELETED,
+            actor_investigator_id=ctx.actor_id,
+            note=f"{item.kind} #{item.number}",
+        )
+    )
+    ctx.inst.store.remove_with_rows(ctx.session, [row.store_path], [row])
+
+
+def check_case_deletable(case: Case) -> None:
+    """Only a closed case, and only one KPK does not hold too.
+
+    Deleting is the one action that erases a report, so it needs a decision already in the
+    log: the case was archived (with its reason) or finished first. A case sent to KPK is
+    handled there as well; the instansi must not make it vanish from KPK's view, which would
+    be a way for the reported office to bury a report.
+    """
+    if case.sent_to_kpk:
+        raise Refusal("sent_to_kpk", "This report was sent to KPK and cannot be deleted here.")
+    if case.status not in FINAL_STATUSES:
+        raise Refusal("not_final", "Only a case that is Diarsipkan or Selesai can be deleted.")
+
+
+def delete_case(ctx: Context, case: Case) -> None:
+    """Delete a case with all its items, files and rows together. Commits.
+
+    The event log keeps its entries (``Event.case_id`` has no foreign key) plus one
+    CASE_DELETED naming the registration number, so the deletion itself stays on record.
+    """
+    require_deleter(ctx)
+    check_case_deletable(case)
+    scope = ctx.scope
+    submissions = list(
+        ctx.session.scalars(scope.select(Submission).where(Submission.case_id == case.id))
+    )
+    replies = list(ctx.session.scalars(scope.select(Reply).where(Reply.case_id == case.id)))
+    scope.add(
+        Event(
+            case_id=case.id,
+            kind=EventKind.CASE_DELETED,
+            actor_investigator_id=ctx.actor_id,
+            note=case.registration_number,
+        )
+    )
+    found: list[Submission | Reply] = [*submissions, *replies]
+    rows: list[object] = [*found, case]
+    ctx.inst.store.remove_with_rows(ctx.session, [row.store_path for row in found], rows)

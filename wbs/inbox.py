@@ -1,0 +1,171 @@
+"""What an investigator's inbox lists: their tenant's cases, and for a pemantau KPK also the
+cases shared with KPK (the rule is :meth:`wbs.tenancy.HubScope.shared_cases`), filtered,
+sorted by deadline and paged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from wbs.context import Context
+from wbs.domain import OPEN_STATUSES, CaseStatus
+from wbs.models import Case, Investigator, Tenant
+
+PAGE_SIZE = 50
+SORTS = ("deadline", "received")
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """The inbox's GET form, parsed; unknown or malformed values are ignored, never errors."""
+
+    status: CaseStatus | None = None
+    category: str | None = None
+    mcp_area: str | None = None
+    # An investigator id, or "none" for unassigned cases.
+    assignee: int | str | None = None
+    overdue: bool = False
+    unread: bool = False
+    sort: str = "deadline"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> InboxFilters:
+        status: CaseStatus | None
+        try:
+            status = CaseStatus(args.get("status", ""))
+        except ValueError:
+            status = None
+        raw_assignee = args.get("assignee", "")
+        assignee: int | str | None = None
+        if raw_assignee == "none":
+            assignee = "none"
+        elif _whole_number(raw_assignee):
+            assignee = int(raw_assignee)
+        sort = args.get("sort", "deadline")
+        page = args.get("page", "1")
+        return cls(
+            status=status,
+            category=args.get("category") or None,
+            mcp_area=args.get("mcp_area") or None,
+            assignee=assignee,
+            overdue=args.get("overdue") == "1",
+            unread=args.get("unread") == "1",
+            sort=sort if sort in SORTS else "deadline",
+            page=max(1, min(int(page), 1_000_000)) if _whole_number(page) else 1,
+        )
+
+    def query_args(self, **changes: Any) -> dict[str, Any]:
+        """The filters as URL arguments (for the pager links), with ``changes`` applied."""
+        values: dict[str, Any] = {
+            "status": self.status.value if self.status else None,
+            "category": self.category,
+            "mcp_area": self.mcp_area,
+            "assignee": self.assignee,
+            "overdue": "1" if self.overdue else None,
+            "unread": "1" if self.unread else None,
+            "sort": self.sort if self.sort != "deadline" else None,
+            "page": self.page if self.page != 1 else None,
+        }
+        values.update(changes)
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    cases: list[Case]
+    total: int
+    page: int
+    pages: int
+    unread: int
+    # Display names of the own tenant's investigators (for assignees), and tenant names (for
+    # a monitor's cross-tenant rows): one query each, not one per row.
+    names: dict[int, str]
+    tenants: dict[int, str]
+
+
+def inbox(
+    ctx: Context, filters: InboxFilters, today: dt.date, *, own_only: bool = False
+) -> InboxPage:
+    """One page of the cases ``ctx`` may read. ``own_only`` leaves out what a pemantau KPK
+    reads across tenants (the API offers only the own tenant's cases)."""
+    session, tenant = ctx.session, ctx.tenant
+    if ctx.reads_across_tenants and not own_only:
+        base = ctx.hub().shared_cases()
+    else:
+        base = ctx.scope.select(Case)
+    unread = session.scalar(
+        base.where(Case.unread.is_(True)).with_only_columns(sa.func.count(Case.id))
+    )
+    statement = base
+    if filters.status is not None:
+        statement = statement.where(Case.status == filters.status)
+    if filters.category:
+        statement = statement.where(Case.category == filters.category)
+    if filters.mcp_area:
+        statement = statement.where(Case.mcp_area == filters.mcp_area)
+    if filters.assignee == "none":
+        statement = statement.where(Case.assignee_id.is_(None))
+    elif isinstance(filters.assignee, int):
+        # An assignee id means one of the own tenant's investigators.
+        statement = statement.where(
+            Case.assignee_id == filters.assignee, Case.tenant_id == tenant.id
+        )
+    if filters.overdue:
+        statement = statement.where(
+            Case.first_response_due < today, Case.status.in_(OPEN_STATUSES)
+        )
+    if filters.unread:
+        statement = statement.where(Case.unread.is_(True))
+    total = int(session.scalar(statement.with_only_columns(sa.func.count(Case.id))) or 0)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = min(filters.page, pages)
+    if filters.sort == "received":
+        order: tuple[Any, ...] = (Case.received_at.desc(), Case.id.desc())
+    else:
+        order = (Case.first_response_due, Case.id)
+    rows = list(
+        session.scalars(
+            statement.order_by(*order).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        )
+    )
+    return InboxPage(
+        cases=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        unread=int(unread or 0),
+        names=investigator_names(ctx),
+        tenants={row.id: row.name for row in session.execute(sa.select(Tenant.id, Tenant.name))},
+    )
+
+
+def investigator_names(ctx: Context) -> dict[int, str]:
+    rows = ctx.session.execute(
+        ctx.scope.restrict(sa.select(Investigator.id, Investigator.display_name), Investigator)
+    )
+    return {row.id: row.display_name for row in rows}
+
+
+def assignable(ctx: Context) -> list[Investigator]:
+    return list(
+        ctx.session.scalars(
+            ctx.scope.select(Investigator)
+            .where(Investigator.active.is_(True))
+            .order_by(Investigator.display_name)
+        )
+    )
+
+
+
+
+def _whole_number(raw: str) -> bool:
+    # str.isdigit() admits "²" and other digits int() refuses, and no length limit: an id
+    # beyond the database's integer would fail in the query instead of being ignored.
+    return raw.isascii() and raw.isdigit() and len(raw) <= 12

@@ -1,0 +1,67 @@
+"""The items of a case, numbered: the one numbering the case page, the API and the export
+bundle share, so item 3 is the same ciphertext wherever an investigator meets it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from wbs.models import Case, Reply, Submission, round_to_day
+from wbs.tenancy import HubScope, TenantScope
+
+Reader = TenantScope | HubScope
+
+
+@dataclass(frozen=True)
+class Item:
+    """One encrypted item of a case, numbered the same on the case page, in the API and in an
+    export bundle (which all get their numbers from :func:`case_items`)."""
+
+    number: int
+    kind: str  # form, message, file, reply
+    size: int
+    created_at: dt.datetime
+    row_id: int
+    store_path: str
+
+    def filename(self, registration_number: str, width: int) -> str:
+        # Never the original filename: it travels only inside the ciphertext.
+        return f"{registration_number}-{self.number:0{width}d}-{self.kind}.gpg"
+
+    @property
+    def key(self) -> str:
+        """What a confirmation form sends back, so the item acted on is the one confirmed even
+        if the numbering shifted in between (a new submission sorts before today's replies)."""
+        return f"{'reply' if self.kind == 'reply' else 'submission'}-{self.row_id}"
+
+
+def case_items(session: Session, reader: Reader, case: Case) -> list[Item]:
+    """Submissions then replies of ``case``, numbered.
+
+    The pelapor's items keep only their WIB day (see :func:`wbs.models.round_to_day`); sorting
+    by day puts them before replies of the same day, whose true order the server does not know.
+    """
+    subs = session.scalars(reader.select(Submission).where(Submission.case_id == case.id))
+    reps = session.scalars(reader.select(Reply).where(Reply.case_id == case.id))
+    rows: list[tuple[dt.datetime, int, int, dt.datetime, str, int, str]] = [
+        (round_to_day(sub.created_at), 0, sub.id, sub.created_at, str(sub.kind), sub.size,
+         sub.store_path)
+        for sub in subs
+    ]
+    rows += [
+        (round_to_day(rep.created_at), 1, rep.id, rep.created_at, "reply", rep.size,
+         rep.store_path)
+        for rep in reps
+    ]
+    rows.sort()
+    return [
+        Item(number, kind, size, created, row_id, path)
+        for number, (_, _, row_id, created, kind, size, path) in enumerate(rows, start=1)
+    ]
+
+
+def number_width(found: list[Item]) -> int:
+    return max(2, len(str(len(found))))

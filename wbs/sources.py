@@ -1,0 +1,130 @@
+"""The pelapor's side of their cases, below HTTP: register and authenticate a codename, see
+their own cases and what happened to them, read and delete replies.
+
+A source is known only by an id derived from the codename (argon2id with a pepper); the
+codename itself is never stored. Replies are decrypted only in memory for a logged-in pelapor,
+with the reply-key passphrase their session holds.
+"""
+
+from __future__ import annotations
+
+from crypto.errors import CryptoError
+from crypto.kdf import SourceSecrets, derive_source_secrets
+from crypto.replykeys import decrypt_reply, generate_reply_key
+from wbs.context import Context
+from wbs.domain import EventKind
+from wbs.intake import ReportError
+from wbs.models import Case, Event, Reply, Source
+
+
+def _secrets(ctx: Context, codename: str) -> SourceSecrets:
+    inst = ctx.inst
+    return derive_source_secrets(
+        codename,
+        source_id_pepper=inst.secrets.source_id_pepper,
+        reply_key_pepper=inst.secrets.reply_key_pepper,
+        params=inst.config.kdf,
+    )
+
+
+def register_source(ctx: Context, codename: str) -> SourceSecrets:
+    """Create the source for a new codename, with its locked reply key. Commits."""
+    secrets = _secrets(ctx, codename)
+    if ctx.session.get(Source, secrets.source_id) is not None:
+        # Two draws of a 90-bit codename colliding means a broken random source: stop.
+        raise ReportError("codename already registered")
+    key = generate_reply_key(secrets.reply_passphrase, ctx.inst.config.gpg_binary)
+    ctx.scope.add(
+        Source(
+            id=secrets.source_id,
+            reply_fingerprint=key.fingerprint,
+            reply_public_key=key.public_armored,
+            reply_secret_key=key.secret_armored,
+        )
+    )
+    ctx.session.commit()
+    return secrets
+
+
+def authenticate_source(ctx: Context, codename: str) -> SourceSecrets | None:
+    """The secrets of a known codename at this tenant; None otherwise (also another tenant's)."""
+    secrets = _secrets(ctx, codename)
+    if ctx.scope.get(Source, secrets.source_id) is None:
+        return None
+    return secrets
+
+
+def source_cases(ctx: Context, source_id: str) -> list[Case]:
+    return list(
+        ctx.session.scalars(
+            ctx.scope.select(Case).where(Case.source_id == source_id).order_by(Case.id)
+        )
+    )
+
+
+def source_case(ctx: Context, source_id: str, case_id: int) -> Case | None:
+    case = ctx.scope.get(Case, case_id)
+    if case is None or case.source_id != source_id:
+        return None
+    return case
+
+
+def case_history(ctx: Context, case: Case) -> list[Event]:
+    """The status changes of a case, oldest first: what the pelapor may follow."""
+    return list(
+        ctx.session.scalars(
+            ctx.scope.select(Event)
+            .where(Event.case_id == case.id)
+            .where(Event.kind.in_([EventKind.CASE_CREATED, EventKind.STATUS_CHANGED]))
+            .order_by(Event.id)
+        )
+    )
+
+
+def source_replies(
+    ctx: Context, secrets: SourceSecrets, case: Case
+) -> list[tuple[Reply, str]]:
+    """Replies of a case, decrypted in memory with the source's reply key; marks them read.
+
+    A reply that cannot be decrypted shows as an empty text rather than breaking the page; the
+    failure is the server's problem, never the pelapor's.
+    """
+    source = ctx.scope.get(Source, secrets.source_id)
+    if source is None or case.source_id != source.id:
+        raise ReportError("not this source's case")
+    out = []
+    for reply in case.replies:
+        with ctx.inst.store.open(reply.store_path) as stream:
+            ciphertext = stream.read()
+        try:
+            text = decrypt_reply(
+                source.reply_secret_key,
+                secrets.reply_passphrase,
+                ciphertext,
+                ctx.inst.config.gpg_binary,
+            ).decode("utf-8", "replace")
+        except CryptoError:
+            text = ""
+        out.append((reply, text))
+        reply.read_by_source = True
+    ctx.session.commit()
+    return out
+
+
+def own_reply(ctx: Context, source_id: str, reply_id: int) -> Reply | None:
+    """A reply to one of this source's cases, or None (also another source's)."""
+    reply = ctx.scope.get(Reply, reply_id)
+    if reply is None or reply.case.source_id != source_id:
+        return None
+    return reply
+
+
+def delete_reply(ctx: Context, source_id: str, reply_id: int) -> bool:
+    """Delete a reply the pelapor has read: its file and row together. False if not allowed."""
+    reply = own_reply(ctx, source_id, reply_id)
+    if reply is None or not reply.read_by_source:
+        return False
+    ctx.scope.add(Event(case_id=reply.case_id, kind=EventKind.REPLY_DELETED))
+    ctx.inst.store.remove_with_rows(ctx.session, [reply.store_path], [reply])
+    return True
+
