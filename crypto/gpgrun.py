@@ -47,6 +47,8 @@ STATUS_PREFIX = "[GNUPG:] "
 # A request must not wait on a stuck gpg forever; one small operation takes well under a second.
 DEFAULT_TIMEOUT_S = 60.0
 _STATUS_MAX_LINES = 10_000
+# For popen's stdout_fd: gpg writes its output to a file it is named, so stdout is thrown away.
+DISCARD = subprocess.DEVNULL
 _STDERR_TAIL_LINES = 20
 
 
@@ -306,7 +308,8 @@ class GpgHome:
     ) -> GpgProcess:
         """Start gpg and return at once, for data streamed in or out while it runs.
 
-        ``stdout_fd``: gpg writes there (e.g. the store's open file) instead of to a pipe.
+        ``stdout_fd``: gpg writes there (e.g. the store's open file, or :data:`DISCARD`)
+        instead of to a pipe.
         ``stdin_pipe``: False gives gpg /dev/null, for a gpg that reads a file it is named.
         ``options``: text of an options "file" handed over as a pipe; even an empty one keeps
         gpg from reading a gpg.conf someone may have planted in the home.
