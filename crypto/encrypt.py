@@ -4,7 +4,7 @@ The report's bytes go from the upload parser straight into ``gpg --encrypt`` thr
 and gpg writes the ciphertext straight into the caller's open file: no plaintext byte touches
 disk and Python never holds more than the chunk it is given.
 
-We drive the gpg binary with :mod:`subprocess` rather than through python-gnupg: python-gnupg's
+gpg is started through :mod:`crypto.gpgrun` rather than python-gnupg: python-gnupg's
 ``encrypt`` reads its whole input and collects its whole output in memory unless given a file
 name, and it is not a chunk writer, so it cannot sit between a streaming upload and the store.
 
@@ -18,16 +18,15 @@ import contextlib
 import fcntl
 import os
 import re
-import subprocess
 import threading
 import unicodedata
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO
 
 from crypto.errors import EncryptionError
+from crypto.gpgrun import GpgProcess, GpgRunError, GpgTimeout, Status
 from crypto.keyring import Keyring, normalize_fingerprint
 
 # OpenPGP stores the literal packet's filename behind a one-octet length.
@@ -38,8 +37,6 @@ _PIPE_SIZE = 1024 * 1024
 _FINISH_TIMEOUT_S = 120.0
 # Status keywords that mean gpg did not encrypt to exactly the keys we asked for.
 _FATAL_STATUS = frozenset({"INV_RECP", "NO_RECP", "INV_SGNR", "FAILURE", "ERROR"})
-_STDERR_TAIL_LINES = 20
-_STATUS_MAX_LINES = 10_000
 
 
 def sanitize_filename(name: str | None) -> str | None:
@@ -101,20 +98,8 @@ def _recipient_args(
     return args
 
 
-def _gpg_args(keyring: Keyring, status_fd: int, options_fd: int) -> list[str]:
-    # The original filename goes to gpg through an options "file" that is a pipe, never
-    # through argv: a process's command line is readable by every local user in
-    # /proc/PID/cmdline, and ps, monitoring agents or audit rules may copy it to disk.
-    args = [
-        keyring.gpg_binary,
-        "--homedir",
-        str(keyring.home),
-        "--options",
-        f"/dev/fd/{options_fd}",
-    ]
-    args += [
-        "--batch",
-        "--no-tty",
+def _gpg_args() -> list[str]:
+    return [
         "--yes",
         # Keys are pinned by full fingerprint by the tenant admin after the checks in
         # crypto.keyring; the server has no web of trust to consult, and gpg's "unknown
@@ -124,8 +109,6 @@ def _gpg_args(keyring: Keyring, status_fd: int, options_fd: int) -> list[str]:
         # Never look keys up on the network or add recipients from a gpg.conf.
         "--no-auto-key-locate",
         "--no-encrypt-to",
-        "--status-fd",
-        str(status_fd),
         # No compression: compressed size leaks content (CRIME-style side channels), and most
         # evidence (PDF, JPEG, ZIP, video) is already compressed, so it only costs CPU.
         "--compress-algo",
@@ -134,9 +117,8 @@ def _gpg_args(keyring: Keyring, status_fd: int, options_fd: int) -> list[str]:
         "AES256 AES192 AES",
         "--output",
         "-",
+        "--encrypt",
     ]
-    args.append("--encrypt")
-    return args
 
 
 def _filename_options(filename: str | None) -> bytes:
@@ -152,13 +134,6 @@ def _filename_options(filename: str | None) -> bytes:
     return f'set-filename "{safe_name}"\n'.encode()
 
 
-def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
-    # Not an assert: asserts vanish under python -O, and this is the crypto path.
-    if stream is None:
-        raise EncryptionError("gpg pipe missing")
-    return stream
-
-
 def _write_all(stream: IO[bytes], data: bytes | bytearray | memoryview) -> None:
     # A raw pipe write may be partial (a signal, a huge chunk); loop until all of it is in.
     view = memoryview(data)
@@ -169,36 +144,11 @@ def _write_all(stream: IO[bytes], data: bytes | bytearray | memoryview) -> None:
         view = view[written:]
 
 
-class _LineCollector(threading.Thread):
-    """Drain a pipe from gpg so it never blocks on a full pipe; keep a bounded record."""
-
-    def __init__(self, stream: IO[bytes], max_lines: int) -> None:
-        super().__init__(daemon=True)
-        self._stream = stream
-        self.lines: deque[str] = deque(maxlen=max_lines)
-
-    def run(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            for raw in self._stream:
-                self.lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
-        with contextlib.suppress(OSError):
-            self._stream.close()
-
-
-def _status_keywords(lines: Sequence[str]) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for line in lines:
-        if line.startswith("[GNUPG:] "):
-            keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
-            found.append((keyword, rest))
-    return found
-
-
-def _verify(returncode: int | None, status_lines: Sequence[str]) -> None:
+def _verify(returncode: int | None, status: Sequence[Status]) -> None:
     """Raise EncryptionError unless gpg both exited 0 and reported a complete encryption."""
-    statuses = _status_keywords(status_lines)
-    keywords = {kw for kw, _ in statuses}
-    fatal = [f"{kw} {rest}".strip() for kw, rest in statuses if kw in _FATAL_STATUS]
+    keywords = {line.keyword for line in status}
+    fatal = [f"{line.keyword} {line.rest}".strip() for line in status
+             if line.keyword in _FATAL_STATUS]
     if fatal:
         raise EncryptionError(f"gpg refused to encrypt: {'; '.join(fatal[:5])}")
     if returncode != 0:
@@ -207,63 +157,27 @@ def _verify(returncode: int | None, status_lines: Sequence[str]) -> None:
         raise EncryptionError("gpg did not report a complete encryption")
 
 
-class _GpgProcess:
-    """A running ``gpg --encrypt`` with its status channel and stderr drained by threads."""
+def _start_gpg(
+    keyring: Keyring, recipient_args: list[str], filename: str | None, stdout_fd: int | None
+) -> GpgProcess:
+    try:
+        # The original filename goes to gpg through an options "file" that is a pipe, never
+        # through argv: a process's command line is readable by every local user in
+        # /proc/PID/cmdline, and ps, monitoring agents or audit rules may copy it to disk.
+        return keyring.gpg_home.popen(
+            [*_gpg_args(), *recipient_args],
+            stdout_fd=stdout_fd,
+            options=_filename_options(filename),
+        )
+    except GpgRunError as exc:
+        raise EncryptionError(f"cannot run gpg: {exc}") from exc
 
-    def __init__(
-        self, args_tail: list[str], keyring: Keyring, filename: str | None, stdout: int
-    ) -> None:
-        status_r, status_w = os.pipe()
-        # Always an options pipe, even an empty one: gpg then never reads a gpg.conf that
-        # someone may have planted in the keyring's home.
-        options_r, options_w = os.pipe()
-        # A few hundred bytes at most: the pipe's buffer takes them all before gpg starts.
-        os.write(options_w, _filename_options(filename))
-        os.close(options_w)
-        try:
-            args = [*_gpg_args(keyring, status_w, options_r), *args_tail]
-            try:
-                self.proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.PIPE,
-                    stdout=stdout,
-                    stderr=subprocess.PIPE,
-                    pass_fds=(status_w, options_r),
-                    close_fds=True,
-                    # Unbuffered: each write() goes straight into the pipe, so Python never
-                    # holds more plaintext than the chunk it was given.
-                    bufsize=0,
-                )
-            except OSError as exc:
-                os.close(status_r)
-                raise EncryptionError(f"cannot run gpg: {exc}") from exc
-        finally:
-            # The child holds its own copy; ours must go or the reader never sees EOF.
-            os.close(status_w)
-            os.close(options_r)
-        self.status = _LineCollector(os.fdopen(status_r, "rb"), _STATUS_MAX_LINES)
-        self.stderr = _LineCollector(_pipe(self.proc.stderr), _STDERR_TAIL_LINES)
-        self.status.start()
-        self.stderr.start()
 
-    def join_readers(self) -> None:
-        self.status.join(timeout=_FINISH_TIMEOUT_S)
-        self.stderr.join(timeout=_FINISH_TIMEOUT_S)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                self.proc.kill()
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=_FINISH_TIMEOUT_S)
-        self.join_readers()
-
-    @property
-    def stderr_tail(self) -> str:
-        return "\n".join(self.stderr.lines)
+def _finish(gpg: GpgProcess) -> int:
+    try:
+        return gpg.wait(timeout=_FINISH_TIMEOUT_S)
+    except GpgTimeout as exc:
+        raise EncryptionError("gpg did not finish in time") from exc
 
 
 class EncryptWriter:
@@ -291,8 +205,8 @@ class EncryptWriter:
         sink.flush()
         self._sink = sink
         self._start = os.lseek(self._fd, 0, os.SEEK_CUR)
-        self._gpg = _GpgProcess(tail, keyring, filename, stdout=self._fd)
-        self._stdin = _pipe(self._gpg.proc.stdin)
+        self._gpg = _start_gpg(keyring, tail, filename, stdout_fd=self._fd)
+        self._stdin = self._gpg.stdin
         with contextlib.suppress(OSError):
             fcntl.fcntl(self._stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         self._done = False
@@ -302,7 +216,7 @@ class EncryptWriter:
         """Feed plaintext to gpg. Blocks while gpg is busy, which bounds memory."""
         if self._done:
             raise EncryptionError("write to a closed encryptor")
-        if self._gpg.proc.poll() is not None:
+        if self._gpg.poll() is not None:
             self.abort()
             raise EncryptionError("gpg stopped before the end of the data")
         try:
@@ -317,19 +231,13 @@ class EncryptWriter:
         if self._done:
             raise EncryptionError("encryptor already closed or aborted")
         self._done = True
-        proc = self._gpg.proc
         try:
             self._stdin.close()
         except OSError as exc:
             self._gpg.kill()
             raise EncryptionError("gpg stopped before the end of the data") from exc
-        try:
-            returncode = proc.wait(timeout=_FINISH_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            self._gpg.kill()
-            raise EncryptionError("gpg did not finish in time") from exc
-        self._gpg.join_readers()
-        _verify(returncode, list(self._gpg.status.lines))
+        returncode = _finish(self._gpg)
+        _verify(returncode, self._gpg.status)
         end = os.lseek(self._fd, 0, os.SEEK_CUR)
         written = end - self._start
         if written <= 0:
@@ -350,7 +258,7 @@ class EncryptWriter:
 
     @property
     def pid(self) -> int:
-        return self._gpg.proc.pid
+        return self._gpg.pid
 
     def __enter__(self) -> EncryptWriter:
         return self
@@ -391,9 +299,8 @@ def encrypt_bytes(
 ) -> bytes:
     """Encrypt a small document (form answers, a reply) in memory; same checks as the stream."""
     tail = _recipient_args(keyring, recipients, extra_recipient_files)
-    gpg = _GpgProcess(tail, keyring, filename, stdout=subprocess.PIPE)
-    proc = gpg.proc
-    stdin, stdout = _pipe(proc.stdin), _pipe(proc.stdout)
+    gpg = _start_gpg(keyring, tail, filename, stdout_fd=None)
+    stdin, stdout = gpg.stdin, gpg.stdout
     output = bytearray()
     failure: BaseException | None = None
 
@@ -409,15 +316,10 @@ def encrypt_bytes(
         stdin.close()
     except (BrokenPipeError, OSError) as exc:
         failure = exc
-    try:
-        returncode = proc.wait(timeout=_FINISH_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        gpg.kill()
-        raise EncryptionError("gpg did not finish in time") from exc
+    returncode = _finish(gpg)
     reader.join(timeout=_FINISH_TIMEOUT_S)
-    gpg.join_readers()
     stdout.close()
-    _verify(returncode, list(gpg.status.lines))
+    _verify(returncode, gpg.status)
     if failure is not None:
         raise EncryptionError("gpg stopped before the end of the data") from failure
     if not output:

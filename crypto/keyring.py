@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-import gnupg
-
 from crypto.errors import CryptoError, KeyRefused
+from crypto.gpgrun import GpgHome, kill_agent
+
+# kill_agent stays importable from here: the server, its tests and the benchmarks stop a
+# keyring home's agent through this module.
+__all__ = ["MAX_KEY_BYTES", "KeyInfo", "Keyring", "kill_agent", "normalize_fingerprint"]
 
 # An armored key with many third-party signatures can be large, but not this large; anything
 # bigger is refused before gpg parses it, so a form upload cannot make gpg chew on megabytes.
@@ -33,22 +35,6 @@ MIN_MODULUS_BITS = 3072
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$")
 _PRIVATE_ARMOR = re.compile(rb"-----BEGIN PGP (PRIVATE|SECRET) KEY BLOCK-----")
 _COLON_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
-
-
-def gpgconf_for(gpg_binary: str) -> str:
-    """The gpgconf that belongs to ``gpg_binary`` (same folder when a path is given)."""
-    if os.sep in gpg_binary:
-        return str(Path(gpg_binary).with_name("gpgconf"))
-    return "gpgconf"
-
-
-def kill_agent(home: Path, gpg_binary: str = "gpg") -> None:
-    """Stop the gpg-agent of ``home`` if one runs; harmless when none does."""
-    subprocess.run(
-        [gpgconf_for(gpg_binary), "--homedir", str(home), "--kill", "gpg-agent"],
-        check=False,
-        capture_output=True,
-    )
 
 
 def normalize_fingerprint(fingerprint: str) -> str:
@@ -231,13 +217,14 @@ class Keyring:
         # gpg refuses (or warns about) a home that others can read; mkdir's mode is subject to
         # the umask and does not apply to an existing folder.
         os.chmod(self.home, 0o700)
-        self._gpg = gnupg.GPG(gpgbinary=gpg_binary, gnupghome=str(self.home))
+        self.gpg_home = GpgHome(self.home, gpg_binary)
+        self._gpg = self.gpg_home.library()
 
     # -- lifetime ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop the gpg-agent of this home, if one was started."""
-        kill_agent(self.home, self.gpg_binary)
+        self.gpg_home.kill_agent()
 
     def __enter__(self) -> Keyring:
         return self
@@ -261,22 +248,17 @@ class Keyring:
         # Checked before gpg sees it: the clearest possible answer to the most dangerous mistake.
         if _PRIVATE_ARMOR.search(data):
             raise KeyRefused("secret_key")
-        proc = subprocess.run(
-            [
-                self.gpg_binary, "--homedir", str(self.home), "--batch", "--no-tty",
-                # Secret key material would otherwise make gpg start an agent in this home.
-                "--no-autostart",
-                "--with-colons", "--fixed-list-mode", "--with-fingerprint",
-                "--show-keys",
-            ],
-            input=data,
-            capture_output=True,
-            check=False,
+        # Not python-gnupg's scan_keys_mem: that is "--dry-run --import", which hands any secret
+        # key material to a gpg-agent; --show-keys with --no-autostart never starts one.
+        shown = self.gpg_home.run(
+            ["--no-autostart", "--with-colons", "--fixed-list-mode", "--with-fingerprint",
+             "--show-keys"],
+            data,
         )
-        if proc.returncode != 0:
+        if shown.returncode != 0:
             raise KeyRefused("not_a_key")
         try:
-            keys, secret = _parse_colons(proc.stdout.decode("utf-8", errors="replace"))
+            keys, secret = _parse_colons(shown.stdout.decode("utf-8", errors="replace"))
         except ValueError as exc:  # a number field gpg should never leave malformed
             raise KeyRefused("not_a_key", "unreadable key listing") from exc
         return _check(keys, secret, datetime.now(tz=UTC))

@@ -10,12 +10,10 @@ instansi's keys could not read back, is refused at upload rather than discovered
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from crypto.errors import CryptoError
+from crypto.gpgrun import throwaway_home
 
 # Packet tags (RFC 4880/9580): 1 public-key encrypted session key, 18 symmetrically encrypted
 # integrity-protected data, 20 AEAD encrypted data (gpg's pre-standard OCB mode).
@@ -23,42 +21,29 @@ _PKESK, _SEIPD, _AEAD = 1, 18, 20
 _TAG = re.compile(r"^# off=\d+ ctb=[0-9a-f]+ tag=(\d+) ")
 _KEYID = re.compile(r"^:pubkey enc packet: version \d+, algo \d+, keyid ([0-9A-F]{16})$")
 _NO_KEYID = "0" * 16
-_TIMEOUT_S = 60.0
 
 
 class NotAnEncryptedMessage(CryptoError):
     """The data is not an OpenPGP message encrypted to public keys."""
 
 
-def ciphertext_key_ids(data: bytes, gpg_binary: str = "gpg") -> frozenset[str]:
+def ciphertext_key_ids(data: bytes | Path, gpg_binary: str = "gpg") -> frozenset[str]:
     """The 16-hex key ids an encrypted OpenPGP message names as its recipients.
 
-    Raises :class:`NotAnEncryptedMessage` for anything else: plaintext, a signed-only or
-    symmetrically encrypted message, hidden recipients (key id 0), packets in odd places.
+    ``data`` is the message, or the path of a file holding it (gpg reads the file itself, so
+    a large item never passes through Python). Raises :class:`NotAnEncryptedMessage` for
+    anything else: plaintext, a signed-only or symmetrically encrypted message, hidden
+    recipients (key id 0), packets in odd places.
     """
     # An empty throwaway home: gpg lists the packets and fails to decrypt, as it should.
-    home = Path(tempfile.mkdtemp(prefix="pc-", dir="/tmp"))
-    try:
-        proc = subprocess.run(
-            [
-                gpg_binary,
-                "--homedir",
-                str(home),
-                "--batch",
-                "--no-tty",
-                "--no-autostart",
-                "--list-packets",
-            ],
-            input=data,
-            capture_output=True,
-            check=False,
-            timeout=_TIMEOUT_S,
-        )
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with throwaway_home(gpg_binary, prefix="pc-", agent=False) as home:
+        if isinstance(data, Path):
+            listed = home.run(["--no-autostart", "--list-packets", "--", str(data)])
+        else:
+            listed = home.run(["--no-autostart", "--list-packets"], data)
     tags: list[int] = []
     key_ids: list[str] = []
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
+    for line in listed.stdout.decode("utf-8", "replace").splitlines():
         if tag := _TAG.match(line):
             tags.append(int(tag.group(1)))
         elif line.startswith(":pubkey enc packet:"):

@@ -14,10 +14,8 @@ Decrypted replies only ever travel through pipes into memory, never into a file.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +24,8 @@ from pathlib import Path
 
 from crypto.encrypt import encrypt_bytes
 from crypto.errors import CryptoError, DecryptionError, EncryptionError
-from crypto.keyring import Keyring, kill_agent
+from crypto.gpgrun import GpgHome, throwaway_home
+from crypto.keyring import Keyring
 
 # Nothing identifying: every source key carries the same user id.
 REPLY_KEY_UID = "Peluit source"
@@ -41,9 +40,7 @@ _CREATION_DATE = "20200101T000000"
 # (primary key, then the subkey binding) and a zero cache makes gpg fall back to a pinentry.
 # The agent lives for one operation and is killed after it (see _throwaway_home).
 _AGENT_CONF = "s2k-count 65536\n"
-# gpg-agent puts its socket in the home; the path must fit in a Unix socket address.
 _HOME_PREFIX = "pr-"
-_GPG_TIMEOUT_S = 60.0
 _MAX_PASSPHRASE_BYTES = 1024
 _PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_BLOCK = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
@@ -64,13 +61,6 @@ class ReplyKey:
         return f"ReplyKey(fingerprint={self.fingerprint!r}, secret_armored=<hidden>)"
 
 
-@dataclass(frozen=True)
-class _GpgResult:
-    returncode: int
-    stdout: bytes
-    status: list[tuple[str, str]]
-
-
 def _check_passphrase(passphrase: str) -> bytes:
     raw = passphrase.encode("utf-8")
     # gpg's parameter file and --passphrase-fd are line based and trim blanks: a passphrase
@@ -83,60 +73,11 @@ def _check_passphrase(passphrase: str) -> bytes:
 
 
 @contextmanager
-def _throwaway_home(gpg_binary: str) -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix=_HOME_PREFIX, dir="/tmp"))
-    try:
-        os.chmod(home, 0o700)
-        (home / "gpg-agent.conf").write_text(_AGENT_CONF, encoding="ascii")
+def _throwaway_home(gpg_binary: str) -> Iterator[GpgHome]:
+    # Request path: every gpg run here goes through crypto.gpgrun, so it is bounded in time,
+    # and no home pays for python-gnupg's start-up run of gpg.
+    with throwaway_home(gpg_binary, prefix=_HOME_PREFIX, agent_conf=_AGENT_CONF) as home:
         yield home
-    finally:
-        try:
-            kill_agent(home, gpg_binary)
-        finally:
-            # The locked key must not outlive the operation, even when gpgconf fails.
-            shutil.rmtree(home, ignore_errors=True)
-
-
-def _run_gpg(
-    gpg_binary: str,
-    home: Path,
-    args: Sequence[str],
-    data: bytes = b"",
-    passphrase: bytes | None = None,
-) -> _GpgResult:
-    cmd = [gpg_binary, "--homedir", str(home), "--batch", "--no-tty", "--status-fd", "2"]
-    pass_fds: tuple[int, ...] = ()
-    read_end: int | None = None
-    if passphrase is not None:
-        # The passphrase goes through a pipe of its own: never argv (visible in /proc), never
-        # a file, and stdin stays free for the data.
-        read_end, write_end = os.pipe()
-        try:
-            os.write(write_end, passphrase)  # far below the pipe's capacity: cannot block
-        finally:
-            os.close(write_end)
-        cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", str(read_end)]
-        pass_fds = (read_end,)
-    try:
-        proc = subprocess.run(
-            [*cmd, *args],
-            input=data,
-            capture_output=True,
-            pass_fds=pass_fds,
-            check=False,
-            timeout=_GPG_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CryptoError(f"gpg could not run: {type(exc).__name__}") from exc
-    finally:
-        if read_end is not None:
-            os.close(read_end)
-    status: list[tuple[str, str]] = []
-    for line in proc.stderr.decode("utf-8", errors="replace").splitlines():
-        if line.startswith("[GNUPG:] "):
-            keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
-            status.append((keyword, rest))
-    return _GpgResult(proc.returncode, proc.stdout, status)
 
 
 def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
@@ -154,17 +95,15 @@ def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
         f"Creation-Date: {_CREATION_DATE}\n"
     ).encode("ascii") + b"Passphrase: " + secret + b"\n%commit\n"
     with _throwaway_home(gpg_binary) as home:
-        made = _run_gpg(gpg_binary, home, ["--gen-key"], params)
-        created = [rest.split() for kw, rest in made.status if kw == "KEY_CREATED"]
+        made = home.run(["--gen-key"], params)
+        created = made.fields("KEY_CREATED")
         if made.returncode != 0 or len(created) != 1 or len(created[0]) < 2:
             raise CryptoError("gpg could not generate a reply key")
         fingerprint = created[0][1].upper()
         if not _FPR_RE.match(fingerprint):
             raise CryptoError("gpg reported an unexpected reply-key fingerprint")
-        public = _run_gpg(gpg_binary, home, ["--armor", "--export", fingerprint])
-        locked = _run_gpg(
-            gpg_binary, home, ["--armor", "--export-secret-keys", fingerprint], passphrase=secret
-        )
+        public = home.run(["--armor", "--export", fingerprint])
+        locked = home.run(["--armor", "--export-secret-keys", fingerprint], passphrase=secret)
     public_text = public.stdout.decode("ascii", errors="replace")
     secret_text = locked.stdout.decode("ascii", errors="replace")
     if public.returncode != 0 or _PUBLIC_BLOCK not in public_text:
@@ -197,13 +136,6 @@ def encrypt_reply(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _error_code(rest: str) -> int | None:
-    parts = rest.split()
-    if len(parts) >= 2 and parts[1].isdigit():
-        return int(parts[1]) & 0xFFFF
-    return None
-
-
 def decrypt_reply(
     reply_key: ReplyKey | str,
     passphrase: str,
@@ -219,20 +151,21 @@ def decrypt_reply(
     except ValueError as exc:
         raise DecryptionError("wrong passphrase for the reply key") from exc
     with _throwaway_home(gpg_binary) as home:
-        loaded = _run_gpg(gpg_binary, home, ["--import"], secret_armored.encode("ascii"))
+        loaded = home.run(["--import"], secret_armored.encode("ascii"))
         # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
         secret_ok = [
-            rest for kw, rest in loaded.status
-            if kw == "IMPORT_OK" and rest.split()[0].isdigit() and int(rest.split()[0]) & 16
+            fields for fields in loaded.fields("IMPORT_OK")
+            if fields and fields[0].isdigit() and int(fields[0]) & 16
         ]
         if loaded.returncode != 0 or not secret_ok:
             raise DecryptionError("the reply key could not be loaded")
-        result = _run_gpg(gpg_binary, home, ["--decrypt"], ciphertext, passphrase=secret)
-    keywords = {kw for kw, _ in result.status}
-    for kw, rest in result.status:
-        if kw == "ERROR" and rest.startswith("pkdecrypt_failed") and _error_code(rest) in (
-            _GPG_ERR_BAD_PASSPHRASE,
-            _GPG_ERR_NO_PASSPHRASE,
+        result = home.run(["--decrypt"], ciphertext, passphrase=secret)
+    keywords = set(result.keywords)
+    for line in result.status:
+        if (
+            line.keyword == "ERROR"
+            and line.rest.startswith("pkdecrypt_failed")
+            and line.error_code in (_GPG_ERR_BAD_PASSPHRASE, _GPG_ERR_NO_PASSPHRASE)
         ):
             raise DecryptionError("wrong passphrase for the reply key")
     if "DECRYPTION_KEY" not in keywords and "NO_SECKEY" in keywords:

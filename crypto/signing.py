@@ -31,21 +31,21 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from crypto.errors import CryptoError
-from crypto.keyring import kill_agent, normalize_fingerprint
+from crypto.gpgrun import GpgHome, throwaway_home
+from crypto.keyring import normalize_fingerprint
 
 # The user id of every instance signing key. It names no host or institution: the fingerprint
 # is what identifies the key, and the bundle is carried by people who know where it came from.
 SIGNING_KEY_UID = "Peluit export signing key"
 
-_GPG_TIMEOUT_S = 60.0
 # sockaddr_un.sun_path holds 108 bytes with the terminating NUL; gpg-agent's longest socket
 # name is "S.gpg-agent.browser" (19 bytes) plus the separating slash.
 _MAX_SOCKET_PATH = 107
@@ -55,7 +55,7 @@ _LOCK_FILE = "peluit-signing.lock"
 # refused before gpg parses it.
 MAX_PUBLIC_KEY_BYTES = 256 * 1024
 MAX_SIGNATURE_BYTES = 64 * 1024
-_PUBLIC_BLOCK = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_ARMOR = re.compile(rb"-----BEGIN PGP (PRIVATE|SECRET) KEY BLOCK-----")
 # OpenPGP hash algorithm ids gpg reports in VALIDSIG: SHA-256, SHA-384, SHA-512, SHA-224.
 # MD5, SHA-1 and RIPEMD-160 signatures can be forged or are on their way there: refused.
@@ -91,35 +91,8 @@ class SignatureError(CryptoError):
     """A signature is bad, from another key than the expected one, or cannot be checked."""
 
 
-@dataclass(frozen=True)
-class _GpgResult:
-    returncode: int
-    stdout: bytes
-    status: list[tuple[str, list[str]]]
-
-
-def _run_gpg(
-    gpg_binary: str, home: Path, args: Sequence[str], data: bytes = b""
-) -> _GpgResult:
-    cmd = [
-        gpg_binary, "--homedir", str(home), "--batch", "--no-tty",
-        # Unattended: any question for a passphrase is an error, never a hang.
-        "--pinentry-mode", "error",
-        "--status-fd", "2",
-        *args,
-    ]
-    try:
-        proc = subprocess.run(
-            cmd, input=data, capture_output=True, check=False, timeout=_GPG_TIMEOUT_S
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise CryptoError(f"gpg could not run: {type(exc).__name__}") from exc
-    status: list[tuple[str, list[str]]] = []
-    for line in proc.stderr.decode("utf-8", errors="replace").splitlines():
-        if line.startswith("[GNUPG:] "):
-            keyword, *fields = line[len("[GNUPG:] ") :].split(" ")
-            status.append((keyword, fields))
-    return _GpgResult(proc.returncode, proc.stdout, status)
+# Unattended: any question for a passphrase is an error, never a hang.
+_NO_PINENTRY = ["--pinentry-mode", "error"]
 
 
 @dataclass(frozen=True)
@@ -129,30 +102,14 @@ class _ListedKey:
     subkeys: int
 
 
-def _parse_listing(listing: str) -> list[_ListedKey]:
-    keys: list[_ListedKey] = []
-    caps = ""
-    subkeys = 0
-    fpr: str | None = None
-    want_primary_fpr = False
-
-    def flush() -> None:
-        if fpr is not None:
-            keys.append(_ListedKey(fpr, caps, subkeys))
-
-    for line in listing.splitlines():
-        fields = [*line.split(":"), *[""] * 20]
-        if fields[0] in ("pub", "sec"):
-            flush()
-            caps, subkeys, fpr, want_primary_fpr = fields[11], 0, None, True
-        elif fields[0] in ("sub", "ssb"):
-            subkeys += 1
-            want_primary_fpr = False
-        elif fields[0] == "fpr" and want_primary_fpr:
-            fpr = fields[9].upper()
-            want_primary_fpr = False
-    flush()
-    return keys
+def _listed(keys: Sequence[dict[str, Any]]) -> list[_ListedKey]:
+    """python-gnupg's key listing, reduced to what the checks below look at."""
+    return [
+        _ListedKey(str(key["fingerprint"]).upper(), str(key.get("cap", "")),
+                   len(key.get("subkeys", [])))
+        for key in keys
+        if key.get("fingerprint")
+    ]
 
 
 class Signer:
@@ -165,12 +122,13 @@ class Signer:
         self.gpg_binary = gpg_binary
         self._fingerprint: str | None = None
         self._link_dir: Path | None = None
+        self._gpg: GpgHome | None = None
         # Whether this Signer ran gpg, which may have started the home's agent.
         self._used = False
 
     # -- the home and its agent ---------------------------------------------------------------
 
-    def _gpg_home(self) -> Path:
+    def _gpg_path(self) -> Path:
         """The path to give gpg: the home itself, or a short symlink to it if that is too long."""
         if len(os.fsencode(self.home)) + _LONGEST_SOCKET_NAME <= _MAX_SOCKET_PATH:
             return self.home
@@ -180,8 +138,15 @@ class Signer:
             (self._link_dir / "h").symlink_to(self.home, target_is_directory=True)
         return self._link_dir / "h"
 
+    def _gpg_home(self) -> GpgHome:
+        path = self._gpg_path()
+        # Kept while the path holds: python-gnupg runs gpg once whenever it is set up.
+        if self._gpg is None or self._gpg.home != path:
+            self._gpg = GpgHome(path, self.gpg_binary)
+        return self._gpg
+
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[Path]:
+    def _locked(self) -> Iterator[GpgHome]:
         """Hold the home's lock: one gpg operation at a time across worker processes.
 
         Workers share the home's gpg-agent; without the lock one worker's close() could stop the
@@ -202,11 +167,12 @@ class Signer:
         """Stop this home's gpg-agent and remove the short symlink, if any."""
         if self._used and self.home.is_dir():
             with self._locked() as home:
-                kill_agent(home, self.gpg_binary)
+                home.kill_agent()
             self._used = False
         if self._link_dir is not None:
             shutil.rmtree(self._link_dir, ignore_errors=True)
             self._link_dir = None
+        self._gpg = None
 
     def __enter__(self) -> Signer:
         return self
@@ -221,13 +187,10 @@ class Signer:
 
     # -- the key -------------------------------------------------------------------------------
 
-    def _secret_keys(self, home: Path) -> list[_ListedKey]:
-        listed = _run_gpg(
-            self.gpg_binary, home,
-            ["--with-colons", "--fixed-list-mode", "--with-fingerprint", "--list-secret-keys"],
-        )
-        # gpg exits 2 on a fresh home with no keyring yet; that simply means no key.
-        return _parse_listing(listed.stdout.decode("utf-8", errors="replace"))
+    @staticmethod
+    def _secret_keys(home: GpgHome) -> list[_ListedKey]:
+        # A fresh home with no keyring yet lists nothing; that simply means no key.
+        return _listed(home.library().list_keys(secret=True))
 
     @staticmethod
     def _check(keys: list[_ListedKey]) -> str:
@@ -261,9 +224,8 @@ class Signer:
                     "Expire-Date: 0\n"
                     "%commit\n"
                 ).encode()
-                made = _run_gpg(self.gpg_binary, home, ["--gen-key"], params)
-                created = [f for kw, f in made.status if kw == "KEY_CREATED"]
-                if made.returncode != 0 or len(created) != 1:
+                made = home.library().gen_key(params)
+                if made.returncode != 0 or not made.fingerprint:
                     raise SigningError("gpg could not generate the signing key")
                 keys = self._secret_keys(home)
             self._fingerprint = self._check(keys)
@@ -290,21 +252,19 @@ class Signer:
         """The armored public signing key, as the workstation should pin it."""
         fpr = self.fingerprint
         with self._locked() as home:
-            exported = _run_gpg(
-                self.gpg_binary, home,
-                ["--armor", "--export-options", "export-minimal", "--export", fpr],
-            )
-        if exported.returncode != 0 or _PUBLIC_BLOCK not in exported.stdout:
+            exported = home.library().export_keys(fpr, armor=True, minimal=True)
+        if not isinstance(exported, str) or _PUBLIC_BLOCK not in exported:
             raise SigningError("gpg could not export the public signing key")
-        return exported.stdout.decode("ascii")
+        return exported
 
     def sign_detached(self, data: bytes) -> bytes:
         """An armored detached signature of ``data`` (binary mode, SHA-512)."""
         fpr = self.fingerprint
         with self._locked() as home:
-            signed = _run_gpg(
-                self.gpg_binary, home,
+            # Not python-gnupg: the signature is accepted on SIG_CREATED's fields below.
+            signed = home.run(
                 [
+                    *_NO_PINENTRY,
                     # "!" pins this exact key: gpg may not pick a subkey or another key.
                     "--local-user", f"{fpr}!",
                     "--digest-algo", "SHA512",
@@ -312,7 +272,7 @@ class Signer:
                 ],
                 data,
             )
-        created = [f for kw, f in signed.status if kw == "SIG_CREATED"]
+        created = signed.fields("SIG_CREATED")
         # SIG_CREATED <type> <pk_algo> <hash_algo> <class> <timestamp> <fingerprint>
         if (
             signed.returncode != 0
@@ -330,45 +290,28 @@ class Signer:
 # -- verification (the workstation side) -------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _throwaway_home(gpg_binary: str) -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
-    try:
-        os.chmod(home, 0o700)
-        yield home
-    finally:
-        kill_agent(home, gpg_binary)
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def _as_bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
-def _import_signer(gpg_binary: str, home: Path, signer_public_key: str | bytes) -> str:
+def _import_signer(home: GpgHome, signer_public_key: str | bytes) -> str:
     """Import the one public key; return its primary fingerprint."""
     key = _as_bytes(signer_public_key)
     if len(key) > MAX_PUBLIC_KEY_BYTES:
         raise SignatureError("the signer's key is too large to be a signing key")
     if _PRIVATE_ARMOR.search(key):
         raise SignatureError("the signer's key is a PRIVATE key; only a public key is accepted")
-    loaded = _run_gpg(
-        gpg_binary, home,
-        ["--no-autostart", "--import-options", "import-minimal", "--import"],
-        key,
+    library = home.library()
+    loaded = library.import_keys(
+        key, extra_args=["--no-autostart", "--import-options", "import-minimal"]
     )
-    imported = [f for kw, f in loaded.status if kw == "IMPORT_OK"]
     # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
+    imported = [str(entry["ok"]) for entry in loaded.results if "ok" in entry]
     if loaded.returncode != 0 or not imported or any(
-        not f or not f[0].isdigit() or int(f[0]) & 16 for f in imported
+        not flags.isdigit() or int(flags) & 16 for flags in imported
     ):
         raise SignatureError("the signer's public key could not be loaded")
-    listed = _run_gpg(
-        gpg_binary, home,
-        ["--no-autostart", "--with-colons", "--fixed-list-mode", "--with-fingerprint",
-         "--list-keys"],
-    )
-    keys = _parse_listing(listed.stdout.decode("utf-8", errors="replace"))
+    keys = _listed(library.list_keys())
     if len(keys) != 1:
         raise SignatureError(f"expected exactly one signer key, found {len(keys)}")
     return keys[0].fingerprint
@@ -391,25 +334,27 @@ def verify_detached(
     expected = normalize_fingerprint(expected_fingerprint) if expected_fingerprint else None
     if len(signature) > MAX_SIGNATURE_BYTES:
         raise SignatureError("the signature is too large to be a detached signature")
-    with _throwaway_home(gpg_binary) as home:
-        signer = _import_signer(gpg_binary, home, signer_public_key)
+    with throwaway_home(gpg_binary, prefix="pv-") as home:
+        signer = _import_signer(home, signer_public_key)
         if expected is not None and signer != expected:
             raise SignatureError(
                 f"signed by key {signer}, but the trusted signing key is {expected}"
             )
-        sig_file = home / "detached.sig"
+        sig_file = home.home / "detached.sig"
         sig_file.write_bytes(signature)
-        checked = _run_gpg(
-            gpg_binary, home,
+        # Not python-gnupg's verify: the verdict rests on VALIDSIG's fields and on counting
+        # NEWSIG and GOODSIG lines, which its Verify result folds away.
+        checked = home.run(
             # "-": the signed data comes on stdin, never from a file name gpg might guess.
-            ["--no-autostart", "--trust-model", "always", "--verify", str(sig_file), "-"],
+            [*_NO_PINENTRY, "--no-autostart", "--trust-model", "always",
+             "--verify", str(sig_file), "-"],
             data,
         )
-    keywords = [kw for kw, _ in checked.status]
+    keywords = checked.keywords
     refused = sorted(set(keywords) & _REFUSED_STATUS)
     if refused:
         raise SignatureError(f"the signature is not valid ({', '.join(refused)})")
-    valid = [f for kw, f in checked.status if kw == "VALIDSIG"]
+    valid = checked.fields("VALIDSIG")
     # GOODSIG alone only says the maths worked out; VALIDSIG carries the primary key's
     # fingerprint and the signature's class and hash, which is what is checked below.
     if (

@@ -8,14 +8,15 @@ keyring (through the same checks as any uploaded key); the secret halves never d
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from crypto.keyring import Keyring, kill_agent
+from crypto.gpgrun import GpgHome
+from crypto.keypairs import export_public_key, generate_key_pair
+from crypto.keyring import Keyring
 from wbs.accounts import DEFAULT_SETTINGS, AuthSettings, create_investigator, start_enrolment
 from wbs.domain import KpkSharing, Role, TenantKind
 from wbs.models import Investigator, Tenant
@@ -58,16 +59,6 @@ DEMO_ACCOUNTS = (
 )
 
 
-def _gpg(home: Path, gpg_binary: str, *args: str) -> str:
-    result = subprocess.run(
-        [gpg_binary, "--homedir", str(home), "--batch", "--no-tty", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout
-
-
 def make_workstation_key(home: Path, uid: str, gpg_binary: str = "gpg") -> str:
     """Make an ed25519/cv25519 key pair in ``home``; return the armored PUBLIC key.
 
@@ -76,18 +67,11 @@ def make_workstation_key(home: Path, uid: str, gpg_binary: str = "gpg") -> str:
     """
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    _gpg(home, gpg_binary, "--passphrase", "", "--quick-generate-key", uid, "ed25519",
-         "cert,sign", "never")
-    listing = _gpg(home, gpg_binary, "--with-colons", "--list-secret-keys", uid)
-    fingerprint = next(
-        line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
-    )
-    _gpg(home, gpg_binary, "--passphrase", "", "--quick-add-key", fingerprint, "cv25519",
-         "encr", "never")
+    gpg = GpgHome(home, gpg_binary)
     try:
-        return _gpg(home, gpg_binary, "--armor", "--export", fingerprint)
+        return export_public_key(gpg, generate_key_pair(gpg, uid))
     finally:
-        kill_agent(home, gpg_binary)
+        gpg.kill_agent()
 
 
 def ensure_demo(

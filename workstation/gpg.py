@@ -18,7 +18,6 @@ import contextlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,9 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 from crypto.errors import CryptoError, DecryptionError
+from crypto.gpgrun import DISCARD, GpgHome, Status
+from crypto.keypairs import export_public_key, generate_key_pair
+from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 
 # libgpg-error codes (low 16 bits of an ERROR status value).
 _ERR_BAD_PASSPHRASE = 11
@@ -35,7 +37,6 @@ _ERR_NO_PASSPHRASE = 177
 _ERR_CANCELED = 99
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$")
 _MAX_PASSPHRASE_BYTES = 4096
-_KEYGEN_TIMEOUT_S = 120.0
 _PROGRESS_INTERVAL_S = 0.2
 
 ProgressCallback = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -84,23 +85,22 @@ class SecretKey:
 
 
 class WorkstationGpg:
-    """gpg calls on one GnuPG home (which must have a short path: gpg-agent's socket)."""
+    """gpg calls on one GnuPG home (which must have a short path: gpg-agent's socket).
+
+    Keys are managed through python-gnupg; decryption goes through :mod:`crypto.gpgrun`,
+    because gpg must read the item file itself, take the passphrase as exact UTF-8 bytes on a
+    pipe of its own, and report on status lines python-gnupg does not keep apart.
+    """
 
     def __init__(self, home: Path, gpg_binary: str = "gpg") -> None:
         self.home = Path(home)
         self.gpg_binary = gpg_binary
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
-
-    def _base(self) -> list[str]:
-        return [self.gpg_binary, "--homedir", str(self.home), "--batch", "--no-tty"]
+        self.gpg_home = GpgHome(self.home, gpg_binary)
 
     def close(self) -> None:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"],
-            check=False,
-            capture_output=True,
-        )
+        self.gpg_home.kill_agent()
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -111,111 +111,54 @@ class WorkstationGpg:
         if not re.match(r"^(0|[1-9][0-9]{0,3}[dwmy]?)$", expire):
             raise ValueError("expiry must look like 0, 365, 52w, 24m or 3y")
         secret = check_passphrase(passphrase)
-        params = (
-            "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
-            "Subkey-Type: ecdh\nSubkey-Curve: cv25519\nSubkey-Usage: encrypt\n"
-            f"Name-Real: {name}\nExpire-Date: {expire}\n"
-        ).encode() + b"Passphrase: " + secret + b"\n%commit\n"
-        proc = subprocess.run(
-            [*self._base(), "--status-fd", "2", "--pinentry-mode", "loopback", "--gen-key"],
-            input=params,
-            capture_output=True,
-            check=False,
-            timeout=_KEYGEN_TIMEOUT_S,
-        )
-        created = [
-            line.split()[3]
-            for line in proc.stderr.decode("utf-8", "replace").splitlines()
-            if line.startswith("[GNUPG:] KEY_CREATED ") and len(line.split()) >= 4
-        ]
-        if proc.returncode != 0 or len(created) != 1 or not _FPR_RE.match(created[0].upper()):
-            raise WorkstationGpgError("gpg could not generate the key")
-        return created[0].upper()
+        try:
+            return generate_key_pair(self.gpg_home, name, secret, expire)
+        except CryptoError as exc:
+            raise WorkstationGpgError("gpg could not generate the key") from exc
 
     def list_keys(self) -> list[SecretKey]:
         """Every key of the home, primary fingerprint first, and whether its secret is here."""
-        secrets = set(self._fingerprints(secret=True))
-        listing = self._colons(["--list-keys"])
+        secrets = set(self.secret_fingerprints())
+        listing = self.gpg_home.library().list_keys()
         keys: list[SecretKey] = []
-        fpr: str | None = None
-        uids: list[str] = []
-        want_fpr = False
-
-        def flush() -> None:
-            if fpr is not None:
-                keys.append(SecretKey(fpr, tuple(uids), fpr in secrets))
-
-        for line in listing.splitlines():
-            fields = [*line.split(":"), *[""] * 12]
-            if fields[0] == "pub":
-                flush()
-                fpr, uids, want_fpr = None, [], True
-            elif fields[0] == "fpr" and want_fpr:
-                fpr, want_fpr = fields[9].upper(), False
-            elif fields[0] == "sub":
-                want_fpr = False
-            elif fields[0] == "uid" and fields[1] not in ("r", "e"):
-                uids.append(fields[9])
-        flush()
+        for key in listing:
+            fpr = str(key.get("fingerprint") or "").upper()
+            if not fpr:
+                continue
+            uids = [
+                uid for uid in key.get("uids", [])
+                # A revoked or expired user id is not how the key should be shown.
+                if listing.uid_map.get(uid, {}).get("trust") not in ("r", "e")
+            ]
+            keys.append(SecretKey(fpr, tuple(uids), fpr in secrets))
         return keys
 
-    def _fingerprints(self, secret: bool) -> list[str]:
-        listing = self._colons(["--list-secret-keys" if secret else "--list-keys"])
-        out: list[str] = []
-        want = False
-        for line in listing.splitlines():
-            fields = [*line.split(":"), *[""] * 12]
-            if fields[0] in ("pub", "sec"):
-                want = True
-            elif fields[0] == "fpr" and want:
-                out.append(fields[9].upper())
-                want = False
-            elif fields[0] in ("sub", "ssb"):
-                want = False
-        return out
-
     def secret_fingerprints(self) -> list[str]:
-        return self._fingerprints(secret=True)
-
-    def _colons(self, args: Sequence[str]) -> str:
-        proc = subprocess.run(
-            [*self._base(), "--with-colons", "--fixed-list-mode", "--with-fingerprint", *args],
-            capture_output=True,
-            check=False,
-        )
-        # A fresh home without a keyring makes gpg exit 2: that simply means no key.
-        return proc.stdout.decode("utf-8", "replace")
+        # A fresh home without a keyring lists nothing: that simply means no key.
+        return [
+            str(key["fingerprint"]).upper()
+            for key in self.gpg_home.library().list_keys(secret=True)
+            if key.get("fingerprint")
+        ]
 
     def export_public(self, fingerprint: str) -> str:
         fpr = fingerprint.replace(" ", "").upper()
         if not _FPR_RE.match(fpr):
             raise ValueError("name the key by its full 40-hex-digit fingerprint")
-        proc = subprocess.run(
-            [*self._base(), "--armor", "--export-options", "export-minimal", "--export", fpr],
-            capture_output=True,
-            check=False,
-        )
-        text = proc.stdout.decode("ascii", "replace")
-        if proc.returncode != 0 or "BEGIN PGP PUBLIC KEY BLOCK" not in text:
-            raise WorkstationGpgError(f"key {fpr} is not in the workstation's keyring")
-        return text
+        try:
+            return export_public_key(self.gpg_home, fpr)
+        except CryptoError as exc:
+            raise WorkstationGpgError(
+                f"key {fpr} is not in the workstation's keyring"
+            ) from exc
 
     def import_keys(self, data: bytes) -> list[str]:
         """Import keys (public or secret) from a file the investigator chose."""
-        proc = subprocess.run(
-            [*self._base(), "--status-fd", "2", "--pinentry-mode", "error", "--import"],
-            input=data,
-            capture_output=True,
-            check=False,
+        result = self.gpg_home.library().import_keys(
+            data, extra_args=["--pinentry-mode", "error"]
         )
-        imported = sorted(
-            {
-                line.split()[3].upper()
-                for line in proc.stderr.decode("utf-8", "replace").splitlines()
-                if line.startswith("[GNUPG:] IMPORT_OK ") and len(line.split()) >= 4
-            }
-        )
-        if proc.returncode != 0 or not imported:
+        imported = sorted({str(fpr).upper() for fpr in result.fingerprints if fpr})
+        if result.returncode != 0 or not imported:
             raise WorkstationGpgError("gpg imported no key from this file")
         return imported
 
@@ -252,42 +195,14 @@ class WorkstationGpg:
         output: Path,
         passphrase: str | None,
         progress: ProgressCallback | None,
-    ) -> list[tuple[str, str]]:
-        status_r, status_w = os.pipe()
-        pass_fds = [status_w]
-        args = [*self._base(), "--status-fd", str(status_w)]
-        pass_r: int | None = None
-        if passphrase is None:
-            # Cached or unprotected keys only: a protected key fails at once, no pinentry.
-            args += ["--pinentry-mode", "error"]
-        else:
-            secret = check_passphrase(passphrase)
-            pass_r, pass_w = os.pipe()
-            try:
-                os.write(pass_w, secret)  # far below the pipe's capacity: cannot block
-            finally:
-                os.close(pass_w)
-            pass_fds.append(pass_r)
-            args += ["--pinentry-mode", "loopback", "--passphrase-fd", str(pass_r)]
+    ) -> list[Status]:
+        # Without a passphrase: cached or unprotected keys only; a protected key fails at once,
+        # no pinentry.
+        args = [] if passphrase is not None else ["--pinentry-mode", "error"]
+        secret = None if passphrase is None else check_passphrase(passphrase)
         args += ["--output", str(output), "--decrypt", str(ciphertext)]
-        status: list[tuple[str, str]] = []
-        try:
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=pass_fds,
-            )
-        finally:
-            os.close(status_w)
-            if pass_r is not None:
-                os.close(pass_r)
-        stderr_lines: list[bytes] = []
-        reader = threading.Thread(
-            target=lambda: stderr_lines.extend(_bounded_lines(proc.stderr)), daemon=True
-        )
-        reader.start()
+        # gpg reads the item and writes the plaintext file itself: no byte passes through us.
+        gpg = self.gpg_home.popen(args, stdout_fd=DISCARD, stdin_pipe=False, passphrase=secret)
         finished = threading.Event()
         watcher = None
         if progress is not None:
@@ -299,30 +214,14 @@ class WorkstationGpg:
             )
             watcher.start()
         try:
-            with os.fdopen(status_r, "rb") as stream:
-                for raw in stream:
-                    line = raw.decode("utf-8", "replace").rstrip("\n")
-                    if line.startswith("[GNUPG:] ") and len(status) < 10_000:
-                        keyword, _, rest = line[len("[GNUPG:] ") :].partition(" ")
-                        status.append((keyword, rest))
-            returncode = proc.wait()
+            returncode = gpg.wait()
         finally:
             finished.set()
             if watcher is not None:
                 watcher.join()
-        reader.join()
+        status = gpg.status
         _check_decryption(returncode, status)
         return status
-
-
-def _bounded_lines(stream: Iterator[bytes] | None, limit: int = 200) -> list[bytes]:
-    lines: list[bytes] = []
-    if stream is None:
-        return lines
-    for line in stream:
-        if len(lines) < limit:
-            lines.append(line)
-    return lines
 
 
 def _watch_size(
@@ -335,28 +234,21 @@ def _watch_size(
         progress(total, total)
 
 
-def _error_code(rest: str) -> int | None:
-    parts = rest.split()
-    if len(parts) >= 2 and parts[1].isdigit():
-        return int(parts[1]) & 0xFFFF
-    return None
-
-
-def _check_decryption(returncode: int, status: list[tuple[str, str]]) -> None:
+def _check_decryption(returncode: int, status: Sequence[Status]) -> None:
     """Fail closed: success needs exit 0, DECRYPTION_OKAY (integrity checked) and END."""
-    keywords = {keyword for keyword, _ in status}
+    keywords = {line.keyword for line in status}
     codes = {
-        _error_code(rest) for keyword, rest in status
-        if keyword == "ERROR" and rest.startswith("pkdecrypt_failed")
+        line.error_code for line in status
+        if line.keyword == "ERROR" and line.rest.startswith("pkdecrypt_failed")
     }
     if "BAD_PASSPHRASE" in keywords or _ERR_BAD_PASSPHRASE in codes:
         raise WrongPassphrase("wrong passphrase for the workstation's secret key")
     if codes & {_ERR_NO_PINENTRY, _ERR_NO_PASSPHRASE, _ERR_CANCELED}:
         raise PassphraseNeeded("the secret key is protected: a passphrase is needed")
     if "DECRYPTION_KEY" not in keywords and "DECRYPTION_OKAY" not in keywords:
-        missing = [rest.split()[0] for keyword, rest in status if keyword == "NO_SECKEY" and rest]
+        missing = [line.fields[0] for line in status if line.keyword == "NO_SECKEY" and line.rest]
         if missing or "ENC_TO" in keywords:
-            enc_to = [rest.split()[0] for keyword, rest in status if keyword == "ENC_TO" and rest]
+            enc_to = [line.fields[0] for line in status if line.keyword == "ENC_TO" and line.rest]
             raise MissingSecretKey(list(dict.fromkeys(missing or enc_to)))
     if (
         returncode != 0
@@ -368,11 +260,11 @@ def _check_decryption(returncode: int, status: list[tuple[str, str]]) -> None:
         raise DecryptionError("the item could not be decrypted (damaged or tampered)")
 
 
-def _embedded_name(status: list[tuple[str, str]]) -> str | None:
+def _embedded_name(status: Sequence[Status]) -> str | None:
     """The literal packet's filename from "PLAINTEXT <format> <time> <name>" (%-escaped)."""
-    for keyword, rest in status:
-        if keyword == "PLAINTEXT":
-            parts = rest.split(" ", 2)
+    for line in status:
+        if line.keyword == "PLAINTEXT":
+            parts = line.rest.split(" ", 2)
             if len(parts) == 3 and parts[2]:
                 return unquote_to_bytes(parts[2]).decode("utf-8", "replace")
             return None
@@ -389,35 +281,22 @@ def opened(home: Path, gpg_binary: str = "gpg") -> Iterator[WorkstationGpg]:
 
 
 def recipients_of(gpg: WorkstationGpg, ciphertext: Path) -> list[str]:
-    """The key ids an item is encrypted to (ENC_TO), without decrypting anything."""
-    proc = subprocess.run(
-        [*gpg._base(), "--status-fd", "1", "--pinentry-mode", "error", "--list-only",
-         "--decrypt", str(ciphertext)],
-        capture_output=True,
-        check=False,
-    )
-    ids = []
-    for line in proc.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[:2] == ["[GNUPG:]", "ENC_TO"]:
-            ids.append(parts[2].upper())
-    return list(dict.fromkeys(ids))
+    """The key ids an item is encrypted to, without decrypting anything."""
+    try:
+        return sorted(ciphertext_key_ids(ciphertext, gpg.gpg_binary))
+    except NotAnEncryptedMessage:
+        # Not readable as a message to public keys: it names no key of ours either.
+        return []
 
 
 def primaries_for_key_ids(gpg: WorkstationGpg, key_ids: Sequence[str]) -> list[str]:
     """Primary fingerprints of the keyring's keys that own any of these (sub)key ids."""
-    wanted = {key_id.upper() for key_id in key_ids}
+    wanted = {key.upper() for key in key_ids}
     found: list[str] = []
-    primary: str | None = None
-    expect_primary = False
-    for line in gpg._colons(["--list-keys"]).splitlines():
-        fields = [*line.split(":"), *[""] * 12]
-        if fields[0] == "pub":
-            primary, expect_primary = None, True
-        elif fields[0] == "fpr":
-            fpr = fields[9].upper()
-            if expect_primary:
-                primary, expect_primary = fpr, False
-            if primary is not None and fpr[-16:] in wanted and primary not in found:
-                found.append(primary)
+    for key in gpg.gpg_home.library().list_keys():
+        primary = str(key.get("fingerprint") or "").upper()
+        subkeys = [str(sub[2] or "") for sub in key.get("subkeys", [])]
+        owned = {key_id(fpr) for fpr in [primary, *subkeys] if fpr}
+        if primary and owned & wanted and primary not in found:
+            found.append(primary)
     return found

@@ -94,6 +94,22 @@ def test_wrong_and_missing_passphrase_then_safe_names(ws_home: Path, tmp_path: P
     )
 
 
+def test_a_passphrase_beyond_ascii_locks_and_opens_the_key(ws_home: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "pass.txt"
+    secret.write_text("sandi r\u00e2hasia \u20ac \U0001f511\n", encoding="utf-8")
+    made = run(ws_home, "keys", "generate", "--name", "Tim Unicode", "--passphrase-file",
+               str(secret))
+    assert made.exit_code == 0, made.output
+    fingerprint = made.output.split("created key ")[1].split()[0]
+    case = _case_with_files(ws_home, fingerprint, ["bukti.pdf"])
+    subprocess.run(["gpgconf", "--homedir", str(ws_home / "gnupg"), "--kill", "gpg-agent"],
+                   check=False)
+    done = run(ws_home, "decrypt", case.registration_number, "--passphrase-file", str(secret))
+    assert done.exit_code == 0, done.output
+    decrypted = ws_home / "cases" / "kpk" / case.registration_number / "decrypted"
+    assert (decrypted / "bukti.pdf").read_bytes() == b"isi berkas 0"
+
+
 @pytest.mark.parametrize(
     ("raw", "safe"),
     [

@@ -1,0 +1,76 @@
+"""The one gpg runner: its status parser, its time limit and the agent it stops."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crypto.gpgrun import GpgHome, GpgRunError, gpgconf_for, parse_status, throwaway_home
+
+
+def test_status_lines_are_parsed_and_prose_is_skipped() -> None:
+    lines = [
+        "gpg: encrypted with cv25519 key, ID 0123456789ABCDEF",
+        "[GNUPG:] ENC_TO 0123456789ABCDEF 18 0",
+        "[GNUPG:] PLAINTEXT 62 1700000000 bukti%20akhir.pdf",
+        "[GNUPG:] ERROR pkdecrypt_failed 67108875",
+        "[GNUPG:] END_DECRYPTION\n",
+    ]
+    status = parse_status(lines)
+    assert [line.keyword for line in status] == ["ENC_TO", "PLAINTEXT", "ERROR", "END_DECRYPTION"]
+    assert status[0].fields == ("0123456789ABCDEF", "18", "0")
+    assert status[1].rest == "62 1700000000 bukti%20akhir.pdf"
+    # The source bits (here 4 << 24, gpg-agent) are not part of the error: 11 is a bad passphrase.
+    assert status[2].error_code == 11
+    assert status[3].fields == ()
+    assert status[0].error_code is None
+
+
+def test_the_gpgconf_beside_the_configured_gpg_is_used() -> None:
+    assert gpgconf_for("/opt/gnupg/bin/gpg") == "/opt/gnupg/bin/gpgconf"
+    assert gpgconf_for("gpg") == "gpgconf"
+
+
+def test_agent_is_stopped_with_the_gpgconf_beside_the_binary(tmp_path: Path) -> None:
+    real_gpg, real_gpgconf = shutil.which("gpg"), shutil.which("gpgconf")
+    assert real_gpg is not None and real_gpgconf is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gpg").symlink_to(real_gpg)
+    marker = tmp_path / "gpgconf-ran"
+    # The real gpgconf, run through a wrapper that leaves a mark: the bare one on PATH never does.
+    (bin_dir / "gpgconf").write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{real_gpgconf}" "$@"\n')
+    (bin_dir / "gpgconf").chmod(0o755)
+    with throwaway_home(str(bin_dir / "gpg"), prefix="pt-") as home:
+        started = home.run(["--list-secret-keys"])
+        assert started.returncode == 0
+    assert marker.exists()
+    assert not home.home.exists()
+
+
+def test_a_gpg_that_cannot_start_is_a_crypto_error(tmp_path: Path) -> None:
+    with pytest.raises(GpgRunError):
+        GpgHome(tmp_path, str(tmp_path / "no-such-gpg")).run(["--version"])
+
+
+def test_passphrase_and_data_reach_gpg_apart(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir(mode=0o700)
+    gpg = GpgHome(home, "gpg")
+    passphrase = "kata sandi \u00f1\u20ac".encode()
+    try:
+        sealed = gpg.run(["--symmetric", "--armor"], b"isi laporan", passphrase=passphrase)
+        assert sealed.returncode == 0
+        assert "END_ENCRYPTION" in sealed.keywords
+        opened = gpg.run(["--decrypt"], sealed.stdout, passphrase=passphrase)
+        assert opened.stdout == b"isi laporan"
+        # The same characters in another encoding are another passphrase.
+        wrong = gpg.run(["--decrypt"], sealed.stdout, passphrase="kata sandi \u00f1\u20ac"
+                        .encode("utf-16-le"))
+        assert wrong.returncode != 0 and wrong.stdout == b""
+    finally:
+        gpg.kill_agent()
+    assert os.listdir(home)  # gpg worked in the home it was given
