@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from crypto.keyring import kill_agent
+from peluit.demo import make_workstation_key
 from tests.journalist_iface.conftest import (
     HUB,
     TENANT,
@@ -27,7 +28,6 @@ from tests.journalist_iface.conftest import (
     make_report,
 )
 from tests.support import short_tempdir
-from wbs.demo import make_workstation_key
 from wbs.domain import CaseStatus, EventKind, KpkSharing, Role
 from wbs.models import Case, Event, Investigator, RecipientKey, Reply, Submission, Tenant
 from wbs.reports import change_status, source_cases

@@ -108,7 +108,7 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
     init_instance(config)
     click.echo(f"instance ready in {config.instance_dir}")
     if demo:
-        from wbs.demo import ensure_demo
+        from peluit.demo import ensure_demo
 
         workstation = demo_workstation or config.instance_dir.parent / "demo-workstation"
         workstation = workstation.absolute()
@@ -147,8 +147,8 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
     import threading
 
     from journalist_iface import create_app as create_investigator_app
+    from peluit.devserver import LOOPBACK, loopback_server
     from source_iface import create_app
-    from source_iface.devserver import LOOPBACK, loopback_server
     from wbs.accounts import purge_expired_sessions
     from wbs.source_sessions import purge_expired
     from wbs.tenants import list_tenants
@@ -190,7 +190,7 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
             investigator_server.server_close()
             server.server_close()
             if tor_process is not None:
-                from wbs.devtor import stop
+                from peluit.devtor import stop
 
                 stop(tor_process)
 
@@ -207,9 +207,9 @@ def _publish_onions(instance: Instance, port: int, investigator_port: int) -> An
     import os
     import shutil
 
+    from peluit.demo import DEMO_ACCOUNTS
+    from peluit.devtor import DevTorError, start_private_tor
     from wbs import onion as onions
-    from wbs.demo import DEMO_ACCOUNTS
-    from wbs.devtor import DevTorError, start_private_tor
 
     process = None
     spec = os.environ.get(onions.CONTROL_ENV)
