@@ -31,6 +31,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 from werkzeug.wrappers import Response
 
+from iface_common.language import add_language_switch
 from journalist_iface.auth import (
     COOKIE_NAME,
     current_session,
@@ -53,7 +54,6 @@ from journalist_iface.cases import (
 )
 from journalist_iface.context import (
     LANGUAGE_COOKIE,
-    LANGUAGES,
     auth_settings,
     db,
     instance,
@@ -81,7 +81,6 @@ from wbs.reports import (
 )
 from wbs.tenancy import TenantScope
 from wbs.tenants import TenantError
-from wbs.web import safe_next
 from wbs.workdays import local_date
 
 bp = Blueprint("journalist", __name__)
@@ -110,17 +109,7 @@ def _today() -> dt.date:
 # --- language, login, logout ------------------------------------------------------------------
 
 
-@bp.get("/bahasa/<code>")
-def language(code: str) -> ResponseReturnValue:
-    if code not in LANGUAGES:
-        abort(404)
-    response = redirect(_safe_next(request.args.get("next")))
-    response.set_cookie(LANGUAGE_COOKIE, code, httponly=True, samesite="Strict", path="/")
-    return response
-
-
-def _safe_next(target: str | None) -> str:
-    return safe_next(target, url_for("journalist.index"))
+add_language_switch(bp, cookie=LANGUAGE_COOKIE, home_endpoint="journalist.index")
 
 
 @bp.get("/masuk")
