@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import current_app
 
 from iface_common.context import close_db, db, instance
-from iface_common.language import LANGUAGES, chosen_language
+from iface_common.language import chosen_language
 from wbs.accounts import AuthSettings
 
 LANGUAGE_COOKIE = "peluit_jl"
@@ -23,7 +23,6 @@ def select_locale() -> str:
 
 
 __all__ = [
-    "LANGUAGES",
     "LANGUAGE_COOKIE",
     "auth_settings",
     "close_db",

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, g, request
 
 from iface_common.context import close_db, db, instance
-from iface_common.language import LANGUAGES, chosen_language
+from iface_common.language import chosen_language
 from wbs.models import Tenant
 
 LANGUAGE_COOKIE = "peluit_l"
@@ -83,7 +83,6 @@ def select_locale() -> str:
 
 __all__ = [
     "DEV_SLUG_KEY",
-    "LANGUAGES",
     "LANGUAGE_COOKIE",
     "LOOPBACK_HOSTS",
     "DevTenantPaths",
