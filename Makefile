@@ -47,13 +47,14 @@ run: install ## Start Peluit on embedded defaults (SQLite, local store, demo ten
 test: system-deps install $(AXE) ## Run every test (SQLite and a private PostgreSQL server)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy, and the import contracts that keep the layers (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install ## Benchmarks: ratios against gpg alone and the disk, same run
 	@./scripts/system-deps.sh bench
 	$(BIN)/python bench/run.py
 
 clean: ## Remove the virtualenv and caches (never the instance folder)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -6,7 +6,7 @@ started here, or the one named by PELUIT_TEST_POSTGRES_URL). Measured, each the 
 several runs with a fresh session:
 
 * the inbox of one tenant's verifikator, default sort, first page, with the unread count
-  (:func:`journalist_iface.cases.inbox`), and a KPK monitor's inbox (own cases plus every case
+  (:func:`wbs.inbox.inbox`), and a KPK monitor's inbox (own cases plus every case
   sent to KPK, across tenants);
 * the case page's queries (case, items, event log, team) and the full requests ``GET /`` and
   ``GET /pengaduan/<id>`` through the Flask test client with a logged-in session (server time
@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,19 +53,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from crypto.kdf import KdfParams
 from journalist_iface import create_app
 from journalist_iface.auth import COOKIE_NAME
-from journalist_iface.cases import (
-    InboxFilters,
-    assignable,
-    case_items,
-    inbox,
-    investigator_names,
-    readable_case,
-    reader_for,
-    timeline,
-)
-from wbs import db
+from wbs import casework, db
 from wbs.accounts import AuthSettings, open_session
 from wbs.config import generate_secrets, load_config
+from wbs.context import Context
 from wbs.domain import (
     DEFAULT_CATEGORY_CODES,
     MCP_AREAS_CLASSIC,
@@ -76,6 +67,7 @@ from wbs.domain import (
     SubmissionKind,
     TenantKind,
 )
+from wbs.inbox import InboxFilters, assignable, inbox, investigator_names
 from wbs.instance import Instance
 from wbs.models import (
     Case,
@@ -87,7 +79,6 @@ from wbs.models import (
     Tenant,
 )
 from wbs.monitoring import dashboard, tenant_summary
-from wbs.tenancy import TenantScope
 from wbs.workdays import WorkingCalendar
 
 GOAL_MS = 100.0
@@ -429,12 +420,15 @@ def _in_session(factory: sessionmaker[Session], work: Callable[[Session], object
 
 def measure(url: str, label: str, cases: int, tenants: int, runs: int, report: Report) -> None:
     engine = db.make_engine(url)
+    stack = ExitStack()
     try:
         db.upgrade(engine)
         seeded = seed(engine, cases, tenants)
         print(f"   seeded {label}: {cases} cases over {tenants} tenants in {seeded.seconds:.0f} s")
         factory = db.make_session_factory(engine)
         calendar = WorkingCalendar()
+        # Casework runs in a request's context, which holds an instance: one on this database.
+        inst = stack.enter_context(instance_on(url))
 
         with factory() as session:
             tenant = session.get(Tenant, seeded.tenant_id)
@@ -445,27 +439,25 @@ def measure(url: str, label: str, cases: int, tenants: int, runs: int, report: R
             session.expunge_all()
 
         def tenant_inbox(session: Session) -> object:
-            page = inbox(session, verifikator, tenant, InboxFilters(), TODAY)
+            page = inbox(Context(inst, session, tenant, verifikator), InboxFilters(), TODAY)
             assert page.cases and page.unread >= 0
             return page
 
         def monitor_inbox(session: Session) -> object:
-            return inbox(session, monitor, hub, InboxFilters(), TODAY)
+            return inbox(Context(inst, session, hub, monitor), InboxFilters(), TODAY)
 
         def case_queries(session: Session) -> object:
-            scope = TenantScope(session, tenant)
-            case = readable_case(session, verifikator, tenant, seeded.case_id)
-            assert case is not None
-            reader = reader_for(session, scope, tenant, case)
-            items = case_items(session, case, reader)
-            events = timeline(session, case, reader)
+            ctx = Context(inst, session, tenant, verifikator)
+            case = casework.readable_case(ctx, seeded.case_id)
+            items = casework.items(ctx, case)
+            events = casework.timeline(ctx, case)
             assert items and events
             return (
                 items,
                 events,
                 session.get(Tenant, case.tenant_id),
-                investigator_names(session, tenant),
-                assignable(session, tenant),
+                investigator_names(ctx),
+                assignable(ctx),
             )
 
         def hub_dashboard(session: Session) -> object:
@@ -502,7 +494,7 @@ def measure(url: str, label: str, cases: int, tenants: int, runs: int, report: R
             median_ms(lambda: _in_session(factory, hub_dashboard), runs, prepare=grow_log),
         )
 
-        with flask_client(url, seeded) as client:
+        with flask_client(inst, seeded) as client:
             for what, path in (
                 ("GET / (inbox page)", "/"),
                 ("GET case page", f"/pengaduan/{seeded.case_id}"),
@@ -514,12 +506,13 @@ def measure(url: str, label: str, cases: int, tenants: int, runs: int, report: R
 
                 report.line(what, label, cases, median_ms(get, runs))
     finally:
+        stack.close()
         engine.dispose()
 
 
 @contextmanager
-def flask_client(url: str, seeded: Seeded) -> Iterator[FlaskClient]:
-    """The investigator app on this database, with the verifikator logged in."""
+def instance_on(url: str) -> Iterator[Instance]:
+    """An instance on this (seeded) database, with a throwaway folder for the rest."""
     root = Path(tempfile.mkdtemp(prefix="benchinst-", dir="/tmp"))
     try:
         env = {
@@ -531,16 +524,22 @@ def flask_client(url: str, seeded: Seeded) -> Iterator[FlaskClient]:
         config = load_config(env, instance_dir=root / "instance")
         generate_secrets(config.instance_dir)
         with Instance.open(config) as inst:
-            app = create_app(inst, testing=True, auth_settings=AuthSettings.from_kdf(CHEAP_KDF))
-            with inst.sessions() as session:
-                investigator = session.get(Investigator, seeded.verifikator_id)
-                assert investigator is not None
-                token = open_session(session, investigator)
-            client = app.test_client()
-            client.set_cookie(COOKIE_NAME, token)
-            yield client
+            yield inst
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def flask_client(inst: Instance, seeded: Seeded) -> Iterator[FlaskClient]:
+    """The investigator app on this instance, with the verifikator logged in."""
+    app = create_app(inst, testing=True, auth_settings=AuthSettings.from_kdf(CHEAP_KDF))
+    with inst.sessions() as session:
+        investigator = session.get(Investigator, seeded.verifikator_id)
+        assert investigator is not None
+        token = open_session(session, investigator)
+    client = app.test_client()
+    client.set_cookie(COOKIE_NAME, token)
+    yield client
 
 
 def main() -> int:

@@ -17,12 +17,12 @@ from flask import Flask
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from iface_common.app import SECURITY_HEADERS, QuietFlask, quiet_logs, set_up
 from journalist_iface import account, admin, api, dashboard, errors, formatting, views
-from journalist_iface.context import close_db, db, instance, select_locale
+from journalist_iface.context import db, instance, select_locale
 from wbs.accounts import AuthSettings
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES
 from wbs.instance import Instance
-from wbs.web import SECURITY_HEADERS, QuietFlask, add_security_headers, quiet_logs
 
 HERE = Path(__file__).parent
 
@@ -69,8 +69,7 @@ def create_app(
     api.register(app)  # the JSON API (/api/v1): bearer tokens, exempt from CSRFProtect
     errors.register(app)
     formatting.register(app)
-    app.after_request(add_security_headers)
-    app.teardown_appcontext(close_db)
+    set_up(app)
     app.context_processor(_template_context)
     return app
 

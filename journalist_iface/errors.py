@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
-from flask_babel import LazyString, lazy_gettext
-from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask
+from flask_babel import lazy_gettext
 
-_PAGES: dict[int, tuple[LazyString, LazyString]] = {
+from iface_common.errors import Page, message_page, register_error_pages
+
+PAGES: dict[int, Page] = {
     400: (
         lazy_gettext("The request could not be understood"),
         lazy_gettext("Go back, reload the page and try again."),
@@ -35,30 +35,15 @@ _PAGES: dict[int, tuple[LazyString, LazyString]] = {
 }
 
 
-def message_page(title: str, text: str, status: int) -> tuple[str, int]:
-    return render_template("message.html", title=title, text=text), status
-
-
-def _http_error(exc: HTTPException) -> tuple[str, int]:
-    status = exc.code or 500
-    title, text = _PAGES.get(status, _PAGES[400 if status < 500 else 500])
-    return message_page(str(title), str(text), status)
-
-
-def _csrf_error(_exc: CSRFError) -> tuple[str, int]:
-    return message_page(
-        str(lazy_gettext("This form has expired")),
-        str(lazy_gettext("Go back, reload the page and send it again.")),
-        400,
-    )
-
-
-def _server_error(_exc: InternalServerError) -> tuple[str, int]:
-    title, text = _PAGES[500]
-    return message_page(str(title), str(text), 500)
+# A CSRF token refused: the form was left open too long or came from another browser session.
+FORM_EXPIRED: Page = (
+    lazy_gettext("This form has expired"),
+    lazy_gettext("Go back, reload the page and send it again."),
+)
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(CSRFError, _csrf_error)
-    app.register_error_handler(InternalServerError, _server_error)
-    app.register_error_handler(HTTPException, _http_error)
+    register_error_pages(app, PAGES, FORM_EXPIRED)
+
+
+__all__ = ["FORM_EXPIRED", "PAGES", "message_page", "register"]

@@ -30,6 +30,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext, lazy_gettext
 from werkzeug.wrappers import Response
 
+from iface_common.language import add_language_switch
 from journalist_iface import refusals
 from journalist_iface.auth import (
     COOKIE_NAME,
@@ -40,7 +41,6 @@ from journalist_iface.auth import (
 )
 from journalist_iface.context import (
     LANGUAGE_COOKIE,
-    LANGUAGES,
     auth_settings,
     db,
 )
@@ -58,7 +58,6 @@ from wbs.domain import (
 from wbs.inbox import InboxFilters, assignable, inbox, investigator_names
 from wbs.items import number_width
 from wbs.models import Case, Tenant, utcnow
-from wbs.web import safe_next
 from wbs.workdays import local_date
 
 bp = Blueprint("journalist", __name__)
@@ -77,17 +76,7 @@ def _today() -> dt.date:
 # --- language, login, logout ------------------------------------------------------------------
 
 
-@bp.get("/bahasa/<code>")
-def language(code: str) -> ResponseReturnValue:
-    if code not in LANGUAGES:
-        abort(404)
-    response = redirect(_safe_next(request.args.get("next")))
-    response.set_cookie(LANGUAGE_COOKIE, code, httponly=True, samesite="Strict", path="/")
-    return response
-
-
-def _safe_next(target: str | None) -> str:
-    return safe_next(target, url_for("journalist.index"))
+add_language_switch(bp, cookie=LANGUAGE_COOKIE, home_endpoint="journalist.index")
 
 
 @bp.get("/masuk")

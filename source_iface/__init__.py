@@ -16,12 +16,12 @@ from flask import Flask, abort, current_app, g, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from iface_common.app import QuietFlask, quiet_logs, set_up
 from source_iface import errors, views
 from source_iface.context import (
     DEV_SLUG_KEY,
     LOOPBACK_HOSTS,
     DevTenantPaths,
-    close_db,
     db,
     find_tenant,
     instance,
@@ -31,7 +31,6 @@ from source_iface.context import (
 from source_iface.flood import FloodGuard, FloodLimits
 from wbs.instance import Instance
 from wbs.models import Tenant
-from wbs.web import QuietFlask, add_security_headers, quiet_logs
 
 HERE = Path(__file__).parent
 
@@ -92,8 +91,7 @@ def create_app(
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(views.bp)
     errors.register(app)
-    app.after_request(add_security_headers)
-    app.teardown_appcontext(close_db)
+    set_up(app)
     app.context_processor(_template_context)
     return app
 

@@ -13,13 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, current_app, g, request
-from sqlalchemy.orm import Session
 
+from iface_common.context import close_db, db, instance
+from iface_common.language import chosen_language
 from wbs.context import Context
-from wbs.instance import Instance
 from wbs.models import Tenant
 
-LANGUAGES = ("id", "en")
 LANGUAGE_COOKIE = "peluit_l"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEV_SLUG_KEY = "peluit.dev_tenant_slug"
@@ -57,26 +56,6 @@ class DevTenantPaths:
         return self.app(environ, start_response)
 
 
-def instance() -> Instance:
-    inst: Instance = current_app.extensions["peluit_instance"]
-    return inst
-
-
-def db() -> Session:
-    """The request's database session, opened on first use and closed at teardown."""
-    session: Session | None = g.get("db")
-    if session is None:
-        session = instance().sessions()
-        g.db = session
-    return session
-
-
-def close_db(_exc: BaseException | None = None) -> None:
-    session: Session | None = g.pop("db", None)
-    if session is not None:
-        session.close()
-
-
 def find_tenant() -> Tenant | None:
     """The tenant this request is for, or None (then only the development index answers)."""
     host = request_host(request.host)
@@ -107,7 +86,21 @@ def context() -> Context:
 
 
 def select_locale() -> str:
-    """The reporter's explicit choice only: Accept-Language is not consulted (Tor Browser
-    sends en-US for everyone), and Indonesian is the default."""
-    chosen = request.cookies.get(LANGUAGE_COOKIE)
-    return chosen if chosen in LANGUAGES else "id"
+    """The reporter's language: their explicit choice, else Indonesian."""
+    return chosen_language(LANGUAGE_COOKIE)
+
+
+__all__ = [
+    "DEV_SLUG_KEY",
+    "LANGUAGE_COOKIE",
+    "LOOPBACK_HOSTS",
+    "DevTenantPaths",
+    "close_db",
+    "context",
+    "db",
+    "find_tenant",
+    "instance",
+    "request_host",
+    "select_locale",
+    "tenant",
+]

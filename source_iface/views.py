@@ -37,10 +37,10 @@ from crypto.codenames import (
     words_needed,
 )
 from crypto.kdf import SourceSecrets
+from iface_common.language import add_language_switch
 from source_iface.auth import count_submission, current_source, log_in, log_out, source_required
 from source_iface.context import (
     LANGUAGE_COOKIE,
-    LANGUAGES,
     context,
     db,
     instance,
@@ -75,7 +75,6 @@ from wbs.sources import (
     source_replies,
 )
 from wbs.tenants import list_tenants
-from wbs.web import safe_next
 
 bp = Blueprint("source", __name__)
 
@@ -109,18 +108,7 @@ def guidance() -> ResponseReturnValue:
     return render_template("guidance.html")
 
 
-@bp.get("/bahasa/<code>")
-def language(code: str) -> ResponseReturnValue:
-    if code not in LANGUAGES:
-        abort(404)
-    response = redirect(_safe_next(request.args.get("next")))
-    # A browser-session cookie holding "id" or "en", nothing else.
-    response.set_cookie(LANGUAGE_COOKIE, code, httponly=True, samesite="Strict", path="/")
-    return response
-
-
-def _safe_next(target: str | None) -> str:
-    return safe_next(target, url_for("source.index"))
+add_language_switch(bp, cookie=LANGUAGE_COOKIE, home_endpoint="source.index")
 
 
 # When every key-derivation slot stayed busy for the whole queue time: come back in a minute.

@@ -177,8 +177,8 @@ class DemoInstance:
 @contextmanager
 def open_demo(config: Config) -> Iterator[DemoInstance]:
     from crypto.keyring import kill_agent
+    from peluit.demo import ensure_demo
     from wbs.accounts import AuthSettings
-    from wbs.demo import ensure_demo
     from wbs.instance import init_instance
 
     init_instance(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from crypto import gpgrun
 from crypto.errors import DecryptionError, EncryptionError
 from crypto.keyring import Keyring
 from crypto.replykeys import ReplyKey, decrypt_reply, encrypt_reply, generate_reply_key
@@ -34,8 +34,18 @@ def keyring(gnupg_home: Path, keys: Any) -> Iterator[Keyring]:
         yield ring
 
 
-def _throwaway_homes() -> set[str]:
-    return set(glob.glob("/tmp/pr-*"))
+def _record_homes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The throwaway homes this test's own calls make (not the parallel workers' in /tmp)."""
+    made: list[str] = []
+    real = tempfile.mkdtemp
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        path = real(*args, **kwargs)
+        made.append(path)
+        return path
+
+    monkeypatch.setattr(gpgrun.tempfile, "mkdtemp", spy)
+    return made
 
 
 def test_generated_key_is_generic_ed25519_with_cv25519_subkey(
@@ -127,10 +137,10 @@ def _encrypt_to_public(public: str, data: bytes) -> bytes:
 
 
 def test_reply_round_trip_and_tenant_can_read_it(
-    reply_key: ReplyKey, keyring: Keyring, keys: Any
+    reply_key: ReplyKey, keyring: Keyring, keys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice, carol = keys.get("alice"), keys.get("carol")
-    before = _throwaway_homes()
+    made = _record_homes(monkeypatch)
     message = b"Terima kasih, laporan Anda sedang kami verifikasi."
     ciphertext = encrypt_reply(
         keyring, [alice.fingerprint, carol.fingerprint], reply_key.public_armored, message
@@ -142,7 +152,8 @@ def test_reply_round_trip_and_tenant_can_read_it(
     assert alice.decrypt(ciphertext) == message
     assert carol.decrypt(ciphertext) == message
     # Every throwaway home is gone again (and with it the imported key).
-    assert _throwaway_homes() <= before
+    assert made, "no throwaway home was made"
+    assert [path for path in made if os.path.exists(path)] == []
 
 
 def test_wrong_passphrase_is_refused_clearly(

@@ -21,10 +21,10 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from crypto.keyring import kill_agent
+from peluit.demo import ensure_demo
 from source_iface import create_app
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import load_config
-from wbs.demo import ensure_demo
 from wbs.instance import Instance, init_instance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

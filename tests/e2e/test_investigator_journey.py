@@ -39,13 +39,13 @@ from werkzeug.serving import make_server
 from crypto.keyring import kill_agent
 from crypto.recipients import ciphertext_key_ids
 from journalist_iface import create_app as create_investigator_app
+from peluit.demo import make_workstation_key
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs.accounts import AuthSettings, create_investigator, start_enrolment
 from wbs.bundle import read_bundle
-from wbs.demo import make_workstation_key
 from wbs.domain import CaseStatus, Role
 from wbs.models import Tenant
 

@@ -24,11 +24,11 @@ from crypto.codenames import generate_codename
 from crypto.kdf import SourceSecrets
 from crypto.keyring import kill_agent
 from journalist_iface import create_app
+from peluit.demo import ensure_demo
 from tests.support import CHEAP_KDF, short_tempdir, wib_today
 from wbs.accounts import AuthSettings, create_investigator, start_enrolment
 from wbs.config import load_config
 from wbs.context import Context
-from wbs.demo import ensure_demo
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.instance import Instance, init_instance
 from wbs.intake import Intake, ReportAnswers

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import time_machine
 
 from crypto.keyring import kill_agent
+from peluit.demo import make_workstation_key
 from tests.journalist_iface.conftest import (
     HUB,
     TENANT,
@@ -31,7 +32,6 @@ from tests.journalist_iface.conftest import (
 from tests.support import clocks, short_tempdir, wib_today
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.demo import make_workstation_key
 from wbs.domain import DEFAULT_CATEGORY_CODES, CaseStatus, EventKind, KpkSharing, Role
 from wbs.models import Case, Event, Investigator, RecipientKey, Reply, Submission, Tenant
 from wbs.sources import source_cases

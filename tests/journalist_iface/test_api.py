@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from crypto.encrypt import encrypt_bytes
 from crypto.replykeys import encrypt_reply
+from iface_common.app import SECURITY_HEADERS
 from tests.journalist_iface.conftest import (
     HUB,
     TENANT,
@@ -39,7 +40,6 @@ from wbs.domain import CaseStatus, EventKind, Role
 from wbs.models import Case, Event
 from wbs.sources import source_replies
 from wbs.tenants import current_recipients, get_tenant
-from wbs.web import SECURITY_HEADERS
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

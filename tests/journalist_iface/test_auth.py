@@ -127,7 +127,7 @@ def test_monitor_can_log_in(demo: Demo) -> None:
 
 
 def test_demo_accounts_are_made_once_and_can_log_in(demo: Demo) -> None:
-    from wbs.demo import ensure_demo
+    from peluit.demo import ensure_demo
 
     printed = {}
     for line in demo.demo_lines:

@@ -89,7 +89,7 @@ def poll(fetch: Callable[[], Fetch], until: Callable[[Fetch], bool], timeout: fl
 
 
 def serve(app: Any, port: int) -> BaseWSGIServer:
-    from source_iface.devserver import QuietHandler
+    from peluit.devserver import QuietHandler
 
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -105,11 +105,11 @@ def field(name: str, html: str) -> str:
 
 def run(workdir: Path, out: dict[str, Any]) -> None:
     from crypto.keyring import kill_agent
+    from peluit.demo import ensure_demo
     from source_iface import create_app
     from wbs import onion
     from wbs.accounts import AuthSettings, create_investigator
     from wbs.config import load_config
-    from wbs.demo import ensure_demo
     from wbs.domain import Role
     from wbs.instance import Instance, init_instance
     from wbs.models import Submission, Tenant

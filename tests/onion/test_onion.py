@@ -289,7 +289,7 @@ def cli(demo: DemoInstance, tor_offline: TorProcess, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PELUIT_KDF_TIME_COST", str(CHEAP_KDF.time_cost))
 
     def invoke(*args: str, ok: bool = True) -> Any:
-        from wbs.cli import main
+        from peluit.cli import main
 
         result = CliRunner().invoke(main, ["--instance", str(config.instance_dir), *args])
         if ok:

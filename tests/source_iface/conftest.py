@@ -19,10 +19,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from crypto.keyring import kill_agent
+from peluit.demo import ensure_demo
 from source_iface import create_app
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import load_config
-from wbs.demo import ensure_demo
 from wbs.instance import Instance, init_instance
 
 TENANT = "pemprov-sumsel"

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from crypto.errors import EncryptionError
 from crypto.keyring import Keyring, kill_agent
+from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
 from wbs import db
-from wbs.demo import make_workstation_key
 from wbs.intake import (
     EncryptedFile,
     IntakeClosed,

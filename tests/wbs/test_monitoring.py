@@ -84,7 +84,7 @@ def _case(
         received_at=_at(received, 0),
         first_response_due=dt.date.fromisoformat(first_due),
         closure_due=dt.date.fromisoformat(closure_due) if closure_due else None,
-        # What wbs.reports keeps (and migration 0005 fills from the log): the earliest answer.
+        # What wbs.casework keeps (and migration 0005 fills from the log): the earliest answer.
         first_response_at=min(
             (when for kind, when in events if kind in FIRST_RESPONSE_KINDS), default=None
         ),

@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from crypto.errors import KeyRefused
 from crypto.keyring import Keyring, kill_agent
+from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
-from wbs.demo import make_workstation_key
 from wbs.domain import EventKind, KpkSharing, TenantKind
 from wbs.models import Event, Tenant
 from wbs.tenants import (

@@ -5,7 +5,7 @@ Revises: 0004
 Create Date: 2026-11-27
 
 ``cases.first_response_at``: the time of the first status change or reply to the pelapor,
-set by :func:`wbs.reports.change_status` and the reply functions when still empty. The median
+set by :func:`wbs.casework.change_status` and the reply functions when still empty. The median
 time to first response then becomes a GROUP BY over cases instead of one over the event log.
 
 The upgrade fills it from the log (the earliest ``status_changed`` or ``reply_added`` event of

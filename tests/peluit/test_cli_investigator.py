@@ -13,9 +13,9 @@ import pyotp
 import pytest
 from click.testing import CliRunner
 
+from peluit.cli import main
 from tests.support import short_tempdir
 from wbs.accounts import AuthSettings, FailureReason, authenticate
-from wbs.cli import main
 from wbs.config import load_config
 from wbs.instance import Instance
 

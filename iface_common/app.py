@@ -1,16 +1,18 @@
-"""What both web interfaces share: response headers and logging that reveal nothing.
+"""What every Peluit web app is: a Flask app whose responses and logs reveal nothing.
 
-The interfaces never import each other; the rules they share live here, once.
+:func:`set_up` gives an interface's app what both interfaces share: the security headers, the
+request's database session closed at teardown, the shared templates and the one style sheet.
 """
 
 from __future__ import annotations
 
 import logging
 from types import TracebackType
-from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.wrappers import Response
+
+from iface_common import context, style
 
 SECURITY_HEADERS = {
     # No script source at all: even an injected <script> would not run.
@@ -67,12 +69,9 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
-def safe_next(target: str | None, home: str) -> str:
-    """``target`` if it is a path of this site, else ``home``: never another host (an open
-    redirect would lead a visitor out of the onion)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return home
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return home
-    return target
+def set_up(app: Flask) -> None:
+    """What both interfaces' ``create_app`` do alike, once the app is configured."""
+    style.serve_style_sheet(app)
+    app.register_blueprint(style.shared_templates)
+    app.after_request(add_security_headers)
+    app.teardown_appcontext(context.close_db)

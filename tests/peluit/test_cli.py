@@ -14,9 +14,9 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+from peluit.cli import main
+from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
-from wbs.cli import main
-from wbs.demo import make_workstation_key
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
     tor_folder = str(run.instance / "tor")
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "wbs.cli", "--instance", str(run.instance), "run",
+            [sys.executable, "-m", "peluit.cli", "--instance", str(run.instance), "run",
              "--port", str(port), "--investigator-port", str(investigator_port)],
             stdout=out, stderr=subprocess.STDOUT,
         )

@@ -1,27 +1,28 @@
-"""``peluit``: the operator's command line.
-
-Errors the operator can fix (a bad setting, a refused key, an unknown tenant) are printed as one
-clear line and exit with status 1; never a traceback.
+"""The operator's commands: tenants, recipient keys, the database, investigator accounts and
+onion services. The same in production and in a demo; the development run is in
+:mod:`peluit.devrun`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import signal
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 import segno
 
-from crypto.errors import CryptoError
+from peluit.clikit import (
+    INVESTIGATOR_PORT,
+    SOURCE_PORT,
+    AccountGroup,
+    OperatorGroup,
+    config_of,
+    opened,
+)
 from wbs import db
+from wbs import onion as onions
 from wbs.accounts import (
-    AccountError,
     AuthSettings,
     Enrolment,
     create_investigator,
@@ -32,11 +33,10 @@ from wbs.accounts import (
     reset_totp,
     start_enrolment,
 )
-from wbs.config import Config, ConfigError, load_config
+from wbs.config import Config
 from wbs.domain import Role, TenantKind
-from wbs.instance import Instance, init_instance
+from wbs.instance import Instance
 from wbs.tenants import (
-    TenantError,
     add_recipient_key,
     create_tenant,
     get_tenant,
@@ -45,209 +45,10 @@ from wbs.tenants import (
     revoke_recipient_key,
 )
 
-# Where the interfaces listen on loopback (deploy/gunicorn.conf.py binds the same port).
-SOURCE_PORT = 8080
-
-# Errors whose message is the whole story for an operator.
-_OPERATOR_ERRORS = (ConfigError, TenantError, CryptoError, FileNotFoundError, RuntimeError)
-
-
-def _config(ctx: click.Context) -> Config:
-    cfg: Config = ctx.obj["config"]
-    return cfg
-
-
-@contextmanager
-def _opened(ctx: click.Context) -> Iterator[Instance]:
-    with Instance.open(_config(ctx)) as instance:
-        yield instance
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except _OPERATOR_ERRORS as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-@click.group(cls=_Group)
-@click.option(
-    "--instance",
-    "instance_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="PELUIT_INSTANCE",
-    default="instance",
-    show_default=True,
-    help="The instance folder (database, store, keyring, secrets).",
-)
-@click.pass_context
-def main(ctx: click.Context, instance_dir: Path) -> None:
-    """Peluit: an anonymous, Tor-only drop box for corruption reports."""
-    # Everything an operator command creates (database, keyring, store) is for this user only.
-    os.umask(0o077)
-    try:
-        config = load_config(instance_dir=instance_dir)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    ctx.obj = {"config": config}
-
-
-@main.command()
-@click.option("--demo", is_flag=True, help="Also create the demo tenants and their keys.")
-@click.option(
-    "--demo-workstation",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the demo keys' secret halves go (default: demo-workstation beside the instance).",
-)
-@click.pass_context
-def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
-    """Create the instance: database, secrets, keyring, store. Keeps whatever exists."""
-    config = _config(ctx)
-    init_instance(config)
-    click.echo(f"instance ready in {config.instance_dir}")
-    if demo:
-        from wbs.demo import ensure_demo
-
-        workstation = demo_workstation or config.instance_dir.parent / "demo-workstation"
-        workstation = workstation.absolute()
-        with _opened(ctx) as instance, instance.sessions() as session:
-            settings = AuthSettings.from_kdf(instance.config.kdf)
-            for line in ensure_demo(session, instance.keyring, workstation, settings=settings):
-                click.echo(line)
-        click.echo(
-            f"demo workstation: {workstation} holds the demo keys' secret halves (never the "
-            f"server); read a stored item with: gpg --homedir {workstation / 'gnupg'} "
-            "--decrypt FILE"
-        )
-
-
-@main.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=SOURCE_PORT, show_default=True)
-@click.option(
-    "--investigator-port",
-    type=click.IntRange(1, 65535),
-    default=8081,
-    show_default=True,
-    help="Port of the investigator interface (also on 127.0.0.1).",
-)
-@click.option(
-    "--tor/--no-tor",
-    "use_tor",
-    default=True,
-    show_default=True,
-    help="Publish onion services: through TOR_CONTROL if set, else a private tor if installed.",
-)
-@click.pass_context
-def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) -> None:
-    """Serve the source and investigator interfaces on 127.0.0.1 (onion services come with
-    tor)."""
-    # The composition root: the one place in wbs that knows the interfaces exist.
-    import threading
-
-    from journalist_iface import create_app as create_investigator_app
-    from source_iface import create_app
-    from source_iface.devserver import LOOPBACK, loopback_server
-    from wbs.accounts import purge_expired_sessions
-    from wbs.source_sessions import purge_expired
-    from wbs.tenants import list_tenants
-
-    with _opened(ctx) as instance:
-        removed = instance.sweep_store()
-        with instance.sessions() as session:
-            purge_expired(session)
-            purge_expired_sessions(session)
-            tenants = list_tenants(session)
-        if removed:
-            click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
-        # Development: /t/<slug>/ paths stay on even once tenants have onion addresses.
-        app = create_app(instance, dev_tenant_paths=True)
-        server = loopback_server(app, port)
-        investigator_server = loopback_server(create_investigator_app(instance), investigator_port)
-        base = f"http://{LOOPBACK}:{port}"
-        click.echo(f"Peluit source interface on {base}/ (loopback only; Ctrl-C stops it)")
-        for item in tenants:
-            click.echo(f"  {item.name}: {base}/t/{item.slug}/")
-        click.echo(
-            f"Peluit investigator interface on http://{LOOPBACK}:{investigator_port}/ "
-            "(loopback only)"
-        )
-        tor_process = _publish_onions(instance, port, investigator_port) if use_tor else None
-        # The investigator interface runs in a second thread; both stop with Ctrl-C.
-        investigator_thread = threading.Thread(
-            target=investigator_server.serve_forever, name="peluit-investigator", daemon=True
-        )
-        investigator_thread.start()
-        # systemd and `timeout` stop with SIGTERM: leave as on Ctrl-C, through the finally below.
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            click.echo("stopped")
-        finally:
-            investigator_server.shutdown()
-            investigator_server.server_close()
-            server.server_close()
-            if tor_process is not None:
-                from wbs.devtor import stop
-
-                stop(tor_process)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _publish_onions(instance: Instance, port: int, investigator_port: int) -> Any:
-    """Publish the onions for ``run``; return the private tor process started, if any.
-
-    Never stops ``run``: without tor the interfaces still serve loopback, and it says why.
-    """
-    import os
-    import shutil
-
-    from wbs import onion as onions
-    from wbs.demo import DEMO_ACCOUNTS
-    from wbs.devtor import DevTorError, start_private_tor
-
-    process = None
-    spec = os.environ.get(onions.CONTROL_ENV)
-    try:
-        if spec is None:
-            if shutil.which("tor") is None:
-                click.echo(
-                    "No onion services: tor is not installed (apt-get install tor); "
-                    "serving loopback only."
-                )
-                return None
-            process, spec = start_private_tor(instance.config.instance_dir / "tor")
-        with instance.sessions() as session:
-            for demo in DEMO_ACCOUNTS:
-                account = get_investigator(session, demo.username)
-                known = onions.client_public_keys(instance)
-                if account is not None and account.active and demo.username not in known:
-                    key = onions.generate_client_key(instance, account)
-                    click.echo(
-                        f"  client key of {demo.username} (Tor Browser .auth_private, "
-                        f"shown once): {key.auth_private}"
-                    )
-        with onions.connect(spec) as controller:
-            onions.publish_all(controller, instance, port, investigator_port)
-            for item in onions.status(controller, instance):
-                if item.address:
-                    state = "published" if item.published else "not published"
-                    click.echo(f"  onion {item.name}: http://{item.address}/ ({state})")
-        click.echo("Onion services are added to tor; they are reachable once tor is online.")
-    except (onions.OnionError, DevTorError) as exc:
-        click.echo(f"No onion services ({exc}); serving loopback only.")
-    return process
-
-
 # --- tenants ------------------------------------------------------------------------------------
 
 
-@main.group()
+@click.group()
 def tenant() -> None:
     """Institutions (instansi) served by this instance."""
 
@@ -278,8 +79,8 @@ def tenant_add(
     first_response_days: int | None,
 ) -> None:
     """Add a tenant."""
-    days = first_response_days or _config(ctx).first_response_days
-    with _opened(ctx) as instance, instance.sessions() as session:
+    days = first_response_days or config_of(ctx).first_response_days
+    with opened(ctx) as instance, instance.sessions() as session:
         created = create_tenant(
             session,
             slug=slug,
@@ -295,10 +96,6 @@ def tenant_add(
 
 def _publish_new_tenant(instance: Instance, slug: str) -> None:
     """Put a new tenant online at once when tor is configured; otherwise say how."""
-    import os
-
-    from wbs import onion as onions
-
     if not os.environ.get(onions.CONTROL_ENV):
         click.echo(f"no {onions.CONTROL_ENV} set: run 'peluit onion publish' to put it online")
         return
@@ -314,7 +111,7 @@ def _publish_new_tenant(instance: Instance, slug: str) -> None:
 @click.pass_context
 def tenant_list(ctx: click.Context) -> None:
     """List tenants with their number of current recipient keys."""
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         for item in list_tenants(session):
             keys = [k for k in recipient_keys(session, item) if k.revoked_at is None]
             hub = " [hub]" if item.is_hub else ""
@@ -324,7 +121,7 @@ def tenant_list(ctx: click.Context) -> None:
 # --- recipient keys ----------------------------------------------------------------------------
 
 
-@main.group()
+@click.group()
 def key() -> None:
     """Recipient public keys of a tenant (their secret halves stay on the workstation)."""
 
@@ -337,7 +134,7 @@ def key() -> None:
 def key_import(ctx: click.Context, tenant_slug: str, key_file: Any, owner: str | None) -> None:
     """Import a PUBLIC key as a recipient of TENANT_SLUG's reports ('-' reads stdin)."""
     data = key_file.read()
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         target = get_tenant(session, tenant_slug)
         added = add_recipient_key(
             session, instance.keyring, target, data.decode("utf-8", "replace"), owner=owner
@@ -351,7 +148,7 @@ def key_import(ctx: click.Context, tenant_slug: str, key_file: Any, owner: str |
 @click.pass_context
 def key_list(ctx: click.Context, tenant_slug: str) -> None:
     """List a tenant's recipient keys."""
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         for item in recipient_keys(session, get_tenant(session, tenant_slug)):
             state = "revoked" if item.revoked_at else "current"
             click.echo(f"{item.fingerprint}\t{state}\t{item.owner or ''}")
@@ -363,7 +160,7 @@ def key_list(ctx: click.Context, tenant_slug: str) -> None:
 @click.pass_context
 def key_revoke(ctx: click.Context, tenant_slug: str, fingerprint: str) -> None:
     """Stop encrypting new reports of TENANT_SLUG to FINGERPRINT."""
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         revoked = revoke_recipient_key(session, get_tenant(session, tenant_slug), fingerprint)
         session.commit()
         click.echo(f"revoked {revoked.fingerprint} for {tenant_slug}")
@@ -372,7 +169,7 @@ def key_revoke(ctx: click.Context, tenant_slug: str, fingerprint: str) -> None:
 # --- database -----------------------------------------------------------------------------------
 
 
-@main.group("db")
+@click.group("db")
 def db_group() -> None:
     """Database migrations (Alembic)."""
 
@@ -382,7 +179,7 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    config = _config(ctx)
+    config = config_of(ctx)
     db.upgrade(config.database_url, revision)
     click.echo(f"database at revision {_revision(config)}")
 
@@ -392,7 +189,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
-    config = _config(ctx)
+    config = config_of(ctx)
     db.downgrade(config.database_url, revision)
     click.echo(f"database at revision {_revision(config)}")
 
@@ -401,7 +198,7 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the database's revision."""
-    click.echo(_revision(_config(ctx)))
+    click.echo(_revision(config_of(ctx)))
 
 
 def _revision(config: Config) -> str:
@@ -415,17 +212,9 @@ def _revision(config: Config) -> str:
 # --- investigator accounts ----------------------------------------------------------------------
 
 
-class _AccountGroup(_Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AccountError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
 def _auth_settings(ctx: click.Context) -> AuthSettings:
     # The instance's argon2id cost, so that tests (and small machines) can make it cheap.
-    return AuthSettings.from_kdf(_config(ctx).kdf)
+    return AuthSettings.from_kdf(config_of(ctx).kdf)
 
 
 def _echo_enrolment(enrolment: Enrolment, qr: bool) -> None:
@@ -438,7 +227,7 @@ def _echo_enrolment(enrolment: Enrolment, qr: bool) -> None:
         click.echo(out.getvalue(), nl=False)
 
 
-@main.group(cls=_AccountGroup)
+@click.group(cls=AccountGroup)
 def investigator() -> None:
     """Investigator accounts: verifikator, admin instansi, pemantau KPK."""
 
@@ -460,7 +249,7 @@ def investigator_add(
 ) -> None:
     """Add an account; print its passphrase and TOTP secret ONCE, to hand over."""
     settings = _auth_settings(ctx)
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         target = get_tenant(session, tenant_slug)
         account, passphrase = create_investigator(
             session, target, username, name, Role(role), settings=settings
@@ -478,7 +267,7 @@ def investigator_add(
 @click.pass_context
 def investigator_list(ctx: click.Context, tenant_slug: str) -> None:
     """List a tenant's accounts: username, role, state, 2FA, last login."""
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         for item in list_investigators(session, get_tenant(session, tenant_slug)):
             state = "active" if item.active else "inactive"
             if item.totp_secret is not None:
@@ -498,7 +287,7 @@ def investigator_list(ctx: click.Context, tenant_slug: str) -> None:
 @click.pass_context
 def investigator_deactivate(ctx: click.Context, username: str) -> None:
     """Deactivate an account and end its sessions (accounts are never deleted)."""
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         account = get_investigator(session, username)
         deactivate(session, account)
         session.commit()
@@ -512,7 +301,7 @@ def investigator_deactivate(ctx: click.Context, username: str) -> None:
 def investigator_reset_2fa(ctx: click.Context, username: str, qr: bool) -> None:
     """Replace an account's TOTP secret (the old one stops working) and end its sessions."""
     settings = _auth_settings(ctx)
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         account = get_investigator(session, username)
         enrolment = reset_totp(session, account, settings=settings)
         session.commit()
@@ -527,7 +316,7 @@ def investigator_reset_2fa(ctx: click.Context, username: str, qr: bool) -> None:
 def investigator_reset_password(ctx: click.Context, username: str) -> None:
     """Give an account a new generated passphrase and end its sessions."""
     settings = _auth_settings(ctx)
-    with _opened(ctx) as instance, instance.sessions() as session:
+    with opened(ctx) as instance, instance.sessions() as session:
         account = get_investigator(session, username)
         passphrase = reset_password(session, account, settings=settings)
         session.commit()
@@ -542,7 +331,7 @@ def investigator_reset_password(ctx: click.Context, username: str) -> None:
 _PORT = click.IntRange(1, 65535)
 
 
-@main.group(cls=_Group)
+@click.group(cls=OperatorGroup)
 @click.option(
     "--tor-control",
     envvar="TOR_CONTROL",
@@ -557,8 +346,6 @@ def onion(ctx: click.Context, tor_control: str) -> None:
 
 
 def _tor(ctx: click.Context) -> Any:
-    from wbs import onion as onions
-
     return onions.connect(ctx.obj["tor_control"])
 
 
@@ -566,9 +353,7 @@ def _tor(ctx: click.Context) -> Any:
 @click.pass_context
 def onion_status(ctx: click.Context) -> None:
     """Which onions tor serves now, by tenant; and the investigator onion's clients."""
-    from wbs import onion as onions
-
-    with _opened(ctx) as instance, _tor(ctx) as controller:
+    with opened(ctx) as instance, _tor(ctx) as controller:
         for item in onions.status(controller, instance):
             state = "published" if item.published else "NOT published"
             clients = "" if item.clients is None else f"\t{item.clients} client key(s)"
@@ -577,16 +362,14 @@ def onion_status(ctx: click.Context) -> None:
 
 @onion.command("publish")
 @click.option("--source-port", type=_PORT, default=SOURCE_PORT, show_default=True)
-@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.option("--journalist-port", type=_PORT, default=INVESTIGATOR_PORT, show_default=True)
 @click.option("--replace", is_flag=True, help="Re-add onions tor already serves.")
 @click.pass_context
 def onion_publish(
     ctx: click.Context, source_port: int, journalist_port: int, replace: bool
 ) -> None:
     """Publish every tenant's onion and the investigator onion (same addresses every time)."""
-    from wbs import onion as onions
-
-    with _opened(ctx) as instance, _tor(ctx) as controller:
+    with opened(ctx) as instance, _tor(ctx) as controller:
         for item in onions.publish_all(
             controller, instance, source_port, journalist_port, replace=replace
         ):
@@ -594,14 +377,12 @@ def onion_publish(
             click.echo(f"{item.name}\t{item.address}\t{item.action}{pow_note}")
 
 
-@onion.group("client-key", cls=_AccountGroup)
+@onion.group("client-key", cls=AccountGroup)
 def client_key() -> None:
     """Investigators' client authorization keys for the investigator onion (one each)."""
 
 
 def _republish_investigator(ctx: click.Context, instance: Instance, journalist_port: int) -> None:
-    from wbs import onion as onions
-
     with _tor(ctx) as controller:
         result = onions.publish_investigator(controller, instance, journalist_port, replace=True)
     click.echo(f"investigator onion {result.address}: {result.action}, {result.clients} client(s)")
@@ -609,13 +390,11 @@ def _republish_investigator(ctx: click.Context, instance: Instance, journalist_p
 
 @client_key.command("add")
 @click.argument("username")
-@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.option("--journalist-port", type=_PORT, default=INVESTIGATOR_PORT, show_default=True)
 @click.pass_context
 def client_key_add(ctx: click.Context, username: str, journalist_port: int) -> None:
     """Make USERNAME a new client key (replacing its old one); print the private key ONCE."""
-    from wbs import onion as onions
-
-    with _opened(ctx) as instance:
+    with opened(ctx) as instance:
         with instance.sessions() as session:
             account = get_investigator(session, username)
         made = onions.generate_client_key(instance, account)
@@ -631,13 +410,11 @@ def client_key_add(ctx: click.Context, username: str, journalist_port: int) -> N
 
 @client_key.command("revoke")
 @click.argument("username")
-@click.option("--journalist-port", type=_PORT, default=8081, show_default=True)
+@click.option("--journalist-port", type=_PORT, default=INVESTIGATOR_PORT, show_default=True)
 @click.pass_context
 def client_key_revoke(ctx: click.Context, username: str, journalist_port: int) -> None:
     """Remove USERNAME's client key and re-publish the investigator onion without it."""
-    from wbs import onion as onions
-
-    with _opened(ctx) as instance:
+    with opened(ctx) as instance:
         if not onions.revoke_client_key(instance, username):
             raise click.ClickException(f"{username} has no client key")
         click.echo(f"removed the client key of {username}")
@@ -655,12 +432,6 @@ def client_key_revoke(ctx: click.Context, username: str, journalist_port: int) -
 @click.pass_context
 def client_key_list(ctx: click.Context) -> None:
     """Investigators holding a client key."""
-    from wbs import onion as onions
-
-    with _opened(ctx) as instance:
+    with opened(ctx) as instance:
         for username in onions.client_public_keys(instance):
             click.echo(username)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

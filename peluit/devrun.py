@@ -1,0 +1,150 @@
+"""The development run: ``peluit run`` serves both interfaces on loopback and, when tor is
+installed, publishes their onions through a private tor; ``peluit init --demo`` adds the demo
+tenants, accounts and keys. Production runs the interfaces under gunicorn and the system tor
+(``deploy/``), with the operator's commands of :mod:`peluit.operator_commands`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from peluit.clikit import INVESTIGATOR_PORT, SOURCE_PORT, opened
+from peluit.demo import DEMO_ACCOUNTS, ensure_demo
+from peluit.devserver import LOOPBACK, loopback_server
+from peluit.devtor import DevTorError, start_private_tor, stop
+from wbs import onion as onions
+from wbs.accounts import AuthSettings, get_investigator, purge_expired_sessions
+from wbs.config import Config
+from wbs.instance import Instance
+from wbs.source_sessions import purge_expired
+from wbs.tenants import list_tenants
+
+
+def set_up_demo(config: Config, workstation: Path | None) -> None:
+    """Create the demo tenants, accounts and keys; the keys' secret halves go to
+    ``workstation`` (default: demo-workstation beside the instance), never to the server."""
+    workstation = workstation or config.instance_dir.parent / "demo-workstation"
+    workstation = workstation.absolute()
+    with Instance.open(config) as instance, instance.sessions() as session:
+        settings = AuthSettings.from_kdf(instance.config.kdf)
+        for line in ensure_demo(session, instance.keyring, workstation, settings=settings):
+            click.echo(line)
+    click.echo(
+        f"demo workstation: {workstation} holds the demo keys' secret halves (never the "
+        f"server); read a stored item with: gpg --homedir {workstation / 'gnupg'} "
+        "--decrypt FILE"
+    )
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=SOURCE_PORT, show_default=True)
+@click.option(
+    "--investigator-port",
+    type=click.IntRange(1, 65535),
+    default=INVESTIGATOR_PORT,
+    show_default=True,
+    help="Port of the investigator interface (also on 127.0.0.1).",
+)
+@click.option(
+    "--tor/--no-tor",
+    "use_tor",
+    default=True,
+    show_default=True,
+    help="Publish onion services: through TOR_CONTROL if set, else a private tor if installed.",
+)
+@click.pass_context
+def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) -> None:
+    """Serve the source and investigator interfaces on 127.0.0.1 (onion services come with
+    tor)."""
+    # Imported here, not at the top: the operator's other commands need not load Flask and
+    # both interfaces.
+    from journalist_iface import create_app as create_investigator_app
+    from source_iface import create_app
+
+    with opened(ctx) as instance:
+        removed = instance.sweep_store()
+        with instance.sessions() as session:
+            purge_expired(session)
+            purge_expired_sessions(session)
+            tenants = list_tenants(session)
+        if removed:
+            click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
+        # Development: /t/<slug>/ paths stay on even once tenants have onion addresses.
+        app = create_app(instance, dev_tenant_paths=True)
+        server = loopback_server(app, port)
+        investigator_server = loopback_server(create_investigator_app(instance), investigator_port)
+        base = f"http://{LOOPBACK}:{port}"
+        click.echo(f"Peluit source interface on {base}/ (loopback only; Ctrl-C stops it)")
+        for item in tenants:
+            click.echo(f"  {item.name}: {base}/t/{item.slug}/")
+        click.echo(
+            f"Peluit investigator interface on http://{LOOPBACK}:{investigator_port}/ "
+            "(loopback only)"
+        )
+        tor_process = _publish_onions(instance, port, investigator_port) if use_tor else None
+        # The investigator interface runs in a second thread; both stop with Ctrl-C.
+        investigator_thread = threading.Thread(
+            target=investigator_server.serve_forever, name="peluit-investigator", daemon=True
+        )
+        investigator_thread.start()
+        # systemd and `timeout` stop with SIGTERM: leave as on Ctrl-C, through the finally below.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("stopped")
+        finally:
+            investigator_server.shutdown()
+            investigator_server.server_close()
+            server.server_close()
+            if tor_process is not None:
+                stop(tor_process)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _publish_onions(instance: Instance, port: int, investigator_port: int) -> Any:
+    """Publish the onions for ``run``; return the private tor process started, if any.
+
+    Never stops ``run``: without tor the interfaces still serve loopback, and it says why.
+    """
+    process = None
+    spec = os.environ.get(onions.CONTROL_ENV)
+    try:
+        if spec is None:
+            if shutil.which("tor") is None:
+                click.echo(
+                    "No onion services: tor is not installed (apt-get install tor); "
+                    "serving loopback only."
+                )
+                return None
+            process, spec = start_private_tor(instance.config.instance_dir / "tor")
+        with instance.sessions() as session:
+            for demo in DEMO_ACCOUNTS:
+                account = get_investigator(session, demo.username)
+                known = onions.client_public_keys(instance)
+                if account is not None and account.active and demo.username not in known:
+                    key = onions.generate_client_key(instance, account)
+                    click.echo(
+                        f"  client key of {demo.username} (Tor Browser .auth_private, "
+                        f"shown once): {key.auth_private}"
+                    )
+        with onions.connect(spec) as controller:
+            onions.publish_all(controller, instance, port, investigator_port)
+            for item in onions.status(controller, instance):
+                if item.address:
+                    state = "published" if item.published else "not published"
+                    click.echo(f"  onion {item.name}: http://{item.address}/ ({state})")
+        click.echo("Onion services are added to tor; they are reachable once tor is online.")
+    except (onions.OnionError, DevTorError) as exc:
+        click.echo(f"No onion services ({exc}); serving loopback only.")
+    return process
