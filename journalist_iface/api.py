@@ -35,7 +35,7 @@ from wbs.accounts import (
     open_session,
     resume_session,
 )
-from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
+from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal, TimelineEntry
 from wbs.context import Context
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
@@ -46,7 +46,7 @@ from wbs.domain import (
 )
 from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names
 from wbs.items import Item, number_width
-from wbs.models import Case, Event, utcnow
+from wbs.models import Case, utcnow
 from wbs.workdays import local_date
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -220,7 +220,7 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
     }
 
 
-def _event_json(event: Event, names: Mapping[int, str]) -> dict[str, Any]:
+def _event_json(event: TimelineEntry, names: Mapping[int, str]) -> dict[str, Any]:
     actor = event.actor_investigator_id
     return {
         "id": event.id,

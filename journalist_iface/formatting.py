@@ -7,8 +7,8 @@ import datetime as dt
 from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
+from wbs.casework import TimelineEntry
 from wbs.domain import CATEGORY_LABELS, SOURCE_EVENT_KINDS
-from wbs.models import Event
 from wbs.workdays import local_date
 
 _ITEM_KINDS = {
@@ -33,7 +33,7 @@ def moment(value: dt.datetime | None) -> str:
     return "—" if value is None else str(format_datetime(value, "medium"))
 
 
-def event_time(event: Event) -> str:
+def event_time(event: TimelineEntry) -> str:
     """When an event happened, to the precision kept: a pelapor's actions have a day only.
 
     Showing their midnight-UTC label as a time would invent "07.00" WIB.

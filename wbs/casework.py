@@ -90,14 +90,44 @@ def reader_for(ctx: Context, case: Case) -> Reader:
     return ctx.scope if case.tenant_id == ctx.tenant.id else ctx.hub()
 
 
-def timeline(ctx: Context, case: Case) -> list[Event]:
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One entry of a case's log as a reader may see it (a copy: the log itself is
+    append-only, and what one reader is not shown must not be changed in it)."""
+
+    id: int
+    kind: EventKind
+    from_status: CaseStatus | None
+    to_status: CaseStatus | None
+    actor_investigator_id: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+def timeline(ctx: Context, case: Case) -> list[TimelineEntry]:
+    """The case's log, oldest first.
+
+    A pemantau KPK reading another tenant's case sees what happened and when, never the notes:
+    an archive reason or an assignment names people (the terlapor, an investigator), and free
+    text that may name people is content, which the hub reads only where it was sent to it.
+    """
     reader = reader_for(ctx, case)
-    return list(
-        ctx.session.scalars(reader.select(Event).where(Event.case_id == case.id).order_by(Event.id))
-    )
-
-
-# --- items -------------------------------------------------------------------------------------
+    across = case.tenant_id != ctx.tenant.id
+    return [
+        TimelineEntry(
+            id=event.id,
+            kind=event.kind,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            # Another tenant's accounts mean nothing to the hub, and their names stay home.
+            actor_investigator_id=None if across else event.actor_investigator_id,
+            note=None if across else event.note,
+            created_at=event.created_at,
+        )
+        for event in ctx.session.scalars(
+            reader.select(Event).where(Event.case_id == case.id).order_by(Event.id)
+        )
+    ]
 
 
 def items(ctx: Context, case: Case) -> list[Item]:

@@ -101,6 +101,28 @@ def test_monitor_reads_a_case_sent_to_kpk_but_cannot_act_on_it(demo: Demo) -> No
     assert hub_verifikator.get(f"/pengaduan/{report.case_id}").status_code == 404
 
 
+def test_monitor_never_reads_the_notes_of_another_tenants_case(demo: Demo) -> None:
+    # Notes name people: an archive reason may name the terlapor, an assignment names an
+    # investigator. They are the tenant's, not the hub's, even on a case shared with KPK.
+    report = make_report(demo, TENANT, to_kpk=True)
+    page = f"/pengaduan/{report.case_id}"
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    assert admin.account is not None
+    verifikator = logged_in(demo, TENANT, Role.VERIFIKATOR)
+    assert verifikator.account is not None
+    reason = "Bukan wewenang: terlapor Bupati Xenophon"
+    for form, action in (({"assignee": str(verifikator.account.id)}, "tugaskan"),
+                         ({"status": "diarsipkan", "note": reason}, "status")):
+        assert admin.post(f"{page}/{action}", form, token_from=page).status_code == 302
+    own = admin.get(page).get_data(as_text=True)
+    assert reason in own and verifikator.account.username in own
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    shared = monitor.get(page).get_data(as_text=True)
+    assert "Diarsipkan" in shared  # what happened is shown...
+    assert "Xenophon" not in shared  # ...never the note
+    assert verifikator.account.username not in shared
+
+
 def test_every_route_needs_a_session(demo: Demo) -> None:
     report = make_report(demo)
     anonymous = Browser(demo.app.test_client())
