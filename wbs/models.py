@@ -529,10 +529,11 @@ class SourceSession(TenantOwned, Base):
     """A pelapor's server-side session, sealed with a key that only the cookie holds.
 
     The cookie carries a random session id and a random key. The row is found by a hash of the
-    id and holds, sealed (AES-GCM) with the key, what the session needs: the source id and the
-    passphrase of the reply key. So neither the cookie alone (no record) nor the server's disk
-    alone (no key) reveals who the session belongs to or unlocks a reply, and nothing in the row
-    links it to a source. Rows are deleted at logout and when they expire.
+    id and holds, sealed (AES-GCM) with the key, what the session needs: the source id, the
+    passphrase of the reply key, the exact expiry and the rate-limit window. So neither the
+    cookie alone (no record) nor the server's disk alone (no key) reveals who the session
+    belongs to, unlocks a reply or tells when the pelapor was active, and nothing in the row
+    links it to a source. Rows are deleted at logout, when found expired, and by the daily purge.
     """
 
     __tablename__ = "source_sessions"
@@ -540,10 +541,10 @@ class SourceSession(TenantOwned, Base):
     # SHA-256 of the session id: a database copy cannot be turned into working cookies.
     id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(sa.LargeBinary)
-    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
-    # Per-session rate limit (flooding): actions in the current window.
-    window_start: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    window_actions: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    # The WIB day of the sealed expiry: all the purge needs, and all that is kept in the clear
+    # (a day, as for every time of a pelapor's; migration 0006).
+    purge_after: Mapped[dt.datetime] = mapped_column(UTCDay(), index=True)
+    _round_purge_after = validates("purge_after")(_day)
 
 
 class InvestigatorSession(TenantOwned, Base):
