@@ -22,9 +22,10 @@ from importlib import resources
 MIN_ENTROPY_BITS = 90
 LANGUAGES: tuple[str, ...] = ("id", "en")
 
-# The design asks for at least 4,096 words (12 bits each) and both shipped lists are larger, so
-# a shorter list means a truncated or wrong file: refuse it rather than hand out longer codenames.
-MIN_WORDLIST_SIZE = 4096
+# Words per codename. The Indonesian list keeps every two words at least three edits apart (so
+# one mistyped letter can be corrected), which leaves about 1,200 words of ~10.2 bits: nine
+# words. The English list is the EFF long list (7,772 words, ~12.9 bits): seven words.
+WORDS_PER_CODENAME: dict[str, int] = {"id": 9, "en": 7}
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -56,11 +57,20 @@ def load_wordlist(language: str) -> tuple[str, ...]:
         raise ValueError(f"{language} word list has {len(bad)} entries that are not a-z words")
     if len(set(words)) != len(words):
         raise ValueError(f"{language} word list has duplicate words")
-    if len(words) < MIN_WORDLIST_SIZE:
-        raise ValueError(
-            f"{language} word list has {len(words)} words, fewer than {MIN_WORDLIST_SIZE}"
-        )
+    needed = min_wordlist_size(language)
+    if len(words) < needed:
+        raise ValueError(f"{language} word list has {len(words)} words, fewer than {needed}")
     return words
+
+
+def min_wordlist_size(language: str) -> int:
+    """The fewest words that give a codename in ``language`` MIN_ENTROPY_BITS.
+
+    The codename length is fixed per language (what the pages tell reporters), so a shorter
+    list, truncated or wrongly built, would mean weaker codenames: the loader refuses it.
+    """
+    _check_language(language)
+    return math.ceil(2 ** (MIN_ENTROPY_BITS / WORDS_PER_CODENAME[language]))
 
 
 @functools.cache
@@ -69,8 +79,9 @@ def _word_set(language: str) -> frozenset[str]:
 
 
 def words_needed(language: str) -> int:
-    """How many words a codename in ``language`` needs for MIN_ENTROPY_BITS of entropy."""
-    return math.ceil(MIN_ENTROPY_BITS / math.log2(len(load_wordlist(language))))
+    """How many words a codename in ``language`` has (at least MIN_ENTROPY_BITS of entropy)."""
+    _check_language(language)
+    return WORDS_PER_CODENAME[language]
 
 
 def entropy_bits(language: str) -> float:
