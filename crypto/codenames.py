@@ -16,7 +16,9 @@ import functools
 import math
 import re
 import secrets
+import string
 import unicodedata
+from collections.abc import Iterator
 from importlib import resources
 
 MIN_ENTROPY_BITS = 90
@@ -95,16 +97,49 @@ def generate_codename(language: str = "id") -> str:
     return " ".join(secrets.choice(words) for _ in range(words_needed(language)))
 
 
+def _one_edit_away(word: str) -> Iterator[str]:
+    # Deletion, swap of adjacent letters, substitution, insertion: the typos a keyboard makes.
+    for i in range(len(word)):
+        yield word[:i] + word[i + 1 :]
+        if i + 1 < len(word):
+            yield word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        for c in string.ascii_lowercase:
+            yield word[:i] + c + word[i + 1 :]
+    for i in range(len(word) + 1):
+        for c in string.ascii_lowercase:
+            yield word[:i] + c + word[i:]
+
+
+def _correct_word(word: str, language: str) -> str | None:
+    """``word`` itself if listed, else the one list word a single edit away, else None."""
+    words = _word_set(language)
+    if word in words:
+        return word
+    near = {candidate for candidate in _one_edit_away(word) if candidate in words}
+    # Only an unambiguous correction: choosing between two words would be a guess. The
+    # Indonesian list keeps words three edits apart, so there a single typo has one answer;
+    # in the English list some typos are two words' neighbours and stay uncorrected.
+    return near.pop() if len(near) == 1 else None
+
+
 def normalize_codename(text: str) -> str:
-    """The canonical form of a typed codename, so capitals and stray spaces still log in.
+    """The canonical form of a typed codename, so capitals, stray spaces and typos still log in.
 
     NFKC folds full-width letters and odd spaces from phone keyboards, case-folding ignores
     capitals, invisible format characters (zero-width spaces from copy and paste) are dropped,
-    and any run of whitespace becomes one space.
+    and any run of whitespace becomes one space. If the words then number a codename of one
+    language, a word with one wrong, missing, extra or swapped letter becomes the single list
+    word one edit away. Correcting gives a guesser nothing: the result is still a list word.
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
-    return " ".join(visible.split())
+    typed = visible.split()
+    for language in LANGUAGES:
+        if len(typed) == WORDS_PER_CODENAME[language]:
+            corrected = [_correct_word(word, language) for word in typed]
+            if all(corrected):
+                return " ".join(w for w in corrected if w)
+    return " ".join(typed)
 
 
 def looks_like_codename(text: str) -> bool:

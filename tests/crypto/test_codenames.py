@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import combinations
 from pathlib import Path
 from types import ModuleType
@@ -478,8 +478,39 @@ def test_a_word_outside_the_list_is_not_a_codename(language: str) -> None:
     assert not looks_like_codename(" ".join([*parts[:-1], "xyzzyq"]))
     # Words of the two languages are not mixed within one codename.
     assert not looks_like_codename(" ".join([*parts[:-1], word_from_other_list(language)]))
-    # A misspelt word is not silently accepted.
-    assert not looks_like_codename(" ".join([*parts[:-1], parts[-1] + "x"]))
+    # A word two edits from every list word is not silently accepted.
+    assert not looks_like_codename(" ".join([*parts[:-1], parts[-1] + "qx"]))
+
+
+@pytest.mark.parametrize(
+    "typo",
+    [
+        lambda w: w[1:],  # first letter missing
+        lambda w: w[:2] + "q" + w[2:],  # a letter too many
+        lambda w: w[:-1] + ("x" if w[-1] != "x" else "z"),  # last letter wrong
+        lambda w: w[0] + w[2] + w[1] + w[3:],  # two letters swapped
+    ],
+)
+def test_one_mistyped_letter_per_word_is_corrected_in_an_indonesian_codename(
+    typo: Callable[[str], str],
+) -> None:
+    codename = generate_codename("id")
+    words = codename.split(" ")
+    typed = " ".join(typo(w) if i % 2 == 0 else w for i, w in enumerate(words))
+    if typed == codename:  # a swap of two equal letters changes nothing
+        return
+    assert normalize_codename(typed) == codename
+    assert looks_like_codename(typed)
+
+
+def test_named_typos_are_corrected_and_ambiguous_ones_are_not() -> None:
+    base = generate_codename("id").split(" ")[1:]
+    assert normalize_codename(" ".join(["biasa", *base])) == " ".join(["bisa", *base])
+    assert normalize_codename(" ".join(["bintang", *base])) == " ".join(["binatang", *base])
+    # Two edits from any word: left as typed, so the login says it is not a codename.
+    assert normalize_codename(" ".join(["bixxa", *base])) == " ".join(["bixxa", *base])
+    # Outside a codename's word count nothing is corrected.
+    assert normalize_codename("biasa kursi") == "biasa kursi"
 
 
 @pytest.mark.parametrize(
