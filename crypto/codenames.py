@@ -16,15 +16,18 @@ import functools
 import math
 import re
 import secrets
+import string
 import unicodedata
+from collections.abc import Iterator
 from importlib import resources
 
 MIN_ENTROPY_BITS = 90
 LANGUAGES: tuple[str, ...] = ("id", "en")
 
-# The design asks for at least 4,096 words (12 bits each) and both shipped lists are larger, so
-# a shorter list means a truncated or wrong file: refuse it rather than hand out longer codenames.
-MIN_WORDLIST_SIZE = 4096
+# Words per codename. The Indonesian list keeps every two words at least three edits apart (so
+# one mistyped letter can be corrected), which leaves about 1,200 words of ~10.2 bits: nine
+# words. The English list is the EFF long list (7,772 words, ~12.9 bits): seven words.
+WORDS_PER_CODENAME: dict[str, int] = {"id": 9, "en": 7}
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -56,11 +59,20 @@ def load_wordlist(language: str) -> tuple[str, ...]:
         raise ValueError(f"{language} word list has {len(bad)} entries that are not a-z words")
     if len(set(words)) != len(words):
         raise ValueError(f"{language} word list has duplicate words")
-    if len(words) < MIN_WORDLIST_SIZE:
-        raise ValueError(
-            f"{language} word list has {len(words)} words, fewer than {MIN_WORDLIST_SIZE}"
-        )
+    needed = min_wordlist_size(language)
+    if len(words) < needed:
+        raise ValueError(f"{language} word list has {len(words)} words, fewer than {needed}")
     return words
+
+
+def min_wordlist_size(language: str) -> int:
+    """The fewest words that give a codename in ``language`` MIN_ENTROPY_BITS.
+
+    The codename length is fixed per language (what the pages tell reporters), so a shorter
+    list, truncated or wrongly built, would mean weaker codenames: the loader refuses it.
+    """
+    _check_language(language)
+    return math.ceil(2 ** (MIN_ENTROPY_BITS / WORDS_PER_CODENAME[language]))
 
 
 @functools.cache
@@ -69,8 +81,9 @@ def _word_set(language: str) -> frozenset[str]:
 
 
 def words_needed(language: str) -> int:
-    """How many words a codename in ``language`` needs for MIN_ENTROPY_BITS of entropy."""
-    return math.ceil(MIN_ENTROPY_BITS / math.log2(len(load_wordlist(language))))
+    """How many words a codename in ``language`` has (at least MIN_ENTROPY_BITS of entropy)."""
+    _check_language(language)
+    return WORDS_PER_CODENAME[language]
 
 
 def entropy_bits(language: str) -> float:
@@ -84,16 +97,49 @@ def generate_codename(language: str = "id") -> str:
     return " ".join(secrets.choice(words) for _ in range(words_needed(language)))
 
 
+def _one_edit_away(word: str) -> Iterator[str]:
+    # Deletion, swap of adjacent letters, substitution, insertion: the typos a keyboard makes.
+    for i in range(len(word)):
+        yield word[:i] + word[i + 1 :]
+        if i + 1 < len(word):
+            yield word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        for c in string.ascii_lowercase:
+            yield word[:i] + c + word[i + 1 :]
+    for i in range(len(word) + 1):
+        for c in string.ascii_lowercase:
+            yield word[:i] + c + word[i:]
+
+
+def _correct_word(word: str, language: str) -> str | None:
+    """``word`` itself if listed, else the one list word a single edit away, else None."""
+    words = _word_set(language)
+    if word in words:
+        return word
+    near = {candidate for candidate in _one_edit_away(word) if candidate in words}
+    # Only an unambiguous correction: choosing between two words would be a guess. The
+    # Indonesian list keeps words three edits apart, so there a single typo has one answer;
+    # in the English list some typos are two words' neighbours and stay uncorrected.
+    return near.pop() if len(near) == 1 else None
+
+
 def normalize_codename(text: str) -> str:
-    """The canonical form of a typed codename, so capitals and stray spaces still log in.
+    """The canonical form of a typed codename, so capitals, stray spaces and typos still log in.
 
     NFKC folds full-width letters and odd spaces from phone keyboards, case-folding ignores
     capitals, invisible format characters (zero-width spaces from copy and paste) are dropped,
-    and any run of whitespace becomes one space.
+    and any run of whitespace becomes one space. If the words then number a codename of one
+    language, a word with one wrong, missing, extra or swapped letter becomes the single list
+    word one edit away. Correcting gives a guesser nothing: the result is still a list word.
     """
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
-    return " ".join(visible.split())
+    typed = visible.split()
+    for language in LANGUAGES:
+        if len(typed) == WORDS_PER_CODENAME[language]:
+            corrected = [_correct_word(word, language) for word in typed]
+            if all(corrected):
+                return " ".join(w for w in corrected if w)
+    return " ".join(typed)
 
 
 def looks_like_codename(text: str) -> bool:
