@@ -24,6 +24,7 @@ from wbs.accounts import AuthSettings, get_investigator, purge_expired_sessions
 from wbs.config import Config
 from wbs.instance import Instance
 from wbs.source_sessions import purge_expired
+from wbs.sources import purge_abandoned_sources
 from wbs.tenants import list_tenants
 
 
@@ -73,6 +74,7 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
         with instance.sessions() as session:
             purge_expired(session)
             purge_expired_sessions(session)
+            purge_abandoned_sources(session)
             tenants = list_tenants(session)
         if removed:
             click.echo(f"removed {len(removed)} unfinished upload(s) from the store")

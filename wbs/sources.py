@@ -8,13 +8,23 @@ with the reply-key passphrase their session holds.
 
 from __future__ import annotations
 
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from crypto.errors import CryptoError
 from crypto.kdf import SourceSecrets, derive_source_secrets
 from crypto.replykeys import decrypt_reply, generate_reply_key
 from wbs.context import Context
 from wbs.domain import EventKind
 from wbs.intake import ReportError
-from wbs.models import Case, Event, Reply, Source
+from wbs.models import Case, Event, Reply, Source, utc_today_start
+
+# A codename is registered when the pelapor confirms it, before they write the report. One that
+# never sent anything is kept this long (days), then forgotten: its row and locked reply key
+# would otherwise stay forever, telling that someone came to report and did not.
+ABANDONED_AFTER_DAYS = 14
 
 
 def _secrets(ctx: Context, codename: str) -> SourceSecrets:
@@ -128,3 +138,19 @@ def delete_reply(ctx: Context, source_id: str, reply_id: int) -> bool:
     ctx.inst.store.remove_with_rows(ctx.session, [reply.store_path], [reply])
     return True
 
+
+def purge_abandoned_sources(session: Session) -> int:
+    """Delete the sources of every tenant that never sent a report and were registered more
+    than :data:`ABANDONED_AFTER_DAYS` days ago; return how many. Commits.
+
+    A maintenance task across tenants (like the session purge), not a request's: it runs
+    without a tenant's context. The pelapor who comes back later finds their codename unknown,
+    exactly as a wrong one, and can draw a new one.
+    """
+    cutoff = utc_today_start() - dt.timedelta(days=ABANDONED_AFTER_DAYS)
+    has_case = sa.exists().where(Case.source_id == Source.id)
+    result = session.execute(
+        sa.delete(Source).where(Source.created_at < cutoff, ~has_case)
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

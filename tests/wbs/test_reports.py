@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from crypto.codenames import generate_codename
 from crypto.errors import EncryptionError
@@ -20,6 +21,7 @@ from wbs.sources import (
     authenticate_source,
     case_history,
     delete_reply,
+    purge_abandoned_sources,
     register_source,
     source_case,
     source_cases,
@@ -276,3 +278,24 @@ def test_the_first_reply_is_the_first_response(demo: DemoInstance) -> None:
         post_reply(Context(inst, session, tenant), case, "Balasan kedua.")
         change_status(Context(inst, session, tenant), case, CaseStatus.VERIFIKASI)
         assert case.first_response_at == first
+
+
+def test_a_codename_that_never_reported_is_forgotten_after_two_weeks(
+    demo: DemoInstance,
+) -> None:
+    inst = demo.instance
+    with inst.sessions() as session:
+        ctx = Context(inst, session, get_tenant(session, "pemprov-sumsel"))
+        with time_machine.travel(dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)) as clock:
+            idle, active = generate_codename(), generate_codename()
+            register_source(ctx, idle)
+            reporter = register_source(ctx, active)
+            Intake(ctx, reporter.source_id, to_kpk=False).new_case(answers())
+            clock.move_to(dt.datetime(2026, 3, 15, 3, 0, tzinfo=dt.UTC))  # 13 days on
+            assert purge_abandoned_sources(session) == 0
+            assert authenticate_source(ctx, idle) is not None
+            clock.move_to(dt.datetime(2026, 3, 17, 3, 0, tzinfo=dt.UTC))  # 15 days on
+            assert purge_abandoned_sources(session) == 1
+            # Forgotten like a codename never drawn; the one with a report stays.
+            assert authenticate_source(ctx, idle) is None
+            assert authenticate_source(ctx, active) == reporter
