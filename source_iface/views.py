@@ -396,13 +396,15 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
         abort(400)
     case = intake.new_case(answers)
     flood().record_new_case(t.id, source.source_id)
-    return redirect(url_for("source.receipt", case_id=case.id))
+    return redirect(url_for("source.receipt", number=case.registration_number))
 
 
-@bp.get("/tanda-terima/<int:case_id>")
+# A pelapor's URLs name a case by its registration number (random digits), never its database
+# id, which is sequential across every tenant.
+@bp.get("/tanda-terima/<number>")
 @source_required
-def receipt(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
-    case = source_case(context(), source.source_id, case_id)
+def receipt(source: SourceSecrets, number: str) -> ResponseReturnValue:
+    case = source_case(context(), source.source_id, number[:64])
     if case is None:
         abort(404)
     return render_template(
@@ -452,14 +454,14 @@ def _event_wording(event: Event) -> str:
 
 
 def _cases_page(
-    source: SourceSecrets, *, errors: dict[int, str] | None = None, status: int = 200
+    source: SourceSecrets, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> ResponseReturnValue:
     views = [_case_view(source, case) for case in source_cases(context(), source.source_id)]
     page = render_template(
         "cases.html",
         cases=views,
         errors=errors or {},
-        sent=request.args.get("sent", type=int),
+        sent=request.args.get("sent"),
         deleted=bool(request.args.get("deleted")),
         file_count=FILE_INPUTS,
         honeypot=HONEYPOT_FIELD,
@@ -474,11 +476,11 @@ def cases(source: SourceSecrets) -> ResponseReturnValue:
     return _cases_page(source)
 
 
-@bp.post("/pengaduan/<int:case_id>/kirim")
+@bp.post("/pengaduan/<number>/kirim")
 @source_required
-def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
+def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
     t = tenant()
-    case = source_case(context(), source.source_id, case_id)
+    case = source_case(context(), source.source_id, number[:64])
     if case is None:
         abort(404)
 
@@ -486,7 +488,7 @@ def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
         _check_form(fields)
         _message, error = check_message(fields)
         if error:
-            raise _Stop(_cases_page(source, errors={case_id: error}, status=400))
+            raise _Stop(_cases_page(source, errors={case.registration_number: error}, status=400))
         _submission_allowed(source, new_case=False)
         return Intake(context(), source.source_id, to_kpk=case.sent_to_kpk)
 
@@ -498,10 +500,11 @@ def send_follow_up(source: SourceSecrets, case_id: int) -> ResponseReturnValue:
     if message is None and not intake.stored:
         intake.abort()
         error = gettext("Write a message or attach a file.")
-        return _cases_page(source, errors={case_id: error}, status=400)
+        return _cases_page(source, errors={case.registration_number: error}, status=400)
     intake.follow_up(case, message)
     flood().record_follow_up(t.id, source.source_id)
-    return redirect(url_for("source.cases", sent=case_id, _anchor=f"case-{case_id}"))
+    number = case.registration_number
+    return redirect(url_for("source.cases", sent=number, _anchor=f"case-{number}"))
 
 
 def _own_reply(source: SourceSecrets, reply_id: int) -> Reply:

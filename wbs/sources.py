@@ -72,8 +72,13 @@ def source_cases(ctx: Context, source_id: str) -> list[Case]:
     )
 
 
-def source_case(ctx: Context, source_id: str, case_id: int) -> Case | None:
-    case = ctx.scope.get(Case, case_id)
+def source_case(ctx: Context, source_id: str, registration_number: str) -> Case | None:
+    """One of this source's cases by its registration number: the only name a pelapor has for
+    a case. (Database ids are never shown to them: sequential across tenants, they would tell
+    how many reports the whole system received, and in which order.)"""
+    case = ctx.session.scalar(
+        ctx.scope.select(Case).where(Case.registration_number == registration_number)
+    )
     if case is None or case.source_id != source_id:
         return None
     return case

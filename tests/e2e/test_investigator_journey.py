@@ -251,9 +251,9 @@ def test_investigator_journey(
         page.set_input_files("#r-file-1", evidence)
         reporter.capture("03-report")
         reporter.submit('form[action$="/lapor"] button[type="submit"]')
-        assert re.fullmatch(re.escape(base) + r"/tanda-terima/\d+", page.url), page.url
         registration = page.locator("p.regno").inner_text().strip()
         assert registration
+        assert page.url == f"{base}/tanda-terima/{registration}", page.url
         reporter.capture("04-receipt")
         reporter.submit('main form[action$="/keluar"] button[type="submit"]')
 
@@ -315,7 +315,7 @@ def test_investigator_journey(
         page.fill("#f-codename", codename)
         reporter.submit('form[action$="/masuk"] button[type="submit"]')
         assert page.url == served.base + "/pengaduan", page.url
-        case = page.locator(f"#case-{case_id}")
+        case = page.locator(f"#case-{registration}")
         assert case.locator("h2").inner_text().strip() == registration
         status = wording(served, "id", STATUS_WORDING[CaseStatus.KLARIFIKASI])
         assert case.locator("dd.status").inner_text().strip() == status

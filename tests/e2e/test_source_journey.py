@@ -235,9 +235,10 @@ def walk(
     journey.submit('form[action$="/lapor"] button[type="submit"]')
 
     # The receipt: a registration number, never the codename.
-    assert re.fullmatch(re.escape(base) + r"/tanda-terima/\d+", page.url), page.url
     registration = page.locator("p.regno").inner_text().strip()
     assert registration
+    # Named by the registration number, never the database id.
+    assert page.url == f"{base}/tanda-terima/{registration}", page.url
     assert codename not in page.content()
     journey.capture("05-receipt")
 
@@ -257,7 +258,7 @@ def walk(
     assert page.url == base + "/pengaduan", page.url
 
     # The follow-up page: the status in the pelapor's words, the question, a form to answer.
-    case = page.locator(f"#case-{case_id}")
+    case = page.locator(f"#case-{registration}")
     assert case.locator("h2").inner_text().strip() == registration
     status = wording(served, lang, STATUS_WORDING[CaseStatus.KLARIFIKASI])
     if lang != "en":  # translated for real, not the English msgid shown for want of a catalog
@@ -267,10 +268,10 @@ def walk(
     assert codename not in page.content()
     journey.capture("08-cases")
 
-    page.fill(f"#m-{case_id}", f"Salinan kontrak terlampir. {marker}")
-    page.set_input_files(f"#c{case_id}-file-1", evidence / FOLLOW_UP_NAME)
-    journey.submit(f'form[action$="/pengaduan/{case_id}/kirim"] button[type="submit"]')
-    assert page.url == f"{base}/pengaduan?sent={case_id}#case-{case_id}", page.url
+    page.fill(f"#m-{registration}", f"Salinan kontrak terlampir. {marker}")
+    page.set_input_files(f"#c{registration}-file-1", evidence / FOLLOW_UP_NAME)
+    journey.submit(f'form[action$="/pengaduan/{registration}/kirim"] button[type="submit"]')
+    assert page.url == f"{base}/pengaduan?sent={registration}#case-{registration}", page.url
     sent = case.locator('p.ok[role="status"]').inner_text().strip()
     assert sent == wording(served, lang, "Sent. Thank you.")
     journey.capture("09-sent")

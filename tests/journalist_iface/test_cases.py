@@ -176,7 +176,7 @@ def test_klarifikasi_question_reaches_the_reporter_but_not_the_log(
     with inst.sessions() as session:
         tenant = get_tenant(session, TENANT)
         ctx = Context(demo.inst, session, tenant)
-        case = source_case(ctx, report.secrets.source_id, report.case_id)
+        case = source_case(ctx, report.secrets.source_id, report.registration_number)
         assert case is not None and case.status == CaseStatus.KLARIFIKASI
         ctx = Context(inst, session, tenant)
         texts = [text for _, text in source_replies(ctx, report.secrets, case)]
@@ -196,7 +196,7 @@ def test_reply_reaches_the_reporter(demo: Demo, browser: Browser) -> None:
     with demo.inst.sessions() as session:
         tenant = get_tenant(session, TENANT)
         ctx = Context(demo.inst, session, tenant)
-        case = source_case(ctx, report.secrets.source_id, report.case_id)
+        case = source_case(ctx, report.secrets.source_id, report.registration_number)
         assert case is not None
         ctx = Context(demo.inst, session, tenant)
         assert [t for _, t in source_replies(ctx, report.secrets, case)

@@ -167,12 +167,13 @@ class Reporter:
         return self.post("/lapor", data=body, content_type=content_type)
 
     def send_follow_up(
-        self, case_id: int, message: str, files: list[tuple[str, bytes]] = ()  # type: ignore[assignment]
+        self, number: str, message: str, files: list[tuple[str, bytes]] = ()  # type: ignore[assignment]
     ) -> Any:
+        """Send more to the case with registration number ``number``."""
         token = self.token("/pengaduan")
         fields = [("csrf_token", token), ("website", ""), ("message", message)]
         body, content_type = multipart(fields, [("file", n, d) for n, d in files])
-        return self.post(f"/pengaduan/{case_id}/kirim", data=body, content_type=content_type)
+        return self.post(f"/pengaduan/{number}/kirim", data=body, content_type=content_type)
 
     def login(self, codename: str) -> Any:
         token = self.token("/masuk")

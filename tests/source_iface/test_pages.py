@@ -243,9 +243,14 @@ def test_journey_stores_only_ciphertext(demo, reporter, monkeypatch) -> None:  #
     with monkeypatch.context() as patch:
         patch.setattr(werkzeug.formparser.FormDataParser, "parse", refuse)
         more = reporter.send_follow_up(
-            case_id, "Pesan tambahan " + marker.decode(), [("lampiran.txt", follow_up_file)]
+            case.registration_number, "Pesan tambahan " + marker.decode(),
+            [("lampiran.txt", follow_up_file)],
         )
     assert more.status_code == 302
+    # The pelapor's URLs name the case by its registration number, never by the database id
+    # (sequential across all tenants: it would tell how many reports came in, and in which order).
+    assert sent.headers["Location"].endswith(f"/tanda-terima/{case.registration_number}")
+    assert f"sent={case.registration_number}" in more.headers["Location"]
     assert "Terkirim" in check_page(reporter.client.get(more.headers["Location"]))
 
     # Nothing readable anywhere: not the marker, not the codename.
@@ -444,17 +449,18 @@ def test_another_sources_case_is_not_found(demo, client) -> None:  # type: ignor
     case_id = _last_case_id(demo)
     second = Reporter(demo.app.test_client())
     second.new_codename()
-    check_page(second.get(f"/tanda-terima/{case_id}"), 404)
+    check_page(second.get(f"/tanda-terima/{_number(demo, case_id)}"), 404)
     token = second.token("/pengaduan")
     body, content_type = multipart([("csrf_token", token), ("message", "halo")], [])
-    sent = second.post(f"/pengaduan/{case_id}/kirim", data=body, content_type=content_type)
+    sent = second.post(f"/pengaduan/{_number(demo, case_id)}/kirim", data=body,
+                       content_type=content_type)
     check_page(sent, 404)
 
 
 def test_empty_follow_up_is_refused(demo, reporter) -> None:  # type: ignore[no-untyped-def]
     reporter.new_codename()
     reporter.send_report()
-    html = check_page(reporter.send_follow_up(_last_case_id(demo), "   "), 400)
+    html = check_page(reporter.send_follow_up(_number(demo, _last_case_id(demo)), "   "), 400)
     assert "Tulis pesan atau lampirkan berkas" in html
 
 
@@ -488,7 +494,7 @@ def test_tenant_quota_slows_new_reports(demo) -> None:  # type: ignore[no-untype
     assert int(response.headers["Retry-After"]) > 0
     assert store_files(demo) == before and count_cases(demo) == cases
     # Follow-ups on an existing report are not slowed by the tenant quota.
-    assert first.send_follow_up(_last_case_id(demo), "tambahan").status_code == 302
+    assert first.send_follow_up(_number(demo, _last_case_id(demo)), "tambahan").status_code == 302
 
 
 def test_sliding_window_counts_and_forgets() -> None:
@@ -542,6 +548,14 @@ def test_server_error_page_and_log_reveal_nothing(demo, reporter, monkeypatch, c
 def _last_case_id(demo) -> int:  # type: ignore[no-untyped-def]
     with demo.inst.sessions() as session:
         return int(session.scalar(sa.select(sa.func.max(Case.id))) or 0)
+
+
+def _number(demo, case_id: int) -> str:  # type: ignore[no-untyped-def]
+    """The registration number: how the pelapor's pages name a case."""
+    with demo.inst.sessions() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return case.registration_number
 
 
 def _reply(demo, case_id: int, text: str, *, klarifikasi: bool = False) -> int:  # type: ignore[no-untyped-def]
