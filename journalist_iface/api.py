@@ -37,10 +37,10 @@ from wbs.accounts import (
 )
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal, TimelineEntry
 from wbs.context import Context
+from wbs.deadlines import FirstResponse, first_response
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
-    OPEN_STATUSES,
     CaseStatus,
     EventKind,
 )
@@ -209,7 +209,8 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "last_activity_at": _timestamp(case.last_activity_at),
         "first_response_due": case.first_response_due.isoformat(),
         "closure_due": case.closure_due.isoformat() if case.closure_due else None,
-        "overdue": case.first_response_due < today and case.status in OPEN_STATUSES,
+        "overdue": first_response(case, today) == FirstResponse.MISSING,
+        "first_response": first_response(case, today).value,
         "unread": case.unread,
         "sent_to_kpk": case.sent_to_kpk,
         "assignee": assignee,

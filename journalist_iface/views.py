@@ -155,6 +155,7 @@ def _case_page(
         team=assignable(ctx) if writable else [],
         may_assign_anyone=ctx.actor is not None and ctx.actor.role in casework.ASSIGNS_ANYONE,
         next_statuses=sorted(ALLOWED_TRANSITIONS[case.status], key=list(CaseStatus).index),
+        today=today,
         first_left=calendar.working_days_between(today, case.first_response_due),
         closure_left=(
             calendar.working_days_between(today, case.closure_due) if case.closure_due else None

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from wbs.context import Context
-from wbs.domain import OPEN_STATUSES, CaseStatus
+from wbs.deadlines import first_response_overdue
+from wbs.domain import CaseStatus
 from wbs.models import Case, Investigator, Tenant
 
 PAGE_SIZE = 50
@@ -118,9 +119,7 @@ def inbox(
             Case.assignee_id == filters.assignee, Case.tenant_id == tenant.id
         )
     if filters.overdue:
-        statement = statement.where(
-            Case.first_response_due < today, Case.status.in_(OPEN_STATUSES)
-        )
+        statement = statement.where(first_response_overdue(today))
     if filters.unread:
         statement = statement.where(Case.unread.is_(True))
     total = int(session.scalar(statement.with_only_columns(sa.func.count(Case.id))) or 0)

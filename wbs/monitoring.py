@@ -12,8 +12,9 @@ cache; the architecture's budget is 100 ms for 100,000 reports (``bench/bench_in
 Definitions, shared with the inbox so the numbers agree with what a click shows:
 
 * **open**: a status in :data:`~wbs.domain.OPEN_STATUSES` (not diarsipkan, not selesai).
-* **overdue (first response)**: open, and ``first_response_due`` before ``today`` (the inbox's
-  "overdue" filter).
+* **overdue (first response)**: not answered, and ``first_response_due`` before ``today``
+  (:func:`wbs.deadlines.first_response_overdue`, as in the inbox's "overdue" filter). A case
+  answered on time is not overdue, whatever its status.
 * **overdue (closure)**: open, and ``closure_due`` (PP 43/2018, 30 hari kerja) before ``today``.
 * **first response**: the earliest ``status_changed`` or ``reply_added`` event of a case, kept
   in ``cases.first_response_at`` by :mod:`wbs.casework` (and filled from the log by migration
@@ -34,6 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from wbs.deadlines import first_response_overdue
 from wbs.domain import (
     CATEGORY_LABELS,
     MCP_AREA_LABELS,
@@ -194,7 +196,7 @@ def _figures(
             Case.tenant_id,
             Case.status,
             sa.func.count(),
-            sa.func.sum(sa.case((Case.first_response_due < today, 1), else_=0)),
+            sa.func.sum(sa.case((first_response_overdue(today), 1), else_=0)),
             sa.func.sum(sa.case((Case.closure_due < today, 1), else_=0)),
         ).group_by(Case.tenant_id, Case.status)
     )
@@ -203,9 +205,9 @@ def _figures(
         by_status[status] += count
         line = per_tenant.setdefault(row_tenant, [0, 0, 0, 0])
         line[0] += count
+        line[2] += int(late_first or 0)  # open statuses only, by its definition
         if status.value in open_statuses:
             line[1] += count
-            line[2] += int(late_first or 0)
             line[3] += int(late_closure or 0)
     for line in per_tenant.values():
         overdue_first += line[2]

@@ -128,6 +128,20 @@ def test_timeline_shows_only_the_day_of_a_reporters_action(demo: Demo) -> None:
     assert created.group(1) == format_date(dt.date(2026, 12, 3), "medium", locale="id")
 
 
+def test_a_case_answered_in_time_is_not_called_overdue(demo: Demo, browser: Browser) -> None:
+    report = make_report(demo)
+    page = f"/pengaduan/{report.case_id}"
+    assert browser.post(f"{page}/status", {"status": "verifikasi", "note": ""},
+                        token_from=page).status_code == 302
+    # Days later, past the due day: the first response was in time, and stays so.
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=30)):
+        answered = logged_in(demo)
+        html = answered.get(page).get_data(as_text=True)
+        inbox = answered.get("/?overdue=1").get_data(as_text=True)
+    assert "tepat waktu" in html and "terlambat" not in html
+    assert report.registration_number not in inbox
+
+
 def test_overdue_case_says_so(demo: Demo, browser: Browser) -> None:
     case_id = add_bare_cases(demo, 1, first_response_due=wib_today() - dt.timedelta(days=20))[0]
     html = browser.get(f"/pengaduan/{case_id}").get_data(as_text=True)

@@ -164,8 +164,10 @@ def test_dashboard_counts_every_tenants_cases(world: World) -> None:
 def test_dashboard_overdue_counts_only_open_cases(world: World) -> None:
     board = dashboard(world.session, world.hub, today=TODAY)
 
-    # a1 and a2 are late; a3 and b2 passed their dates too, but are closed.
-    assert board.overdue_first_response == 2
+    # a1 is late: never answered. a2 passed its date too but was answered in time (4 June, due
+    # 11 June): not overdue, although still open (issue 11: the figure used to count it).
+    # a3 and b2 passed their dates too, but are closed.
+    assert board.overdue_first_response == 1
     assert board.overdue_closure == 1
     # On the due date itself a case is not late yet.
     on_the_day = dashboard(world.session, world.hub, today=dt.date(2025, 6, 11))
@@ -178,7 +180,7 @@ def test_dashboard_lines_per_tenant_include_tenants_without_cases(world: World) 
     lines = {line.slug: line for line in board.tenants}
     assert [line.name for line in board.tenants] == ["KPK", "Lembaga C", "Pemkot B", "Pemprov A"]
     assert (lines["pemprov-a"].total, lines["pemprov-a"].open) == (3, 2)
-    assert lines["pemprov-a"].overdue_first_response == 2
+    assert lines["pemprov-a"].overdue_first_response == 1
     assert lines["pemprov-a"].overdue_closure == 1
     assert (lines["pemkot-b"].total, lines["pemkot-b"].open) == (2, 1)
     assert lines["pemkot-b"].overdue_first_response == 0
@@ -227,7 +229,7 @@ def test_dashboard_for_one_tenant(world: World) -> None:
     assert board.category_counts() == {"pemerasan": 2, "gratifikasi": 1}
     assert board.mcp_area_counts() == {"pengadaan_barang_jasa": 2, "perizinan": 1}
     assert [line.slug for line in board.tenants] == ["pemprov-a"]
-    assert board.overdue_first_response == 2
+    assert board.overdue_first_response == 1
     assert board.median_first_response_days == 3.0  # 2 and 4
 
     board = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.b.id)
