@@ -1,4 +1,5 @@
-"""What every Peluit web app is: a Flask app whose responses and logs reveal nothing.
+"""What every Peluit web app is: a Flask app whose responses and logs reveal nothing, and
+whose ``<int:>`` routes take only ids a database can hold (:class:`IdConverter`).
 
 :func:`set_up` gives an interface's app what both interfaces share: the security headers, the
 request's database session closed at teardown, the shared templates and the one style sheet.
@@ -10,6 +11,8 @@ import logging
 from types import TracebackType
 
 from flask import Flask
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from iface_common import context, style
@@ -38,7 +41,32 @@ SECURITY_HEADERS = {
 }
 
 
+# Digits an id in a URL may have: 18 digits always fit the 64-bit signed integer of SQLite and
+# PostgreSQL's bigint (2**63 - 1 has 19), and no row will ever need more.
+MAX_ID_DIGITS = 18
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every Peluit route: ASCII digits naming a value the database can hold.
+
+    Werkzeug's own converter takes any size, and an id of 2**63 or more then makes the SQLite
+    driver raise OverflowError (a 500) instead of finding nothing; it also takes non-ASCII
+    decimal digits, giving one item several URLs. The bound is in the pattern rather than a
+    ``max``: Werkzeug checks the method before converting, so a value refused only by the
+    converter would answer 405 where a GET and a POST route share the path, instead of 404.
+    """
+
+    regex = rf"[0-9]{{1,{MAX_ID_DIGITS}}}"
+
+
+class PeluitMap(Map):
+    default_converters = ImmutableDict({**Map.default_converters, "int": IdConverter})
+
+
 class QuietFlask(Flask):
+    # Every <int:> route of both interfaces is bounded in this one place.
+    url_map_class = PeluitMap
+
     def log_exception(
         self,
         exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],

@@ -49,7 +49,8 @@ from wbs.items import Item, number_width
 from wbs.models import Case, Event, utcnow
 from wbs.workdays import local_date
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+URL_PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
 
 P = ParamSpec("P")
 ApiView = Callable[Concatenate[Context, P], ResponseReturnValue]
@@ -89,8 +90,9 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
 }
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+def http_error(exc: HTTPException) -> Response:
+    """Every HTTP error under ``/api/v1`` as JSON, whether a route matched or not (registered
+    by :mod:`journalist_iface.errors`)."""
     status = exc.code or 500
     code, message = _HTTP_CODES.get(status, ("error", "The request failed."))
     return error(status, code, message)

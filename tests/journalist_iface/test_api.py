@@ -414,6 +414,22 @@ def test_every_api_case_url_of_another_tenant_answers_404(
     assert report.case_id not in {case["id"] for case in listed["cases"]}
 
 
+@pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
+def test_an_id_no_row_can_have_answers_a_json_404_on_every_api_route(
+    demo: Demo, huge: str
+) -> None:
+    api = api_login(demo, TENANT, Role.ADMIN_INSTANSI)
+    rules = [(method, rule) for method, rule, args in _api_rules(demo.app) if args]
+    assert len(rules) >= 5
+    for method, rule in rules:
+        response = _send(api, method, re.sub(r"<int:\w+>", huge, rule))
+        assert response.status_code == 404, (method, rule)
+        assert response.get_json() == {"error": "not_found", "message": "No such resource."}
+        assert response.headers["Content-Security-Policy"] == SECURITY_HEADERS[
+            "Content-Security-Policy"
+        ]
+
+
 def test_a_case_sent_to_kpk_stays_out_of_the_monitors_api(demo: Demo) -> None:
     report = make_report(demo, TENANT, to_kpk=True)
     monitor = api_login(demo, HUB, Role.PEMANTAU_KPK)
