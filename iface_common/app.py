@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from iface_common import context, style
+from wbs.numbers import ID_DIGITS
 
 SECURITY_HEADERS = {
     # No script source at all: even an injected <script> would not run.
@@ -41,11 +42,6 @@ SECURITY_HEADERS = {
 }
 
 
-# Digits an id in a URL may have: 18 digits always fit the 64-bit signed integer of SQLite and
-# PostgreSQL's bigint (2**63 - 1 has 19), and no row will ever need more.
-MAX_ID_DIGITS = 18
-
-
 class IdConverter(IntegerConverter):
     """``<int:...>`` in every Peluit route: ASCII digits naming a value the database can hold.
 
@@ -56,7 +52,7 @@ class IdConverter(IntegerConverter):
     converter would answer 405 where a GET and a POST route share the path, instead of 404.
     """
 
-    regex = rf"[0-9]{{1,{MAX_ID_DIGITS}}}"
+    regex = rf"[0-9]{{1,{ID_DIGITS}}}"
 
 
 class PeluitMap(Map):

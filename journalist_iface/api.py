@@ -47,6 +47,7 @@ from wbs.domain import (
 from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names
 from wbs.items import Item, number_width
 from wbs.models import Case, Event, utcnow
+from wbs.numbers import whole_number
 from wbs.workdays import local_date
 
 URL_PREFIX = "/api/v1"
@@ -262,10 +263,10 @@ def _flag(name: str) -> bool:
 
 
 def _page() -> int:
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
+    page = whole_number(request.args.get("page", "1"), len(str(_MAX_PAGE)))
+    if page is None or not 1 <= page <= _MAX_PAGE:
         raise _BadArgument(f"page must be a whole number from 1 to {_MAX_PAGE}")
-    return int(raw)
+    return page
 
 
 def _status_arg() -> CaseStatus | None:

@@ -228,7 +228,9 @@ def test_the_case_list_filters_and_pages(demo: Demo) -> None:
     assert ids_of("overdue=1") == set(overdue)
     assert ids_of("unread=true") == set(overdue)
     assert ids_of("unread=1&status=telaah") == set()
-    for bad in ("status=bogus", "page=0", "page=x", "unread=yes", "overdue=2"):
+    # "²" and "٣" pass str.isdigit() but not int(); 5,000 digits pass neither int() nor a page.
+    malformed_pages = ("page=²", "page=٣", "page=" + "9" * 5000, "page=-1", "page=1.5")
+    for bad in ("status=bogus", "page=0", "page=x", "unread=yes", "overdue=2", *malformed_pages):
         response = api.get(f"/api/v1/cases?{bad}")
         assert response.status_code == 400, bad
         assert response.get_json()["error"] == "bad_argument"
