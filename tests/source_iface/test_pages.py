@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,6 +34,7 @@ from tests.support import CLOCKS
 from wbs.casework import change_status, post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, TenantKind
+from wbs.instance import Instance
 from wbs.intake import Intake
 from wbs.models import Case, Reply, Source, Submission, Tenant
 from wbs.tenants import create_tenant
@@ -632,3 +635,35 @@ def test_key_derivations_queue_and_a_full_queue_asks_to_come_back(demo) -> None:
     check_page(busy, 429)
     assert busy.headers["Retry-After"] == "60"
     assert reporter.login(codename).status_code == 302
+
+
+# --- a locked database ------------------------------------------------------------------------
+
+
+def test_a_database_locked_too_long_gets_the_translated_error_page(demo) -> None:  # type: ignore[no-untyped-def]
+    # The same instance with a 0.3 s busy timeout instead of 5 s, served as in production:
+    # errors go to the error pages, not to the test.
+    url = f"{demo.inst.config.database_url}?timeout=0.3"
+    config = dataclasses.replace(demo.inst.config, database_url=url)
+    with Instance.open(config) as inst:
+        reporter = Reporter(create_app(inst).test_client())
+        reporter.new_codename()
+        token = reporter.token()
+        before, cases = store_files(demo), count_cases(demo)
+        # Another connection holds SQLite's write lock for longer than the busy timeout.
+        holder = sqlite3.connect(demo.inst.config.database_url.removeprefix("sqlite:///"))
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            for lang in ("id", "en"):
+                reporter.client.set_cookie("peluit_l", lang)
+                response = reporter.send_report(files=[("bukti.pdf", b"isi bukti")], token=token)
+                html = check_page(response, 500, lang=lang)
+                title = {"id": "Terjadi kesalahan", "en": "Something went wrong"}[lang]
+                assert title in html
+        finally:
+            holder.rollback()
+            holder.close()
+        assert store_files(demo) == before and count_cases(demo) == cases
+        # The lock gone, the same browser sends its report.
+        assert reporter.send_report(token=token).status_code == 302
+        assert count_cases(demo) == cases + 1
