@@ -667,3 +667,49 @@ def test_a_database_locked_too_long_gets_the_translated_error_page(demo) -> None
         # The lock gone, the same browser sends its report.
         assert reporter.send_report(token=token).status_code == 302
         assert count_cases(demo) == cases + 1
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 3 MiB file system (tmpfs) for the store, so the disk really fills."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True, check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI and the dev container run as root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+
+
+@pytest.mark.parametrize(
+    "floor",
+    [
+        1024 * 1024,  # below 16 MiB: the upload must check the floor often enough to stop
+        1,  # no floor to speak of: gpg meets ENOSPC, which must close intake just the same
+    ],
+)
+def test_a_disk_filling_during_an_upload_closes_intake_and_keeps_nothing(  # type: ignore[no-untyped-def]
+    demo, small_disk: Path, floor: int
+) -> None:
+    config = dataclasses.replace(demo.inst.config, store_dir=small_disk, disk_floor_bytes=floor)
+    with Instance.open(config) as inst:
+        reporter = Reporter(create_app(inst, testing=True).test_client())
+        reporter.new_codename()
+        cases = count_cases(demo)
+        # More than the whole disk, in random (incompressible) bytes, within the upload limit.
+        evidence = os.urandom(MAX_UPLOAD - 512 * 1024)
+        html = check_page(reporter.send_report(files=[("besar.bin", evidence)]), 503)
+        assert "ditutup sementara" in html and "Tidak ada yang disimpan" in html
+        assert [p for p in small_disk.rglob("*") if p.is_file()] == []
+        assert count_cases(demo) == cases
+        # The space is back: a small report goes through.
+        assert reporter.send_report(files=[("kecil.txt", b"isi")]).status_code == 302
+        assert count_cases(demo) == cases + 1
