@@ -79,6 +79,8 @@ class Status:
         if (
             self.keyword in ("ERROR", "FAILURE")
             and len(self.fields) >= 2
+            # isascii: isdigit() alone admits "²", which int() refuses.
+            and self.fields[1].isascii()
             and self.fields[1].isdigit()
         ):
             return int(self.fields[1]) & 0xFFFF

@@ -155,7 +155,8 @@ def decrypt_reply(
         # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
         secret_ok = [
             fields for fields in loaded.fields("IMPORT_OK")
-            if fields and fields[0].isdigit() and int(fields[0]) & 16
+            # isascii: isdigit() alone admits "²", which int() refuses.
+            if fields and fields[0].isascii() and fields[0].isdigit() and int(fields[0]) & 16
         ]
         if loaded.returncode != 0 or not secret_ok:
             raise DecryptionError("the reply key could not be loaded")

@@ -308,7 +308,8 @@ def _import_signer(home: GpgHome, signer_public_key: str | bytes) -> str:
     # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
     imported = [str(entry["ok"]) for entry in loaded.results if "ok" in entry]
     if loaded.returncode != 0 or not imported or any(
-        not flags.isdigit() or int(flags) & 16 for flags in imported
+        # isascii: isdigit() alone admits "²", which int() refuses.
+        not (flags.isascii() and flags.isdigit()) or int(flags) & 16 for flags in imported
     ):
         raise SignatureError("the signer's public key could not be loaded")
     keys = _listed(library.list_keys())

@@ -57,7 +57,8 @@ keepalive = 5
 # its share of capacity) dead for longer before the arbiter replaces it.
 timeout = 120
 # On restart or shutdown, uploads still running get this long to finish; after that they are
-# cut off and their .part files are removed (Store.sweep settles the rest at the next start).
+# cut off and their .part files are removed (Store.sweep settles the rest at the next start:
+# see on_starting below).
 # The systemd unit's TimeoutStopSec must be longer than this.
 graceful_timeout = 120
 # Workers never recycle themselves: a restart would cut the uploads in flight.
@@ -151,3 +152,22 @@ class QuietLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type infor
 
 
 logger_class = QuietLogger
+
+# --- start --------------------------------------------------------------------------------------
+
+
+def on_starting(server: Any) -> None:
+    """Sweep the store before the first worker starts.
+
+    A worker killed in the middle of an upload (SIGKILL, the OOM killer, a power cut) leaves
+    its ``.part`` file, and an interrupted deletion its ``.deleting`` file; nothing else ever
+    removes them, so without this they pile up until the disk reaches its floor and intake
+    closes. Here, in the master before any worker exists, no upload of this server is in
+    flight. A bad setting or an uninitialised instance stops gunicorn here, with its message.
+    """
+    # Imported here: reading this file (gunicorn --check-config, the tests) must not load Flask.
+    from source_iface.wsgi import settle_store
+
+    removed = settle_store()
+    if removed:
+        server.log.warning("removed %d unfinished upload(s) from the store", len(removed))

@@ -1,4 +1,5 @@
-"""What every Peluit web app is: a Flask app whose responses and logs reveal nothing.
+"""What every Peluit web app is: a Flask app whose responses and logs reveal nothing, and
+whose ``<int:>`` routes take only ids a database can hold (:class:`IdConverter`).
 
 :func:`set_up` gives an interface's app what both interfaces share: the security headers, the
 request's database session closed at teardown, the shared templates and the one style sheet.
@@ -10,9 +11,12 @@ import logging
 from types import TracebackType
 
 from flask import Flask
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response
 
 from iface_common import context, style
+from wbs.numbers import ID_DIGITS
 
 SECURITY_HEADERS = {
     # No script source at all: even an injected <script> would not run.
@@ -38,7 +42,27 @@ SECURITY_HEADERS = {
 }
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every Peluit route: ASCII digits naming a value the database can hold.
+
+    Werkzeug's own converter takes any size, and an id of 2**63 or more then makes the SQLite
+    driver raise OverflowError (a 500) instead of finding nothing; it also takes non-ASCII
+    decimal digits, giving one item several URLs. The bound is in the pattern rather than a
+    ``max``: Werkzeug checks the method before converting, so a value refused only by the
+    converter would answer 405 where a GET and a POST route share the path, instead of 404.
+    """
+
+    regex = rf"[0-9]{{1,{ID_DIGITS}}}"
+
+
+class PeluitMap(Map):
+    default_converters = ImmutableDict({**Map.default_converters, "int": IdConverter})
+
+
 class QuietFlask(Flask):
+    # Every <int:> route of both interfaces is bounded in this one place.
+    url_map_class = PeluitMap
+
     def log_exception(
         self,
         exc_info: tuple[type, BaseException, TracebackType] | tuple[None, None, None],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from flask import current_app, g
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from wbs.instance import Instance
@@ -23,6 +26,10 @@ def db() -> Session:
 
 
 def close_db(_exc: BaseException | None = None) -> None:
+    """End the request's session, rolling back whatever it had not committed."""
     session: Session | None = g.pop("db", None)
     if session is not None:
-        session.close()
+        # A connection the database has already dropped cannot be given back cleanly; the
+        # pool discards it, and the request's answer must not fail for it.
+        with suppress(SQLAlchemyError):
+            session.close()

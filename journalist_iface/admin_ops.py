@@ -11,6 +11,7 @@ from flask_babel import LazyString, gettext, lazy_gettext
 
 from wbs.domain import DEFAULT_CATEGORY_CODES, KpkSharing
 from wbs.models import Tenant
+from wbs.numbers import whole_number
 from wbs.tenants import MAX_FIRST_RESPONSE_DAYS, MAX_NAME, MIB, TenantSettings
 
 # One sentence per KeyRefused.reason: the admin reads what to do, in their language.
@@ -59,7 +60,7 @@ def parse_settings(
     if not chosen:
         problems.append(gettext("Offer at least one category."))
     raw_days = form.get("first_response_days", "").strip()
-    days = int(raw_days) if raw_days.isdigit() and len(raw_days) < 4 else 0
+    days = whole_number(raw_days, 3) or 0
     if not 1 <= days <= MAX_FIRST_RESPONSE_DAYS:
         problems.append(
             gettext("The first-response deadline is 1 to 60 working days.")
@@ -77,7 +78,7 @@ def parse_settings(
     if raw_limit:
         # Capped at the deployment's limit: the disk floor and the proxies are sized for it.
         top = max(1, instance_max // MIB)
-        mib = int(raw_limit) if raw_limit.isdigit() and len(raw_limit) < 7 else 0
+        mib = whole_number(raw_limit, 6) or 0
         if not 1 <= mib <= top:
             problems.append(
                 gettext("The upload limit is 1 to %(top)d MiB, or empty.", top=top)

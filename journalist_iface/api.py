@@ -47,9 +47,11 @@ from wbs.domain import (
 from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names
 from wbs.items import Item, number_width
 from wbs.models import Case, utcnow
+from wbs.numbers import whole_number
 from wbs.workdays import local_date
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+URL_PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=URL_PREFIX)
 
 P = ParamSpec("P")
 ApiView = Callable[Concatenate[Context, P], ResponseReturnValue]
@@ -89,8 +91,9 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
 }
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
+def http_error(exc: HTTPException) -> Response:
+    """Every HTTP error under ``/api/v1`` as JSON, whether a route matched or not (registered
+    by :mod:`journalist_iface.errors`)."""
     status = exc.code or 500
     code, message = _HTTP_CODES.get(status, ("error", "The request failed."))
     return error(status, code, message)
@@ -261,10 +264,10 @@ def _flag(name: str) -> bool:
 
 
 def _page() -> int:
-    raw = request.args.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
+    page = whole_number(request.args.get("page", "1"), len(str(_MAX_PAGE)))
+    if page is None or not 1 <= page <= _MAX_PAGE:
         raise _BadArgument(f"page must be a whole number from 1 to {_MAX_PAGE}")
-    return int(raw)
+    return page
 
 
 def _status_arg() -> CaseStatus | None:

@@ -6,6 +6,7 @@ from flask import Flask
 from flask_babel import lazy_gettext
 
 from iface_common.errors import Page, message_page, register_error_pages
+from journalist_iface import api
 
 PAGES: dict[int, Page] = {
     400: (
@@ -43,7 +44,7 @@ FORM_EXPIRED: Page = (
 
 
 def register(app: Flask) -> None:
-    register_error_pages(app, PAGES, FORM_EXPIRED)
+    register_error_pages(app, PAGES, FORM_EXPIRED, {api.URL_PREFIX: api.http_error})
 
 
 __all__ = ["FORM_EXPIRED", "PAGES", "message_page", "register"]

@@ -58,6 +58,7 @@ from wbs.domain import (
 from wbs.inbox import InboxFilters, assignable, inbox, investigator_names
 from wbs.items import number_width
 from wbs.models import Case, Tenant, utcnow
+from wbs.numbers import ID_DIGITS, whole_number
 from wbs.workdays import local_date
 
 bp = Blueprint("journalist", __name__)
@@ -232,9 +233,10 @@ def set_status(ctx: Context, case: Case) -> ResponseReturnValue:
 @case_action
 def assign(ctx: Context, case: Case) -> ResponseReturnValue:
     raw = request.form.get("assignee", "")
-    if raw and not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+    assignee = whole_number(raw, ID_DIGITS)
+    if raw and assignee is None:
         abort(400)
-    target = casework.assign(ctx, case, int(raw) if raw else None)
+    target = casework.assign(ctx, case, assignee)
     flash(
         gettext("Assigned to %(name)s.", name=target.display_name)
         if target

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from crypto.errors import CryptoError
 from wbs.accounts import AccountError
@@ -24,6 +25,10 @@ INVESTIGATOR_PORT = 8081
 
 # Errors whose message is the whole story for an operator.
 OPERATOR_ERRORS = (ConfigError, TenantError, CryptoError, FileNotFoundError, RuntimeError)
+# click's own ways of ending a command: --help and --version end with Exit(0), Ctrl-C at a
+# prompt with Abort. Both are RuntimeErrors, so they must pass before OPERATOR_ERRORS is
+# caught, or `--help` would print "Error: 0" and exit 1.
+CLICK_ENDINGS = (click.exceptions.Exit, click.exceptions.Abort)
 
 
 def config_of(ctx: click.Context) -> Config:
@@ -44,7 +49,18 @@ class OperatorGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CLICK_ENDINGS:
+            raise
         except OPERATOR_ERRORS as exc:
+            raise click.ClickException(str(exc)) from None
+        except DBAPIError as exc:
+            # A database that refuses (read-only, locked, full, unreachable). The driver's own
+            # message says why; SQLAlchemy's adds the statement and its parameters, which are
+            # noise here and may quote a value the operator typed.
+            raise click.ClickException(f"the database refused: {exc.orig}") from None
+        except OSError as exc:
+            # The instance folder, the keyring or the store cannot be written (a read-only or
+            # full file system, wrong ownership): the system's message and the path say it.
             raise click.ClickException(str(exc)) from None
 
 

@@ -394,7 +394,11 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
     if answers is None:  # the fields were checked in prepare; they cannot have changed
         intake.abort()
         abort(400)
-    case = intake.new_case(answers)
+    try:
+        case = intake.new_case(answers)
+    except IntakeClosed as exc:
+        # The disk filled while the form was stored; new_case removed everything.
+        return _upload_refused_page(exc)
     flood().record_new_case(t.id, source.source_id)
     return redirect(url_for("source.receipt", number=case.registration_number))
 
@@ -501,7 +505,11 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
         intake.abort()
         error = gettext("Write a message or attach a file.")
         return _cases_page(source, errors={case.registration_number: error}, status=400)
-    intake.follow_up(case, message)
+    try:
+        intake.follow_up(case, message)
+    except IntakeClosed as exc:
+        # The disk filled while the message was stored; follow_up removed everything.
+        return _upload_refused_page(exc)
     flood().record_follow_up(t.id, source.source_id)
     number = case.registration_number
     return redirect(url_for("source.cases", sent=number, _anchor=f"case-{number}"))

@@ -39,6 +39,16 @@ def make_app() -> Flask:
     return app
 
 
+def settle_store() -> list[str]:
+    """Settle the store of the instance named by the environment after a crash (see
+    :meth:`wbs.store.Store.sweep`); return what was removed. For gunicorn's master, before it
+    starts any worker (``on_starting`` in ``deploy/gunicorn.conf.py``)."""
+    # Opened and closed here: nothing of it (engine, keyring) is left for the workers to
+    # inherit across fork.
+    with Instance.open(load_config()) as inst:
+        return inst.sweep_store()
+
+
 class _BodyReader(io.RawIOBase):
     """``wsgi.input`` over gunicorn's body reader, read in the sizes the app asks for."""
 

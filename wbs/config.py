@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.kdf import KdfParams
+from wbs.numbers import whole_number
 
 ENV_PREFIX = "PELUIT_"
 CONFIG_FILE = "peluit.toml"
@@ -58,8 +59,12 @@ def _parse_int(raw: Any, minimum: int = 0) -> int:
         raise ValueError("expected a whole number")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        value = int(raw.strip())
+    elif isinstance(raw, str):
+        text = raw.strip()
+        digits = whole_number(text.removeprefix("-"), 18)
+        if digits is None:
+            raise ValueError("expected a whole number")
+        value = -digits if text.startswith("-") else digits
     else:
         raise ValueError("expected a whole number")
     if value < minimum:
@@ -80,9 +85,10 @@ def _parse_size(raw: Any) -> int:
     if text and text[-1] in "KMG":
         factor = 1024 ** ("KMG".index(text[-1]) + 1)
         text = text[:-1]
-    if not text.isdigit() or int(text) <= 0:
+    number = whole_number(text, 18)
+    if not number:
         raise ValueError("expected a positive size such as 500M")
-    return int(text) * factor
+    return number * factor
 
 
 def _parse_path(raw: Any) -> Path:

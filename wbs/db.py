@@ -21,21 +21,25 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SCRIPT_LOCATION = "wbs:migrations"
-# How long a SQLite writer waits for another one to finish before failing (milliseconds).
+# How long a SQLite writer waits for another one to finish before failing (milliseconds),
+# unless the URL names its own (``?timeout=`` in seconds, the sqlite3 module's parameter).
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        # SQLite ignores foreign keys unless asked, per connection; the cascades from cases to
-        # submissions and the cross-tenant composite keys depend on them.
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # WAL lets the inbox read while an upload's transaction writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    finally:
-        cursor.close()
+def _sqlite_set_up(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # SQLite ignores foreign keys unless asked, per connection; the cascades from cases
+            # to submissions and the cross-tenant composite keys depend on them.
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # WAL lets the inbox read while an upload's transaction writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+        finally:
+            cursor.close()
+
+    return on_connect
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -43,7 +47,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, **kwargs)
-        event.listen(engine, "connect", _on_sqlite_connect)
+        # The PRAGMA would override the URL's own timeout: it takes the URL's value instead.
+        timeout = parsed.query.get("timeout")
+        busy_ms = SQLITE_BUSY_TIMEOUT_MS
+        if isinstance(timeout, str):
+            try:
+                busy_ms = int(float(timeout) * 1000)
+            except ValueError:
+                message = f"the database URL's timeout is not a number: {timeout!r}"
+                raise ValueError(message) from None
+        event.listen(engine, "connect", _sqlite_set_up(busy_ms))
         return engine
     # Pre-ping: a server restarted under a long-lived worker must not fail the next request.
     kwargs.setdefault("pool_pre_ping", True)

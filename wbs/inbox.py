@@ -17,6 +17,7 @@ from wbs.context import Context
 from wbs.deadlines import first_response_overdue
 from wbs.domain import CaseStatus
 from wbs.models import Case, Investigator, Tenant
+from wbs.numbers import ID_DIGITS, whole_number
 
 PAGE_SIZE = 50
 SORTS = ("deadline", "received")
@@ -44,13 +45,11 @@ class InboxFilters:
         except ValueError:
             status = None
         raw_assignee = args.get("assignee", "")
-        assignee: int | str | None = None
-        if raw_assignee == "none":
-            assignee = "none"
-        elif _whole_number(raw_assignee):
-            assignee = int(raw_assignee)
+        assignee: int | str | None = (
+            "none" if raw_assignee == "none" else whole_number(raw_assignee, ID_DIGITS)
+        )
         sort = args.get("sort", "deadline")
-        page = args.get("page", "1")
+        page = whole_number(args.get("page", "1"), 7)
         return cls(
             status=status,
             category=args.get("category") or None,
@@ -59,7 +58,7 @@ class InboxFilters:
             overdue=args.get("overdue") == "1",
             unread=args.get("unread") == "1",
             sort=sort if sort in SORTS else "deadline",
-            page=max(1, min(int(page), 1_000_000)) if _whole_number(page) else 1,
+            page=max(1, min(page, 1_000_000)) if page is not None else 1,
         )
 
     def query_args(self, **changes: Any) -> dict[str, Any]:
@@ -160,11 +159,3 @@ def assignable(ctx: Context) -> list[Investigator]:
             .order_by(Investigator.display_name)
         )
     )
-
-
-
-
-def _whole_number(raw: str) -> bool:
-    # str.isdigit() admits "²" and other digits int() refuses, and no length limit: an id
-    # beyond the database's integer would fail in the query instead of being ignored.
-    return raw.isascii() and raw.isdigit() and len(raw) <= 12

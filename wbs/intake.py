@@ -13,6 +13,7 @@ report goes to KPK) before it touches disk; the server keeps ciphertext and meta
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy.orm import Session
 
 from crypto.encrypt import EncryptWriter, encrypt_bytes, open_encryptor
+from crypto.errors import CryptoError
 from crypto.keyring import Keyring
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
@@ -31,8 +33,10 @@ from wbs.workdays import local_date
 
 # PP 43/2018 Pasal 10(2): the answer to the reporter within 30 working days.
 ANSWER_DAYS = 30
-# How often a long upload re-checks the disk floor.
+# How often a long upload re-checks the disk floor, at most (see space_check_interval).
 SPACE_CHECK_BYTES = 16 * 1024 * 1024
+# Free space below which a failed write is taken for a full disk (see disk_was_full).
+FULL_MARGIN_BYTES = 1024 * 1024
 FORM_FILENAME = "laporan.json"
 MESSAGE_FILENAME = "pesan.txt"
 
@@ -59,6 +63,33 @@ def ensure_space(store: Store, floor_bytes: int, incoming_bytes: int = 0) -> Non
     """
     if store.free_bytes() - incoming_bytes < floor_bytes:
         raise IntakeClosed("the store's disk is at its free-space floor")
+
+
+def space_check_interval(floor_bytes: int) -> int:
+    """How many bytes an upload may write between two checks of the floor.
+
+    At most half the floor: with a fixed 16 MiB, a floor under ~17 MiB let the disk fill
+    between two checks, and the reporter got an error instead of the "closed" page. A small
+    floor means a check before every write (a statvfs call, cheap beside gpg).
+    """
+    return max(1, min(SPACE_CHECK_BYTES, floor_bytes // 2))
+
+
+def disk_was_full(store: Store, floor_bytes: int, exc: BaseException) -> bool:
+    """Whether ``exc``, a failed write into the store, came from the store's disk being full.
+
+    Call it before the partial file is removed. The system says so directly (ENOSPC, EDQUOT)
+    for the writes Peluit makes itself; gpg writes the ciphertext itself and reports only that
+    it failed, so there a disk left (nearly) without space when it did is the reason.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(exc, (OSError, CryptoError)):
+        return False
+    try:
+        return store.free_bytes() < floor_bytes + FULL_MARGIN_BYTES
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -130,18 +161,41 @@ class EncryptedFile:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)
             raise
         self._since_check = 0
+        self._check_every = space_check_interval(floor_bytes)
 
     def write(self, chunk: bytes) -> None:
         self._since_check += len(chunk)
-        if self._since_check >= SPACE_CHECK_BYTES:
+        if self._since_check >= self._check_every:
             self._since_check = 0
             ensure_space(self.store, self.floor_bytes)
             self.store.start_writeback(self._out)
-        self._writer.write(chunk)
+        try:
+            self._writer.write(chunk)
+        except (CryptoError, OSError) as exc:
+            # The .part file still holds what was written: the free space says why gpg stopped.
+            self._closed_if_full(exc)
+            raise
 
     def close(self) -> StoredItem:
-        self._stack.close()
+        try:
+            # Finish gpg first, while the .part file is still there to measure the disk by.
+            self._writer.close()
+        except (CryptoError, OSError) as exc:
+            self._closed_if_full(exc)
+            raise
+        try:
+            self._stack.close()
+        except OSError as exc:
+            # The final flush or fsync: the system says ENOSPC itself.
+            self._closed_if_full(exc)
+            raise
         return StoredItem(self.path, self.store.size(self.path))
+
+    def _closed_if_full(self, exc: BaseException) -> None:
+        # A full disk is the intake's "closed for now", not an error: the reporter gets the
+        # page saying nothing was stored and to come back later.
+        if disk_was_full(self.store, self.floor_bytes, exc):
+            raise IntakeClosed("the store's disk is full") from exc
 
     def abort(self) -> None:
         self._stack.__exit__(IntakeClosed, IntakeClosed("aborted"), None)
@@ -173,8 +227,14 @@ class Intake:
     def _store_bytes(self, data: bytes, filename: str) -> StoredItem:
         store = self.ctx.inst.store
         path = store.new_name(self.ctx.tenant.slug, self.source_id)
-        with store.create(path) as out:
-            out.write(encrypt_bytes(self.ctx.inst.keyring, self.recipients, data, filename))
+        ciphertext = encrypt_bytes(self.ctx.inst.keyring, self.recipients, data, filename)
+        try:
+            with store.create(path) as out:
+                out.write(ciphertext)
+        except OSError as exc:
+            if disk_was_full(store, self.ctx.inst.config.disk_floor_bytes, exc):
+                raise IntakeClosed("the store's disk is full") from exc
+            raise
         item = StoredItem(path, store.size(path))
         self.stored.append(item)
         return item

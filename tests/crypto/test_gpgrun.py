@@ -27,6 +27,8 @@ def test_status_lines_are_parsed_and_prose_is_skipped() -> None:
     assert status[2].error_code == 11
     assert status[3].fields == ()
     assert status[0].error_code is None
+    # A code that is not ASCII digits is no code ("²" passes str.isdigit(), not int()).
+    assert parse_status(["[GNUPG:] ERROR encrypt ²"])[0].error_code is None
 
 
 def test_the_gpgconf_beside_the_configured_gpg_is_used() -> None:

@@ -394,6 +394,22 @@ def _check_settings_change(demo: Demo) -> None:
         assert get_tenant(session, TENANT).first_response_days == 3
 
 
+@pytest.mark.parametrize("bad", ["²", "٣", "9" * 5000])
+def test_settings_with_digits_int_refuses_are_refused_in_words(demo: Demo, bad: str) -> None:
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    with demo.inst.sessions() as session:
+        days = get_tenant(session, TENANT).first_response_days
+    refused = admin.post("/admin/pengaturan", {
+        "name": "X", "categories": "gratifikasi", "kpk_sharing": "never",
+        "first_response_days": bad, "max_upload_mib": bad,
+    }, token_from="/admin/pengaturan")
+    assert refused.status_code == 400
+    html = _html(refused)
+    assert "1 sampai 60 hari kerja" in html and "Batas unggahan" in html
+    with demo.inst.sessions() as session:
+        assert get_tenant(session, TENANT).first_response_days == days
+
+
 # --- deletion ---------------------------------------------------------------------------------
 
 

@@ -228,7 +228,9 @@ def test_the_case_list_filters_and_pages(demo: Demo) -> None:
     assert ids_of("overdue=1") == set(overdue)
     assert ids_of("unread=true") == set(overdue)
     assert ids_of("unread=1&status=telaah") == set()
-    for bad in ("status=bogus", "page=0", "page=x", "unread=yes", "overdue=2"):
+    # "²" and "٣" pass str.isdigit() but not int(); 5,000 digits pass neither int() nor a page.
+    malformed_pages = ("page=²", "page=٣", "page=" + "9" * 5000, "page=-1", "page=1.5")
+    for bad in ("status=bogus", "page=0", "page=x", "unread=yes", "overdue=2", *malformed_pages):
         response = api.get(f"/api/v1/cases?{bad}")
         assert response.status_code == 400, bad
         assert response.get_json()["error"] == "bad_argument"
@@ -412,6 +414,22 @@ def test_every_api_case_url_of_another_tenant_answers_404(
     # And the list does not show it, even to a monitor when it was sent to KPK.
     listed = intruder.get("/api/v1/cases").get_json()
     assert report.case_id not in {case["id"] for case in listed["cases"]}
+
+
+@pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
+def test_an_id_no_row_can_have_answers_a_json_404_on_every_api_route(
+    demo: Demo, huge: str
+) -> None:
+    api = api_login(demo, TENANT, Role.ADMIN_INSTANSI)
+    rules = [(method, rule) for method, rule, args in _api_rules(demo.app) if args]
+    assert len(rules) >= 5
+    for method, rule in rules:
+        response = _send(api, method, re.sub(r"<int:\w+>", huge, rule))
+        assert response.status_code == 404, (method, rule)
+        assert response.get_json() == {"error": "not_found", "message": "No such resource."}
+        assert response.headers["Content-Security-Policy"] == SECURITY_HEADERS[
+            "Content-Security-Policy"
+        ]
 
 
 def test_a_case_sent_to_kpk_stays_out_of_the_monitors_api(demo: Demo) -> None:

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 import time_machine
 from babel.dates import format_date
@@ -70,6 +71,14 @@ def test_inbox_filters_and_pagination(demo: Demo, browser: Browser) -> None:
     assert reg[ids[0]] not in unread
     assert len(_regs(browser.get(f"/?category={category}&assignee=none&sort=received")
                      .get_data(as_text=True))) == 50
+
+
+@pytest.mark.parametrize("bad", ["²", "٣", "9" * 5000, "-1", "1e3"])
+def test_malformed_inbox_arguments_are_ignored(browser: Browser, bad: str) -> None:
+    plain = browser.get("/")
+    response = browser.get(f"/?page={bad}&assignee={bad}")
+    assert response.status_code == 200
+    assert _regs(response.get_data(as_text=True)) == _regs(plain.get_data(as_text=True))
 
 
 def test_inbox_query_count_does_not_grow_with_rows(demo: Demo, browser: Browser) -> None:

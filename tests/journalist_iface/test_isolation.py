@@ -123,6 +123,25 @@ def test_monitor_never_reads_the_notes_of_another_tenants_case(demo: Demo) -> No
     assert verifikator.account.username not in shared
 
 
+# Ids no row can have: one past the databases' 64-bit integer, and one far past int()'s digits.
+HUGE_IDS = pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
+
+
+@HUGE_IDS
+def test_an_id_no_row_can_have_answers_404_on_every_route(demo: Demo, huge: str) -> None:
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    routes = [
+        (method, rule)
+        for _endpoint, rule, methods, _args in _routes(demo.app)
+        if "<int:" in rule
+        for method in sorted(methods)
+    ]
+    assert len(routes) >= 15
+    for method, rule in routes:
+        url = re.sub(r"<int:\w+>", huge, rule)
+        assert _request(admin, method, url) == 404, (method, rule)
+
+
 def test_every_route_needs_a_session(demo: Demo) -> None:
     report = make_report(demo)
     anonymous = Browser(demo.app.test_client())

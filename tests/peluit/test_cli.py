@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import psutil
 import pytest
 from click.testing import CliRunner
@@ -89,6 +91,42 @@ def test_bad_setting_is_named(run, monkeypatch: pytest.MonkeyPatch) -> None:  # 
     monkeypatch.setenv("PELUIT_MAX_UPLOAD_BYTES", "huge")
     result = run("init", ok=False)
     assert result.exit_code == 1 and "PELUIT_MAX_UPLOAD_BYTES" in result.output
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and group under ``group``, as the words an operator types."""
+    yield prefix
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _command_paths(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+def test_every_command_answers_help_with_status_0(run) -> None:  # type: ignore[no-untyped-def]
+    paths = list(_command_paths(main))
+    assert ("run",) in paths and ("tenant", "add") in paths and ("onion", "client-key") in paths
+    for path in paths:
+        result = run(*path, "--help")  # run() asserts exit status 0
+        assert result.output.startswith("Usage:"), path
+        assert "Error" not in result.output, path
+
+
+def test_a_read_only_database_stops_run_with_one_line(  # type: ignore[no-untyped-def]
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("init")
+    # SQLite's own read-only mode: every write is refused as on a read-only disk, as any user
+    # (root ignores a file's mode).
+    database = run.instance / "peluit.db"
+    monkeypatch.setenv("PELUIT_DATABASE_URL", f"sqlite:///file:{database}?mode=ro&uri=true")
+    result = run("run", "--no-tor", "--port", str(_free_port()),
+                 "--investigator-port", str(_free_port()), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: the database refused: attempt to write a readonly database"
+    ]
+    assert "Traceback" not in result.output
 
 
 def test_demo_keeps_secret_keys_out_of_the_server(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

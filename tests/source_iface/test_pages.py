@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,6 +34,7 @@ from tests.support import CLOCKS
 from wbs.casework import change_status, post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, TenantKind
+from wbs.instance import Instance
 from wbs.intake import Intake
 from wbs.models import Case, Reply, Source, Submission, Tenant
 from wbs.tenants import create_tenant
@@ -155,6 +158,24 @@ def test_style_sheet_is_local_small_and_guarded(client) -> None:  # type: ignore
 def test_unknown_host_and_tenant_get_a_404_page(client) -> None:  # type: ignore[no-untyped-def]
     check_page(client.get("/", headers={"Host": "nobody2345.onion"}), 404)
     check_page(client.get("/t/no-such-tenant/"), 404)
+
+
+@pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
+def test_an_id_no_row_can_have_gets_a_404_page_on_every_route(demo, reporter, huge: str) -> None:  # type: ignore[no-untyped-def]
+    reporter.new_codename()
+    routes = [
+        (method, rule.rule)
+        for rule in demo.app.url_map.iter_rules()
+        if "<int:" in rule.rule
+        for method in sorted((rule.methods or set()) & {"GET", "POST"})
+    ]
+    assert len(routes) >= 4  # receipt, follow-up, reply deletion (GET and POST)
+    for method, rule in routes:
+        path = re.sub(r"<int:\w+>", huge, rule)
+        response = reporter.get(path) if method == "GET" else reporter.post(
+            path, data={"csrf_token": reporter.token("/pengaduan")}
+        )
+        check_page(response, 404)
 
 
 def test_onion_host_selects_its_tenant(demo, client) -> None:  # type: ignore[no-untyped-def]
@@ -628,3 +649,81 @@ def test_key_derivations_queue_and_a_full_queue_asks_to_come_back(demo) -> None:
     check_page(busy, 429)
     assert busy.headers["Retry-After"] == "60"
     assert reporter.login(codename).status_code == 302
+
+
+# --- a locked database ------------------------------------------------------------------------
+
+
+def test_a_database_locked_too_long_gets_the_translated_error_page(demo) -> None:  # type: ignore[no-untyped-def]
+    # The same instance with a 0.3 s busy timeout instead of 5 s, served as in production:
+    # errors go to the error pages, not to the test.
+    url = f"{demo.inst.config.database_url}?timeout=0.3"
+    config = dataclasses.replace(demo.inst.config, database_url=url)
+    with Instance.open(config) as inst:
+        reporter = Reporter(create_app(inst).test_client())
+        reporter.new_codename()
+        token = reporter.token()
+        before, cases = store_files(demo), count_cases(demo)
+        # Another connection holds SQLite's write lock for longer than the busy timeout.
+        holder = sqlite3.connect(demo.inst.config.database_url.removeprefix("sqlite:///"))
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            for lang in ("id", "en"):
+                reporter.client.set_cookie("peluit_l", lang)
+                response = reporter.send_report(files=[("bukti.pdf", b"isi bukti")], token=token)
+                html = check_page(response, 500, lang=lang)
+                title = {"id": "Terjadi kesalahan", "en": "Something went wrong"}[lang]
+                assert title in html
+        finally:
+            holder.rollback()
+            holder.close()
+        assert store_files(demo) == before and count_cases(demo) == cases
+        # The lock gone, the same browser sends its report.
+        assert reporter.send_report(token=token).status_code == 302
+        assert count_cases(demo) == cases + 1
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 3 MiB file system (tmpfs) for the store, so the disk really fills."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True, check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI and the dev container run as root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+
+
+@pytest.mark.parametrize(
+    "floor",
+    [
+        1024 * 1024,  # below 16 MiB: the upload must check the floor often enough to stop
+        1,  # no floor to speak of: gpg meets ENOSPC, which must close intake just the same
+    ],
+)
+def test_a_disk_filling_during_an_upload_closes_intake_and_keeps_nothing(  # type: ignore[no-untyped-def]
+    demo, small_disk: Path, floor: int
+) -> None:
+    config = dataclasses.replace(demo.inst.config, store_dir=small_disk, disk_floor_bytes=floor)
+    with Instance.open(config) as inst:
+        reporter = Reporter(create_app(inst, testing=True).test_client())
+        reporter.new_codename()
+        cases = count_cases(demo)
+        # More than the whole disk, in random (incompressible) bytes, within the upload limit.
+        evidence = os.urandom(MAX_UPLOAD - 512 * 1024)
+        html = check_page(reporter.send_report(files=[("besar.bin", evidence)]), 503)
+        assert "ditutup sementara" in html and "Tidak ada yang disimpan" in html
+        assert [p for p in small_disk.rglob("*") if p.is_file()] == []
+        assert count_cases(demo) == cases
+        # The space is back: a small report goes through.
+        assert reporter.send_report(files=[("kecil.txt", b"isi")]).status_code == 302
+        assert count_cases(demo) == cases + 1

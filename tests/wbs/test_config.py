@@ -53,6 +53,14 @@ def test_bad_value_names_the_setting(tmp_path: Path, env: dict[str, str], named:
         load_config(env, instance_dir=tmp_path)
 
 
+@pytest.mark.parametrize("raw", ["²", "٣", "9" * 5000, "--5"])
+def test_a_number_int_would_refuse_is_refused_in_words(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match=r"PELUIT_FIRST_RESPONSE_DAYS.*expected a whole number"):
+        load_config({"PELUIT_FIRST_RESPONSE_DAYS": raw}, instance_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"PELUIT_MAX_UPLOAD_BYTES.*expected a positive size"):
+        load_config({"PELUIT_MAX_UPLOAD_BYTES": raw}, instance_dir=tmp_path)
+
+
 def test_bad_toml_names_the_file_and_key(tmp_path: Path) -> None:
     (tmp_path / "peluit.toml").write_text("[kdf]\ntime_cost = 0\n")
     with pytest.raises(ConfigError, match=r"kdf_time_cost in .*peluit.toml"):

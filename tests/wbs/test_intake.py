@@ -19,11 +19,13 @@ from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
 from wbs import db
 from wbs.intake import (
+    SPACE_CHECK_BYTES,
     EncryptedFile,
     IntakeClosed,
     StoredItem,
     committed_with_files,
     ensure_space,
+    space_check_interval,
 )
 from wbs.models import Submission
 from wbs.store import Store
@@ -195,6 +197,13 @@ def test_failed_commit_removes_the_files(
     assert session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 0
     session.close()
     engine.dispose()
+
+
+def test_the_floor_is_checked_at_least_twice_per_floor_of_data() -> None:
+    # The disk must not be able to fill between two checks, whatever the floor.
+    assert space_check_interval(1024**3) == SPACE_CHECK_BYTES
+    assert space_check_interval(10 * 1024**2) == 5 * 1024**2
+    assert space_check_interval(1) == 1  # a check before every write
 
 
 def test_disk_floor(store: Store) -> None:
