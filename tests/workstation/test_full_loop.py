@@ -106,3 +106,31 @@ def test_a_reply_the_reporter_or_the_instansi_could_not_read_is_refused(
             assert refused.value.code == "reply_refused"
         session.refresh(case)
         assert len(case.replies) == before
+
+
+def test_the_same_encrypted_reply_uploaded_twice_is_refused_the_second_time(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path
+) -> None:
+    loop = make_case(demo, big_size=10)
+    home = workstation_home(demo, ws_home)
+    assert run(home, "import", str(export(demo, [loop.case_id], tmp_path / "b.zip"))).exit_code == 0
+    assert run(home, "reply", loop.registration_number, "--message", ANSWER).exit_code == 0
+    ciphertext = next((home / "outbox").iterdir()).read_bytes()
+    kill_agent(home)
+
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, loop.case_id)
+        assert case is not None
+        accept_encrypted_reply(Context(inst, session, tenant), case, ciphertext)
+        session.refresh(case)
+        before = len(case.replies)
+        with pytest.raises(Refusal, match="already a reply of this case") as refused:
+            accept_encrypted_reply(Context(inst, session, tenant), case, ciphertext)
+        assert refused.value.code == "reply_refused"
+        # The reason names the file's shape, never its content.
+        assert ANSWER not in str(refused.value)
+        session.refresh(case)
+        assert len(case.replies) == before
+
