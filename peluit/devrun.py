@@ -128,6 +128,9 @@ def _publish_onions(instance: Instance, port: int, investigator_port: int) -> An
                 )
                 return None
             process, spec = start_private_tor(instance.config.instance_dir / "tor")
+            # The admin page withdraws a deactivated account's client key from tor at once
+            # (wbs.onion.revoke_client_access); it finds this private tor here.
+            os.environ[onions.CONTROL_ENV] = spec
         with instance.sessions() as session:
             for demo in DEMO_ACCOUNTS:
                 account = get_investigator(session, demo.username)

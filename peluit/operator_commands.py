@@ -291,7 +291,12 @@ def investigator_deactivate(ctx: click.Context, username: str) -> None:
         account = get_investigator(session, username)
         deactivate(session, account)
         session.commit()
+        # TOR_CONTROL or Debian's socket, like `peluit onion` without --tor-control.
+        revocation = onions.revoke_client_access(instance, account.username)
     click.echo(f"deactivated {account.username}; its sessions are ended")
+    click.echo(f"its client key for the investigator onion is removed: {revocation.note}")
+    if not revocation.in_effect:
+        click.echo("run 'peluit onion publish' once tor is reachable", err=True)
 
 
 @investigator.command("reset-2fa")

@@ -30,6 +30,7 @@ from tests.journalist_iface.conftest import (
     make_report,
 )
 from tests.support import clocks, short_tempdir, wib_today
+from wbs import onion
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import DEFAULT_CATEGORY_CODES, CaseStatus, EventKind, KpkSharing, Role
@@ -217,6 +218,23 @@ def test_deactivation_asks_first_and_ends_the_accounts_sessions(demo: Demo) -> N
     assert colleague.get("/").status_code == 302
     assert colleague.login(colleague.account).status_code == 200  # refused
     assert _events(demo, EventKind.INVESTIGATOR_DEACTIVATED)[-1].note == colleague.account.username
+
+
+def test_deactivation_removes_the_accounts_onion_client_key(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No tor here: the stored key goes at once, tor's copy with the next publish.
+    monkeypatch.setenv(onion.CONTROL_ENV, "127.0.0.1:1")
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    target = make_account(demo, TENANT)
+    with demo.inst.sessions() as session:
+        account = session.get(Investigator, target.id)
+        assert account is not None
+        onion.generate_client_key(demo.inst, account)
+    assert target.username in onion.client_public_keys(demo.inst)
+    url = f"/admin/petugas/{target.id}/nonaktifkan"
+    assert admin.post(url, token_from=url).status_code == 302
+    assert target.username not in onion.client_public_keys(demo.inst)
 
 
 def test_password_and_totp_resets_show_new_secrets_once(demo: Demo) -> None:
