@@ -20,7 +20,7 @@ from peluit.demo import DEMO_ACCOUNTS, ensure_demo
 from peluit.devserver import LOOPBACK, loopback_server
 from peluit.devtor import DevTorError, start_private_tor, stop
 from wbs import onion as onions
-from wbs.accounts import AuthSettings, get_investigator, purge_expired_sessions
+from wbs.accounts import get_investigator, purge_expired_sessions
 from wbs.config import Config
 from wbs.instance import Instance
 from wbs.source_sessions import purge_expired
@@ -33,7 +33,7 @@ def set_up_demo(config: Config, workstation: Path | None) -> None:
     workstation = workstation or config.instance_dir.parent / "demo-workstation"
     workstation = workstation.absolute()
     with Instance.open(config) as instance, instance.sessions() as session:
-        settings = AuthSettings.from_kdf(instance.config.kdf)
+        settings = instance.auth_settings()
         for line in ensure_demo(session, instance.keyring, workstation, settings=settings):
             click.echo(line)
     click.echo(
