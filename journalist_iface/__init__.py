@@ -9,6 +9,7 @@ no username. (gunicorn runs with its access log off; see ``deploy/``.)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from flask_wtf.csrf import CSRFProtect
 from iface_common.app import SECURITY_HEADERS, QuietFlask, quiet_logs, set_up
 from journalist_iface import account, admin, api, dashboard, errors, formatting, views
 from journalist_iface.context import db, instance, select_locale
-from wbs.accounts import AuthSettings
+from wbs.accounts import AuthSettings, totp_key
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES
 from wbs.instance import Instance
 
@@ -35,6 +36,7 @@ def create_app(
 
     ``auth_settings``: password costs, throttling and session lifetimes; by default the
     instance's argon2id cost (``Config.kdf``) with the other defaults of :mod:`wbs.accounts`.
+    The TOTP sealing key is always the instance's.
     """
     app = QuietFlask(__name__, static_folder="static", template_folder="templates")
     app.config.from_mapping(
@@ -56,7 +58,11 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.extensions["peluit_instance"] = inst
-    app.extensions["peluit_auth"] = auth_settings or AuthSettings.from_kdf(inst.config.kdf)
+    # The instance's TOTP sealing key, whatever settings were passed: secrets sealed under
+    # another key would not open.
+    app.extensions["peluit_auth"] = dataclasses.replace(
+        auth_settings or AuthSettings.from_kdf(inst.config.kdf), totp_key=totp_key(inst.secrets)
+    )
     quiet_logs(app, logging.WARNING)
     # Before CSRFProtect: its check parses the form, so a larger limit must already be set.
     app.before_request(_upload_limit)

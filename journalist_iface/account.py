@@ -30,8 +30,8 @@ def _page(
 ) -> ResponseReturnValue:
     return render_template(
         "account/totp.html",
-        active=investigator.totp_secret is not None,
-        pending=investigator.totp_pending_secret is not None,
+        active=investigator.totp_secret_sealed is not None,
+        pending=investigator.totp_pending_sealed is not None,
         enrolment=enrolment,
         # Drawn by segno on the server from our own URI: no user input reaches the markup.
         qr=Markup(enrolment.qr_svg) if enrolment else None,  # noqa: S704
@@ -58,9 +58,9 @@ def start_totp(ctx: Context) -> ResponseReturnValue:
 @investigator_required()
 def confirm_totp(ctx: Context) -> ResponseReturnValue:
     code = request.form.get("code", "")[:16]
-    if ctx.investigator.totp_pending_secret is None:
+    if ctx.investigator.totp_pending_sealed is None:
         return _page(ctx.investigator, error=gettext("Start the set-up first."), status=400)
-    if not confirm_enrolment(db(), ctx.investigator, code):
+    if not confirm_enrolment(db(), ctx.investigator, code, settings=auth_settings()):
         db().rollback()
         message = gettext(
             "That code does not match the new secret. Check the app's clock and try the next "

@@ -17,6 +17,7 @@ no-store``, so the browser does not keep them either.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ from journalist_iface.auth import investigator_required
 from journalist_iface.context import auth_settings, db, instance
 from journalist_iface.refusals import HTTP_ONLY, message
 from wbs import casework
+from wbs import onion as onions
 from wbs.accounts import (
     AccountError,
     Enrolment,
@@ -188,6 +190,11 @@ def deactivate_account(ctx: Context, investigator_id: int) -> ResponseReturnValu
         flash(gettext("%(username)s is inactive already.", username=account.username))
         return redirect(url_for("admin.investigators"))
     db().commit()
+    # A deactivated account keeps no way to the investigator onion: its client key goes now.
+    revocation = onions.revoke_client_access(instance(), account.username)
+    if not revocation.in_effect:
+        # Without the username: this interface logs nothing that names a person.
+        logging.getLogger(__name__).warning("deactivation: %s", revocation.note)
     flash(gettext("%(username)s was deactivated.", username=account.username))
     return redirect(url_for("admin.investigators"))
 

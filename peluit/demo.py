@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crypto.gpgrun import GpgHome
 from crypto.keypairs import export_public_key, generate_key_pair
 from crypto.keyring import Keyring
-from wbs.accounts import DEFAULT_SETTINGS, AuthSettings, create_investigator, start_enrolment
+from wbs.accounts import AuthSettings, create_investigator, start_enrolment
 from wbs.domain import KpkSharing, Role, TenantKind
 from wbs.models import Investigator, Tenant
 from wbs.tenants import add_recipient_key, create_tenant, recipient_keys
@@ -79,7 +79,7 @@ def ensure_demo(
     keyring: Keyring,
     workstation: Path,
     *,
-    settings: AuthSettings = DEFAULT_SETTINGS,
+    settings: AuthSettings,
 ) -> list[str]:
     """Create the demo tenants, their keys and demo accounts if missing; return lines to print.
 

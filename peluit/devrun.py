@@ -20,7 +20,7 @@ from peluit.demo import DEMO_ACCOUNTS, ensure_demo
 from peluit.devserver import LOOPBACK, loopback_server
 from peluit.devtor import DevTorError, start_private_tor, stop
 from wbs import onion as onions
-from wbs.accounts import AuthSettings, get_investigator, purge_expired_sessions
+from wbs.accounts import get_investigator, purge_expired_sessions
 from wbs.config import Config
 from wbs.instance import Instance
 from wbs.source_sessions import purge_expired
@@ -34,7 +34,7 @@ def set_up_demo(config: Config, workstation: Path | None) -> None:
     workstation = workstation or config.instance_dir.parent / "demo-workstation"
     workstation = workstation.absolute()
     with Instance.open(config) as instance, instance.sessions() as session:
-        settings = AuthSettings.from_kdf(instance.config.kdf)
+        settings = instance.auth_settings()
         for line in ensure_demo(session, instance.keyring, workstation, settings=settings):
             click.echo(line)
     click.echo(
@@ -130,6 +130,9 @@ def _publish_onions(instance: Instance, port: int, investigator_port: int) -> An
                 )
                 return None
             process, spec = start_private_tor(instance.config.instance_dir / "tor")
+            # The admin page withdraws a deactivated account's client key from tor at once
+            # (wbs.onion.revoke_client_access); it finds this private tor here.
+            os.environ[onions.CONTROL_ENV] = spec
         with instance.sessions() as session:
             for demo in DEMO_ACCOUNTS:
                 account = get_investigator(session, demo.username)

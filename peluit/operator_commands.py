@@ -23,7 +23,6 @@ from peluit.clikit import (
 from wbs import db
 from wbs import onion as onions
 from wbs.accounts import (
-    AuthSettings,
     Enrolment,
     create_investigator,
     deactivate,
@@ -32,8 +31,9 @@ from wbs.accounts import (
     reset_password,
     reset_totp,
     start_enrolment,
+    totp_key,
 )
-from wbs.config import Config
+from wbs.config import Config, load_secrets
 from wbs.domain import Role, TenantKind
 from wbs.instance import Instance
 from wbs.tenants import (
@@ -180,7 +180,9 @@ def db_group() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     config = config_of(ctx)
-    db.upgrade(config.database_url, revision)
+    # The secrets' TOTP key: migrations seal (or, going down, open) investigators' secrets.
+    key = totp_key(load_secrets(config.instance_dir))
+    db.upgrade(config.database_url, revision, totp_key=key)
     click.echo(f"database at revision {_revision(config)}")
 
 
@@ -190,7 +192,9 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
     config = config_of(ctx)
-    db.downgrade(config.database_url, revision)
+    # The secrets' TOTP key: migrations seal (or, going down, open) investigators' secrets.
+    key = totp_key(load_secrets(config.instance_dir))
+    db.downgrade(config.database_url, revision, totp_key=key)
     click.echo(f"database at revision {_revision(config)}")
 
 
@@ -212,9 +216,6 @@ def _revision(config: Config) -> str:
 # --- investigator accounts ----------------------------------------------------------------------
 
 
-def _auth_settings(ctx: click.Context) -> AuthSettings:
-    # The instance's argon2id cost, so that tests (and small machines) can make it cheap.
-    return AuthSettings.from_kdf(config_of(ctx).kdf)
 
 
 def _echo_enrolment(enrolment: Enrolment, qr: bool) -> None:
@@ -248,8 +249,9 @@ def investigator_add(
     ctx: click.Context, tenant_slug: str, username: str, name: str, role: str, qr: bool
 ) -> None:
     """Add an account; print its passphrase and TOTP secret ONCE, to hand over."""
-    settings = _auth_settings(ctx)
     with opened(ctx) as instance, instance.sessions() as session:
+        # The instance's argon2id cost (tests and small machines make it cheap) and TOTP key.
+        settings = instance.auth_settings()
         target = get_tenant(session, tenant_slug)
         account, passphrase = create_investigator(
             session, target, username, name, Role(role), settings=settings
@@ -270,9 +272,9 @@ def investigator_list(ctx: click.Context, tenant_slug: str) -> None:
     with opened(ctx) as instance, instance.sessions() as session:
         for item in list_investigators(session, get_tenant(session, tenant_slug)):
             state = "active" if item.active else "inactive"
-            if item.totp_secret is not None:
+            if item.totp_secret_sealed is not None:
                 totp = "2fa"
-            elif item.totp_pending_secret is not None:
+            elif item.totp_pending_sealed is not None:
                 totp = "2fa-pending"
             else:
                 totp = "no-2fa"
@@ -291,7 +293,12 @@ def investigator_deactivate(ctx: click.Context, username: str) -> None:
         account = get_investigator(session, username)
         deactivate(session, account)
         session.commit()
+        # TOR_CONTROL or Debian's socket, like `peluit onion` without --tor-control.
+        revocation = onions.revoke_client_access(instance, account.username)
     click.echo(f"deactivated {account.username}; its sessions are ended")
+    click.echo(f"its client key for the investigator onion is removed: {revocation.note}")
+    if not revocation.in_effect:
+        click.echo("run 'peluit onion publish' once tor is reachable", err=True)
 
 
 @investigator.command("reset-2fa")
@@ -300,8 +307,9 @@ def investigator_deactivate(ctx: click.Context, username: str) -> None:
 @click.pass_context
 def investigator_reset_2fa(ctx: click.Context, username: str, qr: bool) -> None:
     """Replace an account's TOTP secret (the old one stops working) and end its sessions."""
-    settings = _auth_settings(ctx)
     with opened(ctx) as instance, instance.sessions() as session:
+        # The instance's argon2id cost (tests and small machines make it cheap) and TOTP key.
+        settings = instance.auth_settings()
         account = get_investigator(session, username)
         enrolment = reset_totp(session, account, settings=settings)
         session.commit()
@@ -315,8 +323,9 @@ def investigator_reset_2fa(ctx: click.Context, username: str, qr: bool) -> None:
 @click.pass_context
 def investigator_reset_password(ctx: click.Context, username: str) -> None:
     """Give an account a new generated passphrase and end its sessions."""
-    settings = _auth_settings(ctx)
     with opened(ctx) as instance, instance.sessions() as session:
+        # The instance's argon2id cost (tests and small machines make it cheap) and TOTP key.
+        settings = instance.auth_settings()
         account = get_investigator(session, username)
         passphrase = reset_password(session, account, settings=settings)
         session.commit()

@@ -178,7 +178,6 @@ class DemoInstance:
 def open_demo(config: Config) -> Iterator[DemoInstance]:
     from crypto.keyring import kill_agent
     from peluit.demo import ensure_demo
-    from wbs.accounts import AuthSettings
     from wbs.instance import init_instance
 
     init_instance(config)
@@ -186,7 +185,7 @@ def open_demo(config: Config) -> Iterator[DemoInstance]:
     try:
         with Instance.open(config) as instance:
             with instance.sessions() as session:
-                settings = AuthSettings.from_kdf(config.kdf)
+                settings = instance.auth_settings()
                 ensure_demo(session, instance.keyring, workstation, settings=settings)
             yield DemoInstance(instance, workstation / "gnupg")
     finally:

@@ -356,7 +356,26 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
             "the reply is not encrypted to every current key of the instansi: "
             + ", ".join(unreadable or ["(no current key)"])
         )
+    if _already_a_reply(ctx, case, ciphertext):
+        # The same file uploaded twice (a double click, a retried upload): a second copy adds
+        # nothing for anyone, and bundles name items by their hash, so two would collide.
+        raise refuse("this encrypted file is already a reply of this case")
     return _store_reply(ctx, case, ciphertext)
+
+
+def _already_a_reply(ctx: Context, case: Case, ciphertext: bytes) -> bool:
+    """Whether ``ciphertext`` is byte for byte a stored reply of ``case``.
+
+    Only replies of the same size are read, each at most MAX_ENCRYPTED_REPLY_BYTES.
+    """
+    same_size = ctx.session.scalars(
+        ctx.scope.select(Reply).where(Reply.case_id == case.id, Reply.size == len(ciphertext))
+    )
+    for reply in same_size:
+        with ctx.inst.store.open(reply.store_path) as stored:
+            if stored.read(MAX_ENCRYPTED_REPLY_BYTES + 1) == ciphertext:
+                return True
+    return False
 
 
 # --- export --------------------------------------------------------------------------------------

@@ -27,7 +27,9 @@ from wbs.numbers import whole_number
 ENV_PREFIX = "PELUIT_"
 CONFIG_FILE = "peluit.toml"
 SECRETS_DIR = "secrets"
-SECRET_NAMES = ("source_id_pepper", "reply_key_pepper", "session_key")
+# totp_key: the key (via HKDF, see wbs.accounts.totp) that seals investigators' TOTP secrets in
+# the database, so that a copy of the database alone gives no working second factor.
+SECRET_NAMES = ("source_id_pepper", "reply_key_pepper", "session_key", "totp_key")
 
 
 class ConfigError(ValueError):
@@ -232,6 +234,7 @@ class Secrets:
     source_id_pepper: bytes
     reply_key_pepper: bytes
     session_key: bytes
+    totp_key: bytes
 
     def __repr__(self) -> str:
         return "Secrets(<hidden>)"

@@ -20,6 +20,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from crypto.sealing import SealingKey
+
 SCRIPT_LOCATION = "wbs:migrations"
 # How long a SQLite writer waits for another one to finish before failing (milliseconds),
 # unless the URL names its own (``?timeout=`` in seconds, the sqlite3 module's parameter).
@@ -113,10 +115,15 @@ def sqlite_migration_guard(connection: sa.Connection) -> Iterator[None]:
             raise RuntimeError("could not turn SQLite foreign keys back on after migrating")
 
 
-def _run(url_or_engine: str | Engine, action: str, revision: str) -> None:
+def _run(
+    url_or_engine: str | Engine, action: str, revision: str, totp_key: SealingKey | None
+) -> None:
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+        # Migrations that seal or open TOTP secrets (0006) read the key here; without it they
+        # refuse to touch a database that holds any.
+        cfg.attributes["totp_key"] = totp_key
         with engine.connect() as connection:
             # env.py runs the migrations on this connection (and handles its transaction).
             cfg.attributes["connection"] = connection
@@ -131,14 +138,22 @@ def _run(url_or_engine: str | Engine, action: str, revision: str) -> None:
             engine.dispose()
 
 
-def upgrade(url_or_engine: str | Engine, revision: str = "head") -> None:
-    """Migrate the database up to ``revision`` (default: the newest)."""
-    _run(url_or_engine, "upgrade", revision)
+def upgrade(
+    url_or_engine: str | Engine, revision: str = "head", *, totp_key: SealingKey | None = None
+) -> None:
+    """Migrate the database up to ``revision`` (default: the newest).
+
+    ``totp_key`` (:func:`wbs.accounts.totp_key`) is needed when investigators' TOTP secrets
+    must be sealed or opened on the way.
+    """
+    _run(url_or_engine, "upgrade", revision, totp_key)
 
 
-def downgrade(url_or_engine: str | Engine, revision: str) -> None:
+def downgrade(
+    url_or_engine: str | Engine, revision: str, *, totp_key: SealingKey | None = None
+) -> None:
     """Migrate the database down to ``revision`` ("base" removes every table)."""
-    _run(url_or_engine, "downgrade", revision)
+    _run(url_or_engine, "downgrade", revision, totp_key)
 
 
 def current_revision(engine: Engine) -> str | None:

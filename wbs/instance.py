@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crypto.keyring import Keyring
 from crypto.signing import Signer
 from wbs import db
+from wbs.accounts import AuthSettings, totp_key
 from wbs.config import Config, Secrets, generate_secrets, load_secrets
 from wbs.models import Reply, Submission
 from wbs.store import Store
@@ -27,16 +28,16 @@ def init_instance(config: Config) -> None:
     """Create what an instance needs; safe to run again (it keeps what exists)."""
     config.instance_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(config.instance_dir, 0o700)
-    generate_secrets(config.instance_dir)
     Store(config.store_dir)
     Keyring(config.gnupg_home, config.gpg_binary).close()
     # The export-bundle signing key, in a home of its own: see crypto.signing for why it has
     # no passphrase and no encryption subkey.
     with signer_for(config) as signer:
         signer.ensure_key()
+    secrets = generate_secrets(config.instance_dir)
     engine = db.make_engine(config.database_url)
     try:
-        db.upgrade(engine)
+        db.upgrade(engine, totp_key=totp_key(secrets))
     finally:
         engine.dispose()
 
@@ -88,6 +89,10 @@ class Instance:
             store=Store(config.store_dir),
             keyring=Keyring(config.gnupg_home, config.gpg_binary),
         )
+
+    def auth_settings(self) -> AuthSettings:
+        """Investigator authentication with this instance's argon2id cost and TOTP key."""
+        return AuthSettings.from_kdf(self.config.kdf, totp_key(self.secrets))
 
     def sweep_store(self) -> list[str]:
         """Settle the store after a crash: see :meth:`wbs.store.Store.sweep`."""

@@ -281,7 +281,9 @@ class Investigator(TenantOwned, Base):
     display_name: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[Role] = mapped_column(_str_enum(Role, "role"))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    # TOTP secrets are sealed with the instance's key, bound to this row (wbs.accounts.totp):
+    # "v1." and base64 of nonce, ciphertext and tag.
+    totp_secret_sealed: Mapped[str | None] = mapped_column(sa.String(128))
     active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column()
@@ -289,10 +291,10 @@ class Investigator(TenantOwned, Base):
     # which no attempt is even checked.
     failed_logins: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     locked_until: Mapped[dt.datetime | None] = mapped_column()
-    # A TOTP secret handed over but not yet proven with a code; it becomes totp_secret only
+    # A TOTP secret handed over but not yet proven with a code; it becomes totp_secret_sealed only
     # when a code made from it is accepted, so a mistyped or intercepted enrolment never locks
     # the account to a secret nobody holds.
-    totp_pending_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_pending_sealed: Mapped[str | None] = mapped_column(sa.String(128))
     # The last accepted TOTP time step: a code of this step or an earlier one is a replay.
     totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 

@@ -13,12 +13,20 @@ Keys are persistent and live in the instance, never in tor's state::
         tenants/<slug>.key                  0600  the tenant onion's private key
         investigator.key                    0600  the investigator onion's private key
         clients/<username>.pub              0600  an authorized investigator's x25519 public key
+        investigator.published              0600  what tor was last given: port, client keys
 
 The service keys are generated here (ed25519, the same construction tor uses), so every
 address is known before tor runs, and re-adding a key after a restart gives the same address.
 Services are added with ``ADD_ONION ... Flags=Detach``: they outlive the control connection
 that added them (``peluit onion publish`` is a one-shot command) and go away when tor stops;
 publishing again after tor restarts brings them back under the same addresses.
+
+Only active accounts are authorized: a deactivated account's key is removed
+(:func:`revoke_client_access`) and, should a file survive (a restored backup, a deactivation
+made while tor was unreachable), it is never published. Tor cannot be asked which clients an
+onion authorizes, so ``investigator.published`` remembers what it was given; publishing again
+replaces the onion whenever the authorized keys differ from that, so the periodic
+``peluit onion publish`` applies a revocation the web application could not apply at once.
 
 Client authorization keys would fit the ``investigators`` table; they are files here because
 the schema belongs to the migrations. A later migration can move the public keys into the
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -62,6 +71,7 @@ ONION_DIR = "onion"
 TENANTS_DIR = "tenants"
 CLIENTS_DIR = "clients"
 INVESTIGATOR_KEY = "investigator.key"
+PUBLISHED_STATE = "investigator.published"
 INVESTIGATOR_SERVICE = "investigator"
 
 # Where ``peluit onion`` finds tor's control port when TOR_CONTROL is not set: Debian's
@@ -274,6 +284,48 @@ def client_public_keys(inst: Instance) -> dict[str, str]:
     return keys
 
 
+def authorized_client_keys(inst: Instance) -> dict[str, str]:
+    """The client keys to publish: those of active accounts only (username -> public key)."""
+    keys = client_public_keys(inst)
+    if not keys:
+        return keys
+    with inst.sessions() as session:
+        active = set(
+            session.scalars(
+                sa.select(Investigator.username).where(
+                    Investigator.username.in_(list(keys)), Investigator.active.is_(True)
+                )
+            )
+        )
+    return {username: key for username, key in keys.items() if username in active}
+
+
+@dataclass(frozen=True)
+class _PublishedState:
+    port: int
+    clients: tuple[str, ...]
+
+
+def _published_path(inst: Instance) -> Path:
+    return onion_dir(inst) / PUBLISHED_STATE
+
+
+def _read_published(inst: Instance) -> _PublishedState | None:
+    path = _published_path(inst)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(_read_private(path))
+        return _PublishedState(int(data["port"]), tuple(sorted(data["clients"])))
+    except (ValueError, KeyError, TypeError):
+        return None  # unknown: the next publish replaces the onion, the safe side
+
+
+def _write_published(inst: Instance, port: int, clients: Sequence[str]) -> None:
+    state = {"port": port, "clients": sorted(clients)}
+    _write_private(_published_path(inst), json.dumps(state) + "\n")
+
+
 # --- tor's control port ------------------------------------------------------------------------
 
 
@@ -466,13 +518,19 @@ def publish_investigator(
     with the current client keys; needed after a key was added or revoked.
     """
     key = investigator_key(inst)
-    clients = list(client_public_keys(inst).values())
+    clients = sorted(authorized_client_keys(inst).values())
     if not clients:
+        _published_path(inst).unlink(missing_ok=True)
         if key.address in published_ids(controller):
             _del_onion(controller, key.address)
             close_rendezvous_circuits(controller, key.address)
             return Published(INVESTIGATOR_SERVICE, key.hostname, "removed", clients=0)
         return Published(INVESTIGATOR_SERVICE, key.hostname, "skipped", clients=0)
+    last = _read_published(inst)
+    if last is None or last.clients != tuple(clients) or last.port != journalist_port:
+        # tor may hold another client list than the one on disk (a key revoked while tor was
+        # unreachable): a revoked key must not keep working until tor restarts.
+        replace = True
     result = _publish(
         controller,
         INVESTIGATOR_SERVICE,
@@ -481,10 +539,48 @@ def publish_investigator(
         replace=replace,
         clients=clients,
     )
+    _write_published(inst, journalist_port, clients)
     if result.action == "replaced":
         # The client list may have shrunk: end the connections made under the old one.
         close_rendezvous_circuits(controller, key.address)
     return result
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What :func:`revoke_client_access` did. ``in_effect``: tor no longer accepts the key
+    (or never served the onion); False until the next publish when tor was unreachable."""
+
+    in_effect: bool
+    note: str
+
+
+def revoke_client_access(inst: Instance, username: str, control: str | None = None) -> Revocation:
+    """Withdraw an account's access to the investigator onion (on deactivation).
+
+    The stored key is removed; when tor serves the investigator onion, it is published again
+    at once without the key (on the port it was last published with). If tor cannot be
+    reached, the next ``peluit onion publish`` (a systemd timer in production) does it, since
+    the authorized keys then differ from what tor was given. Never raises for tor: the
+    deactivation itself has happened and must stand.
+    """
+    revoke_client_key(inst, username)
+    last = _read_published(inst)
+    try:
+        with connect(control) as controller:
+            address = investigator_key(inst).address
+            if address not in published_ids(controller):
+                return Revocation(True, "the investigator onion is not published")
+            if last is None:
+                # Published without a record of its port (by an older version): take it down
+                # rather than leave the key working; the next publish brings it back.
+                _del_onion(controller, address)
+                close_rendezvous_circuits(controller, address)
+                return Revocation(True, "investigator onion removed until the next publish")
+            result = publish_investigator(controller, inst, last.port)
+    except OnionError as exc:
+        return Revocation(False, f"tor still accepts the key until the next publish ({exc})")
+    return Revocation(True, f"investigator onion {result.action}, {result.clients} client(s)")
 
 
 def publish_all(
@@ -532,7 +628,7 @@ def status(controller: stem.control.Controller, inst: Instance) -> list[OnionSta
         ours.add(key.address)
         out.append(OnionStatus(f"tenant:{slug}", key.hostname, key.address in live))
     path = onion_dir(inst) / INVESTIGATOR_KEY
-    clients = len(client_public_keys(inst))
+    clients = len(authorized_client_keys(inst))
     if path.exists():
         key = ServiceKey.parse(_read_private(path), path)
         ours.add(key.address)

@@ -17,7 +17,13 @@ import click
 from crypto.bundle import BundleError
 from crypto.errors import CryptoError
 from workstation.cases import ShownItem, case_answers, decrypt_case, shown_items
-from workstation.gpg import PassphraseNeeded, ProgressCallback, WorkstationGpg
+from workstation.gpg import (
+    MIN_NEW_PASSPHRASE_CHARACTERS,
+    PassphraseNeeded,
+    ProgressCallback,
+    WorkstationGpg,
+    check_new_passphrase,
+)
 from workstation.names import terminal_safe
 from workstation.render import render_case, write_case_page
 from workstation.store import (
@@ -54,6 +60,15 @@ def _read_passphrase_file(path: Path | None) -> str | None:
     text = path.read_text(encoding="utf-8")
     # One line: a trailing newline from `echo` is not part of the passphrase.
     return text[:-1] if text.endswith("\n") else text
+
+
+def _strong_passphrase(value: str) -> str:
+    # Refused at the prompt, so the investigator types another instead of starting again.
+    try:
+        check_new_passphrase(value)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return value
 
 
 @click.group()
@@ -95,7 +110,11 @@ def keys_generate(ctx: click.Context, name: str, expire: str, passphrase_file: P
         passphrase = _read_passphrase_file(passphrase_file)
         if passphrase is None:
             passphrase = click.prompt(
-                "Passphrase for the new key", hide_input=True, confirmation_prompt=True
+                "Passphrase for the new key (at least "
+                f"{MIN_NEW_PASSPHRASE_CHARACTERS} characters, e.g. five words)",
+                hide_input=True,
+                confirmation_prompt=True,
+                value_proc=_strong_passphrase,
             )
         gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
         try:

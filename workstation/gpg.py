@@ -77,6 +77,32 @@ def check_passphrase(passphrase: str) -> bytes:
     return raw
 
 
+# The passphrase is all that guards the investigators' secret keys once a workstation, its
+# disk or a backup of its GnuPG home is stolen: the guessing is then offline, as fast as the
+# thief's hardware runs gpg's key derivation, and no rate limit applies. Twenty characters is
+# what five ordinary words make, and five words drawn at random from a large list (diceware)
+# are about 64 bits, beyond such guessing; a short word with digits is not. Length rather than
+# composition rules (NIST SP 800-63B), plus a floor on distinct characters so that a key held
+# down or a pattern repeated does not pass for length.
+MIN_NEW_PASSPHRASE_CHARACTERS = 20
+MIN_NEW_PASSPHRASE_DISTINCT = 8
+WEAK_PASSPHRASE_MESSAGE = (
+    f"the passphrase is too weak: use at least {MIN_NEW_PASSPHRASE_CHARACTERS} characters, "
+    "for example five or more words of your own choosing, not a repeated pattern"
+)
+
+
+def check_new_passphrase(passphrase: str) -> bytes:
+    """A passphrase strong enough to protect a new secret key; raise ValueError if not."""
+    raw = check_passphrase(passphrase)
+    if (
+        len(passphrase) < MIN_NEW_PASSPHRASE_CHARACTERS
+        or len(set(passphrase.casefold())) < MIN_NEW_PASSPHRASE_DISTINCT
+    ):
+        raise ValueError(WEAK_PASSPHRASE_MESSAGE)
+    return raw
+
+
 @dataclass(frozen=True)
 class SecretKey:
     fingerprint: str
@@ -110,7 +136,7 @@ class WorkstationGpg:
             raise ValueError("unusable key name")
         if not re.match(r"^(0|[1-9][0-9]{0,3}[dwmy]?)$", expire):
             raise ValueError("expiry must look like 0, 365, 52w, 24m or 3y")
-        secret = check_passphrase(passphrase)
+        secret = check_new_passphrase(passphrase)
         try:
             return generate_key_pair(self.gpg_home, name, secret, expire)
         except CryptoError as exc:

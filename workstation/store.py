@@ -285,10 +285,17 @@ class Workstation:
                 moves.append((key_file, case_dir / "reply-key.asc"))
 
                 have = {item.sha256 for item in record.items}
+                # Items are stored by their hash, so two items with one hash are one file.
+                # Older servers accepted the same encrypted reply twice, and their bundles
+                # hold both: staging the file twice would move it twice, and the second move
+                # would fail the whole import.
+                staged_now: set[str] = set()
                 for bitem in bcase.items:
-                    if bitem.sha256 in have and (case_dir / f"items/{bitem.sha256}.gpg").is_file():
+                    on_disk = (case_dir / f"items/{bitem.sha256}.gpg").is_file()
+                    if bitem.sha256 in staged_now or (bitem.sha256 in have and on_disk):
                         known += 1
                         continue
+                    staged_now.add(bitem.sha256)
                     staged = stage_dir / "items" / f"{bitem.sha256}.gpg"
                     with staged.open("wb") as out:
                         _copy_checked(bundle, bitem.path, out)

@@ -106,7 +106,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     thread: threading.Thread | None = None
     try:
         with inst.sessions() as session:
-            ensure_demo(session, inst.keyring, workstation)
+            ensure_demo(session, inst.keyring, workstation, settings=inst.auth_settings())
         # As deployed: not in testing mode, so errors become pages and CSRF is enforced.
         app = create_app(inst)
         server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -43,8 +43,8 @@ from peluit.demo import make_workstation_key
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
-from tests.support import CHEAP_KDF, short_tempdir
-from wbs.accounts import AuthSettings, create_investigator, start_enrolment
+from tests.support import short_tempdir
+from wbs.accounts import create_investigator, start_enrolment
 from wbs.bundle import read_bundle
 from wbs.domain import CaseStatus, Role
 from wbs.models import Tenant
@@ -75,7 +75,7 @@ class Desk:
 
 @pytest.fixture(scope="module")
 def desk(served: Served) -> Iterator[Desk]:
-    settings = AuthSettings.from_kdf(CHEAP_KDF)
+    settings = served.inst.auth_settings()
     accounts: dict[Role, Account] = {}
     with served.inst.sessions() as session:
         tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == TENANT))

@@ -65,7 +65,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     init_instance(config)
     inst = Instance.open(config)
     with inst.sessions() as session:
-        lines = ensure_demo(session, inst.keyring, workstation)
+        lines = ensure_demo(session, inst.keyring, workstation, settings=inst.auth_settings())
     app = create_app(inst, testing=True, auth_settings=SETTINGS)
     try:
         yield Demo(inst=inst, app=app, workstation=workstation / "gnupg", demo_lines=lines)
@@ -106,9 +106,9 @@ def make_account(demo: Demo, tenant: str = TENANT, role: Role = Role.VERIFIKATOR
     with demo.inst.sessions() as session:
         account, password = create_investigator(
             session, get_tenant(session, tenant), username, f"Petugas {username}", role,
-            settings=SETTINGS,
+            settings=demo.inst.auth_settings(),
         )
-        enrolment = start_enrolment(session, account, settings=SETTINGS)
+        enrolment = start_enrolment(session, account, settings=demo.inst.auth_settings())
         session.commit()
         assert password is not None
         return Account(account.id, username, password, enrolment.secret, tenant, role)

@@ -30,6 +30,8 @@ from tests.journalist_iface.conftest import (
     make_report,
 )
 from tests.support import clocks, short_tempdir, wib_today
+from wbs import onion
+from wbs.accounts import open_secret, totp_key
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import DEFAULT_CATEGORY_CODES, CaseStatus, EventKind, KpkSharing, Role
@@ -47,6 +49,10 @@ class Keys:
     second: str
     secret: str
     weak_rsa: str
+
+
+def _unsealed(demo: Demo, row: Investigator, sealed: str | None) -> str | None:
+    return None if sealed is None else open_secret(totp_key(demo.inst.secrets), row.id, sealed)
 
 
 def _gpg(home: Path, *args: str) -> str:
@@ -150,7 +156,7 @@ def test_an_admin_cannot_reach_another_tenants_accounts_or_keys(demo: Demo) -> N
     with demo.inst.sessions() as session:
         account = session.get(Investigator, victim.id)
         key = session.get(RecipientKey, key_id)
-        assert account is not None and account.active and account.totp_pending_secret
+        assert account is not None and account.active and account.totp_pending_sealed
         assert key is not None and key.revoked_at is None
 
 
@@ -217,6 +223,23 @@ def test_deactivation_asks_first_and_ends_the_accounts_sessions(demo: Demo) -> N
     assert colleague.get("/").status_code == 302
     assert colleague.login(colleague.account).status_code == 200  # refused
     assert _events(demo, EventKind.INVESTIGATOR_DEACTIVATED)[-1].note == colleague.account.username
+
+
+def test_deactivation_removes_the_accounts_onion_client_key(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No tor here: the stored key goes at once, tor's copy with the next publish.
+    monkeypatch.setenv(onion.CONTROL_ENV, "127.0.0.1:1")
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    target = make_account(demo, TENANT)
+    with demo.inst.sessions() as session:
+        account = session.get(Investigator, target.id)
+        assert account is not None
+        onion.generate_client_key(demo.inst, account)
+    assert target.username in onion.client_public_keys(demo.inst)
+    url = f"/admin/petugas/{target.id}/nonaktifkan"
+    assert admin.post(url, token_from=url).status_code == 302
+    assert target.username not in onion.client_public_keys(demo.inst)
 
 
 def test_password_and_totp_resets_show_new_secrets_once(demo: Demo) -> None:
@@ -516,18 +539,20 @@ def test_a_new_authenticator_replaces_the_old_only_after_confirmation(demo: Demo
     with demo.inst.sessions() as session:
         row = session.get(Investigator, account.id)
         assert row is not None
-        assert row.totp_secret == account.secret and row.totp_pending_secret == secret
+        assert _unsealed(demo, row, row.totp_secret_sealed) == account.secret
+        assert _unsealed(demo, row, row.totp_pending_sealed) == secret
     wrong = browser.post("/akun/2fa/konfirmasi", {"code": "000000"}, token_from="/akun/2fa")
     assert wrong.status_code == 400 and "tidak cocok" in _html(wrong)
     with demo.inst.sessions() as session:
         row = session.get(Investigator, account.id)
-        assert row is not None and row.totp_secret == account.secret
+        assert row is not None and _unsealed(demo, row, row.totp_secret_sealed) == account.secret
     done = browser.post("/akun/2fa/konfirmasi", {"code": pyotp.TOTP(secret).now()},
                         token_from="/akun/2fa")
     assert done.status_code == 302
     with demo.inst.sessions() as session:
         row = session.get(Investigator, account.id)
-        assert row is not None and row.totp_secret == secret and row.totp_pending_secret is None
+        assert row is not None and _unsealed(demo, row, row.totp_secret_sealed) == secret
+        assert row.totp_pending_sealed is None
 
 
 def test_confirming_without_a_set_up_is_refused(demo: Demo) -> None:

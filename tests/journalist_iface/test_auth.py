@@ -138,7 +138,9 @@ def test_demo_accounts_are_made_once_and_can_log_in(demo: Demo) -> None:
     assert set(printed) == {"admin.sumsel", "verifikator.sumsel", "pemantau.kpk"}
     # Running it again makes nothing new (and prints no passphrase again).
     with demo.inst.sessions() as session:
-        assert ensure_demo(session, demo.inst.keyring, demo.workstation.parent) == []
+        assert ensure_demo(
+            session, demo.inst.keyring, demo.workstation.parent, settings=demo.inst.auth_settings()
+        ) == []
     username, role, tenant, passphrase, secret = printed["pemantau.kpk"]
     account = Account(0, username, passphrase, secret, tenant, Role(role))
     browser = Browser(demo.app.test_client())

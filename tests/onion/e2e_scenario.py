@@ -147,7 +147,7 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         inst = Instance.open(config)
         settings = AuthSettings.from_kdf(CHEAP_KDF)
         with inst.sessions() as session:
-            ensure_demo(session, inst.keyring, station)
+            ensure_demo(session, inst.keyring, station, settings=inst.auth_settings())
             siti, _ = create_investigator(
                 session, get_tenant(session, "kpk"), "siti", "Siti", Role.PEMANTAU_KPK,
                 settings=settings,

@@ -257,6 +257,61 @@ def test_investigator_onion_with_client_auth_and_revocation(
     assert address not in onion.published_ids(controller)
 
 
+def _deactivate(inst: Instance, username: str) -> None:
+    with inst.sessions() as session:
+        found = session.scalar(sa.select(Investigator).where(Investigator.username == username))
+        assert found is not None
+        deactivate(session, found)
+        session.commit()
+
+
+def test_deactivation_withdraws_the_client_key_from_tor_at_once(
+    demo: DemoInstance, controller: stem.control.Controller, tor_offline: TorProcess
+) -> None:
+    inst = demo.instance
+    onion.generate_client_key(inst, _investigator(inst, "siti"))
+    onion.generate_client_key(inst, _investigator(inst, "budi", "pemprov-sumsel"))
+    assert onion.publish_investigator(controller, inst, 8081).clients == 2
+
+    _deactivate(inst, "siti")
+    revocation = onion.revoke_client_access(
+        inst, "siti", f"127.0.0.1:{tor_offline.control_port}"
+    )
+    assert revocation.in_effect, revocation.note
+    assert "replaced, 1 client(s)" in revocation.note
+    assert list(onion.client_public_keys(inst)) == ["budi"]
+    # What tor now holds is what publishing finds: nothing left to replace.
+    assert onion.publish_investigator(controller, inst, 8081).action == "kept"
+
+
+def test_a_deactivated_accounts_leftover_key_is_never_published(
+    demo: DemoInstance, controller: stem.control.Controller
+) -> None:
+    inst = demo.instance
+    onion.generate_client_key(inst, _investigator(inst, "siti"))
+    onion.generate_client_key(inst, _investigator(inst, "budi", "pemprov-sumsel"))
+    assert onion.publish_investigator(controller, inst, 8081).clients == 2
+    # Deactivated while tor was unreachable, or a key file back from a restored backup: the
+    # periodic publish (without --replace) still takes the key out of tor.
+    _deactivate(inst, "siti")
+    assert "siti" in onion.client_public_keys(inst)
+    again = onion.publish_investigator(controller, inst, 8081)
+    assert (again.action, again.clients) == ("replaced", 1)
+    _deactivate(inst, "budi")
+    last = onion.publish_investigator(controller, inst, 8081)
+    assert (last.action, last.clients) == ("removed", 0)
+    assert onion.investigator_key(inst).address not in onion.published_ids(controller)
+
+
+def test_deactivation_without_tor_removes_the_stored_key(demo: DemoInstance) -> None:
+    inst = demo.instance
+    onion.generate_client_key(inst, _investigator(inst, "siti"))
+    _deactivate(inst, "siti")
+    revocation = onion.revoke_client_access(inst, "siti", "127.0.0.1:1")
+    assert onion.client_public_keys(inst) == {}
+    assert not revocation.in_effect and "next publish" in revocation.note
+
+
 def test_status_lists_what_tor_serves(
     demo: DemoInstance, controller: stem.control.Controller
 ) -> None:
@@ -329,6 +384,21 @@ def test_cli_publish_status_and_client_keys(cli: Any, demo: DemoInstance) -> Non
     assert missing.exit_code == 1 and "has no client key" in missing.output
     unknown = cli("onion", "client-key", "add", "nobody", ok=False)
     assert unknown.exit_code == 1 and "Traceback" not in unknown.output
+
+
+def test_cli_deactivation_takes_the_account_off_the_investigator_onion(
+    cli: Any, demo: DemoInstance
+) -> None:
+    inst = demo.instance
+    _investigator(inst, "siti")
+    _investigator(inst, "budi", "pemprov-sumsel")
+    cli("onion", "client-key", "add", "siti")
+    cli("onion", "client-key", "add", "budi")
+    deactivated = cli("investigator", "deactivate", "siti").output
+    assert "replaced, 1 client(s)" in deactivated, deactivated
+    assert cli("onion", "client-key", "list").output.split() == ["budi"]
+    status = cli("onion", "status").output
+    assert re.search(r"^investigator\t\S+\.onion\tpublished\t1 client key\(s\)$", status, re.M)
 
 
 def test_cli_says_when_tor_is_unreachable(

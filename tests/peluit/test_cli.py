@@ -43,7 +43,7 @@ def test_init_creates_a_private_instance_and_is_repeatable(run) -> None:  # type
     assert "instance ready" in first.output
     secrets = run.instance / "secrets"
     peppers = {p.name: p.read_bytes() for p in secrets.iterdir()}
-    assert set(peppers) == {"source_id_pepper", "reply_key_pepper", "session_key"}
+    assert set(peppers) == {"source_id_pepper", "reply_key_pepper", "session_key", "totp_key"}
     for path in secrets.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     run("init")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from peluit.cli import main
 from tests.support import short_tempdir
-from wbs.accounts import AuthSettings, FailureReason, authenticate
+from wbs.accounts import FailureReason, authenticate
 from wbs.config import load_config
 from wbs.instance import Instance
 
@@ -55,7 +55,7 @@ def _login(run: Any, username: str, password: str, secret: str) -> FailureReason
     with Instance.open(config) as instance, instance.sessions() as session:
         result = authenticate(
             session, username, password, pyotp.TOTP(secret).now(),
-            settings=AuthSettings.from_kdf(config.kdf),
+            settings=instance.auth_settings(),
         )
         return result.reason
 

@@ -54,7 +54,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     init_instance(config)
     inst = Instance.open(config)
     with inst.sessions() as session:
-        ensure_demo(session, inst.keyring, workstation)
+        ensure_demo(session, inst.keyring, workstation, settings=inst.auth_settings())
     app = create_app(inst, testing=True)
     try:
         yield Demo(inst=inst, app=app, workstation=workstation / "gnupg", temp=root)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crypto.codenames import load_wordlist
+from crypto.sealing import SealError, SealingKey
 from wbs import accounts, db
 from wbs.accounts import (
     LOGIN_FAILED_MESSAGE,
@@ -36,6 +37,7 @@ from wbs.accounts import (
     end_all_sessions,
     generate_passphrase,
     hash_password,
+    open_secret,
     open_session,
     purge_expired_sessions,
     reset_password,
@@ -49,7 +51,9 @@ from wbs.models import Event, Investigator, InvestigatorSession, LoginFailure, T
 from wbs.tenants import create_tenant
 
 CHEAP = PasswordParams(time_cost=1, memory_kib=8, parallelism=1)
-SETTINGS = AuthSettings(passwords=CHEAP)
+# A fixed test key: the instance's comes from its secrets (wbs.accounts.totp_key).
+TOTP_KEY = SealingKey(b"k" * 32)
+SETTINGS = AuthSettings(passwords=CHEAP, totp_key=TOTP_KEY)
 PASSWORD = "tembok hijau sungai pagi"
 # On a step boundary plus 10 s: codes of this step, the one before and the one after are known.
 NOW = dt.datetime(2026, 3, 2, 2, 0, 10, tzinfo=dt.UTC)
@@ -79,7 +83,9 @@ def make_account(
     )
     enrolment = start_enrolment(session, account, settings=SETTINGS)
     totp = pyotp.TOTP(enrolment.secret)
-    assert confirm_enrolment(session, account, totp.at(enrolled_at), now=enrolled_at)
+    assert confirm_enrolment(
+        session, account, totp.at(enrolled_at), now=enrolled_at, settings=SETTINGS
+    )
     session.commit()
     return account, totp
 
@@ -98,6 +104,10 @@ def login(
         session, username, password, code if code is not None else totp.at(at), at,
         settings=settings,
     )
+
+
+def unsealed(account: Investigator, sealed: str | None) -> str | None:
+    return None if sealed is None else open_secret(TOTP_KEY, account.id, sealed)
 
 
 def events(session: Session, kind: EventKind) -> list[Event]:
@@ -183,7 +193,8 @@ def test_enrolment_is_pending_until_a_code_confirms_it(session: Session, tenant:
         session, tenant, "budi", "Budi", Role.VERIFIKATOR, PASSWORD, settings=SETTINGS
     )
     enrolment = start_enrolment(session, account, settings=SETTINGS)
-    assert account.totp_secret is None and account.totp_pending_secret == enrolment.secret
+    assert account.totp_secret_sealed is None
+    assert unsealed(account, account.totp_pending_sealed) == enrolment.secret
     assert enrolment.uri.startswith("otpauth://totp/Peluit:budi?")
     assert f"secret={enrolment.secret}" in enrolment.uri
     assert enrolment.secret not in repr(enrolment)
@@ -195,11 +206,12 @@ def test_enrolment_is_pending_until_a_code_confirms_it(session: Session, tenant:
 
     totp = pyotp.TOTP(enrolment.secret)
     wrong = f"{(int(totp.at(NOW)) + 1) % 1_000_000:06d}"
-    assert not confirm_enrolment(session, account, wrong, now=NOW)
-    assert account.totp_secret is None
-    assert not confirm_enrolment(session, account, "abcdef", now=NOW)
-    assert confirm_enrolment(session, account, totp.at(NOW), now=NOW)
-    assert account.totp_secret == enrolment.secret and account.totp_pending_secret is None
+    assert not confirm_enrolment(session, account, wrong, now=NOW, settings=SETTINGS)
+    assert account.totp_secret_sealed is None
+    assert not confirm_enrolment(session, account, "abcdef", now=NOW, settings=SETTINGS)
+    assert confirm_enrolment(session, account, totp.at(NOW), now=NOW, settings=SETTINGS)
+    assert unsealed(account, account.totp_secret_sealed) == enrolment.secret
+    assert account.totp_pending_sealed is None
     # The code that confirmed the enrolment cannot be replayed to log in.
     session.commit()
     assert login(session, totp, username="budi").reason == FailureReason.REPLAYED_CODE
@@ -272,7 +284,8 @@ def test_first_login_confirms_a_pending_enrolment(session: Session, tenant: Tena
     session.expire_all()
     stored = session.get(Investigator, account.id)
     assert stored is not None
-    assert stored.totp_secret == enrolment.secret and stored.totp_pending_secret is None
+    assert unsealed(stored, stored.totp_secret_sealed) == enrolment.secret
+    assert stored.totp_pending_sealed is None
 
 
 # --- One failure for all ----------------------------------------------------------------------
@@ -611,7 +624,8 @@ def test_reset_totp_retires_the_old_secret_at_once(session: Session, tenant: Ten
     account, old = make_account(session, tenant)
     enrolment = reset_totp(session, account, settings=SETTINGS)
     session.commit()
-    assert account.totp_secret is None and account.totp_pending_secret == enrolment.secret
+    assert account.totp_secret_sealed is None
+    assert unsealed(account, account.totp_pending_sealed) == enrolment.secret
     assert login(session, old).reason == FailureReason.BAD_CODE
     assert login(session, pyotp.TOTP(enrolment.secret), NOW + STEP).ok
     [logged] = events(session, EventKind.TOTP_RESET)
@@ -654,3 +668,61 @@ def test_parallel_guesses_cannot_slip_past_the_lock(database_url: str, tenant: T
     assert len(reasons) == 8
     assert reasons.count(FailureReason.BAD_PASSWORD) == 2
     assert reasons.count(FailureReason.THROTTLED) == 6
+
+
+# --- TOTP secrets at rest ---------------------------------------------------------------------
+
+
+def test_totp_secrets_are_sealed_in_the_database(session: Session, tenant: Tenant) -> None:
+    account, totp = make_account(session, tenant)
+    pending = start_enrolment(session, account, settings=SETTINGS)
+    session.commit()
+    row = session.execute(
+        sa.text("SELECT * FROM investigators WHERE id = :id"), {"id": account.id}
+    ).mappings().one()
+    session.rollback()
+    stored = " ".join(str(value) for value in row.values())
+    # Neither the active nor the pending secret is in the row, in any spelling.
+    for secret in (totp.secret, pending.secret):
+        assert secret not in stored and secret.lower() not in stored
+    assert row["totp_secret_sealed"].startswith("v1.")
+    assert row["totp_pending_sealed"].startswith("v1.")
+    assert unsealed(account, row["totp_secret_sealed"]) == totp.secret
+
+
+def test_a_database_copy_alone_gives_no_working_totp_secret(
+    session: Session, tenant: Tenant
+) -> None:
+    account, totp = make_account(session, tenant)
+    sealed = account.totp_secret_sealed
+    assert sealed is not None
+    other = SealingKey(b"o" * 32)  # another instance, or a guess: not this instance's key
+    with pytest.raises(SealError):
+        open_secret(other, account.id, sealed)
+    elsewhere = dataclasses.replace(SETTINGS, totp_key=other)
+    assert login(session, totp, settings=elsewhere).reason == FailureReason.UNREADABLE_TOTP
+    assert login(session, totp).ok
+
+
+def test_a_sealed_secret_moved_to_another_account_does_not_open(
+    session: Session, tenant: Tenant
+) -> None:
+    siti, siti_totp = make_account(session, tenant, "siti")
+    budi, _ = make_account(session, tenant, "budi")
+    # Someone who can write the database gives budi siti's (known) second factor.
+    budi.totp_secret_sealed = siti.totp_secret_sealed
+    session.commit()
+    moved = login(session, siti_totp, username="budi")
+    assert not moved.ok and moved.reason == FailureReason.UNREADABLE_TOTP
+
+
+def test_without_the_instances_key_no_totp_operation_runs(
+    session: Session, tenant: Tenant
+) -> None:
+    account, totp = make_account(session, tenant)
+    keyless = AuthSettings(passwords=CHEAP)
+    with pytest.raises(RuntimeError, match="totp_key"):
+        start_enrolment(session, account, settings=keyless)
+    with pytest.raises(RuntimeError, match="totp_key"):
+        login(session, totp, settings=keyless)
+    session.rollback()

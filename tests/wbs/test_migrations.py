@@ -123,3 +123,80 @@ def test_sqlite_migrations_run_without_foreign_keys_and_restore_them(tmp_path: o
 def test_alembic_config_escapes_percent_signs_in_urls() -> None:
     url = "postgresql+psycopg://peluit:p%40ss@localhost/peluit"
     assert db.alembic_config(url).get_main_option("sqlalchemy.url") == url
+
+
+def test_migration_0006_seals_totp_secrets_and_its_downgrade_opens_them(
+    database_url: str,
+) -> None:
+    from crypto.sealing import SealError, SealingKey
+    from wbs.accounts import (
+        AuthSettings,
+        PasswordParams,
+        create_investigator,
+        open_secret,
+        start_enrolment,
+    )
+    from wbs.domain import Role, TenantKind
+    from wbs.tenants import create_tenant
+
+    key = SealingKey(b"m" * 32)
+    settings = AuthSettings(passwords=PasswordParams(1, 8, 1), totp_key=key)
+    db.upgrade(database_url, totp_key=key)
+    engine = db.make_engine(database_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            tenant = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            ids, secrets = [], []
+            for name in ("siti", "budi"):
+                account, _ = create_investigator(
+                    session, tenant, name, name, Role.PEMANTAU_KPK, settings=settings
+                )
+                secrets.append(start_enrolment(session, account, settings=settings).secret)
+                ids.append(account.id)
+            # siti's secret active, budi's still pending.
+            session.execute(
+                sa.text(
+                    "UPDATE investigators SET totp_secret_sealed = totp_pending_sealed, "
+                    "totp_pending_sealed = NULL WHERE id = :id"
+                ),
+                {"id": ids[0]},
+            )
+            session.commit()
+
+        def rows(columns: str) -> dict[int, tuple[str | None, str | None]]:
+            with engine.connect() as connection:
+                found = connection.execute(
+                    sa.text(f"SELECT id, {columns} FROM investigators")  # noqa: S608
+                )
+                return {row[0]: (row[1], row[2]) for row in found}
+
+        # Going down needs the key, and the right one: nothing changes otherwise.
+        with pytest.raises(RuntimeError, match="totp_key"):
+            db.downgrade(database_url, "0005")
+        with pytest.raises(SealError):
+            db.downgrade(database_url, "0005", totp_key=SealingKey(b"x" * 32))
+        assert db.current_revision(engine) == "0006"
+
+        db.downgrade(database_url, "0005", totp_key=key)
+        plain = rows("totp_secret, totp_pending_secret")
+        assert plain == {ids[0]: (secrets[0], None), ids[1]: (None, secrets[1])}
+
+        # Going up seals them, each bound to its row, and leaves no plain column behind.
+        with pytest.raises(RuntimeError, match="totp_key"):
+            db.upgrade(database_url)
+        assert db.current_revision(engine) == "0005"
+        assert rows("totp_secret, totp_pending_secret") == plain
+        db.upgrade(database_url, totp_key=key)
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("investigators")}
+        assert "totp_secret" not in columns and "totp_pending_secret" not in columns
+        sealed = rows("totp_secret_sealed, totp_pending_sealed")
+        assert sealed[ids[1]][0] is None and sealed[ids[0]][1] is None
+        active, pending = sealed[ids[0]][0], sealed[ids[1]][1]
+        assert active is not None and pending is not None
+        assert secrets[0] not in active and secrets[1] not in pending
+        assert open_secret(key, ids[0], active) == secrets[0]
+        assert open_secret(key, ids[1], pending) == secrets[1]
+        with pytest.raises(SealError):
+            open_secret(key, ids[1], active)
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ from tests.workstation.helpers import (
 )
 from wbs.casework import Refusal, accept_encrypted_reply
 from wbs.context import Context
-from wbs.models import Case
+from wbs.models import Case, Reply
 from wbs.sources import source_replies
 from wbs.tenants import current_recipients, get_tenant
 
@@ -106,3 +106,63 @@ def test_a_reply_the_reporter_or_the_instansi_could_not_read_is_refused(
             assert refused.value.code == "reply_refused"
         session.refresh(case)
         assert len(case.replies) == before
+
+
+def test_the_same_encrypted_reply_uploaded_twice_is_refused_the_second_time(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path
+) -> None:
+    loop = make_case(demo, big_size=10)
+    home = workstation_home(demo, ws_home)
+    assert run(home, "import", str(export(demo, [loop.case_id], tmp_path / "b.zip"))).exit_code == 0
+    assert run(home, "reply", loop.registration_number, "--message", ANSWER).exit_code == 0
+    ciphertext = next((home / "outbox").iterdir()).read_bytes()
+    kill_agent(home)
+
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, loop.case_id)
+        assert case is not None
+        accept_encrypted_reply(Context(inst, session, tenant), case, ciphertext)
+        session.refresh(case)
+        before = len(case.replies)
+        with pytest.raises(Refusal, match="already a reply of this case") as refused:
+            accept_encrypted_reply(Context(inst, session, tenant), case, ciphertext)
+        assert refused.value.code == "reply_refused"
+        # The reason names the file's shape, never its content.
+        assert ANSWER not in str(refused.value)
+        session.refresh(case)
+        assert len(case.replies) == before
+
+
+def test_a_bundle_with_two_items_of_one_hash_imports(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path
+) -> None:
+    # Servers before the refusal above stored a reply uploaded twice as two replies; their
+    # bundles hold two items with one hash, and the workstation must still import them.
+    loop = make_case(demo, big_size=10)
+    inst = demo.instance
+    with inst.sessions() as session:
+        tenant = get_tenant(session, TENANT)
+        case = session.get(Case, loop.case_id)
+        assert case is not None
+        first = case.replies[0]
+        data = inst.store.open(first.store_path).read()
+        copy_path = inst.store.new_name(tenant.slug, case.source_id)
+        with inst.store.create(copy_path) as out:
+            out.write(data)
+        session.add(
+            Reply(case=case, tenant_id=tenant.id, investigator_id=first.investigator_id,
+                  store_path=copy_path, size=len(data))
+        )
+        session.commit()
+    home = workstation_home(demo, ws_home)
+    bundle = export(demo, [loop.case_id], tmp_path / "twice.zip")
+
+    imported = run(home, "import", str(bundle))
+    assert imported.exit_code == 0, imported.output
+    assert not any(home.glob(".import-*"))
+    decrypted = run(home, "decrypt", loop.registration_number)
+    assert decrypted.exit_code == 0, decrypted.output
+    again = run(home, "import", str(bundle))
+    assert again.exit_code == 0, again.output

@@ -66,6 +66,30 @@ def test_keys_generate_list_export(ws_home: Path, tmp_path: Path) -> None:
     assert ":ed25519:" in shown and ":cv25519:" in shown
 
 
+@pytest.mark.parametrize(
+    "weak", ["12345", "kuda7", "kuda lari padang", "ab" * 15, "aaaaaaaaaaaaaaaaaaaaaaaaa"]
+)
+def test_keys_generate_refuses_a_weak_passphrase_from_a_file(
+    ws_home: Path, tmp_path: Path, weak: str
+) -> None:
+    secret = tmp_path / "weak.txt"
+    secret.write_text(weak + "\n", encoding="utf-8")
+    result = run(ws_home, "keys", "generate", "--name", "Tim Lemah", "--passphrase-file",
+                 str(secret))
+    assert result.exit_code == 1
+    assert "passphrase is too weak" in result.output and "20 characters" in result.output
+    assert "sec " not in run(ws_home, "keys", "list").output
+
+
+def test_keys_generate_asks_again_after_a_weak_passphrase(ws_home: Path) -> None:
+    result = run(ws_home, "keys", "generate", "--name", "Tim Prompt",
+                 input=f"rahasia\n{PASSPHRASE}\n{PASSPHRASE}\n")
+    assert result.exit_code == 0, result.output
+    assert "passphrase is too weak" in result.output
+    fingerprint = result.output.split("created key ")[1].split()[0]
+    assert f"sec {fingerprint} Tim Prompt" in run(ws_home, "keys", "list").output
+
+
 def test_wrong_and_missing_passphrase_then_safe_names(ws_home: Path, tmp_path: Path) -> None:
     fingerprint = _generate(ws_home, tmp_path)
     names = [".bashrc", "laporan\u202egpj.exe", "bukti.pdf", "bukti.pdf", "CON", "a\x1b[31m.txt"]
@@ -96,7 +120,7 @@ def test_wrong_and_missing_passphrase_then_safe_names(ws_home: Path, tmp_path: P
 
 def test_a_passphrase_beyond_ascii_locks_and_opens_the_key(ws_home: Path, tmp_path: Path) -> None:
     secret = tmp_path / "pass.txt"
-    secret.write_text("sandi r\u00e2hasia \u20ac \U0001f511\n", encoding="utf-8")
+    secret.write_text("sandi r\u00e2hasia \u20ac \U0001f511 kunci lemari\n", encoding="utf-8")
     made = run(ws_home, "keys", "generate", "--name", "Tim Unicode", "--passphrase-file",
                str(secret))
     assert made.exit_code == 0, made.output

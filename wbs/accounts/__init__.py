@@ -73,7 +73,9 @@ from wbs.accounts.totp import (
     TOTP_VALID_WINDOW,
     Enrolment,
     confirm_enrolment,
+    open_secret,
     start_enrolment,
+    totp_key,
 )
 
 __all__ = [
@@ -108,6 +110,7 @@ __all__ = [
     "list_investigators",
     "needs_rehash",
     "normalize_password",
+    "open_secret",
     "open_session",
     "purge_expired_sessions",
     "recent_failures",
@@ -115,5 +118,6 @@ __all__ = [
     "reset_totp",
     "resume_session",
     "start_enrolment",
+    "totp_key",
     "verify_password",
 ]

@@ -46,6 +46,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crypto.sealing import SealError
 from wbs.accounts.passwords import (
     dummy_hash,
     hash_password,
@@ -57,7 +58,7 @@ from wbs.accounts.settings import (
     AuthSettings,
     ThrottleParams,
 )
-from wbs.accounts.totp import matching_step
+from wbs.accounts.totp import matching_step, open_secret, sealing_key
 from wbs.models import (
     Investigator,
     LoginFailure,
@@ -78,6 +79,7 @@ class FailureReason(StrEnum):
     BAD_CODE = "bad_code"
     REPLAYED_CODE = "replayed_code"
     NO_TOTP = "no_totp"
+    UNREADABLE_TOTP = "unreadable_totp"
     INACTIVE = "inactive"
     THROTTLED = "throttled"
     GLOBAL_THROTTLED = "global_throttled"
@@ -168,6 +170,7 @@ def authenticate(
     """
     now = now or utcnow()
     throttle, params = settings.throttle, settings.passwords
+    key = sealing_key(settings)
 
     if recent_failures(session, now, throttle) >= throttle.global_max_failures:
         return _failed(FailureReason.GLOBAL_THROTTLED)
@@ -198,12 +201,17 @@ def authenticate(
     if not password_ok:
         return _failed(FailureReason.BAD_PASSWORD)
 
-    secret, pending = investigator.totp_secret, False
-    if secret is None and investigator.totp_pending_secret is not None:
+    sealed, pending = investigator.totp_secret_sealed, False
+    if sealed is None and investigator.totp_pending_sealed is not None:
         # First login after enrolment or a 2FA reset: this code confirms the new secret.
-        secret, pending = investigator.totp_pending_secret, True
-    if secret is None:
+        sealed, pending = investigator.totp_pending_sealed, True
+    if sealed is None:
         return _failed(FailureReason.NO_TOTP)
+    try:
+        secret = open_secret(key, investigator.id, sealed)
+    except SealError:
+        # Another instance's key, a secret moved from another row, or damage: no login.
+        return _failed(FailureReason.UNREADABLE_TOTP)
     step = matching_step(secret, totp_code, now)
     if step is None:
         return _failed(FailureReason.BAD_CODE)
@@ -215,7 +223,7 @@ def authenticate(
         "last_login_at": now,
     }
     if pending:
-        changes.update(totp_secret=secret, totp_pending_secret=None)
+        changes.update(totp_secret_sealed=sealed, totp_pending_sealed=None)
     if needs_rehash(investigator.password_hash, params):
         changes["password_hash"] = hash_password(password, params)
     # The replay check and the step's recording are one conditional UPDATE, so two requests

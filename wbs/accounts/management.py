@@ -190,7 +190,7 @@ def reset_totp(
     """Replace a lost or exposed second factor: the old secret stops working at once, and the
     returned one is pending until its first code is accepted. Ends every session. Flushes."""
     _check_actor(actor, investigator.tenant_id)
-    investigator.totp_secret = None
+    investigator.totp_secret_sealed = None
     investigator.totp_last_step = None
     enrolment = start_enrolment(session, investigator, settings=settings)
     end_all_sessions(session, investigator)

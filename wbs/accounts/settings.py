@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from crypto.kdf import KdfParams
+from crypto.sealing import SealingKey
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,19 @@ class AuthSettings:
     sessions: SessionParams = field(default_factory=SessionParams)
     # Shown by authenticator apps next to the account name.
     totp_issuer: str = "Peluit"
+    # Seals TOTP secrets in the database (wbs.accounts.totp.totp_key derives it from the
+    # instance's secrets). None refuses every operation that reads or writes a TOTP secret:
+    # never a fallback to storing one in plain text.
+    totp_key: SealingKey | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_kdf(cls, kdf: KdfParams) -> AuthSettings:
+    def from_kdf(cls, kdf: KdfParams, totp_key: SealingKey | None = None) -> AuthSettings:
         """Default settings, but with the instance's argon2id cost (``Config.kdf``) for
-        passwords; change the rest with :func:`dataclasses.replace`."""
-        return cls(passwords=PasswordParams(kdf.time_cost, kdf.memory_kib, kdf.parallelism))
+        passwords and its TOTP sealing key; change the rest with :func:`dataclasses.replace`."""
+        return cls(
+            passwords=PasswordParams(kdf.time_cost, kdf.memory_kib, kdf.parallelism),
+            totp_key=totp_key,
+        )
 
 
 DEFAULT_SETTINGS = AuthSettings()
