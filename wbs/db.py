@@ -121,7 +121,7 @@ def _run(
     engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
     try:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-        # Migrations that seal or open TOTP secrets (0006) read the key here; without it they
+        # Migrations that seal or open TOTP secrets (0007) read the key here; without it they
         # refuse to touch a database that holds any.
         cfg.attributes["totp_key"] = totp_key
         with engine.connect() as connection:

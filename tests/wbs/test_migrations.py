@@ -125,7 +125,7 @@ def test_alembic_config_escapes_percent_signs_in_urls() -> None:
     assert db.alembic_config(url).get_main_option("sqlalchemy.url") == url
 
 
-def test_migration_0006_seals_totp_secrets_and_its_downgrade_opens_them(
+def test_migration_0007_seals_totp_secrets_and_its_downgrade_opens_them(
     database_url: str,
 ) -> None:
     from crypto.sealing import SealError, SealingKey
@@ -172,19 +172,19 @@ def test_migration_0006_seals_totp_secrets_and_its_downgrade_opens_them(
 
         # Going down needs the key, and the right one: nothing changes otherwise.
         with pytest.raises(RuntimeError, match="totp_key"):
-            db.downgrade(database_url, "0005")
+            db.downgrade(database_url, "0006")
         with pytest.raises(SealError):
-            db.downgrade(database_url, "0005", totp_key=SealingKey(b"x" * 32))
-        assert db.current_revision(engine) == "0006"
+            db.downgrade(database_url, "0006", totp_key=SealingKey(b"x" * 32))
+        assert db.current_revision(engine) == "0007"
 
-        db.downgrade(database_url, "0005", totp_key=key)
+        db.downgrade(database_url, "0006", totp_key=key)
         plain = rows("totp_secret, totp_pending_secret")
         assert plain == {ids[0]: (secrets[0], None), ids[1]: (None, secrets[1])}
 
         # Going up seals them, each bound to its row, and leaves no plain column behind.
         with pytest.raises(RuntimeError, match="totp_key"):
             db.upgrade(database_url)
-        assert db.current_revision(engine) == "0005"
+        assert db.current_revision(engine) == "0006"
         assert rows("totp_secret, totp_pending_secret") == plain
         db.upgrade(database_url, totp_key=key)
         columns = {c["name"] for c in sa.inspect(engine).get_columns("investigators")}

@@ -39,7 +39,7 @@ from wbs.models import (
 
 _CODE = re.compile(r"\d{6}")
 # The HKDF label of the sealing key and the prefix of the associated data. Frozen: migration
-# 0006 sealed the existing secrets with them, and every stored secret opens only with them.
+# 0007 sealed the existing secrets with them, and every stored secret opens only with them.
 TOTP_KEY_LABEL = "peluit/investigators.totp/v1"
 _ASSOCIATED_PREFIX = "investigators.totp:"
 # Accept the step before and after the current one: phone clocks drift, people type slowly.

@@ -1,7 +1,7 @@
 """Investigators' TOTP secrets sealed at rest (AES-256-GCM under the instance's totp_key).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 
 ``investigators.totp_secret`` and ``totp_pending_secret`` held the secrets in plain text, so a
@@ -29,8 +29,8 @@ from alembic import context, op
 from crypto.sealing import SealingKey
 from wbs.accounts.totp import open_secret, seal_secret
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -41,7 +41,7 @@ def _key() -> SealingKey:
     key = context.config.attributes.get("totp_key")
     if not isinstance(key, SealingKey):
         raise RuntimeError(
-            "migration 0006 seals (or opens) investigators' TOTP secrets and needs the "
+            "migration 0007 seals (or opens) investigators' TOTP secrets and needs the "
             "instance's totp_key: run 'peluit db upgrade' (or 'peluit init') on the instance"
         )
     return key
