@@ -163,15 +163,16 @@ def test_unknown_host_and_tenant_get_a_404_page(client) -> None:  # type: ignore
 @pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
 def test_an_id_no_row_can_have_gets_a_404_page_on_every_route(demo, reporter, huge: str) -> None:  # type: ignore[no-untyped-def]
     reporter.new_codename()
+    # Ids and registration numbers alike (a case is named by its registration number here).
     routes = [
         (method, rule.rule)
         for rule in demo.app.url_map.iter_rules()
-        if "<int:" in rule.rule
+        if "<int:" in rule.rule or "<number>" in rule.rule
         for method in sorted((rule.methods or set()) & {"GET", "POST"})
     ]
     assert len(routes) >= 4  # receipt, follow-up, reply deletion (GET and POST)
     for method, rule in routes:
-        path = re.sub(r"<int:\w+>", huge, rule)
+        path = re.sub(r"<(?:int:)?\w+>", huge, rule)
         response = reporter.get(path) if method == "GET" else reporter.post(
             path, data={"csrf_token": reporter.token("/pengaduan")}
         )
