@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -174,16 +175,19 @@ def db_group() -> None:
     """Database migrations (Alembic)."""
 
 
+def _migrate(ctx: click.Context, step: Callable[..., None], revision: str) -> None:
+    config = config_of(ctx)
+    # The secrets' TOTP key: migrations seal (or, going down, open) investigators' secrets.
+    step(config.database_url, revision, totp_key=totp_key(load_secrets(config.instance_dir)))
+    click.echo(f"database at revision {_revision(config)}")
+
+
 @db_group.command("upgrade")
 @click.argument("revision", default="head")
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    config = config_of(ctx)
-    # The secrets' TOTP key: migrations seal (or, going down, open) investigators' secrets.
-    key = totp_key(load_secrets(config.instance_dir))
-    db.upgrade(config.database_url, revision, totp_key=key)
-    click.echo(f"database at revision {_revision(config)}")
+    _migrate(ctx, db.upgrade, revision)
 
 
 @db_group.command("downgrade")
@@ -191,11 +195,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Revert migrations down to REVISION ('base' empties the database)."""
-    config = config_of(ctx)
-    # The secrets' TOTP key: migrations seal (or, going down, open) investigators' secrets.
-    key = totp_key(load_secrets(config.instance_dir))
-    db.downgrade(config.database_url, revision, totp_key=key)
-    click.echo(f"database at revision {_revision(config)}")
+    _migrate(ctx, db.downgrade, revision)
 
 
 @db_group.command("current")
