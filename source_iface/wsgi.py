@@ -19,6 +19,8 @@ from flask import Flask
 from source_iface import create_app
 from wbs.config import load_config
 from wbs.instance import Instance
+from wbs.source_sessions import purge_expired
+from wbs.sources import purge_abandoned_sources
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -42,11 +44,19 @@ def make_app() -> Flask:
 def settle_store() -> list[str]:
     """Settle the store of the instance named by the environment after a crash (see
     :meth:`wbs.store.Store.sweep`); return what was removed. For gunicorn's master, before it
-    starts any worker (``on_starting`` in ``deploy/gunicorn.conf.py``)."""
+    starts any worker (``on_starting`` in ``deploy/gunicorn.conf.py``).
+
+    It also forgets what is kept only until it is no longer needed: pelapor sessions whose day
+    is over, and codenames that never sent a report (:mod:`wbs.sources`).
+    """
     # Opened and closed here: nothing of it (engine, keyring) is left for the workers to
     # inherit across fork.
     with Instance.open(load_config()) as inst:
-        return inst.sweep_store()
+        removed = inst.sweep_store()
+        with inst.sessions() as session:
+            purge_expired(session)
+            purge_abandoned_sources(session)
+        return removed
 
 
 class _BodyReader(io.RawIOBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -15,8 +16,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from wbs.config import Config
+from wbs.domain import TenantKind
 from wbs.instance import Instance, init_instance
-from wbs.models import Submission
+from wbs.models import Source, Submission, utcnow
+from wbs.tenancy import TenantScope
+from wbs.tenants import create_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,6 +54,13 @@ def test_gunicorn_start_sweeps_what_killed_workers_left_in_the_store(config: Con
     kept.write_bytes(b"a complete item")  # unreferenced but complete: not the sweep's business
     with Instance.open(config) as inst, inst.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 0
+        # A codename confirmed three weeks ago that never reported: forgotten at the start.
+        tenant = create_tenant(session, slug="pemkot-uji", name="Pemkot Uji",
+                               kind=TenantKind.PEMERINTAH_KOTA)
+        TenantScope(session, tenant).add(Source(
+            id="b" * 64, reply_fingerprint="D" * 40, reply_public_key="public",
+            reply_secret_key="locked", created_at=utcnow() - dt.timedelta(days=21)))
+        session.commit()
 
     port = _free_port()
     env = {
@@ -75,3 +86,5 @@ def test_gunicorn_start_sweeps_what_killed_workers_left_in_the_store(config: Con
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)
     assert b"removed 2 unfinished upload(s) from the store" in stderr
+    with Instance.open(config) as inst, inst.sessions() as session:
+        assert session.get(Source, "b" * 64) is None
