@@ -97,6 +97,11 @@ def generate_codename(language: str = "id") -> str:
     return " ".join(secrets.choice(words) for _ in range(words_needed(language)))
 
 
+# Far more than the longest codename (9 words of at most 8 letters, or 7 of the EFF list's at
+# most 9), with room for stray spaces; anything longer is not a codename.
+MAX_CODENAME_CHARS = 256
+
+
 def _one_edit_away(word: str) -> Iterator[str]:
     # Deletion, swap of adjacent letters, substitution, insertion: the typos a keyboard makes.
     for i in range(len(word)):
@@ -110,11 +115,19 @@ def _one_edit_away(word: str) -> Iterator[str]:
             yield word[:i] + c + word[i:]
 
 
+# Correction is tried only on what could be a mistyped list word: plain letters, not much
+# longer than the longest list word (9 letters). Candidates grow with the square of a word's
+# length, and the form is open to anyone, before any throttle: a long "word" must cost nothing.
+_MAX_CORRECTED_LENGTH = 16
+
+
 def _correct_word(word: str, language: str) -> str | None:
     """``word`` itself if listed, else the one list word a single edit away, else None."""
     words = _word_set(language)
     if word in words:
         return word
+    if len(word) > _MAX_CORRECTED_LENGTH or not (word.isascii() and word.isalpha()):
+        return None
     near = {candidate for candidate in _one_edit_away(word) if candidate in words}
     # Only an unambiguous correction: choosing between two words would be a guess. The
     # Indonesian list keeps words three edits apart, so there a single typo has one answer;
@@ -131,6 +144,9 @@ def normalize_codename(text: str) -> str:
     language, a word with one wrong, missing, extra or swapped letter becomes the single list
     word one edit away. Correcting gives a guesser nothing: the result is still a list word.
     """
+    if len(text) > MAX_CODENAME_CHARS:
+        # No codename is this long; spend nothing on it (the caller finds it unknown).
+        return " ".join(text[:MAX_CODENAME_CHARS].split())
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
     typed = visible.split()

@@ -381,6 +381,11 @@ def delete_case_item(ctx: Context, case_id: int, number: int) -> ResponseReturnV
     except Refusal:
         abort(404)
     back = url_for("journalist.case_page", case_id=case.id)
+    try:
+        casework.check_items_deletable(case)
+    except Refusal as refused:
+        flash(message(refused))
+        return redirect(back)
     if request.method == "GET":
         return _confirm(
             title=gettext("Delete item %(number)d of %(case)s?", number=number,

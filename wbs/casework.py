@@ -455,8 +455,12 @@ def item_by_number(ctx: Context, case: Case, number: int) -> Item:
 
 
 def delete_item(ctx: Context, case: Case, item: Item) -> None:
-    """Delete one submission or reply: its ciphertext and its row together. Commits."""
+    """Delete one submission or reply: its ciphertext and its row together. Commits.
+
+    Never on a case sent to KPK (:func:`check_items_deletable`).
+    """
     require_deleter(ctx)
+    check_items_deletable(case)
     row: Reply | Submission | None = (
         ctx.scope.get(Reply, item.row_id)
         if item.kind == "reply"
@@ -474,6 +478,13 @@ def delete_item(ctx: Context, case: Case, item: Item) -> None:
         )
     )
     ctx.inst.store.remove_with_rows(ctx.session, [row.store_path], [row])
+
+
+def check_items_deletable(case: Case) -> None:
+    """Items of a case sent to KPK stay: emptying it item by item would make the report vanish
+    from KPK's view as surely as deleting the case."""
+    if case.sent_to_kpk:
+        raise Refusal("sent_to_kpk", "This report was sent to KPK and cannot be deleted here.")
 
 
 def check_case_deletable(case: Case) -> None:

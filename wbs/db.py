@@ -38,6 +38,10 @@ def _sqlite_set_up(busy_timeout_ms: int) -> Any:
             # WAL lets the inbox read while an upload's transaction writes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
+            # Deleted rows are overwritten with zeros, not left in free pages: a session's
+            # sealed blob, a purged source's locked key, a secret before migration 0007 sealed
+            # it. Some SQLite builds default to it; none is relied upon.
+            cursor.execute("PRAGMA secure_delete=ON")
         finally:
             cursor.close()
 

@@ -580,6 +580,12 @@ def revoke_client_access(inst: Instance, username: str, control: str | None = No
             result = publish_investigator(controller, inst, last.port)
     except OnionError as exc:
         return Revocation(False, f"tor still accepts the key until the next publish ({exc})")
+    except (stem.ControllerError, stem.SocketClosed, OSError) as exc:
+        # A control connection dropping half-way, or the record not written: the key file is
+        # gone already, and the next publish reconciles what tor serves.
+        return Revocation(
+            False, f"tor still accepts the key until the next publish ({type(exc).__name__})"
+        )
     return Revocation(True, f"investigator onion {result.action}, {result.clients} client(s)")
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from crypto import codenames
 from crypto.codenames import (
+    MAX_CODENAME_CHARS,
     MIN_ENTROPY_BITS,
     WORDS_PER_CODENAME,
     entropy_bits,
@@ -528,3 +529,11 @@ def test_named_typos_are_corrected_and_ambiguous_ones_are_not() -> None:
 )
 def test_obvious_non_codenames(text: str) -> None:
     assert not looks_like_codename(text)
+
+
+def test_overlong_input_is_cut_before_any_work() -> None:
+    # The login form is open to anyone before any throttle: correcting 9 "words" of 5,000
+    # letters would cost seconds of CPU each time. Such input is cut and never corrected.
+    huge = " ".join(["A" * 5000] * 9)
+    assert len(normalize_codename(huge)) <= MAX_CODENAME_CHARS
+    assert not looks_like_codename(huge)

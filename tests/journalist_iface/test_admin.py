@@ -523,6 +523,23 @@ def test_a_case_sent_to_kpk_cannot_be_deleted(demo: Demo) -> None:
         assert session.get(Case, report.case_id) is not None
 
 
+def test_a_case_sent_to_kpk_cannot_be_emptied_item_by_item(demo: Demo) -> None:
+    # Still open (Baru): deleting its form and evidence one by one would bury the report from
+    # KPK's view as surely as deleting the case.
+    report = make_report(demo, to_kpk=True, files=(b"bukti",))
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    page = f"/pengaduan/{report.case_id}"
+    for number in (1, 2):
+        url = f"{page}/berkas/{number}/hapus"
+        assert admin.get(url).status_code == 302  # back to the case, with the reason
+        refused = admin.post(url, {"item": f"submission-{number}"}, token_from=page)
+        assert refused.status_code == 302
+    assert "tidak dapat dihapus" in admin.get(page).get_data(as_text=True)
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None and len(case.submissions) == 2
+
+
 # --- self-service authenticator ---------------------------------------------------------------
 
 
