@@ -410,8 +410,12 @@ class Case(TenantOwned, Base):
         sa.Index(None, "tenant_id", "first_response_due"),
         sa.Index(None, "tenant_id", "assignee_id"),
         sa.Index(None, "source_id"),
-        # KPK's dashboard (wbs.monitoring): covering indexes for its GROUP BYs (migration 0004).
-        sa.Index(None, "tenant_id", "status", "first_response_due", "closure_due"),
+        # KPK's dashboard (wbs.monitoring): covering indexes for its GROUP BYs (migrations 0004
+        # and 0008: "overdue" reads the first response too, wbs.deadlines).
+        sa.Index(
+            "ix_cases_deadlines",
+            "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
+        ),
         sa.Index(None, "category", "mcp_area"),
     )
 

@@ -141,7 +141,7 @@ def test_migration_0007_seals_totp_secrets_and_its_downgrade_opens_them(
 
     key = SealingKey(b"m" * 32)
     settings = AuthSettings(passwords=PasswordParams(1, 8, 1), totp_key=key)
-    db.upgrade(database_url, totp_key=key)
+    db.upgrade(database_url, "0007", totp_key=key)
     engine = db.make_engine(database_url)
     try:
         with db.make_session_factory(engine)() as session:
