@@ -67,6 +67,7 @@ for command in (
     operator_commands.db_group,
     operator_commands.investigator,
     operator_commands.onion,
+    operator_commands.purge,
     devrun.run,
 ):
     main.add_command(command)

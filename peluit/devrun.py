@@ -20,11 +20,10 @@ from peluit.demo import DEMO_ACCOUNTS, ensure_demo
 from peluit.devserver import LOOPBACK, loopback_server
 from peluit.devtor import DevTorError, start_private_tor, stop
 from wbs import onion as onions
-from wbs.accounts import get_investigator, purge_expired_sessions
+from wbs import retention
+from wbs.accounts import get_investigator
 from wbs.config import Config
 from wbs.instance import Instance
-from wbs.source_sessions import purge_expired
-from wbs.sources import purge_abandoned_sources
 from wbs.tenants import list_tenants
 
 
@@ -72,9 +71,7 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
     with opened(ctx) as instance:
         removed = instance.sweep_store()
         with instance.sessions() as session:
-            purge_expired(session)
-            purge_expired_sessions(session)
-            purge_abandoned_sources(session)
+            retention.purge(session)
             tenants = list_tenants(session)
         if removed:
             click.echo(f"removed {len(removed)} unfinished upload(s) from the store")

@@ -21,7 +21,7 @@ from peluit.clikit import (
     config_of,
     opened,
 )
-from wbs import db
+from wbs import db, retention
 from wbs import onion as onions
 from wbs.accounts import (
     Enrolment,
@@ -168,6 +168,22 @@ def key_revoke(ctx: click.Context, tenant_slug: str, fingerprint: str) -> None:
 
 
 # --- database -----------------------------------------------------------------------------------
+
+
+@click.command("purge")
+@click.pass_context
+def purge(ctx: click.Context) -> None:
+    """Forget what is kept only for a while: ended sessions, codenames that never reported.
+
+    Run daily (deploy/systemd/peluit-purge.timer); safe while the servers run.
+    """
+    with opened(ctx) as instance, instance.sessions() as session:
+        purged = retention.purge(session)
+    click.echo(
+        f"purged {purged.source_sessions} pelapor session(s), "
+        f"{purged.investigator_sessions} investigator session(s), "
+        f"{purged.abandoned_sources} codename(s) that never reported"
+    )
 
 
 @click.group("db")

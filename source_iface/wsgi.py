@@ -17,10 +17,9 @@ from typing import Any
 from flask import Flask
 
 from source_iface import create_app
+from wbs import retention
 from wbs.config import load_config
 from wbs.instance import Instance
-from wbs.source_sessions import purge_expired
-from wbs.sources import purge_abandoned_sources
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -54,8 +53,7 @@ def settle_store() -> list[str]:
     with Instance.open(load_config()) as inst:
         removed = inst.sweep_store()
         with inst.sessions() as session:
-            purge_expired(session)
-            purge_abandoned_sources(session)
+            retention.purge(session)
         return removed
 
 

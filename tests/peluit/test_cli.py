@@ -1,5 +1,6 @@
 """The operator's command line, run as an operator would, on a real instance folder."""
 
+import datetime as dt
 import os
 import re
 import socket
@@ -19,6 +20,11 @@ from click.testing import CliRunner
 from peluit.cli import main
 from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
+from wbs.config import load_config
+from wbs.instance import Instance
+from wbs.models import Source, utcnow
+from wbs.tenancy import TenantScope
+from wbs.tenants import get_tenant
 
 
 @pytest.fixture
@@ -201,3 +207,19 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
     # Rule 3: no request line, address or user agent in what the server prints.
     assert "GET /" not in printed and "Python-urllib" not in printed
     assert "127.0.0.1 -" not in printed
+
+
+def test_purge_forgets_what_is_kept_only_for_a_while(run) -> None:  # type: ignore[no-untyped-def]
+    run("init", "--demo", "--demo-workstation", str(short_tempdir("demo-")))
+    config = load_config(dict(os.environ), instance_dir=run.instance)
+    with Instance.open(config) as inst, inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        # A codename confirmed three weeks ago that never reported.
+        TenantScope(session, tenant).add(Source(
+            id="c" * 64, reply_fingerprint="D" * 40, reply_public_key="public",
+            reply_secret_key="locked", created_at=utcnow() - dt.timedelta(days=21)))
+        session.commit()
+    result = run("purge")
+    assert "1 codename(s) that never reported" in result.output
+    with Instance.open(config) as inst, inst.sessions() as session:
+        assert session.get(Source, "c" * 64) is None
