@@ -70,6 +70,7 @@ from wbs.sources import (
     delete_reply,
     own_reply,
     register_source,
+    reply_token,
     source_case,
     source_cases,
     source_replies,
@@ -428,7 +429,8 @@ class CaseView:
     first_response_due: str
     closure_due: str | None
     history: list[tuple[str, str]]
-    replies: list[tuple[Reply, str, str]]
+    # (reply, its date, its text, its link token)
+    replies: list[tuple[Reply, str, str, str]]
 
 
 def _case_view(source: SourceSecrets, case: Case) -> CaseView:
@@ -437,7 +439,7 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         for event in case_history(context(), case)
     ]
     replies = [
-        (reply, format_date(reply.created_at, "long"), text)
+        (reply, format_date(reply.created_at, "long"), text, reply_token(context(), reply))
         for reply, text in source_replies(context(), source, case)
     ]
     return CaseView(
@@ -515,27 +517,28 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
     return redirect(url_for("source.cases", sent=number, _anchor=f"case-{number}"))
 
 
-def _own_reply(source: SourceSecrets, reply_id: int) -> Reply:
-    reply = own_reply(context(), source.source_id, reply_id)
+def _own_reply(source: SourceSecrets, token: str) -> Reply:
+    reply = own_reply(context(), source.source_id, token[:64])
     if reply is None:
         abort(404)
     return reply
 
 
-@bp.get("/balasan/<int:reply_id>/hapus")
+# A reply is named by an opaque token, never its database id (sequential across tenants).
+@bp.get("/balasan/<token>/hapus")
 @source_required
-def confirm_delete_reply(source: SourceSecrets, reply_id: int) -> ResponseReturnValue:
-    reply = _own_reply(source, reply_id)
+def confirm_delete_reply(source: SourceSecrets, token: str) -> ResponseReturnValue:
+    reply = _own_reply(source, token)
     return render_template(
-        "delete_reply.html", reply=reply, date=format_date(reply.created_at, "long")
+        "delete_reply.html", token=token, date=format_date(reply.created_at, "long")
     )
 
 
-@bp.post("/balasan/<int:reply_id>/hapus")
+@bp.post("/balasan/<token>/hapus")
 @source_required
-def delete_reply_now(source: SourceSecrets, reply_id: int) -> ResponseReturnValue:
-    _own_reply(source, reply_id)
-    if not delete_reply(context(), source.source_id, reply_id):
+def delete_reply_now(source: SourceSecrets, token: str) -> ResponseReturnValue:
+    _own_reply(source, token)
+    if not delete_reply(context(), source.source_id, token[:64]):
         # Only a reply the pelapor has read (seen on the follow-up page) can be deleted.
         abort(400)
     return redirect(url_for("source.cases", deleted=1))

@@ -141,11 +141,24 @@ class OpenedItem:
 
 
 def open_item(ctx: Context, case: Case, number: int) -> OpenedItem:
-    """The ciphertext of item ``number`` of an own case, to send as it is."""
+    """The ciphertext of item ``number`` of an own case, to send as it is. Commits.
+
+    Logged like an export (committed first): who took a copy of which item is on record,
+    even if the download is then cut. The note names the item's kind and number only.
+    """
     found = case_items(ctx.session, ctx.scope, case)
     item = next((one for one in found if one.number == number), None)
     if item is None:
         raise _not_found()
+    ctx.scope.add(
+        Event(
+            case_id=case.id,
+            kind=EventKind.ITEM_DOWNLOADED,
+            actor_investigator_id=ctx.actor_id,
+            note=f"{item.kind} #{item.number}",
+        )
+    )
+    ctx.session.commit()
     return OpenedItem(
         ctx.inst.store.open(item.store_path),
         item.filename(case.registration_number, number_width(found)),

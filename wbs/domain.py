@@ -238,6 +238,7 @@ class EventKind(StrEnum):
     CASE_DELETED = "case_deleted"
     SENT_TO_KPK = "sent_to_kpk"
     EXPORTED = "exported"
+    ITEM_DOWNLOADED = "item_downloaded"
     MARKED_SEEN = "marked_seen"
     KEY_ADDED = "key_added"
     KEY_REVOKED = "key_revoked"
@@ -265,6 +266,7 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.CASE_DELETED: "Pengaduan dihapus",
         EventKind.SENT_TO_KPK: "Dikirim ke KPK",
         EventKind.EXPORTED: "Diekspor ke workstation",
+        EventKind.ITEM_DOWNLOADED: "Berkas diunduh",
         EventKind.KEY_ADDED: "Kunci penerima ditambahkan",
         EventKind.MARKED_SEEN: "Ditandai sudah dibaca",
         EventKind.KEY_REVOKED: "Kunci penerima dicabut",

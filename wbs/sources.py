@@ -9,6 +9,8 @@ with the reply-key passphrase their session holds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -25,6 +27,8 @@ from wbs.models import Case, Event, Reply, Source, utc_today_start
 # never sent anything is kept this long (days), then forgotten: its row and locked reply key
 # would otherwise stay forever, telling that someone came to report and did not.
 ABANDONED_AFTER_DAYS = 14
+# 80 bits: unguessable, and short enough for a link.
+_REPLY_TOKEN_HEX = 20
 
 
 def _secrets(ctx: Context, codename: str) -> SourceSecrets:
@@ -126,17 +130,32 @@ def source_replies(
     return out
 
 
-def own_reply(ctx: Context, source_id: str, reply_id: int) -> Reply | None:
-    """A reply to one of this source's cases, or None (also another source's)."""
-    reply = ctx.scope.get(Reply, reply_id)
-    if reply is None or reply.case.source_id != source_id:
-        return None
-    return reply
+def reply_token(ctx: Context, reply: Reply) -> str:
+    """The name of a reply in the pelapor's links: opaque and stable.
+
+    Not the database id, which counts every reply of every tenant in order; a keyed hash of it
+    says nothing of the kind, and cannot be guessed for another source's reply either.
+    """
+    key = ctx.inst.secrets.session_key
+    message = b"peluit/reply-link\0" + str(reply.id).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:_REPLY_TOKEN_HEX]
 
 
-def delete_reply(ctx: Context, source_id: str, reply_id: int) -> bool:
+def own_reply(ctx: Context, source_id: str, token: str) -> Reply | None:
+    """The reply of one of this source's cases that ``token`` names, or None (also for
+    another source's reply)."""
+    replies = ctx.session.scalars(
+        ctx.scope.select(Reply).join(Case, Reply.case).where(Case.source_id == source_id)
+    )
+    for reply in replies:
+        if hmac.compare_digest(reply_token(ctx, reply), token):
+            return reply
+    return None
+
+
+def delete_reply(ctx: Context, source_id: str, token: str) -> bool:
     """Delete a reply the pelapor has read: its file and row together. False if not allowed."""
-    reply = own_reply(ctx, source_id, reply_id)
+    reply = own_reply(ctx, source_id, token)
     if reply is None or not reply.read_by_source:
         return False
     ctx.scope.add(Event(case_id=reply.case_id, kind=EventKind.REPLY_DELETED))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -259,6 +260,10 @@ def test_a_case_with_its_timeline_and_items(demo: Demo) -> None:
         assert item["filename"] in download.headers["Content-Disposition"]
     missing = api.get(f"/api/v1/cases/{report.case_id}/items/4")
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
+    with demo.inst.sessions() as session:
+        notes = session.scalars(sa.select(Event.note).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.ITEM_DOWNLOADED)).all()
+    assert sorted(notes) == ["file #2", "file #3", "form #1"]
 
 
 def test_the_bundle_is_a_signed_zip_and_the_export_is_logged(demo: Demo) -> None:

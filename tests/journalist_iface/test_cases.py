@@ -263,6 +263,12 @@ def test_item_download_is_the_exact_ciphertext(demo: Demo, browser: Browser) -> 
         stored = demo.inst.store.open(case.submissions[1].store_path).read()
     assert response.data == stored
     assert browser.get(f"/pengaduan/{report.case_id}/berkas/3").status_code == 404
+    # Who took a copy of which item is on record, as for an export.
+    with demo.inst.sessions() as session:
+        taken = session.scalars(sa.select(Event).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.ITEM_DOWNLOADED)).all()
+    assert browser.account is not None
+    assert [(e.actor_investigator_id, e.note) for e in taken] == [(browser.account.id, "file #2")]
 
 
 def test_export_bundle_verifies(demo: Demo, browser: Browser, tmp_path: Path) -> None:

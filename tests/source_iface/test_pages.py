@@ -127,12 +127,12 @@ def test_every_page_renders_in_both_languages(demo, client, lang: str) -> None: 
     receipt = reporter.client.get(reporter.send_report().headers["Location"])
     check_page(receipt, lang=lang)
     case_id = _last_case_id(demo)
-    reply_id = _reply(demo, case_id, "Mohon kirim salinan kontrak.", klarifikasi=True)
+    _reply(demo, case_id, "Mohon kirim salinan kontrak.", klarifikasi=True)
     cases = check_page(reporter.get("/pengaduan"), lang=lang)
     assert "Mohon kirim salinan kontrak." in cases
     wording = {"id": CaseStatus.KLARIFIKASI.source_wording, "en": "We need more information"}
     assert wording[lang] in cases
-    check_page(reporter.get(f"/balasan/{reply_id}/hapus"), lang=lang)
+    check_page(reporter.get(_delete_link(cases)), lang=lang)
     check_page(reporter.get("/tidak-ada"), 404, lang=lang)
     check_page(reporter.get("/keluar"), 405, lang=lang)
     check_page(reporter.post("/masuk", data={"codename": "x"}), 400, lang=lang)
@@ -163,11 +163,11 @@ def test_unknown_host_and_tenant_get_a_404_page(client) -> None:  # type: ignore
 @pytest.mark.parametrize("huge", [str(2**63), "9" * 5000], ids=["2**63", "5000-digits"])
 def test_an_id_no_row_can_have_gets_a_404_page_on_every_route(demo, reporter, huge: str) -> None:  # type: ignore[no-untyped-def]
     reporter.new_codename()
-    # Ids and registration numbers alike (a case is named by its registration number here).
+    # Ids, registration numbers and reply tokens alike (how the pelapor's URLs name things).
     routes = [
         (method, rule.rule)
         for rule in demo.app.url_map.iter_rules()
-        if "<int:" in rule.rule or "<number>" in rule.rule
+        if "<int:" in rule.rule or "<number>" in rule.rule or "<token>" in rule.rule
         for method in sorted((rule.methods or set()) & {"GET", "POST"})
     ]
     assert len(routes) >= 4  # receipt, follow-up, reply deletion (GET and POST)
@@ -455,9 +455,17 @@ def test_reply_is_shown_and_can_be_deleted_after_confirmation(demo, reporter) ->
     reporter.send_report()
     case_id = _last_case_id(demo)
     reply_id = _reply(demo, case_id, "Terima kasih, kami sedang memverifikasi.")
-    assert "kami sedang memverifikasi" in check_page(reporter.get("/pengaduan"))
-    confirm = check_page(reporter.get(f"/balasan/{reply_id}/hapus"))
-    done = reporter.post(f"/balasan/{reply_id}/hapus", data={"csrf_token": csrf_token(confirm)})
+    cases = check_page(reporter.get("/pengaduan"))
+    assert "kami sedang memverifikasi" in cases
+    # The link names the reply by an opaque token, never its sequential database id.
+    link = _delete_link(cases)
+    assert f"/balasan/{reply_id}/" not in cases
+    # Another reporter cannot use it.
+    stranger = Reporter(demo.app.test_client())
+    stranger.new_codename()
+    check_page(stranger.get(link), 404)
+    confirm = check_page(reporter.get(link))
+    done = reporter.post(link, data={"csrf_token": csrf_token(confirm)})
     assert done.status_code == 302
     assert "kami sedang memverifikasi" not in check_page(reporter.get("/pengaduan"))
     with demo.inst.sessions() as session:
@@ -570,6 +578,12 @@ def test_server_error_page_and_log_reveal_nothing(demo, reporter, monkeypatch, c
 def _last_case_id(demo) -> int:  # type: ignore[no-untyped-def]
     with demo.inst.sessions() as session:
         return int(session.scalar(sa.select(sa.func.max(Case.id))) or 0)
+
+
+def _delete_link(cases_html: str) -> str:
+    found = re.search(r'href="/t/[a-z-]+(/balasan/[0-9a-f]{20}/hapus)"', cases_html)
+    assert found, "no link to delete a reply"
+    return found.group(1)
 
 
 def _number(demo, case_id: int) -> str:  # type: ignore[no-untyped-def]
