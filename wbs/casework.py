@@ -64,6 +64,14 @@ def _not_found() -> Refusal:
     return Refusal("not_found", "No such case or item.")
 
 
+def _log(ctx: Context, case: Case, kind: EventKind, note: str | None = None) -> None:
+    """An entry of the case's log, by the acting investigator. ``note`` is plaintext: what
+    was acted on (a kind and number, an account name), never report content."""
+    ctx.scope.add(
+        Event(case_id=case.id, kind=kind, actor_investigator_id=ctx.actor_id, note=note)
+    )
+
+
 # --- finding cases -----------------------------------------------------------------------------
 
 def own_case(ctx: Context, case_id: int) -> Case:
@@ -150,14 +158,7 @@ def open_item(ctx: Context, case: Case, number: int) -> OpenedItem:
     item = next((one for one in found if one.number == number), None)
     if item is None:
         raise _not_found()
-    ctx.scope.add(
-        Event(
-            case_id=case.id,
-            kind=EventKind.ITEM_DOWNLOADED,
-            actor_investigator_id=ctx.actor_id,
-            note=f"{item.kind} #{item.number}",
-        )
-    )
+    _log(ctx, case, EventKind.ITEM_DOWNLOADED, f"{item.kind} #{item.number}")
     ctx.session.commit()
     return OpenedItem(
         ctx.inst.store.open(item.store_path),
@@ -247,15 +248,9 @@ def assign(ctx: Context, case: Case, assignee_id: int | None) -> Investigator | 
     if (target.id if target else None) == case.assignee_id:
         return target
     case.assignee_id = target.id if target else None
-    ctx.scope.add(
-        Event(
-            case_id=case.id,
-            kind=EventKind.ASSIGNED if target else EventKind.UNASSIGNED,
-            actor_investigator_id=ctx.actor_id,
-            # Who the case went to: an account name, never report content.
-            note=target.username if target else None,
-        )
-    )
+    # Who the case went to: an account name, never report content.
+    _log(ctx, case, EventKind.ASSIGNED if target else EventKind.UNASSIGNED,
+         target.username if target else None)
     ctx.session.commit()
     return target
 
@@ -269,9 +264,7 @@ def mark_seen(ctx: Context, case: Case) -> None:
         )
     ):
         submission.seen = True
-    ctx.scope.add(
-        Event(case_id=case.id, kind=EventKind.MARKED_SEEN, actor_investigator_id=ctx.actor_id)
-    )
+    _log(ctx, case, EventKind.MARKED_SEEN)
     ctx.session.commit()
 
 
@@ -403,9 +396,7 @@ class Export:
 def export(ctx: Context, case: Case, logger: logging.Logger) -> Export:
     """Log the export of an own case (committed first: the log must say who took a copy, even
     if the download is then cut) and stream its signed bundle (see :mod:`wbs.bundle`)."""
-    ctx.scope.add(
-        Event(case_id=case.id, kind=EventKind.EXPORTED, actor_investigator_id=ctx.actor_id)
-    )
+    _log(ctx, case, EventKind.EXPORTED)
     ctx.session.commit()
     return Export(
         f"{case.registration_number}.zip",
@@ -482,14 +473,7 @@ def delete_item(ctx: Context, case: Case, item: Item) -> None:
     if row is None or row.case_id != case.id:
         raise _not_found()
     # The kind and the number only: what was deleted, never what it said.
-    ctx.scope.add(
-        Event(
-            case_id=case.id,
-            kind=EventKind.ITEM_DELETED,
-            actor_investigator_id=ctx.actor_id,
-            note=f"{item.kind} #{item.number}",
-        )
-    )
+    _log(ctx, case, EventKind.ITEM_DELETED, f"{item.kind} #{item.number}")
     ctx.inst.store.remove_with_rows(ctx.session, [row.store_path], [row])
 
 
@@ -527,14 +511,7 @@ def delete_case(ctx: Context, case: Case) -> None:
         ctx.session.scalars(scope.select(Submission).where(Submission.case_id == case.id))
     )
     replies = list(ctx.session.scalars(scope.select(Reply).where(Reply.case_id == case.id)))
-    scope.add(
-        Event(
-            case_id=case.id,
-            kind=EventKind.CASE_DELETED,
-            actor_investigator_id=ctx.actor_id,
-            note=case.registration_number,
-        )
-    )
+    _log(ctx, case, EventKind.CASE_DELETED, case.registration_number)
     found: list[Submission | Reply] = [*submissions, *replies]
     rows: list[object] = [*found, case]
     ctx.inst.store.remove_with_rows(ctx.session, [row.store_path for row in found], rows)
