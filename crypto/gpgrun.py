@@ -27,6 +27,7 @@ so an instance configured with its own GnuPG build never talks to the system's a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -120,10 +121,37 @@ def gpgconf_for(gpg_binary: str) -> str:
     return "gpgconf"
 
 
+# A Unix socket's address holds 108 bytes, and gpg-agent makes its sockets in the home
+# ("/S.gpg-agent.browser" is the longest name, 20 bytes). In a longer home the agent cannot
+# start ("socket name ... is too long") and every secret-key operation fails; whether a home
+# is too long depends on where an operator put the instance, or on a test's temporary folder.
+# Such a home is reached through a short alias instead: a symbolic link in a private folder of
+# this process. Every process's alias leads to the same home, hence the same agent socket.
+_MAX_HOME_BYTES = 80
+_aliases: dict[Path, Path] = {}
+_aliases_lock = threading.Lock()
+
+
+def socket_safe(home: Path) -> Path:
+    """``home``, or a short alias to it where its own path is too long for the agent's sockets."""
+    if len(os.fsencode(home)) <= _MAX_HOME_BYTES:
+        return home
+    with _aliases_lock:
+        alias = _aliases.get(home)
+        if alias is None or not alias.is_symlink():
+            # mkdtemp: a fresh folder of mode 0700, so no one else can plant or swap the link.
+            folder = Path(tempfile.mkdtemp(prefix="gh-", dir="/tmp"))
+            alias = folder / "h"
+            alias.symlink_to(Path(home).absolute(), target_is_directory=True)
+            _aliases[home] = alias
+            atexit.register(shutil.rmtree, folder, True)
+        return alias
+
+
 def kill_agent(home: Path, gpg_binary: str = "gpg") -> None:
     """Stop the gpg-agent of ``home`` if one runs; harmless when none does."""
     subprocess.run(
-        [gpgconf_for(gpg_binary), "--homedir", str(home), "--kill", "gpg-agent"],
+        [gpgconf_for(gpg_binary), "--homedir", str(socket_safe(home)), "--kill", "gpg-agent"],
         check=False,
         capture_output=True,
     )
@@ -243,7 +271,9 @@ class GpgHome:
     def library(self) -> gnupg.GPG:
         """python-gnupg on this home, for key management (made once: it runs gpg to start)."""
         if self._library is None:
-            self._library = gnupg.GPG(gpgbinary=self.gpg_binary, gnupghome=str(self.home))
+            self._library = gnupg.GPG(
+                gpgbinary=self.gpg_binary, gnupghome=str(socket_safe(self.home))
+            )
         return self._library
 
     def kill_agent(self) -> None:
@@ -256,7 +286,7 @@ class GpgHome:
         passphrase_fd: int | None,
         options_fd: int | None,
     ) -> list[str]:
-        cmd = [self.gpg_binary, "--homedir", str(self.home)]
+        cmd = [self.gpg_binary, "--homedir", str(socket_safe(self.home))]
         if options_fd is not None:
             cmd += ["--options", f"/dev/fd/{options_fd}"]
         cmd += ["--batch", "--no-tty", "--status-fd", str(status_fd)]

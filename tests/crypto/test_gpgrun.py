@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from crypto.gpgrun import GpgHome, GpgRunError, gpgconf_for, parse_status, throwaway_home
+from crypto.signing import Signer, verify_detached
 
 
 def test_status_lines_are_parsed_and_prose_is_skipped() -> None:
@@ -76,3 +78,26 @@ def test_passphrase_and_data_reach_gpg_apart(tmp_path: Path) -> None:
     finally:
         gpg.kill_agent()
     assert os.listdir(home)  # gpg worked in the home it was given
+
+
+def test_a_home_too_long_for_the_agents_sockets_still_signs() -> None:
+    # A Unix socket address holds 108 bytes. In a home of exactly 87 bytes the agent's browser
+    # socket ("/S.gpg-agent.browser") fills them all: gpg 2.2 takes it as fitting, the agent
+    # then fails at start, and every secret-key operation fails with "No agent running"
+    # (longer homes gpg redirects itself). Where that happens depends on where an instance
+    # lives, and in the tests on pytest's numbered folders: the suite's intermittent "gpg
+    # could not generate the signing key". Long homes go through a short alias instead.
+    base = Path(tempfile.mkdtemp(prefix="lh-", dir="/tmp"))
+    home = base / ("x" * (87 - len(os.fsencode(base)) - len("/signing") - 1)) / "signing"
+    assert len(os.fsencode(home)) == 87
+    signer = Signer(home)
+    try:
+        fingerprint = signer.ensure_key()
+        signature = signer.sign_detached(b"manifest")
+        signed_by = verify_detached(b"manifest", signature, signer.public_key(), fingerprint)
+        assert signed_by == fingerprint
+        # The key lives in the real home; only the sockets' path goes through the alias.
+        assert any((home / "private-keys-v1.d").iterdir())
+    finally:
+        signer.close()
+        shutil.rmtree(base, ignore_errors=True)
