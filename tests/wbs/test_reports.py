@@ -23,6 +23,7 @@ from wbs.sources import (
     delete_reply,
     purge_abandoned_sources,
     register_source,
+    reply_token,
     source_case,
     source_cases,
     source_replies,
@@ -202,7 +203,7 @@ def test_follow_up_replies_and_deletion(demo: DemoInstance) -> None:
             b"Mohon kirim salinan kontrak."
         )
         ctx = Context(inst, session, tenant)
-        assert not delete_reply(ctx, secrets.source_id, reply.id)  # unread
+        assert not delete_reply(ctx, secrets.source_id, reply_token(ctx, reply))  # unread
 
         shown = source_replies(Context(inst, session, tenant), secrets, case)
         assert [text for _, text in shown] == ["Mohon kirim salinan kontrak."]
@@ -210,7 +211,8 @@ def test_follow_up_replies_and_deletion(demo: DemoInstance) -> None:
             CaseStatus.BARU, CaseStatus.KLARIFIKASI,
         ]
         path = reply.store_path
-        assert delete_reply(Context(inst, session, tenant), secrets.source_id, reply.id)
+        ctx = Context(inst, session, tenant)
+        assert delete_reply(ctx, secrets.source_id, reply_token(ctx, reply))
         assert not inst.store.exists(path)
         assert session.scalar(sa.select(sa.func.count()).select_from(Reply)) == 0
         kinds = session.scalars(sa.select(Event.kind).order_by(Event.id)).all()
@@ -259,7 +261,8 @@ def test_the_pelapors_own_actions_are_logged_by_day_only(demo: DemoInstance) -> 
         case = Intake(ctx, secrets.source_id, to_kpk=False).new_case(answers())
         reply = post_reply(Context(inst, session, tenant), case, "Terima kasih.")
         source_replies(Context(inst, session, tenant), secrets, case)
-        assert delete_reply(Context(inst, session, tenant), secrets.source_id, reply.id)
+        ctx = Context(inst, session, tenant)
+        assert delete_reply(ctx, secrets.source_id, reply_token(ctx, reply))
         events = {e.kind: e.created_at for e in session.scalars(sa.select(Event))}
     for kind in (EventKind.CASE_CREATED, EventKind.REPLY_DELETED):
         assert events[kind].time() == dt.time(0), kind
