@@ -37,7 +37,7 @@ from wbs.accounts import (
 )
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal, TimelineEntry
 from wbs.context import Context
-from wbs.deadlines import FirstResponse, first_response
+from wbs.deadlines import FirstResponse, closure, first_response
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
@@ -214,6 +214,7 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "closure_due": case.closure_due.isoformat() if case.closure_due else None,
         "overdue": first_response(case, today) == FirstResponse.MISSING,
         "first_response": first_response(case, today).value,
+        "closure": closure(case, today).value,
         "unread": case.unread,
         "sent_to_kpk": case.sent_to_kpk,
         "assignee": assignee,

@@ -223,6 +223,8 @@ def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> 
     if case.first_response_at is None:
         # The same instant as the event, so the column and the log agree (migration 0005).
         case.first_response_at = now
+    # Closing stops the 30-working-day clock (wbs.deadlines); reopening restarts the judgement.
+    case.closed_at = now if new.is_final else None
     ctx.scope.add(event)
     ctx.session.commit()
     return event

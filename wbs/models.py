@@ -378,6 +378,8 @@ class Case(TenantOwned, Base):
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
+    # When the case last entered a final status (diarsipkan, selesai); None while open.
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

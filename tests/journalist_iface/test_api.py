@@ -219,6 +219,8 @@ def test_the_case_list_filters_and_pages(demo: Demo) -> None:
     assert row["overdue"] is True and row["unread"] is True and row["status"] == "baru"
     assert row["first_response_due"] == past.isoformat() and row["assignee"] is None
     assert {"registration_number", "category", "mcp_area", "closure_due"} <= set(row)
+    # No closure deadline on these bare rows: the closure is judged neither way.
+    assert row["first_response"] == "missing" and row["closure"] == "unknown"
 
     def ids_of(query: str) -> set[int]:
         response = api.get(f"/api/v1/cases?{query}")

@@ -181,6 +181,9 @@ def test_status_change_with_required_notes(demo: Demo, browser: Browser) -> None
         assert [(e.to_status, e.note) for e in events] == [
             (CaseStatus.VERIFIKASI, None), (CaseStatus.DIARSIPKAN, "Bukan wewenang")]
         assert all(e.actor_investigator_id is not None for e in events)
+    # Archived today, well within the 30 working days: the case page says so.
+    closed = browser.get(page).get_data(as_text=True)
+    assert "ditutup pada" in closed and "tepat waktu" in closed
 
 
 def test_klarifikasi_question_reaches_the_reporter_but_not_the_log(
