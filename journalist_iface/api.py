@@ -411,6 +411,24 @@ def upload_reply(ctx: Context, case: Case) -> Response:
     return response
 
 
+@bp.post("/cases/<int:case_id>/classification")
+@token_required
+@case_required
+def reclassify(ctx: Context, case: Case) -> Response:
+    """Correct the category and MCP area (:func:`wbs.casework.reclassify`)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, "bad_request", "Send a JSON object with category and mcp_area.")
+    unknown = set(body) - {"category", "mcp_area"}
+    if unknown:
+        return error(400, "bad_request", "Unknown fields: " + ", ".join(sorted(unknown)))
+    category, mcp_area = body.get("category"), body.get("mcp_area")
+    if not isinstance(category, str) or not (mcp_area is None or isinstance(mcp_area, str)):
+        return error(400, "bad_request", "category must be a string, mcp_area a string or null.")
+    casework.reclassify(ctx, case, category, mcp_area)
+    return jsonify(_case_detail(ctx, case))
+
+
 @bp.post("/cases/<int:case_id>/status")
 @token_required
 @case_required
