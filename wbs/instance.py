@@ -19,8 +19,8 @@ from crypto.signing import Signer
 from wbs import db
 from wbs.accounts import AuthSettings, totp_key
 from wbs.config import Config, Secrets, generate_secrets, load_secrets
-from wbs.models import Reply, Submission
-from wbs.store import Store
+from wbs.models import Reply, Submission, Tenant
+from wbs.store import Published, Store
 from wbs.workdays import WorkingCalendar
 
 
@@ -108,6 +108,12 @@ class Instance:
                 return False
 
             return self.store.sweep(referenced)
+
+    def publish_store(self) -> Published:
+        """Publish the store at a boundary: see :meth:`wbs.store.Store.publish`."""
+        with self.sessions() as session:
+            slugs = list(session.scalars(sa.select(Tenant.slug)))
+        return self.store.publish(slugs)
 
     def close(self) -> None:
         self.keyring.close()
