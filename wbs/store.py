@@ -212,8 +212,10 @@ class Store:
     def discard(self, relative: str) -> None:
         """Remove a complete item that no row references (a request that failed after writing
         it), with its fresh-inode marker if it has one: no copy of the ciphertext stays."""
-        self.resolve(relative).unlink(missing_ok=True)
-        self._marker(relative).unlink(missing_ok=True)
+        # Shared lock: a publication replacing this fresh inode must not put the item back.
+        with self._locked(fcntl.LOCK_SH):
+            self.resolve(relative).unlink(missing_ok=True)
+            self._marker(relative).unlink(missing_ok=True)
 
     def _marker(self, relative: str) -> Path:
         return self.root / FRESH / relative.replace("/", "+")
@@ -423,7 +425,7 @@ class Store:
                     part.unlink()
                     return False
                 os.rename(part, final)
-                marker.unlink()
+                marker.unlink(missing_ok=True)
             _fsync_dir(final.parent)
         except BaseException:
             part.unlink(missing_ok=True)
