@@ -208,6 +208,8 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
             tors = [p for p in psutil.process_iter(["cmdline"])
                     if tor_folder in " ".join(p.info["cmdline"] or [])]
             assert len(tors) == 1, "run started a private tor"
+            # The store is published before the first write: the pool of empty files is there.
+            assert len(list((run.instance / "store" / ".pool").iterdir())) >= 32
         finally:
             server.terminate()
             server.wait(timeout=20)

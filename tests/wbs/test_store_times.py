@@ -8,6 +8,7 @@ kernel (a probe file's ctime), never from Python's clock, which time-machine mov
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import signal
 import subprocess
@@ -27,11 +28,12 @@ from crypto.codenames import generate_codename
 from peluit.devrun import next_boundary
 from tests.conftest import DemoInstance
 from tests.support import CLOCKS, short_tempdir
+from wbs.bundle import write_bundle
 from wbs.casework import post_reply
 from wbs.context import Context
 from wbs.intake import Intake, ReportAnswers
-from wbs.models import Reply, Submission, Tenant
-from wbs.sources import register_source
+from wbs.models import Case, Reply, Submission, Tenant
+from wbs.sources import delete_reply, register_source, reply_token, source_replies
 from wbs.store import FRESH, POOL, POOL_MINIMUM, Store, day_label_ns
 from wbs.tenants import get_tenant
 from wbs.workdays import local_date
@@ -150,11 +152,17 @@ def test_a_seized_store_shows_boundaries_and_days_never_a_pelapor_time(
             )
         with time_machine.travel(next(moments), tick=False):
             post_reply(Context(inst, session, tenant), case_b, "Terima kasih, mohon rinciannya.")
+            read_and_gone = post_reply(Context(inst, session, tenant), case_b, "Sudah dibaca?")
+        with time_machine.travel(next(moments), tick=False):
+            # Bob reads his replies and deletes one: a read and a deletion, at his moment.
+            ctx = Context(inst, session, tenant)
+            assert len(source_replies(ctx, bob, case_b)) == 2
+            assert delete_reply(ctx, bob.source_id, reply_token(ctx, read_and_gone))
         paths = list(session.scalars(sa.select(Submission.store_path)))
         paths += list(session.scalars(sa.select(Reply.store_path)))
         sources = {alice.source_id, bob.source_id}
     writes_end = kernel_now(probe_dir)
-    assert len(paths) == 5  # two forms, a file, a follow-up message, a reply
+    assert len(paths) == 5  # two forms, a file, a follow-up message, a reply (one deleted)
 
     # Before publication the leak is there: each item carries its exact time of writing.
     for relative in paths:
@@ -187,6 +195,14 @@ def test_a_seized_store_shows_boundaries_and_days_never_a_pelapor_time(
     assert folders == {".", POOL, FRESH} | slugs
     assert all(len(p.split("/")) == 2 for p in paths)
     assert not any(source in str(path) for path in everything for source in sources)
+
+    # An export reads every item (with O_NOATIME) and counts the items, never a pool file.
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        cases = list(session.scalars(sa.select(Case).order_by(Case.id)))
+        summary = write_bundle(inst, session, tenant, cases, io.BytesIO())
+    assert (summary.cases, summary.items) == (2, 5)
+    assert all(p.lstat().st_atime_ns == p.lstat().st_mtime_ns for p in everything_under(root))
 
     # A second run at another moment changes no day, and is counted the same.
     third = inst.publish_store()
