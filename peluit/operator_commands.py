@@ -206,7 +206,7 @@ def store_publish(ctx: click.Context) -> None:
     click.echo(
         f"store published: {done.files} file(s) dated to their day, {done.replaced} fresh "
         f"file(s) moved into pool files, {done.pool} empty file(s) in the pool "
-        f"({done.made} new)"
+        f"({done.made} new), {done.moved} item(s) moved out of per-source folders"
     )
 
 

@@ -82,6 +82,7 @@ class Published:
     replaced: int
     pool: int
     made: int
+    moved: int = 0
 
 
 def day_label_ns(day: dt.date) -> int:
@@ -248,6 +249,44 @@ class Store:
             if _NAME.match(path.name) and path.is_file():
                 yield path.relative_to(self.root).as_posix()
 
+    def old_items(self) -> Iterator[str]:
+        """Complete items still in the old layout, ``<tenant>/<source>/<name>``."""
+        for relative in self.items():
+            if relative.count("/") == 2:
+                yield relative
+
+    def move_old_item(self, old: str, commit: Callable[[str], None]) -> str:
+        """Move an item of the old layout to ``<tenant>/<name>``, in a pool inode; return the
+        new path. ``commit(new)`` must point the item's row at the new path and commit.
+
+        The copy is made first; the old file is renamed aside while the row changes, and goes
+        once the change is committed. A failed commit puts the old file back and removes the
+        copy; after a crash, :meth:`sweep` settles the old file against the database (a
+        ``.deleting`` file), and a copy left behind is replaced by the next attempt, whose new
+        path is the same (the old name, without its source folder).
+        """
+        source_path = self.resolve(old)
+        tenant, _source, name = old.split("/")
+        new = f"{tenant}/{name}"
+        final = self.resolve(new)
+        final.unlink(missing_ok=True)  # a copy an interrupted move left behind: no row has it
+        with self.create(new) as out, self.open(old) as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            original = os.fstat(src.fileno())
+        os.utime(final, ns=(original.st_mtime_ns, original.st_mtime_ns))
+        aside = source_path.with_name(source_path.name + DELETING)
+        with self._locked(fcntl.LOCK_SH):
+            os.rename(source_path, aside)
+        try:
+            commit(new)
+        except BaseException:
+            os.rename(aside, source_path)
+            self.discard(new)
+            raise
+        aside.unlink()
+        _remove_if_empty(source_path.parent)
+        return new
+
     def pool_size(self) -> int:
         return sum(1 for n in _names(self.root / POOL) if _POOL_NAME.match(n))
 
@@ -327,13 +366,19 @@ class Store:
 
     # --- publication -------------------------------------------------------------------------
 
-    def publish(self, tenants: Iterable[str], now: dt.datetime | None = None) -> Published:
+    def publish(
+        self,
+        tenants: Iterable[str],
+        now: dt.datetime | None = None,
+        move_old: Callable[[], int] | None = None,
+    ) -> Published:
         """Erase the pelapor's times from the store; run at fixed boundaries (hourly).
 
         In order: the folders (tenants, pool, markers) exist; the pool is filled for the day
-        (or refilled if nearly empty); files written into fresh inodes are copied into pool
-        inodes; then every file gets its WIB day label as mtime and atime, every folder
-        today's label, and with that every ctime becomes this moment. Safe to run at any time
+        (or refilled if nearly empty); ``move_old`` moves the old layout's items (see
+        :meth:`move_old_item`); files written into fresh inodes are copied into pool inodes;
+        then every file gets its WIB day label as mtime and atime, every folder today's label,
+        and with that every ctime becomes this moment. Safe to run at any time
         and as often as wanted, also while the servers write.
         """
         now = now or dt.datetime.now(dt.UTC)
@@ -343,9 +388,11 @@ class Store:
         for slug in tenants:
             self.ensure_tenant(slug)
         made = self._fill_pool(today)
+        # The old layout's items move once the pool is filled, before the relabelling.
+        moved = move_old() if move_old is not None else 0
         replaced = self._settle_markers(replace=today)
         files = self._relabel(today)
-        return Published(files=files, replaced=replaced, pool=self.pool_size(), made=made)
+        return Published(files, replaced, self.pool_size(), made, moved)
 
     def pool_target(self, today: dt.date) -> int:
         """How many empty files the pool should hold: twice the busiest recent day's items."""

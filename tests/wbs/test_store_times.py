@@ -368,6 +368,64 @@ def test_old_layout_items_are_still_read_published_and_removed(
     assert (store.root / "kpk").is_dir()
 
 
+def test_publication_moves_old_layout_items_out_of_per_source_folders(
+    demo: DemoInstance, probe_dir: Path
+) -> None:
+    inst = demo.instance
+    root = inst.store.root
+    with inst.sessions() as session:
+        tenant = get_tenant(session, "pemprov-sumsel")
+        source = register_source(Context(inst, session, tenant), generate_codename())
+        case = Intake(Context(inst, session, tenant), source.source_id, to_kpk=False).new_case(
+            _answers()
+        )
+        # As an instance before this change stored it: in a folder named by the source.
+        form = case.submissions[0]
+        old = f"{tenant.slug}/{source.source_id}/{form.store_path.split('/')[1]}"
+        (root / tenant.slug / source.source_id).mkdir()
+        os.rename(inst.store.resolve(form.store_path), root / old)
+        form.store_path = old
+        session.commit()
+        ciphertext = inst.store.open(old).read()
+    stray = f"{tenant.slug}/{'ab' * 32}/{'cd' * 16}.gpg"
+    (root / stray).parent.mkdir()
+    (root / stray).write_bytes(b"no row has this")
+
+    done = inst.publish_store()
+
+    assert done.moved == 1
+    with inst.sessions() as session:
+        moved = session.scalars(sa.select(Submission.store_path)).one()
+    assert moved == f"{tenant.slug}/{old.split('/')[2]}"
+    assert inst.store.open(moved).read() == ciphertext
+    assert demo.decrypt(ciphertext)  # still the workstation's to read
+    assert not (root / tenant.slug / source.source_id).exists()
+    assert inst.store.resolve(moved).stat().st_nlink == 1
+    assert list((root / FRESH).iterdir()) == []
+    assert is_day_label(inst.store.resolve(moved).stat().st_mtime_ns)
+    # A file no row knows is not this database's item: left where it is.
+    assert (root / stray).read_bytes() == b"no row has this"
+    assert inst.publish_store().moved == 0
+
+
+def test_a_failed_move_of_an_old_item_keeps_it_where_it_was(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    store.publish(["kpk"])
+    old = f"kpk/{'ab' * 32}/{'cd' * 16}.gpg"
+    with store.create(old) as out:
+        out.write(b"old item")
+
+    def refuse(new: str) -> None:
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        store.move_old_item(old, refuse)
+    assert list(store.items()) == [old]
+    assert store.open(old).read() == b"old item"
+    assert list((store.root / FRESH).iterdir()) == []
+    assert not list(store.root.glob("kpk/*.*"))  # no copy, no .deleting
+
+
 @pytest.fixture
 def session_db(tmp_path: Path):  # type: ignore[no-untyped-def]
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
