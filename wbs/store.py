@@ -14,7 +14,8 @@ from a pelapor's action:
 * Items lie in ``<tenant>/<random>.gpg``; the database row links an item to its source. There is
   no folder per source (whose birth time would be the source's first submission). Folders are
   made when the tenant is added or by the publisher, never by a write. Paths of the old layout
-  (``<tenant>/<source>/<random>.gpg``) are still read and removed.
+  (``<tenant>/<source>/<random>.gpg``) are still read and removed, and the publication moves
+  them (:meth:`Store.move_old_item`).
 * A write takes its inode from a pool of empty files that :meth:`Store.publish` makes at a day
   boundary (``.pool/``): renamed into place, so the item's birth time is the pool's, not the
   pelapor's. With the pool empty, a write makes a fresh inode and marks it (a hard link in
