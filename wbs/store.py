@@ -270,7 +270,9 @@ class Store:
         tenant, _source, name = old.split("/")
         new = f"{tenant}/{name}"
         final = self.resolve(new)
-        final.unlink(missing_ok=True)  # a copy an interrupted move left behind: no row has it
+        # A copy (or half of one) an interrupted move left behind: no row has it.
+        final.unlink(missing_ok=True)
+        final.with_name(final.name + PART).unlink(missing_ok=True)
         with self.create(new) as out, self.open(old) as src:
             shutil.copyfileobj(src, out, 1024 * 1024)
             original = os.fstat(src.fileno())
@@ -386,13 +388,28 @@ class Store:
         today = local_date(now)
         for name in (POOL, FRESH):
             (self.root / name).mkdir(mode=0o700, exist_ok=True)
-        for slug in tenants:
-            self.ensure_tenant(slug)
-        made = self._fill_pool(today)
-        # The old layout's items move once the pool is filled, before the relabelling.
-        moved = move_old() if move_old is not None else 0
-        replaced = self._settle_markers(replace=today)
-        files = self._relabel(today)
+        # One publication at a time (the timer's and a starting server's may meet); writers
+        # never take this lock.
+        fd = os.open(self.root / POOL, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            for slug in tenants:
+                self.ensure_tenant(slug)
+            made = self._fill_pool(today)
+            # The old layout's items move once the pool is filled, before the relabelling;
+            # if moving fails, the times are still relabelled, then the failure is raised.
+            moved, failure = 0, None
+            if move_old is not None:
+                try:
+                    moved = move_old()
+                except Exception as exc:
+                    failure = exc
+            replaced = self._settle_markers(replace=today)
+            files = self._relabel(today)
+        finally:
+            os.close(fd)
+        if failure is not None:
+            raise failure
         return Published(files, replaced, self.pool_size(), made, moved)
 
     def pool_target(self, today: dt.date) -> int:
@@ -462,11 +479,12 @@ class Store:
         if fd is None:
             return False  # no pool file left: the next publication, after a refill, does it
         try:
-            with os.fdopen(fd, "wb") as out, final.open("rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
+            with os.fdopen(fd, "wb") as out:
+                with os.fdopen(_open_noatime(final, os.O_RDONLY), "rb") as src:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+                    original = os.fstat(src.fileno())
                 out.flush()
                 os.fsync(out.fileno())
-                original = os.fstat(src.fileno())
             os.utime(part, ns=(original.st_atime_ns, original.st_mtime_ns))
             with self._locked(fcntl.LOCK_EX):
                 if not _same_inode(marker, final):

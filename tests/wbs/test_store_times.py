@@ -287,6 +287,49 @@ def test_two_writers_racing_for_the_pool_each_get_their_own_inode(tmp_path: Path
     assert {name: store.open(name).read() for name in written} == written
 
 
+def test_publications_running_beside_writers_and_each_other_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "store")
+    written: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(25):
+                name = store.new_name("kpk")
+                with store.create(name) as out:
+                    out.write(f"{worker}-{i}".encode() * 1000)
+                written[name] = f"{worker}-{i}".encode() * 1000
+        except BaseException as exc:
+            errors.append(exc)
+
+    def publisher() -> None:
+        try:
+            while not done.is_set():
+                store.publish(["kpk"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    publishers = [threading.Thread(target=publisher) for _ in range(2)]
+    writers = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in publishers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    for thread in publishers:
+        thread.join()
+    assert errors == []
+    store.publish(["kpk"])
+    assert sorted(store.items()) == sorted(written)
+    assert {name: store.open(name).read() for name in written} == written
+    assert list((store.root / FRESH).iterdir()) == []
+    assert all(store.resolve(name).stat().st_nlink == 1 for name in written)
+    assert all(is_day_label(p.lstat().st_mtime_ns) for p in everything_under(store.root))
+
+
 _CRASH = """
 import os, signal, sys
 from pathlib import Path
