@@ -54,6 +54,7 @@ DELETING = ".deleting"
 POOL = ".pool"
 # Hard links to items a write had to make a fresh inode for: the next publication replaces them.
 FRESH = ".fresh"
+MARK = ".fresh"
 # Folder names are tenant slugs (and, in the old layout, derived source ids): nothing else may
 # appear in a path. A name starting with a dot is the store's own (POOL, FRESH), never a tenant.
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -220,7 +221,8 @@ class Store:
             self._marker(relative).unlink(missing_ok=True)
 
     def _marker(self, relative: str) -> Path:
-        return self.root / FRESH / relative.replace("/", "+")
+        # Not named *.gpg: a hard link to the item, it must not pass for a second copy.
+        return self.root / FRESH / (relative.replace("/", "+") + MARK)
 
     def _entries(self) -> Iterator[Path]:
         """Every file in the tenants' folders (both layouts); never the pool's or markers."""
@@ -455,8 +457,10 @@ class Store:
         markers = [folder / name for name in sorted(_names(folder))]
         replaced = 0
         for marker in markers:
+            if not marker.name.endswith(MARK):
+                continue
             try:
-                final = self.resolve(marker.name.replace("+", "/"))
+                final = self.resolve(marker.name.removesuffix(MARK).replace("+", "/"))
             except PathRefused:
                 continue
             part = final.with_name(final.name + PART)

@@ -218,7 +218,7 @@ def test_a_write_with_the_pool_empty_is_moved_into_a_pool_inode_at_the_next_boun
     with store.create(name) as out:
         out.write(b"ciphertext")
     written = store.resolve(name).stat()
-    marker = store.root / FRESH / name.replace("/", "+")
+    marker = store.root / FRESH / (name.replace("/", "+") + ".fresh")
     # The fallback: a fresh inode, marked for the publisher (the marker is the same inode).
     assert written.st_nlink == 2 and marker.stat().st_ino == written.st_ino
     assert list(store.items()) == [name]
