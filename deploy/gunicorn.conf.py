@@ -157,16 +157,13 @@ logger_class = QuietLogger
 
 
 def on_starting(server: Any) -> None:
-    """Sweep and publish the store before the first worker starts.
+    """Sweep the store before the first worker starts.
 
     A worker killed in the middle of an upload (SIGKILL, the OOM killer, a power cut) leaves
     its ``.part`` file, and an interrupted deletion its ``.deleting`` file; nothing else ever
     removes them, so without this they pile up until the disk reaches its floor and intake
     closes. Here, in the master before any worker exists, no upload of this server is in
-    flight. Publishing (``wbs.store.Store.publish``) fills the pool of empty files the writes
-    take their inodes from and dates every file to its day; the hourly publications come from
-    ``deploy/systemd/peluit-store-publish.timer``. A bad setting or an uninitialised instance
-    stops gunicorn here, with its message.
+    flight. A bad setting or an uninitialised instance stops gunicorn here, with its message.
     """
     # Imported here: reading this file (gunicorn --check-config, the tests) must not load Flask.
     from source_iface.wsgi import settle_store
