@@ -463,16 +463,18 @@ class Store:
                 final = self.resolve(marker.name.removesuffix(MARK).replace("+", "/"))
             except PathRefused:
                 continue
-            part = final.with_name(final.name + PART)
+            # Checked in the order of an item's life (part, item, deletion), so that a writer's
+            # or a deletion's rename between two checks is seen by the next one.
+            if _same_inode(marker, final.with_name(final.name + PART)):
+                continue  # still being written: the next run decides
             if _same_inode(marker, final):
                 if replace is not None and self._replace_fresh(marker, final):
                     replaced += 1
                 continue
-            if replace is not None and (
-                _same_inode(marker, part)
-                or _same_inode(marker, final.with_name(final.name + DELETING))
+            if replace is not None and _same_inode(
+                marker, final.with_name(final.name + DELETING)
             ):
-                continue  # still being written, or a deletion in flight: the next run decides
+                continue  # a deletion in flight: the next run decides
             marker.unlink(missing_ok=True)
         return replaced
 
@@ -522,14 +524,18 @@ class Store:
 
 
 def _fresh_inode(marker: Path, part: Path) -> int:
-    """A new inode (the pool is empty) at ``part``, marked in FRESH for the next publication."""
-    marker.parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    """A new inode (the pool is empty) at ``part``, marked in FRESH for the next publication.
+
+    The part first, then its marker: a publication that sees the marker then always finds the
+    part (or, once renamed, the item) it belongs to.
+    """
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.link(marker, part)  # fails if part exists: never an overwrite
+        marker.parent.mkdir(mode=0o700, exist_ok=True)
+        os.link(part, marker)
     except BaseException:
         os.close(fd)
-        marker.unlink()
+        part.unlink()
         raise
     return fd
 

@@ -242,6 +242,25 @@ def test_a_write_with_the_pool_empty_is_moved_into_a_pool_inode_at_the_next_boun
     assert store.pool_size() == done.pool == POOL_MINIMUM - 1
 
 
+def test_a_publication_during_a_fresh_write_leaves_it_to_the_next(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    name = store.new_name("kpk")
+    with store.create(name) as out:
+        out.write(b"first half ")
+        # A publication while the write runs (with the pool empty: a fresh inode): the part
+        # and its marker stay, and the pool it fills is not used for this write.
+        during = store.publish(["kpk"])
+        assert during.replaced == 0
+        assert len(list((store.root / FRESH).iterdir())) == 1
+        out.write(b"second half")
+    assert store.open(name).read() == b"first half second half"
+    after_write = store.publish(["kpk"])
+    assert after_write.replaced == 1
+    assert list((store.root / FRESH).iterdir()) == []
+    assert store.resolve(name).stat().st_nlink == 1
+    assert store.open(name).read() == b"first half second half"
+
+
 def test_two_writers_racing_for_the_pool_each_get_their_own_inode(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     store.publish(["kpk"])
