@@ -68,6 +68,7 @@ for command in (
     operator_commands.investigator,
     operator_commands.onion,
     operator_commands.purge,
+    operator_commands.store,
     devrun.run,
 ):
     main.add_command(command)

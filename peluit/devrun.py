@@ -6,12 +6,14 @@ tenants, accounts and keys. Production runs the interfaces under gunicorn and th
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
 import threading
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -25,6 +27,7 @@ from wbs.accounts import get_investigator
 from wbs.config import Config
 from wbs.instance import Instance
 from wbs.tenants import list_tenants
+from wbs.workdays import DEFAULT_TIMEZONE, local_date
 
 
 def set_up_demo(config: Config, workstation: Path | None) -> None:
@@ -75,6 +78,14 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
             tenants = list_tenants(session)
         if removed:
             click.echo(f"removed {len(removed)} unfinished upload(s) from the store")
+        instance.publish_store()
+        stop_publishing = threading.Event()
+        threading.Thread(
+            target=publish_at_boundaries,
+            args=(instance, stop_publishing),
+            name="peluit-store-publish",
+            daemon=True,
+        ).start()
         # Development: /t/<slug>/ paths stay on even once tenants have onion addresses.
         app = create_app(instance, dev_tenant_paths=True)
         server = loopback_server(app, port)
@@ -100,11 +111,36 @@ def run(ctx: click.Context, port: int, investigator_port: int, use_tor: bool) ->
         except KeyboardInterrupt:
             click.echo("stopped")
         finally:
+            stop_publishing.set()
             investigator_server.shutdown()
             investigator_server.server_close()
             server.server_close()
             if tor_process is not None:
                 stop(tor_process)
+
+
+def next_boundary(now: dt.datetime, minutes: int) -> dt.datetime:
+    """The first publication boundary after ``now``: a multiple of ``minutes`` after midnight
+    WIB (the configuration makes ``minutes`` divide the day)."""
+    day = local_date(now)
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+    step = dt.timedelta(minutes=minutes)
+    passed = (now - midnight) // step
+    return midnight + (passed + 1) * step
+
+
+def publish_at_boundaries(instance: Instance, stop: threading.Event) -> None:
+    """Publish the store at each boundary until ``stop`` is set: the development run's stand-in
+    for production's systemd timer (deploy/systemd/peluit-store-publish.timer)."""
+    minutes = instance.config.store_publish_minutes
+    while True:
+        now = dt.datetime.now(dt.UTC)
+        if stop.wait((next_boundary(now, minutes) - now).total_seconds()):
+            return
+        try:
+            instance.publish_store()
+        except Exception as exc:  # a failed run is retried at the next boundary
+            click.echo(f"store not published ({type(exc).__name__}); retried at the next boundary")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -91,6 +91,8 @@ def tenant_add(
             first_response_days=days,
         )
         session.commit()
+        # Its store folder now, so that no pelapor's first report makes it (and dates it).
+        instance.store.ensure_tenant(created.slug)
         click.echo(f"added tenant {created.slug}: {created.name}")
         _publish_new_tenant(instance, created.slug)
 
@@ -183,6 +185,28 @@ def purge(ctx: click.Context) -> None:
         f"purged {purged.source_sessions} pelapor session(s), "
         f"{purged.investigator_sessions} investigator session(s), "
         f"{purged.abandoned_sources} codename(s) that never reported"
+    )
+
+
+@click.group("store")
+def store() -> None:
+    """The ciphertext store."""
+
+
+@store.command("publish")
+@click.pass_context
+def store_publish(ctx: click.Context) -> None:
+    """Give every file in the store its day as its time, and fill the pool of empty files.
+
+    Run at fixed boundaries (deploy/systemd/peluit-store-publish.timer, hourly) and at each
+    start of the servers; idempotent, and safe while the servers run. Prints counts only.
+    """
+    with opened(ctx) as instance:
+        done = instance.publish_store()
+    click.echo(
+        f"store published: {done.files} file(s) dated to their day, {done.replaced} fresh "
+        f"file(s) moved into pool files, {done.pool} empty file(s) in the pool "
+        f"({done.made} new), {done.moved} item(s) moved out of per-source folders"
     )
 
 

@@ -53,7 +53,10 @@ def settle_store() -> list[str]:
     starts any worker (``on_starting`` in ``deploy/gunicorn.conf.py``).
 
     It also forgets what is kept only until it is no longer needed: pelapor sessions whose day
-    is over, and codenames that never sent a report (:mod:`wbs.sources`).
+    is over, and codenames that never sent a report (:mod:`wbs.sources`); and it publishes the
+    store (:meth:`wbs.store.Store.publish`): files written since the last boundary lose their
+    exact times, and the pool of empty files is filled before the first write. The hourly
+    publications are the timer's (``deploy/systemd/peluit-store-publish.timer``).
     """
     # Opened and closed here: nothing of it (engine, keyring) is left for the workers to
     # inherit across fork.
@@ -61,6 +64,7 @@ def settle_store() -> list[str]:
         removed = inst.sweep_store()
         with inst.sessions() as session:
             retention.purge(session)
+        inst.publish_store()
         return removed
 
 

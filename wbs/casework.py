@@ -317,7 +317,7 @@ def _case_source(ctx: Context, case: Case) -> Source:
 
 
 def _store_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply:
-    path = ctx.inst.store.new_name(ctx.tenant.slug, case.source_id)
+    path = ctx.inst.store.new_name(ctx.tenant.slug)
     with ctx.inst.store.create(path) as out:
         out.write(ciphertext)
     reply = Reply(

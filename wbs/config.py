@@ -53,6 +53,10 @@ class Config:
     # Free space the store must keep; intake stops before the disk is full.
     disk_floor_bytes: int = 1024 * 1024 * 1024
     gpg_binary: str = "gpg"
+    # Minutes between two publications of the store (wbs.store.Store.publish), counted from
+    # midnight WIB: until the next one, the files written since the last carry their exact
+    # times. The production timer (deploy/systemd/peluit-store-publish.timer) must match.
+    store_publish_minutes: int = 60
 
 
 # Each setting: (TOML key, environment suffix, parser). Parsers raise ValueError with a reason.
@@ -128,6 +132,16 @@ def _parse_choice(*choices: str) -> Any:
     return parse
 
 
+def _parse_publish_minutes(raw: Any) -> int:
+    """Minutes between store publications: boundaries must fall on the same times every day."""
+    minutes = _parse_int(raw, 1)
+    if minutes > 1440 or 1440 % minutes:
+        raise ValueError("must divide a day (1440 minutes) evenly, e.g. 15, 30, 60 or 120")
+    if minutes < 5:
+        raise ValueError("must be at least 5")
+    return minutes
+
+
 def _parse_url(raw: Any) -> str:
     if not isinstance(raw, str) or "://" not in raw:
         raise ValueError("expected a database URL such as postgresql+psycopg://user@host/db")
@@ -147,6 +161,7 @@ _SETTINGS: dict[str, Any] = {
     "codename_language": _parse_choice("id", "en"),
     "disk_floor_bytes": _parse_size,
     "gpg_binary": lambda raw: str(raw) if isinstance(raw, str) and raw else _fail("a program"),
+    "store_publish_minutes": _parse_publish_minutes,
     "kdf_time_cost": lambda raw: _parse_int(raw, 1),
     "kdf_memory_kib": lambda raw: _parse_int(raw, 8),
     "kdf_parallelism": lambda raw: _parse_int(raw, 1),

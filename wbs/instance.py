@@ -19,8 +19,8 @@ from crypto.signing import Signer
 from wbs import db
 from wbs.accounts import AuthSettings, totp_key
 from wbs.config import Config, Secrets, generate_secrets, load_secrets
-from wbs.models import Reply, Submission
-from wbs.store import Store
+from wbs.models import Reply, Submission, Tenant
+from wbs.store import Published, Store
 from wbs.workdays import WorkingCalendar
 
 
@@ -40,6 +40,14 @@ def init_instance(config: Config) -> None:
         db.upgrade(engine, totp_key=totp_key(secrets))
     finally:
         engine.dispose()
+
+
+def _row_of(session: Session, path: str) -> Submission | Reply | None:
+    """The submission or reply stored at ``path``, if any (every tenant's: the operator's)."""
+    found: Submission | Reply | None = session.scalar(
+        sa.select(Submission).where(Submission.store_path == path)
+    )
+    return found or session.scalar(sa.select(Reply).where(Reply.store_path == path))
 
 
 def signer_for(config: Config) -> Signer:
@@ -108,6 +116,39 @@ class Instance:
                 return False
 
             return self.store.sweep(referenced)
+
+    def publish_store(self) -> Published:
+        """Publish the store at a boundary: see :meth:`wbs.store.Store.publish`.
+
+        Items still in the old layout (a folder per source, whose birth time is the source's
+        first report) are moved first into the tenant's folder and a pool inode, their rows
+        with them.
+        """
+        with self.sessions() as session:
+            slugs = list(session.scalars(sa.select(Tenant.slug)))
+            return self.store.publish(slugs, move_old=lambda: self._move_old_layout(session))
+
+    def _move_old_layout(self, session: Session) -> int:
+        moved = 0
+        for old in list(self.store.old_items()):
+            row = _row_of(session, old)
+            if row is None:
+                continue  # no row has it: not an item of this database, left alone
+            tenant, _source, name = old.split("/")
+            if _row_of(session, f"{tenant}/{name}") is not None:
+                continue  # its new path is taken (never by chance: names are 128 random bits)
+
+            def commit(new: str, row: Submission | Reply = row) -> None:
+                row.store_path = new
+                try:
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+            self.store.move_old_item(old, commit)
+            moved += 1
+        return moved
 
     def close(self) -> None:
         self.keyring.close()

@@ -104,7 +104,7 @@ def committed_with_files(session: Session, store: Store, paths: list[str]) -> It
     except BaseException:
         session.rollback()
         for path in paths:
-            store.resolve(path).unlink(missing_ok=True)
+            store.discard(path)
         raise
 
 
@@ -149,7 +149,7 @@ class EncryptedFile:
         floor_bytes: int = 0,
     ) -> None:
         self.store, self.floor_bytes = store, floor_bytes
-        self.path = store.new_name(tenant_slug, source_id)
+        self.path = store.new_name(tenant_slug)
         self._stack = ExitStack()
         try:
             self._out = sink = self._stack.enter_context(store.create(self.path))
@@ -226,7 +226,7 @@ class Intake:
 
     def _store_bytes(self, data: bytes, filename: str) -> StoredItem:
         store = self.ctx.inst.store
-        path = store.new_name(self.ctx.tenant.slug, self.source_id)
+        path = store.new_name(self.ctx.tenant.slug)
         ciphertext = encrypt_bytes(self.ctx.inst.keyring, self.recipients, data, filename)
         try:
             with store.create(path) as out:
@@ -313,7 +313,7 @@ class Intake:
             if not any(item.path == sink.file.path for item in self.stored):
                 sink.file.abort()
         for item in self.stored:
-            self.ctx.inst.store.resolve(item.path).unlink(missing_ok=True)
+            self.ctx.inst.store.discard(item.path)
         self.stored.clear()
 
 

@@ -76,6 +76,22 @@ def test_tenant_and_key_commands(run, tmp_path: Path) -> None:  # type: ignore[n
     assert f"{fingerprint}\trevoked" in run("key", "list", "pemkot-palembang").output
 
 
+def test_store_publish_is_one_line_of_counts_and_idempotent(run) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    run("tenant", "add", "pemkot-palembang", "--name", "Pemerintah Kota Palembang",
+        "--kind", "pemerintah_kota")
+    store = run.instance / "store"
+    # The tenant's folder is made with the tenant, never by a pelapor's first report.
+    assert (store / "pemkot-palembang").is_dir()
+    first = run("store", "publish").output
+    second = run("store", "publish").output
+    for output in (first, second):
+        assert output.count("\n") == 1 and output.startswith("store published: ")
+        assert "/" not in output and "pemkot" not in output
+    assert "(32 new)" in first and "(0 new)" in second
+    assert len(list((store / ".pool").iterdir())) == 32
+
+
 def test_operator_errors_are_one_clear_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = run("tenant", "list", ok=False)
     assert missing.exit_code == 1 and "peluit init" in missing.output
@@ -192,6 +208,8 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
             tors = [p for p in psutil.process_iter(["cmdline"])
                     if tor_folder in " ".join(p.info["cmdline"] or [])]
             assert len(tors) == 1, "run started a private tor"
+            # The store is published before the first write: the pool of empty files is there.
+            assert len(list((run.instance / "store" / ".pool").iterdir())) >= 32
         finally:
             server.terminate()
             server.wait(timeout=20)

@@ -82,6 +82,10 @@ def test_gunicorn_start_sweeps_what_killed_workers_left_in_the_store(config: Con
             assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
             time.sleep(0.2)
         assert sorted(p.name for p in folder.iterdir()) == [kept.name]
+        # And publishes the store before the first write: the pool of empty files is there,
+        # and the item left over carries its day, not its moment (midnight WIB = 17:00 UTC).
+        assert len(list((store / ".pool").iterdir())) >= 32
+        assert kept.stat().st_mtime_ns % (86400 * 10**9) == 17 * 3600 * 10**9
     finally:
         server.send_signal(signal.SIGTERM)
         _, stderr = server.communicate(timeout=30)

@@ -94,3 +94,14 @@ def test_missing_or_exposed_secret_stops_start_up(tmp_path: Path) -> None:
     os.chmod(tmp_path / "secrets" / "session_key", 0o644)
     with pytest.raises(ConfigError, match=r"session_key.*0600"):
         load_secrets(tmp_path)
+
+
+def test_store_publication_interval_divides_the_day(tmp_path: Path) -> None:
+    assert load_config({}, instance_dir=tmp_path).store_publish_minutes == 60
+    for good in ("15", "30", "120", "1440"):
+        cfg = load_config({"PELUIT_STORE_PUBLISH_MINUTES": good}, instance_dir=tmp_path)
+        assert cfg.store_publish_minutes == int(good)
+    for bad, why in (("50", "divide a day"), ("2", "at least 5"), ("2880", "divide a day"),
+                     ("0", "at least 1"), ("hourly", "whole number")):
+        with pytest.raises(ConfigError, match=f"PELUIT_STORE_PUBLISH_MINUTES.*{why}"):
+            load_config({"PELUIT_STORE_PUBLISH_MINUTES": bad}, instance_dir=tmp_path)

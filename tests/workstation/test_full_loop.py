@@ -148,7 +148,7 @@ def test_a_bundle_with_two_items_of_one_hash_imports(
         assert case is not None
         first = case.replies[0]
         data = inst.store.open(first.store_path).read()
-        copy_path = inst.store.new_name(tenant.slug, case.source_id)
+        copy_path = inst.store.new_name(tenant.slug)
         with inst.store.create(copy_path) as out:
             out.write(data)
         session.add(
