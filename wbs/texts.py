@@ -47,6 +47,11 @@ MAX_HTML_BYTES = 8 * 1024
 
 ALLOWED_TAGS = frozenset({"p", "br", "em", "strong", "ul", "ol", "li", "h3", "h4", "a"})
 ALLOWED_ATTRIBUTES = {"a": ["href"]}
+_CODE_ELEMENTS = re.compile(
+    r"<(script|style|iframe|noscript|template|object|textarea|title|svg|math)\b[^>]*>.*?"
+    r"(?:</\1\s*>|$)",
+    re.IGNORECASE | re.DOTALL,
+)
 _ONION_HOST = re.compile(r"(?:[a-z0-9-]+\.)*[a-z2-7]{56}\.onion")
 
 
@@ -128,6 +133,9 @@ def clean_markup(markup: str) -> str:
     """The markup as it is stored: HTML tags taken out (they are no part of the markup),
     line ends unified, surrounding space trimmed."""
     text = markup.replace("\r\n", "\n").replace("\r", "\n")
+    # Elements whose content is code, not text: gone with their content (bleach would keep
+    # the text of a stripped <script> as words on the page).
+    text = _CODE_ELEMENTS.sub("", text)
     # bleach escapes what it keeps; unescaping gives the typed characters back. Repeated until
     # nothing changes, so a tag hidden behind one layer of entities is taken out as well.
     for _ in range(5):
