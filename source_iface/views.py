@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -95,6 +96,9 @@ MAX_FILES = UploadLimits.max_files
 # on the server. Capped so the cookie stays far below the 4 KB browsers accept.
 ARRIVED_KEY = "arrived"
 ARRIVED_NAME_CHARS = 80
+# The names' share of the cookie, as JSON with non-ASCII escaped (six bytes a character at
+# worst). A cookie over 4 KB would be dropped whole, and the form's CSRF secret with it.
+ARRIVED_JSON_BYTES = 1500
 
 Fields = dict[str, list[str]]
 
@@ -363,7 +367,19 @@ def _remember_arrived(number: str, arrived: list[list[str | int]], *, message: b
     report twice), so the names travel there in the signed session cookie, which lives only in
     the browser; the next page takes them out again. The server keeps none of them.
     """
-    session[ARRIVED_KEY] = {"number": number, "files": arrived, "message": message}
+    kept: list[list[str | int]] = []
+    used = 0
+    for entry in arrived:
+        used += len(json.dumps(entry))
+        if used > ARRIVED_JSON_BYTES:
+            break
+        kept.append(entry)
+    session[ARRIVED_KEY] = {
+        "number": number,
+        "files": kept,
+        "more": len(arrived) - len(kept),
+        "message": message,
+    }
 
 
 def _take_arrived(number: str) -> dict[str, object] | None:
@@ -375,7 +391,12 @@ def _take_arrived(number: str) -> dict[str, object] | None:
         (str(name), human_size(int(size)))
         for name, size in found.get("files", [])
     ]
-    return {"files": files, "message": bool(found.get("message"))}
+    more = found.get("more", 0)
+    return {
+        "files": files,
+        "more": more if isinstance(more, int) else 0,
+        "message": bool(found.get("message")),
+    }
 
 
 def _upload_refused_page(exc: Exception) -> ResponseReturnValue:

@@ -8,6 +8,7 @@ for each kind of institution; WIB dates everywhere; texts an admin wrote, saniti
 from __future__ import annotations
 
 import re
+import secrets
 
 import pytest
 import sqlalchemy as sa
@@ -384,3 +385,23 @@ def test_the_largest_texts_keep_every_page_within_its_byte_budget(demo, client) 
         for key in ("intro", "contact", "next_steps", "guidance"):
             _save(demo, TENANT, key, "id", "")
 
+
+
+def test_many_long_names_keep_the_session_cookie_small(reporter: Reporter) -> None:
+    reporter.new_codename()
+    # Random CJK characters: nothing for the cookie's compression to fold away.
+    files = [
+        ("".join(chr(0x4E00 + secrets.randbelow(20_000)) for _ in range(74)) + f"-{i}.pdf", b"x")
+        for i in range(20)
+    ]
+    sent = reporter.send_report(files=files)
+    assert sent.status_code == 302
+    cookies = [c for c in sent.headers.getlist("Set-Cookie") if c.startswith("peluit_csrf=")]
+    assert cookies and all(len(c) < 4000 for c in cookies), [len(c) for c in cookies]
+    receipt = check_page(reporter.client.get(sent.headers["Location"]))
+    listed = re.findall(r'<span class="name">', receipt)
+    assert 0 < len(listed) < 20
+    assert f"dan {20 - len(listed)} berkas lainnya" in text_of(receipt)
+    # The form still works: its CSRF secret was not lost with an oversized cookie.
+    follow = reporter.send_follow_up(sent.headers["Location"].rsplit("/", 1)[1], "Tambahan.")
+    assert follow.status_code == 302
