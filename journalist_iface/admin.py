@@ -1,5 +1,5 @@
 """The admin instansi's pages: investigator accounts, recipient keys, the tenant's settings,
-and deleting case items and whole cases.
+the texts of the reporter's pages (:mod:`wbs.texts`), and deleting case items and whole cases.
 
 Only an admin instansi reaches these (others get 403, the app's answer to a refused role),
 and only for their own tenant: an account, key or case of another tenant answers 404, like an
