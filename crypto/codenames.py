@@ -135,6 +135,30 @@ def _correct_word(word: str, language: str) -> str | None:
     return near.pop() if len(near) == 1 else None
 
 
+def _typed_words(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKC", text[:MAX_CODENAME_CHARS]).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return visible.split()
+
+
+def unrecognised_words(text: str) -> tuple[int, tuple[int, ...]]:
+    """(words typed, 1-based positions of the words no list word explains) for a failed login.
+
+    The login page says what to check instead of echoing the typed codename back into the
+    page: "you typed 8 words, a codename has 9" or "words 3 and 7 are not codename words".
+    Positions are counted against the language whose codename length the typed words match;
+    when none matches, no position is named. The word lists are public, so this tells a
+    guesser nothing about anyone's codename.
+    """
+    typed = _typed_words(text)
+    for language in LANGUAGES:
+        if len(typed) == WORDS_PER_CODENAME[language]:
+            return len(typed), tuple(
+                i for i, word in enumerate(typed, 1) if _correct_word(word, language) is None
+            )
+    return len(typed), ()
+
+
 def normalize_codename(text: str) -> str:
     """The canonical form of a typed codename, so capitals, stray spaces and typos still log in.
 
@@ -147,9 +171,7 @@ def normalize_codename(text: str) -> str:
     if len(text) > MAX_CODENAME_CHARS:
         # No codename is this long; spend nothing on it (the caller finds it unknown).
         return " ".join(text[:MAX_CODENAME_CHARS].split())
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
-    typed = visible.split()
+    typed = _typed_words(text)
     for language in LANGUAGES:
         if len(typed) == WORDS_PER_CODENAME[language]:
             corrected = [_correct_word(word, language) for word in typed]

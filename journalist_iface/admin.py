@@ -1,5 +1,5 @@
 """The admin instansi's pages: investigator accounts, recipient keys, the tenant's settings,
-and deleting case items and whole cases.
+the texts of the reporter's pages (:mod:`wbs.texts`), and deleting case items and whole cases.
 
 Only an admin instansi reaches these (others get 403, the app's answer to a refused role),
 and only for their own tenant: an account, key or case of another tenant answers 404, like an
@@ -55,6 +55,15 @@ from wbs.tenants import (
     apply_settings,
     recipient_keys,
     revoke_recipient_key,
+)
+from wbs.texts import (
+    MAX_MARKUP_CHARS,
+    TEXT_KEYS,
+    TEXT_LANGUAGES,
+    TextError,
+    check_markup,
+    save_text,
+    text_markups,
 )
 
 bp = Blueprint("admin", __name__)
@@ -356,6 +365,84 @@ def settings(ctx: Context) -> ResponseReturnValue:
         instance_max_mib=instance_max // (1024 * 1024),
         problems=problems,
         is_hub=ctx.tenant.is_hub,
+    ), (400 if problems else 200)
+
+
+# --- texts of the reporter's pages -----------------------------------------------------------
+
+TEXT_NAMES = {
+    "intro": lazy_gettext("Landing page introduction"),
+    "guidance": lazy_gettext("Guidance of the institution"),
+    "contact": lazy_gettext("Contact channels"),
+    "next_steps": lazy_gettext("What happens next"),
+}
+TEXT_HINTS = {
+    "intro": lazy_gettext("Shown under the heading of the landing page, instead of the default "
+                          "introduction."),
+    "guidance": lazy_gettext("Shown on the guidance page after the safety steps, which always "
+                             "stay."),
+    "contact": lazy_gettext("Other ways to reach the complaint unit, on the landing page. "
+                            "Nothing is shown when empty."),
+    "next_steps": lazy_gettext("Replaces the default \"What happens next\" steps on the landing "
+                               "page."),
+}
+LANGUAGE_NAMES = {"id": lazy_gettext("Indonesian"), "en": lazy_gettext("English (optional)")}
+
+
+def _text_problem(error: TextError) -> str:
+    if error.code == "too_long":
+        return str(gettext("At most %(n)d characters.", n=MAX_MARKUP_CHARS))
+    return str(gettext("This text becomes too large for the reporter's page: shorten it."))
+
+
+@bp.get("/admin/teks")
+@investigator_required(ADMIN_ONLY)
+def texts(ctx: Context) -> ResponseReturnValue:
+    stored = text_markups(ctx.scope)
+    return render_template(
+        "admin/texts.html",
+        keys=TEXT_KEYS,
+        names=TEXT_NAMES,
+        languages=TEXT_LANGUAGES,
+        language_names=LANGUAGE_NAMES,
+        stored=stored,
+    )
+
+
+@bp.route("/admin/teks/<key>", methods=["GET", "POST"])
+@investigator_required(ADMIN_ONLY)
+def edit_text(ctx: Context, key: str) -> ResponseReturnValue:
+    """Edit one text in both languages; "Preview" shows the sanitised result without saving."""
+    if key not in TEXT_KEYS:
+        abort(404)
+    stored = text_markups(ctx.scope)
+    values = {lang: stored.get((key, lang), "") for lang in TEXT_LANGUAGES}
+    previews: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    if request.method == "POST":
+        values = {lang: request.form.get(f"text_{lang}", "")[: MAX_MARKUP_CHARS * 4]
+                  for lang in TEXT_LANGUAGES}
+        for lang, markup in values.items():
+            try:
+                values[lang], previews[lang] = check_markup(markup)
+            except TextError as error:
+                problems[lang] = _text_problem(error)
+        if not problems and request.form.get("action") == "save":
+            changed = [save_text(ctx, key, lang, values[lang]) for lang in TEXT_LANGUAGES]
+            flash(gettext("Text saved.") if any(changed) else gettext("Nothing changed."))
+            return redirect(url_for("admin.texts"))
+    return render_template(
+        "admin/text.html",
+        key=key,
+        name=TEXT_NAMES[key],
+        hint=TEXT_HINTS[key],
+        languages=TEXT_LANGUAGES,
+        language_names=LANGUAGE_NAMES,
+        values=values,
+        # Sanitised by wbs.texts (markdown subset, then bleach's allow-list): safe to show.
+        previews={lang: Markup(html) for lang, html in previews.items()},  # noqa: S704
+        problems=problems,
+        max_chars=MAX_MARKUP_CHARS,
     ), (400 if problems else 200)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flask_babel import LazyString, lazy_gettext
+from flask_babel import LazyString, format_decimal, lazy_gettext
 
-from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, CaseStatus, KpkSharing
+from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, CaseStatus, KpkSharing, TenantKind
 from wbs.intake import ReportAnswers
 from wbs.models import Tenant
 
@@ -75,6 +75,55 @@ MCP_AREA_NAMES: Mapping[str, LazyString] = {
     "penganggaran_apbd": lazy_gettext("Regional budgeting"),
     "pelayanan_publik": lazy_gettext("Public services"),
 }
+
+
+# Who reads a report at each kind of instansi: the landing page names the unit. Regional
+# governments have an Inspektorat Daerah (their APIP), ministries an Inspektorat Jenderal,
+# state-owned companies a Satuan Pengawasan Intern; KPK reads its own reports in its
+# directorate for public reports (PLPM), which is no inspectorate at all.
+READING_UNIT: Mapping[TenantKind, LazyString] = {
+    TenantKind.KEMENTERIAN: lazy_gettext(
+        "its Inspectorate General (Inspektorat Jenderal), the ministry's internal auditors"
+    ),
+    TenantKind.LEMBAGA: lazy_gettext("its inspectorate, the institution's internal auditors"),
+    TenantKind.PEMERINTAH_PROVINSI: lazy_gettext(
+        "its regional inspectorate (Inspektorat Daerah), the internal auditors (APIP)"
+    ),
+    TenantKind.PEMERINTAH_KABUPATEN: lazy_gettext(
+        "its regional inspectorate (Inspektorat Daerah), the internal auditors (APIP)"
+    ),
+    TenantKind.PEMERINTAH_KOTA: lazy_gettext(
+        "its regional inspectorate (Inspektorat Daerah), the internal auditors (APIP)"
+    ),
+    TenantKind.BUMN: lazy_gettext("its internal audit unit (Satuan Pengawasan Intern, SPI)"),
+    TenantKind.BUMD: lazy_gettext("its internal audit unit (Satuan Pengawasan Intern, SPI)"),
+    TenantKind.HUB: lazy_gettext(
+        "its Directorate of Public Reports and Complaints (Pelayanan Laporan dan Pengaduan "
+        "Masyarakat, PLPM)"
+    ),
+}
+
+
+def reading_unit(kind: TenantKind) -> str:
+    return str(READING_UNIT[kind])
+
+
+_SIZE_UNITS = ("KB", "MB", "GB")
+
+
+def human_size(size: int) -> str:
+    """A byte count as people read it, in the page's language: "500 MB", "1,5 MB", "12 KB".
+
+    Binary multiples, as the upload limit is counted; at least "1 KB" for any non-empty file.
+    """
+    value = max(size, 1) / 1024
+    unit = _SIZE_UNITS[0]
+    for unit in _SIZE_UNITS:
+        if value < 1024 or unit == _SIZE_UNITS[-1]:
+            break
+        value /= 1024
+    number = format_decimal(max(value, 1) if unit == "KB" else value, format="#,##0.#")
+    return f"{number} {unit}"
 
 
 def category_name(code: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
@@ -34,6 +35,7 @@ from crypto.codenames import (
     generate_codename,
     looks_like_codename,
     normalize_codename,
+    unrecognised_words,
     words_needed,
 )
 from crypto.kdf import SourceSecrets
@@ -57,11 +59,13 @@ from source_iface.forms import (
     check_report,
     field_value,
     honeypot_filled,
+    human_size,
     mcp_area_name,
+    reading_unit,
     wants_kpk,
 )
-from source_iface.upload import UploadError, UploadLimits, parse_upload
-from wbs.domain import MCP_AREAS, CaseStatus, KpkSharing
+from source_iface.upload import FileSink, UploadError, UploadLimits, parse_upload
+from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
 from wbs.intake import Intake, IntakeClosed, ReportError
 from wbs.models import Case, Event, Reply
 from wbs.sources import (
@@ -76,6 +80,7 @@ from wbs.sources import (
     source_replies,
 )
 from wbs.tenants import list_tenants
+from wbs.texts import ShownText, tenant_text
 
 bp = Blueprint("source", __name__)
 
@@ -84,7 +89,16 @@ bp = Blueprint("source", __name__)
 STREAMED_UPLOAD_VIEWS = ("submit_report", "send_follow_up")
 # Submissions (new reports and follow-ups) one login session may make per hour.
 SESSION_SUBMISSIONS_PER_HOUR = 10
-FILE_INPUTS = 5
+# Files one submission may carry (one file input that takes several files).
+MAX_FILES = UploadLimits.max_files
+# What the page after an upload lists of the files that just arrived: their names, read from the
+# request and carried to the next page in the browser's own signed session cookie, never kept
+# on the server. Capped so the cookie stays far below the 4 KB browsers accept.
+ARRIVED_KEY = "arrived"
+ARRIVED_NAME_CHARS = 80
+# The names' share of the cookie, as JSON with non-ASCII escaped (six bytes a character at
+# worst). A cookie over 4 KB would be dropped whole, and the form's CSRF secret with it.
+ARRIVED_JSON_BYTES = 1500
 
 Fields = dict[str, list[str]]
 
@@ -101,12 +115,25 @@ def flood() -> FloodGuard:
 def index() -> ResponseReturnValue:
     if g.get("tenant") is None:
         return render_template("dev_index.html", tenants=list_tenants(db()))
-    return render_template("index.html", logged_in=current_source() is not None)
+    return render_template(
+        "index.html",
+        logged_in=current_source() is not None,
+        reading_unit=reading_unit(tenant().kind),
+        texts=_tenant_texts("intro", "contact", "next_steps"),
+    )
+
+
+def _tenant_texts(*keys: str) -> dict[str, ShownText]:
+    """The admin's own texts for this page, in the page's language (see :mod:`wbs.texts`);
+    a key that is missing shows the default text of the template."""
+    scope, language = context().scope, select_locale()
+    found = {key: tenant_text(scope, key, language) for key in keys}
+    return {key: text for key, text in found.items() if text is not None}
 
 
 @bp.get("/panduan")
 def guidance() -> ResponseReturnValue:
-    return render_template("guidance.html")
+    return render_template("guidance.html", texts=_tenant_texts("guidance"))
 
 
 add_language_switch(bp, cookie=LANGUAGE_COOKIE, home_endpoint="source.index")
@@ -176,16 +203,36 @@ def login() -> ResponseReturnValue:
     return render_template("login.html", error=None, expired=bool(request.args.get("expired")))
 
 
+def _not_a_codename(typed: str) -> str:
+    """What to check, said without repeating what was typed.
+
+    The login page never echoes the codename back (the field comes back empty): the response
+    would carry the reporter's only credential in its body, where a back-forward cache, a
+    restored session or a glance at a shared screen could keep it. Naming the count and the
+    positions of the words to check gives the reporter what they need to retype it.
+    """
+    count, positions = unrecognised_words(typed)
+    if positions:
+        return str(gettext(
+            "That is not a codename: word %(words)s is not one of the codename words. Check "
+            "those words on your paper and type the codename again.",
+            words=", ".join(str(p) for p in positions),
+        ))
+    return str(gettext(
+        "That is not a codename: you typed %(typed)d words, and a codename is %(n)d words, "
+        "separated by spaces. Type it again.",
+        typed=count,
+        n=words_needed(select_locale()),
+    ))
+
+
 @bp.post("/masuk")
 def check_login() -> ResponseReturnValue:
-    codename = normalize_codename(request.form.get("codename", ""))
+    typed = request.form.get("codename", "")
+    codename = normalize_codename(typed)
     if not looks_like_codename(codename):
         # Answered without touching the database: a typo, not a probe.
-        error = gettext(
-            "That is not a codename. A codename is %(n)d words, separated by spaces.",
-            n=words_needed(select_locale()),
-        )
-        return render_template("login.html", error=error, expired=False), 200
+        return render_template("login.html", error=_not_a_codename(typed), expired=False), 200
     wait = flood().login_wait(tenant().id)
     if wait:
         return _slow_down_page(wait)
@@ -222,7 +269,7 @@ def _limits() -> UploadLimits:
     t = tenant()
     return UploadLimits(
         max_bytes=t.max_upload_bytes or instance().config.max_upload_bytes,
-        max_files=FILE_INPUTS * 4,
+        max_files=MAX_FILES,
     )
 
 
@@ -251,20 +298,43 @@ def _check_form(fields: Fields) -> None:
         )
 
 
-def _receive(prepare: Callable[[Fields], Intake]) -> tuple[Fields, Intake]:
+class _Counted:
+    """A file sink that counts the plaintext bytes passing through, for the receipt."""
+
+    def __init__(self, sink: FileSink, arrived: list[list[str | int]], filename: str) -> None:
+        self.sink = sink
+        # The name as the receipt shows it: the last path part, shortened.
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip() or "?"
+        self.entry: list[str | int] = [name[:ARRIVED_NAME_CHARS], 0]
+        arrived.append(self.entry)
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        self.entry[1] = int(self.entry[1]) + len(chunk)
+
+    def close(self) -> None:
+        self.sink.close()
+
+    def abort(self) -> None:
+        self.sink.abort()
+
+
+def _receive(prepare: Callable[[Fields], Intake]) -> tuple[Fields, Intake, list[list[str | int]]]:
     """Stream the upload into an :class:`Intake` made by ``prepare`` from the text fields.
 
     ``prepare`` runs before the first file byte (or after the body when no file came) and may
-    raise :class:`_Stop`. Whatever goes wrong, everything stored so far is removed.
+    raise :class:`_Stop`. Whatever goes wrong, everything stored so far is removed. Also returns
+    each file's name and size as sent, for the next page to list (never stored).
     """
     limits = _limits()
     intakes: list[Intake] = []
+    arrived: list[list[str | int]] = []
 
     def on_first_file(fields: Fields) -> None:
         intakes.append(prepare(fields))
 
-    def open_file(name: str, filename: str, fields: dict[str, str]) -> object:
-        return intakes[0].open_file(name, filename, fields)
+    def open_file(name: str, filename: str, fields: dict[str, str]) -> FileSink:
+        return _Counted(intakes[0].open_file(name, filename, fields), arrived, filename)
 
     try:
         # The parser enforces the limit; Werkzeug's check of the declared length stays on.
@@ -274,7 +344,7 @@ def _receive(prepare: Callable[[Fields], Intake]) -> tuple[Fields, Intake]:
             request.content_type or "",
             request.content_length,
             limits,
-            open_file,  # type: ignore[arg-type]
+            open_file,
             on_first_file=on_first_file,
         )
         if not intakes:
@@ -287,7 +357,46 @@ def _receive(prepare: Callable[[Fields], Intake]) -> tuple[Fields, Intake]:
         for intake in intakes:
             intake.abort()
         raise
-    return parsed.fields, intakes[0]
+    return parsed.fields, intakes[0], arrived
+
+
+def _remember_arrived(number: str, arrived: list[list[str | int]], *, message: bool) -> None:
+    """Hand the names of what just arrived to the next page, in the browser's session cookie.
+
+    The receipt and the "sent" notice are pages of their own (a reload must not send the
+    report twice), so the names travel there in the signed session cookie, which lives only in
+    the browser; the next page takes them out again. The server keeps none of them.
+    """
+    kept: list[list[str | int]] = []
+    used = 0
+    for entry in arrived:
+        used += len(json.dumps(entry))
+        if used > ARRIVED_JSON_BYTES:
+            break
+        kept.append(entry)
+    session[ARRIVED_KEY] = {
+        "number": number,
+        "files": kept,
+        "more": len(arrived) - len(kept),
+        "message": message,
+    }
+
+
+def _take_arrived(number: str) -> dict[str, object] | None:
+    """What :func:`_remember_arrived` left for this case's page, once; None otherwise."""
+    found = session.pop(ARRIVED_KEY, None)
+    if not isinstance(found, dict) or found.get("number") != number:
+        return None
+    files = [
+        (str(name), human_size(int(size)))
+        for name, size in found.get("files", [])
+    ]
+    more = found.get("more", 0)
+    return {
+        "files": files,
+        "more": more if isinstance(more, int) else 0,
+        "message": bool(found.get("message")),
+    }
 
 
 def _upload_refused_page(exc: Exception) -> ResponseReturnValue:
@@ -362,7 +471,7 @@ def _report_page(
         mcp_areas=[(code, mcp_area_name(code)) for code, _ in MCP_AREAS],
         kpk_choice=not t.is_hub and t.kpk_sharing == KpkSharing.OPTIONAL,
         kpk_always=not t.is_hub and t.kpk_sharing == KpkSharing.ALWAYS,
-        file_count=FILE_INPUTS,
+        file_limits=_file_limits(),
         honeypot=HONEYPOT_FIELD,
     )
     return page, status
@@ -388,7 +497,7 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
         return Intake(context(), source.source_id, to_kpk=wants_kpk(t, fields))
 
     try:
-        fields, intake = _receive(prepare)
+        fields, intake, arrived = _receive(prepare)
     except _Stop as stop:
         return stop.response
     answers = check_report(t, fields).answers
@@ -401,6 +510,7 @@ def submit_report(source: SourceSecrets) -> ResponseReturnValue:
         # The disk filled while the form was stored; new_case removed everything.
         return _upload_refused_page(exc)
     flood().record_new_case(t.id, source.source_id)
+    _remember_arrived(case.registration_number, arrived, message=False)
     return redirect(url_for("source.receipt", number=case.registration_number))
 
 
@@ -413,7 +523,36 @@ def receipt(source: SourceSecrets, number: str) -> ResponseReturnValue:
     if case is None:
         abort(404)
     return render_template(
-        "receipt.html", case=case, due=format_date(case.first_response_due, "long")
+        "receipt.html",
+        case=case,
+        due=format_date(case.first_response_due, "long"),
+        received=format_date(case.received_at, "long"),
+        arrived=_take_arrived(case.registration_number),
+        stored=_stored_summary(case),
+    )
+
+
+def _file_limits() -> dict[str, object]:
+    """The upload limits as the form states them before anything is sent."""
+    limits = _limits()
+    return {"files": limits.max_files, "size": human_size(limits.max_bytes)}
+
+
+@dataclass(frozen=True)
+class StoredSummary:
+    """What the server holds of a case, counted, for the reporter: never names."""
+
+    files: int
+    messages: int
+    # The encrypted size, which is close to what was sent (a little larger).
+    size: str
+
+
+def _stored_summary(case: Case) -> StoredSummary:
+    files = [s for s in case.submissions if s.kind == SubmissionKind.FILE]
+    messages = sum(1 for s in case.submissions if s.kind == SubmissionKind.MESSAGE)
+    return StoredSummary(
+        files=len(files), messages=messages, size=human_size(sum(s.size for s in files))
     )
 
 
@@ -428,6 +567,7 @@ class CaseView:
     received: str
     first_response_due: str
     closure_due: str | None
+    stored: StoredSummary
     history: list[tuple[str, str]]
     # (reply, its date, its text, its link token)
     replies: list[tuple[Reply, str, str, str]]
@@ -449,12 +589,15 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         received=format_date(case.received_at, "long"),
         first_response_due=format_date(case.first_response_due, "long"),
         closure_due=format_date(case.closure_due, "long") if case.closure_due else None,
+        stored=_stored_summary(case),
         history=history,
         replies=replies,
     )
 
 
 def _event_wording(event: Event) -> str:
+    if event.kind == EventKind.SUBMISSION_ADDED:
+        return str(gettext("You sent more information"))
     status = event.to_status or CaseStatus.BARU
     return str(STATUS_WORDING[status])
 
@@ -463,13 +606,15 @@ def _cases_page(
     source: SourceSecrets, *, errors: dict[str, str] | None = None, status: int = 200
 ) -> ResponseReturnValue:
     views = [_case_view(source, case) for case in source_cases(context(), source.source_id)]
+    sent = request.args.get("sent")
     page = render_template(
         "cases.html",
         cases=views,
         errors=errors or {},
-        sent=request.args.get("sent"),
+        sent=sent,
+        arrived=_take_arrived(sent) if sent else None,
         deleted=bool(request.args.get("deleted")),
-        file_count=FILE_INPUTS,
+        file_limits=_file_limits(),
         honeypot=HONEYPOT_FIELD,
         klarifikasi=CaseStatus.KLARIFIKASI,
     )
@@ -499,7 +644,7 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
         return Intake(context(), source.source_id, to_kpk=case.sent_to_kpk)
 
     try:
-        fields, intake = _receive(prepare)
+        fields, intake, arrived = _receive(prepare)
     except _Stop as stop:
         return stop.response
     message, _error = check_message(fields)
@@ -514,6 +659,7 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
         return _upload_refused_page(exc)
     flood().record_follow_up(t.id, source.source_id)
     number = case.registration_number
+    _remember_arrived(number, arrived, message=message is not None)
     return redirect(url_for("source.cases", sent=number, _anchor=f"case-{number}"))
 
 

@@ -239,6 +239,24 @@ class Tenant(Base):
         return f"Tenant(id={self.id!r}, slug={self.slug!r})"
 
 
+class TenantText(TenantOwned, Base):
+    """A text of the tenant's landing pages as its admin wrote it (see :mod:`wbs.texts`).
+
+    The markup is kept as typed and sanitised every time it is shown, so a tightened allow-list
+    applies to texts saved before. One row per text and language; no row, the default text.
+    """
+
+    __tablename__ = "tenant_texts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(20))
+    language: Mapped[str] = mapped_column(sa.String(5))
+    markup: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "key", "language"),)
+
+
 class RecipientKey(TenantOwned, Base):
     """A public OpenPGP key every submission of the tenant is encrypted to.
 

@@ -89,12 +89,14 @@ def source_case(ctx: Context, source_id: str, registration_number: str) -> Case 
 
 
 def case_history(ctx: Context, case: Case) -> list[Event]:
-    """The status changes of a case, oldest first: what the pelapor may follow."""
+    """The status changes of a case and the pelapor's own follow-ups, oldest first: what the
+    pelapor may follow."""
+    kinds = [EventKind.CASE_CREATED, EventKind.STATUS_CHANGED, EventKind.SUBMISSION_ADDED]
     return list(
         ctx.session.scalars(
             ctx.scope.select(Event)
             .where(Event.case_id == case.id)
-            .where(Event.kind.in_([EventKind.CASE_CREATED, EventKind.STATUS_CHANGED]))
+            .where(Event.kind.in_(kinds))
             .order_by(Event.id)
         )
     )

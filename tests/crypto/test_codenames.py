@@ -27,6 +27,7 @@ from crypto.codenames import (
     looks_like_codename,
     min_wordlist_size,
     normalize_codename,
+    unrecognised_words,
     words_needed,
 )
 
@@ -537,3 +538,21 @@ def test_overlong_input_is_cut_before_any_work() -> None:
     huge = " ".join(["A" * 5000] * 9)
     assert len(normalize_codename(huge)) <= MAX_CODENAME_CHARS
     assert not looks_like_codename(huge)
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_unrecognised_words_are_named_by_position_for_the_login_page(language: str) -> None:
+    words = generate_codename(language).split()
+    assert unrecognised_words(" ".join(words)) == (len(words), ())
+    # Capitals and a word far from every list word: that position, and only it, is named.
+    typed = [w.upper() for w in words]
+    typed[1] = "qqqqqqqqqqqqqqqqqqqq"
+    assert unrecognised_words("  ".join(typed)) == (len(words), (2,))
+    # A word too few matches no codename length: the count, and no position.
+    assert unrecognised_words(" ".join(words[:-1])) == (len(words) - 1, ())
+    # A mistyped list word is corrected, so it is not named.
+    typed = list(words)
+    typed[0] = typed[0][:-1]
+    count, positions = unrecognised_words(" ".join(typed))
+    assert count == len(words) and positions in ((), (1,))
+    assert (positions == ()) == looks_like_codename(" ".join(typed))

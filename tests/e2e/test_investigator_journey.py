@@ -248,7 +248,7 @@ def test_investigator_journey(
         for name, text in ANSWERS.items():
             page.fill(f"#f-{name}", text)
         page.fill("#f-kronologi", f"Maret: diminta transfer. {marker}")
-        page.set_input_files("#r-file-1", evidence)
+        page.set_input_files("#r-files", evidence)
         reporter.capture("03-report")
         reporter.submit('form[action$="/lapor"] button[type="submit"]')
         registration = page.locator("p.regno").inner_text().strip()

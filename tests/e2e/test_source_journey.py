@@ -1,6 +1,8 @@
 """The pelapor's whole journey in a real Chromium with JavaScript off, as in Tor Browser at its
-"Safest" level: landing, safety guidance, codename, guided report with two files, receipt, log
-out, log in again, the investigator's question, a follow-up with a file.
+"Safest" level: landing, safety guidance, codename, guided report with two files chosen at once,
+receipt listing them, log out, a wrong codename refused, the codename with a mistyped word and
+capitals accepted, the investigator's question, a follow-up with a file, listed and in the
+history.
 
 Run at a desktop and a phone width, in Indonesian and in English (switched by the app's own
 language link). Each page is screenshotted to ``test-artifacts/screenshots/<width>/<lang>/`` and
@@ -30,6 +32,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale, gettext
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 
+from crypto.codenames import load_wordlist
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from wbs.casework import change_status
@@ -211,7 +214,12 @@ def walk(
         assert page.url == base + "/"
     journey.capture("01-landing")
 
+    # The province's complaint unit is its Inspektorat Daerah (KPK's is checked elsewhere).
+    assert "Inspektorat Daerah" in page.locator("main").inner_text()
+
     journey.follow(f'main .actions a.button[href="/t/{slug(base)}/panduan"]')
+    if lang == "id":  # Tor Browser's menu word, in Indonesian too
+        assert "Settings" not in page.locator("main").inner_text()
     journey.capture("02-guidance")
 
     journey.follow('main a.button[href$="/kode-baru"]')
@@ -229,8 +237,20 @@ def walk(
     for name, answer in ANSWERS.items():
         page.fill(f"#f-{name}", answer)
     page.fill("#f-kronologi", f"Januari: permohonan diajukan. Maret: diminta uang. {marker}")
-    page.set_input_files("#r-file-1", evidence / BIG_NAME)
-    page.set_input_files("#r-file-2", evidence / SMALL_NAME)
+    # One file input takes both files at once; its limits are stated before anything is sent.
+    assert page.locator('input[type="file"]').count() == 1
+    assert page.locator("#r-files").get_attribute("multiple") is not None
+    hint = page.locator("#r-files-hint").inner_text()
+    assert "20" in hint and "500 MB" in hint, hint
+    optional = wording(served, lang, "(optional)")
+    for name in ("berapa", "kronologi", "mcp_area"):
+        assert optional in page.locator(f'label[for="f-{name}"]').inner_text(), name
+    assert optional in page.locator('label[for="r-files"]').inner_text()
+    page.set_input_files("#r-files", [evidence / BIG_NAME, evidence / SMALL_NAME])
+    # Also to KPK in one language, not in the other: the receipt confirms either choice.
+    to_kpk = lang == "en"
+    if to_kpk:
+        page.check("#f-kpk")
     journey.capture("04-report")
     journey.submit('form[action$="/lapor"] button[type="submit"]')
 
@@ -240,6 +260,12 @@ def walk(
     # Named by the registration number, never the database id.
     assert page.url == f"{base}/tanda-terima/{registration}", page.url
     assert codename not in page.content()
+    # What arrived, by the names the browser sent (never stored), and the KPK choice.
+    arrived = page.locator("ul.arrived").inner_text()
+    assert BIG_NAME in arrived and SMALL_NAME in arrived and "1,1 MB" in arrived.replace(
+        "1.1 MB", "1,1 MB"), arrived
+    kpk_answer = "Yes: KPK can read this report too." if to_kpk else "No"
+    assert wording(served, lang, kpk_answer) in page.locator("main dl").inner_text()
     journey.capture("05-receipt")
 
     journey.submit('main form[action$="/keluar"] button[type="submit"]')
@@ -253,7 +279,23 @@ def walk(
     journey.follow("header .brand a")
     journey.follow('main .actions a[href$="/masuk"]')
     journey.capture("07-login")
-    page.fill("#f-codename", codename)
+    # The codename entry is visible (a text area the words wrap in), never a password field.
+    assert page.locator("#f-codename").evaluate("e => e.tagName") == "TEXTAREA"
+    # A wrong word is another codename: refused, and the field comes back empty.
+    words = codename.split()
+    other = next(w for w in load_wordlist(lang) if w not in words)
+    wrong = " ".join([*words[:-1], other])
+    page.fill("#f-codename", wrong)
+    journey.submit('form[action$="/masuk"] button[type="submit"]')
+    assert page.url == base + "/masuk", page.url
+    assert page.locator("#e-codename").is_visible()
+    assert page.locator("#f-codename").input_value() == ""
+    assert codename not in page.content() and wrong not in page.content()
+    journey.capture("07b-login-refused")
+    # The codename as people type it: capitals, doubled spaces, one letter wrong in one word.
+    typed = [w.capitalize() for w in words]
+    typed[1] = mistype(words[1], lang).capitalize()
+    page.fill("#f-codename", "  ".join(typed))
     journey.submit('form[action$="/masuk"] button[type="submit"]')
     assert page.url == base + "/pengaduan", page.url
 
@@ -266,16 +308,38 @@ def walk(
     assert case.locator("dd.status").inner_text().strip() == status
     assert case.locator(".reply p.text").inner_text().strip() == question
     assert codename not in page.content()
+    # What the unit holds, counted (the names were shown once, on the receipt).
+    details = case.locator("dl").inner_text()
+    assert BIG_NAME not in page.content()
+    assert ("2 berkas" if lang == "id" else "2 files") in details, details
+    assert wording(served, lang, kpk_answer) in details
     journey.capture("08-cases")
 
     page.fill(f"#m-{registration}", f"Salinan kontrak terlampir. {marker}")
-    page.set_input_files(f"#c{registration}-file-1", evidence / FOLLOW_UP_NAME)
+    page.set_input_files(f"#c{registration}-files", evidence / FOLLOW_UP_NAME)
     journey.submit(f'form[action$="/pengaduan/{registration}/kirim"] button[type="submit"]')
     assert page.url == f"{base}/pengaduan?sent={registration}#case-{registration}", page.url
-    sent = case.locator('p.ok[role="status"]').inner_text().strip()
-    assert sent == wording(served, lang, "Sent. Thank you.")
+    notice = case.locator('div.ok[role="status"]')
+    assert notice.locator("p").first.inner_text().strip() == wording(
+        served, lang, "Sent. Thank you.")
+    assert FOLLOW_UP_NAME in notice.locator("ul.arrived").inner_text()
+    history = case.locator("ol.history").inner_text()
+    assert wording(served, lang, "You sent more information") in history
     journey.capture("09-sent")
     return codename, case_id
+
+
+def mistype(word: str, lang: str) -> str:
+    """``word`` with one letter changed, where the list makes the correction unambiguous."""
+    from crypto.codenames import _one_edit_away
+
+    listed = frozenset(load_wordlist(lang))
+    for i in range(len(word)):
+        for c in "qxzjvkw":
+            typo = word[:i] + c + word[i + 1:]
+            if typo not in listed and {w for w in _one_edit_away(typo) if w in listed} == {word}:
+                return typo
+    raise AssertionError(f"no unambiguous typo for {word!r}")
 
 
 def slug(base: str) -> str:

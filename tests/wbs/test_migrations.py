@@ -23,6 +23,7 @@ APP_TABLES = {
     "submissions",
     "replies",
     "events",
+    "tenant_texts",
     "source_sessions",
     "investigator_sessions",
     "login_failures",
