@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from crypto.errors import EncryptionError
 from crypto.keyring import Keyring, kill_agent
+from crypto.padding import FRAMING_PADME, Trailer, unframe
 from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
 from wbs import db
@@ -90,7 +91,9 @@ def test_stored_item_decrypts_on_the_workstation(
     assert item.size == store.size(item.path)
     ciphertext = store.open(item.path).read()
     assert b"MARKER" not in ciphertext and b"bukti.pdf" not in item.path.encode()
-    assert _decrypt(workstation[0], ciphertext) == data
+    # Padded inside the encryption: the workstation strips the frame the item says it has.
+    assert item.framing == FRAMING_PADME
+    assert unframe(_decrypt(workstation[0], ciphertext)) == (data, Trailer(len(data), "bukti.pdf"))
 
 
 def test_failing_producer_leaves_nothing(store: Store, keyring: tuple[Keyring, str]) -> None:
