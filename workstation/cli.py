@@ -255,13 +255,19 @@ def _decrypt(ws: Workstation, state: State, case: CaseRecord, passphrase_file: P
     bars = _Bars()
     gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
     try:
-        decrypt_case(ws, gpg, state, case, passphrase, ask, bars.factory)
+        result = decrypt_case(ws, gpg, state, case, passphrase, ask, bars.factory)
     finally:
         bars.close()
         # The agent holds unlocked keys in memory; stop it rather than let it outlive us.
         gpg.close()
     page = render_case(case, shown_items(ws, case))
-    return write_case_page(ws.case_dir(case), page)
+    written = write_case_page(ws.case_dir(case), page)
+    if result.refused:
+        # The rest of the case is readable; the refused items are named, one per line.
+        raise WorkstationError(
+            "\n".join([*result.refused, f"the rest of the case is in {written}"])
+        )
+    return written
 
 
 _passphrase_option = click.option(
