@@ -13,6 +13,7 @@ from crypto.padding import FRAMING_NONE, FRAMING_PADME, frame, framed_size
 from tests.conftest import DemoInstance
 from tests.workstation.helpers import (
     MESSAGE,
+    REPLY,
     TENANT,
     export,
     make_case,
@@ -93,6 +94,8 @@ def test_a_malformed_frame_is_refused_for_its_item_alone(
     assert "Traceback" not in result.output
     assert "(file) refused: the padded item does not end with a padding trailer" in result.output
     assert "(message) refused: the padding of the item is not all zero bytes" in result.output
+    # The readable items were shown first: the form's answers and the reply.
+    assert "Bapak Ahmad Fauzi, S.E." in result.output and REPLY in result.output
     case_dir = home / "cases" / TENANT / loop.registration_number
     names = sorted(p.name for p in (case_dir / "decrypted").iterdir())
     # The form, the reply and the second file; not the two refused items, no partial file.
