@@ -6,6 +6,9 @@
 2. Peak RSS growth of this Python process during our encryption. Goal: < 100 MiB.
 3. One reply-key operation (encrypt_reply + decrypt_reply) with 10 versus 10,000 sources on
    record. Goal: ratio < 1.5, i.e. the cost does not grow with the number of sources.
+4. The padding's cost: ``open_encryptor`` with ``framing=padme/1`` (as intake runs it) versus
+   gpg alone on the same file, which encrypts fewer bytes. Goal: >= 75 % of gpg alone; the
+   bytes added are printed too (at most ~3 % above 256 MiB, by the PADMÉ bound).
 
 Run: ``.venv/bin/python bench/bench_crypto.py [--size-mib 256] [--sources 10000]``.
 """
@@ -29,6 +32,7 @@ import psutil
 
 from crypto.encrypt import open_encryptor
 from crypto.keyring import Keyring, kill_agent
+from crypto.padding import FRAMING_NONE, FRAMING_PADME, framed_size
 from crypto.replykeys import ReplyKey, decrypt_reply, encrypt_reply, generate_reply_key
 
 CHUNK = 64 * 1024
@@ -108,7 +112,10 @@ class _RssSampler(threading.Thread):
         return int(max(self.peak, self._proc.memory_info().rss))
 
 
-def _ours(keyring: Keyring, recipients: Sequence[str], src: Path, dst: Path) -> tuple[float, int]:
+def _ours(
+    keyring: Keyring, recipients: Sequence[str], src: Path, dst: Path,
+    framing: str = FRAMING_NONE,
+) -> tuple[float, int]:
     """Seconds for our streaming encryptor, and the peak RSS growth (bytes) during it."""
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
@@ -117,7 +124,7 @@ def _ours(keyring: Keyring, recipients: Sequence[str], src: Path, dst: Path) -> 
     sampler.start()
     start = time.perf_counter()
     with src.open("rb", buffering=0) as source, dst.open("wb") as sink:
-        writer = open_encryptor(keyring, recipients, sink, filename=src.name)
+        writer = open_encryptor(keyring, recipients, sink, filename=src.name, framing=framing)
         while n := source.readinto(buffer):
             writer.write(view[:n])
         writer.close()
@@ -158,6 +165,49 @@ def bench_stream(work: Path, keyring: Keyring, recipients: Sequence[str], size_m
     memory_ok = growth_mib < 100
     print(
         f"peak RSS growth during our encryption of {size_mib} MiB: {growth_mib:.1f} MiB "
+        f"(goal < 100 MiB) {_status(memory_ok)}"
+    )
+    return ratio_ok and memory_ok
+
+
+def bench_padding(work: Path, keyring: Keyring, recipients: Sequence[str], size_mib: int) -> bool:
+    """Padded encryption (what intake does) against gpg alone on the unpadded file."""
+    # One byte over a power of two: far from the bucket boundaries' best case.
+    size = size_mib * MIB + 1
+    src = work / "evidence.bin"
+    _write_random_file(src, size)
+    gpg_times: list[float] = []
+    our_times: list[float] = []
+    growth = 0
+    sizes = (0, 0)
+
+    def ours() -> tuple[float, int]:
+        return _ours(keyring, recipients, src, work / "ours.out", framing=FRAMING_PADME)
+
+    for round_no in range(ROUNDS):
+        if round_no % 2:
+            seconds, grew = ours()
+            gpg_times.append(_gpg_alone(keyring, recipients, src, work / "gpg.out"))
+        else:
+            gpg_times.append(_gpg_alone(keyring, recipients, src, work / "gpg.out"))
+            seconds, grew = ours()
+        our_times.append(seconds)
+        growth = max(growth, grew)
+        sizes = ((work / "gpg.out").stat().st_size, (work / "ours.out").stat().st_size)
+        for leftover in ("gpg.out", "ours.out"):
+            (work / leftover).unlink()
+    src.unlink()
+    ratio = statistics.median(g / o for g, o in zip(gpg_times, our_times, strict=True))
+    ratio_ok = ratio >= 0.75
+    added = sizes[1] - sizes[0]
+    print(
+        f"padded encrypt of {size} bytes (bucket {framed_size(size)}): ratio to gpg alone "
+        f"{ratio:.2f} (goal >= 0.75) {_status(ratio_ok)}; ciphertext {sizes[1]} bytes, "
+        f"{added} more than unpadded ({100 * added / sizes[0]:.2f} %)"
+    )
+    memory_ok = growth / MIB < 100
+    print(
+        f"peak RSS growth during padded encryption: {growth / MIB:.1f} MiB "
         f"(goal < 100 MiB) {_status(memory_ok)}"
     )
     return ratio_ok and memory_ok
@@ -255,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ).stdout
                 keyring.import_public_key(exported)
             ok = bench_stream(work, keyring, recipients, args.size_mib)
+            ok = bench_padding(work, keyring, recipients, args.size_mib) and ok
             ok = bench_reply(work, keyring, recipients, args.sources, args.ops) and ok
     finally:
         kill_agent(recipient_home)

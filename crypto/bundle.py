@@ -24,9 +24,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from crypto.errors import CryptoError
+from crypto.padding import FRAMING_NONE, FRAMINGS
 from crypto.signing import verify_detached
 
-FORMAT = "peluit-bundle/1"
+# /2 says, item by item, how the plaintext is padded inside the encryption (crypto.padding).
+# /1 bundles (made before padding existed) are still read: every item of one is unpadded. A
+# workstation that knows only /1 refuses a /2 bundle instead of showing padded plaintext.
+FORMAT = "peluit-bundle/2"
+FORMAT_V1 = "peluit-bundle/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SIGNING_KEY = "signing-key.asc"
@@ -73,9 +78,10 @@ class BundleError(Exception):
 class BundleItem:
     path: str  # inside the ZIP: items/<registration number>/<nn>-<kind>.gpg
     kind: str  # form, message, file or reply
-    size: int
+    size: int  # of the ciphertext, which is padded: never the document's exact size
     sha256: str
     created_at: dt.datetime  # day precision for what the pelapor sent
+    framing: str = FRAMING_NONE  # what to strip after decryption (crypto.padding)
 
 
 @dataclass(frozen=True)
@@ -375,7 +381,8 @@ def _parse_manifest(data: bytes) -> _Manifest:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError("bad_manifest", f"the manifest is not JSON ({exc})") from exc
     top = _Fields(raw, "manifest")
-    if top.text("format") != FORMAT:
+    version = top.text("format")
+    if version not in (FORMAT, FORMAT_V1):
         raise BundleError(
             "bad_manifest", f"unknown bundle format {top.data.get('format')!r}, expected {FORMAT}"
         )
@@ -386,7 +393,9 @@ def _parse_manifest(data: bytes) -> _Manifest:
     cases = []
     seen_regs: set[str] = set()
     for index, value in top.objects("cases"):
-        cases.append(_parse_case(_Fields(value, f"manifest.cases[{index}]"), seen_regs))
+        cases.append(
+            _parse_case(_Fields(value, f"manifest.cases[{index}]"), seen_regs, version)
+        )
     if not cases:
         raise BundleError("bad_manifest", "the manifest lists no case")
     return _Manifest(
@@ -399,7 +408,19 @@ def _parse_manifest(data: bytes) -> _Manifest:
     )
 
 
-def _parse_case(case: _Fields, seen_regs: set[str]) -> BundleCase:
+def _framing(item: _Fields, version: str) -> str:
+    """The item's framing: stated in a /2 manifest, always none in a /1 manifest."""
+    if version == FORMAT_V1:
+        if "framing" in item.data:
+            raise BundleError("bad_manifest", f"{item.where}.framing: not part of {FORMAT_V1}")
+        return FRAMING_NONE
+    framing = item.text("framing")
+    if framing not in FRAMINGS:
+        raise BundleError("bad_manifest", f"{item.where}.framing: unknown framing {framing!r}")
+    return framing
+
+
+def _parse_case(case: _Fields, seen_regs: set[str], version: str) -> BundleCase:
     reg = case.text("registration_number")
     if not _REG_RE.match(reg) or reg in seen_regs:
         raise BundleError("bad_manifest", f"{case.where}: bad or repeated registration number")
@@ -435,6 +456,7 @@ def _parse_case(case: _Fields, seen_regs: set[str]) -> BundleCase:
                 size=item.size("size"),
                 sha256=item.sha256("sha256"),
                 created_at=item.timestamp("created_at"),
+                framing=_framing(item, version),
             )
         )
     timeline = []

@@ -10,6 +10,10 @@ name, and it is not a chunk writer, so it cannot sit between a streaming upload 
 
 Every failure raises :class:`~crypto.errors.EncryptionError`; success is only declared when gpg
 exited 0 AND reported END_ENCRYPTION on its status channel with no recipient or other failure.
+
+With ``framing=FRAMING_PADME`` the plaintext is padded inside the encryption
+(:mod:`crypto.padding`) so that the ciphertext's size is a bucket's, not the document's; the
+file name then travels in the frame, and the literal packet carries none.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import IO, BinaryIO
 from crypto.errors import EncryptionError
 from crypto.gpgrun import GpgProcess, GpgRunError, GpgTimeout, Status
 from crypto.keyring import Keyring, normalize_fingerprint
+from crypto.padding import FRAMING_NONE, FRAMING_PADME, frame, frame_tail, framed_size
 
 # OpenPGP stores the literal packet's filename behind a one-octet length.
 _MAX_FILENAME_BYTES = 255
@@ -180,6 +185,16 @@ def _finish(gpg: GpgProcess) -> int:
         raise EncryptionError("gpg did not finish in time") from exc
 
 
+def _framing_name(framing: str, filename: str | None) -> tuple[str | None, str | None]:
+    """(name for the literal packet, name for the padding frame) under ``framing``."""
+    if framing == FRAMING_NONE:
+        return filename, None
+    if framing == FRAMING_PADME:
+        # In the frame, where its length changes nothing of the ciphertext's size.
+        return None, sanitize_filename(filename)
+    raise EncryptionError(f"unknown framing {framing!r}")
+
+
 class EncryptWriter:
     """Write plaintext chunks in; ciphertext goes to the sink file. See :func:`open_encryptor`.
 
@@ -194,8 +209,11 @@ class EncryptWriter:
         sink: BinaryIO,
         filename: str | None = None,
         extra_recipient_files: Sequence[Path] = (),
+        framing: str = FRAMING_NONE,
     ) -> None:
         tail = _recipient_args(keyring, recipients, extra_recipient_files)
+        self.framing = framing
+        filename, self._frame_name = _framing_name(framing, filename)
         try:
             self._fd = sink.fileno()
         except (AttributeError, OSError, ValueError) as exc:
@@ -216,6 +234,10 @@ class EncryptWriter:
         """Feed plaintext to gpg. Blocks while gpg is busy, which bounds memory."""
         if self._done:
             raise EncryptionError("write to a closed encryptor")
+        self._feed(chunk)
+        self.bytes_in += memoryview(chunk).nbytes
+
+    def _feed(self, chunk: bytes | bytearray | memoryview) -> None:
         if self._gpg.poll() is not None:
             self.abort()
             raise EncryptionError("gpg stopped before the end of the data")
@@ -224,12 +246,25 @@ class EncryptWriter:
         except (BrokenPipeError, OSError, ValueError) as exc:
             self.abort()
             raise EncryptionError("gpg stopped before the end of the data") from exc
-        self.bytes_in += memoryview(chunk).nbytes
+
+    @property
+    def tail_bytes(self) -> int:
+        """How many bytes :meth:`close` will still feed gpg after the data (0 unframed)."""
+        if self.framing == FRAMING_NONE:
+            return 0
+        return framed_size(self.bytes_in) - self.bytes_in
 
     def close(self) -> int:
-        """Finish the encryption and verify it; return the number of bytes written to the sink."""
+        """Finish the encryption and verify it; return the number of bytes written to the sink.
+
+        A padded stream gets its zeros and trailer here: only now is its length known.
+        """
         if self._done:
             raise EncryptionError("encryptor already closed or aborted")
+        if self.framing == FRAMING_PADME:
+            # Zeros of a bounded piece at a time: the pipe to gpg sets the pace, as for data.
+            for piece in frame_tail(self.bytes_in, self._frame_name):
+                self._feed(piece)
         self._done = True
         try:
             self._stdin.close()
@@ -281,13 +316,16 @@ def open_encryptor(
     sink: BinaryIO,
     filename: str | None = None,
     extra_recipient_files: Sequence[Path] = (),
+    framing: str = FRAMING_NONE,
 ) -> EncryptWriter:
     """Start encrypting to every recipient (fingerprints in ``keyring``) into ``sink``.
 
     ``sink`` must be a real file (the store's open ``.part`` file); gpg writes into it
     directly. ``filename`` is the original name, kept only inside the ciphertext.
+    ``framing`` is :data:`~crypto.padding.FRAMING_PADME` for everything the server stores;
+    the caller records it with the item, so the reader never has to guess.
     """
-    return EncryptWriter(keyring, recipients, sink, filename, extra_recipient_files)
+    return EncryptWriter(keyring, recipients, sink, filename, extra_recipient_files, framing)
 
 
 def encrypt_bytes(
@@ -296,9 +334,16 @@ def encrypt_bytes(
     data: bytes,
     filename: str | None = None,
     extra_recipient_files: Sequence[Path] = (),
+    framing: str = FRAMING_NONE,
 ) -> bytes:
-    """Encrypt a small document (form answers, a reply) in memory; same checks as the stream."""
+    """Encrypt a small document (form answers, a reply) in memory; same checks as the stream.
+
+    ``framing`` as for :func:`open_encryptor`.
+    """
     tail = _recipient_args(keyring, recipients, extra_recipient_files)
+    filename, frame_name = _framing_name(framing, filename)
+    if framing == FRAMING_PADME:
+        data = frame(data, frame_name)
     gpg = _start_gpg(keyring, tail, filename, stdout_fd=None)
     stdin, stdout = gpg.stdin, gpg.stdout
     output = bytearray()

@@ -10,6 +10,10 @@ Every operation that needs the secret key works in a fresh, short-path throwaway
 holding only that one key, and removes it (and stops its gpg-agent) afterwards. Encryption
 needs no keyring at all: the source's public key is given to gpg with ``--recipient-file``.
 Decrypted replies only ever travel through pipes into memory, never into a file.
+
+Replies are padded inside the encryption (:mod:`crypto.padding`), whether the server or the
+workstation encrypts them; the caller records the framing with the reply and hands it back to
+:func:`decrypt_reply`, which strips and checks the frame.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from crypto.encrypt import encrypt_bytes
 from crypto.errors import CryptoError, DecryptionError, EncryptionError
 from crypto.gpgrun import GpgHome, throwaway_home
 from crypto.keyring import Keyring
+from crypto.padding import FRAMING_NONE, FRAMING_PADME, unframe
 
 # Nothing identifying: every source key carries the same user id.
 REPLY_KEY_UID = "Peluit source"
@@ -118,9 +123,13 @@ def encrypt_reply(
     tenant_fingerprints: Sequence[str],
     reply_key_public: str,
     plaintext: bytes,
+    framing: str = FRAMING_PADME,
 ) -> bytes:
     """Encrypt a reply to the source's key AND the tenant's keys (the case history stays
-    readable on the investigators' workstation). Raises EncryptionError on any failure."""
+    readable on the investigators' workstation). Raises EncryptionError on any failure.
+
+    Padded unless ``framing`` says otherwise; whoever stores the reply records its framing.
+    """
     if isinstance(tenant_fingerprints, str) or not tenant_fingerprints:
         raise EncryptionError("a reply must also be encrypted to the tenant's keys")
     if _PUBLIC_BLOCK not in reply_key_public or "PRIVATE KEY BLOCK" in reply_key_public:
@@ -131,7 +140,7 @@ def encrypt_reply(
         key_file = folder / "reply-key.asc"
         key_file.write_text(reply_key_public, encoding="ascii")
         return encrypt_bytes(keyring, tenant_fingerprints, plaintext,
-                             extra_recipient_files=[key_file])
+                             extra_recipient_files=[key_file], framing=framing)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -141,8 +150,14 @@ def decrypt_reply(
     passphrase: str,
     ciphertext: bytes,
     gpg_binary: str = "gpg",
+    framing: str = FRAMING_PADME,
 ) -> bytes:
-    """Decrypt a reply with the source's locked key; the plaintext only exists in memory."""
+    """Decrypt a reply with the source's locked key; the plaintext only exists in memory.
+
+    ``framing`` is the one recorded with the reply: a padded reply's frame is checked and
+    stripped (PaddingError, a DecryptionError, if it is malformed); an unpadded one (stored
+    before padding existed) is returned as gpg gave it.
+    """
     secret_armored = reply_key.secret_armored if isinstance(reply_key, ReplyKey) else reply_key
     if _PRIVATE_BLOCK not in secret_armored:
         raise DecryptionError("the reply key is not an armored secret key")
@@ -179,4 +194,8 @@ def decrypt_reply(
         or "END_DECRYPTION" not in keywords
     ):
         raise DecryptionError("the reply could not be decrypted (damaged or tampered)")
+    if framing == FRAMING_PADME:
+        return unframe(result.stdout)[0]
+    if framing != FRAMING_NONE:
+        raise DecryptionError(f"unknown framing {framing!r}")
     return result.stdout

@@ -243,6 +243,7 @@ def _item_json(item: Item, case: Case, width: int) -> dict[str, Any]:
         "number": item.number,
         "kind": item.kind,
         "size": item.size,
+        "framing": item.framing,
         "created_at": _timestamp(item.created_at),
         "filename": item.filename(case.registration_number, width),
     }

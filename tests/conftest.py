@@ -167,11 +167,17 @@ class DemoInstance:
     instance: Instance
     workstation: Path  # GNUPGHOME holding the demo tenants' secret keys
 
-    def decrypt(self, ciphertext: bytes) -> bytes:
-        return subprocess.run(
+    def decrypt(self, ciphertext: bytes, framing: str = "padme/1") -> bytes:
+        """What a stored item says, as the workstation reads it: decrypted with real gpg, then
+        its padding frame checked and stripped (everything the server stores now is padded;
+        pass the row's framing for anything else)."""
+        from crypto.padding import FRAMING_PADME, unframe
+
+        plain = subprocess.run(
             ["gpg", "--homedir", str(self.workstation), "--batch", "--decrypt"],
             input=ciphertext, capture_output=True, check=True,
         ).stdout
+        return unframe(plain)[0] if framing == FRAMING_PADME else plain
 
 
 @contextmanager

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from crypto.kdf import KdfParams
+from crypto.padding import unframe
 from wbs.models import utcnow
 from wbs.workdays import local_date
 
@@ -42,3 +45,20 @@ clocks = pytest.mark.parametrize("clock", list(CLOCKS.values()), ids=list(CLOCKS
 def wib_today() -> dt.date:
     """Today's date in WIB: the date the product counts deadlines in (never date.today())."""
     return local_date(utcnow())
+
+
+def decrypt_item(home: Path, path: Path) -> tuple[bytes, str | None]:
+    """A stored item as the workstation reads it: decrypted with real gpg in ``home``, then
+    its padding frame (crypto.padding) checked and stripped.
+
+    Returns the data and the original file name, which travels in the frame: the literal
+    packet carries none, so the name's length cannot change the ciphertext's size.
+    """
+    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+    framed = subprocess.run([*base, "--decrypt", str(path)], capture_output=True, check=True)
+    packets = subprocess.run(
+        [*base, "--list-packets", str(path)], capture_output=True, check=True
+    ).stdout.decode("utf-8", "replace")
+    assert re.search(r'^:literal data packet:\n\s+mode .*, name="",', packets, re.M), packets
+    data, trailer = unframe(framed.stdout)
+    return data, trailer.name

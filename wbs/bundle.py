@@ -153,6 +153,7 @@ def write_bundle(
                         "path": path,
                         "kind": item.kind,
                         "size": item.size,
+                        "framing": item.framing,
                         "sha256": digest,
                         "created_at": _iso(item.created_at),
                     }

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from crypto.padding import FRAMING_PADME
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.replykeys import encrypt_reply
 from wbs.bundle import write_bundle
@@ -316,12 +317,13 @@ def _case_source(ctx: Context, case: Case) -> Source:
     return source
 
 
-def _store_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply:
+def _store_reply(ctx: Context, case: Case, ciphertext: bytes, framing: str) -> Reply:
     path = ctx.inst.store.new_name(ctx.tenant.slug)
     with ctx.inst.store.create(path) as out:
         out.write(ciphertext)
     reply = Reply(
-        case=case, investigator_id=ctx.actor_id, store_path=path, size=len(ciphertext)
+        case=case, investigator_id=ctx.actor_id, store_path=path, size=len(ciphertext),
+        framing=framing,
     )
     now = dt.datetime.now(dt.UTC)
     with committed_with_files(ctx.session, ctx.inst.store, [path]):
@@ -361,9 +363,10 @@ def post_reply(ctx: Context, case: Case, text: str, *, what: str = "reply") -> R
             what=what,
         ) from None
     ciphertext = encrypt_reply(
-        ctx.inst.keyring, recipients, source.reply_public_key, text.encode("utf-8")
+        ctx.inst.keyring, recipients, source.reply_public_key, text.encode("utf-8"),
+        framing=FRAMING_PADME,
     )
-    return _store_reply(ctx, case, ciphertext)
+    return _store_reply(ctx, case, ciphertext, FRAMING_PADME)
 
 
 def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply:
@@ -374,6 +377,10 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
     pelapor could not read it) and every current recipient key of the tenant (or the case
     history would not stay readable on the workstation). Refused (``reply_refused``) saying
     which is missing: keys and shapes, never content.
+
+    The workstation pads every reply it encrypts (:mod:`crypto.padding`, the same frame as
+    the server's), so an uploaded reply is recorded as padded; the server cannot look inside
+    to check, and the pelapor's reply page refuses a reply whose frame does not hold.
     """
 
     def refuse(reason: str) -> Refusal:
@@ -404,7 +411,7 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
         # The same file uploaded twice (a double click, a retried upload): a second copy adds
         # nothing for anyone, and bundles name items by their hash, so two would collide.
         raise refuse("this encrypted file is already a reply of this case")
-    return _store_reply(ctx, case, ciphertext)
+    return _store_reply(ctx, case, ciphertext, FRAMING_PADME)
 
 
 def _already_a_reply(ctx: Context, case: Case, ciphertext: bytes) -> bool:

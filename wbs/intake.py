@@ -8,6 +8,8 @@ crash or an error leaves no orphan file and no row without its file.
 
 Everything the pelapor sends is encrypted to the tenant's recipient keys (and KPK's when the
 report goes to KPK) before it touches disk; the server keeps ciphertext and metadata only.
+Every item is padded inside the encryption (:mod:`crypto.padding`), so what is stored and
+recorded is a bucket's size, never the document's exact one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from crypto.encrypt import EncryptWriter, encrypt_bytes, open_encryptor
 from crypto.errors import CryptoError
 from crypto.keyring import Keyring
+from crypto.padding import FRAMING_PADME
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
 from wbs.models import Case, Event, Submission, new_registration_number
@@ -52,7 +55,8 @@ class IntakeClosed(RuntimeError):
 @dataclass(frozen=True)
 class StoredItem:
     path: str
-    size: int
+    size: int  # of the padded ciphertext
+    framing: str = FRAMING_PADME
 
 
 def ensure_space(store: Store, floor_bytes: int, incoming_bytes: int = 0) -> None:
@@ -154,7 +158,9 @@ class EncryptedFile:
         try:
             self._out = sink = self._stack.enter_context(store.create(self.path))
             self._writer: EncryptWriter = self._stack.enter_context(
-                open_encryptor(keyring, recipients, sink, filename or None)
+                open_encryptor(
+                    keyring, recipients, sink, filename or None, framing=FRAMING_PADME
+                )
             )
         except BaseException as exc:
             # gpg could not start: remove the empty .part file and close it now.
@@ -178,6 +184,8 @@ class EncryptedFile:
 
     def close(self) -> StoredItem:
         try:
+            # The padding is written when gpg is finished: it must fit above the floor too.
+            ensure_space(self.store, self.floor_bytes, self._writer.tail_bytes)
             # Finish gpg first, while the .part file is still there to measure the disk by.
             self._writer.close()
         except (CryptoError, OSError) as exc:
@@ -189,7 +197,7 @@ class EncryptedFile:
             # The final flush or fsync: the system says ENOSPC itself.
             self._closed_if_full(exc)
             raise
-        return StoredItem(self.path, self.store.size(self.path))
+        return StoredItem(self.path, self.store.size(self.path), self._writer.framing)
 
     def _closed_if_full(self, exc: BaseException) -> None:
         # A full disk is the intake's "closed for now", not an error: the reporter gets the
@@ -227,7 +235,9 @@ class Intake:
     def _store_bytes(self, data: bytes, filename: str) -> StoredItem:
         store = self.ctx.inst.store
         path = store.new_name(self.ctx.tenant.slug)
-        ciphertext = encrypt_bytes(self.ctx.inst.keyring, self.recipients, data, filename)
+        ciphertext = encrypt_bytes(
+            self.ctx.inst.keyring, self.recipients, data, filename, framing=FRAMING_PADME
+        )
         try:
             with store.create(path) as out:
                 out.write(ciphertext)
@@ -235,7 +245,7 @@ class Intake:
             if disk_was_full(store, self.ctx.inst.config.disk_floor_bytes, exc):
                 raise IntakeClosed("the store's disk is full") from exc
             raise
-        item = StoredItem(path, store.size(path))
+        item = StoredItem(path, store.size(path), FRAMING_PADME)
         self.stored.append(item)
         return item
 
@@ -245,7 +255,10 @@ class Intake:
         ]
         for kind, item in items:
             self.ctx.scope.add(
-                Submission(case=case, kind=kind, store_path=item.path, size=item.size)
+                Submission(
+                    case=case, kind=kind, store_path=item.path, size=item.size,
+                    framing=item.framing,
+                )
             )
 
     def new_case(self, answers: ReportAnswers) -> Case:

@@ -22,10 +22,11 @@ class Item:
 
     number: int
     kind: str  # form, message, file, reply
-    size: int
+    size: int  # of the stored (padded) ciphertext
     created_at: dt.datetime
     row_id: int
     store_path: str
+    framing: str  # how the plaintext inside is padded (crypto.padding)
 
     def filename(self, registration_number: str, width: int) -> str:
         # Never the original filename: it travels only inside the ciphertext.
@@ -46,20 +47,20 @@ def case_items(session: Session, reader: Reader, case: Case) -> list[Item]:
     """
     subs = session.scalars(reader.select(Submission).where(Submission.case_id == case.id))
     reps = session.scalars(reader.select(Reply).where(Reply.case_id == case.id))
-    rows: list[tuple[dt.datetime, int, int, dt.datetime, str, int, str]] = [
+    rows: list[tuple[dt.datetime, int, int, dt.datetime, str, int, str, str]] = [
         (round_to_day(sub.created_at), 0, sub.id, sub.created_at, str(sub.kind), sub.size,
-         sub.store_path)
+         sub.store_path, sub.framing)
         for sub in subs
     ]
     rows += [
         (round_to_day(rep.created_at), 1, rep.id, rep.created_at, "reply", rep.size,
-         rep.store_path)
+         rep.store_path, rep.framing)
         for rep in reps
     ]
     rows.sort()
     return [
-        Item(number, kind, size, created, row_id, path)
-        for number, (_, _, row_id, created, kind, size, path) in enumerate(rows, start=1)
+        Item(number, kind, size, created, row_id, path, framing)
+        for number, (_, _, row_id, created, kind, size, path, framing) in enumerate(rows, start=1)
     ]
 
 

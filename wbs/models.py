@@ -38,6 +38,7 @@ from sqlalchemy.orm import (
     validates,
 )
 
+from crypto.padding import FRAMING_NONE, FRAMINGS
 from wbs.domain import (
     DEFAULT_CATEGORY_CODES,
     SOURCE_EVENT_KINDS,
@@ -144,6 +145,14 @@ def _day(_self: object, _key: str, value: dt.datetime | None) -> dt.datetime | N
     # shows what was stored, not the precise time the column refused to keep.
     if value is not None and value.tzinfo is not None:
         return round_to_day(value)
+    return value
+
+
+def _framing(_self: object, _key: str, value: str) -> str:
+    # What the readers (the workstation, the pelapor's reply page) strip: a value they do not
+    # know would leave them guessing, so it never reaches the database.
+    if value not in FRAMINGS:
+        raise ValueError(f"unknown framing {value!r}")
     return value
 
 
@@ -454,13 +463,19 @@ class Submission(TenantOwned, Base):
     # Path of the OpenPGP ciphertext relative to the store root. Unique: deleting one row's
     # file must never delete another row's content.
     store_path: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    # The stored ciphertext's size: padded (see framing), never the document's exact size.
     size: Mapped[int] = mapped_column(sa.BigInteger)
+    # How the plaintext was padded inside the encryption (crypto.padding): "padme/1" for
+    # everything stored now, "none" for items stored before padding existed. Set explicitly
+    # by whoever encrypts; readers strip the frame by it and never guess.
+    framing: Mapped[str] = mapped_column(sa.String(16), server_default=FRAMING_NONE)
     # Day precision: a pelapor's action (see Source.created_at). Order within a case by id.
     created_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
     seen: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     case: Mapped[Case] = relationship(back_populates="submissions")
     _round_created_at = validates("created_at")(_day)
+    _check_framing = validates("framing")(_framing)
 
     __table_args__ = (
         sa.ForeignKeyConstraint(
@@ -480,11 +495,13 @@ class Reply(TenantOwned, Base):
     case_id: Mapped[int] = mapped_column()
     investigator_id: Mapped[int | None] = mapped_column()
     store_path: Mapped[str] = mapped_column(sa.String(255), unique=True)
-    size: Mapped[int] = mapped_column(sa.BigInteger)
+    size: Mapped[int] = mapped_column(sa.BigInteger)  # padded, as a submission's
+    framing: Mapped[str] = mapped_column(sa.String(16), server_default=FRAMING_NONE)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     read_by_source: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     case: Mapped[Case] = relationship(back_populates="replies")
+    _check_framing = validates("framing")(_framing)
     investigator: Mapped[Investigator | None] = relationship(
         primaryjoin=lambda: sa.and_(
             foreign(Reply.investigator_id) == Investigator.id,

@@ -107,8 +107,9 @@ def source_replies(
 ) -> list[tuple[Reply, str]]:
     """Replies of a case, decrypted in memory with the source's reply key; marks them read.
 
-    A reply that cannot be decrypted shows as an empty text rather than breaking the page; the
-    failure is the server's problem, never the pelapor's.
+    A reply that cannot be decrypted (or whose padding frame does not hold) shows as an empty
+    text rather than breaking the page; the failure is the server's problem, never the
+    pelapor's.
     """
     source = ctx.scope.get(Source, secrets.source_id)
     if source is None or case.source_id != source.id:
@@ -123,6 +124,8 @@ def source_replies(
                 secrets.reply_passphrase,
                 ciphertext,
                 ctx.inst.config.gpg_binary,
+                # Stripped and checked by the framing recorded with the reply, never guessed.
+                framing=reply.framing,
             ).decode("utf-8", "replace")
         except CryptoError:
             text = ""

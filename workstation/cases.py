@@ -1,4 +1,11 @@
-"""Decrypting an imported case into its folder, and reading back what it says."""
+"""Decrypting an imported case into its folder, and reading back what it says.
+
+A padded item (``padme/1``, as the signed manifest says) decrypts to its data, zero padding and
+a trailer (:mod:`crypto.padding`); the trailer is checked and the file cut down to the data
+before it gets its name, so what lands in ``decrypted/`` is byte for byte what the pelapor sent.
+An item whose frame does not hold is refused on its own: its file is removed, the other items
+are decrypted, and the refusal is reported.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypto.padding import FRAMING_PADME, PaddingError, unframe_file
 from workstation.gpg import PassphraseNeeded, ProgressCallback, WorkstationGpg
 from workstation.names import place_without_overwrite, safe_filename
 from workstation.store import CaseRecord, ItemRecord, State, Workstation
@@ -24,11 +32,22 @@ ProgressFactory = Callable[[ItemRecord], ProgressCallback | None]
 
 
 @dataclass(frozen=True)
+class Decrypted:
+    """What one decryption run did: how many items it decrypted, and which it refused."""
+
+    count: int
+    refused: tuple[str, ...]  # one message per refused item, naming it
+
+
+@dataclass(frozen=True)
 class ShownItem:
     number: int
     item: ItemRecord
     text: str | None  # messages and replies
     answers: dict[str, str] | None  # the form
+    # The decrypted file's size: the true one, which only exists here (the server and the
+    # bundle know the padded ciphertext's only). None while not decrypted.
+    size: int | None = None
 
 
 def _fallback_name(number: int, kind: str) -> str:
@@ -44,16 +63,18 @@ def decrypt_case(
     passphrase: str | None = None,
     ask_passphrase: PassphraseSource | None = None,
     progress: ProgressFactory | None = None,
-) -> int:
-    """Decrypt every item not decrypted yet; save the state after each. Return how many.
+) -> Decrypted:
+    """Decrypt every item not decrypted yet; save the state after each.
 
     Without a passphrase gpg uses cached or unprotected keys; when it needs one,
-    ``ask_passphrase`` is called once and its answer used for the rest of the case.
+    ``ask_passphrase`` is called once and its answer used for the rest of the case. An item
+    whose padding frame is malformed is refused and left undecrypted; the rest go on.
     """
     case_dir = ws.case_dir(case)
     out_dir = case_dir / "decrypted"
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     done = 0
+    refused: list[str] = []
     for number, item in enumerate(case.ordered_items(), start=1):
         if item.decrypted is not None and (case_dir / item.decrypted).is_file():
             continue
@@ -66,6 +87,13 @@ def decrypt_case(
                 raise
             passphrase = ask_passphrase()
             temp, embedded = gpg.decrypt_to_temp(source, out_dir, passphrase, callback)
+        if item.framing == FRAMING_PADME:
+            try:
+                embedded = unframe_file(temp).name
+            except PaddingError as exc:
+                temp.unlink(missing_ok=True)
+                refused.append(f"item {number:02d} ({item.kind}) refused: {exc}")
+                continue
         fallback = _fallback_name(number, item.kind)
         # Only attachments keep the pelapor's name; the others are ours to name.
         name = safe_filename(embedded, fallback) if item.kind == "file" else fallback
@@ -75,7 +103,7 @@ def decrypt_case(
         state.cases[case.key] = case
         ws.save(state)
         done += 1
-    return done
+    return Decrypted(done, tuple(refused))
 
 
 def _read_text(path: Path) -> str:
@@ -108,12 +136,14 @@ def shown_items(ws: Workstation, case: CaseRecord) -> list[ShownItem]:
     shown = []
     for number, item in enumerate(case.ordered_items(), start=1):
         text = answers = None
+        size = None
         if item.decrypted is not None and (case_dir / item.decrypted).is_file():
+            size = (case_dir / item.decrypted).stat().st_size
             if item.kind == "form":
                 answers = parse_report(_read_text(case_dir / item.decrypted))
             elif item.kind in ("message", "reply"):
                 text = _read_text(case_dir / item.decrypted)
-        shown.append(ShownItem(number, item, text, answers))
+        shown.append(ShownItem(number, item, text, answers, size))
     return shown
 
 

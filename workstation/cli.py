@@ -240,7 +240,10 @@ class _Bars:
             self._bar = None
 
 
-def _decrypt(ws: Workstation, state: State, case: CaseRecord, passphrase_file: Path | None) -> Path:
+def _decrypt(
+    ws: Workstation, state: State, case: CaseRecord, passphrase_file: Path | None
+) -> tuple[Path, tuple[str, ...]]:
+    """Decrypt what is new, render case.html; return the page and the refused items."""
     passphrase = _read_passphrase_file(passphrase_file)
 
     def ask() -> str:
@@ -255,13 +258,19 @@ def _decrypt(ws: Workstation, state: State, case: CaseRecord, passphrase_file: P
     bars = _Bars()
     gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
     try:
-        decrypt_case(ws, gpg, state, case, passphrase, ask, bars.factory)
+        result = decrypt_case(ws, gpg, state, case, passphrase, ask, bars.factory)
     finally:
         bars.close()
         # The agent holds unlocked keys in memory; stop it rather than let it outlive us.
         gpg.close()
     page = render_case(case, shown_items(ws, case))
-    return write_case_page(ws.case_dir(case), page)
+    return write_case_page(ws.case_dir(case), page), result.refused
+
+
+def _refused(refused: tuple[str, ...]) -> None:
+    """After the rest of the case was shown: name each refused item, and exit with status 1."""
+    if refused:
+        raise click.ClickException("\n".join(refused))
 
 
 _passphrase_option = click.option(
@@ -281,9 +290,10 @@ def decrypt(ctx: click.Context, registration_number: str, passphrase_file: Path 
     with _errors(), ws.locked():
         state = ws.load()
         case = ws.find_case(state, registration_number)
-        page = _decrypt(ws, state, case, passphrase_file)
+        page, refused = _decrypt(ws, state, case, passphrase_file)
     click.echo(f"decrypted into {ws.case_dir(case) / 'decrypted'}")
     click.echo(f"open {page}")
+    _refused(refused)
 
 
 def _show(ws: Workstation, case: CaseRecord, items: list[ShownItem]) -> None:
@@ -311,9 +321,10 @@ def read(ctx: click.Context, registration_number: str, passphrase_file: Path | N
     with _errors(), ws.locked():
         state = ws.load()
         case = ws.find_case(state, registration_number)
-        page = _decrypt(ws, state, case, passphrase_file)
+        page, refused = _decrypt(ws, state, case, passphrase_file)
         _show(ws, case, shown_items(ws, case))
     click.echo(f"\nopen {page}")
+    _refused(refused)
 
 
 # --- reply ---------------------------------------------------------------------------------

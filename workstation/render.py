@@ -100,7 +100,7 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
             label = Path(item.decrypted).name
             out.append(
                 f"<h3>{head}</h3><p><a href=\"{_e(_href(item.decrypted))}\" download>"
-                f"{_e(label)}</a> ({item.size} byte terenkripsi)</p>"
+                f"{_e(label)}</a> ({_e(shown.size)} byte)</p>"
             )
     out.append("<h2>Riwayat</h2><table><tr><th>Waktu</th><th>Peristiwa</th><th>Catatan</th></tr>")
     for entry in case.timeline:

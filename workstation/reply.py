@@ -4,6 +4,10 @@ A reply is encrypted to the pelapor's reply key (shipped in the bundle) and to t
 own keys, so the case history stays readable here; only the ciphertext goes to the outbox, to
 be carried back and uploaded as a pre-encrypted reply. The plaintext is never written to disk
 by this module.
+
+The reply is padded inside the encryption exactly as the server pads its own
+(:mod:`crypto.padding`): the server records every uploaded reply as padded, its stored size is
+a bucket's, and the pelapor's reply page strips the frame.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crypto.keyring import Keyring, normalize_fingerprint
+from crypto.padding import FRAMING_PADME
 from crypto.replykeys import encrypt_reply
 from workstation.gpg import WorkstationGpg, primaries_for_key_ids, recipients_of
 from workstation.store import CaseRecord, Workstation, WorkstationError
@@ -57,7 +62,7 @@ def write_reply(
     key_file = ws.case_dir(case) / "reply-key.asc"
     reply_key = key_file.read_text(encoding="ascii")
     with Keyring(ws.gnupg_home, ws.gpg_binary) as keyring:
-        ciphertext = encrypt_reply(keyring, chosen, reply_key, plaintext)
+        ciphertext = encrypt_reply(keyring, chosen, reply_key, plaintext, framing=FRAMING_PADME)
     ws.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = ws.outbox / f"{case.registration_number}-reply-{stamp}.gpg"

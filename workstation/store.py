@@ -35,6 +35,7 @@ from typing import Any
 from crypto.bundle import BundleCase, BundleError, VerifiedBundle, read_bundle
 from crypto.errors import CryptoError
 from crypto.keyring import Keyring
+from crypto.padding import FRAMING_NONE, FRAMINGS
 
 STATE_VERSION = 1
 _TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -61,10 +62,13 @@ def default_home() -> Path:
 class ItemRecord:
     sha256: str
     kind: str
-    size: int
+    size: int  # of the ciphertext (padded); the decrypted file has the true size
     created_at: str
     decrypted: str | None = None  # relative to the case folder
-    embedded_name: str | None = None  # the literal packet's name, as sent (for display)
+    embedded_name: str | None = None  # the original name, as sent (for display)
+    # How the plaintext is padded inside the encryption, as the signed manifest says
+    # (crypto.padding); items imported before padding existed are unpadded.
+    framing: str = FRAMING_NONE
 
     @property
     def file(self) -> str:
@@ -108,6 +112,8 @@ class CaseRecord:
         for item in items:
             if not _SHA_RE.match(item.sha256):
                 raise WorkstationError("the state file is damaged (bad item hash)")
+            if item.framing not in FRAMINGS:
+                raise WorkstationError("the state file is damaged (unknown item framing)")
         return cls(**{**data, "items": items})
 
 
@@ -309,6 +315,7 @@ class Workstation:
                                 kind=bitem.kind,
                                 size=bitem.size,
                                 created_at=bitem.created_at.isoformat(),
+                                framing=bitem.framing,
                             )
                         )
                         have.add(bitem.sha256)

@@ -19,6 +19,14 @@ import pytest
 from crypto.encrypt import encrypt_bytes, open_encryptor, sanitize_filename
 from crypto.errors import EncryptionError
 from crypto.keyring import Keyring
+from crypto.padding import (
+    FRAMING_PADME,
+    MIN_FRAMED_BYTES,
+    TRAILER_SIZE,
+    Trailer,
+    framed_size,
+    unframe,
+)
 
 CHUNK = 64 * 1024
 
@@ -366,3 +374,89 @@ def test_memory_stays_flat_while_streaming(keyring: Keyring, keys: Any, instance
     assert growth_mib < 30, f"Python RSS grew by {growth_mib:.1f} MiB while streaming 160 MiB"
     assert peak_gpg / 2**20 < 64, f"gpg RSS reached {peak_gpg / 2**20:.1f} MiB"
     out.unlink()
+
+
+# --- padding inside the encryption (crypto.padding) --------------------------------------------
+
+
+def _padded_file(
+    keyring: Keyring, recipients: list[str], path: Path, data: bytes, filename: str | None
+) -> int:
+    with path.open("wb") as sink:
+        writer = open_encryptor(keyring, recipients, sink, filename=filename, framing=FRAMING_PADME)
+        for start in range(0, len(data), CHUNK):
+            writer.write(data[start : start + CHUNK])
+        assert writer.tail_bytes == framed_size(len(data)) - len(data)
+        written = writer.close()
+    assert writer.bytes_in == len(data)
+    return written
+
+
+def test_padded_stream_size_depends_on_the_bucket_only(
+    keyring: Keyring, keys: Any, instance_dir: Path, packets: Any
+) -> None:
+    alice, bob = keys.get("alice"), keys.get("bob")
+    recipients = [alice.fingerprint, bob.fingerprint]
+    # Two sizes of one bucket, with names of very different lengths.
+    small, large = 1_000_001, framed_size(1_000_001) - TRAILER_SIZE
+    assert small < large and framed_size(small) == framed_size(large)
+    names = {small: "a.pdf", large: "laporan keuangan dinas kesehatan tahun 2025 final.pdf"}
+    sizes, plain = {}, {}
+    for n in (small, large):
+        plain[n] = secrets.token_bytes(n)
+        out = instance_dir / f"{n}.part"
+        sizes[n] = _padded_file(keyring, recipients, out, plain[n], names[n])
+        assert sizes[n] == out.stat().st_size
+    assert sizes[small] == sizes[large]
+    # One more byte is the next bucket, and a bigger ciphertext.
+    out = instance_dir / "next.part"
+    assert _padded_file(keyring, recipients, out, secrets.token_bytes(large + 1), None) > sizes[
+        large
+    ]
+    for n in (small, large):
+        ciphertext = (instance_dir / f"{n}.part").read_bytes()
+        # The name is in the frame: the literal packet carries none.
+        listing = packets(ciphertext, home=alice.home)
+        assert 'name=""' in listing and ":compressed packet:" not in listing
+        for person in (alice, bob):
+            data, found = unframe(person.decrypt(ciphertext))
+            assert data == plain[n] and found.name == names[n]
+
+
+def test_padded_bytes_are_the_same_size_as_the_padded_stream(
+    keyring: Keyring, keys: Any, instance_dir: Path
+) -> None:
+    alice = keys.get("alice")
+    for n in (0, 17, 3000, MIN_FRAMED_BYTES - TRAILER_SIZE):
+        data = secrets.token_bytes(n)
+        in_memory = encrypt_bytes(
+            keyring, [alice.fingerprint], data, filename="pesan.txt", framing=FRAMING_PADME
+        )
+        streamed = _padded_file(
+            keyring, [alice.fingerprint], instance_dir / "s.part", data, "x" * 200
+        )
+        # Every short document is one 4 KiB frame: one ciphertext size for all of them.
+        assert len(in_memory) == streamed == len(
+            encrypt_bytes(keyring, [alice.fingerprint], b"", framing=FRAMING_PADME)
+        )
+        assert unframe(alice.decrypt(in_memory)) == (data, Trailer(n, "pesan.txt"))
+
+
+def test_a_padded_name_is_sanitized_like_the_literal_packets(
+    keyring: Keyring, keys: Any
+) -> None:
+    alice = keys.get("alice")
+    ciphertext = encrypt_bytes(
+        keyring, [alice.fingerprint], b"x", filename="../../evil\u202egpj.exe",
+        framing=FRAMING_PADME,
+    )
+    assert unframe(alice.decrypt(ciphertext))[1].name == "evilgpj.exe"
+
+
+def test_an_unknown_framing_fails_closed(keyring: Keyring, keys: Any, instance_dir: Path) -> None:
+    out = instance_dir / "u.part"
+    with out.open("wb") as sink, pytest.raises(EncryptionError, match="framing"):
+        open_encryptor(keyring, [keys.get("alice").fingerprint], sink, framing="padme/9")
+    with pytest.raises(EncryptionError, match="framing"):
+        encrypt_bytes(keyring, [keys.get("alice").fingerprint], b"x", framing="")
+    assert out.read_bytes() == b""

@@ -15,6 +15,7 @@ import pytest
 from crypto import gpgrun
 from crypto.errors import DecryptionError, EncryptionError
 from crypto.keyring import Keyring
+from crypto.padding import FRAMING_NONE, FRAMING_PADME, PaddingError, unframe
 from crypto.replykeys import ReplyKey, decrypt_reply, encrypt_reply, generate_reply_key
 
 PASSPHRASE = "9f" * 32  # the shape crypto.kdf produces: 64 hex digits
@@ -148,9 +149,10 @@ def test_reply_round_trip_and_tenant_can_read_it(
     assert message not in ciphertext
     assert decrypt_reply(reply_key, PASSPHRASE, ciphertext) == message
     assert decrypt_reply(reply_key.secret_armored, PASSPHRASE, ciphertext) == message
-    # The investigators read the same reply on their workstation, with their own keyring.
-    assert alice.decrypt(ciphertext) == message
-    assert carol.decrypt(ciphertext) == message
+    # The investigators read the same reply on their workstation, with their own keyring
+    # (inside a padding frame, which the workstation strips: crypto.padding).
+    assert unframe(alice.decrypt(ciphertext))[0] == message
+    assert unframe(carol.decrypt(ciphertext))[0] == message
     # Every throwaway home is gone again (and with it the imported key).
     assert made, "no throwaway home was made"
     assert [path for path in made if os.path.exists(path)] == []
@@ -210,3 +212,24 @@ def test_unusable_passphrases_are_refused_at_generation() -> None:
     for bad in ("", " padded ", "two\nlines"):
         with pytest.raises(ValueError):
             generate_reply_key(bad)
+
+
+def test_replies_are_padded_and_old_unpadded_ones_still_read(
+    reply_key: ReplyKey, keyring: Keyring, keys: Any
+) -> None:
+    alice = keys.get("alice")
+    public = reply_key.public_armored
+    short = encrypt_reply(keyring, [alice.fingerprint], public, b"Ya.")
+    longer = encrypt_reply(keyring, [alice.fingerprint], public, b"Mohon kirim bukti. " * 150)
+    # A one-word answer and a page look the same on disk.
+    assert len(short) == len(longer)
+    assert decrypt_reply(reply_key, PASSPHRASE, short, framing=FRAMING_PADME) == b"Ya."
+    # A reply stored before padding existed is recorded as unpadded and comes back as it was.
+    old = encrypt_reply(keyring, [alice.fingerprint], public, b"Ya.", framing=FRAMING_NONE)
+    assert len(old) < len(short)
+    assert decrypt_reply(reply_key, PASSPHRASE, old, framing=FRAMING_NONE) == b"Ya."
+    # Read as padded, an unpadded reply has no frame: refused, never shown half-guessed.
+    with pytest.raises(PaddingError):
+        decrypt_reply(reply_key, PASSPHRASE, old, framing=FRAMING_PADME)
+    with pytest.raises(DecryptionError, match="framing"):
+        decrypt_reply(reply_key, PASSPHRASE, short, framing="padme/2")

@@ -37,6 +37,7 @@ from playwright.sync_api import Browser, BrowserContext
 from werkzeug.serving import make_server
 
 from crypto.keyring import kill_agent
+from crypto.padding import FRAMING_PADME, unframe
 from crypto.recipients import ciphertext_key_ids
 from journalist_iface import create_app as create_investigator_app
 from peluit.demo import make_workstation_key
@@ -344,7 +345,9 @@ def test_investigator_journey(
         # The demo key and the new key; a reply also to the pelapor's own key.
         assert len(recipients) == (3 if item.kind == "reply" else 2), (item.path, recipients)
         plain = gpg(second_workstation, "--decrypt", str(ciphertext)).stdout
-        opened[item.path] = plain
+        # Every item is padded inside the encryption, as its manifest entry says.
+        assert item.framing == FRAMING_PADME, item
+        opened[item.path] = unframe(plain)[0]
     kill_agent(second_workstation)
     plaintexts = list(opened.values())
     assert evidence.read_bytes() in plaintexts

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 from crypto.codenames import load_wordlist
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
+from tests.support import decrypt_item
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import CaseStatus
@@ -415,19 +415,11 @@ def contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
     return False
 
 
-_LITERAL_NAME = re.compile(r'^:literal data packet:\n\s+mode .*, name="([^"]*)"', re.MULTILINE)
-
-
 def gpg_decrypt(home: Path, path: Path) -> tuple[bytes, str]:
-    """Plaintext and the literal packet's filename, with the workstation's keys (real gpg)."""
-    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-    data = subprocess.run([*base, "--decrypt", str(path)], capture_output=True, check=True).stdout
-    packets = subprocess.run(
-        [*base, "--list-packets", str(path)], capture_output=True, check=True
-    ).stdout.decode("utf-8", "replace")
-    name = _LITERAL_NAME.search(packets)
-    assert name, packets
-    return data, name.group(1)
+    """Plaintext and the original filename, with the workstation's keys (real gpg); the
+    name travels in the padding frame (tests.support.decrypt_item)."""
+    data, name = decrypt_item(home, path)
+    return data, name or ""
 
 
 # --- accessibility --------------------------------------------------------------------------

@@ -253,6 +253,9 @@ def test_a_case_with_its_timeline_and_items(demo: Demo) -> None:
     items = case["items"]
     assert [item["number"] for item in items] == [1, 2, 3]
     assert sorted(item["kind"] for item in items) == ["file", "file", "form"]
+    # Padded inside the encryption: two files of 10 and 9 bytes are one size, as the form.
+    assert {item["framing"] for item in items} == {"padme/1"}
+    assert len({item["size"] for item in items}) == 1
     for item in items:
         download = api.get(f"/api/v1/cases/{report.case_id}/items/{item['number']}")
         assert download.status_code == 200
@@ -335,6 +338,7 @@ def test_a_reply_encrypted_on_the_workstation_is_accepted_or_refused(demo: Demo)
     assert texts == ["Dijawab via API."]
     items = api.get(f"/api/v1/cases/{report.case_id}").get_json()["items"]
     assert items[-1]["kind"] == "reply" and items[-1]["size"] == len(good)
+    assert items[-1]["framing"] == "padme/1"
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tests.source_iface.conftest import (
     csrf_token,
     multipart,
 )
-from tests.support import CLOCKS
+from tests.support import CLOCKS, decrypt_item
 from wbs.casework import change_status, post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, TenantKind
@@ -83,15 +83,10 @@ def count_cases(demo) -> int:  # type: ignore[no-untyped-def]
 
 
 def gpg_decrypt(home: Path, path: Path) -> tuple[bytes, str]:
-    """Plaintext and the literal packet's filename, decrypted with the workstation's key."""
-    base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-    data = subprocess.run([*base, "--decrypt", str(path)], capture_output=True, check=True).stdout
-    packets = subprocess.run(
-        [*base, "--list-packets", str(path)], capture_output=True, check=True
-    ).stdout.decode("utf-8", "replace")
-    name = re.search(r'name="([^"]*)"', packets)
-    assert name, packets
-    return data, name.group(1)
+    """Plaintext and the original filename, decrypted with the workstation's key."""
+    data, name = decrypt_item(home, path)
+    assert name, "the item carries no name"
+    return data, name
 
 
 def files_containing(roots: list[Path], needle: bytes) -> list[Path]:

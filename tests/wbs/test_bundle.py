@@ -19,7 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crypto.bundle import FORMAT_V1
 from crypto.codenames import generate_codename
+from crypto.padding import FRAMING_NONE, FRAMING_PADME
 from crypto.signing import Signer
 from tests.conftest import DemoInstance
 from wbs.bundle import FORMAT, BundleError, read_bundle, write_bundle
@@ -405,6 +407,61 @@ def test_signed_manifest_naming_an_unsafe_path_is_refused(
         replace={"manifest.json": forged, "manifest.json.sig": inst.signing.sign_detached(forged)},
     )
     assert refused(tampered, exported.fingerprint) == "bad_manifest"
+
+
+def _resigned(exported: Exported, tmp_path: Path, manifest: dict[str, object]) -> Path:
+    forged = json.dumps(manifest).encode()
+    signing = exported.demo.instance.signing
+    return rebuild(
+        exported.path, tmp_path / "t.zip",
+        replace={"manifest.json": forged, "manifest.json.sig": signing.sign_detached(forged)},
+    )
+
+
+def test_every_item_states_its_padding_and_its_padded_size(exported: Exported) -> None:
+    manifest = json.loads(entry(exported.path, "manifest.json"))
+    items = [item for case in manifest["cases"] for item in case["items"]]
+    assert {item["framing"] for item in items} == {FRAMING_PADME}
+    bundle = read_bundle(exported.path, exported.fingerprint)
+    assert {item.framing for case in bundle.cases for item in case.items} == {FRAMING_PADME}
+    # Sizes are the padded ciphertext's: the forms, the message and the reply (all shorter
+    # than 4 KiB) are one size per recipient set, whatever their text.
+    sizes = {(case["registration_number"], item["kind"]): item["size"]
+             for case in manifest["cases"] for item in case["items"]}
+    reg1, reg2 = exported.registration_numbers
+    assert sizes[reg2, "form"] == sizes[reg2, "message"]  # both to the instansi and KPK
+    assert sizes[reg1, "form"] < sizes[reg1, "file"]
+
+
+def test_a_bundle_of_the_first_format_reads_as_unpadded(
+    exported: Exported, tmp_path: Path
+) -> None:
+    # Bundles written before padding existed say peluit-bundle/1 and name no framing.
+    manifest = json.loads(entry(exported.path, "manifest.json"))
+    manifest["format"] = FORMAT_V1
+    for case in manifest["cases"]:
+        for item in case["items"]:
+            del item["framing"]
+    old = read_bundle(_resigned(exported, tmp_path, manifest), exported.fingerprint)
+    assert {item.framing for case in old.cases for item in case.items} == {FRAMING_NONE}
+
+
+@pytest.mark.parametrize(
+    ("version", "framing"),
+    [(FORMAT, "padme/2"), (FORMAT, None), (FORMAT, 1), (FORMAT_V1, FRAMING_PADME)],
+    ids=["unknown", "missing", "not_text", "in_the_first_format"],
+)
+def test_a_framing_the_reader_does_not_know_is_refused(
+    exported: Exported, tmp_path: Path, version: str, framing: object
+) -> None:
+    manifest = json.loads(entry(exported.path, "manifest.json"))
+    manifest["format"] = version
+    item = manifest["cases"][0]["items"][1]
+    if framing is None:
+        del item["framing"]
+    else:
+        item["framing"] = framing
+    assert refused(_resigned(exported, tmp_path, manifest), exported.fingerprint) == "bad_manifest"
 
 
 def test_not_a_zip_is_refused(tmp_path: Path) -> None:

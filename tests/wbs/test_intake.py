@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from crypto.errors import EncryptionError
 from crypto.keyring import Keyring, kill_agent
+from crypto.padding import FRAMING_PADME, Trailer, framed_size, unframe
 from peluit.demo import make_workstation_key
 from tests.support import short_tempdir
 from wbs import db
@@ -90,7 +91,9 @@ def test_stored_item_decrypts_on_the_workstation(
     assert item.size == store.size(item.path)
     ciphertext = store.open(item.path).read()
     assert b"MARKER" not in ciphertext and b"bukti.pdf" not in item.path.encode()
-    assert _decrypt(workstation[0], ciphertext) == data
+    # Padded inside the encryption: the workstation strips the frame the item says it has.
+    assert item.framing == FRAMING_PADME
+    assert unframe(_decrypt(workstation[0], ciphertext)) == (data, Trailer(len(data), "bukti.pdf"))
 
 
 def test_failing_producer_leaves_nothing(store: Store, keyring: tuple[Keyring, str]) -> None:
@@ -212,3 +215,34 @@ def test_disk_floor(store: Store) -> None:
         ensure_space(store, floor_bytes=store.free_bytes() + 1)
     with pytest.raises(IntakeClosed):
         ensure_space(store, floor_bytes=0, incoming_bytes=store.free_bytes() + 1)
+
+
+def test_the_padding_must_fit_above_the_floor_too(
+    store: Store, keyring: tuple[Keyring, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The padding is written when the upload ends, after the last check of the data: the
+    # close checks that it fits. The disk's free space is faked (a real disk shared with other
+    # processes cannot be held at an exact level); gpg and the store are real.
+    ring, fpr = keyring
+    floor = 2 * 1024 * 1024  # data checks every 1 MiB: none during this 1,000,001-byte file
+    size = 1_000_001
+    tail = framed_size(size) - size
+    data = os.urandom(size)
+
+    def upload(free: int) -> StoredItem:
+        monkeypatch.setattr(store, "free_bytes", lambda: free)
+        sink = EncryptedFile(store, ring, [fpr], tenant_slug="kpk", source_id=SOURCE,
+                             floor_bytes=floor)
+        try:
+            for start in range(0, size, 65536):
+                sink.write(data[start : start + 65536])
+            return sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+
+    with pytest.raises(IntakeClosed):
+        upload(floor + tail - 1)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+    item = upload(floor + tail)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == [store.resolve(item.path)]

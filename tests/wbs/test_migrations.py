@@ -201,3 +201,64 @@ def test_migration_0007_seals_totp_secrets_and_its_downgrade_opens_them(
             open_secret(key, ids[1], active)
     finally:
         engine.dispose()
+
+
+def test_the_framing_migration_records_every_earlier_item_as_unpadded(database_url: str) -> None:
+    # Items stored before padding existed hold their plaintext as it was: the readers must
+    # not strip a frame from them, so the upgrade marks every existing row "none".
+    from crypto.sealing import SealingKey
+    from wbs.domain import TenantKind
+    from wbs.tenants import create_tenant
+
+    # Found by its file, so renumbering the revision (helpers' migrations are merged in
+    # turn) needs no change here.
+    script = ScriptDirectory.from_config(db.alembic_config())
+    (framing,) = [rev for rev in script.walk_revisions() if rev.path.endswith("_item_framing.py")]
+    before = str(framing.down_revision)
+    db.upgrade(database_url, before, totp_key=SealingKey(b"m" * 32))
+    engine = db.make_engine(database_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            tenant = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            session.commit()
+            tenant_id = tenant.id
+        now = "2026-12-01 00:00:00+00:00"
+        statements = [
+            "INSERT INTO sources (id, tenant_id, reply_fingerprint, reply_public_key,"
+            " reply_secret_key, created_at) VALUES (:s, :t, :fpr, 'pub', 'sec', :now)",
+            "INSERT INTO cases (id, tenant_id, source_id, registration_number, category,"
+            " status, sent_to_kpk, received_at, first_response_due, last_activity_at, unread)"
+            " VALUES (1, :t, :s, 'PLT-KPK-2026-000001', 'suap_menyuap', 'baru', false, :now,"
+            " '2026-12-10', :now, true)",
+            "INSERT INTO submissions (id, tenant_id, case_id, kind, store_path, size, created_at,"
+            " seen) VALUES (1, :t, 1, 'file', 'kpk/a.gpg', 20976815, :now, false)",
+            "INSERT INTO replies (id, tenant_id, case_id, store_path, size, created_at,"
+            " read_by_source) VALUES (1, :t, 1, 'kpk/b.gpg', 700, :now, false)",
+        ]
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(
+                    sa.text(statement),
+                    {"s": "ab" * 32, "t": tenant_id, "fpr": "A" * 40, "now": now},
+                )
+        db.upgrade(database_url, framing.revision)
+        with engine.connect() as connection:
+            for table in ("submissions", "replies"):
+                framings = connection.execute(
+                    sa.text(f"SELECT framing FROM {table}")  # noqa: S608 (constant names)
+                ).scalars().all()
+                assert framings == ["none"], table
+        db.downgrade(database_url, before)
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("submissions")}
+        assert "framing" not in columns and "size" in columns
+    finally:
+        engine.dispose()
+
+
+def test_an_unknown_framing_never_reaches_the_database() -> None:
+    from wbs.models import Reply, Submission
+
+    for model in (Submission, Reply):
+        with pytest.raises(ValueError, match="framing"):
+            model(framing="padme/2")
+        assert model(framing="padme/1").framing == "padme/1"

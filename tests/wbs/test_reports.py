@@ -10,6 +10,7 @@ import time_machine
 
 from crypto.codenames import generate_codename
 from crypto.errors import EncryptionError
+from crypto.padding import FRAMING_NONE, FRAMING_PADME, Trailer, unframe
 from tests.conftest import DemoInstance
 from tests.support import wib_today
 from wbs.casework import Refusal, change_status, post_reply
@@ -94,10 +95,15 @@ def test_report_with_files_is_ciphertext_readable_on_the_workstation(
 
         form_ct = inst.store.open(case.submissions[0].store_path).read()
         file_ct = inst.store.open(case.submissions[1].store_path).read()
+        assert [s.framing for s in case.submissions] == [FRAMING_PADME] * 2
     assert MARKER.encode() not in form_ct + file_ct
     assert MARKER in demo.decrypt(form_ct).decode()
     assert demo.decrypt(file_ct) == evidence
-    assert 'name="kontrak 2026.pdf"' in _packets(demo, file_ct)
+    # The name travels in the padding frame; the literal packet carries none (its length
+    # would show in the ciphertext's size).
+    assert 'name=""' in _packets(demo, file_ct)
+    framed = demo.decrypt(file_ct, framing=FRAMING_NONE)
+    assert unframe(framed)[1] == Trailer(len(evidence), "kontrak 2026.pdf")
     # Nothing under the instance folder holds the marker in plaintext.
     for path in inst.config.instance_dir.rglob("*"):
         if path.is_file():
