@@ -120,7 +120,7 @@ def _store_reply(demo: Demo, case_id: int, ciphertext: bytes, framing: str) -> N
         assert case is not None
         tenant = session.get(Tenant, case.tenant_id)
         assert tenant is not None
-        path = demo.inst.store.new_name(tenant.slug, case.source_id)
+        path = demo.inst.store.new_name(tenant.slug)
         with demo.inst.store.create(path) as out:
             out.write(ciphertext)
         session.add(Reply(case=case, tenant_id=case.tenant_id, store_path=path,
