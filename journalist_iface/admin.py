@@ -384,7 +384,7 @@ def delete_case_item(ctx: Context, case_id: int, number: int) -> ResponseReturnV
     try:
         casework.check_items_deletable(case)
     except Refusal as refused:
-        flash(message(refused))
+        flash(message(refused, case.registration_number))
         return redirect(back)
     if request.method == "GET":
         return _confirm(
@@ -412,7 +412,7 @@ def delete_whole_case(ctx: Context, case_id: int) -> ResponseReturnValue:
     try:
         casework.check_case_deletable(case)
     except Refusal as refused:
-        flash(message(refused))
+        flash(message(refused, case.registration_number))
         return redirect(back)
     if request.method == "GET":
         return _confirm(

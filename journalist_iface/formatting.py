@@ -7,9 +7,10 @@ import datetime as dt
 from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
+from journalist_iface import labels
 from wbs.casework import TimelineEntry
 from wbs.deadlines import first_response
-from wbs.domain import CATEGORY_LABELS, SOURCE_EVENT_KINDS
+from wbs.domain import SOURCE_EVENT_KINDS
 from wbs.workdays import local_date
 
 _ITEM_KINDS = {
@@ -53,10 +54,6 @@ def filesize(size: int) -> str:
     return f"{size} B"  # unreachable; keeps mypy's return check simple
 
 
-def category_label(code: str) -> str:
-    return CATEGORY_LABELS.get(code, code)
-
-
 def item_kind(kind: str) -> str:
     label = _ITEM_KINDS.get(kind)
     return str(label) if label is not None else kind
@@ -67,6 +64,10 @@ def register(app: Flask) -> None:
     app.add_template_filter(moment)
     app.add_template_filter(event_time)
     app.add_template_filter(filesize)
-    app.add_template_global(category_label)
+    app.add_template_global(labels.status_label)
+    app.add_template_global(labels.category_label)
+    app.add_template_global(labels.mcp_label)
+    app.add_template_global(labels.event_label)
+    app.add_template_global(labels.role_label)
     app.add_template_global(item_kind)
     app.add_template_global(first_response)

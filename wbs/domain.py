@@ -247,6 +247,10 @@ class EventKind(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 -- an event's name, not a password
     TOTP_RESET = "totp_reset"
     SETTINGS_CHANGED = "settings_changed"
+    STARRED = "starred"
+    UNSTARRED = "unstarred"
+    NEEDS_REPLY_SET = "needs_reply_set"
+    NEEDS_REPLY_CLEARED = "needs_reply_cleared"
 
     @property
     def label(self) -> str:
@@ -275,8 +279,28 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.PASSWORD_RESET: "Kata sandi akun diatur ulang",
         EventKind.TOTP_RESET: "Autentikasi dua langkah akun diatur ulang",
         EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
+        EventKind.STARRED: "Diberi bintang",
+        EventKind.UNSTARRED: "Bintang dicabut",
+        EventKind.NEEDS_REPLY_SET: "Ditandai perlu dibalas",
+        EventKind.NEEDS_REPLY_CLEARED: "Tanda perlu dibalas dicabut",
     }
 )
+
+class CaseFlag(StrEnum):
+    """The marks a team puts on its cases to find them again: a star (cases to keep an eye on)
+    and "perlu dibalas" (the pelapor is owed an answer). One per case for the whole tenant,
+    not per investigator: a case is handled by a team, and a colleague who takes it over must
+    see that a reply is owed, not find it hidden in someone else's view."""
+
+    STAR = "star"
+    NEEDS_REPLY = "needs_reply"
+
+    def event_kind(self, on: bool) -> EventKind:
+        """The log entry that records setting (``on``) or clearing this flag."""
+        if self == CaseFlag.STAR:
+            return EventKind.STARRED if on else EventKind.UNSTARRED
+        return EventKind.NEEDS_REPLY_SET if on else EventKind.NEEDS_REPLY_CLEARED
+
 
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
 # other source-side timestamp: a precise time could be matched against network logs.
