@@ -122,7 +122,10 @@ def keys_generate(ctx: click.Context, name: str, expire: str, passphrase_file: P
         finally:
             gpg.close()
     click.echo(f"created key {fingerprint}")
-    click.echo(f"give the server its public half: peluit-workstation keys export {fingerprint}")
+    click.echo(
+        "give the server its public half: "
+        f"peluit-workstation keys export {fingerprint} --output key.asc"
+    )
 
 
 @keys.command("export")
