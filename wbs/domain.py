@@ -368,3 +368,18 @@ def format_registration_number(tenant_slug: str, year: int, number: int) -> str:
     if not 0 <= number < 10**REGISTRATION_DIGITS:
         raise ValueError("registration number out of range")
     return f"{REGISTRATION_PREFIX}-{tenant_slug.upper()}-{year:04d}-{number:06d}"
+
+
+def bundle_labels() -> dict[str, dict[str, str]]:
+    """Every code's Indonesian label, by group, as an export bundle carries them.
+
+    The workstation imports no server code (its import contract), so it cannot read the
+    tables above; the manifest brings them along with the codes it uses (docs/export-bundle.md).
+    """
+    return {
+        "status": {status.value: status.label for status in CaseStatus},
+        "category": dict(CATEGORY_LABELS),
+        "mcp_area": dict(MCP_AREA_LABELS),
+        "event": {kind.value: kind.label for kind in EventKind},
+        "item": {**{kind.value: kind.label for kind in SubmissionKind}, "reply": "Balasan"},
+    }
