@@ -8,7 +8,7 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
 from journalist_iface import labels
-from wbs.casework import TimelineEntry
+from wbs.casework import KLARIFIKASI_LOG_NOTE, TimelineEntry
 from wbs.deadlines import first_response
 from wbs.domain import SOURCE_EVENT_KINDS
 from wbs.workdays import local_date
@@ -45,6 +45,19 @@ def event_time(event: TimelineEntry) -> str:
     return moment(event.created_at)
 
 
+# Notes the system writes itself (not typed by an investigator), in the reader's language.
+_SYSTEM_NOTES = {
+    KLARIFIKASI_LOG_NOTE: lazy_gettext("The question was sent to the reporter as a reply"),
+}
+
+
+def event_note(note: str | None) -> str:
+    if note is None:
+        return ""
+    found = _SYSTEM_NOTES.get(note)
+    return str(found) if found is not None else note
+
+
 def filesize(size: int) -> str:
     amount = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -64,6 +77,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(moment)
     app.add_template_filter(event_time)
     app.add_template_filter(filesize)
+    app.add_template_filter(event_note)
     app.add_template_global(labels.status_label)
     app.add_template_global(labels.category_label)
     app.add_template_global(labels.mcp_label)

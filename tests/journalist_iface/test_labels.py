@@ -11,6 +11,7 @@ from flask_babel import force_locale
 
 from journalist_iface import labels
 from tests.journalist_iface.conftest import Demo, logged_in, make_report
+from wbs.casework import KLARIFIKASI_LOG_NOTE
 from wbs.domain import (
     CASE_STATUS_LABELS,
     CATEGORY_LABELS,
@@ -67,3 +68,16 @@ def test_the_english_inbox_and_case_page_read_english(demo: Demo) -> None:
     case = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
     assert "Suap-menyuap" in case and CaseStatus.BARU.label in case
     assert "Bribery" not in case
+
+
+def test_the_note_the_system_writes_follows_the_language(demo: Demo) -> None:
+    report = make_report(demo)
+    browser = logged_in(demo)
+    page = f"/pengaduan/{report.case_id}"
+    browser.post(f"{page}/status", {"status": "klarifikasi", "note": "Siapa penerimanya?"},
+                 token_from=page)
+    assert KLARIFIKASI_LOG_NOTE in browser.get(page).get_data(as_text=True)
+    browser.get("/bahasa/en", follow_redirects=True)
+    english = browser.get(page).get_data(as_text=True)
+    assert "The question was sent to the reporter as a reply" in english
+    assert KLARIFIKASI_LOG_NOTE not in english
