@@ -33,7 +33,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask_babel import force_locale, gettext
-from playwright.sync_api import Browser, BrowserContext, Request, Route
+from playwright.sync_api import Browser, BrowserContext
 from werkzeug.serving import make_server
 
 from crypto.keyring import kill_agent
@@ -401,54 +401,6 @@ def listed(journey: Journey) -> list[str]:
             journey.page.locator("main table tbody td a.mono").all_inner_texts()]
 
 
-def check_every_page(
-    browser: Browser, axe_js: Path, options: dict[str, Any], visited: list[Visited], where: str
-) -> None:
-    """axe-core on each page as in :func:`check_accessibility`, but strict: a violation of any
-    impact fails, and so does a page wider than the screen (its scrollWidth)."""
-    context: BrowserContext = browser.new_context(
-        java_script_enabled=True, bypass_csp=True, **options
-    )
-    current: dict[str, str] = {}
-
-    def replay(route: Route, request: Request) -> None:
-        if request.is_navigation_request() and request.url in current:
-            route.fulfill(status=200, content_type="text/html; charset=utf-8",
-                          body=current[request.url])
-        else:
-            route.continue_()
-
-    problems: list[str] = []
-    try:
-        page = context.new_page()
-        page.route("**/*", replay)
-        for visit in visited:
-            current.clear()
-            current[visit.url] = visit.html
-            page.goto(visit.url)
-            page.add_script_tag(path=str(axe_js))
-            rules = page.evaluate(
-                "() => Array.from(document.styleSheets).reduce((n, s) => n + s.cssRules.length, 0)"
-            )
-            assert rules > 0, f"{visit.name}: the style sheet did not load in the axe context"
-            results = page.evaluate("async () => await axe.run(document)")
-            assert results["passes"], f"{visit.name}: axe checked nothing"
-            overflow = page.evaluate(
-                "() => document.documentElement.scrollWidth - window.innerWidth"
-            )
-            if overflow > 0:
-                problems.append(f"{visit.name}: {overflow}px wider than the screen")
-            for violation in results["violations"]:
-                problems.append(
-                    f"{visit.name}: [{violation['impact']}] {violation['id']}: "
-                    f"{violation['help']} at "
-                    + ", ".join(str(node["target"]) for node in violation["nodes"][:5])
-                )
-    finally:
-        context.close()
-    assert problems == [], f"pages ({where}):\n" + "\n".join(problems)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("width", list(WIDTHS))
 def test_every_investigator_page_fits_the_screen_and_passes_axe(
@@ -541,4 +493,5 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
         for context in contexts:
             context.close()
     assert len(visited) == 20, [visit.name for visit in visited]
-    check_every_page(browser, axe_js, options, visited, f"investigator {width}")
+    # Strict: a violation of any impact fails, and so does a page wider than the screen.
+    check_accessibility(browser, axe_js, options, visited, f"investigator {width}")
