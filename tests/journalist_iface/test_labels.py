@@ -64,6 +64,9 @@ def test_the_english_inbox_and_case_page_read_english(demo: Demo) -> None:
     case = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
     assert "Bribery" in case and "Licensing" in case and "Report received" in case
     assert "Perizinan" not in case and "Pengaduan masuk" not in case
+    # No status name left Indonesian in English prose either.
+    for status in CaseStatus:
+        assert f">{status.label}<" not in case and f" {status.label} " not in case, status
     browser.get("/bahasa/id", follow_redirects=True)
     case = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
     assert "Suap-menyuap" in case and CaseStatus.BARU.label in case
