@@ -19,7 +19,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -127,6 +127,10 @@ class VerifiedBundle:
     tenant_name: str
     cases: tuple[BundleCase, ...]
     manifest: Mapping[str, Any]
+    # The Indonesian words for the codes, by group ("status", "category", "mcp_area", "event",
+    # "item"): the workstation imports no server code, so the labels travel with the codes.
+    # Empty for a bundle written before they did; a reader then shows the codes.
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def copy_file(self, path_in_bundle: str, out: BinaryIO) -> int:
         """Copy one listed file (an item or a reply key) to ``out``, checking its hash again.
@@ -297,6 +301,7 @@ def _read(zf: zipfile.ZipFile, path: Path, trusted_fingerprint: str | None) -> V
         tenant_name=manifest.tenant_name,
         cases=manifest.cases,
         manifest=manifest.raw,
+        labels=manifest.labels,
     )
 
 
@@ -311,6 +316,7 @@ class _Manifest:
     tenant_slug: str
     tenant_name: str
     cases: tuple[BundleCase, ...]
+    labels: Mapping[str, Mapping[str, str]]
 
 
 class _Fields:
@@ -399,6 +405,7 @@ def _parse_manifest(data: bytes) -> _Manifest:
     if not cases:
         raise BundleError("bad_manifest", "the manifest lists no case")
     return _Manifest(
+        labels=_parse_labels(top.data.get("labels")),
         raw=raw,
         created_at=top.timestamp("created_at"),
         signing_fingerprint=fingerprint,
@@ -418,6 +425,22 @@ def _framing(item: _Fields, version: str) -> str:
     if framing not in FRAMINGS:
         raise BundleError("bad_manifest", f"{item.where}.framing: unknown framing {framing!r}")
     return framing
+
+
+def _parse_labels(value: object) -> Mapping[str, Mapping[str, str]]:
+    """``labels``: optional (older bundles lack it); if present, groups of code -> text."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BundleError("bad_manifest", "manifest.labels: expected an object")
+    labels: dict[str, dict[str, str]] = {}
+    for group, words in value.items():
+        if not isinstance(words, dict) or not all(
+            isinstance(code, str) and type(text) is str for code, text in words.items()
+        ):
+            raise BundleError("bad_manifest", f"manifest.labels.{group}: expected texts by code")
+        labels[str(group)] = dict(words)
+    return labels
 
 
 def _parse_case(case: _Fields, seen_regs: set[str], version: str) -> BundleCase:

@@ -265,18 +265,18 @@ def keys(ctx: Context) -> ResponseReturnValue:
     return _keys_page(ctx.tenant)
 
 
-def _uploaded_key() -> str | None:
-    """The key from the file, else from the text field; None for a file that is not text."""
+def _uploaded_key() -> str | bytes:
+    """The key from the file (armored or binary, as gpg exports either), else the text field.
+
+    The file goes to the key checks as it is: a binary export is as good as an armored one,
+    and a binary secret key is refused by the same check, with the same warning, as an
+    armored one (:meth:`crypto.keyring.Keyring.inspect_public_key`).
+    """
     upload = request.files.get("key_file")
     data = upload.read(MAX_KEY_BYTES + 1) if upload and upload.filename else b""
     if len(data) > MAX_KEY_BYTES:
         abort(413)
-    if not data:
-        return request.form.get("armored", "")
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        return None  # a binary export: the checks take the armored form
+    return data or request.form.get("armored", "")
 
 
 @bp.post("/admin/kunci")
@@ -284,10 +284,6 @@ def _uploaded_key() -> str | None:
 def add_key(ctx: Context) -> ResponseReturnValue:
     owner = request.form.get("owner", "").strip()[:MAX_OWNER]
     armored = _uploaded_key()
-    if armored is None:
-        message = gettext("This file is not an armored key. Export it with gpg --armor --export "
-                          "FINGERPRINT and upload that.")
-        return _keys_page(ctx.tenant, error=message, owner=owner, status=400)
     if not armored.strip():
         return _keys_page(ctx.tenant, error=gettext("Paste the public key or choose its file."),
                           owner=owner, status=400)
@@ -471,7 +467,7 @@ def delete_case_item(ctx: Context, case_id: int, number: int) -> ResponseReturnV
     try:
         casework.check_items_deletable(case)
     except Refusal as refused:
-        flash(message(refused))
+        flash(message(refused, case.registration_number))
         return redirect(back)
     if request.method == "GET":
         return _confirm(
@@ -499,7 +495,7 @@ def delete_whole_case(ctx: Context, case_id: int) -> ResponseReturnValue:
     try:
         casework.check_case_deletable(case)
     except Refusal as refused:
-        flash(message(refused))
+        flash(message(refused, case.registration_number))
         return redirect(back)
     if request.method == "GET":
         return _confirm(

@@ -17,9 +17,9 @@ from wbs.tenants import MAX_FIRST_RESPONSE_DAYS, MAX_NAME, MIB, TenantSettings
 # One sentence per KeyRefused.reason: the admin reads what to do, in their language.
 KEY_VERDICTS: Mapping[str, LazyString] = {
     "secret_key": lazy_gettext(
-        "This is a PRIVATE key and was not stored. Upload only the public key (gpg --armor "
-        "--export FINGERPRINT). If this private key left the air-gapped workstation, treat it "
-        "as compromised: make a new key pair."
+        "This is a PRIVATE key and was not stored. Upload only the public key "
+        "(peluit-workstation keys export FINGERPRINT --output key.asc). If this private key "
+        "left the air-gapped workstation, treat it as compromised: make a new key pair."
     ),
     "expired": lazy_gettext(
         "This key, or its encryption subkey, has expired. Extend its expiry date on the "

@@ -41,10 +41,11 @@ from wbs.deadlines import FirstResponse, closure, first_response
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
+    CaseFlag,
     CaseStatus,
     EventKind,
 )
-from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names
+from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names, number_query
 from wbs.items import Item, number_width
 from wbs.models import Case, utcnow
 from wbs.numbers import whole_number
@@ -216,6 +217,8 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "first_response": first_response(case, today).value,
         "closure": closure(case, today).value,
         "unread": case.unread,
+        "starred": case.starred,
+        "needs_reply": case.needs_reply,
         "sent_to_kpk": case.sent_to_kpk,
         "assignee": assignee,
         "next_statuses": sorted(
@@ -327,7 +330,13 @@ def case_required(
 def list_cases(ctx: Context) -> Response:
     try:
         filters = InboxFilters(
-            status=_status_arg(), unread=_flag("unread"), overdue=_flag("overdue"), page=_page()
+            status=_status_arg(),
+            unread=_flag("unread"),
+            overdue=_flag("overdue"),
+            starred=_flag("starred"),
+            needs_reply=_flag("needs_reply"),
+            number=number_query(request.args.get("number", "")),
+            page=_page(),
         )
     except _BadArgument as exc:
         return error(400, "bad_argument", str(exc))
@@ -447,4 +456,30 @@ def set_status(ctx: Context, case: Case) -> Response:
     if not isinstance(raw_status, str) or not isinstance(raw_note, str):
         return error(400, "bad_request", "status and note must be strings.")
     casework.change_status(ctx, case, casework.parse_status(raw_status), raw_note)
+    return jsonify(_case_detail(ctx, case))
+
+
+_FLAG_FIELDS: Mapping[str, CaseFlag] = {
+    "starred": CaseFlag.STAR,
+    "needs_reply": CaseFlag.NEEDS_REPLY,
+}
+
+
+@bp.post("/cases/<int:case_id>/flags")
+@token_required
+@case_required
+def set_flags(ctx: Context, case: Case) -> Response:
+    """Set or clear the team's marks: ``{"starred": true}``, ``{"needs_reply": false}`` or
+    both. Each change is logged by :func:`wbs.casework.set_flag`; an unchanged mark is not."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        return error(400, "bad_request", "Send a JSON object with starred and/or needs_reply.")
+    unknown = set(body) - set(_FLAG_FIELDS)
+    if unknown:
+        return error(400, "bad_request", "Unknown fields: " + ", ".join(sorted(unknown)))
+    if not all(isinstance(value, bool) for value in body.values()):
+        return error(400, "bad_request", "starred and needs_reply must be true or false.")
+    for field, flag in _FLAG_FIELDS.items():
+        if field in body:
+            casework.set_flag(ctx, case, flag, body[field])
     return jsonify(_case_detail(ctx, case))

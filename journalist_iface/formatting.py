@@ -7,9 +7,10 @@ import datetime as dt
 from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
-from wbs.casework import TimelineEntry
+from journalist_iface import labels
+from wbs.casework import KLARIFIKASI_LOG_NOTE, TimelineEntry
 from wbs.deadlines import closure, first_response
-from wbs.domain import CATEGORY_LABELS, SOURCE_EVENT_KINDS
+from wbs.domain import SOURCE_EVENT_KINDS
 from wbs.workdays import local_date
 
 _ITEM_KINDS = {
@@ -44,6 +45,19 @@ def event_time(event: TimelineEntry) -> str:
     return moment(event.created_at)
 
 
+# Notes the system writes itself (not typed by an investigator), in the reader's language.
+_SYSTEM_NOTES = {
+    KLARIFIKASI_LOG_NOTE: lazy_gettext("The question was sent to the reporter as a reply"),
+}
+
+
+def event_note(note: str | None) -> str:
+    if note is None:
+        return ""
+    found = _SYSTEM_NOTES.get(note)
+    return str(found) if found is not None else note
+
+
 def filesize(size: int) -> str:
     amount = float(size)
     for unit in ("B", "KB", "MB", "GB"):
@@ -51,10 +65,6 @@ def filesize(size: int) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{size} B"  # unreachable; keeps mypy's return check simple
-
-
-def category_label(code: str) -> str:
-    return CATEGORY_LABELS.get(code, code)
 
 
 def item_kind(kind: str) -> str:
@@ -67,7 +77,12 @@ def register(app: Flask) -> None:
     app.add_template_filter(moment)
     app.add_template_filter(event_time)
     app.add_template_filter(filesize)
-    app.add_template_global(category_label)
+    app.add_template_filter(event_note)
+    app.add_template_global(labels.status_label)
+    app.add_template_global(labels.category_label)
+    app.add_template_global(labels.mcp_label)
+    app.add_template_global(labels.event_label)
+    app.add_template_global(labels.role_label)
     app.add_template_global(item_kind)
     app.add_template_global(first_response)
     app.add_template_global(closure)

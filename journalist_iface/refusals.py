@@ -1,77 +1,137 @@
 """The investigator's words for what :mod:`wbs.casework` refuses, in their language.
 
-The domain refuses with a stable code; the HTML interface says it in a sentence here, the JSON
-API sends the code itself. Some refusals are not sentences on a page but HTTP answers: a case
-that is not the investigator's is "not found", an action their role may not take "forbidden".
+The domain refuses with a stable code (and, for a refused encrypted reply, a reason code); the
+HTML interface says it in a whole sentence here, naming the case by its registration number,
+and the JSON API sends the code itself. The domain's English message never reaches a page: a
+sentence half in Indonesian and half in a lower layer's English helps no one. Some refusals are
+not sentences on a page but HTTP answers: a case that is not the investigator's is "not found",
+an action their role may not take "forbidden".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask_babel import gettext
+from flask_babel import LazyString, gettext, lazy_gettext
 
+from journalist_iface.labels import status_label
 from wbs.casework import Refusal
 from wbs.domain import CaseStatus
 
-HTTP_ONLY: Mapping[str, int] = {"not_found": 404, "forbidden": 403, "bad_assignee": 400}
+HTTP_ONLY: Mapping[str, int] = {
+    "not_found": 404, "forbidden": 403, "bad_assignee": 400, "bad_flag": 400,
+}
+
+Sentence = Callable[[Refusal, str], str]
 
 
-def _too_long(refusal: Refusal) -> str:
-    return str(
-        gettext(
-            "The text is too long (at most %(limit)d characters).", limit=refusal.params["limit"]
-        )
-    )
+def _too_long(refusal: Refusal, case: str) -> str:
+    return str(gettext(
+        "The text for %(case)s is too long (at most %(limit)d characters).",
+        case=case, limit=refusal.params["limit"],
+    ))
 
 
-def _note_required(refusal: Refusal) -> str:
+def _note_required(refusal: Refusal, case: str) -> str:
     if refusal.params.get("status") == CaseStatus.KLARIFIKASI:
-        return str(gettext("Write the question for the reporter."))
-    return str(gettext("Write the reason for archiving."))
+        return str(gettext("Write the question for the reporter of %(case)s.", case=case))
+    return str(gettext("Write the reason for archiving %(case)s.", case=case))
 
 
-def _no_key(refusal: Refusal) -> str:
+def _no_key(refusal: Refusal, case: str) -> str:
     if refusal.params.get("what") == "question":
-        return str(gettext("The question could not be encrypted: the institution has no key."))
-    return str(gettext("The reply could not be encrypted: the institution has no key."))
+        return str(gettext(
+            "The question for %(case)s could not be encrypted: the institution has no key.",
+            case=case,
+        ))
+    return str(gettext(
+        "The reply for %(case)s could not be encrypted: the institution has no key.", case=case
+    ))
 
 
-def _transition(refusal: Refusal) -> str:
-    return str(
-        gettext(
-            "A case cannot go from %(current)s to %(new)s.",
-            current=refusal.params["current"].label,
-            new=refusal.params["new"].label,
-        )
-    )
+def _transition(refusal: Refusal, case: str) -> str:
+    return str(gettext(
+        "%(case)s cannot go from %(current)s to %(new)s.",
+        case=case,
+        current=status_label(refusal.params["current"]),
+        new=status_label(refusal.params["new"]),
+    ))
 
 
-_MESSAGES: Mapping[str, Callable[[Refusal], str]] = {
-    "bad_status": lambda _: gettext("Choose the new status."),
-    "bad_category": lambda _: gettext("Choose one of the categories."),
-    "bad_mcp_area": lambda _: gettext("Choose one of the MCP areas, or none."),
+# Why an encrypted reply was refused, by the reason code of wbs.casework.accept_encrypted_reply.
+_REPLY_REASONS: Mapping[str, LazyString] = {
+    "size": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: the file must be between 1 byte and 1 MiB."
+    ),
+    "not_encrypted": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: the file is not an OpenPGP encrypted "
+        "message. Upload the .gpg file that peluit-workstation reply wrote."
+    ),
+    "not_to_reply_key": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: it is not encrypted to the reply key of "
+        "this case's reporter. Was it written for another case?"
+    ),
+    "not_to_every_key": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: it is not encrypted to every current key "
+        "of the institution (missing: %(fingerprints)s)."
+    ),
+    "no_current_key": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: the institution has no current key."
+    ),
+    "duplicate": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: this file is already a reply of this case."
+    ),
+}
+_REPLY_REFUSED = lazy_gettext("The encrypted reply for %(case)s was refused.")
+
+
+def _reply_refused(refusal: Refusal, case: str) -> str:
+    sentence = _REPLY_REASONS.get(refusal.params.get("reason", ""), _REPLY_REFUSED)
+    fingerprints = ", ".join(refusal.params.get("fingerprints", ()))
+    # LazyString formats with %, as gettext's keyword arguments would.
+    return str(sentence) % {"case": case, "fingerprints": fingerprints}
+
+
+def _not_final(_: Refusal, case: str) -> str:
+    return str(gettext(
+        "%(case)s cannot be deleted: only a case that is %(archived)s or %(completed)s can be.",
+        case=case,
+        archived=status_label(CaseStatus.DIARSIPKAN),
+        completed=status_label(CaseStatus.SELESAI),
+    ))
+
+
+_MESSAGES: Mapping[str, Sentence] = {
+    "bad_status": lambda _, case: gettext("Choose the new status of %(case)s.", case=case),
+    "bad_category": lambda _, case: gettext(
+        "Choose one of the categories for %(case)s.", case=case
+    ),
+    "bad_mcp_area": lambda _, case: gettext(
+        "Choose one of the MCP areas for %(case)s, or none.", case=case
+    ),
     "transition_refused": _transition,
     "note_required": _note_required,
     "note_too_long": _too_long,
     "reply_too_long": _too_long,
-    "reply_required": lambda _: gettext("Write the reply."),
-    "no_key": _no_key,
-    "no_source": lambda _: gettext("This case has no reporter to answer."),
-    # The reason names keys and shapes, never content: the server cannot read the file.
-    "reply_refused": lambda refusal: gettext(
-        "The encrypted reply was refused: %(reason)s", reason=refusal.params["reason"]
+    "reply_required": lambda _, case: gettext(
+        "Write the reply to the reporter of %(case)s.", case=case
     ),
-    "sent_to_kpk": lambda _: gettext("This report was sent to KPK and cannot be deleted here."),
-    "not_final": lambda _: gettext("Only a case that is Diarsipkan or Selesai can be deleted."),
+    "no_key": _no_key,
+    "no_source": lambda _, case: gettext("%(case)s has no reporter to answer.", case=case),
+    # The reasons name keys and shapes, never content: the server cannot read the file.
+    "reply_refused": _reply_refused,
+    "sent_to_kpk": lambda _, case: gettext(
+        "%(case)s was sent to KPK and cannot be deleted here.", case=case
+    ),
+    "not_final": _not_final,
 }
 
 
-def message(refusal: Refusal) -> str:
-    """The sentence for a refusal; an unknown code falls back to the English message, which a
-    test of every code keeps from happening."""
+def message(refusal: Refusal, case: str) -> str:
+    """The sentence for a refusal of an action on the case numbered ``case``; an unknown code
+    falls back to the English message, which a test of every code keeps from happening."""
     found = _MESSAGES.get(refusal.code)
-    return found(refusal) if found is not None else str(refusal)
+    return str(found(refusal, case)) if found is not None else str(refusal)
 
 
 CODES = frozenset(_MESSAGES) | frozenset(HTTP_ONLY)

@@ -31,7 +31,7 @@ from flask_babel import gettext, lazy_gettext
 from werkzeug.wrappers import Response
 
 from iface_common.language import add_language_switch
-from journalist_iface import refusals
+from journalist_iface import labels, refusals
 from journalist_iface.auth import (
     COOKIE_NAME,
     current_session,
@@ -52,7 +52,7 @@ from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
     MCP_AREA_LABELS,
-    MCP_AREAS,
+    CaseFlag,
     CaseStatus,
 )
 from wbs.inbox import InboxFilters, assignable, inbox, investigator_names
@@ -68,6 +68,14 @@ LOGIN_FAILED = lazy_gettext(
     "Wrong username, password or authenticator code, or too many attempts. Check them and "
     "try again in a moment."
 )
+
+
+FLAG_NOTICES = {
+    (CaseFlag.STAR, True): lazy_gettext("Starred."),
+    (CaseFlag.STAR, False): lazy_gettext("The star was removed."),
+    (CaseFlag.NEEDS_REPLY, True): lazy_gettext("Marked as needing a reply."),
+    (CaseFlag.NEEDS_REPLY, False): lazy_gettext("No longer marked as needing a reply."),
+}
 
 
 def _today() -> dt.date:
@@ -126,8 +134,8 @@ def index(ctx: Context) -> ResponseReturnValue:
         page=inbox(ctx, filters, _today()),
         filters=filters,
         statuses=list(CaseStatus),
-        categories=sorted(CATEGORY_LABELS.items(), key=lambda item: item[1]),
-        mcp_areas=MCP_AREAS,
+        categories=labels.categories(),
+        mcp_areas=labels.mcp_areas(),
         team=assignable(ctx),
         cross_tenant=ctx.reads_across_tenants,
         today=_today(),
@@ -161,10 +169,10 @@ def _case_page(
         closure_left=(
             calendar.working_days_between(today, case.closure_due) if case.closure_due else None
         ),
-        category_name=CATEGORY_LABELS.get(case.category, case.category),
-        all_categories=CATEGORY_LABELS,
-        all_mcp_areas=MCP_AREA_LABELS,
-        mcp_label=MCP_AREA_LABELS.get(case.mcp_area, case.mcp_area) if case.mcp_area else None,
+        category_name=labels.category_label(case.category),
+        all_categories={code: labels.category_label(code) for code in CATEGORY_LABELS},
+        all_mcp_areas={code: labels.mcp_label(code) for code in MCP_AREA_LABELS},
+        mcp_label=labels.mcp_label(case.mcp_area),
         error=error,
         form=form or {},
     ), status
@@ -205,7 +213,8 @@ def case_action(view: CaseAction[P]) -> Callable[..., ResponseReturnValue]:
                 "note": request.form.get("note", "").strip(),
                 "reply": request.form.get("text", "").strip(),
             }
-            return _case_page(ctx, case, error=refusals.message(refusal), status=400, form=typed)
+            error = refusals.message(refusal, case.registration_number)
+            return _case_page(ctx, case, error=error, status=400, form=typed)
 
     # Flask names the endpoint after the function: keep the view's name (not functools.wraps,
     # whose type says the signature stays the same, while this one takes an id for a case).
@@ -226,7 +235,7 @@ def _back(case: Case) -> Response:
 def set_status(ctx: Context, case: Case) -> ResponseReturnValue:
     new = casework.parse_status(request.form.get("status", ""))
     casework.change_status(ctx, case, new, request.form.get("note", ""))
-    flash(gettext("Status changed to %(status)s.", status=new.label))
+    flash(gettext("Status changed to %(status)s.", status=labels.status_label(new)))
     return _back(case)
 
 
@@ -278,6 +287,18 @@ def upload_encrypted_reply(ctx: Context, case: Case) -> ResponseReturnValue:
     data = upload.read(MAX_ENCRYPTED_REPLY_BYTES + 1) if upload else b""
     casework.accept_encrypted_reply(ctx, case, data)
     flash(gettext("The encrypted reply was stored and the reporter can read it."))
+    return _back(case)
+
+
+@bp.post("/pengaduan/<int:case_id>/tanda")
+@investigator_required()
+@case_action
+def set_flag(ctx: Context, case: Case) -> ResponseReturnValue:
+    """Set or clear the star or "perlu dibalas": the button names the mark and the state."""
+    flag = casework.parse_flag(request.form.get("flag", ""))
+    on = request.form.get("on") == "1"
+    if casework.set_flag(ctx, case, flag, on):
+        flash(FLAG_NOTICES[flag, on])
     return _back(case)
 
 

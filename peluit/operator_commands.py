@@ -139,9 +139,8 @@ def key_import(ctx: click.Context, tenant_slug: str, key_file: Any, owner: str |
     data = key_file.read()
     with opened(ctx) as instance, instance.sessions() as session:
         target = get_tenant(session, tenant_slug)
-        added = add_recipient_key(
-            session, instance.keyring, target, data.decode("utf-8", "replace"), owner=owner
-        )
+        # As read: armored or binary, the key checks take either (and refuse a secret key).
+        added = add_recipient_key(session, instance.keyring, target, data, owner=owner)
         session.commit()
         click.echo(f"imported {added.fingerprint} for {target.slug}")
 

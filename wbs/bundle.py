@@ -40,6 +40,7 @@ from crypto.bundle import (
     VerifiedBundle,
     read_bundle,
 )
+from wbs.domain import bundle_labels
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -202,6 +203,7 @@ def write_bundle(
             "signing_key_fingerprint": fingerprint,
             "tenant": {"slug": tenant.slug, "name": tenant.name},
             "cases": manifest_cases,
+            "labels": bundle_labels(),
         }
         manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
         # The signature covers these exact bytes; the reader verifies them before parsing.

@@ -30,6 +30,7 @@ from wbs.domain import (
     CATEGORY_LABELS,
     FINAL_STATUSES,
     MCP_AREA_LABELS,
+    CaseFlag,
     CaseStatus,
     EventKind,
     Role,
@@ -307,6 +308,40 @@ def mark_seen(ctx: Context, case: Case) -> None:
     ctx.session.commit()
 
 
+def parse_flag(raw: str) -> CaseFlag:
+    try:
+        return CaseFlag(raw)
+    except ValueError:
+        raise Refusal(
+            "bad_flag", "flag must be one of " + ", ".join(flag.value for flag in CaseFlag)
+        ) from None
+
+
+def set_flag(ctx: Context, case: Case, flag: CaseFlag, on: bool) -> bool:
+    """Set (``on``) or clear one of the team's marks on an own case. Commits.
+
+    The log says which mark changed and who changed it (its kind says all: no note). Setting
+    a mark that is already set changes and logs nothing; returns whether anything changed.
+    """
+    if _flag_value(case, flag) == on:
+        return False
+    _write_flag(ctx, case, flag, on)
+    ctx.session.commit()
+    return True
+
+
+def _flag_value(case: Case, flag: CaseFlag) -> bool:
+    return case.starred if flag == CaseFlag.STAR else case.needs_reply
+
+
+def _write_flag(ctx: Context, case: Case, flag: CaseFlag, on: bool) -> None:
+    if flag == CaseFlag.STAR:
+        case.starred = on
+    else:
+        case.needs_reply = on
+    _log(ctx, case, flag.event_kind(on))
+
+
 # --- replies -----------------------------------------------------------------------------------
 
 
@@ -338,6 +373,9 @@ def _store_reply(ctx: Context, case: Case, ciphertext: bytes, framing: str) -> R
         )
         if case.first_response_at is None:
             case.first_response_at = now
+        if case.needs_reply:
+            # Answered: the mark has done its work (and the log says the reply cleared it).
+            _write_flag(ctx, case, CaseFlag.NEEDS_REPLY, False)
     return reply
 
 
@@ -375,42 +413,52 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
     The plaintext never reaches the server. What is checked, without decrypting: it is an
     OpenPGP message encrypted to public keys, one of them the source's reply key (or the
     pelapor could not read it) and every current recipient key of the tenant (or the case
-    history would not stay readable on the workstation). Refused (``reply_refused``) saying
-    which is missing: keys and shapes, never content.
+    history would not stay readable on the workstation). Refused (``reply_refused``, with a
+    ``reason`` code) saying which is missing: keys and shapes, never content.
 
     The workstation pads every reply it encrypts (:mod:`crypto.padding`, the same frame as
     the server's), so an uploaded reply is recorded as padded; the server cannot look inside
     to check, and the pelapor's reply page refuses a reply whose frame does not hold.
     """
 
-    def refuse(reason: str) -> Refusal:
-        return Refusal("reply_refused", reason, reason=reason)
+    def refuse(reason: str, message: str, **params: Any) -> Refusal:
+        # ``reason`` is a stable code the interfaces put in words; the message is English,
+        # for the API and the logs of a client.
+        return Refusal("reply_refused", message, reason=reason, **params)
 
     if not ciphertext or len(ciphertext) > MAX_ENCRYPTED_REPLY_BYTES:
-        raise refuse("an encrypted reply must be between 1 byte and 1 MiB")
+        raise refuse("size", "an encrypted reply must be between 1 byte and 1 MiB")
     source = _case_source(ctx, case)
     try:
         key_ids = ciphertext_key_ids(ciphertext, ctx.inst.config.gpg_binary)
     except NotAnEncryptedMessage as exc:
-        raise refuse(f"not an encrypted reply: {exc}") from exc
+        raise refuse("not_encrypted", f"not an encrypted reply: {exc}") from exc
 
     def readable_by(armored: str) -> bool:
         info = ctx.inst.keyring.inspect_public_key(armored)
         return any(key_id(fpr) in key_ids for fpr in info.encryption_fingerprints)
 
     if not readable_by(source.reply_public_key):
-        raise refuse("the reply is not encrypted to the pelapor's reply key")
-    current = [key for key in recipient_keys(ctx.session, ctx.tenant) if key.revoked_at is None]
-    unreadable = [key.fingerprint for key in current if not readable_by(key.public_key)]
-    if not current or unreadable:
         raise refuse(
+            "not_to_reply_key",
+            "the reply is not encrypted to the pelapor's reply key of "
+            + case.registration_number,
+        )
+    current = [key for key in recipient_keys(ctx.session, ctx.tenant) if key.revoked_at is None]
+    if not current:
+        raise refuse("no_current_key", "the instansi has no current key")
+    unreadable = [key.fingerprint for key in current if not readable_by(key.public_key)]
+    if unreadable:
+        raise refuse(
+            "not_to_every_key",
             "the reply is not encrypted to every current key of the instansi: "
-            + ", ".join(unreadable or ["(no current key)"])
+            + ", ".join(unreadable),
+            fingerprints=unreadable,
         )
     if _already_a_reply(ctx, case, ciphertext):
         # The same file uploaded twice (a double click, a retried upload): a second copy adds
         # nothing for anyone, and bundles name items by their hash, so two would collide.
-        raise refuse("this encrypted file is already a reply of this case")
+        raise refuse("duplicate", "this encrypted file is already a reply of this case")
     return _store_reply(ctx, case, ciphertext, FRAMING_PADME)
 
 

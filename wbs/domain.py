@@ -248,6 +248,10 @@ class EventKind(StrEnum):
     TOTP_RESET = "totp_reset"
     SETTINGS_CHANGED = "settings_changed"
     RECLASSIFIED = "reclassified"
+    STARRED = "starred"
+    UNSTARRED = "unstarred"
+    NEEDS_REPLY_SET = "needs_reply_set"
+    NEEDS_REPLY_CLEARED = "needs_reply_cleared"
 
     @property
     def label(self) -> str:
@@ -277,8 +281,28 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.TOTP_RESET: "Autentikasi dua langkah akun diatur ulang",
         EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
         EventKind.RECLASSIFIED: "Kategori dikoreksi",
+        EventKind.STARRED: "Diberi bintang",
+        EventKind.UNSTARRED: "Bintang dicabut",
+        EventKind.NEEDS_REPLY_SET: "Ditandai perlu dibalas",
+        EventKind.NEEDS_REPLY_CLEARED: "Tanda perlu dibalas dicabut",
     }
 )
+
+class CaseFlag(StrEnum):
+    """The marks a team puts on its cases to find them again: a star (cases to keep an eye on)
+    and "perlu dibalas" (the pelapor is owed an answer). One per case for the whole tenant,
+    not per investigator: a case is handled by a team, and a colleague who takes it over must
+    see that a reply is owed, not find it hidden in someone else's view."""
+
+    STAR = "star"
+    NEEDS_REPLY = "needs_reply"
+
+    def event_kind(self, on: bool) -> EventKind:
+        """The log entry that records setting (``on``) or clearing this flag."""
+        if self == CaseFlag.STAR:
+            return EventKind.STARRED if on else EventKind.UNSTARRED
+        return EventKind.NEEDS_REPLY_SET if on else EventKind.NEEDS_REPLY_CLEARED
+
 
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
 # other source-side timestamp: a precise time could be matched against network logs.
@@ -346,3 +370,18 @@ def format_registration_number(tenant_slug: str, year: int, number: int) -> str:
     if not 0 <= number < 10**REGISTRATION_DIGITS:
         raise ValueError("registration number out of range")
     return f"{REGISTRATION_PREFIX}-{tenant_slug.upper()}-{year:04d}-{number:06d}"
+
+
+def bundle_labels() -> dict[str, dict[str, str]]:
+    """Every code's Indonesian label, by group, as an export bundle carries them.
+
+    The workstation imports no server code (its import contract), so it cannot read the
+    tables above; the manifest brings them along with the codes it uses (docs/export-bundle.md).
+    """
+    return {
+        "status": {status.value: status.label for status in CaseStatus},
+        "category": dict(CATEGORY_LABELS),
+        "mcp_area": dict(MCP_AREA_LABELS),
+        "event": {kind.value: kind.label for kind in EventKind},
+        "item": {**{kind.value: kind.label for kind in SubmissionKind}, "reply": "Balasan"},
+    }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,17 @@ from wbs.numbers import ID_DIGITS, whole_number
 
 PAGE_SIZE = 50
 SORTS = ("deadline", "received")
+# What a search by registration number keeps of what was typed: the characters numbers are
+# made of ("PLT-PEMPROV-SUMSEL-2026-004817"), upper-cased, so a pasted number with spaces or a
+# lower-case one still matches; at most as long as a number may be (the column's length).
+_NUMBER_CHARACTERS = re.compile(r"[^A-Z0-9-]")
+MAX_NUMBER_QUERY = 80
+
+
+def number_query(raw: str) -> str | None:
+    """The registration-number search as typed, cleaned; None when nothing is left."""
+    cleaned = _NUMBER_CHARACTERS.sub("", raw.upper())[:MAX_NUMBER_QUERY]
+    return cleaned or None
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,10 @@ class InboxFilters:
     assignee: int | str | None = None
     overdue: bool = False
     unread: bool = False
+    starred: bool = False
+    needs_reply: bool = False
+    # A registration number, whole or in part ("2026-0048", "004817"): see number_query.
+    number: str | None = None
     sort: str = "deadline"
     page: int = 1
 
@@ -57,6 +73,9 @@ class InboxFilters:
             assignee=assignee,
             overdue=args.get("overdue") == "1",
             unread=args.get("unread") == "1",
+            starred=args.get("starred") == "1",
+            needs_reply=args.get("needs_reply") == "1",
+            number=number_query(args.get("number", "")),
             sort=sort if sort in SORTS else "deadline",
             page=max(1, min(page, 1_000_000)) if page is not None else 1,
         )
@@ -70,6 +89,9 @@ class InboxFilters:
             "assignee": self.assignee,
             "overdue": "1" if self.overdue else None,
             "unread": "1" if self.unread else None,
+            "starred": "1" if self.starred else None,
+            "needs_reply": "1" if self.needs_reply else None,
+            "number": self.number,
             "sort": self.sort if self.sort != "deadline" else None,
             "page": self.page if self.page != 1 else None,
         }
@@ -121,6 +143,18 @@ def inbox(
         statement = statement.where(first_response_overdue(today))
     if filters.unread:
         statement = statement.where(Case.unread.is_(True))
+    # The marks are the own team's: another tenant's marks mean nothing to a monitor.
+    if filters.starred:
+        statement = statement.where(Case.starred.is_(True), Case.tenant_id == tenant.id)
+    if filters.needs_reply:
+        statement = statement.where(Case.needs_reply.is_(True), Case.tenant_id == tenant.id)
+    if filters.number:
+        # Within what this reader may read (the statement is already scoped): a whole number
+        # matches itself, a part matches every number containing it. The query is cleaned to
+        # letters, digits and hyphens, and escaped all the same.
+        statement = statement.where(
+            Case.registration_number.contains(filters.number, autoescape=True)
+        )
     total = int(session.scalar(statement.with_only_columns(sa.func.count(Case.id))) or 0)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(filters.page, pages)

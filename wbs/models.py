@@ -403,6 +403,10 @@ class Case(TenantOwned, Base):
     last_activity_at: Mapped[dt.datetime] = mapped_column(UTCDay(), default=utc_today_start)
     # Something from the pelapor no investigator has opened yet.
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # The team's marks (wbs.domain.CaseFlag), shared by the tenant's investigators; set and
+    # cleared only through wbs.casework.set_flag, which logs each change (migration 0009).
+    starred: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    needs_reply: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
     # When the case last entered a final status (diarsipkan, selesai); None while open.

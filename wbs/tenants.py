@@ -86,12 +86,13 @@ def add_recipient_key(
     session: Session,
     keyring: Keyring,
     tenant: Tenant,
-    armored: str,
+    armored: str | bytes,
     *,
     owner: str | None = None,
     actor_id: int | None = None,
 ) -> RecipientKey:
-    """Check and import a public key, and make it a recipient of the tenant's submissions.
+    """Check and import a public key (armored, or binary as ``gpg --export`` writes it), and
+    make it a recipient of the tenant's submissions.
 
     Raises :class:`crypto.errors.KeyRefused` (with its reason) for a key that must not be used.
     """

@@ -25,7 +25,7 @@ from workstation.gpg import (
     check_new_passphrase,
 )
 from workstation.names import terminal_safe
-from workstation.render import render_case, write_case_page
+from workstation.render import Words, render_case, when, write_case_page
 from workstation.store import (
     CaseRecord,
     ItemRecord,
@@ -122,7 +122,10 @@ def keys_generate(ctx: click.Context, name: str, expire: str, passphrase_file: P
         finally:
             gpg.close()
     click.echo(f"created key {fingerprint}")
-    click.echo(f"give the server its public half: peluit-workstation keys export {fingerprint}")
+    click.echo(
+        "give the server its public half: "
+        f"peluit-workstation keys export {fingerprint} --output key.asc"
+    )
 
 
 @keys.command("export")
@@ -298,10 +301,14 @@ def decrypt(ctx: click.Context, registration_number: str, passphrase_file: Path 
 
 def _show(ws: Workstation, case: CaseRecord, items: list[ShownItem]) -> None:
     click.echo(f"== {case.key} ({terminal_safe(case.tenant_name)})")
-    click.echo(f"status: {case.meta.get('status')}  received: {case.meta.get('received_at')}")
+    words = Words(case.meta.get("labels"))
+    # Labels come from the bundle: made terminal-safe like everything else it carries.
+    status = terminal_safe(words("status", case.meta.get("status")))
+    click.echo(f"status: {status}  diterima: {when(case.meta.get('received_at'))}")
     for shown in items:
         item = shown.item
-        click.echo(f"\n-- {shown.number:02d} {item.kind} {item.created_at[:10]}")
+        kind = terminal_safe(words("item", item.kind))
+        click.echo(f"\n-- {shown.number:02d} {kind} {when(item.created_at)}")
         if shown.answers is not None:
             for key, value in shown.answers.items():
                 click.echo(f"{key}: {terminal_safe(value)}")

@@ -9,10 +9,15 @@ folder, so opening it cannot reach a network or run code even in an unhardened b
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import html
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+
+from babel.dates import format_date, format_time
 
 from workstation.cases import REPORT_FIELDS, ShownItem
 from workstation.store import CaseRecord
@@ -40,6 +45,55 @@ _LABELS = {
 }
 
 
+# Western Indonesia Time: UTC+7 all year (Indonesia keeps no summer time), so a fixed offset
+# is exact and needs no time-zone database on the workstation.
+WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+_DAY_LABEL = dt.time(0, 0)
+
+
+class Words:
+    """The case's codes in Indonesian: the labels the bundle carried (the workstation imports
+    no server code), or the code itself for a bundle written before they travelled."""
+
+    def __init__(self, labels: Mapping[str, Mapping[str, str]] | None) -> None:
+        self.labels = labels or {}
+
+    def __call__(self, group: str, code: object) -> str:
+        if code is None or code == "":
+            return "—"
+        return self.labels.get(group, {}).get(str(code), str(code))
+
+
+def when(value: object) -> str:
+    """A manifest time in WIB, in Indonesian: "10 Maret 2026, 09.40 WIB".
+
+    What the pelapor did is stored as a day label, midnight UTC of its WIB day (the server
+    rounds it on purpose, see docs/export-bundle.md); showing it as "07.00 WIB" would invent a
+    time, so such a stamp is shown as the day alone. Dates (deadlines) are days too.
+    """
+    if value is None or value == "":
+        return "—"
+    text = str(value)
+    try:
+        if len(text) == 10:
+            return str(format_date(dt.date.fromisoformat(text), "d MMMM y", locale="id"))
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text  # not ours to guess: shown as it came
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    utc = moment.astimezone(dt.UTC)
+    if utc.time() == _DAY_LABEL:
+        return str(format_date(utc.date(), "d MMMM y", locale="id"))
+    local = utc.astimezone(WIB)
+    day = format_date(local.date(), "d MMMM y", locale="id")
+    return f"{day}, {format_time(local.time(), 'HH.mm', locale='id')} WIB"
+
+
+def _yes_no(value: Any) -> str:
+    return "ya" if value is True else "tidak" if value is False else "—"
+
+
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -51,6 +105,7 @@ def _href(relative: str) -> str:
 
 def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
     meta = case.meta
+    words = Words(meta.get("labels"))
     out = [
         "<!DOCTYPE html>",
         '<html lang="id"><head><meta charset="utf-8">',
@@ -63,22 +118,24 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
         f"<p>{_e(case.tenant_name)} ({_e(case.tenant)})</p>",
         "<table>",
     ]
-    for label, key in (
-        ("Status", "status"),
-        ("Kategori", "category"),
-        ("Area MCP", "mcp_area"),
-        ("Diterima", "received_at"),
-        ("Batas tanggapan pertama", "first_response_due"),
-        ("Batas penyelesaian", "closure_due"),
-        ("Diteruskan ke KPK", "sent_to_kpk"),
+    for label, value in (
+        ("Status", words("status", meta.get("status"))),
+        ("Kategori", words("category", meta.get("category"))),
+        ("Area MCP", words("mcp_area", meta.get("mcp_area"))),
+        ("Diterima", when(meta.get("received_at"))),
+        ("Batas tanggapan pertama", when(meta.get("first_response_due"))),
+        ("Batas penyelesaian", when(meta.get("closure_due"))),
+        ("Diteruskan ke KPK", _yes_no(meta.get("sent_to_kpk"))),
     ):
-        out.append(f"<tr><th>{_e(label)}</th><td>{_e(meta.get(key))}</td></tr>")
+        out.append(f"<tr><th>{_e(label)}</th><td>{_e(value)}</td></tr>")
     out.append("</table>")
 
     out.append("<h2>Isi</h2>")
     for shown in items:
         item = shown.item
-        head = f"{shown.number:02d} · {_e(item.kind)} · {_e(item.created_at[:10])}"
+        head = (
+            f"{shown.number:02d} · {_e(words('item', item.kind))} · {_e(when(item.created_at))}"
+        )
         if item.decrypted is None:
             out.append(f"<h3>{head}</h3><p class=\"warn\">belum didekripsi</p>")
             continue
@@ -88,9 +145,13 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
                 out.append(f'<p class="warn">{_e(shown.answers["_warning"])}</p>')
             out.append("<table>")
             for key in REPORT_FIELDS:
+                answer = shown.answers.get(key, "")
+                if key in ("category", "mcp_area") and answer:
+                    # A code in the form: its label, with the code kept for searching.
+                    answer = f"{words(key, answer)} ({answer})"
                 out.append(
                     f"<tr><th>{_e(_LABELS[key])}</th>"
-                    f"<td><pre>{_e(shown.answers.get(key, ''))}</pre></td></tr>"
+                    f"<td><pre>{_e(answer)}</pre></td></tr>"
                 )
             out.append("</table>")
         elif shown.text is not None:
@@ -104,11 +165,12 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
             )
     out.append("<h2>Riwayat</h2><table><tr><th>Waktu</th><th>Peristiwa</th><th>Catatan</th></tr>")
     for entry in case.timeline:
-        change = entry.get("kind")
+        change = words("event", entry.get("kind"))
         if entry.get("to_status"):
-            change = f"{change}: {entry.get('from_status') or '-'} → {entry.get('to_status')}"
+            before = words("status", entry["from_status"]) if entry.get("from_status") else "-"
+            change = f"{change}: {before} → {words('status', entry.get('to_status'))}"
         out.append(
-            f"<tr><td>{_e(entry.get('created_at'))}</td><td>{_e(change)}</td>"
+            f"<tr><td>{_e(when(entry.get('created_at')))}</td><td>{_e(change)}</td>"
             f"<td>{_e(entry.get('note'))}</td></tr>"
         )
     out.append("</table></body></html>")

@@ -348,6 +348,8 @@ def _merge(old: CaseRecord | None, bundle: VerifiedBundle, bcase: BundleCase) ->
         "received_at": _iso(bcase.received_at),
         "first_response_due": _iso(bcase.first_response_due),
         "closure_due": _iso(bcase.closure_due),
+        # The Indonesian words for the codes, as the bundle carries them (workstation.render).
+        "labels": {group: dict(words) for group, words in bundle.labels.items()},
     }
     timeline = [
         {

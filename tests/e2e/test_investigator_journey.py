@@ -43,7 +43,15 @@ from journalist_iface import create_app as create_investigator_app
 from peluit.demo import make_workstation_key
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
-from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
+from tests.e2e.test_source_journey import (
+    ANSWERS,
+    WIDTHS,
+    Journey,
+    Visited,
+    check_accessibility,
+    wording,
+)
+from tests.journalist_iface.conftest import make_report
 from tests.support import short_tempdir
 from wbs.accounts import create_investigator, start_enrolment
 from wbs.bundle import read_bundle
@@ -368,3 +376,125 @@ def test_investigator_journey(
         "09-klarifikasi", "10-replied", "11-exported",
     ]
     check_accessibility(browser, axe_js, DESKTOP, visited, "investigator")
+
+
+# --- every page of the investigator interface, at a phone's width and a desktop's ------------
+
+PAGES = REPO_ROOT / "test-artifacts" / "screenshots" / "investigator-pages"
+
+
+def new_account(served: Served, tenant_slug: str, role: Role) -> Account:
+    """A fresh account (each TOTP step is accepted once per account, so runs never share)."""
+    settings = served.inst.auth_settings()
+    username = f"e2e.{role.value.split('_')[0]}.{os.urandom(3).hex()}"
+    with served.inst.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == tenant_slug))
+        assert tenant is not None
+        account, password = create_investigator(
+            session, tenant, username, f"E2E {role.value}", role, settings=settings
+        )
+        assert password is not None
+        enrolment = start_enrolment(session, account, settings=settings)
+        session.commit()
+    return Account(username, password, enrolment.secret)
+
+
+def listed(journey: Journey) -> list[str]:
+    return [text.strip() for text in
+            journey.page.locator("main table tbody td a.mono").all_inner_texts()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_every_investigator_page_fits_the_screen_and_passes_axe(
+    served: Served, desk: Desk, browser: Browser, axe_js: Path, width: str
+) -> None:
+    """Login, two-step login, inbox (searched and filtered), case page (marked, a refusal, in
+    English too), every admin page, the summary and KPK's monitoring: screenshotted to
+    ``test-artifacts/screenshots/investigator-pages/<width>/``, none wider than the screen,
+    none with an axe-core violation of any impact."""
+    shots = PAGES / width
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    report = make_report(served, files=(b"bukti",))
+    shared = make_report(served, to_kpk=True)
+    number = report.registration_number
+    admin_account = new_account(served, TENANT, Role.ADMIN_INSTANSI)
+    monitor_account = new_account(served, "kpk", Role.PEMANTAU_KPK)
+    options = WIDTHS[width]
+    visited: list[Visited] = []
+    contexts: list[BrowserContext] = []
+
+    def journey() -> Journey:
+        context = browser.new_context(java_script_enabled=False, **options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return Journey(context.new_page(), desk.origin, "id", shots)
+
+    try:
+        admin = journey()
+        page = admin.page
+        log_in(admin, desk, admin_account, "01-login")
+        admin.capture("02-inbox")
+        # Search: a part of the number finds the case, and only cases containing it.
+        page.fill("#f-number", number.rsplit("-", 1)[1])
+        admin.submit("main form.filters button[type=submit]")
+        assert number in listed(admin)
+        assert all(number.rsplit("-", 1)[1] in found for found in listed(admin))
+        admin.capture("03-inbox-searched")
+        admin.follow(f'main table tbody td a:text-is("{number}")')
+        case_url = page.url
+        admin.capture("04-case")
+        admin.submit('main form[action$="/tanda"] button[value="1"] >> nth=0')
+        admin.submit('main form[action$="/tanda"] button[value="1"]')
+        assert page.locator("main dd .tag.star").count() == 1
+        assert page.locator("main dd .tag.reply-due").count() == 1
+        admin.capture("05-case-marked")
+        # A refusal, in Indonesian, naming the case.
+        page.select_option("#f-status", CaseStatus.DIARSIPKAN.value)
+        with page.expect_navigation():
+            page.click('main form[action$="/status"] button')
+        error = page.locator('main p.error[role="alert"]').inner_text()
+        assert number in error and error == desk_wording(
+            desk, "Write the reason for archiving %(case)s.", case=number
+        )
+        admin.capture("06-case-refused")
+        page.goto(desk.origin + "/?starred=1&needs_reply=1")
+        assert number in listed(admin)
+        admin.capture("07-inbox-marked")
+        for path, name in (("/admin/", "08-admin-accounts"), ("/admin/kunci", "09-admin-keys"),
+                           ("/admin/pengaturan", "10-admin-settings"),
+                           ("/ringkasan", "11-summary"), ("/akun/2fa", "12-account")):
+            page.goto(desk.origin + path)
+            admin.capture(name)
+        admin.submit('main form[action="/akun/2fa"] button')
+        assert page.locator("main .qr svg").count() == 1
+        admin.capture("13-account-new-authenticator")
+        page.goto(desk.origin + "/admin/kunci")
+        admin.follow('main table tbody a[href$="/cabut"] >> nth=0')
+        admin.capture("14-admin-confirm")
+        # The English interface: labels and statuses in English.
+        english = Journey(page, desk.origin, "en", shots)
+        page.goto(case_url)
+        admin.follow('header nav a[href^="/bahasa/en"]')
+        assert page.locator("main dd.status").inner_text().strip() == "New"
+        english.capture("15-case-en")
+        page.goto(desk.origin + "/")
+        english.capture("16-inbox-en")
+        visited += admin.visited + english.visited
+
+        monitor = journey()
+        log_in(monitor, desk, monitor_account, "20-monitor-login")
+        assert shared.registration_number in listed(monitor)
+        monitor.capture("21-monitor-inbox")
+        monitor.page.goto(desk.origin + "/pemantauan")
+        monitor.capture("22-monitor-dashboard")
+        monitor.page.goto(desk.origin + f"/pengaduan/{shared.case_id}")
+        monitor.capture("23-monitor-case")
+        visited += monitor.visited
+    finally:
+        for context in contexts:
+            context.close()
+    assert len(visited) == 20, [visit.name for visit in visited]
+    # Strict: a violation of any impact fails, and so does a page wider than the screen.
+    check_accessibility(browser, axe_js, options, visited, f"investigator {width}")

@@ -50,7 +50,8 @@ SMALL_NAME = "catatan-rapat.txt"
 FOLLOW_UP_NAME = "salinan kontrak.txt"
 # What the server names the report's answers and a follow-up's message inside the ciphertext.
 FORM_NAME, MESSAGE_NAME = "laporan.json", "pesan.txt"
-BLOCKING_IMPACTS = ("serious", "critical")
+# Every impact blocks: both interfaces pass axe-core with no violation at all (issue #15).
+BLOCKING_IMPACTS = ("minor", "moderate", "serious", "critical")
 # The guided report's answers (4W+1H+berapa); the chronology carries the marker.
 ANSWERS = {
     "apa": "Kepala seksi meminta uang pelicin untuk menerbitkan izin usaha.",

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -348,7 +349,85 @@ def test_key_uploads_up_to_two_mib_are_judged_and_larger_ones_refused(demo: Demo
     assert admin.post("/admin/kunci", {"armored": "a" * (1024 * 1024)}).status_code == 400
     binary = admin.post("/admin/kunci", {"key_file": (io.BytesIO(b"\x99\x01\xff"), "k.gpg")},  # type: ignore[dict-item]
                         content_type="multipart/form-data")
-    assert binary.status_code == 400 and "gpg --armor --export" in _html(binary)
+    assert binary.status_code == 400 and "bukan kunci publik OpenPGP" in _html(binary)
+
+
+@dataclass(frozen=True)
+class BinaryKeys:
+    public: bytes
+    secret: bytes
+    fingerprint: str
+
+
+@pytest.fixture(scope="module")
+def binary_keys() -> Iterator[BinaryKeys]:
+    """A workstation's key exported without --armor: the .gpg files the file picker offers."""
+    home = short_tempdir("adb-")
+    try:
+        make_workstation_key(home / "g", "Tim 3 <tim3@example.test>")
+        fpr = _fingerprint(home / "g")
+
+        def export(*args: str) -> bytes:
+            return subprocess.run(
+                ["gpg", "--homedir", str(home / "g"), "--batch", "--no-tty", "--pinentry-mode",
+                 "loopback", "--passphrase", "", *args, fpr],
+                check=True, capture_output=True,
+            ).stdout
+
+        public, secret = export("--export"), export("--export-secret-keys")
+        # Binary OpenPGP packets, not armor: the first byte is a packet tag.
+        assert public[0] & 0x80 and secret[0] & 0x80
+        assert b"BEGIN PGP" not in public + secret
+        yield BinaryKeys(public, secret, fpr)
+    finally:
+        kill_agent(home / "g")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _upload_key(admin: Any, data: bytes, name: str) -> Any:
+    return admin.post(
+        "/admin/kunci",
+        {"owner": "Tim biner", "key_file": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_a_binary_secret_key_is_refused_with_the_private_key_warning(
+    demo: Demo, binary_keys: BinaryKeys
+) -> None:
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    response = _upload_key(admin, binary_keys.secret, "tim3-secret.gpg")
+    assert response.status_code == 400
+    assert "Ini kunci PRIVAT" in _html(response)
+    assert "peluit-workstation keys export" in _html(response)
+    with demo.inst.sessions() as session:
+        assert session.scalar(sa.select(RecipientKey).where(
+            RecipientKey.fingerprint == binary_keys.fingerprint)) is None
+    # Nothing of it stayed in the server's keyring either.
+    assert binary_keys.fingerprint not in demo.inst.keyring
+
+
+def test_a_binary_public_key_is_accepted_like_an_armored_one(
+    demo: Demo, binary_keys: BinaryKeys
+) -> None:
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    response = _upload_key(admin, binary_keys.public, "tim3.gpg")
+    assert response.status_code == 302, _html(response)
+    with demo.inst.sessions() as session:
+        key = session.scalar(sa.select(RecipientKey).where(
+            RecipientKey.fingerprint == binary_keys.fingerprint))
+        assert key is not None and key.owner == "Tim biner"
+        # Stored armored, as every recipient key is (the bundle and the replies use it so).
+        assert key.public_key.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        key_id = key.id
+    admin.post(f"/admin/kunci/{key_id}/cabut", token_from=f"/admin/kunci/{key_id}/cabut")
+
+
+def test_the_key_advice_names_the_workstation_command(demo: Demo) -> None:
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    page = _html(admin.get("/admin/kunci"))
+    assert "peluit-workstation keys export FINGERPRINT --output" in page
+    assert "gpg --armor --export" not in page
 
 
 def test_pasted_key_is_added(demo: Demo, keys: Keys) -> None:

@@ -451,6 +451,47 @@ def test_a_case_sent_to_kpk_stays_out_of_the_monitors_api(demo: Demo) -> None:
     assert report.case_id not in {case["id"] for case in listed["cases"]}
 
 
+def test_marks_are_set_logged_and_filtered_through_the_api(demo: Demo) -> None:
+    report = make_report(demo)
+    api = api_login(demo)
+    url = f"/api/v1/cases/{report.case_id}/flags"
+    for body in ({}, {"star": True}, {"starred": "yes"}, ["starred"], {"starred": 1}):
+        response = api.post(url, json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"] == "bad_request", body
+    done = api.post(url, json={"starred": True, "needs_reply": True})
+    assert done.status_code == 200
+    detail = done.get_json()
+    assert detail["starred"] is True and detail["needs_reply"] is True
+    kinds = [event["kind"] for event in detail["timeline"]]
+    assert kinds[-2:] == ["starred", "needs_reply_set"]
+    assert detail["timeline"][-1]["note"] is None
+    assert detail["timeline"][-1]["actor"]["id"] == api.account.id
+    # Unchanged marks log nothing.
+    again = api.post(url, json={"starred": True}).get_json()
+    assert len(again["timeline"]) == len(detail["timeline"])
+    listed = api.get("/api/v1/cases?starred=1&needs_reply=true").get_json()
+    assert report.case_id in {case["id"] for case in listed["cases"]}
+    assert all(case["starred"] and case["needs_reply"] for case in listed["cases"])
+    api.post(url, json={"starred": False})
+    listed = api.get("/api/v1/cases?starred=1").get_json()
+    assert report.case_id not in {case["id"] for case in listed["cases"]}
+    assert api.get("/api/v1/cases?starred=maybe").status_code == 400
+
+
+def test_cases_are_found_by_registration_number(demo: Demo) -> None:
+    report = make_report(demo)
+    elsewhere = make_report(demo, HUB)
+    api = api_login(demo)
+    digits = report.registration_number.rsplit("-", 1)[1]
+    for query in (report.registration_number, report.registration_number.lower(), digits):
+        found = api.get("/api/v1/cases", query_string={"number": query}).get_json()
+        assert report.case_id in {case["id"] for case in found["cases"]}, query
+    found = api.get("/api/v1/cases",
+                    query_string={"number": elsewhere.registration_number}).get_json()
+    assert found["cases"] == [] and found["total"] == 0
+
+
 # --- the OpenAPI description ----------------------------------------------------------------
 
 

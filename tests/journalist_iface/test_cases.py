@@ -15,6 +15,7 @@ from babel.dates import format_date
 from crypto.replykeys import encrypt_reply
 from journalist_iface import SECURITY_HEADERS
 from tests.journalist_iface.conftest import (
+    HUB,
     TENANT,
     Browser,
     Demo,
@@ -132,7 +133,7 @@ def test_timeline_shows_only_the_day_of_a_reporters_action(demo: Demo) -> None:
         report = make_report(demo)
         html = browser.get(f"/pengaduan/{report.case_id}").get_data(as_text=True)
     timeline = html[html.index("<h2>Riwayat</h2>"):]
-    created = re.search(r"<tr><td>([^<]*)</td><td>Pengaduan masuk</td>", timeline)
+    created = re.search(r"<tr><td[^>]*>([^<]*)</td><td[^>]*>Pengaduan masuk</td>", timeline)
     assert created is not None
     assert created.group(1) == format_date(dt.date(2026, 12, 3), "medium", locale="id")
 
@@ -384,3 +385,111 @@ def test_an_investigator_corrects_the_classification_and_statistics_follow(
         notes = session.scalars(sa.select(Event.note).where(
             Event.case_id == report.case_id, Event.kind == EventKind.RECLASSIFIED)).all()
         assert notes == ["category: gratifikasi -> suap_menyuap; mcp_area: - -> perizinan"]
+
+
+def _listed(html: str) -> list[str]:
+    """The registration numbers the inbox lists (not those typed into its search box)."""
+    return re.findall(r'/pengaduan/\d+">(PLT-[A-Z-]+-\d{4}-\d{6})</a>', html)
+
+
+# --- search and the team's marks ---------------------------------------------------------------
+
+
+def test_search_by_registration_number_whole_or_in_part(demo: Demo, browser: Browser) -> None:
+    ours = make_report(demo)
+    number = ours.registration_number
+    digits = number.rsplit("-", 1)[1]
+    assert _listed(browser.get(f"/?number={number}").get_data(as_text=True)) == [number]
+    # Typed as people type: lower case, with spaces around; a part of the digits.
+    typed = f"  {number.lower()} "
+    assert _listed(browser.get("/", query_string={"number": typed}).get_data(as_text=True)) == [
+        number
+    ]
+    assert number in _listed(browser.get(f"/?number={digits}").get_data(as_text=True))
+    assert number in _listed(browser.get(f"/?number={number[:-2]}").get_data(as_text=True))
+    # The search box keeps what was searched; the pager links carry it on.
+    assert f'value="{number}"' in browser.get(f"/?number={number}").get_data(as_text=True)
+    # Nothing else matches; characters no number has are not wildcards.
+    assert _listed(browser.get("/?number=%25").get_data(as_text=True)) == _listed(
+        browser.get("/").get_data(as_text=True)
+    )
+    empty = browser.get("/?number=PLT-TIDAK-ADA-0000").get_data(as_text=True)
+    assert _listed(empty) == []
+
+
+def test_search_stays_within_what_the_reader_may_read(demo: Demo) -> None:
+    other = make_report(demo, HUB)
+    shared = make_report(demo, TENANT, to_kpk=True)
+    kept = make_report(demo, TENANT)
+    browser = logged_in(demo)  # a verifikator of TENANT
+    assert _listed(browser.get(f"/?number={other.registration_number}")
+                 .get_data(as_text=True)) == []
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert _listed(monitor.get(f"/?number={shared.registration_number}")
+                 .get_data(as_text=True)) == [shared.registration_number]
+    assert _listed(monitor.get(f"/?number={kept.registration_number}")
+                 .get_data(as_text=True)) == []
+    assert _listed(monitor.get(f"/?number={other.registration_number}")
+                 .get_data(as_text=True)) == [other.registration_number]
+
+
+def _flag_events(demo: Demo, case_id: int) -> list[tuple[EventKind, int | None, str | None]]:
+    kinds = {EventKind.STARRED, EventKind.UNSTARRED, EventKind.NEEDS_REPLY_SET,
+             EventKind.NEEDS_REPLY_CLEARED}
+    with demo.inst.sessions() as session:
+        return [(e.kind, e.actor_investigator_id, e.note) for e in session.scalars(
+            sa.select(Event).where(Event.case_id == case_id, Event.kind.in_(kinds))
+            .order_by(Event.id))]
+
+
+def test_star_and_needs_reply_are_set_logged_and_filtered(demo: Demo) -> None:
+    report = make_report(demo)
+    browser = logged_in(demo)
+    colleague = logged_in(demo)
+    assert browser.account is not None
+    me = browser.account.id
+    page = f"/pengaduan/{report.case_id}"
+    reg = report.registration_number
+    assert browser.post(f"{page}/tanda", {"flag": "star", "on": "1"}, token_from=page
+                        ).status_code == 302
+    assert "Diberi bintang." in browser.get(page).get_data(as_text=True)
+    # Setting it again changes and logs nothing.
+    browser.post(f"{page}/tanda", {"flag": "star", "on": "1"}, token_from=page)
+    browser.post(f"{page}/tanda", {"flag": "needs_reply", "on": "1"}, token_from=page)
+    # The marks are the team's: a colleague sees and filters by them too.
+    assert reg in _listed(colleague.get("/?starred=1").get_data(as_text=True))
+    assert reg in _listed(colleague.get("/?needs_reply=1&starred=1").get_data(as_text=True))
+    inbox = colleague.get(f"/?number={reg}").get_data(as_text=True)
+    assert "berbintang" in inbox and "perlu dibalas" in inbox
+    assert colleague.post(f"{page}/tanda", {"flag": "star", "on": "0"}, token_from=page
+                          ).status_code == 302
+    assert reg not in _listed(browser.get("/?starred=1").get_data(as_text=True))
+    assert reg in _listed(browser.get("/?needs_reply=1").get_data(as_text=True))
+    assert colleague.account is not None
+    assert _flag_events(demo, report.case_id) == [
+        (EventKind.STARRED, me, None),
+        (EventKind.NEEDS_REPLY_SET, me, None),
+        (EventKind.UNSTARRED, colleague.account.id, None),
+    ]
+    # A reply answers what was owed: the mark goes, and the log says so.
+    assert browser.post(f"{page}/balas", {"text": "Terima kasih."}, token_from=page
+                        ).status_code == 302
+    assert reg not in _listed(browser.get("/?needs_reply=1").get_data(as_text=True))
+    assert _flag_events(demo, report.case_id)[-1] == (EventKind.NEEDS_REPLY_CLEARED, me, None)
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert case is not None and not case.starred and not case.needs_reply
+
+
+def test_a_mark_that_does_not_exist_or_another_tenants_case_is_refused(demo: Demo) -> None:
+    report = make_report(demo, TENANT, to_kpk=True)
+    browser = logged_in(demo)
+    page = f"/pengaduan/{report.case_id}"
+    assert browser.post(f"{page}/tanda", {"flag": "merah", "on": "1"}, token_from=page
+                        ).status_code == 400
+    # The monitor reads the shared case but marks only the hub's own.
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert monitor.post(f"{page}/tanda", {"flag": "star", "on": "1"}, token_from=page
+                        ).status_code == 404
+    assert "Beri bintang" not in monitor.get(page).get_data(as_text=True)
+    assert _flag_events(demo, report.case_id) == []

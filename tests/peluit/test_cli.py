@@ -92,6 +92,34 @@ def test_store_publish_is_one_line_of_counts_and_idempotent(run) -> None:  # typ
     assert len(list((store / ".pool").iterdir())) == 32
 
 
+def test_a_binary_public_key_is_imported_and_a_binary_secret_key_refused(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path
+) -> None:
+    """Keys as ``gpg --export`` writes them without --armor, made by a real gpg."""
+    run("init")
+    run("tenant", "add", "pemkot-palembang", "--name", "Pemerintah Kota Palembang",
+        "--kind", "pemerintah_kota", "--province", "Sumatera Selatan")
+    home = short_tempdir("wsb-")
+    make_workstation_key(home, "Inspektorat Palembang biner")
+
+    def export(*args: str) -> bytes:
+        return subprocess.run(
+            ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback",
+             "--passphrase", "", *args], check=True, capture_output=True,
+        ).stdout
+
+    public, secret = tmp_path / "tim.gpg", tmp_path / "tim-secret.gpg"
+    public.write_bytes(export("--export"))
+    secret.write_bytes(export("--export-secret-keys"))
+    assert b"BEGIN PGP" not in public.read_bytes() + secret.read_bytes()
+    refused = run("key", "import", "pemkot-palembang", str(secret), ok=False)
+    assert refused.exit_code == 1 and "PRIVATE key" in refused.output
+    assert "0 key(s)" in run("tenant", "list").output
+    imported = run("key", "import", "pemkot-palembang", str(public))
+    fingerprint = imported.output.split()[1]
+    assert f"{fingerprint}\tcurrent" in run("key", "list", "pemkot-palembang").output
+
+
 def test_operator_errors_are_one_clear_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     missing = run("tenant", "list", ok=False)
     assert missing.exit_code == 1 and "peluit init" in missing.output

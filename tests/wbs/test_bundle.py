@@ -27,7 +27,7 @@ from tests.conftest import DemoInstance
 from wbs.bundle import FORMAT, BundleError, read_bundle, write_bundle
 from wbs.casework import KLARIFIKASI_LOG_NOTE, change_status
 from wbs.context import Context
-from wbs.domain import CaseStatus
+from wbs.domain import CATEGORY_LABELS, CaseStatus
 from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, Source
 from wbs.sources import register_source
@@ -569,3 +569,49 @@ def test_reader_needs_no_server_layer(exported: Exported) -> None:
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", script], cwd=root, check=True, capture_output=True)
+
+
+def test_the_manifest_carries_the_indonesian_labels_of_its_codes(exported: Exported) -> None:
+    bundle = read_bundle(exported.path, exported.fingerprint)
+    case1 = bundle.cases[0]
+    assert bundle.labels["status"][case1.status] == "Klarifikasi"
+    assert bundle.labels["category"][case1.category] == CATEGORY_LABELS[case1.category]
+    assert bundle.labels["event"]["case_created"] == "Pengaduan masuk"
+    assert bundle.labels["item"]["reply"] == "Balasan"
+    # Every code a case or its log can hold has its words.
+    for case in bundle.cases:
+        assert case.status in bundle.labels["status"]
+        assert all(event.kind in bundle.labels["event"] for event in case.timeline)
+        assert all(item.kind in bundle.labels["item"] for item in case.items)
+
+
+@pytest.mark.parametrize(
+    "labels", [["Baru"], {"status": ["Baru"]}, {"status": {"baru": 7}}, "Baru"]
+)
+def test_signed_labels_of_the_wrong_shape_are_refused(
+    exported: Exported, tmp_path: Path, labels: object
+) -> None:
+    inst = exported.demo.instance
+    manifest = json.loads(entry(exported.path, "manifest.json"))
+    manifest["labels"] = labels
+    forged = json.dumps(manifest).encode()
+    tampered = rebuild(
+        exported.path, tmp_path / "t.zip",
+        replace={"manifest.json": forged, "manifest.json.sig": inst.signing.sign_detached(forged)},
+    )
+    assert refused(tampered, exported.fingerprint) == "bad_manifest"
+
+
+def test_a_bundle_written_before_labels_travelled_still_reads(
+    exported: Exported, tmp_path: Path
+) -> None:
+    inst = exported.demo.instance
+    manifest = json.loads(entry(exported.path, "manifest.json"))
+    del manifest["labels"]
+    older = json.dumps(manifest).encode()
+    rebuilt = rebuild(
+        exported.path, tmp_path / "old.zip",
+        replace={"manifest.json": older, "manifest.json.sig": inst.signing.sign_detached(older)},
+    )
+    bundle = read_bundle(rebuilt, exported.fingerprint)
+    assert bundle.labels == {} and len(bundle.cases) == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workstation.helpers import run
+from tests.workstation.helpers import kill_agent, run
 from workstation.names import place_without_overwrite, safe_filename, terminal_safe
 from workstation.store import CaseRecord, ItemRecord, State, Workstation
 
@@ -64,6 +64,43 @@ def test_keys_generate_list_export(ws_home: Path, tmp_path: Path) -> None:
         input=exported.output.encode(), capture_output=True, check=True,
     ).stdout.decode()
     assert ":ed25519:" in shown and ":cv25519:" in shown
+
+
+def test_the_advice_after_generate_is_the_command_that_writes_the_key_file(
+    ws_home: Path, tmp_path: Path
+) -> None:
+    """The same words as the admin page and the README: keys export ... --output key.asc."""
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n", encoding="utf-8")
+    made = run(ws_home, "keys", "generate", "--name", "Tim Saran", "--passphrase-file",
+               str(secret))
+    fingerprint = made.output.split("created key ")[1].split()[0]
+    advice = f"peluit-workstation keys export {fingerprint} --output key.asc"
+    assert advice in made.output
+    target = tmp_path / "key.asc"
+    written = run(ws_home, "keys", "export", fingerprint, "--output", str(target))
+    assert written.exit_code == 0, written.output
+    text = target.read_text(encoding="ascii")
+    assert text.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----") and "PRIVATE" not in text
+
+
+def test_a_binary_public_key_is_imported(ws_home: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    try:
+        fingerprint = _generate(other, tmp_path)
+        binary = subprocess.run(
+            ["gpg", "--homedir", str(other / "gnupg"), "--batch", "--export", fingerprint],
+            capture_output=True, check=True,
+        ).stdout
+    finally:
+        kill_agent(other)
+    assert binary[0] & 0x80 and b"BEGIN PGP" not in binary
+    key_file = tmp_path / "tim.gpg"
+    key_file.write_bytes(binary)
+    imported = run(ws_home, "keys", "import", str(key_file))
+    assert imported.exit_code == 0, imported.output
+    assert f"imported {fingerprint}" in imported.output
+    assert f"pub {fingerprint}" in run(ws_home, "keys", "list").output
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,15 @@ def test_import_decrypt_read_reply(demo: DemoInstance, ws_home: Path, tmp_path: 
     assert "&lt;b&gt;RSUD&lt;/b&gt;" in page  # an answer, escaped
     assert 'href="decrypted/passwd"' in page
     assert "http:" not in page and "https:" not in page
+    # Indonesian labels and WIB days, never the raw codes, booleans or ISO times.
+    assert "<th>Status</th><td>Baru</td>" in page
+    assert "<th>Kategori</th><td>Suap-menyuap</td>" in page
+    assert "<th>Area MCP</th><td>Pengadaan Barang dan Jasa</td>" in page
+    assert "<th>Diteruskan ke KPK</th><td>tidak</td>" in page
+    assert "Pengaduan masuk" in page and "Formulir pengaduan" in page
+    assert ">suap_menyuap<" not in page and ">baru<" not in page and "False" not in page
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", page), "an ISO time is shown"
+    assert re.search(r"<th>Diterima</th><td>\d{1,2} [A-Z][a-z]+ \d{4}</td>", page)
 
     # Decrypting again does nothing new and overwrites nothing.
     again = run(home, "decrypt", reg)
