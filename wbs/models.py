@@ -404,7 +404,7 @@ class Case(TenantOwned, Base):
     # Something from the pelapor no investigator has opened yet.
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     # The team's marks (wbs.domain.CaseFlag), shared by the tenant's investigators; set and
-    # cleared only through wbs.casework.set_flag, which logs each change (migration 0009).
+    # cleared only through wbs.casework.set_flag, which logs each change (migration 0012).
     starred: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     needs_reply: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # The first status change or reply (investigator-side, so precise); None until then.
