@@ -32,6 +32,8 @@ def _note_required(refusal: Refusal) -> str:
 
 
 def _no_key(refusal: Refusal) -> str:
+    if refusal.params.get("what") == "report":
+        return str(gettext("The report cannot be recorded: the institution has no key."))
     if refusal.params.get("what") == "question":
         return str(gettext("The question could not be encrypted: the institution has no key."))
     return str(gettext("The reply could not be encrypted: the institution has no key."))
@@ -45,6 +47,15 @@ def _transition(refusal: Refusal) -> str:
             new=refusal.params["new"].label,
         )
     )
+
+
+def _replayed(refusal: Refusal) -> str:
+    if refusal.params.get("number"):
+        return str(gettext(
+            "This package was already uploaded: it is case %(number)s. A package opens one "
+            "case only.", number=refusal.params["number"],
+        ))
+    return str(gettext("This package was already uploaded. A package opens one case only."))
 
 
 _MESSAGES: Mapping[str, Callable[[Refusal], str]] = {
@@ -62,6 +73,32 @@ _MESSAGES: Mapping[str, Callable[[Refusal], str]] = {
     ),
     "sent_to_kpk": lambda _: gettext("This report was sent to KPK and cannot be deleted here."),
     "not_final": lambda _: gettext("Only a case that is Diarsipkan or Selesai can be deleted."),
+    # Operator intake (wbs.operator_intake): shapes, keys and fields, never content.
+    "intake_refused": lambda refusal: gettext(
+        "The intake package was refused: it is damaged, incomplete or not made by "
+        "peluit-workstation. Nothing was stored. (Technical detail: %(reason)s)",
+        reason=refusal.params["reason"],
+    ),
+    "intake_other_tenant": lambda refusal: gettext(
+        "This package was made for another institution (%(tenant)s). Nothing was stored.",
+        tenant=refusal.params.get("tenant", ""),
+    ),
+    "intake_replayed": _replayed,
+    "intake_wrong_keys": lambda refusal: gettext(
+        "The package is not encrypted to every current key of the institution (missing: "
+        "%(keys)s). Nothing was stored; make it again with the keys listed on this page.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "intake_extra_keys": lambda refusal: gettext(
+        "The package is also encrypted to keys that are not the institution's (%(keys)s), so "
+        "someone else could read it. Nothing was stored; make it again with only the keys "
+        "listed on this page.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "intake_closed": lambda _: gettext(
+        "Intake is closed for now: the server's disk is full. Nothing was stored; try again "
+        "later."
+    ),
 }
 
 

@@ -247,6 +247,7 @@ class EventKind(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 -- an event's name, not a password
     TOTP_RESET = "totp_reset"
     SETTINGS_CHANGED = "settings_changed"
+    OPERATOR_INTAKE = "operator_intake"
 
     @property
     def label(self) -> str:
@@ -275,8 +276,43 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.PASSWORD_RESET: "Kata sandi akun diatur ulang",
         EventKind.TOTP_RESET: "Autentikasi dua langkah akun diatur ulang",
         EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
+        EventKind.OPERATOR_INTAKE: "Dicatat oleh petugas dari saluran lain",
     }
 )
+
+class Channel(StrEnum):
+    """Where a report arrived. ``situs`` is the drop box itself; the others are the channels
+    complaint units also receive reports by, typed in by an operator on the workstation
+    (:mod:`wbs.operator_intake`). Counted in the statistics."""
+
+    SITUS = "situs"
+    WHATSAPP = "whatsapp"
+    SMS = "sms"
+    TELEPON = "telepon"
+    SURAT = "surat"
+    LANGSUNG = "langsung"
+    EMAIL = "email"
+
+    @property
+    def label(self) -> str:
+        return CHANNEL_LABELS[self]
+
+
+CHANNEL_LABELS: Mapping[Channel, str] = MappingProxyType(
+    {
+        Channel.SITUS: "Situs Peluit (Tor)",
+        Channel.WHATSAPP: "WhatsApp",
+        Channel.SMS: "SMS",
+        Channel.TELEPON: "Telepon",
+        Channel.SURAT: "Surat",
+        Channel.LANGSUNG: "Datang langsung",
+        Channel.EMAIL: "Surel (e-mail)",
+    }
+)
+
+# The channels an operator may record a report from: every one but the drop box itself.
+OPERATOR_CHANNELS: tuple[Channel, ...] = tuple(c for c in Channel if c != Channel.SITUS)
+
 
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
 # other source-side timestamp: a precise time could be matched against network logs.

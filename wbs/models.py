@@ -42,6 +42,7 @@ from wbs.domain import (
     DEFAULT_CATEGORY_CODES,
     SOURCE_EVENT_KINDS,
     CaseStatus,
+    Channel,
     EventKind,
     KpkSharing,
     Role,
@@ -378,6 +379,15 @@ class Case(TenantOwned, Base):
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
+    # Where the report arrived (migration 0009): the drop box, or a channel an operator typed
+    # it in from. No CHECK constraint (like the event kinds): a new channel needs no rebuild.
+    channel: Mapped[Channel] = mapped_column(
+        _str_enum(Channel, "channel", check=False), default=Channel.SITUS,
+        server_default=Channel.SITUS.value,
+    )
+    # The id of the operator-intake package the case came from, so the same package uploaded
+    # twice opens one case (wbs.operator_intake). None for the drop box's cases.
+    intake_package: Mapped[str | None] = mapped_column(sa.String(32))
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)
@@ -417,6 +427,7 @@ class Case(TenantOwned, Base):
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
         ),
         sa.Index(None, "category", "mcp_area"),
+        sa.Index(None, "intake_package", unique=True),
     )
 
     def __repr__(self) -> str:
