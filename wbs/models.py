@@ -428,6 +428,8 @@ class Case(TenantOwned, Base):
         ),
         sa.Index(None, "category", "mcp_area"),
         sa.Index(None, "intake_package", unique=True),
+        # The dashboards' count by channel (wbs.monitoring), migration 0009.
+        sa.Index(None, "tenant_id", "channel"),
     )
 
     def __repr__(self) -> str:

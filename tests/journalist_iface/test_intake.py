@@ -172,3 +172,12 @@ def test_every_intake_refusal_has_a_translated_sentence(demo: Demo) -> None:
             english = refusals.message(refusal)
         assert indonesian and english and indonesian != english, code
         assert indonesian != "English message", code
+
+
+def test_the_summary_counts_reports_by_channel(demo: Demo, home: Path) -> None:
+    browser = logged_in(demo)
+    assert _upload(browser, _package(demo, home, channel="langsung")).status_code == 200
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    page = admin.get("/ringkasan").get_data(as_text=True)
+    assert 'id="channel-langsung"' in page and "Datang langsung" in page
+    assert "Menurut saluran" in page
