@@ -4,27 +4,32 @@ where the reporter sees the case and sends a follow-up."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from flask_babel import force_locale
 
 from journalist_iface import refusals
 from source_iface import create_app as create_source_app
 from tests.journalist_iface.conftest import TENANT, Demo, logged_in, make_account
 from tests.source_iface.conftest import Reporter
-from tests.support import short_tempdir
+from tests.support import clocks, short_tempdir, wib_today
 from tests.workstation.helpers import kill_agent, run, workstation_home
 from wbs import operator_intake
 from wbs.casework import Refusal
 from wbs.domain import Channel, EventKind, Role, SubmissionKind
+from wbs.intake import ANSWER_DAYS
 from wbs.models import Case, Event
 from wbs.tenants import current_recipients, get_tenant
+from wbs.workdays import local_date
 
 ANSWERS = {"apa": "Pungli izin usaha mikro", "siapa": "Staf loket", "kapan": "Kemarin",
            "dimana": "Mal Pelayanan Publik", "bagaimana": "Diminta uang tunai"}
@@ -181,3 +186,36 @@ def test_the_summary_counts_reports_by_channel(demo: Demo, home: Path) -> None:
     page = admin.get("/ringkasan").get_data(as_text=True)
     assert 'id="channel-langsung"' in page and "Datang langsung" in page
     assert "Menurut saluran" in page
+
+
+@clocks
+def test_an_intake_case_is_received_on_the_wib_day_of_upload(
+    demo: Demo, home: Path, clock: dt.datetime
+) -> None:
+    data = _package(demo, home, channel="email")
+    with time_machine.travel(clock):
+        browser = logged_in(demo)
+        assert _upload(browser, data).status_code == 200
+        today = wib_today()
+    assert today == local_date(clock)
+    calendar = demo.inst.calendar
+    with demo.inst.sessions() as session:
+        case = session.scalars(sa.select(Case).order_by(Case.id.desc())).first()
+        assert case is not None and case.channel == Channel.EMAIL
+        days = get_tenant(session, TENANT).first_response_days
+        # As for a drop-box report: the WIB day of receipt, whatever the UTC date.
+        assert case.received_at.date() == today
+        assert case.first_response_due == calendar.add_working_days(today, days)
+        assert case.closure_due == calendar.add_working_days(today, ANSWER_DAYS)
+
+
+def test_the_codename_is_not_logged(
+    demo: Demo, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = logged_in(demo)
+    data = _package(demo, home)
+    with caplog.at_level(logging.DEBUG):
+        page = _upload(browser, data).get_data(as_text=True)
+    found = _CODENAME.search(page)
+    assert found
+    assert found.group(1) not in caplog.text

@@ -325,3 +325,45 @@ def test_a_kpk_monitor_records_only_for_the_hub(
     _, number, _ = _accept(demo, monitor, package.read_bytes(), HUB)
     assert number.startswith("PLT-KPK-")
     kill_agent(home)
+
+
+def test_the_workstation_asks_for_the_answers_and_refuses_bad_input(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path
+) -> None:
+    home = workstation_home(demo, ws_home)
+    keys = _keys(demo)
+    base = ["intake", "--tenant", TENANT, "--category", "gratifikasi"]
+    recipients = [arg for fpr in keys for arg in ("--recipient", fpr)]
+    output = tmp_path / "asked.zip"
+    typed = "\n".join(["Hadiah mobil untuk pejabat", "Kepala dinas", "Januari", "Palembang",
+                       "Diserahkan di rumah", "", ""]) + "\n"
+    asked = run(home, *base, "--channel", "surat", *recipients, "-o", str(output), input=typed)
+    assert asked.exit_code == 0, asked.output
+    with zipfile.ZipFile(output) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        form = archive.read("items/01-form.gpg")
+    assert manifest["channel"] == "surat" and manifest["category"] == "gratifikasi"
+    assert [item["kind"] for item in manifest["items"]] == ["form"]
+    document = json.loads(demo.decrypt(form))
+    assert document["format"] == "peluit-report/1"
+    assert (document["apa"], document["siapa"]) == ("Hadiah mobil untuk pejabat", "Kepala dinas")
+
+    refused = {
+        "the drop box is no channel": [*base, "--channel", "situs", *recipients],
+        "no recipient": [*base, "--channel", "sms"],
+        "unknown key": [*base, "--channel", "sms", "--recipient", "A" * 40],
+    }
+    for why, args in refused.items():
+        out = tmp_path / "refused.zip"
+        result = run(home, *args, "-o", str(out), input=typed)
+        assert result.exit_code != 0, why
+        assert not out.exists(), why
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"siapa": "x"}), encoding="utf-8")
+    no_apa = run(home, *base, "--channel", "sms", *recipients, "--answers", str(empty),
+                 "-o", str(tmp_path / "no-apa.zip"))
+    assert no_apa.exit_code == 1 and "apa" in no_apa.output
+    assert not (tmp_path / "no-apa.zip").exists()
+    # The encrypted items were staged in the workstation's folder and are gone again.
+    assert not list(home.glob(".intake-*"))
+    kill_agent(home)
