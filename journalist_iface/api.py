@@ -219,6 +219,7 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "first_response": first_response(case, today).value,
         "unread": case.unread,
         "sent_to_kpk": case.sent_to_kpk,
+        "channel": case.channel.value,
         "assignee": assignee,
         "next_statuses": sorted(
             (status.value for status in ALLOWED_TRANSITIONS[case.status]),

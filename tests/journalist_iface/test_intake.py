@@ -157,6 +157,8 @@ def test_the_api_opens_a_case_and_answers_the_codename_once(demo: Demo, home: Pa
     garbage = client.post("/api/v1/intake", data=b"PK\x03\x04 no", headers=auth,
                           content_type="application/zip")
     assert garbage.status_code == 400 and garbage.get_json()["error"] == "intake_refused"
+    detail = client.get(f"/api/v1/cases/{body['id']}", headers=auth).get_json()
+    assert detail["channel"] == "sms" and body["codename"] not in json.dumps(detail)
     unauthenticated = client.post("/api/v1/intake", data=data, content_type="application/zip")
     assert unauthenticated.status_code == 401
 
