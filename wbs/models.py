@@ -427,7 +427,8 @@ class Case(TenantOwned, Base):
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
         ),
         sa.Index(None, "category", "mcp_area"),
-        sa.Index(None, "intake_package", unique=True),
+        # One case per package and tenant (the lookup is scoped; so is the index).
+        sa.Index(None, "tenant_id", "intake_package", unique=True),
         # The dashboards' count by channel (wbs.monitoring), migration 0009.
         sa.Index(None, "tenant_id", "channel"),
     )

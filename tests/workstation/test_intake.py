@@ -96,8 +96,9 @@ def _counts(demo: DemoInstance) -> tuple[int, int, int]:
 
 
 def test_an_intake_case_decrypts_on_the_workstation_and_its_codename_works(
-    demo: DemoInstance, ws_home: Path, tmp_path: Path
+    demo_any_db: DemoInstance, ws_home: Path, tmp_path: Path
 ) -> None:
+    demo = demo_any_db  # SQLite and PostgreSQL
     home = workstation_home(demo, ws_home)
     package = _package(demo, home, tmp_path)
     data = package.read_bytes()
@@ -150,8 +151,9 @@ def test_an_intake_case_decrypts_on_the_workstation_and_its_codename_works(
 
 
 def test_the_same_package_twice_opens_one_case(
-    demo: DemoInstance, ws_home: Path, tmp_path: Path
+    demo_any_db: DemoInstance, ws_home: Path, tmp_path: Path
 ) -> None:
+    demo = demo_any_db  # SQLite and PostgreSQL
     home = workstation_home(demo, ws_home)
     data = _package(demo, home, tmp_path, attach=False).read_bytes()
     actor_id = _actor(demo)
