@@ -139,7 +139,7 @@ def _open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
         raise _refuse("a name appears twice in the package")
     for info in archive.infolist():
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-            raise _refuse(f"{info.filename!r} is compressed or encrypted by the ZIP")
+            raise _refuse(f"{info.filename[:80]!r} is compressed or encrypted by the ZIP")
     return archive
 
 

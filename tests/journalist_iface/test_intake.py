@@ -124,6 +124,11 @@ def test_refusals_are_shown_and_store_nothing(demo: Demo, home: Path) -> None:
     assert "Paket pengaduan ditolak" in garbage.get_data(as_text=True)
     other = _upload(browser, _package(demo, home, tenant="kpk"))
     assert "instansi lain" in other.get_data(as_text=True)
+    huge = browser.client.post(
+        "/pengaduan-baru", data={"csrf_token": browser.token("/pengaduan-baru")},
+        environ_overrides={"CONTENT_LENGTH": str(demo.inst.config.max_upload_bytes + 2**22)},
+    )
+    assert huge.status_code == 413
     with demo.inst.sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == before
 
@@ -159,6 +164,12 @@ def test_the_api_opens_a_case_and_answers_the_codename_once(demo: Demo, home: Pa
     assert garbage.status_code == 400 and garbage.get_json()["error"] == "intake_refused"
     detail = client.get(f"/api/v1/cases/{body['id']}", headers=auth).get_json()
     assert detail["channel"] == "sms" and body["codename"] not in json.dumps(detail)
+    # Larger than the instance's limit for one submission (plus room): refused unread.
+    too_large = client.post(
+        "/api/v1/intake", data=data, headers=auth, content_type="application/zip",
+        environ_overrides={"CONTENT_LENGTH": str(demo.inst.config.max_upload_bytes + 2**21)},
+    )
+    assert too_large.status_code == 413 and too_large.get_json()["error"] == "too_large"
     unauthenticated = client.post("/api/v1/intake", data=data, content_type="application/zip")
     assert unauthenticated.status_code == 401
 
