@@ -38,9 +38,9 @@ proc_name = "peluit-source"
 # threads keep serving pages. Memory stays flat per upload: the parser holds one 64 KiB chunk,
 # gpg runs as its own process.
 worker_class = "gthread"
-# One worker per core (the bench machine and a small VPS have 2).
-# With several workers, each keeps its own flood counters (source_iface.flood): the effective
-# limits are the configured ones times this number.
+# One worker per core (the bench machine and a small VPS have 2). The flood counters
+# (source_iface.flood) are made by the master before it forks and shared by all workers, so
+# the limits hold for the server as a whole, whatever this number (see on_starting).
 workers = 2
 # Concurrent requests per worker: up to workers * threads uploads can run at once, each with its
 # own gpg process. tor's HiddenServiceMaxStreams (deploy torrc) bounds what arrives.
@@ -157,16 +157,21 @@ logger_class = QuietLogger
 
 
 def on_starting(server: Any) -> None:
-    """Sweep the store before the first worker starts.
+    """Sweep the store, and make the flood counters, before the first worker starts.
 
     A worker killed in the middle of an upload (SIGKILL, the OOM killer, a power cut) leaves
     its ``.part`` file, and an interrupted deletion its ``.deleting`` file; nothing else ever
     removes them, so without this they pile up until the disk reaches its floor and intake
     closes. Here, in the master before any worker exists, no upload of this server is in
     flight. A bad setting or an uninitialised instance stops gunicorn here, with its message.
+
+    The flood counters are made here, in the master, so that every worker forked from it
+    counts in the same shared memory (and a worker the arbiter replaces joins them).
     """
     # Imported here: reading this file (gunicorn --check-config, the tests) must not load Flask.
-    from source_iface.wsgi import settle_store
+    from source_iface.wsgi import prepare_workers, settle_store
+
+    prepare_workers()
 
     removed = settle_store()
     if removed:

@@ -39,7 +39,7 @@ from wbs.accounts import (
 )
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal, TimelineEntry
 from wbs.context import Context
-from wbs.deadlines import FirstResponse, first_response
+from wbs.deadlines import FirstResponse, closure, first_response
 from wbs.domain import (
     ALLOWED_TRANSITIONS,
     CATEGORY_LABELS,
@@ -217,6 +217,7 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "closure_due": case.closure_due.isoformat() if case.closure_due else None,
         "overdue": first_response(case, today) == FirstResponse.MISSING,
         "first_response": first_response(case, today).value,
+        "closure": closure(case, today).value,
         "unread": case.unread,
         "sent_to_kpk": case.sent_to_kpk,
         "channel": case.channel.value,
@@ -414,6 +415,24 @@ def upload_reply(ctx: Context, case: Case) -> Response:
     response = jsonify({"id": reply.id, "size": reply.size})
     response.status_code = 201
     return response
+
+
+@bp.post("/cases/<int:case_id>/classification")
+@token_required
+@case_required
+def reclassify(ctx: Context, case: Case) -> Response:
+    """Correct the category and MCP area (:func:`wbs.casework.reclassify`)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, "bad_request", "Send a JSON object with category and mcp_area.")
+    unknown = set(body) - {"category", "mcp_area"}
+    if unknown:
+        return error(400, "bad_request", "Unknown fields: " + ", ".join(sorted(unknown)))
+    category, mcp_area = body.get("category"), body.get("mcp_area")
+    if not isinstance(category, str) or not (mcp_area is None or isinstance(mcp_area, str)):
+        return error(400, "bad_request", "category must be a string, mcp_area a string or null.")
+    casework.reclassify(ctx, case, category, mcp_area)
+    return jsonify(_case_detail(ctx, case))
 
 
 @bp.post("/cases/<int:case_id>/status")

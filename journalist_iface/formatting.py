@@ -8,7 +8,7 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
 from wbs.casework import TimelineEntry
-from wbs.deadlines import first_response
+from wbs.deadlines import closure, first_response
 from wbs.domain import CATEGORY_LABELS, SOURCE_EVENT_KINDS
 from wbs.workdays import local_date
 
@@ -70,3 +70,4 @@ def register(app: Flask) -> None:
     app.add_template_global(category_label)
     app.add_template_global(item_kind)
     app.add_template_global(first_response)
+    app.add_template_global(closure)

@@ -60,6 +60,8 @@ def _replayed(refusal: Refusal) -> str:
 
 _MESSAGES: Mapping[str, Callable[[Refusal], str]] = {
     "bad_status": lambda _: gettext("Choose the new status."),
+    "bad_category": lambda _: gettext("Choose one of the categories."),
+    "bad_mcp_area": lambda _: gettext("Choose one of the MCP areas, or none."),
     "transition_refused": _transition,
     "note_required": _note_required,
     "note_too_long": _too_long,

@@ -162,6 +162,8 @@ def _case_page(
             calendar.working_days_between(today, case.closure_due) if case.closure_due else None
         ),
         category_name=CATEGORY_LABELS.get(case.category, case.category),
+        all_categories=CATEGORY_LABELS,
+        all_mcp_areas=MCP_AREA_LABELS,
         mcp_label=MCP_AREA_LABELS.get(case.mcp_area, case.mcp_area) if case.mcp_area else None,
         error=error,
         form=form or {},
@@ -225,6 +227,17 @@ def set_status(ctx: Context, case: Case) -> ResponseReturnValue:
     new = casework.parse_status(request.form.get("status", ""))
     casework.change_status(ctx, case, new, request.form.get("note", ""))
     flash(gettext("Status changed to %(status)s.", status=new.label))
+    return _back(case)
+
+
+@bp.post("/pengaduan/<int:case_id>/klasifikasi")
+@investigator_required()
+@case_action
+def reclassify(ctx: Context, case: Case) -> ResponseReturnValue:
+    changed = casework.reclassify(
+        ctx, case, request.form.get("category", ""), request.form.get("mcp_area", "")
+    )
+    flash(gettext("The classification was corrected.") if changed else gettext("Nothing changed."))
     return _back(case)
 
 

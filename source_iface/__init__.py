@@ -42,12 +42,17 @@ def create_app(
     testing: bool = False,
     dev_tenant_paths: bool | None = None,
     flood_limits: FloodLimits | None = None,
+    flood_guard: FloodGuard | None = None,
 ) -> Flask:
     """The source interface of ``inst``.
 
     ``dev_tenant_paths``: whether loopback requests may pick a tenant by ``/t/<slug>/``. By
     default only when no tenant has an onion address yet (a development or demo instance);
     a production deployment answers only to each tenant's onion host.
+
+    ``flood_guard``: the flood counters to use, e.g. the one gunicorn's master made for all its
+    workers (:func:`source_iface.flood.share_with_workers`); by default this app's own, with
+    ``flood_limits``.
     """
     app = QuietFlask(__name__, static_folder="static", template_folder="templates")
     if dev_tenant_paths is None:
@@ -76,7 +81,7 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.extensions["peluit_instance"] = inst
-    app.extensions["peluit_flood"] = FloodGuard(flood_limits)
+    app.extensions["peluit_flood"] = flood_guard or FloodGuard(flood_limits)
     quiet_logs(app)
     if dev_tenant_paths:
         app.wsgi_app = DevTenantPaths(app.wsgi_app)  # type: ignore[method-assign]

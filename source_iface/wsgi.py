@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask
 
-from source_iface import create_app
+from source_iface import create_app, flood
 from wbs import retention
 from wbs.config import load_config
 from wbs.instance import Instance
@@ -35,9 +35,16 @@ def make_app() -> Flask:
     inst = Instance.open(config)
     # Production: each tenant answers only to its own onion Host, never by /t/<slug>/ paths
     # (a visitor controls the Host header, so "loopback" is not proof of a local request).
-    app = create_app(inst, dev_tenant_paths=False)
+    # The flood counters the master made before forking, shared by every worker (without it,
+    # as under another WSGI server, each process counts for itself).
+    app = create_app(inst, dev_tenant_paths=False, flood_guard=flood.shared_guard())
     app.wsgi_app = GunicornBodyInput(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def prepare_workers() -> None:
+    """In gunicorn's master, before any worker forks: the flood counters they share."""
+    flood.share_with_workers()
 
 
 def settle_store() -> list[str]:

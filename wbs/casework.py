@@ -25,7 +25,15 @@ from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.replykeys import encrypt_reply
 from wbs.bundle import write_bundle
 from wbs.context import Context
-from wbs.domain import FINAL_STATUSES, CaseStatus, EventKind, Role, can_transition
+from wbs.domain import (
+    CATEGORY_LABELS,
+    FINAL_STATUSES,
+    MCP_AREA_LABELS,
+    CaseStatus,
+    EventKind,
+    Role,
+    can_transition,
+)
 from wbs.intake import committed_with_files
 from wbs.items import Item, Reader, case_items, number_width
 from wbs.models import Case, Event, Investigator, Reply, Source, Submission, Tenant
@@ -223,9 +231,39 @@ def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> 
     if case.first_response_at is None:
         # The same instant as the event, so the column and the log agree (migration 0005).
         case.first_response_at = now
+    # Closing stops the 30-working-day clock (wbs.deadlines); reopening restarts the judgement.
+    case.closed_at = now if new.is_final else None
     ctx.scope.add(event)
     ctx.session.commit()
     return event
+
+
+def reclassify(ctx: Context, case: Case, category: str, mcp_area: str | None) -> bool:
+    """Correct an own case's category and MCP area after reading it. Commits.
+
+    The pelapor's choice is a guess; the investigator's correction is what statistics count
+    (they read the case's columns). The log keeps both codes (a code is not content).
+    Returns whether anything changed; no change logs nothing.
+    """
+    if category not in CATEGORY_LABELS:
+        raise Refusal("bad_category", "category must be one of the known category codes.")
+    mcp_area = mcp_area or None
+    if mcp_area is not None and mcp_area not in MCP_AREA_LABELS:
+        raise Refusal("bad_mcp_area", "mcp_area must be a known MCP area code or empty.")
+    changes = [
+        f"{name}: {old or '-'} -> {new or '-'}"
+        for name, old, new in (
+            ("category", case.category, category),
+            ("mcp_area", case.mcp_area, mcp_area),
+        )
+        if old != new
+    ]
+    if not changes:
+        return False
+    case.category, case.mcp_area = category, mcp_area
+    _log(ctx, case, EventKind.RECLASSIFIED, "; ".join(changes))
+    ctx.session.commit()
+    return True
 
 
 def assign(ctx: Context, case: Case, assignee_id: int | None) -> Investigator | None:

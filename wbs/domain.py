@@ -247,6 +247,7 @@ class EventKind(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 -- an event's name, not a password
     TOTP_RESET = "totp_reset"
     SETTINGS_CHANGED = "settings_changed"
+    RECLASSIFIED = "reclassified"
     OPERATOR_INTAKE = "operator_intake"
 
     @property
@@ -276,6 +277,7 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.PASSWORD_RESET: "Kata sandi akun diatur ulang",
         EventKind.TOTP_RESET: "Autentikasi dua langkah akun diatur ulang",
         EventKind.SETTINGS_CHANGED: "Pengaturan instansi diubah",
+        EventKind.RECLASSIFIED: "Kategori dikoreksi",
         EventKind.OPERATOR_INTAKE: "Dicatat oleh petugas dari saluran lain",
     }
 )

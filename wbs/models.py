@@ -379,7 +379,9 @@ class Case(TenantOwned, Base):
     unread: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
-    # Where the report arrived (migration 0009): the drop box, or a channel an operator typed
+    # When the case last entered a final status (diarsipkan, selesai); None while open.
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    # Where the report arrived (migration 0010): the drop box, or a channel an operator typed
     # it in from. No CHECK constraint (like the event kinds): a new channel needs no rebuild.
     channel: Mapped[Channel] = mapped_column(
         _str_enum(Channel, "channel", check=False), default=Channel.SITUS,
@@ -429,7 +431,7 @@ class Case(TenantOwned, Base):
         sa.Index(None, "category", "mcp_area"),
         # One case per package and tenant (the lookup is scoped; so is the index).
         sa.Index(None, "tenant_id", "intake_package", unique=True),
-        # The dashboards' count by channel (wbs.monitoring), migration 0009.
+        # The dashboards' count by channel (wbs.monitoring), migration 0010.
         sa.Index(None, "tenant_id", "channel"),
     )
 

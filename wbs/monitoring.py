@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from wbs.deadlines import first_response_overdue
+from wbs.deadlines import closure_overdue, first_response_overdue
 from wbs.domain import (
     CATEGORY_LABELS,
     CHANNEL_LABELS,
@@ -201,7 +201,7 @@ def _figures(
             Case.status,
             sa.func.count(),
             sa.func.sum(sa.case((first_response_overdue(today), 1), else_=0)),
-            sa.func.sum(sa.case((Case.closure_due < today, 1), else_=0)),
+            sa.func.sum(sa.case((closure_overdue(today), 1), else_=0)),
         ).group_by(Case.tenant_id, Case.status)
     )
     for row_tenant, status, count, late_first, late_closure in rows:

@@ -219,6 +219,8 @@ def test_the_case_list_filters_and_pages(demo: Demo) -> None:
     assert row["overdue"] is True and row["unread"] is True and row["status"] == "baru"
     assert row["first_response_due"] == past.isoformat() and row["assignee"] is None
     assert {"registration_number", "category", "mcp_area", "closure_due"} <= set(row)
+    # No closure deadline on these bare rows: the closure is judged neither way.
+    assert row["first_response"] == "missing" and row["closure"] == "unknown"
 
     def ids_of(query: str) -> set[int]:
         response = api.get(f"/api/v1/cases?{query}")
@@ -473,3 +475,27 @@ def test_the_openapi_file_describes_exactly_the_api_routes(demo: Demo) -> None:
         node: Any = spec
         for part in ref.split("/"):
             node = node[part]
+
+
+def test_the_classification_is_corrected_through_the_api(demo: Demo) -> None:
+    api = api_login(demo, TENANT, Role.VERIFIKATOR)
+    report = make_report(demo)
+    url = f"/api/v1/cases/{report.case_id}/classification"
+    changed = api.post(url, json={"category": "pemerasan", "mcp_area": "pengadaan_barang_jasa"})
+    assert changed.status_code == 200, changed.get_data(as_text=True)
+    case = changed.get_json()["case"] if "case" in changed.get_json() else changed.get_json()
+    assert (case["category"], case["mcp_area"]) == ("pemerasan", "pengadaan_barang_jasa")
+    cleared = api.post(url, json={"category": "pemerasan", "mcp_area": None}).get_json()
+    cleared = cleared.get("case", cleared)
+    assert cleared["mcp_area"] is None
+    for body, code in (({"category": "x"}, "bad_category"),
+                       ({"category": "suap_menyuap", "mcp_area": "x"}, "bad_mcp_area"),
+                       ({"category": "suap_menyuap", "extra": 1}, "bad_request"),
+                       ({"category": 5}, "bad_request")):
+        refused = api.post(url, json=body)
+        assert refused.status_code == 400 and refused.get_json()["error"] == code, body
+    with demo.inst.sessions() as session:
+        stored = session.get(Case, report.case_id)
+        assert (stored.category, stored.mcp_area) == ("pemerasan", None)
+        assert session.scalar(sa.select(sa.func.count()).select_from(Event).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.RECLASSIFIED)) == 2

@@ -181,6 +181,9 @@ def test_status_change_with_required_notes(demo: Demo, browser: Browser) -> None
         assert [(e.to_status, e.note) for e in events] == [
             (CaseStatus.VERIFIKASI, None), (CaseStatus.DIARSIPKAN, "Bukan wewenang")]
         assert all(e.actor_investigator_id is not None for e in events)
+    # Archived today, well within the 30 working days: the case page says so.
+    closed = browser.get(page).get_data(as_text=True)
+    assert "ditutup pada" in closed and "tepat waktu" in closed
 
 
 def test_klarifikasi_question_reaches_the_reporter_but_not_the_log(
@@ -341,3 +344,43 @@ def test_a_reply_encrypted_on_the_workstation_is_uploaded_as_it_is(demo: Demo) -
         ctx = Context(demo.inst, session, tenant)
         texts = [t for _, t in source_replies(ctx, report.secrets, case)]
     assert texts[-1] == "Dijawab dari workstation."
+
+
+def test_an_investigator_corrects_the_classification_and_statistics_follow(
+    demo: Demo, browser: Browser
+) -> None:
+    from wbs.monitoring import tenant_summary
+
+    report = make_report(demo, category="gratifikasi", mcp_area="")  # the pelapor's guess
+    page = f"/pengaduan/{report.case_id}"
+    form = browser.get(page).get_data(as_text=True)
+    assert 'name="category"' in form and 'name="mcp_area"' in form
+
+    def counts() -> tuple[dict[str, int], dict[str, int]]:
+        with demo.inst.sessions() as session:
+            summary = tenant_summary(session, get_tenant(session, TENANT), wib_today())
+            return summary.category_counts(), summary.mcp_area_counts()
+
+    categories_before, _ = counts()
+    ok = browser.post(f"{page}/klasifikasi", {"category": "suap_menyuap", "mcp_area": "perizinan"},
+                      token_from=page)
+    assert ok.status_code == 302
+    assert "Klasifikasi telah dikoreksi" in browser.get(page).get_data(as_text=True)
+    categories, areas = counts()
+    assert categories.get("suap_menyuap", 0) == categories_before.get("suap_menyuap", 0) + 1
+    assert categories.get("gratifikasi", 0) == categories_before.get("gratifikasi", 0) - 1
+    assert areas.get("perizinan") == 1
+    # The same values again change and log nothing; unknown codes are refused, nothing changes.
+    browser.post(f"{page}/klasifikasi", {"category": "suap_menyuap", "mcp_area": "perizinan"},
+                 token_from=page)
+    for bad in ({"category": "bukan-kategori", "mcp_area": ""},
+                {"category": "suap_menyuap", "mcp_area": "bukan-area"}):
+        refused = browser.post(f"{page}/klasifikasi", bad, token_from=page)
+        assert refused.status_code == 400
+        assert "Pilih salah satu" in refused.get_data(as_text=True)
+    with demo.inst.sessions() as session:
+        case = session.get(Case, report.case_id)
+        assert (case.category, case.mcp_area) == ("suap_menyuap", "perizinan")
+        notes = session.scalars(sa.select(Event.note).where(
+            Event.case_id == report.case_id, Event.kind == EventKind.RECLASSIFIED)).all()
+        assert notes == ["category: gratifikasi -> suap_menyuap; mcp_area: - -> perizinan"]

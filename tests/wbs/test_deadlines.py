@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from wbs.deadlines import FirstResponse, first_response
+from wbs.deadlines import Closure, FirstResponse, closure, first_response
 from wbs.domain import CaseStatus
 from wbs.models import Case
 
@@ -45,3 +45,34 @@ def test_a_closed_case_without_a_recorded_answer_is_not_overdue() -> None:
     # Older data may lack the column's value; a closed case is not called overdue for ever.
     closed = _case(None, CaseStatus.SELESAI)
     assert first_response(closed, DUE + dt.timedelta(days=30)) == FirstResponse.PENDING
+
+
+CLOSURE_DUE = dt.date(2027, 1, 21)  # a Thursday
+
+
+@pytest.mark.parametrize(
+    ("status", "closed", "today", "expected"),
+    [
+        (CaseStatus.TELAAH, None, CLOSURE_DUE - dt.timedelta(days=1), Closure.PENDING),
+        (CaseStatus.TELAAH, None, CLOSURE_DUE, Closure.PENDING),  # due today is not late yet
+        (CaseStatus.DITERUSKAN, None, CLOSURE_DUE + dt.timedelta(days=1), Closure.OVERDUE),
+        # 23:59 WIB on the due day is 16:59 UTC: in time.
+        (CaseStatus.SELESAI, dt.datetime(2027, 1, 21, 16, 59, tzinfo=dt.UTC),
+         CLOSURE_DUE + dt.timedelta(days=9), Closure.MET),
+        # 00:30 WIB the day after is still 21 January in UTC: late.
+        (CaseStatus.DIARSIPKAN, dt.datetime(2027, 1, 21, 17, 30, tzinfo=dt.UTC),
+         CLOSURE_DUE + dt.timedelta(days=9), Closure.LATE),
+        # Closed, but when is not recorded: counted neither way.
+        (CaseStatus.SELESAI, None, CLOSURE_DUE + dt.timedelta(days=9), Closure.UNKNOWN),
+    ],
+)
+def test_closure_boundaries(
+    status: CaseStatus, closed: dt.datetime | None, today: dt.date, expected: Closure
+) -> None:
+    case = Case(first_response_due=DUE, closure_due=CLOSURE_DUE, status=status, closed_at=closed)
+    assert closure(case, today) == expected
+
+
+def test_a_case_without_a_closure_deadline_is_never_overdue() -> None:
+    case = Case(first_response_due=DUE, closure_due=None, status=CaseStatus.TELAAH)
+    assert closure(case, DUE + dt.timedelta(days=400)) == Closure.UNKNOWN

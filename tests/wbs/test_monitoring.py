@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from wbs import db
 from wbs.casework import change_status
 from wbs.context import Context
+from wbs.deadlines import Closure, closure
 from wbs.domain import CaseStatus, Channel, EventKind, TenantKind
 from wbs.instance import Instance, init_instance
 from wbs.models import Case, Event, Source, Tenant, new_registration_number
@@ -329,6 +330,67 @@ def test_migration_0005_fills_the_column_from_the_log(world: World, database_url
     assert dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar()) == board
 
 
+def test_closing_records_when_and_reopening_forgets_it(
+    world: World, make_config, database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    config = make_config(database_url=database_url)
+    init_instance(config)
+    inst = Instance.open(config)
+    ctx = Context(inst, world.session, world.a)
+    a1 = world.session.scalars(
+        TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
+    ).one()
+    change_status(ctx, a1, CaseStatus.VERIFIKASI)
+    assert a1.closed_at is None
+    closing = change_status(ctx, a1, CaseStatus.DIARSIPKAN, "Bukan kewenangan instansi.")
+    world.session.refresh(a1)
+    assert a1.closed_at == closing.created_at
+    # Closed now, long after its due day (14 July 2025): late, whenever it is judged.
+    assert closure(a1, TODAY) == closure(a1, dt.date(2099, 1, 1)) == Closure.LATE
+    change_status(ctx, a1, CaseStatus.TELAAH)  # reopened: the clock runs again
+    world.session.refresh(a1)
+    assert a1.closed_at is None
+    assert closure(a1, TODAY) == Closure.PENDING
+    assert closure(a1, dt.date(2025, 7, 15)) == Closure.OVERDUE
+    inst.close()
+
+
+def test_migration_0009_fills_the_closing_time_from_the_log(
+    world: World, make_config, database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    config = make_config(database_url=database_url)
+    init_instance(config)
+    inst = Instance.open(config)
+    ctx = Context(inst, world.session, world.a)
+    a1 = world.session.scalars(
+        TenantScope(world.session, world.a).select(Case).where(Case.status == CaseStatus.BARU)
+    ).one()
+    change_status(ctx, a1, CaseStatus.VERIFIKASI)
+    change_status(ctx, a1, CaseStatus.TELAAH)
+    first = change_status(ctx, a1, CaseStatus.SELESAI)
+    change_status(ctx, a1, CaseStatus.TELAAH)
+    last = change_status(ctx, a1, CaseStatus.SELESAI)
+    case_id, first_at, last_at = a1.id, first.created_at, last.created_at
+    assert first_at < last_at
+    inst.close()
+    world.session.close()
+    db.downgrade(database_url, "0008")
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            closed = {
+                case.id: case.closed_at
+                for case in session.scalars(sa.select(Case).where(Case.status.in_(
+                    [CaseStatus.SELESAI, CaseStatus.DIARSIPKAN])))
+            }
+            # The latest closing; a closed case with no closing event stays unknown.
+            assert closed[case_id] == last_at
+            assert all(at is None for cid, at in closed.items() if cid != case_id)
+            assert session.scalar(sa.select(sa.func.count()).select_from(Case).where(
+                Case.closed_at.is_not(None))) == 1
+    finally:
+        engine.dispose()
 def test_cases_are_counted_by_channel(world: World) -> None:
     # Every case of the world came by the drop box; two more of tenant A by operator intake.
     for channel in (Channel.WHATSAPP, Channel.WHATSAPP, Channel.SURAT):
