@@ -369,3 +369,26 @@ def test_the_workstation_asks_for_the_answers_and_refuses_bad_input(
     # The encrypted items were staged in the workstation's folder and are gone again.
     assert not list(home.glob(".intake-*"))
     kill_agent(home)
+
+
+def test_two_uploads_of_one_package_at_once_open_one_case(
+    demo: DemoInstance, ws_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers that both checked before either committed: the unique index decides. The
+    # second one's lookup is made to miss, as it would have in that race.
+    home = workstation_home(demo, ws_home)
+    data = _package(demo, home, tmp_path, attach=False).read_bytes()
+    actor_id = _actor(demo)
+    _accept(demo, actor_id, data)
+    before = _counts(demo)
+    inst = demo.instance
+    with inst.sessions() as session:
+        ctx = Context(inst, session, get_tenant(session, TENANT),
+                      session.get(Investigator, actor_id))
+        monkeypatch.setattr(session, "scalar", lambda *args, **kwargs: None)
+        with pytest.raises(Refusal) as refused:
+            accept_package(ctx, io.BytesIO(data))
+    assert refused.value.code == "intake_replayed"
+    assert "intake_package" in str(refused.value.__cause__)  # the index said no
+    assert _counts(demo) == before
+    kill_agent(home)
