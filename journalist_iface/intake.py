@@ -19,7 +19,7 @@ from journalist_iface.auth import investigator_required
 from journalist_iface.context import instance
 from wbs.casework import Refusal
 from wbs.context import Context
-from wbs.domain import OPERATOR_CHANNELS, KpkSharing
+from wbs.domain import CATEGORY_LABELS, OPERATOR_CHANNELS, KpkSharing
 from wbs.operator_intake import accept_package as accept
 from wbs.operator_intake import check_may_record, max_package_bytes
 from wbs.tenants import TenantError, current_recipients
@@ -46,6 +46,7 @@ def _page(ctx: Context, *, error: str | None = None, status: int = 200) -> Respo
     return render_template(
         "intake.html",
         channels=OPERATOR_CHANNELS,
+        category_labels=CATEGORY_LABELS,
         tenant_keys=_keys(ctx, to_kpk=False),
         kpk_keys=[fpr for fpr in _keys(ctx, to_kpk=True) if fpr not in _keys(ctx, to_kpk=False)]
         if kpk else [],

@@ -75,6 +75,8 @@ def test_an_uploaded_package_opens_a_case_whose_codename_the_reporter_uses(
         keys = current_recipients(session, get_tenant(session, TENANT))
     # The page lists the keys to encrypt to, and the command that does it.
     assert all(fpr in html for fpr in keys) and "peluit-workstation intake" in html
+    # And the codes the command takes: the tenant's categories, the channels.
+    assert "<code>pungutan_liar</code>" in html and "<code>whatsapp</code>" in html
 
     done = _upload(browser, _package(demo, home))
     assert done.status_code == 200, done.get_data(as_text=True)
