@@ -19,7 +19,16 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
 from iface_common.app import SECURITY_HEADERS, QuietFlask, quiet_logs, set_up
-from journalist_iface import account, admin, api, dashboard, errors, formatting, views
+from journalist_iface import (
+    account,
+    admin,
+    api,
+    dashboard,
+    errors,
+    formatting,
+    intake,
+    views,
+)
 from journalist_iface.context import db, instance, select_locale
 from wbs.accounts import AuthSettings, totp_key
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES
@@ -72,6 +81,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(intake.bp)
     api.register(app)  # the JSON API (/api/v1): bearer tokens, exempt from CSRFProtect
     errors.register(app)
     formatting.register(app)
@@ -90,6 +100,10 @@ UPLOAD_LIMITS: dict[str, int] = {
 def _upload_limit() -> None:
     from flask import request
 
+    if request.endpoint == intake.UPLOAD_ENDPOINT:
+        # The instance's limit for one submission: an intake package carries one report.
+        request.max_content_length = intake.upload_limit()
+        return
     limit = UPLOAD_LIMITS.get(request.endpoint or "")
     if limit is not None:
         request.max_content_length = limit

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any, Concatenate, ParamSpec
 
@@ -49,6 +51,7 @@ from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names, number
 from wbs.items import Item, number_width
 from wbs.models import Case, utcnow
 from wbs.numbers import whole_number
+from wbs.operator_intake import accept_package, max_package_bytes
 from wbs.workdays import local_date
 
 URL_PREFIX = "/api/v1"
@@ -220,6 +223,7 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "starred": case.starred,
         "needs_reply": case.needs_reply,
         "sent_to_kpk": case.sent_to_kpk,
+        "channel": case.channel.value,
         "assignee": assignee,
         "next_statuses": sorted(
             (status.value for status in ALLOWED_TRANSITIONS[case.status]),
@@ -296,6 +300,8 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "transition_refused": 409,
     "no_key": 409,
     "no_source": 409,
+    "intake_replayed": 409,
+    "intake_closed": 503,
 }
 
 
@@ -483,3 +489,38 @@ def set_flags(ctx: Context, case: Case) -> Response:
         if field in body:
             casework.set_flag(ctx, case, flag, body[field])
     return jsonify(_case_detail(ctx, case))
+INTAKE_CONTENT_TYPES = frozenset({"application/zip", "application/octet-stream"})
+
+
+@bp.post("/intake")
+@token_required
+def upload_intake(ctx: Context) -> Response:
+    """An operator-intake package (``docs/intake-package.md``): a new case and its codename,
+    in this response only (no-store)."""
+    if request.mimetype not in INTAKE_CONTENT_TYPES:
+        return error(
+            415, "unsupported_media_type", "Send the package as application/zip."
+        )
+    request.max_content_length = max_package_bytes(ctx)
+    # Ciphertext and coarse fields only; spooled to a temporary file (the ZIP reader seeks).
+    with tempfile.TemporaryFile() as body:
+        shutil.copyfileobj(request.stream, body, 1024 * 1024)
+        body.seek(0)
+        try:
+            opened = accept_package(ctx, body)
+        except Refusal as refusal:
+            ctx.session.rollback()
+            return _refused(refusal)
+    case = opened.case
+    response = jsonify(
+        {
+            "id": case.id,
+            "registration_number": case.registration_number,
+            "channel": case.channel.value,
+            "first_response_due": case.first_response_due.isoformat(),
+            "codename": opened.codename,
+        }
+    )
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -39,6 +39,8 @@ def _note_required(refusal: Refusal, case: str) -> str:
 
 
 def _no_key(refusal: Refusal, case: str) -> str:
+    if refusal.params.get("what") == "report":
+        return str(gettext("The report cannot be recorded: the institution has no key."))
     if refusal.params.get("what") == "question":
         return str(gettext(
             "The question for %(case)s could not be encrypted: the institution has no key.",
@@ -101,6 +103,15 @@ def _not_final(_: Refusal, case: str) -> str:
     ))
 
 
+def _replayed(refusal: Refusal, _case: str) -> str:
+    if refusal.params.get("number"):
+        return str(gettext(
+            "This package was already uploaded: it is case %(number)s. A package opens one "
+            "case only.", number=refusal.params["number"],
+        ))
+    return str(gettext("This package was already uploaded. A package opens one case only."))
+
+
 _MESSAGES: Mapping[str, Sentence] = {
     "bad_status": lambda _, case: gettext("Choose the new status of %(case)s.", case=case),
     "bad_category": lambda _, case: gettext(
@@ -124,10 +135,36 @@ _MESSAGES: Mapping[str, Sentence] = {
         "%(case)s was sent to KPK and cannot be deleted here.", case=case
     ),
     "not_final": _not_final,
+    # Operator intake (wbs.operator_intake): shapes, keys and fields, never content.
+    "intake_refused": lambda refusal, _case: gettext(
+        "The intake package was refused: it is damaged, incomplete or not made by "
+        "peluit-workstation. Nothing was stored. (Technical detail: %(reason)s)",
+        reason=refusal.params["reason"],
+    ),
+    "intake_other_tenant": lambda refusal, _case: gettext(
+        "This package was made for another institution (%(tenant)s). Nothing was stored.",
+        tenant=refusal.params.get("tenant", ""),
+    ),
+    "intake_replayed": _replayed,
+    "intake_wrong_keys": lambda refusal, _case: gettext(
+        "The package is not encrypted to every current key of the institution (missing: "
+        "%(keys)s). Nothing was stored; make it again with the keys listed on this page.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "intake_extra_keys": lambda refusal, _case: gettext(
+        "The package is also encrypted to keys that are not the institution's (%(keys)s), so "
+        "someone else could read it. Nothing was stored; make it again with only the keys "
+        "listed on this page.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "intake_closed": lambda _refusal, _case: gettext(
+        "Intake is closed for now: the server's disk is full. Nothing was stored; try again "
+        "later."
+    ),
 }
 
 
-def message(refusal: Refusal, case: str) -> str:
+def message(refusal: Refusal, case: str = "") -> str:
     """The sentence for a refusal of an action on the case numbered ``case``; an unknown code
     falls back to the English message, which a test of every code keeps from happening."""
     found = _MESSAGES.get(refusal.code)

@@ -252,6 +252,7 @@ class EventKind(StrEnum):
     UNSTARRED = "unstarred"
     NEEDS_REPLY_SET = "needs_reply_set"
     NEEDS_REPLY_CLEARED = "needs_reply_cleared"
+    OPERATOR_INTAKE = "operator_intake"
 
     @property
     def label(self) -> str:
@@ -285,6 +286,7 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.UNSTARRED: "Bintang dicabut",
         EventKind.NEEDS_REPLY_SET: "Ditandai perlu dibalas",
         EventKind.NEEDS_REPLY_CLEARED: "Tanda perlu dibalas dicabut",
+        EventKind.OPERATOR_INTAKE: "Dicatat oleh petugas dari saluran lain",
     }
 )
 
@@ -302,6 +304,40 @@ class CaseFlag(StrEnum):
         if self == CaseFlag.STAR:
             return EventKind.STARRED if on else EventKind.UNSTARRED
         return EventKind.NEEDS_REPLY_SET if on else EventKind.NEEDS_REPLY_CLEARED
+
+
+class Channel(StrEnum):
+    """Where a report arrived. ``situs`` is the drop box itself; the others are the channels
+    complaint units also receive reports by, typed in by an operator on the workstation
+    (:mod:`wbs.operator_intake`). Counted in the statistics."""
+
+    SITUS = "situs"
+    WHATSAPP = "whatsapp"
+    SMS = "sms"
+    TELEPON = "telepon"
+    SURAT = "surat"
+    LANGSUNG = "langsung"
+    EMAIL = "email"
+
+    @property
+    def label(self) -> str:
+        return CHANNEL_LABELS[self]
+
+
+CHANNEL_LABELS: Mapping[Channel, str] = MappingProxyType(
+    {
+        Channel.SITUS: "Situs Peluit (Tor)",
+        Channel.WHATSAPP: "WhatsApp",
+        Channel.SMS: "SMS",
+        Channel.TELEPON: "Telepon",
+        Channel.SURAT: "Surat",
+        Channel.LANGSUNG: "Datang langsung",
+        Channel.EMAIL: "Surel (e-mail)",
+    }
+)
+
+# The channels an operator may record a report from: every one but the drop box itself.
+OPERATOR_CHANNELS: tuple[Channel, ...] = tuple(c for c in Channel if c != Channel.SITUS)
 
 
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every

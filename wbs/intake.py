@@ -133,6 +133,30 @@ class ReportAnswers:
         ).encode("utf-8")
 
 
+def new_case_row(
+    ctx: Context, source_id: str, category: str, mcp_area: str | None, *, to_kpk: bool
+) -> Case:
+    """A new case of ``source_id``, received today, with its deadlines (not added yet).
+
+    One place for every way a report arrives (the drop box, an operator's intake), so their
+    registration numbers and deadlines cannot drift apart.
+    """
+    now = dt.datetime.now(dt.UTC)
+    # The WIB date: the day the report arrived, which the deadlines count from.
+    received = local_date(now)
+    calendar = ctx.inst.calendar
+    return Case(
+        source_id=source_id,
+        registration_number=new_registration_number(ctx.session, ctx.tenant, now.year),
+        category=category,
+        mcp_area=mcp_area,
+        status=CaseStatus.BARU,
+        sent_to_kpk=to_kpk,
+        first_response_due=calendar.add_working_days(received, ctx.tenant.first_response_days),
+        closure_due=calendar.add_working_days(received, ANSWER_DAYS),
+    )
+
+
 class EncryptedFile:
     """One file on its way into the store: plaintext chunks in, ciphertext out, in one pass.
 
@@ -266,21 +290,8 @@ class Intake:
         ctx = self.ctx
         try:
             form = self._store_bytes(answers.document(), FORM_FILENAME)
-            now = dt.datetime.now(dt.UTC)
-            # The WIB date: the day the pelapor sent it, which the deadlines count from.
-            received = local_date(now)
-            calendar = ctx.inst.calendar
-            case = Case(
-                source_id=self.source_id,
-                registration_number=new_registration_number(ctx.session, ctx.tenant, now.year),
-                category=answers.category,
-                mcp_area=answers.mcp_area,
-                status=CaseStatus.BARU,
-                sent_to_kpk=self.to_kpk,
-                first_response_due=calendar.add_working_days(
-                    received, ctx.tenant.first_response_days
-                ),
-                closure_due=calendar.add_working_days(received, ANSWER_DAYS),
+            case = new_case_row(
+                ctx, self.source_id, answers.category, answers.mcp_area, to_kpk=self.to_kpk
             )
             with committed_with_files(ctx.session, ctx.inst.store, self._paths()):
                 ctx.scope.add(case)

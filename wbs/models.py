@@ -43,6 +43,7 @@ from wbs.domain import (
     DEFAULT_CATEGORY_CODES,
     SOURCE_EVENT_KINDS,
     CaseStatus,
+    Channel,
     EventKind,
     KpkSharing,
     Role,
@@ -411,6 +412,15 @@ class Case(TenantOwned, Base):
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
     # When the case last entered a final status (diarsipkan, selesai); None while open.
     closed_at: Mapped[dt.datetime | None] = mapped_column()
+    # Where the report arrived (migration 0013): the drop box, or a channel an operator typed
+    # it in from. No CHECK constraint (like the event kinds): a new channel needs no rebuild.
+    channel: Mapped[Channel] = mapped_column(
+        _str_enum(Channel, "channel", check=False), default=Channel.SITUS,
+        server_default=Channel.SITUS.value,
+    )
+    # The id of the operator-intake package the case came from, so the same package uploaded
+    # twice opens one case (wbs.operator_intake). None for the drop box's cases.
+    intake_package: Mapped[str | None] = mapped_column(sa.String(32))
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)
@@ -450,6 +460,10 @@ class Case(TenantOwned, Base):
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
         ),
         sa.Index(None, "category", "mcp_area"),
+        # One case per package and tenant (the lookup is scoped; so is the index).
+        sa.Index(None, "tenant_id", "intake_package", unique=True),
+        # The dashboards' count by channel (wbs.monitoring), migration 0013.
+        sa.Index(None, "tenant_id", "channel"),
     )
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from wbs.deadlines import closure_overdue, first_response_overdue
 from wbs.domain import (
     CATEGORY_LABELS,
+    CHANNEL_LABELS,
     MCP_AREA_LABELS,
     OPEN_STATUSES,
     CaseStatus,
@@ -110,6 +111,9 @@ class Dashboard:
     median_first_response_days: float | None
     # Only when a working calendar was given: the same median in hari kerja.
     median_first_response_working_days: float | None
+    # Where the reports arrived: the drop box or a channel an operator recorded them from
+    # (wbs.operator_intake). Most cases first; channels without a case are left out.
+    by_channel: tuple[LabelledCount, ...] = ()
 
     def status_counts(self) -> dict[CaseStatus, int]:
         return {row.status: row.count for row in self.by_status}
@@ -227,6 +231,12 @@ def _figures(
         else:
             areas[area] += count
 
+    channels: Counter[str] = Counter()
+    for channel, count in session.execute(
+        reader.columns(Case, Case.channel, sa.func.count()).group_by(Case.channel)
+    ):
+        channels[str(channel)] += count
+
     pairs = _response_pairs(session, reader)
     days_histogram: Counter[int] = Counter()
     working_histogram: Counter[int] = Counter()
@@ -263,6 +273,9 @@ def _figures(
         median_first_response_days=_median(days_histogram),
         median_first_response_working_days=(
             _median(working_histogram) if calendar is not None else None
+        ),
+        by_channel=_ranked(
+            channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
         ),
     )
 

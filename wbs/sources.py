@@ -41,8 +41,9 @@ def _secrets(ctx: Context, codename: str) -> SourceSecrets:
     )
 
 
-def register_source(ctx: Context, codename: str) -> SourceSecrets:
-    """Create the source for a new codename, with its locked reply key. Commits."""
+def register_source(ctx: Context, codename: str, *, commit: bool = True) -> SourceSecrets:
+    """Create the source for a new codename, with its locked reply key. Commits, unless
+    ``commit`` is False (an operator's intake adds the source with its case, in one commit)."""
     secrets = _secrets(ctx, codename)
     if ctx.session.get(Source, secrets.source_id) is not None:
         # Two draws of a 90-bit codename colliding means a broken random source: stop.
@@ -56,7 +57,8 @@ def register_source(ctx: Context, codename: str) -> SourceSecrets:
             reply_secret_key=key.secret_armored,
         )
     )
-    ctx.session.commit()
+    if commit:
+        ctx.session.commit()
     return secrets
 
 

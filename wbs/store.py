@@ -123,7 +123,7 @@ class Store:
             raise PathRefused(f"path leads outside the store: {relative!r}")
         return path
 
-    def new_name(self, tenant: str, suffix: str = ".gpg") -> str:
+    def new_name(self, tenant: str, *, suffix: str = ".gpg") -> str:
         """A fresh relative path for an item of ``tenant``: no folder names its source."""
         relative = f"{tenant}/{secrets.token_hex(16)}{suffix}"
         self.resolve(relative)

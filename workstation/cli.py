@@ -6,6 +6,7 @@ Runs with no network at all and imports nothing of the server (no Flask, no SQLA
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from workstation.gpg import (
     WorkstationGpg,
     check_new_passphrase,
 )
+from workstation.intake import CHANNELS, IntakeReport, write_package
 from workstation.names import terminal_safe
 from workstation.render import Words, render_case, when, write_case_page
 from workstation.store import (
@@ -369,6 +371,84 @@ def reply(
         target = write_reply(ws, case, message, recipients)
     click.echo(f"encrypted reply written to {target}")
     click.echo("upload it on the case page as a pre-encrypted reply")
+
+
+# --- operator intake -----------------------------------------------------------------------
+
+_PROMPTS = {
+    "apa": "apa: what happened",
+    "siapa": "siapa: who did it",
+    "kapan": "kapan: when",
+    "dimana": "dimana: where",
+    "bagaimana": "bagaimana: how",
+    "berapa": "berapa: how much (optional)",
+    "kronologi": "kronologi: the story in order (optional)",
+}
+
+
+def _read_answers(path: Path | None) -> dict[str, str]:
+    """The answers from a JSON file, or asked one by one."""
+    if path is not None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise click.UsageError(f"{path}: not a JSON object of answers ({exc})") from exc
+        if not isinstance(data, dict) or not all(
+            isinstance(value, str) for value in data.values()
+        ):
+            raise click.UsageError(f"{path}: a JSON object of text answers is expected")
+        return {str(key): value for key, value in data.items()}
+    return {
+        field: click.prompt(prompt, default="", show_default=False)
+        for field, prompt in _PROMPTS.items()
+    }
+
+
+@main.command("intake")
+@click.option("--tenant", required=True, help="The instansi's slug, e.g. pemprov-sumsel.")
+@click.option(
+    "--channel", required=True, type=click.Choice(CHANNELS),
+    help="Where the report arrived.",
+)
+@click.option("--category", required=True, help="The category code, e.g. suap_menyuap.")
+@click.option("--mcp-area", default=None, help="The MCP area code, if any.")
+@click.option("--to-kpk", is_flag=True, help="The report goes to KPK as well.")
+@click.option(
+    "--recipient", "recipients", multiple=True, required=True,
+    help="Fingerprint of each current key of the instansi (and of KPK with --to-kpk), as the "
+    "server's intake page lists them.",
+)
+@click.option(
+    "--answers", "answers_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A JSON object with the answers (apa, siapa, kapan, dimana, bagaimana, berapa, "
+    "kronologi); without it each is asked.",
+)
+@click.option(
+    "--attach", "attachments", multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A file the reporter gave (a letter's scan, a photo); up to 20.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def intake(
+    ctx: click.Context, tenant: str, channel: str, category: str, mcp_area: str | None,
+    to_kpk: bool, recipients: tuple[str, ...], answers_file: Path | None,
+    attachments: tuple[Path, ...], output: Path | None,
+) -> None:
+    """Encrypt a report that arrived elsewhere into an intake package, to upload."""
+    ws = _ws(ctx)
+    answers = _read_answers(answers_file)
+    report = IntakeReport(
+        tenant=tenant, channel=channel, category=category, mcp_area=mcp_area or None,
+        to_kpk=to_kpk, answers=answers, attachments=attachments,
+    )
+    with _errors(), ws.locked():
+        target = write_package(ws, report, recipients, output)
+    click.echo(f"intake package written to {target}")
+    click.echo(
+        "upload it on the server (Catat pengaduan); hand the codename it shows to the reporter "
+        "through the same channel"
+    )
 
 
 # --- duplicates ----------------------------------------------------------------------------

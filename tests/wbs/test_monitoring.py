@@ -33,7 +33,7 @@ from wbs import db
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.deadlines import Closure, closure
-from wbs.domain import CaseStatus, EventKind, TenantKind
+from wbs.domain import CaseStatus, Channel, EventKind, TenantKind
 from wbs.instance import Instance, init_instance
 from wbs.models import Case, Event, Source, Tenant, new_registration_number
 from wbs.monitoring import FIRST_RESPONSE_KINDS, dashboard, tenant_summary
@@ -391,3 +391,22 @@ def test_migration_0009_fills_the_closing_time_from_the_log(
                 Case.closed_at.is_not(None))) == 1
     finally:
         engine.dispose()
+def test_cases_are_counted_by_channel(world: World) -> None:
+    # Every case of the world came by the drop box; two more of tenant A by operator intake.
+    for channel in (Channel.WHATSAPP, Channel.WHATSAPP, Channel.SURAT):
+        case = _case(world.session, world.a, CaseStatus.BARU, "pemerasan", None, "2025-06-16",
+                     "2025-06-25", "2025-07-28", [])
+        case.channel = channel
+    world.session.commit()
+
+    board = dashboard(world.session, world.hub, today=TODAY)
+    assert [(row.code, row.count) for row in board.by_channel] == [
+        ("situs", 6), ("whatsapp", 2), ("surat", 1),
+    ]
+    assert board.by_channel[1].label == "WhatsApp"
+    summary = tenant_summary(world.session, world.b, TODAY)
+    assert [(row.code, row.count) for row in summary.by_channel] == [("situs", 2)]
+    only_a = dashboard(world.session, world.hub, today=TODAY, tenant_id=world.a.id)
+    assert {row.code: row.count for row in only_a.by_channel} == {
+        "situs": 3, "whatsapp": 2, "surat": 1,
+    }

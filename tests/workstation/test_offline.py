@@ -12,14 +12,27 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DemoInstance
-from tests.workstation.helpers import export, make_case, run, workstation_home
+from tests.workstation.helpers import TENANT, export, make_case, run, workstation_home
+from wbs.tenants import current_recipients, get_tenant
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _intake_args(demo: DemoInstance, tmp_path: Path) -> list[str]:
+    """An operator intake (peluit-workstation intake), answers read from a file."""
+    answers = tmp_path / "answers.json"
+    answers.write_text('{"apa": "Pungli di loket"}', encoding="utf-8")
+    with demo.instance.sessions() as session:
+        keys = current_recipients(session, get_tenant(session, TENANT))
+    args = ["intake", "--tenant", TENANT, "--channel", "sms", "--category", "pungutan_liar",
+            "--answers", str(answers), "-o", str(tmp_path / "intake.zip")]
+    return args + [arg for fpr in keys for arg in ("--recipient", fpr)]
 
 
 def test_no_server_module_is_imported() -> None:
     code = (
         "import sys, workstation.cli, workstation.duplicates, workstation.reply\n"
+        "import workstation.intake\n"
         "bad = sorted(m for m in sys.modules\n"
         "             if m.split('.')[0] in ('flask', 'werkzeug', 'sqlalchemy', 'wbs'))\n"
         "print(','.join(bad))\n"
@@ -47,6 +60,7 @@ def test_commands_run_with_sockets_forbidden(
         ["read", loop.registration_number],
         ["reply", loop.registration_number, "--message", "Baik."],
         ["duplicates"],
+        _intake_args(demo, tmp_path),
     ):
         result = run(home, *args)
         assert result.exit_code == 0, (args, result.output, result.exception)
@@ -68,6 +82,7 @@ def test_cli_works_in_a_network_namespace_without_interfaces(
         ["import", str(bundle)],
         ["decrypt", loop.registration_number],
         ["reply", loop.registration_number, "--message", "Baik."],
+        _intake_args(demo, tmp_path),
     ):
         done = subprocess.run(
             ["unshare", flag, *cli, *args], capture_output=True, text=True, check=False, cwd=REPO
