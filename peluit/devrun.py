@@ -24,6 +24,7 @@ from wbs import retention
 from wbs.accounts import AccountError, get_investigator
 from wbs.config import Config
 from wbs.instance import Instance
+from wbs.onion import UploadWatch
 from wbs.tenants import list_tenants
 
 
@@ -136,13 +137,32 @@ def _publish_onions(
             # (wbs.onion.revoke_client_access); it finds this private tor here.
             os.environ[onions.CONTROL_ENV] = spec
         _demo_client_keys(instance)
-        with onions.connect(spec) as controller:
-            onions.publish_all(controller, instance, port, investigator_port)
-            for item in onions.status(controller, instance):
-                if item.address:
-                    state = "published" if item.published else "not published"
-                    click.echo(f"  onion {item.name}: http://{item.address}/ ({state})")
-        click.echo("Onion services are added to tor; they are reachable once tor is online.")
+        # This connection stays open while run serves: it hears tor's HS_DESC events, and an
+        # onion is announced as published only once its descriptor upload succeeded.
+        controller = cleanup.enter_context(onions.connect(spec))
+        names: dict[str, str] = {}
+
+        def announce(address: str) -> None:
+            if address in names:
+                click.echo(f"  onion {names[address]}: published (descriptor uploaded)")
+
+        watch = UploadWatch(controller, announce)
+        cleanup.callback(watch.close)
+        onions.publish_all(controller, instance, port, investigator_port)
+        progress = onions.bootstrap_progress(controller)
+        confirmed = watch.confirmed()
+        for item in onions.status(controller, instance):
+            if item.address and item.name != "other":
+                address = item.address.removesuffix(".onion")
+                names[address] = item.name
+                state = onions.publication_state(address in confirmed, item.accepted, progress)
+                click.echo(f"  onion {item.name}: http://{item.address}/ ({state})")
+        for address in watch.confirmed() - confirmed:
+            announce(address)  # confirmed while the lines above were printed
+        click.echo(
+            "Onion services are added to tor; each is announced here once its descriptor is "
+            "uploaded."
+        )
     except (onions.OnionError, DevTorError) as exc:
         click.echo(f"No onion services ({exc}); serving loopback only.")
 
