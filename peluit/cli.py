@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from peluit import devrun, operator_commands
+from peluit import devrun, doctor, operator_commands
 from peluit.clikit import OperatorGroup, config_of
 from peluit.devrun import set_up_demo
 from wbs.config import ConfigError, load_config
@@ -73,6 +73,7 @@ for command in (
     operator_commands.investigator,
     operator_commands.onion,
     operator_commands.purge,
+    doctor.doctor,
     devrun.run,
 ):
     main.add_command(command)

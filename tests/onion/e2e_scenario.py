@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import queue
 import re
@@ -202,6 +203,12 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         with onion.connect(control) as ctl:
             states = onion.status(ctl, inst, confirm_seconds=60)
         checks["status_published"] = sorted(s.name for s in states if s.published)
+        # peluit doctor's tor checks on a healthy network: bootstrapped, published, a clock
+        # within the consensus.
+        from peluit.doctor import check_tor
+
+        now = dt.datetime.now(tz=dt.UTC)
+        checks["doctor"] = {c.name: [c.level, c.detail] for c in check_tor(control, inst, 60, now)}
         assert client.socks_port is not None and client.control_port is not None
         curl = Curl(client.socks_port, workdir)
 

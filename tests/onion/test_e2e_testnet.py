@@ -166,3 +166,11 @@ def test_an_onion_is_published_only_once_its_descriptor_is_uploaded(
     assert _check(scenario, "uploaded") == names
     # And a later one-shot status (HSFETCH, RECEIVED) calls all of them published.
     assert _check(scenario, "status_published") == names
+
+
+def test_doctor_finds_a_healthy_tor_healthy(scenario: dict[str, Any]) -> None:
+    checks = _check(scenario, "doctor")
+    assert checks["tor"] == ["ok", "bootstrapped 100%"]
+    assert checks["onions"][0] == "ok", checks["onions"]
+    assert checks["onions"][1].startswith("3 published")
+    assert checks["clock"][0] == "ok", checks["clock"]
