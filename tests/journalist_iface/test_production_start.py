@@ -3,8 +3,10 @@ deploy/gunicorn-journalist.conf.py, and the systemd units checked by systemd-ana
 
 from __future__ import annotations
 
+import http.cookiejar
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -12,15 +14,20 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from iface_common.app import SECURITY_HEADERS
 from iface_common.gunicorn_quiet import QuietLogger
+from wbs.accounts import create_investigator, start_enrolment
 from wbs.config import Config
-from wbs.instance import init_instance
+from wbs.domain import Role, TenantKind
+from wbs.instance import Instance, init_instance
+from wbs.tenants import create_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "deploy" / "gunicorn-journalist.conf.py"
@@ -47,8 +54,42 @@ def _raw(port: int, data: bytes) -> bytes:
         return sock.recv(4096)
 
 
+def _account(config: Config) -> tuple[str, str, str]:
+    """An investigator as `peluit investigator add` makes one: username, passphrase, TOTP."""
+    with Instance.open(config) as inst, inst.sessions() as session:
+        tenant = create_tenant(session, slug="pemkot-uji", name="Pemkot Uji",
+                               kind=TenantKind.PEMERINTAH_KOTA)
+        account, passphrase = create_investigator(
+            session, tenant, "verif.uji", "Verifikator Uji", Role.VERIFIKATOR,
+            settings=inst.auth_settings(),
+        )
+        enrolment = start_enrolment(session, account, settings=inst.auth_settings())
+        session.commit()
+        assert passphrase is not None
+        return account.username, passphrase, enrolment.secret
+
+
+def _log_in(port: int, account: tuple[str, str, str]) -> tuple[str, str]:
+    """Log in through the login form, as a browser would; the page it lands on and its URL."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    base = f"http://127.0.0.1:{port}"
+    with opener.open(f"{base}/masuk", timeout=10) as page:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
+    assert token
+    username, passphrase, secret = account
+    form = urllib.parse.urlencode({
+        "csrf_token": token.group(1), "username": username, "password": passphrase,
+        "totp": pyotp.TOTP(secret).now(),
+    }).encode()
+    with opener.open(f"{base}/masuk", data=form, timeout=30) as landed:
+        return landed.geturl(), landed.read().decode()
+
+
 def test_gunicorn_serves_the_investigator_interface_quietly_on_loopback(config: Config) -> None:
     init_instance(config)
+    account = _account(config)
     port = _free_port()
     env = {
         **os.environ,
@@ -73,6 +114,7 @@ def test_gunicorn_serves_the_investigator_interface_quietly_on_loopback(config: 
                 assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
                 assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
                 time.sleep(0.2)
+        home = _log_in(port, account)
         missing, _, _ = _get(port, "/rahasia-jalur-xq7?kode=rahasia-kueri-xq7")
         refused = _raw(port, b"GET /rahasia-baris-xq7 HTTP/1.1 EXTRA\r\n\r\n")
     finally:
@@ -83,6 +125,10 @@ def test_gunicorn_serves_the_investigator_interface_quietly_on_loopback(config: 
     for name, value in SECURITY_HEADERS.items():
         assert headers.get(name) == value, name
     assert missing == 404
+    # Logged in: sent on from the login page to a page with a way to log out.
+    landed_url, landed = home
+    assert not landed_url.endswith("/masuk"), landed
+    assert "/keluar" in landed, landed[:2000]
     assert refused.startswith(b"HTTP/1.1 400")
     printed = (stdout + stderr).decode()
     # No access log and no request detail in the error log, even for a malformed request.

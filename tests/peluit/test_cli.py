@@ -210,6 +210,10 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
     assert re.search(r"onion tenant:kpk: http://[a-z2-7]{56}\.onion/", printed)
     assert re.search(r"onion investigator: http://[a-z2-7]{56}\.onion/", printed)
     assert printed.count(":descriptor:x25519:") == 3
+    # The private tor has only just started (and has no network here): accepted, not published.
+    assert re.search(r"onion tenant:kpk: http://\S+ \(NOT published: waiting for tor "
+                     r"\(bootstrap \d+%\)\)", printed), printed
+    assert "(published)" not in printed and "published (descriptor uploaded)" not in printed
     # Rule 3: no request line, address or user agent in what the server prints.
     assert "GET /" not in printed and "Python-urllib" not in printed
     assert "127.0.0.1 -" not in printed
