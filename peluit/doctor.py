@@ -29,7 +29,7 @@ import datetime as dt
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,25 +282,42 @@ def check_services(units: Iterable[str] = SERVICES) -> Check:
 # --- the command --------------------------------------------------------------------------------
 
 
+def _guarded(name: str, check: Callable[[], Check | list[Check]]) -> list[Check]:
+    """Run one check; a check that breaks is a failure, never a crash of the doctor (whose exit
+    status 1 would read as a mere warning to monitoring)."""
+    try:
+        result = check()
+    except Exception as exc:  # any breakage is reported as that check failing
+        return [Check(name, FAIL, f"could not check: {type(exc).__name__}: {exc}")]
+    return result if isinstance(result, list) else [result]
+
+
 def run_checks(config: Config, tor_control: str, wait: float, key_days: int) -> list[Check]:
     now = dt.datetime.now(tz=dt.UTC)
-    checks = [check_file_modes(config), check_migrations(config), check_disk(config)]
+    checks = [
+        *_guarded("file modes", lambda: check_file_modes(config)),
+        *_guarded("migrations", lambda: check_migrations(config)),
+        *_guarded("disk", lambda: check_disk(config)),
+    ]
     inst: Instance | None
     try:
         inst = Instance.open(config)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except Exception as exc:  # a migration, secret or database problem
         inst = None
-        checks.append(Check("instance", FAIL, str(exc)))
+        checks.append(Check("instance", FAIL, f"cannot be opened: {exc}"))
     try:
         if inst is None:
             checks.append(Check("recipient keys", UNKNOWN, "the instance cannot be opened"))
         else:
-            checks.append(check_recipient_keys(inst, key_days, now))
-        checks.extend(check_tor(tor_control, inst, wait, now))
+            opened = inst
+            checks.extend(
+                _guarded("recipient keys", lambda: check_recipient_keys(opened, key_days, now))
+            )
+        checks.extend(_guarded("tor", lambda: check_tor(tor_control, inst, wait, now)))
     finally:
         if inst is not None:
             inst.close()
-    checks.append(check_services())
+    checks.extend(_guarded("services", check_services))
     return checks
 
 

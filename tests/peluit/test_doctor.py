@@ -199,3 +199,18 @@ def test_exit_codes_for_monitoring() -> None:
     assert doctor.verdict([warn, fail, ok])[0] == 2
 
 
+
+
+def test_an_instance_that_cannot_open_is_a_failure_not_a_crash(
+    run_doctor: Any, demo: DemoInstance
+) -> None:
+    # A missing secret: every other command stops with exit 1, which monitoring would read as
+    # a warning; the doctor reports it as a failure (exit 2) and runs the other checks.
+    (demo.instance.config.instance_dir / "secrets" / "totp_key").unlink()
+    code, checks, last = run_doctor("--tor-control", "127.0.0.1:1")
+    assert code == 2
+    assert checks["file modes"][0] == "fail" and "totp_key is missing" in checks["file modes"][1]
+    assert checks["instance"][0] == "fail" and "peluit init" in checks["instance"][1]
+    assert checks["recipient keys"][0] == "unknown"
+    assert checks["disk"][0] == "ok"
+    assert last.startswith("peluit doctor: FAIL")
