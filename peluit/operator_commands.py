@@ -103,7 +103,10 @@ def _publish_new_tenant(instance: Instance, slug: str) -> None:
     try:
         with onions.connect() as controller:
             published = onions.publish_tenant(controller, instance, slug, SOURCE_PORT)
-        click.echo(f"onion of {slug}: http://{published.address}/")
+        click.echo(
+            f"onion of {slug}: http://{published.address}/ (added to tor; "
+            "'peluit onion status' says once it is published)"
+        )
     except onions.OnionError as exc:
         click.echo(f"not published yet ({exc}); run 'peluit onion publish' when tor is up")
 
