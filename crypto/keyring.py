@@ -239,10 +239,11 @@ class Keyring:
 
     # -- checks and import ---------------------------------------------------------------------
 
-    def inspect_public_key(self, armored: str | bytes) -> KeyInfo:
+    def inspect_public_key(self, armored: str | bytes, at: datetime | None = None) -> KeyInfo:
         """Describe the one public key in ``armored`` (armored or binary) without importing it.
 
-        Raises KeyRefused when the server must not use this key.
+        Raises KeyRefused when the server must not use this key; ``at`` judges it as of that
+        moment instead of now (``peluit doctor``: will it still encrypt in 30 days?).
         """
         data = _as_bytes(armored)
         # Checked before gpg sees it: the clearest possible answer to the most dangerous mistake.
@@ -261,7 +262,7 @@ class Keyring:
             keys, secret = _parse_colons(shown.stdout.decode("utf-8", errors="replace"))
         except ValueError as exc:  # a number field gpg should never leave malformed
             raise KeyRefused("not_a_key", "unreadable key listing") from exc
-        return _check(keys, secret, datetime.now(tz=UTC))
+        return _check(keys, secret, at or datetime.now(tz=UTC))
 
     def import_public_key(self, armored: str | bytes) -> KeyInfo:
         """Check the key as :meth:`inspect_public_key` does, then import it. Returns its info."""

@@ -253,10 +253,21 @@ def _keys_page(
     return render_template(
         "admin/keys.html",
         keys=keys,
+        signing_fingerprint=_signing_fingerprint(),
         current=sum(1 for key in keys if key.revoked_at is None),
         error=error,
         owner=owner,
     ), status
+
+
+def _signing_fingerprint() -> str | None:
+    """The instance signing key's fingerprint, which the workstation asks investigators to
+    compare with this page when it pins the key; None if the key cannot be read."""
+    try:
+        return instance().signing.fingerprint
+    except CryptoError:
+        logging.getLogger(__name__).warning("the instance signing key cannot be read")
+        return None
 
 
 @bp.get("/admin/kunci")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import click
 
-from peluit import devrun, operator_commands
+from peluit import devrun, doctor, operator_commands
 from peluit.clikit import OperatorGroup, config_of
 from peluit.devrun import set_up_demo
 from wbs.config import ConfigError, load_config
-from wbs.instance import init_instance
+from wbs.instance import init_instance, signer_for
 
 
 @click.group(cls=OperatorGroup)
@@ -57,6 +57,11 @@ def init(ctx: click.Context, demo: bool, demo_workstation: Path | None) -> None:
     config = config_of(ctx)
     init_instance(config)
     click.echo(f"instance ready in {config.instance_dir}")
+    with signer_for(config) as signer:
+        fingerprint = signer.fingerprint
+    # The workstation pins this key with its first bundle and asks investigators to compare
+    # the fingerprint with the admin page (Administrasi > Kunci penerima), which shows it too.
+    click.echo(f"instance signing key fingerprint: {fingerprint}")
     if demo:
         set_up_demo(config, demo_workstation)
 
@@ -69,6 +74,7 @@ for command in (
     operator_commands.onion,
     operator_commands.purge,
     operator_commands.store,
+    doctor.doctor,
     devrun.run,
 ):
     main.add_command(command)

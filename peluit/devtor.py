@@ -48,17 +48,21 @@ def start_private_tor(folder: Path, tor_binary: str = "tor") -> tuple[subprocess
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + STARTUP_SECONDS
-    while not control.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise DevTorError(f"tor did not start; see {folder / 'tor.log'}")
-        time.sleep(0.1)
+    try:
+        while not control.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise DevTorError(f"tor did not start; see {folder / 'tor.log'}")
+            time.sleep(0.1)
+    except BaseException:
+        # Also Ctrl-C or SIGTERM while tor starts: the caller has no process to stop yet.
+        stop(process)
+        raise
     return process, f"unix:{control}"
 
 
 # Not __OwningControllerProcess: stem then takes ownership on connect, and tor would exit as
-# soon as the publishing connection closes. ``peluit run`` stops tor in a finally block (also on
-# SIGTERM); only a SIGKILL of ``peluit run`` leaves it running.
+# soon as the publishing connection closes. ``peluit run`` stops tor on every way out (an error,
+# SIGTERM, Ctrl-C); only a SIGKILL of ``peluit run`` leaves it running.
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()

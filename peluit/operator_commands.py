@@ -105,7 +105,10 @@ def _publish_new_tenant(instance: Instance, slug: str) -> None:
     try:
         with onions.connect() as controller:
             published = onions.publish_tenant(controller, instance, slug, SOURCE_PORT)
-        click.echo(f"onion of {slug}: http://{published.address}/")
+        click.echo(
+            f"onion of {slug}: http://{published.address}/ (added to tor; "
+            "'peluit onion status' says once it is published)"
+        )
     except onions.OnionError as exc:
         click.echo(f"not published yet ({exc}); run 'peluit onion publish' when tor is up")
 
@@ -398,12 +401,21 @@ def _tor(ctx: click.Context) -> Any:
 
 
 @onion.command("status")
+@click.option(
+    "--wait",
+    type=click.FloatRange(1, 600),
+    default=30,
+    show_default=True,
+    help="Seconds to wait for tor to fetch each descriptor back from the directories.",
+)
 @click.pass_context
-def onion_status(ctx: click.Context) -> None:
-    """Which onions tor serves now, by tenant; and the investigator onion's clients."""
+def onion_status(ctx: click.Context, wait: float) -> None:
+    """Which onions are published (their descriptor is on the directories), by tenant; and the
+    investigator onion's clients. An onion tor merely accepted is not published."""
     with opened(ctx) as instance, _tor(ctx) as controller:
-        for item in onions.status(controller, instance):
-            state = "published" if item.published else "NOT published"
+        progress = onions.bootstrap_progress(controller)
+        for item in onions.status(controller, instance, confirm_seconds=wait):
+            state = onions.publication_state(item.published, item.accepted, progress)
             clients = "" if item.clients is None else f"\t{item.clients} client key(s)"
             click.echo(f"{item.name}\t{item.address or '(no key yet)'}\t{state}{clients}")
 

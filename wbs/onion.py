@@ -41,11 +41,15 @@ flag together with client auth. stem still parses the reply.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +59,7 @@ import stem
 import stem.connection
 import stem.control
 import stem.response
+import stem.response.events
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -609,17 +614,128 @@ def publish_all(
     return results
 
 
+# --- publication: what HS_DESC events say -------------------------------------------------------
+# tor accepting ADD_ONION says nothing about reachability: a tor at "Bootstrapped 0%" accepts it
+# just the same. An onion is *published* once its descriptor reached a hidden-service directory,
+# which tor reports on the control port as an HS_DESC event: UPLOADED when the service's own
+# upload succeeded, RECEIVED when the descriptor was fetched back from a directory (which it can
+# only be after an upload succeeded). Nothing else counts.
+
+
+def bootstrap_progress(controller: stem.control.Controller) -> int:
+    """tor's bootstrap percentage (``GETINFO status/bootstrap-phase``); 0 when unknown."""
+    try:
+        phase = controller.get_info("status/bootstrap-phase", "")
+    except (stem.ControllerError, stem.SocketClosed):
+        return 0
+    found = re.search(r"PROGRESS=(\d+)", phase or "")
+    return int(found.group(1)) if found else 0
+
+
+_CONFIRMING = (stem.HSDescAction.UPLOADED, stem.HSDescAction.RECEIVED)
+
+
+class UploadWatch:
+    """Listens for HS_DESC events on one controller and remembers which addresses were
+    confirmed on a directory (UPLOADED or RECEIVED). ``on_confirmed`` is called once per address,
+    from stem's event thread. Subscribe *before* publishing: events are not replayed."""
+
+    def __init__(
+        self,
+        controller: stem.control.Controller,
+        on_confirmed: Callable[[str], None] | None = None,
+    ) -> None:
+        self._controller = controller
+        self._confirmed: set[str] = set()
+        self._changed = threading.Condition()
+        self._on_confirmed = on_confirmed
+        controller.add_event_listener(self._event, stem.control.EventType.HS_DESC)
+
+    def _event(self, event: stem.response.events.HSDescEvent) -> None:
+        address = (event.address or "").removesuffix(".onion")
+        if event.action not in _CONFIRMING or not _ADDRESS.fullmatch(address):
+            return
+        with self._changed:
+            new = address not in self._confirmed
+            self._confirmed.add(address)
+            self._changed.notify_all()
+        if new and self._on_confirmed is not None:
+            self._on_confirmed(address)
+
+    def confirmed(self) -> set[str]:
+        with self._changed:
+            return set(self._confirmed)
+
+    def wait(self, addresses: Iterable[str], timeout: float) -> set[str]:
+        """Wait until every address is confirmed or ``timeout`` passed; the confirmed ones."""
+        wanted = {a.removesuffix(".onion") for a in addresses}
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not wanted <= self._confirmed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            return wanted & self._confirmed
+
+    def close(self) -> None:
+        # A connection already gone took the listener with it.
+        with contextlib.suppress(stem.ControllerError, stem.SocketClosed):
+            self._controller.remove_event_listener(self._event)
+
+
+def confirm_published(
+    controller: stem.control.Controller, addresses: Iterable[str], timeout: float
+) -> set[str]:
+    """Which of ``addresses`` (tor serves them) have a descriptor on the directories now.
+
+    A one-shot command cannot see the UPLOADED events of the past, so it asks tor to fetch each
+    descriptor back (``HSFETCH``) and counts the RECEIVED events (and any UPLOADED that happens
+    meanwhile). A tor that has not finished bootstrapping has published nothing: no wait then.
+    """
+    wanted = sorted({a.removesuffix(".onion") for a in addresses})
+    if not wanted or bootstrap_progress(controller) < 100:
+        return set()
+    watch = UploadWatch(controller)
+    try:
+        for address in wanted:
+            response = controller.msg(f"HSFETCH {address}")
+            if not response.is_ok():
+                raise OnionError(f"tor refused to look up {address}.onion: {response}")
+        return watch.wait(wanted, timeout)
+    finally:
+        watch.close()
+
+
+def publication_state(published: bool, accepted: bool, progress: int) -> str:
+    """The words ``peluit run``, ``peluit onion status`` and ``peluit doctor`` use."""
+    if published:
+        return "published"
+    if not accepted:
+        return "NOT published (tor does not serve it)"
+    if progress < 100:
+        return f"NOT published: waiting for tor (bootstrap {progress}%)"
+    return "NOT published: no descriptor upload confirmed yet (tor bootstrapped)"
+
+
 @dataclass(frozen=True)
 class OnionStatus:
     name: str  # "tenant:<slug>", "investigator", or "other" (added by someone else)
     address: str | None  # "<...>.onion"; None when no key exists yet
-    published: bool
+    accepted: bool  # tor serves it (ADD_ONION taken); says nothing about reachability
     clients: int | None = None
+    published: bool = False  # its descriptor is confirmed on a directory (HS_DESC events)
 
 
-def status(controller: stem.control.Controller, inst: Instance) -> list[OnionStatus]:
+def status(
+    controller: stem.control.Controller, inst: Instance, *, confirm_seconds: float = 0.0
+) -> list[OnionStatus]:
     """Which of this instance's onions tor serves now (``GETINFO onions/current`` and
-    ``onions/detached``), and any other onion added over the control port."""
+    ``onions/detached``), and any other onion added over the control port.
+
+    With ``confirm_seconds`` > 0, also which are published (:func:`confirm_published`, waiting
+    at most that long); otherwise ``published`` stays False.
+    """
     live = published_ids(controller)
     out: list[OnionStatus] = []
     ours: set[str] = set()
@@ -644,4 +760,13 @@ def status(controller: stem.control.Controller, inst: Instance) -> list[OnionSta
     else:
         out.append(OnionStatus(INVESTIGATOR_SERVICE, None, False, clients))
     out.extend(OnionStatus("other", f"{sid}.onion", True) for sid in sorted(live - ours))
+    if confirm_seconds > 0:
+        served = [item.address for item in out if item.accepted and item.address]
+        confirmed = confirm_published(controller, served, confirm_seconds)
+        out = [
+            dataclasses.replace(
+                item, published=(item.address or "").removesuffix(".onion") in confirmed
+            )
+            for item in out
+        ]
     return out

@@ -678,3 +678,16 @@ def test_admin_pages_in_both_languages_without_script(demo: Demo) -> None:
             assert "<script" not in html.lower()
     with demo.inst.sessions() as session:
         assert session.scalar(sa.select(sa.func.count(Tenant.id))) == 2
+
+
+def test_the_keys_page_shows_the_instance_signing_fingerprint(demo: Demo) -> None:
+    # The workstation pins the signer of its first bundle and asks to compare its fingerprint
+    # "with the admin page": this is that page, and the fingerprint is the same string.
+    fingerprint = demo.inst.signing.fingerprint
+    assert re.fullmatch(r"[0-9A-F]{40}", fingerprint)
+    admin = logged_in(demo, TENANT, Role.ADMIN_INSTANSI)
+    page = _html(admin.get("/admin/kunci"))
+    assert f'<p class="mono" id="signing-fingerprint">{fingerprint}</p>' in page
+    assert "Kunci tanda tangan server" in page
+    admin.get("/bahasa/en?next=/")
+    assert "Instance signing key" in _html(admin.get("/admin/kunci"))

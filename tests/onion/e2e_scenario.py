@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import queue
 import re
@@ -178,13 +179,36 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         service.wait_control()
         control = f"127.0.0.1:{service.control_port}"
         with onion.connect(control) as ctl:
+            # HS_DESC events: subscribed before publishing, as `peluit run` does.
+            watch = onion.UploadWatch(ctl)
             published = onion.publish_all(ctl, inst, source_port, journalist_port)
-        out["published"] = [[p.name, p.address, p.action, p.pow_defenses] for p in published]
-        addresses = {p.name: p.address for p in published}
-        mark("published")
+            out["published"] = [
+                [p.name, p.address, p.action, p.pow_defenses] for p in published
+            ]
+            addresses = {p.name: p.address for p in published}
+            mark("published")
+            checks["accepted_is_not_published"] = [
+                onion.bootstrap_progress(ctl), sorted(watch.confirmed())
+            ]
+            net.wait_bootstrapped(180)
+            mark("bootstrapped")
+            uploaded = watch.wait(addresses.values(), 120)
+            watch.close()
+        checks["uploaded"] = sorted(
+            name for name, address in addresses.items()
+            if address.removesuffix(".onion") in uploaded
+        )
+        mark("uploaded")
+        # A one-shot command (peluit onion status, doctor) on a fresh connection: HSFETCH.
+        with onion.connect(control) as ctl:
+            states = onion.status(ctl, inst, confirm_seconds=60)
+        checks["status_published"] = sorted(s.name for s in states if s.published)
+        # peluit doctor's tor checks on a healthy network: bootstrapped, published, a clock
+        # within the consensus.
+        from peluit.doctor import check_tor
 
-        net.wait_bootstrapped(180)
-        mark("bootstrapped")
+        now = dt.datetime.now(tz=dt.UTC)
+        checks["doctor"] = {c.name: [c.level, c.detail] for c in check_tor(control, inst, 60, now)}
         assert client.socks_port is not None and client.control_port is not None
         curl = Curl(client.socks_port, workdir)
 

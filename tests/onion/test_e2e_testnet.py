@@ -153,3 +153,24 @@ def test_addresses_survive_a_restart_of_the_service_tor(scenario: dict[str, Any]
     assert (status, page) == (200, True), error
     actions = {action for _, _, action in scenario["republished_after_restart"]}
     assert actions == {"added"}  # tor had forgotten them; same keys, same addresses
+
+
+def test_an_onion_is_published_only_once_its_descriptor_is_uploaded(
+    scenario: dict[str, Any]
+) -> None:
+    # Just after ADD_ONION, before the network bootstrapped: accepted, not published.
+    progress, confirmed_early = _check(scenario, "accepted_is_not_published")
+    assert confirmed_early == [] or progress == 100
+    names = ["investigator", "tenant:kpk", "tenant:pemprov-sumsel"]
+    # HS_DESC UPLOADED for every onion, heard on the publishing connection.
+    assert _check(scenario, "uploaded") == names
+    # And a later one-shot status (HSFETCH, RECEIVED) calls all of them published.
+    assert _check(scenario, "status_published") == names
+
+
+def test_doctor_finds_a_healthy_tor_healthy(scenario: dict[str, Any]) -> None:
+    checks = _check(scenario, "doctor")
+    assert checks["tor"] == ["ok", "bootstrapped 100%"]
+    assert checks["onions"][0] == "ok", checks["onions"]
+    assert checks["onions"][1].startswith("3 published")
+    assert checks["clock"][0] == "ok", checks["clock"]

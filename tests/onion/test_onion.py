@@ -31,6 +31,8 @@ from wbs.instance import Instance
 from wbs.models import Investigator, Tenant
 from wbs.tenants import create_tenant, get_tenant
 
+# What `peluit onion status` says of an onion this offline tor accepted: never "published".
+WAITING = r"NOT published: waiting for tor \(bootstrap 0%\)"
 AUTH_PRIVATE = re.compile(r"([a-z2-7]{56}):descriptor:x25519:([A-Z2-7]{52})")
 
 
@@ -327,9 +329,17 @@ def test_status_lists_what_tor_serves(
     after = onion.status(controller, inst)
     names = [s.name for s in after]
     assert names == ["tenant:kpk", "tenant:pemprov-sumsel", "investigator", "other"]
-    assert all(s.published for s in after)
+    assert all(s.accepted for s in after)
     assert after[0].address == _addresses(inst)["kpk"]
     assert after[2].clients == 1
+    # Accepted is not published: this tor has its network disabled and uploads nothing.
+    assert onion.bootstrap_progress(controller) == 0
+    confirmed = onion.status(controller, inst, confirm_seconds=5)
+    assert [s.accepted for s in confirmed] == [True] * 4
+    assert not any(s.published for s in confirmed)
+    assert onion.publication_state(False, True, 0) == (
+        "NOT published: waiting for tor (bootstrap 0%)"
+    )
 
 
 # --- the CLI ------------------------------------------------------------------------------------
@@ -374,8 +384,10 @@ def test_cli_publish_status_and_client_keys(cli: Any, demo: DemoInstance) -> Non
     assert cli("onion", "client-key", "list").output.split() == ["budi", "siti"]
 
     status = cli("onion", "status").output
-    assert re.search(r"^investigator\t\S+\.onion\tpublished\t2 client key\(s\)$", status, re.M)
-    assert re.search(r"^tenant:pemprov-sumsel\t\S+\.onion\tpublished$", status, re.M), status
+    assert re.search(
+        r"^investigator\t\S+\.onion\t" + WAITING + r"\t2 client key\(s\)$", status, re.M
+    )
+    assert re.search(r"^tenant:pemprov-sumsel\t\S+\.onion\t" + WAITING + r"$", status, re.M), status
 
     revoked = cli("onion", "client-key", "revoke", "siti").output
     assert "replaced, 1 client(s)" in revoked
@@ -398,7 +410,9 @@ def test_cli_deactivation_takes_the_account_off_the_investigator_onion(
     assert "replaced, 1 client(s)" in deactivated, deactivated
     assert cli("onion", "client-key", "list").output.split() == ["budi"]
     status = cli("onion", "status").output
-    assert re.search(r"^investigator\t\S+\.onion\tpublished\t1 client key\(s\)$", status, re.M)
+    assert re.search(
+        r"^investigator\t\S+\.onion\t" + WAITING + r"\t1 client key\(s\)$", status, re.M
+    )
 
 
 def test_cli_says_when_tor_is_unreachable(
@@ -419,5 +433,5 @@ def test_cli_tenant_add_puts_the_new_tenant_online(cli: Any, demo: DemoInstance)
     with demo.instance.sessions() as session:
         tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == "pemkot-palembang"))
         assert tenant is not None and tenant.onion_address == found.group(1)
-    assert re.search(r"^tenant:pemkot-palembang\t\S+\.onion\tpublished$",
+    assert re.search(r"^tenant:pemkot-palembang\t\S+\.onion\t" + WAITING + r"$",
                      cli("onion", "status").output, re.M)

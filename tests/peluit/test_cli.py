@@ -52,7 +52,13 @@ def test_init_creates_a_private_instance_and_is_repeatable(run) -> None:  # type
     assert set(peppers) == {"source_id_pepper", "reply_key_pepper", "session_key", "totp_key"}
     for path in secrets.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    run("init")
+    # The signing key's fingerprint, for investigators to compare with the workstation's.
+    printed = re.search(r"^instance signing key fingerprint: ([0-9A-F]{40})$", first.output, re.M)
+    assert printed, first.output
+    with Instance.open(load_config(instance_dir=run.instance)) as instance:
+        assert printed.group(1) == instance.signing.fingerprint
+    again = run("init")
+    assert f"instance signing key fingerprint: {printed.group(1)}" in again.output
     assert {p.name: p.read_bytes() for p in secrets.iterdir()} == peppers
     assert run("db", "current").output.strip() != "base (empty)"
 
@@ -250,6 +256,10 @@ def test_run_serves_quietly_on_loopback_and_publishes_onions(run, tmp_path: Path
     assert re.search(r"onion tenant:kpk: http://[a-z2-7]{56}\.onion/", printed)
     assert re.search(r"onion investigator: http://[a-z2-7]{56}\.onion/", printed)
     assert printed.count(":descriptor:x25519:") == 3
+    # The private tor has only just started (and has no network here): accepted, not published.
+    assert re.search(r"onion tenant:kpk: http://\S+ \(NOT published: waiting for tor "
+                     r"\(bootstrap \d+%\)\)", printed), printed
+    assert "(published)" not in printed and "published (descriptor uploaded)" not in printed
     # Rule 3: no request line, address or user agent in what the server prints.
     assert "GET /" not in printed and "Python-urllib" not in printed
     assert "127.0.0.1 -" not in printed

@@ -1,0 +1,216 @@
+"""``peluit doctor`` against real parts: a real tor (stopped, or running with its network
+disabled so that nothing is ever published), a real disk, real gpg keys, a real database.
+
+A healthy tor (bootstrapped, descriptors uploaded, a consensus for the clock) needs the private
+Tor network: that case runs in tests/onion/e2e_scenario.py (see test_e2e_testnet.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stem.control
+from click.testing import CliRunner
+
+from crypto.gpgrun import GpgHome
+from crypto.keypairs import export_public_key, generate_key_pair
+from peluit import doctor
+from peluit.cli import main
+from tests.conftest import DemoInstance
+from tests.onion.testnet import offline_tor
+from tests.support import short_tempdir
+from wbs import onion
+from wbs.tenants import add_recipient_key, get_tenant
+
+
+@pytest.fixture
+def tor_root() -> Iterator[Path]:
+    if shutil.which("tor") is None:
+        pytest.fail("tor is needed for the doctor's tests: apt-get install tor")
+    root = short_tempdir("doctor-tor-")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def run_doctor(demo: DemoInstance, monkeypatch: pytest.MonkeyPatch) -> Any:
+    config = demo.instance.config
+    monkeypatch.setenv("PELUIT_GNUPG_HOME", str(config.gnupg_home))
+    monkeypatch.setenv("PELUIT_KDF_MEMORY_KIB", str(config.kdf.memory_kib))
+    monkeypatch.setenv("PELUIT_KDF_TIME_COST", str(config.kdf.time_cost))
+    monkeypatch.delenv("TOR_CONTROL", raising=False)
+
+    def invoke(*args: str) -> tuple[int, dict[str, tuple[str, str]], str]:
+        result = CliRunner().invoke(
+            main, ["--instance", str(config.instance_dir), "doctor", "--wait", "5", *args]
+        )
+        lines = result.output.splitlines()
+        by_name = {}
+        for line in lines[:-1]:
+            found = re.fullmatch(r"(ok|warn|fail|unknown) +([a-z ]+): (.*)", line)
+            assert found, result.output
+            by_name[found.group(2)] = (found.group(1), found.group(3))
+        return result.exit_code, by_name, lines[-1]
+
+    return invoke
+
+
+def _publish(control_port: int, demo: DemoInstance) -> None:
+    with onion.connect(f"127.0.0.1:{control_port}") as ctl:
+        onion.publish_all(ctl, demo.instance, 8080, 8081)
+
+
+def test_a_stopped_tor_is_a_failure(run_doctor: Any, demo: DemoInstance, tor_root: Path) -> None:
+    with offline_tor(tor_root) as tor:
+        _publish(tor.control_port, demo)
+        port = tor.control_port
+    # tor has stopped (by its pid): its control port no longer answers.
+    code, checks, last = run_doctor("--tor-control", f"127.0.0.1:{port}")
+    assert code == 2
+    assert checks["tor"][0] == "fail" and "not running" in checks["tor"][1]
+    assert checks["onions"] == ("fail", "tor is not running: no onion is published")
+    assert checks["clock"][0] == "unknown"
+    assert last.startswith("peluit doctor: FAIL")
+    # The instance itself is fine: those checks say so.
+    for name in ("file modes", "migrations", "disk", "recipient keys"):
+        assert checks[name][0] == "ok", (name, checks[name])
+
+
+def test_an_onion_tor_only_accepted_is_unpublished_and_a_failure(
+    run_doctor: Any, demo: DemoInstance, tor_root: Path
+) -> None:
+    # A running tor that took every onion (ADD_ONION) but, its network disabled, never
+    # uploaded a descriptor: what `peluit onion status` used to call "published".
+    with offline_tor(tor_root) as tor:
+        _publish(tor.control_port, demo)
+        with onion.connect(f"127.0.0.1:{tor.control_port}") as ctl:
+            assert onion.published_ids(ctl)  # tor serves them
+        code, checks, last = run_doctor("--tor-control", f"127.0.0.1:{tor.control_port}")
+    assert code == 2
+    assert checks["tor"] == ("fail", "bootstrapped 0%")
+    level, detail = checks["onions"]
+    assert level == "fail"
+    assert "tenant:kpk NOT published: waiting for tor (bootstrap 0%)" in detail
+    assert "tenant:pemprov-sumsel NOT published" in detail
+    assert checks["clock"] == ("unknown", "tor has no consensus yet: cannot compare")
+    assert last.startswith("peluit doctor: FAIL")
+
+
+def test_a_full_disk_is_a_failure(
+    run_doctor: Any, demo: DemoInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = shutil.disk_usage(demo.instance.config.store_dir).free
+    monkeypatch.setenv("PELUIT_DISK_FLOOR_BYTES", str(free + 1024**3))
+    code, checks, _ = run_doctor("--tor-control", "127.0.0.1:1")
+    assert code == 2
+    level, detail = checks["disk"]
+    assert level == "fail" and "intake is closed" in detail
+
+
+def test_a_healthy_instance_passes_the_checks_that_need_no_tor(demo: DemoInstance) -> None:
+    config = demo.instance.config
+    now = dt.datetime.now(tz=dt.UTC)
+    healthy = [
+        doctor.check_file_modes(config),
+        doctor.check_migrations(config),
+        doctor.check_disk(config),
+        doctor.check_recipient_keys(demo.instance, 30, now),
+    ]
+    assert [c.level for c in healthy] == ["ok"] * 4, healthy
+    assert doctor.verdict(healthy) == (0, "peluit doctor: OK (0 fail, 0 warn, 4 ok, 0 unknown)")
+    # systemd does not run on the test machine: said, not guessed.
+    services = doctor.check_services()
+    if not Path("/run/systemd/system").is_dir():
+        assert services.level == "unknown" and "systemd is not running" in services.detail
+    assert doctor.verdict([*healthy, services])[0] == 0
+
+
+def test_loose_file_modes_and_pending_migrations_fail(demo: DemoInstance) -> None:
+    config = demo.instance.config
+    secret = config.instance_dir / "secrets" / "session_key"
+    os.chmod(secret, 0o644)
+    os.chmod(config.instance_dir, 0o755)  # noqa: S103  # the mistake under test
+    modes = doctor.check_file_modes(config)
+    assert modes.level == "fail"
+    assert f"{secret} is 0644, not 0600" in modes.detail
+    assert "others may read it" in modes.detail
+    os.chmod(secret, 0o600)
+    os.chmod(config.instance_dir, 0o700)
+    assert doctor.check_file_modes(config).level == "ok"
+    signing_keys = sorted((config.instance_dir / "signing" / "private-keys-v1.d").iterdir())
+    assert signing_keys
+    os.chmod(signing_keys[0], 0o644)
+    loose = doctor.check_file_modes(config)
+    assert loose.level == "fail" and f"{signing_keys[0]} is 0644" in loose.detail
+    os.chmod(signing_keys[0], 0o600)
+
+    from wbs import db
+    from wbs.accounts import totp_key
+
+    db.downgrade(config.database_url, "0007", totp_key=totp_key(demo.instance.secrets))
+    pending = doctor.check_migrations(config)
+    assert pending.level == "fail" and "run 'peluit db upgrade'" in pending.detail
+    db.upgrade(config.database_url, "head", totp_key=totp_key(demo.instance.secrets))
+    assert doctor.check_migrations(config).level == "ok"
+
+
+def test_a_recipient_key_expiring_soon_is_a_warning(demo: DemoInstance) -> None:
+    home = short_tempdir("expiring-")
+    try:
+        gpg = GpgHome(home)
+        armored = export_public_key(gpg, generate_key_pair(gpg, "Tim 2 <tim2@example.org>",
+                                                           expire="10d"))
+        gpg.kill_agent()
+        with demo.instance.sessions() as session:
+            add_recipient_key(session, demo.instance.keyring, get_tenant(session, "kpk"),
+                              armored)
+            session.commit()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    now = dt.datetime.now(tz=dt.UTC)
+    soon = doctor.check_recipient_keys(demo.instance, 30, now)
+    assert soon.level == "warn" and "kpk: key" in soon.detail and "within 30 days" in soon.detail
+    assert doctor.verdict([soon])[0] == 1
+    assert doctor.check_recipient_keys(demo.instance, 5, now).level == "ok"
+    # Eleven days on, it no longer encrypts: kpk still has its demo key, the check fails.
+    later = doctor.check_recipient_keys(demo.instance, 30, now + dt.timedelta(days=11))
+    assert later.level == "fail" and "no longer encrypts" in later.detail
+
+
+def test_the_clock_is_unknown_without_a_consensus(tor_root: Path) -> None:
+    with offline_tor(tor_root) as tor, onion.connect(f"127.0.0.1:{tor.control_port}") as ctl:
+        assert isinstance(ctl, stem.control.Controller)
+        clock = doctor.check_clock(ctl, dt.datetime.now(tz=dt.UTC))
+    assert clock.level == "unknown"
+
+
+def test_exit_codes_for_monitoring() -> None:
+    ok, warn, fail = (doctor.Check("x", level, "") for level in ("ok", "warn", "fail"))
+    unknown = doctor.Check("y", "unknown", "")
+    assert doctor.verdict([ok, unknown])[0] == 0
+    assert doctor.verdict([ok, warn])[0] == 1
+    assert doctor.verdict([warn, fail, ok])[0] == 2
+
+
+
+
+def test_an_instance_that_cannot_open_is_a_failure_not_a_crash(
+    run_doctor: Any, demo: DemoInstance
+) -> None:
+    # A missing secret: every other command stops with exit 1, which monitoring would read as
+    # a warning; the doctor reports it as a failure (exit 2) and runs the other checks.
+    (demo.instance.config.instance_dir / "secrets" / "totp_key").unlink()
+    code, checks, last = run_doctor("--tor-control", "127.0.0.1:1")
+    assert code == 2
+    assert checks["file modes"][0] == "fail" and "totp_key is missing" in checks["file modes"][1]
+    assert checks["instance"][0] == "fail" and "peluit init" in checks["instance"][1]
+    assert checks["recipient keys"][0] == "unknown"
+    assert checks["disk"][0] == "ok"
+    assert last.startswith("peluit doctor: FAIL")
