@@ -469,18 +469,37 @@ class _Mover:
 
 
 def _pg_restore(config: Config, dump: Path, clean: bool) -> None:
+    """Load the dump in ONE transaction: a failure leaves the database as it was.
+
+    ``clean`` (a forced restore over an instance) empties the schema first, in the same
+    transaction: ``pg_restore --clean`` would drop only what the dump holds, and fails on a
+    newer schema's constraints that depend on it (a rollback after an upgrade).
+    """
     uri, env = _libpq(config)
-    args = ["pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
-            "--exit-on-error", f"--dbname={uri}"]
-    if clean:
-        args += ["--clean", "--if-exists"]
-    restored = subprocess.run([*args, str(dump)], capture_output=True, env=env, check=False)
-    if restored.returncode != 0:
-        raise BackupRefused(f"pg_restore failed, the database is unchanged: "
-                            f"{_last_line(restored.stderr)}")
+    script = subprocess.run(
+        ["pg_restore", "--no-owner", "--no-privileges", "--file=-", str(dump)],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if script.returncode != 0:
+        raise BackupRefused(f"pg_restore cannot read the dump: {_last_line(script.stderr)}")
+    prologue = b"DROP SCHEMA public CASCADE;\nCREATE SCHEMA public;\n" if clean else b""
+    loaded = subprocess.run(
+        ["psql", "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1",
+         f"--dbname={uri}", "--file=-"],
+        input=prologue + script.stdout,
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    if loaded.returncode != 0:
+        raise BackupRefused(
+            f"the database refused the dump and is unchanged: {_last_line(loaded.stderr)}"
+        )
 
 
-def _put_in_place(config: Config, staging: Path) -> list[Path]:
+def _put_in_place(config: Config, staging: Path, force: bool) -> list[Path]:
     """Move the verified staging into place; on any failure undo every move, and re-raise."""
     stamp = dt.datetime.now(tz=dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     new_instance = staging / "instance"
@@ -517,7 +536,7 @@ def _put_in_place(config: Config, staging: Path) -> list[Path]:
         mover.aside(config.instance_dir)
         mover.move(new_instance, config.instance_dir)
         if not sqlite:
-            _pg_restore(config, staging / PGDUMP_MEMBER, clean=True)
+            _pg_restore(config, staging / PGDUMP_MEMBER, clean=force)
     except BaseException:
         mover.undo()
         raise
@@ -564,7 +583,7 @@ def restore_backup(
             except tarfile.TarError as exc:
                 raise BackupRefused(f"the archive is not a complete backup: {exc}") from None
         manifest = _verify_staged(staging, config, expected)
-        kept = _put_in_place(config, staging)
+        kept = _put_in_place(config, staging, force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(

@@ -40,6 +40,7 @@ from wbs.models import Case
 from wbs.tenants import get_tenant
 
 REPLY = "Terima kasih, laporan Anda sedang kami verifikasi."
+SOURCE_TOML = "first_response_days = 5\n"
 AFTER = "Setelah pemulihan: mohon kirim bukti tambahan."
 
 
@@ -331,6 +332,8 @@ def prepared(
     key, _ = backup_keys
     root = tmp_path_factory.mktemp("backup-src")
     gnupg = short_tempdir("bks-")
+    (root / "instance").mkdir(mode=0o700)
+    (root / "instance" / "peluit.toml").write_text(SOURCE_TOML)
     config = _config(root / "instance", gnupg)
     try:
         with open_demo(config) as demo:
@@ -429,14 +432,17 @@ REFUSALS = {
 
 @pytest.fixture
 def fresh_target(tmp_path: Path) -> Iterator[Config]:
-    """A new machine: an instance folder holding only this machine's peluit.toml."""
-    gnupg = short_tempdir("bkt-")
-    shutil.rmtree(gnupg)
+    """A new machine: an instance folder holding only this machine's peluit.toml.
+
+    Its keyring is inside the instance folder (the default layout), where the backed-up
+    instance had it elsewhere: a restore puts each part where THIS machine's settings say.
+    """
     (tmp_path / "instance").mkdir()
     (tmp_path / "instance" / "peluit.toml").write_text("codename_language = \"id\"\n")
-    yield _config(tmp_path / "instance", gnupg)
-    kill_agent(gnupg)
-    shutil.rmtree(gnupg, ignore_errors=True)
+    config = _config(tmp_path / "instance", tmp_path / "instance" / "gnupg")
+    yield config
+    kill_agent(config.gnupg_home)
+    kill_agent(config.instance_dir / "signing")
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
@@ -503,6 +509,10 @@ def test_restore_from_an_archive_unwrapped_offline_and_never_over_an_instance(
     with Instance.open(fresh_target) as restored:
         assert restored.signing.fingerprint == prepared.fingerprint
         assert sorted(restored.store.items())
+        # The public keyring landed where this machine keeps it, with the recipients' keys.
+        assert restored.keyring.home == fresh_target.instance_dir / "gnupg"
+        assert restored.keyring.fingerprints()
+    assert (fresh_target.instance_dir / backups.CONFIG_FROM_BACKUP).read_text() == SOURCE_TOML
 
     # Now it is an instance: a second restore is refused, and changes nothing...
     parent = fresh_target.instance_dir.parent
