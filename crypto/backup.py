@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from crypto.errors import CryptoError, DecryptionError, EncryptionError
-from crypto.gpgrun import GpgHome, GpgProcess, Status, throwaway_home
+from crypto.gpgrun import GpgHome, GpgProcess, Status, kill_agent, throwaway_home
 from crypto.keyring import KeyInfo, Keyring, normalize_fingerprint
 from crypto.signing import SignatureError, Signer
 
@@ -214,6 +214,8 @@ def opened_archive(
                 stdin_pipe=False,
                 options=b"",
             )
+            # The backup key must not stay unlocked in an agent on the server afterwards.
+            stack.callback(kill_agent, backup_key_home, gpg_binary)
         verify_home = stack.enter_context(throwaway_home(gpg_binary, prefix="pbv-"))
         verify = verify_home.popen(
             [

@@ -16,6 +16,7 @@ from wbs import backup as backups
 from wbs import db
 from wbs.accounts import totp_key
 from wbs.config import load_secrets
+from wbs.instance import signer_for
 
 
 @click.group("backup-key", cls=OperatorGroup)
@@ -36,10 +37,14 @@ def backup_key_import(ctx: click.Context, key_file: Any) -> None:
 @backup_key.command("show")
 @click.pass_context
 def backup_key_show(ctx: click.Context) -> None:
-    """The backup key's fingerprint (refused here if it has expired or been revoked)."""
-    info = backups.backup_key_info(config_of(ctx))
+    """The backup key's fingerprint (refused here if it has expired or been revoked), and the
+    signing fingerprint a restore will ask for: keep both with the backup key."""
+    config = config_of(ctx)
+    info = backups.backup_key_info(config)
     expires = info.expires.date().isoformat() if info.expires else "never"
     click.echo(f"backup key {info.fingerprint} ({info.algorithm}, expires {expires})")
+    with signer_for(config) as signer:
+        click.echo(f"signing key {signer.fingerprint} (restore --signing-fingerprint)")
 
 
 def _write(ctx: click.Context, target: Path) -> backups.BackupResult:
@@ -124,5 +129,4 @@ def upgrade(ctx: click.Context, backup_to: Path | None, without_backup: bool) ->
     db.upgrade(config.database_url, "head", totp_key=totp_key(load_secrets(config.instance_dir)))
     for migration in pending:
         click.echo(f"applied {migration.revision}: {migration.title}")
-    click.echo(f"database at revision {db.head_revision()}; restart the services "
-               "(systemctl restart peluit-source peluit-journalist)")
+    click.echo(f"database at revision {db.head_revision()}; now restart the Peluit services")

@@ -422,6 +422,16 @@ def _verify_staged(staging: Path, config: Config, expected: str) -> dict[str, An
             f"the archive holds a {kind} database; this instance is configured for "
             f"{database_kind(config)}"
         )
+    revision = manifest["database"].get("revision")
+    try:
+        known = ScriptDirectory.from_config(db.alembic_config()).get_revision(revision)
+    except Exception:  # alembic raises several kinds for an unknown or malformed id
+        known = None
+    if known is None:
+        raise BackupRefused(
+            f"the archive's database is at revision {revision!r}, which this version of Peluit "
+            "does not know: restore with the version that made it"
+        )
     if manifest.get("signing_fingerprint") != expected:
         raise BackupRefused("the manifest names another signing key")
     instance = staging / "instance"

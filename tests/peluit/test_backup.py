@@ -8,6 +8,7 @@ on as if nothing happened. Every refused restore leaves the target exactly as it
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -194,7 +195,11 @@ def test_backup_key_must_be_a_usable_public_key(
     done = peluit(config, "backup-key", "import", str(key.public))
     assert key.fingerprint in done.output
     assert backups.backup_key_path(config).stat().st_mode & 0o077 == 0
-    assert key.fingerprint in peluit(config, "backup-key", "show").output
+    peluit(config, "init")
+    shown = peluit(config, "backup-key", "show").output
+    with signer_for(config) as signer:
+        assert f"backup key {key.fingerprint}" in shown
+        assert f"signing key {signer.fingerprint}" in shown
 
 
 # --- backup, wipe, restore, carry on ------------------------------------------------------------
@@ -360,8 +365,8 @@ def _reseal(prepared: Prepared, key: BackupKey, plain: bytes, name: str) -> Path
     return path
 
 
-def _tampered(prepared: Prepared, key: BackupKey) -> Path:
-    """One store file changed, the manifest not: validly signed, but a hash mismatch."""
+def _rewritten(prepared: Prepared, key: BackupKey, change: str) -> bytes:
+    """The archive's tar with one member changed: the first store file, or the manifest."""
     out = io.BytesIO()
     changed = False
     with (
@@ -370,12 +375,29 @@ def _tampered(prepared: Prepared, key: BackupKey) -> Path:
     ):
         for member in source.getmembers():
             data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
-            if data is not None and member.name.startswith("store/") and not changed:
-                data = bytes([data[0] ^ 1]) + data[1:]
-                changed = True
+            if data is not None and not changed:
+                if change == "store" and member.name.startswith("store/"):
+                    data = bytes([data[0] ^ 1]) + data[1:]
+                    changed = True
+                elif change == "revision" and member.name == backups.MANIFEST:
+                    manifest = json.loads(data)
+                    manifest["database"]["revision"] = "9999"
+                    data = json.dumps(manifest).encode()
+                    member.size = len(data)
+                    changed = True
             tar.addfile(member, io.BytesIO(data) if data is not None else None)
     assert changed
-    return _reseal(prepared, key, out.getvalue(), "tampered.gpg")
+    return out.getvalue()
+
+
+def _tampered(prepared: Prepared, key: BackupKey) -> Path:
+    """One store file changed, the manifest not: validly signed, but a hash mismatch."""
+    return _reseal(prepared, key, _rewritten(prepared, key, "store"), "tampered.gpg")
+
+
+def _from_a_newer_version(prepared: Prepared, key: BackupKey) -> Path:
+    """A well-made archive whose schema this code does not know (a newer Peluit's)."""
+    return _reseal(prepared, key, _rewritten(prepared, key, "revision"), "newer.gpg")
 
 
 def _bad_signature(prepared: Prepared, key: BackupKey) -> Path:
@@ -427,6 +449,7 @@ REFUSALS = {
     "another-signer": (_other_signer, "signed by key"),
     "tampered-file": (_tampered, "does not match its SHA-256"),
     "truncated": (_truncated, "damaged or truncated"),
+    "newer-schema": (_from_a_newer_version, "revision '9999'"),
 }
 
 
