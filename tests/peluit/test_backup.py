@@ -36,7 +36,7 @@ from wbs import onion as onions
 from wbs.casework import post_reply
 from wbs.config import Config, load_config
 from wbs.context import Context
-from wbs.instance import Instance, signer_for
+from wbs.instance import Instance, init_instance, signer_for
 from wbs.models import Case
 from wbs.tenants import get_tenant
 
@@ -555,3 +555,79 @@ def test_restore_from_an_archive_unwrapped_offline_and_never_over_an_instance(
     assert kept and all(Path(p).exists() and ".before-restore-" in p for p in kept)
     with Instance.open(fresh_target) as restored:
         assert restored.signing.fingerprint == prepared.fingerprint
+
+
+# --- a failure while putting things in place undoes every move ----------------------------------
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_the_dump_leaves_everything_as_it_was(
+    postgres_server: str, tmp_path: Path, backup_keys: tuple[BackupKey, BackupKey]
+) -> None:
+    key, _ = backup_keys
+    gnupg = short_tempdir("bkpg-")
+    source = _config(tmp_path / "src" / "instance", gnupg, _fresh_postgres(postgres_server))
+    try:
+        init_instance(source)
+        backups.import_backup_key(source, key.public.read_bytes())
+        archive = backups.write_backup(source, tmp_path).path
+        with signer_for(source) as signer:
+            fingerprint = signer.fingerprint
+    finally:
+        kill_agent(gnupg)
+        kill_agent(source.instance_dir / "signing")
+        shutil.rmtree(gnupg, ignore_errors=True)
+
+    # A new machine whose database holds something in the way (not a Peluit instance).
+    (tmp_path / "dst" / "instance").mkdir(parents=True)
+    (tmp_path / "dst" / "instance" / "peluit.toml").write_text(SOURCE_TOML)
+    target = _config(
+        tmp_path / "dst" / "instance",
+        tmp_path / "dst" / "keyring",
+        _fresh_postgres(postgres_server),
+    )
+    engine = sa.create_engine(target.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE tenants (x integer)"))
+    before = _tree(tmp_path / "dst")
+    refused = peluit(
+        target, "restore", str(archive), "--signing-fingerprint", fingerprint,
+        "--backup-key-home", str(key.home), ok=False,
+    )
+    assert "the database refused the dump and is unchanged" in refused.output
+    # The folders had been moved into place before the database load; every move is undone.
+    assert _tree(tmp_path / "dst") == before
+    assert set(sa.inspect(engine).get_table_names()) == {"tenants"}
+    engine.dispose()
+
+
+def test_a_failed_final_move_undoes_the_earlier_ones(
+    prepared: Prepared,
+    tmp_path: Path,
+    backup_keys: tuple[BackupKey, BackupKey],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Mocked failure: as root no permission makes a rename fail, so the last one (the instance
+    # folder) is made to fail here. The keyring and the database live outside the instance
+    # folder, so they have been moved already and must go back.
+    key, _ = backup_keys
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "keyring").mkdir(mode=0o700)
+    (tmp_path / "keyring" / "pubring.kbx").write_bytes(b"this machine's")
+    target = _config(tmp_path / "instance", tmp_path / "keyring", f"sqlite:///{tmp_path}/p.db")
+    before = _tree(tmp_path)
+    real_rename = os.rename
+
+    def rename(source: object, destination: object) -> None:
+        # Only the move of the staged instance into place; undoing must still work.
+        if Path(str(destination)) == target.instance_dir and ".restore-" in str(source):
+            raise OSError(28, "No space left on device")
+        real_rename(source, destination)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backups.os, "rename", rename)
+    refused = peluit(
+        target, "restore", str(prepared.archive), "--signing-fingerprint", prepared.fingerprint,
+        "--backup-key-home", str(key.home), ok=False,
+    )
+    assert "No space left on device" in refused.output
+    assert _tree(tmp_path) == before
