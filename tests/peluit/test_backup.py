@@ -237,6 +237,13 @@ def test_backup_wipe_restore_and_everyone_carries_on(
         first = export(demo, [filed.case_id], tmp_path / "first.zip")
         assert run(home, "import", str(first)).exit_code == 0
 
+        # The store is backed up as it is (an empty pool file too), crash debris excepted.
+        (inst.store.root / "pool").mkdir()
+        (inst.store.root / "pool" / "empty-1").write_bytes(b"")
+        first_item = next(iter(inst.store.items()))
+        debris = inst.store.resolve(first_item).with_suffix(".part")
+        debris.write_bytes(b"half an upload")
+
         peluit(config, "backup-key", "import", str(key.public))
         out = peluit(config, "backup", str(tmp_path)).output.strip()
         line = re.fullmatch(r"(\S+)\t(\d+) bytes\tsha256 ([0-9a-f]{64})", out)
@@ -260,6 +267,7 @@ def test_backup_wipe_restore_and_everyone_carries_on(
         assert any(m.startswith("instance/signing/private-keys-v1.d/") for m in members)
         assert "gnupg/pubring.kbx" in members
         assert not [m for m in members if m.endswith((".part", ".lock")) or "/S.gpg" in m]
+        assert "store/pool/empty-1" in members
 
         # The machine is lost.
         inst.close()
@@ -287,6 +295,8 @@ def test_backup_wipe_restore_and_everyone_carries_on(
             assert onions.tenant_key(restored, TENANT).hostname == tenant_onion
             assert onions.investigator_key(restored).hostname == investigator_onion
             assert restored.signing.fingerprint == fingerprint
+            assert (restored.store.root / "pool" / "empty-1").read_bytes() == b""
+            assert not debris.exists()
             after = DemoInstance(restored, demo.workstation)
             # The reporter logs in with the same codename and reads the reply sent before.
             reporter = Reporter(create_app(restored, testing=True).test_client())
