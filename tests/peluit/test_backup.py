@@ -641,3 +641,32 @@ def test_a_failed_final_move_undoes_the_earlier_ones(
     )
     assert "No space left on device" in refused.output
     assert _tree(tmp_path) == before
+
+
+def test_an_expired_backup_key_is_refused_for_import_and_for_a_backup(
+    make_config, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    home = short_tempdir("bke-")
+    try:
+        # Made in 2020 (gpg's faked clock) to expire after a year: expired today.
+        _gpg(home, "--faked-system-time", "20200101T000000", "--passphrase", "",
+             "--quick-gen-key", "Old backup", "ed25519", "cert,sign", "1y")
+        listing = _gpg(home, "--with-colons", "--list-keys").decode()
+        found = re.search(r"^fpr:+([0-9A-F]{40}):", listing, re.M)
+        assert found
+        _gpg(home, "--faked-system-time", "20200101T000000", "--passphrase", "",
+             "--quick-add-key", found.group(1), "cv25519", "encr", "1y")
+        expired = _gpg(home, "--armor", "--export", found.group(1))
+    finally:
+        kill_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
+    config = make_config()
+    (tmp_path / "old.asc").write_bytes(expired)
+    refused = peluit(config, "backup-key", "import", str(tmp_path / "old.asc"), ok=False)
+    assert refused.exit_code == 1 and "expired" in refused.output
+    # One that expired after it was imported stops the backups, with the same answer.
+    peluit(config, "init")
+    backups.backup_key_path(config).write_bytes(expired)
+    stopped = peluit(config, "backup", str(tmp_path), ok=False)
+    assert stopped.exit_code == 1 and "expired" in stopped.output
+    assert not list(tmp_path.glob("peluit-*"))
