@@ -417,6 +417,8 @@ def _verify_staged(staging: Path, config: Config, expected: str) -> dict[str, An
     for name, entry in files.items():
         if _sha256(staged[name]) != entry.get("sha256"):
             raise BackupRefused(f"the archive's {name} does not match its SHA-256 in the manifest")
+    if (SQLITE_MEMBER if kind == "sqlite" else PGDUMP_MEMBER) not in files:
+        raise BackupRefused("the archive holds no database")
     if kind != database_kind(config):
         raise BackupRefused(
             f"the archive holds a {kind} database; this instance is configured for "
