@@ -102,6 +102,7 @@ def restore(
         click.echo(f"the replaced data is kept in {path}; remove it when satisfied")
     if result.revision != db.head_revision():
         click.echo("this code needs a newer schema: run 'peluit upgrade'")
+    click.echo("then run 'peluit store publish' and 'peluit onion publish'")
 
 
 @click.command("upgrade")

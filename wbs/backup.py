@@ -12,6 +12,12 @@ backup key (crypto.backup); its plaintext exists only in the pipe to gpg. Its me
 - ``manifest.json``, last: every file's SHA-256 and size, the database kind and revision, and
   the signing fingerprint.
 
+No exact time is recorded: every member is dated to the WIB day of the file (midnight WIB),
+as ``peluit store publish`` dates the store's files, and the store is read with O_NOATIME (see
+wbs.store on why the store's times must tell nothing). The hard links in ``store/.fresh/`` are
+not carried twice: they only mark inodes for the next publication, and a restore makes every
+inode new.
+
 The database is copied first, then the files: an item stored during the backup is at worst a
 file without a row (which ``Store.sweep`` removes), never a row without its file.
 
@@ -33,6 +39,7 @@ import sqlite3
 import stat
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +54,8 @@ from crypto.signing import Signer
 from wbs import db
 from wbs.config import CONFIG_FILE, Config, load_secrets
 from wbs.instance import signer_for
+from wbs.store import FRESH, day_label_ns
+from wbs.workdays import local_date
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -206,36 +215,41 @@ class _ArchiveWriter:
     def __init__(self, tar: tarfile.TarFile) -> None:
         self.tar = tar
         self.files: dict[str, dict[str, Any]] = {}
+        # Folders and generated members carry today's label, as a publication gives folders.
+        self.today = _label(time.time_ns())
 
     def add_dir(self, name: str) -> None:
         info = tarfile.TarInfo(name)
         info.type = tarfile.DIRTYPE
         info.mode = 0o700
+        info.mtime = self.today
         self.tar.addfile(info)
 
     def add_bytes(self, name: str, data: bytes, listed: bool = True) -> None:
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = 0o600
-        info.mtime = int(dt.datetime.now(tz=dt.UTC).timestamp())
+        info.mtime = self.today
         reader = _HashingReader(io.BytesIO(data))
         self.tar.addfile(info, reader)
         if listed:
             self.files[name] = {"sha256": reader.digest.hexdigest(), "size": len(data)}
 
     def add_file(self, name: str, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as raw:
+        with os.fdopen(_open_quietly(path), "rb") as raw:
             st = os.fstat(raw.fileno())
             info = tarfile.TarInfo(name)
             info.size = st.st_size
             info.mode = 0o600
-            info.mtime = int(st.st_mtime)
+            # The file's WIB day, never its exact time (see wbs.store on the store's times).
+            info.mtime = _label(st.st_mtime_ns)
             reader = _HashingReader(raw)
             self.tar.addfile(info, reader)
         self.files[name] = {"sha256": reader.digest.hexdigest(), "size": st.st_size}
 
-    def add_tree(self, section: str, root: Path, excluded: list[Path]) -> None:
+    def add_tree(
+        self, section: str, root: Path, excluded: list[Path], skip_files_in: Path | None = None
+    ) -> None:
         """Every regular file under ``root``; symbolic links, sockets and debris are not."""
         self.add_dir(section)
         if not root.is_dir():
@@ -252,7 +266,7 @@ class _ArchiveWriter:
                 self.add_dir(prefix)
             for name in sorted(names):
                 path = here / name
-                if _skipped(name) or path.absolute() in excluded:
+                if _skipped(name) or path.absolute() in excluded or here == skip_files_in:
                     continue
                 try:
                     st = path.lstat()
@@ -264,6 +278,22 @@ class _ArchiveWriter:
                     self.add_file(f"{prefix}/{name}", path)
                 except FileNotFoundError:
                     continue
+
+
+def _label(ns: int) -> int:
+    """Midnight WIB of the day of ``ns``, in seconds: the only time the archive records."""
+    return day_label_ns(local_date(dt.datetime.fromtimestamp(ns / 1e9, dt.UTC))) // 10**9
+
+
+def _open_quietly(path: Path) -> int:
+    """Open for reading without updating the access time (O_NOATIME; only the owner may)."""
+    noatime = getattr(os, "O_NOATIME", 0)
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | noatime)
+    except PermissionError:
+        if not noatime:
+            raise
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
 
 
 def _is_regular(mode: int) -> bool:
@@ -287,7 +317,10 @@ def _write_archive(stream: IO[bytes], config: Config, fingerprint: str, revision
         writer.add_bytes(member, snapshot)
         del snapshot
         writer.add_tree("instance", config.instance_dir, _instance_exclusions(config))
-        writer.add_tree("store", config.store_dir, [])
+        # The store as it is, but for the hard links in .fresh/ to items already in the
+        # archive: they only tell the next publication which inodes to replace, and after a
+        # restore every inode is new.
+        writer.add_tree("store", config.store_dir, [], skip_files_in=config.store_dir / FRESH)
         writer.add_tree("gnupg", config.gnupg_home, [])
         manifest = {
             "format": FORMAT,

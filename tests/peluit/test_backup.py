@@ -244,8 +244,16 @@ def test_backup_wipe_restore_and_everyone_carries_on(
         debris = inst.store.resolve(first_item).with_suffix(".part")
         debris.write_bytes(b"half an upload")
 
+        item_path = inst.store.resolve(first_item)
+        os.utime(item_path, ns=(1_000_000_000, item_path.stat().st_mtime_ns))
+        # The pool was empty (no publication yet): the writes made fresh inodes, marked by
+        # hard links in .fresh/, which the archive does not carry twice.
+        assert list((inst.store.root / ".fresh").iterdir())
+
         peluit(config, "backup-key", "import", str(key.public))
         out = peluit(config, "backup", str(tmp_path)).output.strip()
+        # Read without leaving an access time.
+        assert item_path.stat().st_atime_ns == 1_000_000_000
         line = re.fullmatch(r"(\S+)\t(\d+) bytes\tsha256 ([0-9a-f]{64})", out)
         assert line, out
         archive = Path(line.group(1))
@@ -260,6 +268,9 @@ def test_backup_wipe_restore_and_everyone_carries_on(
         assert filed.codename.encode() not in plain
         with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
             members = tar.getnames()
+            # No exact time of anything: every member is dated to a midnight WIB (17:00 UTC).
+            assert {m.mtime % 86400 for m in tar.getmembers()} == {17 * 3600}
+        assert not [m for m in members if m.startswith("store/.fresh/")]
         assert members[-1] == backups.MANIFEST
         assert any(m.startswith("store/") and m.endswith(".gpg") for m in members)
         assert "instance/secrets/source_id_pepper" in members
@@ -287,7 +298,7 @@ def test_backup_wipe_restore_and_everyone_carries_on(
             target, "restore", str(archive), "--signing-fingerprint", fingerprint,
             "--backup-key-home", str(key.home),
         )
-        assert "restored" in done.output
+        assert "restored" in done.output and "peluit store publish" in done.output
         assert not list(config.instance_dir.parent.glob(".instance.restore-*"))
 
         with Instance.open(target) as restored:
@@ -296,6 +307,12 @@ def test_backup_wipe_restore_and_everyone_carries_on(
             assert onions.investigator_key(restored).hostname == investigator_onion
             assert restored.signing.fingerprint == fingerprint
             assert (restored.store.root / "pool" / "empty-1").read_bytes() == b""
+            assert {
+                restored.store.resolve(item).stat().st_mtime_ns % (86400 * 10**9)
+                for item in restored.store.items()
+            } == {17 * 3600 * 10**9}
+            # The publication a restore asks for settles the restored store.
+            assert "store published" in peluit(target, "store", "publish").output
             assert not debris.exists()
             after = DemoInstance(restored, demo.workstation)
             # The reporter logs in with the same codename and reads the reply sent before.
