@@ -163,6 +163,14 @@ class Signer:
         finally:
             os.close(fd)
 
+    @contextlib.contextmanager
+    def locked_home(self) -> Iterator[GpgHome]:
+        """The signing home, with its lock held, for a caller that streams through gpg itself
+        (crypto.backup signs a whole archive while it is written). The key is checked first."""
+        self.fingerprint  # noqa: B018 - raises SigningError when there is no usable key
+        with self._locked() as home:
+            yield home
+
     def close(self) -> None:
         """Stop this home's gpg-agent and remove the short symlink, if any."""
         if self._used and self.home.is_dir():

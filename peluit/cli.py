@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from peluit import devrun, doctor, operator_commands
+from peluit import backup, devrun, doctor, operator_commands
 from peluit.clikit import OperatorGroup, config_of
 from peluit.devrun import set_up_demo
 from wbs.config import ConfigError, load_config
@@ -76,6 +76,10 @@ for command in (
     operator_commands.store,
     doctor.doctor,
     devrun.run,
+    backup.backup_key,
+    backup.backup,
+    backup.restore,
+    backup.upgrade,
 ):
     main.add_command(command)
 
