@@ -215,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--reporters", type=int, default=16, help="concurrent reporters")
     parser.add_argument("--sample", type=int, default=12, help="stored items decrypted")
+    parser.add_argument(
+        "--hunt", type=int, default=0,
+        help="more registrations after the run (as many at once as --reporters), only to "
+        "look for rare failures such as the reply key's",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="bl-", dir="/tmp"))
@@ -244,7 +249,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 list(pool.map(lambda r: _register(r, tally), reporters))
                 registering = time.monotonic() - start
                 list(pool.map(lambda r: _submit(r, tally, work), reporters))
-            for reporter in reporters:
+            hunters = [Reporter(Browser(server.port, server.host)) for _ in range(args.hunt)]
+            if hunters:
+                hunt = Tally()
+                with ThreadPoolExecutor(len(reporters)) as pool:
+                    list(pool.map(lambda r: _register(r, hunt), hunters))
+                print(f"hunt: {len(hunt.registration)} more registrations, "
+                      f"{len(hunt.errors)} failed")
+                for text in hunt.errors[:5]:
+                    print(f"  {text}")
+                tally.errors += hunt.errors
+            for reporter in [*reporters, *hunters]:
                 if reporter.browser.conn is not None:
                     reporter.browser.conn.close()
             log = server.stderr.read_text(errors="replace") if server.stderr.exists() else ""
@@ -275,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"stored and a sample of {args.sample} decrypted: "
               f"{'OK' if not problems and not tally.errors else 'MISSED'}")
         print(f"'{REPLY_KEY_FAILURE}' in the server log: {key_failures} in "
-              f"{len(tally.registration)} registrations")
+              f"{args.reporters + args.hunt} registrations")
         ok = ratio_ok and errors == 0 and key_failures == 0
     finally:
         kill_agent(workstation / "gnupg")
