@@ -25,10 +25,12 @@ from schemathesis.specs.openapi.checks import (
 )
 
 # The investigators' demo instance (this module's `demo`, instead of the reporters' one).
+# The investigators' demo instance is this module's `demo` (not the reporters' one that
+# tests/reliability/conftest.py provides).
 from tests.journalist_iface.conftest import HUB, Demo, make_report
 from tests.journalist_iface.test_api import api_login
 
-OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+OPENAPI = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
