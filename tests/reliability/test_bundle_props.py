@@ -137,7 +137,7 @@ def damaged(draw: st.DrawFn, bundle: bytes) -> bytes:
 # --- the property ----------------------------------------------------------------------------
 
 
-@settings(max_examples=45)
+@settings(max_examples=35)
 @given(data=st.data())
 def test_a_damaged_bundle_is_refused_whole_or_imported_whole(
     fixture: Fixture, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject

@@ -45,7 +45,7 @@ def _sources(demo) -> int:  # type: ignore[no-untyped-def]
         return int(session.scalar(sa.select(sa.func.count()).select_from(Source)) or 0)
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(
     changes=st.dictionaries(st.sampled_from(ANSWER_NAMES), st.one_of(TEXT, LONG_TEXT),
                             max_size=4),
@@ -74,7 +74,7 @@ def test_any_report_form_is_stored_whole_or_refused_with_nothing_kept(  # type: 
         assert after == before
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(codename_text=TEXT, tag=st.one_of(st.just(None), TEXT), noted=st.sampled_from(
     [None, "1", "0", ""]))
 def test_any_codename_confirmation_creates_nothing_it_should_not(  # type: ignore[no-untyped-def]
@@ -108,7 +108,7 @@ def _typed(codename: str, draw: st.DrawFn) -> str:
     return text.upper() if draw(st.booleans()) else text
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(data=st.data(), kind=st.sampled_from(["typed", "any"]))
 def test_the_login_lets_in_exactly_the_codenames_that_normalise_to_one(  # type: ignore[no-untyped-def]
     demo, app: Flask, codename: str, data: st.DataObject, kind: str

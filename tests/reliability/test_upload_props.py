@@ -156,7 +156,7 @@ def _expected_files(parts: list[Part]) -> int:
     return sum(1 for part in parts if part.data and part.name is not None)
 
 
-@settings(max_examples=70)
+@settings(max_examples=50)
 @given(data=st.data(), parts=files, answers_ok=st.booleans())
 def test_a_report_body_is_stored_whole_or_not_at_all(  # type: ignore[no-untyped-def]
     demo, app: Flask, codename: str, data: st.DataObject, parts: list[Part], answers_ok: bool
@@ -183,7 +183,7 @@ def test_a_report_body_is_stored_whole_or_not_at_all(  # type: ignore[no-untyped
             pytest.fail(f"an intact, valid report was refused: {response.status_code}")
 
 
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(data=st.data(), parts=files, message=st.text(max_size=200))
 def test_a_follow_up_body_is_stored_whole_or_not_at_all(  # type: ignore[no-untyped-def]
     demo, app: Flask, codename: str, data: st.DataObject, parts: list[Part], message: str

@@ -75,7 +75,7 @@ def test_every_answer_matches_the_published_schema(  # type: ignore[no-untyped-d
     strategy = st.one_of(operation.as_strategy(), operation.as_strategy(
         generation_mode=schemathesis.GenerationMode.NEGATIVE))
 
-    @settings(max_examples=60, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=40, suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def fuzz(case) -> None:  # type: ignore[no-untyped-def]
         # The token replaces whatever Authorization the generator made up.
