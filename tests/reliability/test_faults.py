@@ -80,11 +80,18 @@ def test_gpg_dying_mid_upload_stores_nothing_and_says_so(demo, dying_gpg: str) -
                               lang=lang)
             assert says in html
             assert snapshot(demo.inst) == before
+        assert not _plaintext_on_disk(demo.inst.config.instance_dir, evidence[:64])
     # gpg works again: the same codename sends its report.
     again = Reporter(demo.app.test_client())
     assert again.login(codename).status_code == 302
     assert again.send_report(files=[("bukti.pdf", evidence)]).status_code == 302
     assert snapshot(demo.inst).cases == before.cases + 1
+
+
+def _plaintext_on_disk(folder: Path, marker: bytes) -> list[Path]:
+    """Every file under ``folder`` (store, database and its journal, keys) holding ``marker``."""
+    return [path for path in folder.rglob("*")
+            if path.is_file() and not path.is_socket() and marker in path.read_bytes()]
 
 
 # --- the disk floor above the free space -------------------------------------------------------
@@ -236,9 +243,7 @@ def test_a_server_killed_mid_upload_leaves_nothing_and_serves_again(  # type: ig
         # The restart swept the debris: the store and the database agree, as before the upload.
         assert snapshot(demo.instance) == before
         # No plaintext anywhere in the instance: store, database, its journal or WAL, keys.
-        for path in demo.instance.config.instance_dir.rglob("*"):
-            if path.is_file() and not path.is_socket():
-                assert marker not in path.read_bytes(), path
+        assert _plaintext_on_disk(demo.instance.config.instance_dir, marker) == []
         # The next reporter's upload works and decrypts to what was sent.
         fresh = bench.Browser(port, host)
         fresh.register()
