@@ -86,6 +86,8 @@ EVENT: Mapping[EventKind, LazyString] = {
     EventKind.UNSTARRED: lazy_gettext("Star removed"),
     EventKind.NEEDS_REPLY_SET: lazy_gettext("Marked as needing a reply"),
     EventKind.NEEDS_REPLY_CLEARED: lazy_gettext("Needs-reply mark removed"),
+    EventKind.RECLASSIFIED: lazy_gettext("Classification corrected"),
+    EventKind.OPERATOR_INTAKE: lazy_gettext("Recorded by an operator from another channel"),
 }
 
 ROLE: Mapping[Role, LazyString] = {
