@@ -7,8 +7,7 @@
    own unit (no inspectorate, no APIP), and a report sent at 00:30 WIB on 3 December shows
    3 December on the receipt and the case page.
 
-The reporter's pages run at both widths; the admin's at a desk's 1280 px (the investigator
-interface at phone width is another part of issue 15). Screenshots go to
+Both the admin's and the reporter's pages run at both widths. Screenshots go to
 ``test-artifacts/screenshots/texts/<width>/``; axe-core must find no violation at all (any
 impact) on these pages, and none may be wider than the screen.
 """
@@ -144,8 +143,8 @@ def test_tenant_text_and_reporter_dates(
     requests: list[str] = []
 
     # --- 1. the admin writes the contact channels ------------------------------------------
-    # At a desk's width: the investigator interface at 390 px is another piece of issue 15.
-    desk_context = browser.new_context(java_script_enabled=False, **WIDTHS["1280"])
+    # At the same width as the reporter's pages: the investigator interface works at 390 px too.
+    desk_context = browser.new_context(java_script_enabled=False, **WIDTHS[width])
     desk_context.on("request", lambda request: requests.append(request.url))
     context = browser.new_context(java_script_enabled=False, **WIDTHS[width])
     context.on("request", lambda request: requests.append(request.url))
