@@ -135,10 +135,26 @@ def _correct_word(word: str, language: str) -> str | None:
     return near.pop() if len(near) == 1 else None
 
 
+def _fold(text: str) -> str:
+    """NFKC, case-folded, without invisible format characters, and stable under a second fold.
+
+    One pass is not enough: case folding can undo a composition (``ß`` + an accent folds to
+    ``s`` + ``ś`` spelt with a combining mark) and dropping a format character can bring a letter
+    and its mark together, so the steps repeat until nothing changes (twice for any real text).
+    """
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        folded = unicodedata.normalize(
+            "NFKC", "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+        )
+        if folded == text:
+            break
+        text = folded
+    return text
+
+
 def _typed_words(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKC", text[:MAX_CODENAME_CHARS]).casefold()
-    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
-    return visible.split()
+    return _fold(text[:MAX_CODENAME_CHARS]).split()
 
 
 def unrecognised_words(text: str) -> tuple[int, tuple[int, ...]]:
@@ -167,17 +183,25 @@ def normalize_codename(text: str) -> str:
     and any run of whitespace becomes one space. If the words then number a codename of one
     language, a word with one wrong, missing, extra or swapped letter becomes the single list
     word one edit away. Correcting gives a guesser nothing: the result is still a list word.
+
+    The result is its own normal form (normalising it again changes nothing) and never longer
+    than MAX_CODENAME_CHARS: no codename is that long, so only the first characters of a longer
+    text are looked at, and the work stays bounded whatever is pasted into the form.
     """
-    if len(text) > MAX_CODENAME_CHARS:
-        # No codename is this long; spend nothing on it (the caller finds it unknown).
-        return " ".join(text[:MAX_CODENAME_CHARS].split())
     typed = _typed_words(text)
     for language in LANGUAGES:
         if len(typed) == WORDS_PER_CODENAME[language]:
             corrected = [_correct_word(word, language) for word in typed]
             if all(corrected):
                 return " ".join(w for w in corrected if w)
-    return " ".join(typed)
+    joined = " ".join(typed)
+    for _ in range(4):
+        if len(joined) <= MAX_CODENAME_CHARS:
+            break
+        # Folding can lengthen text (one ligature becomes several letters): cut it back, and
+        # fold again in case the cut fell inside a letter and its accents.
+        joined = " ".join(_fold(joined[:MAX_CODENAME_CHARS]).split())
+    return joined[:MAX_CODENAME_CHARS].rstrip()
 
 
 def looks_like_codename(text: str) -> bool:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, make_response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import LazyString
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.wrappers import Response
 
 from iface_common import context
@@ -24,14 +25,29 @@ ErrorAnswer = Callable[[HTTPException], ResponseReturnValue]
 # interface's logged-in user), left out of the page of a server error: see server_error_page.
 _NO_ROWS = {"tenant": None, "user": None}
 
+# A database too busy to answer in time: SQLite's write lock held by another connection past
+# the busy timeout, or PostgreSQL's lock_not_available, serialization_failure and
+# deadlock_detected. Nothing was stored (the transaction rolled back) and the same request
+# works a moment later, so the answer is 503 with Retry-After rather than a failure.
+_BUSY_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+BUSY_RETRY_SECONDS = 30
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """Whether ``exc`` says the database was busy (a lock), not broken."""
+    reason = str(exc.orig)
+    if "database is locked" in reason or "database table is locked" in reason:
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES
+
 
 def message_page(title: str, text: str, status: int) -> tuple[str, int]:
     """The interface's ``message.html`` with a title and a sentence, and the status."""
     return render_template("message.html", title=title, text=text), status
 
 
-def server_error_page(title: str, text: str) -> ResponseReturnValue:
-    """The 500 page, made without the database.
+def server_error_page(title: str, text: str, status: int = 500) -> ResponseReturnValue:
+    """The 500 page (or 503, for a busy database), made without the database.
 
     The error may have come from the database itself (a write lock held past the busy
     timeout, a lost connection), leaving the request's session needing a rollback: a row's
@@ -41,11 +57,11 @@ def server_error_page(title: str, text: str) -> ResponseReturnValue:
     """
     context.close_db()
     try:
-        return render_template("message.html", title=title, text=text, **_NO_ROWS), 500
+        return render_template("message.html", title=title, text=text, **_NO_ROWS), status
     except Exception as exc:  # the last answer, whatever broke the page
         # The text alone, still translated and still with the security headers (after_request).
         current_app.logger.error("error page failed: %s", type(exc).__name__)
-        return Response(f"{title}\n\n{text}\n", 500, mimetype="text/plain")
+        return Response(f"{title}\n\n{text}\n", status, mimetype="text/plain")
 
 
 def register_error_pages(
@@ -92,6 +108,19 @@ def register_error_pages(
         title, text = pages[500]
         return server_error_page(str(title), str(text))
 
+    def busy_database(exc: OperationalError) -> ResponseReturnValue:
+        if not database_busy(exc):
+            raise exc  # a real failure: logged, and answered by server_error
+        current_app.logger.warning("database busy: answered 503")
+        answered = own_answer(ServiceUnavailable())
+        if answered is None:
+            title, text = pages[500]  # "nothing you sent was kept; try again later"
+            answered = server_error_page(str(title), str(text), 503)
+        response = make_response(answered)
+        response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+        return response
+
     app.register_error_handler(CSRFError, csrf_error)
+    app.register_error_handler(OperationalError, busy_database)
     app.register_error_handler(InternalServerError, server_error)
     app.register_error_handler(HTTPException, http_error)

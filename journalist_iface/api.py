@@ -92,6 +92,7 @@ _HTTP_CODES: Mapping[int, tuple[str, str]] = {
     405: ("method_not_allowed", "This resource cannot be used with that method."),
     413: ("too_large", "The request body is too large."),
     415: ("unsupported_media_type", "The request body has the wrong content type."),
+    503: ("busy", "The server is busy; nothing was changed. Try again in a moment."),
 }
 
 

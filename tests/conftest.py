@@ -6,6 +6,7 @@ server that this file starts once per test session (or the one named by PELUIT_T
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -19,10 +20,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import Config, generate_secrets, load_config
 from wbs.instance import Instance
+
+# Property tests (tests/reliability/) run the same examples on every run and keep no example
+# database: a failure reproduces from the test alone, and nothing (.hypothesis/) is written into
+# the repository. Each property sets its own small max_examples so the harness stays a couple
+# of minutes.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("ci")
+# Hypothesis also keeps a cache of constants (even without a database), from collection on:
+# in a temp folder of this run, removed at exit.
+_HYPOTHESIS_HOME = short_tempdir("hyp-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+
+
 
 
 @pytest.fixture

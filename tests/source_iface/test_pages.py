@@ -684,7 +684,9 @@ def test_a_database_locked_too_long_gets_the_translated_error_page(demo) -> None
             for lang in ("id", "en"):
                 reporter.client.set_cookie("peluit_l", lang)
                 response = reporter.send_report(files=[("bukti.pdf", b"isi bukti")], token=token)
-                html = check_page(response, 500, lang=lang)
+                # Busy, not broken: 503 and when to come back.
+                html = check_page(response, 503, lang=lang)
+                assert response.headers["Retry-After"] == "30"
                 title = {"id": "Terjadi kesalahan", "en": "Something went wrong"}[lang]
                 assert title in html
         finally:
