@@ -67,6 +67,8 @@ class FloodLimits:
 # whose latest event is oldest is forgotten (bounded memory under a flood of keys).
 TENANT_KEYS = 1024
 SOURCE_KEYS = 16384
+# The largest limit a window counts exactly (16384 keys x 10000 times x 8 bytes: 1.3 GB).
+MAX_LIMIT = 10_000
 # How far a key may sit from its home slot; a full neighbourhood evicts, it never grows.
 _PROBES = 16
 _KEY = 16
@@ -142,6 +144,9 @@ class SlidingWindow:
     ) -> None:
         if limit < 1 or seconds <= 0 or keys < 1:
             raise ValueError("a window needs a positive limit, length and size")
+        if limit > MAX_LIMIT:
+            # Exact windows keep every event's time: memory grows with the limit.
+            raise ValueError(f"a window's limit is at most {MAX_LIMIT}, not {limit}")
         self.limit = limit
         self.seconds = seconds
         self._clock = clock

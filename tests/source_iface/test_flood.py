@@ -130,3 +130,10 @@ def test_a_window_waits_until_its_oldest_event_ages_out(limit: int) -> None:
     assert window.hit("k") == 60 - (limit - 1)
     now[0] = 160.0  # the first event is exactly one window old: it no longer counts
     assert window.hit("k") == 0
+
+
+def test_a_limit_too_large_to_count_exactly_is_refused_clearly() -> None:
+    # Each key keeps every event's time in shared memory: an absurd limit would be gigabytes.
+    with pytest.raises(ValueError, match="at most"):
+        FloodGuard(FloodLimits(source_follow_ups_per_hour=10**6))
+    FloodGuard(FloodLimits(source_follow_ups_per_hour=1000))
