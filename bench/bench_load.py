@@ -54,6 +54,7 @@ from sqlalchemy.orm import Session
 
 from crypto.kdf import derive_source_secrets
 from crypto.keyring import kill_agent
+from crypto.padding import FRAMING_NONE, unframe
 from source_iface.forms import HONEYPOT_FIELD
 from wbs.config import load_config
 from wbs.models import Case, Submission
@@ -185,7 +186,9 @@ def _check_stored(
     try:
         with Session(engine) as session:
             cases = session.scalar(sa.select(sa.func.count()).select_from(Case))
-            paths = list(session.scalars(sa.select(Submission.store_path)))
+            framings = {path: framing for path, framing in session.execute(
+                sa.select(Submission.store_path, Submission.framing))}
+            paths = list(framings)
     finally:
         engine.dispose()
     # Per reporter: the form and its file, then a message and a file per follow-up.
@@ -204,8 +207,11 @@ def _check_stored(
              str(config.store_dir / path)],
             capture_output=True, check=False,
         )
-        text = plain.stdout.decode("utf-8", "replace")
-        known = plain.stdout in files or any(m in text for m in messages) or (
+        data = plain.stdout
+        if plain.returncode == 0 and framings[path] != FRAMING_NONE:
+            data, _trailer = unframe(data)  # padded at rest: the size says little
+        text = data.decode("utf-8", "replace")
+        known = data in files or any(m in text for m in messages) or (
             "uang pelicin" in text)
         if plain.returncode != 0 or not known:
             problems.append(f"{path} does not decrypt to anything a reporter sent")
