@@ -6,8 +6,11 @@ as they like and the interfaces' app factories take one.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -20,8 +23,8 @@ from wbs import db
 from wbs.accounts import AuthSettings, totp_key
 from wbs.config import Config, Secrets, generate_secrets, load_secrets
 from wbs.models import Reply, Submission, Tenant
-from wbs.store import Published, Store
-from wbs.workdays import WorkingCalendar
+from wbs.store import Published, Store, day_label_ns
+from wbs.workdays import WorkingCalendar, local_date
 
 
 def init_instance(config: Config) -> None:
@@ -126,7 +129,27 @@ class Instance:
         """
         with self.sessions() as session:
             slugs = list(session.scalars(sa.select(Tenant.slug)))
-            return self.store.publish(slugs, move_old=lambda: self._move_old_layout(session))
+            published = self.store.publish(slugs, move_old=lambda: self._move_old_layout(session))
+        self._relabel_database()
+        return published
+
+    def _relabel_database(self) -> None:
+        """Give SQLite's files (and their folder) today's label as mtime and atime, as the store's.
+
+        Every write sets the database's and its WAL's mtime: without this, the last write
+        before a seizure (often a pelapor's report or login) is on the file to the nanosecond.
+        The ctime becomes this publication's moment (the kernel sets it; nothing can clear it).
+        A PostgreSQL cluster's files are the database server's, outside Peluit's reach.
+        """
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return
+        database = Path(str(url.database))
+        label = day_label_ns(local_date(dt.datetime.now(dt.UTC)))
+        for path in (*(Path(f"{database}{end}") for end in ("", "-wal", "-shm", "-journal")),
+                     database.parent):
+            with suppress(FileNotFoundError):
+                os.utime(path, ns=(label, label))
 
     def _move_old_layout(self, session: Session) -> int:
         moved = 0

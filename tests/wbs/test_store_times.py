@@ -164,9 +164,14 @@ def test_a_seized_store_shows_boundaries_and_days_never_a_pelapor_time(
     writes_end = kernel_now(probe_dir)
     assert len(paths) == 5  # two forms, a file, a follow-up message, a reply (one deleted)
 
-    # Before publication the leak is there: each item carries its exact time of writing.
+    # Before publication the leak is there: each item carries its exact time of writing, and
+    # the database file the time of its last write.
     for relative in paths:
         assert writes_start <= inst.store.resolve(relative).stat().st_mtime_ns <= writes_end
+    database = Path(str(inst.engine.url.database))
+    database_files = [p for p in (database, Path(f"{database}-wal")) if p.exists()]
+    assert database in database_files
+    assert any(writes_start <= p.stat().st_mtime_ns <= writes_end for p in database_files)
 
     publish_start = after(probe_dir, writes_end)
     second = inst.publish_store()
@@ -184,6 +189,11 @@ def test_a_seized_store_shows_boundaries_and_days_never_a_pelapor_time(
         if btime_supported:
             born = btime_ns(path)
             assert born is not None and not writes_start <= born <= writes_end, path
+    # The database's files and their folder too: a day label, the publication's ctime.
+    for path in [*database_files, database.parent]:
+        info = path.lstat()
+        assert is_day_label(info.st_mtime_ns) and info.st_atime_ns == info.st_mtime_ns, path
+        assert publish_start <= info.st_ctime_ns <= publish_end, path
     # Every item lives in a pool inode: none was made at a pelapor's moment.
     items = sorted(inst.store.items())
     assert items == sorted(paths)
