@@ -27,15 +27,22 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from wbs.deadlines import closure_overdue, first_response_overdue
+from wbs.deadlines import (
+    closure_overdue,
+    first_response_late,
+    first_response_met,
+    first_response_overdue,
+    wib_day,
+)
 from wbs.domain import (
     CATEGORY_LABELS,
     CHANNEL_LABELS,
@@ -45,12 +52,75 @@ from wbs.domain import (
     EventKind,
     TenantKind,
 )
-from wbs.models import Base, Case, Tenant
+from wbs.models import Case, Tenant
 from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
-from wbs.workdays import DEFAULT_TIMEZONE, WorkingCalendar
+from wbs.workdays import WorkingCalendar
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
 FIRST_RESPONSE_KINDS: tuple[EventKind, ...] = (EventKind.STATUS_CHANGED, EventKind.REPLY_ADDED)
+
+
+@dataclass(frozen=True)
+class Period:
+    """The reports received (WIB days) in a month, a quarter or a year, as a filter names it:
+    ``2026-11``, ``2026-Q4`` or ``2026``."""
+
+    key: str
+    start: dt.date
+    end: dt.date  # the first day after the period
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """Raises ValueError for anything but the three forms (years 2000-2100)."""
+        found = _PERIOD.fullmatch(text.strip())
+        if found is None:
+            raise ValueError(f"not a period: {text[:20]!r}")
+        year = int(found["year"])
+        if not 2000 <= year <= 2100:
+            raise ValueError(f"not a period: {text[:20]!r}")
+        if found["month"]:
+            month = int(found["month"])
+            if not 1 <= month <= 12:
+                raise ValueError(f"not a period: {text[:20]!r}")
+            start = dt.date(year, month, 1)
+            return cls(f"{year}-{month:02d}", start, _add_months(start, 1))
+        if found["quarter"]:
+            quarter = int(found["quarter"])
+            start = dt.date(year, 3 * quarter - 2, 1)
+            return cls(f"{year}-Q{quarter}", start, _add_months(start, 3))
+        return cls(str(year), dt.date(year, 1, 1), dt.date(year + 1, 1, 1))
+
+    @classmethod
+    def month_of(cls, day: dt.date) -> Period:
+        return cls.parse(f"{day.year}-{day.month:02d}")
+
+
+_PERIOD = re.compile(r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})|-[Qq](?P<quarter>[1-4]))?")
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a dashboard counts: reports received in ``period``, of one category or MCP area,
+    and (KPK's view) of the institutions in one province or of one kind."""
+
+    period: Period | None = None
+    province: str | None = None
+    kind: TenantKind | None = None
+    category: str | None = None
+    mcp_area: str | None = None
+
+
+# An institution falls behind when fewer than this share of its first responses, among those
+# due by today, were given on time (and it has enough of them for the share to mean anything).
+LAGGING_BELOW = 0.8
+LAGGING_MINIMUM = 5
+# Without a period, the trend shows the last twelve months up to today's.
+TREND_MONTHS = 12
 
 
 @dataclass(frozen=True)
@@ -84,6 +154,39 @@ class TenantFigures:
     open: int
     overdue_first_response: int
     overdue_closure: int
+    # The first-response promise (wbs.deadlines.FirstResponse): met, late, missing.
+    first_response_met: int = 0
+    first_response_late: int = 0
+    first_response_missing: int = 0
+    median_first_response_working_days: float | None = None
+    province: str | None = None
+
+    @property
+    def first_response_due(self) -> int:
+        """Cases whose first response was given or is overdue (pending ones are not judged)."""
+        return self.first_response_met + self.first_response_late + self.first_response_missing
+
+    @property
+    def compliance(self) -> float | None:
+        """The share of those answered within the deadline; None when there is none."""
+        due = self.first_response_due
+        return self.first_response_met / due if due else None
+
+
+@dataclass(frozen=True)
+class MonthFigures:
+    """Reports received in one month, and how their first response went (as of today)."""
+
+    month: dt.date  # its first day
+    received: int
+    first_response_met: int
+    first_response_late: int
+    first_response_missing: int
+
+    @property
+    def compliance(self) -> float | None:
+        due = self.first_response_met + self.first_response_late + self.first_response_missing
+        return self.first_response_met / due if due else None
 
 
 @dataclass(frozen=True)
@@ -114,6 +217,20 @@ class Dashboard:
     # Where the reports arrived: the drop box or a channel an operator recorded them from
     # (wbs.operator_intake). Most cases first; channels without a case are left out.
     by_channel: tuple[LabelledCount, ...] = ()
+    filters: Filters = Filters()
+    # Month by month, oldest first: the period's months, or the last TREND_MONTHS.
+    trend: tuple[MonthFigures, ...] = ()
+
+    @property
+    def lagging(self) -> tuple[TenantFigures, ...]:
+        """The institutions that fall behind on the first-response promise, worst first."""
+        behind = [
+            line
+            for line in self.tenants
+            if line.first_response_due >= LAGGING_MINIMUM
+            and (line.compliance or 0.0) < LAGGING_BELOW
+        ]
+        return tuple(sorted(behind, key=lambda line: (line.compliance or 0.0, line.name)))
 
     def status_counts(self) -> dict[CaseStatus, int]:
         return {row.status: row.count for row in self.by_status}
@@ -132,18 +249,29 @@ def dashboard(
     today: dt.date,
     calendar: WorkingCalendar | None = None,
     tenant_id: int | None = None,
+    filters: Filters = Filters(),
 ) -> Dashboard:
     """KPK's view across every connected tenant (or the one ``tenant_id``), through HubScope.
 
     Raises :class:`~wbs.tenancy.TenantIsolationError` unless ``hub`` is the hub tenant.
     """
     scope = HubScope(session, hub)  # refuses any tenant but the hub
-    reader = _Reader(scope.select, tenant_id)
     tenants_query = scope.select(Tenant).order_by(Tenant.name, Tenant.id)
     if tenant_id is not None:
         tenants_query = tenants_query.where(Tenant.id == tenant_id)
+    if filters.province is not None:
+        tenants_query = tenants_query.where(Tenant.province == filters.province)
+    if filters.kind is not None:
+        tenants_query = tenants_query.where(Tenant.kind == filters.kind)
     tenants = list(session.scalars(tenants_query))
-    return _figures(session, reader, tenants, today=today, calendar=calendar, tenant_id=tenant_id)
+    narrowed = tenant_id is not None or filters.province is not None or filters.kind is not None
+    reader = _Reader(
+        scope.select, [tenant.id for tenant in tenants] if narrowed else None, filters
+    )
+    return _figures(
+        session, reader, tenants, today=today, calendar=calendar, tenant_id=tenant_id,
+        filters=filters,
+    )
 
 
 def tenant_summary(
@@ -152,12 +280,18 @@ def tenant_summary(
     today: dt.date,
     *,
     calendar: WorkingCalendar | None = None,
+    filters: Filters = Filters(),
 ) -> Dashboard:
-    """The same figures for one instansi's admin, through its TenantScope (own cases only)."""
+    """The same figures for one instansi's admin, through its TenantScope (own cases only).
+
+    The province and kind of ``filters`` are the hub's: they are ignored here.
+    """
     scope = TenantScope(session, tenant)
-    reader = _Reader(scope.select, None)
+    filters = replace(filters, province=None, kind=None)
+    reader = _Reader(scope.select, None, filters)
     return _figures(
-        session, reader, [tenant], today=today, calendar=calendar, tenant_id=scope.tenant_id
+        session, reader, [tenant], today=today, calendar=calendar, tenant_id=scope.tenant_id,
+        filters=filters,
     )
 
 
@@ -165,19 +299,41 @@ def tenant_summary(
 
 
 class _Reader:
-    """Column selects through a scope's ``select(model)``, optionally narrowed to one tenant."""
+    """Column selects of cases through a scope's ``select(Case)``, narrowed to some tenants
+    (None: every tenant the scope allows) and to the filters."""
 
-    def __init__(self, select: Callable[[Any], sa.Select[Any]], tenant_id: int | None) -> None:
+    def __init__(
+        self,
+        select: Callable[[Any], sa.Select[Any]],
+        tenant_ids: list[int] | None,
+        filters: Filters = Filters(),
+    ) -> None:
         self._select = select
-        self.tenant_id = tenant_id
+        self.tenant_ids = tenant_ids
+        self.filters = filters
 
-    def columns(self, model: type[Base], *columns: Any) -> sa.Select[Any]:
+    def columns(self, model: type[Case], *columns: Any) -> sa.Select[Any]:
         # The scope's select (with its tenant condition and checks), reduced to the columns;
         # the WHERE clause and options survive with_only_columns.
         statement = self._select(model).with_only_columns(*columns)
-        if self.tenant_id is not None:
-            statement = statement.where(model.tenant_id == self.tenant_id)  # type: ignore[attr-defined]
+        if self.tenant_ids is not None:
+            statement = statement.where(Case.tenant_id.in_(self.tenant_ids))
+        wanted = self.filters
+        if wanted.period is not None:
+            # received_at holds day labels (midnight UTC of the WIB date): compared as labels.
+            statement = statement.where(
+                Case.received_at >= _label(wanted.period.start),
+                Case.received_at < _label(wanted.period.end),
+            )
+        if wanted.category is not None:
+            statement = statement.where(Case.category == wanted.category)
+        if wanted.mcp_area is not None:
+            statement = statement.where(Case.mcp_area == wanted.mcp_area)
         return statement
+
+
+def _label(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def _figures(
@@ -188,34 +344,40 @@ def _figures(
     today: dt.date,
     calendar: WorkingCalendar | None,
     tenant_id: int | None,
+    filters: Filters,
 ) -> Dashboard:
+    dialect = session.get_bind().dialect.name
     open_statuses = [status.value for status in OPEN_STATUSES]
     by_status: Counter[CaseStatus] = Counter()
-    per_tenant: dict[int, list[int]] = {}  # total, open, overdue first, overdue closure
-    overdue_first = overdue_closure = 0
-    # One pass over cases: tenants x statuses groups, with the two overdue sums per group.
+    # total, open, overdue first, overdue closure, first response met, late, missing
+    per_tenant: dict[int, list[int]] = {}
+    # One pass over cases: tenants x statuses groups, with the judged deadlines summed per group.
     rows = session.execute(
         reader.columns(
             Case,
             Case.tenant_id,
             Case.status,
             sa.func.count(),
-            sa.func.sum(sa.case((first_response_overdue(today), 1), else_=0)),
-            sa.func.sum(sa.case((closure_overdue(today), 1), else_=0)),
+            _count_if(first_response_overdue(today)),
+            _count_if(closure_overdue(today)),
+            _count_if(first_response_met(dialect)),
+            _count_if(first_response_late(dialect)),
         ).group_by(Case.tenant_id, Case.status)
     )
-    for row_tenant, status, count, late_first, late_closure in rows:
+    for row_tenant, status, count, late_first, late_closure, met, late in rows:
         status = CaseStatus(status)
         by_status[status] += count
-        line = per_tenant.setdefault(row_tenant, [0, 0, 0, 0])
+        line = per_tenant.setdefault(row_tenant, [0] * 7)
         line[0] += count
         line[2] += int(late_first or 0)  # open statuses only, by its definition
+        line[4] += int(met or 0)
+        line[5] += int(late or 0)
+        line[6] += int(late_first or 0)  # missing is overdue: one definition (wbs.deadlines)
         if status.value in open_statuses:
             line[1] += count
             line[3] += int(late_closure or 0)
-    for line in per_tenant.values():
-        overdue_first += line[2]
-        overdue_closure += line[3]
+    overdue_first = sum(line[2] for line in per_tenant.values())
+    overdue_closure = sum(line[3] for line in per_tenant.values())
 
     categories: Counter[str] = Counter()
     areas: Counter[str] = Counter()
@@ -240,12 +402,15 @@ def _figures(
     pairs = _response_pairs(session, reader)
     days_histogram: Counter[int] = Counter()
     working_histogram: Counter[int] = Counter()
-    for (received, answered), count in pairs.items():
+    tenant_working: dict[int, Counter[int]] = {}
+    for (_tenant, received, answered), count in pairs.items():
         days_histogram[(answered - received).days] += count
     if calendar is not None:
-        counter = _WorkingDayCounter(calendar, [day for pair in pairs for day in pair])
-        for (received, answered), count in pairs.items():
-            working_histogram[counter.between(received, answered)] += count
+        counter = _WorkingDayCounter(calendar, [day for key in pairs for day in key[1:]])
+        for (row_tenant, received, answered), count in pairs.items():
+            days = counter.between(received, answered)
+            working_histogram[days] += count
+            tenant_working.setdefault(row_tenant, Counter())[days] += count
 
     total = sum(by_status.values())
     return Dashboard(
@@ -258,13 +423,7 @@ def _figures(
         by_mcp_area=_ranked(areas, MCP_AREA_LABELS),
         without_mcp_area=without_area,
         tenants=tuple(
-            TenantFigures(
-                tenant.id,
-                tenant.slug,
-                tenant.name,
-                tenant.kind,
-                *per_tenant.get(tenant.id, [0, 0, 0, 0]),
-            )
+            _tenant_line(tenant, per_tenant.get(tenant.id, [0] * 7), tenant_working, calendar)
             for tenant in tenants
         ),
         overdue_first_response=overdue_first,
@@ -277,11 +436,84 @@ def _figures(
         by_channel=_ranked(
             channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
         ),
+        filters=filters,
+        trend=_trend(session, reader, today, filters.period, dialect),
     )
 
 
-def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date, dt.date]]:
-    """{(received day, first-response day): cases} over the cases that had a first response.
+def _tenant_line(
+    tenant: Tenant,
+    line: list[int],
+    working: Mapping[int, Counter[int]],
+    calendar: WorkingCalendar | None,
+) -> TenantFigures:
+    total, open_, late_first, late_closure, met, late, missing = line
+    return TenantFigures(
+        tenant.id,
+        tenant.slug,
+        tenant.name,
+        tenant.kind,
+        total,
+        open_,
+        late_first,
+        late_closure,
+        first_response_met=met,
+        first_response_late=late,
+        first_response_missing=missing,
+        median_first_response_working_days=(
+            _median(working.get(tenant.id, Counter())) if calendar is not None else None
+        ),
+        province=tenant.province,
+    )
+
+
+def _count_if(condition: Any) -> Any:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _trend(
+    session: Session, reader: _Reader, today: dt.date, period: Period | None, dialect: str
+) -> tuple[MonthFigures, ...]:
+    """Month by month: one GROUP BY received day (labels), summed into months here."""
+    if period is not None:
+        first, end = period.start, period.end
+    else:
+        end = _add_months(dt.date(today.year, today.month, 1), 1)
+        first = _add_months(end, -TREND_MONTHS)
+    months: dict[dt.date, list[int]] = {}
+    month = first
+    while month < end:
+        months[month] = [0, 0, 0, 0]
+        month = _add_months(month, 1)
+    statement = (
+        reader.columns(
+            Case,
+            Case.received_at,
+            sa.func.count(),
+            _count_if(first_response_met(dialect)),
+            _count_if(first_response_late(dialect)),
+            _count_if(first_response_overdue(today)),
+        )
+        .where(Case.received_at >= _label(first), Case.received_at < _label(end))
+        .group_by(Case.received_at)
+    )
+    for received, count, met, late, missing in session.execute(statement):
+        day = _as_date(received)
+        line = months.get(dt.date(day.year, day.month, 1))
+        if line is None:
+            continue
+        line[0] += count
+        line[1] += int(met or 0)
+        line[2] += int(late or 0)
+        line[3] += int(missing or 0)
+    return tuple(MonthFigures(month, *line) for month, line in months.items())
+
+
+def _response_pairs(
+    session: Session, reader: _Reader
+) -> Counter[tuple[int, dt.date, dt.date]]:
+    """{(tenant, received day, first-response day): cases} over the cases that had a first
+    response.
 
     One GROUP BY over cases (``first_response_at``, kept by :mod:`wbs.casework` and filled
     from the event log by migration 0005), with no cache: it is always current.
@@ -289,32 +521,17 @@ def _response_pairs(session: Session, reader: _Reader) -> Counter[tuple[dt.date,
     dialect = session.get_bind().dialect.name
     # received_at is already a day label: grouping by it is grouping by day. Both come back as
     # plain WIB days (no column type to run on each of the thousands of groups).
-    received_day = _wib_day(Case.received_at, dialect).label("received")
-    answered_day = _wib_day(Case.first_response_at, dialect).label("answered")
+    received_day = wib_day(Case.received_at, dialect).label("received")
+    answered_day = wib_day(Case.first_response_at, dialect).label("answered")
     statement = (
-        reader.columns(Case, received_day, answered_day, sa.func.count())
+        reader.columns(Case, Case.tenant_id, received_day, answered_day, sa.func.count())
         .where(Case.first_response_at.is_not(None))
-        .group_by(Case.received_at, answered_day)
+        .group_by(Case.tenant_id, Case.received_at, answered_day)
     )
-    pairs: Counter[tuple[dt.date, dt.date]] = Counter()
-    for received, answered, count in session.execute(statement):
-        pairs[(_as_date(received), _as_date(answered))] += count
+    pairs: Counter[tuple[int, dt.date, dt.date]] = Counter()
+    for tenant_id, received, answered, count in session.execute(statement):
+        pairs[(tenant_id, _as_date(received), _as_date(answered))] += count
     return pairs
-
-
-def _wib_day(column: Any, dialect: str) -> Any:
-    """The WIB calendar day of a UTC column, in the database.
-
-    WIB, not UTC: an answer at 01:00 WIB on 3 December was given on 3 December, the day the
-    deadline counts in. For a source-side day label (midnight UTC of a WIB date) this is that
-    date, so labels and exact times are read the same way.
-    """
-    if dialect == "sqlite":
-        # SQLite keeps these columns as naive UTC text; Asia/Jakarta is UTC+7 all year (no
-        # daylight saving since 1964), so a fixed offset is exact.
-        return sa.func.date(column, "+7 hours")
-    # timestamptz -> Jakarta's wall time -> its date; independent of the session's TimeZone.
-    return sa.cast(sa.func.timezone(DEFAULT_TIMEZONE, column), sa.Date)
 
 
 def _as_date(value: Any) -> dt.date:
@@ -373,8 +590,12 @@ def _median(histogram: Counter[int]) -> float | None:
 
 __all__ = [
     "FIRST_RESPONSE_KINDS",
+    "LAGGING_BELOW",
     "Dashboard",
+    "Filters",
     "LabelledCount",
+    "MonthFigures",
+    "Period",
     "StatusCount",
     "TenantFigures",
     "TenantIsolationError",

@@ -22,8 +22,11 @@ a3 on 5 May (4 days; 2 hari kerja: 1 May is a holiday, 3-4 May a weekend), b1 on
 from __future__ import annotations
 
 import datetime as dt
+import random
 import secrets
-from dataclasses import dataclass
+import statistics
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import pytest
 import sqlalchemy as sa
@@ -32,14 +35,14 @@ from sqlalchemy.orm import Session
 from wbs import db
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.deadlines import Closure, closure
+from wbs.deadlines import Closure, FirstResponse, closure, first_response
 from wbs.domain import CaseStatus, Channel, EventKind, TenantKind
 from wbs.instance import Instance, init_instance
 from wbs.models import Case, Event, Source, Tenant, new_registration_number
-from wbs.monitoring import FIRST_RESPONSE_KINDS, dashboard, tenant_summary
+from wbs.monitoring import FIRST_RESPONSE_KINDS, Filters, Period, dashboard, tenant_summary
 from wbs.tenancy import TenantIsolationError, TenantScope
 from wbs.tenants import create_tenant
-from wbs.workdays import WorkingCalendar
+from wbs.workdays import WorkingCalendar, local_date
 
 TODAY = dt.date(2025, 6, 16)
 UTC = dt.UTC
@@ -410,3 +413,184 @@ def test_cases_are_counted_by_channel(world: World) -> None:
     assert {row.code: row.count for row in only_a.by_channel} == {
         "situs": 3, "whatsapp": 2, "surat": 1,
     }
+
+
+def test_first_response_promise_per_institution_and_who_falls_behind(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+    lines = {line.slug: line for line in board.tenants}
+
+    # A: a1 never answered (missing), a2 and a3 answered in time. B: b1 in time, b2 late
+    # (8 June, due 5 June). KPK: k1 is due on 25 June (pending, not judged). C: nothing.
+    a, b = lines["pemprov-a"], lines["pemkot-b"]
+    assert (a.first_response_met, a.first_response_late, a.first_response_missing) == (2, 0, 1)
+    assert (b.first_response_met, b.first_response_late, b.first_response_missing) == (1, 1, 0)
+    assert a.compliance == pytest.approx(2 / 3) and b.compliance == pytest.approx(0.5)
+    assert lines["kpk"].first_response_due == 0 and lines["kpk"].compliance is None
+    assert lines["lembaga-c"].compliance is None
+    # Working days to the first response: A 2 (a2) and 2 (a3); B 1 (b1) and 4 (b2).
+    assert a.median_first_response_working_days == 2.0
+    assert b.median_first_response_working_days == 2.5
+    # Too few judged cases to call anyone lagging (LAGGING_MINIMUM). Three more each: B's
+    # never answered (1 of 5 in time), A's answered a day late (2 of 6): named, worst first.
+    assert board.lagging == ()
+    for _ in range(3):
+        _case(world.session, world.b, CaseStatus.BARU, "suap_menyuap", None, "2025-06-02",
+              "2025-06-11", "2025-07-14", [])
+        _case(world.session, world.a, CaseStatus.BARU, "suap_menyuap", None, "2025-06-03",
+              "2025-06-12", "2025-07-15", [(EventKind.REPLY_ADDED, _at("2025-06-13"))])
+    world.session.commit()
+    again = dashboard(world.session, world.hub, today=TODAY)
+    assert [line.slug for line in again.lagging] == ["pemkot-b", "pemprov-a"]
+
+
+def test_monthly_trend_counts_by_the_month_received(world: World) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
+
+    # The last twelve months up to June 2025, oldest first, empty months included.
+    assert len(board.trend) == 12
+    assert board.trend[0].month == dt.date(2024, 7, 1)
+    assert board.trend[-1].month == dt.date(2025, 6, 1)
+    by_month = {row.month: row for row in board.trend}
+    may, june = by_month[dt.date(2025, 5, 1)], by_month[dt.date(2025, 6, 1)]
+    assert (may.received, may.first_response_met) == (1, 1)
+    assert (june.received, june.first_response_met, june.first_response_late,
+            june.first_response_missing) == (5, 2, 1, 1)
+    assert sum(row.received for row in board.trend) == board.total
+    quarter = dashboard(world.session, world.hub, today=TODAY,
+                        filters=Filters(period=Period.parse("2025-Q2")))
+    assert [row.month for row in quarter.trend] == [
+        dt.date(2025, 4, 1), dt.date(2025, 5, 1), dt.date(2025, 6, 1)]
+
+
+def test_filters_narrow_every_figure(world: World) -> None:
+    world.a.province = "Sumatera Selatan"
+    world.b.province = "Sumatera Selatan"
+    world.c.province = "Jawa Barat"
+    world.session.commit()
+    june = Filters(period=Period.parse("2025-06"))
+
+    # a3 was received in May: June holds five reports.
+    board = dashboard(world.session, world.hub, today=TODAY, filters=june)
+    assert board.total == 5 and board.filters == june
+    assert {line.slug: line.total for line in board.tenants}["pemprov-a"] == 2
+
+    province = dashboard(world.session, world.hub, today=TODAY,
+                         filters=Filters(province="Sumatera Selatan"))
+    assert [line.slug for line in province.tenants] == ["pemkot-b", "pemprov-a"]
+    assert province.total == 5 and province.overdue_first_response == 1
+
+    cities = dashboard(world.session, world.hub, today=TODAY,
+                       filters=Filters(kind=TenantKind.PEMERINTAH_KOTA))
+    assert [line.slug for line in cities.tenants] == ["pemkot-b"] and cities.total == 2
+
+    extortion = dashboard(world.session, world.hub, today=TODAY,
+                          filters=Filters(category="pemerasan", mcp_area="pengadaan_barang_jasa"))
+    assert extortion.total == 2  # a1, b2
+    assert extortion.category_counts() == {"pemerasan": 2}
+
+    # A province with no institution counts nothing (never every tenant).
+    nowhere = dashboard(world.session, world.hub, today=TODAY, filters=Filters(province="Bali"))
+    assert nowhere.total == 0 and nowhere.tenants == ()
+
+    # The admin's summary takes the period and the category, never another tenant's province.
+    own = tenant_summary(world.session, world.a, TODAY,
+                         filters=Filters(period=Period.parse("2025-05"), province="Jawa Barat"))
+    assert own.total == 1 and [line.slug for line in own.tenants] == ["pemprov-a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [("2025-06", "2025-06-01", "2025-07-01"), ("2025-Q4", "2025-10-01", "2026-01-01"),
+     ("2025-q1", "2025-01-01", "2025-04-01"), ("2025", "2025-01-01", "2026-01-01"),
+     ("2025-12", "2025-12-01", "2026-01-01")],
+)
+def test_periods_are_months_quarters_and_years(text: str, start: str, end: str) -> None:
+    period = Period.parse(text)
+    assert (period.start, period.end) == (dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+
+
+@pytest.mark.parametrize("text", ["", "2025-13", "2025-00", "2025-Q5", "1999", "25-06", "²025",
+                                  "2025-06-01", "9" * 5000])
+def test_a_malformed_period_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a period"):
+        Period.parse(text)
+
+
+def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
+    """Random cases, statuses, answers (at any hour, so the WIB date differs from UTC's after
+    17:00), holidays: every figure equals a count in Python with wbs.deadlines' own rules."""
+    rng = random.Random(11)
+    # Holidays (Idul Adha, 1 May, ...) and a cuti bersama day.
+    calendar = WorkingCalendar([dt.date(2025, 5, 30)])
+    hub = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+    tenants = [hub] + [
+        create_tenant(session, slug=f"t{n}", name=f"Instansi {n}", kind=rng.choice(
+            [TenantKind.PEMERINTAH_KOTA, TenantKind.PEMERINTAH_KABUPATEN, TenantKind.LEMBAGA]),
+            province=rng.choice(["Sumatera Selatan", "Jawa Barat", None]))
+        for n in range(5)
+    ]
+    today = dt.date(2025, 6, 16)
+    session.flush()
+    by_id = {tenant.id: tenant for tenant in tenants}
+    cases = []
+    for _ in range(160):
+        tenant = rng.choice(tenants)
+        received = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(0, 167))
+        due = calendar.add_working_days(received, 7)
+        answered = None
+        if rng.random() < 0.7:
+            answered = dt.datetime.combine(
+                received + dt.timedelta(days=rng.randrange(0, 20)), dt.time(), UTC
+            ) + dt.timedelta(minutes=rng.randrange(0, 24 * 60))
+        case = _case(session, tenant, rng.choice(list(CaseStatus)),
+                     rng.choice(["pemerasan", "suap_menyuap", "gratifikasi"]),
+                     rng.choice(["perizinan", "pengadaan_barang_jasa", None]),
+                     received.isoformat(), due.isoformat(),
+                     calendar.add_working_days(received, 30).isoformat(),
+                     [(EventKind.REPLY_ADDED, answered)] if answered else [])
+        cases.append(case)
+    session.commit()
+
+    for filters in [Filters(), Filters(period=Period.parse("2025-Q1")),
+                    Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
+                    Filters(period=Period.parse("2025-05"), category="suap_menyuap")]:
+        board = dashboard(session, hub, today=today, calendar=calendar, filters=filters)
+        chosen = [c for c in cases if _matches(c, filters, by_id)]
+        assert board.total == len(chosen)
+        assert board.overdue_first_response == sum(
+            first_response(c, today) == FirstResponse.MISSING for c in chosen)
+        assert board.overdue_closure == sum(closure(c, today) == Closure.OVERDUE for c in chosen)
+        for line in board.tenants:
+            own = [c for c in chosen if c.tenant_id == line.tenant_id]
+            judged = Counter(first_response(c, today) for c in own)
+            assert (line.total, line.first_response_met, line.first_response_late,
+                    line.first_response_missing) == (
+                len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
+                judged[FirstResponse.MISSING]), line.slug
+            working = sorted(
+                calendar.working_days_between(c.received_at.date(),
+                                              local_date(c.first_response_at))
+                for c in own if c.first_response_at is not None)
+            assert line.median_first_response_working_days == (
+                statistics.median(working) if working else None), line.slug
+        for month in board.trend:
+            own = [c for c in cases if _matches(c, replace(filters, period=None), by_id)
+                   and (c.received_at.year, c.received_at.month)
+                   == (month.month.year, month.month.month)]
+            judged = Counter(first_response(c, today) for c in own)
+            assert (month.received, month.first_response_met, month.first_response_late,
+                    month.first_response_missing) == (
+                len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
+                judged[FirstResponse.MISSING])
+
+
+def _matches(case: Case, filters: Filters, tenants: dict[int, Tenant]) -> bool:
+    tenant = tenants[case.tenant_id]
+    period = filters.period
+    return (
+        (period is None or period.start <= case.received_at.date() < period.end)
+        and (filters.province is None or tenant.province == filters.province)
+        and (filters.kind is None or tenant.kind == filters.kind)
+        and (filters.category is None or case.category == filters.category)
+        and (filters.mcp_area is None or case.mcp_area == filters.mcp_area)
+    )
