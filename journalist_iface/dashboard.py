@@ -1,7 +1,9 @@
 """KPK's monitoring dashboard (pemantau KPK) and one instansi's summary (admin instansi).
 
 Both pages show only handling metadata, as :mod:`wbs.monitoring` computes it: counts by
-status, category and MCP area, overdue cases, and the median time to first response. Charts
+status, category and MCP area, overdue cases, the first-response promise per institution, the
+months' trend, filtered by period, province, kind, category and MCP area; every table is also a
+download (CSV, or XLSX with a sheet per table: :mod:`journalist_iface.export`). Charts
 are inline SVG bars drawn on the server (widths as attributes, colours from the stylesheet),
 next to the numbers they show: no script, no style attribute, nothing from elsewhere.
 A verifikator sees neither page (403).
@@ -9,16 +11,28 @@ A verifikator sees neither page (403).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
-from flask.typing import ResponseReturnValue
-from flask_babel import format_decimal
+import datetime as dt
 
+from flask import Blueprint, Response, abort, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import format_date, format_decimal, format_percent, gettext
+
+from journalist_iface import export, labels
 from journalist_iface.auth import investigator_required
 from journalist_iface.context import db, instance
+from journalist_iface.labels import kind_label
 from wbs.context import Context
-from wbs.domain import Role, TenantKind
+from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, Role, TenantKind
 from wbs.models import Tenant, utcnow
-from wbs.monitoring import Dashboard, dashboard, tenant_summary
+from wbs.monitoring import (
+    LAGGING_BELOW,
+    LAGGING_MINIMUM,
+    Dashboard,
+    Filters,
+    Period,
+    dashboard,
+    tenant_summary,
+)
 from wbs.workdays import local_date
 
 bp = Blueprint("dashboard", __name__)
@@ -38,24 +52,92 @@ def bar_width(count: int, largest: int) -> str:
     return f"{max(100 * count / largest, 1):.1f}"
 
 
+def percent(share: float | None) -> str:
+    """A share as a whole percentage in the reader's language; a dash for none."""
+    if share is None:
+        return "—"
+    return str(format_percent(share, format="#,##0%"))
+
+
 def _render(board: Dashboard, **context: object) -> str:
     return render_template(
         "dashboard.html",
         board=board,
         number=number,
+        percent=percent,
         bar_width=bar_width,
+        month_label=month_label,
+        kind_label=kind_label,
         largest_status=max((row.count for row in board.by_status), default=0),
         largest_category=max((row.count for row in board.by_category), default=0),
         largest_area=max((row.count for row in board.by_mcp_area), default=0),
         largest_tenant=max((row.total for row in board.tenants), default=0),
+        largest_month=max((row.received for row in board.trend), default=0),
+        periods=_period_choices(board.today),
+        categories=labels.categories(),
+        mcp_areas=labels.mcp_areas(),
+        kinds=[kind for kind in TenantKind if kind != TenantKind.HUB],
+        export_args=_filter_args(board.filters),
+        tables=export.TABLES,
+        lagging_below=LAGGING_BELOW,
+        lagging_minimum=LAGGING_MINIMUM,
         **context,
     )
 
 
-@bp.get("/pemantauan")
-@investigator_required(roles=[Role.PEMANTAU_KPK])
-def monitor(ctx: Context) -> ResponseReturnValue:
-    """Every connected instansi (or the one chosen with ``?instansi=<id>``)."""
+def month_label(month: dt.date) -> str:
+    return str(format_date(month, "MMMM yyyy"))
+
+
+def _period_choices(today: dt.date) -> list[tuple[str, str]]:
+    """The periods offered: this year and the last two, each year's quarters and months."""
+    choices: list[tuple[str, str]] = []
+    for year in range(today.year, today.year - 3, -1):
+        choices.append((str(year), str(year)))
+        for quarter in range(4, 0, -1):
+            if dt.date(year, 3 * quarter - 2, 1) <= today:
+                label = gettext("Quarter %(number)s %(year)s", number=quarter, year=year)
+                choices.append((f"{year}-Q{quarter}", label))
+        for month in range(12, 0, -1):
+            if dt.date(year, month, 1) <= today:
+                choices.append((f"{year}-{month:02d}", month_label(dt.date(year, month, 1))))
+    return choices
+
+
+def _filters(provinces: list[str]) -> Filters:
+    """The filters of the query string; a malformed value is a 400, never a guess."""
+    args = request.args
+    try:
+        period = Period.parse(args["periode"]) if args.get("periode") else None
+        kind = TenantKind(args["jenis"]) if args.get("jenis") else None
+    except ValueError:
+        abort(400)
+    category = args.get("kategori") or None
+    area = args.get("area") or None
+    province = args.get("provinsi") or None
+    if category is not None and category not in CATEGORY_LABELS:
+        abort(400)
+    if area is not None and area not in MCP_AREA_LABELS:
+        abort(400)
+    if province is not None and province not in provinces:
+        abort(404)
+    return Filters(period=period, province=province, kind=kind, category=category,
+                   mcp_area=area)
+
+
+def _filter_args(filters: Filters) -> dict[str, str]:
+    found = {
+        "periode": filters.period.key if filters.period else None,
+        "provinsi": filters.province,
+        "jenis": filters.kind.value if filters.kind else None,
+        "kategori": filters.category,
+        "area": filters.mcp_area,
+    }
+    return {key: value for key, value in found.items() if value}
+
+
+def _monitor_board(ctx: Context) -> tuple[Dashboard, list[Tenant], Tenant | None, list[str]]:
+    """KPK's figures for the query string: every connected instansi, one, or a filtered set."""
     if ctx.tenant.kind != TenantKind.HUB:
         abort(403)
     session = db()
@@ -64,6 +146,7 @@ def monitor(ctx: Context) -> ResponseReturnValue:
     except PermissionError:  # TenantIsolationError too: not the hub tenant
         abort(403)
     tenants = list(session.scalars(hub_scope.select(Tenant).order_by(Tenant.name, Tenant.id)))
+    provinces = sorted({tenant.province for tenant in tenants if tenant.province})
     chosen: Tenant | None = None
     wanted = request.args.get("instansi", "")
     if wanted:
@@ -76,13 +159,64 @@ def monitor(ctx: Context) -> ResponseReturnValue:
         today=local_date(utcnow()),
         calendar=instance().calendar,
         tenant_id=chosen.id if chosen else None,
+        filters=_filters(provinces),
     )
-    return _render(board, hub=True, tenants=tenants, chosen=chosen)
+    return board, tenants, chosen, provinces
+
+
+def _summary_board(ctx: Context) -> Dashboard:
+    return tenant_summary(
+        db(), ctx.tenant, local_date(utcnow()), calendar=instance().calendar,
+        filters=_filters([]),
+    )
+
+
+@bp.get("/pemantauan")
+@investigator_required(roles=[Role.PEMANTAU_KPK])
+def monitor(ctx: Context) -> ResponseReturnValue:
+    """Every connected instansi (or the one chosen with ``?instansi=<id>``), filtered."""
+    board, tenants, chosen, provinces = _monitor_board(ctx)
+    return _render(board, hub=True, tenants=tenants, chosen=chosen, provinces=provinces,
+                   export_endpoint="dashboard.monitor_export")
+
+
+@bp.get("/pemantauan/ekspor.<fmt>")
+@investigator_required(roles=[Role.PEMANTAU_KPK])
+def monitor_export(ctx: Context, fmt: str) -> ResponseReturnValue:
+    board, _tenants, _chosen, _provinces = _monitor_board(ctx)
+    return _export(board, fmt, "pemantauan")
 
 
 @bp.get("/ringkasan")
 @investigator_required(roles=[Role.ADMIN_INSTANSI])
 def summary(ctx: Context) -> ResponseReturnValue:
     """The admin's own instansi: its cases only."""
-    board = tenant_summary(db(), ctx.tenant, local_date(utcnow()), calendar=instance().calendar)
-    return _render(board, hub=False, tenants=[ctx.tenant], chosen=ctx.tenant)
+    return _render(_summary_board(ctx), hub=False, tenants=[ctx.tenant], chosen=ctx.tenant,
+                   provinces=[], export_endpoint="dashboard.summary_export")
+
+
+@bp.get("/ringkasan/ekspor.<fmt>")
+@investigator_required(roles=[Role.ADMIN_INSTANSI])
+def summary_export(ctx: Context, fmt: str) -> ResponseReturnValue:
+    return _export(_summary_board(ctx), fmt, f"ringkasan-{ctx.tenant.slug}")
+
+
+def _export(board: Dashboard, fmt: str, stem: str) -> ResponseReturnValue:
+    """Every table of the page as XLSX (a sheet each), or one (``?tabel=``) as CSV."""
+    name = f"{stem}-{board.filters.period.key if board.filters.period else board.today}"
+    tables = export.tables(board)
+    if fmt == "xlsx":
+        body, mimetype = export.xlsx(tables), export.XLSX_TYPE
+    elif fmt == "csv":
+        wanted = request.args.get("tabel", "institusi")
+        table = next((table for table in tables if table.key == wanted), None)
+        if table is None:
+            abort(404)
+        body, mimetype, name = export.csv_bytes(table), "text/csv", f"{name}-{table.key}"
+    else:
+        abort(404)
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )

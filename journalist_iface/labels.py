@@ -20,6 +20,7 @@ from wbs.domain import (
     CaseStatus,
     EventKind,
     Role,
+    TenantKind,
 )
 
 STATUS: Mapping[CaseStatus, LazyString] = {
@@ -95,6 +96,22 @@ ROLE: Mapping[Role, LazyString] = {
     Role.ADMIN_INSTANSI: lazy_gettext("Institution admin"),
     Role.PEMANTAU_KPK: lazy_gettext("KPK monitor"),
 }
+
+
+KIND: Mapping[TenantKind, LazyString] = {
+    TenantKind.KEMENTERIAN: lazy_gettext("Ministry"),
+    TenantKind.LEMBAGA: lazy_gettext("Agency"),
+    TenantKind.PEMERINTAH_PROVINSI: lazy_gettext("Provincial government"),
+    TenantKind.PEMERINTAH_KABUPATEN: lazy_gettext("Regency government"),
+    TenantKind.PEMERINTAH_KOTA: lazy_gettext("City government"),
+    TenantKind.BUMN: lazy_gettext("State-owned enterprise (BUMN)"),
+    TenantKind.BUMD: lazy_gettext("Regionally owned enterprise (BUMD)"),
+    TenantKind.HUB: lazy_gettext("KPK (monitoring hub)"),
+}
+
+
+def kind_label(kind: TenantKind) -> str:
+    return str(KIND[kind])
 
 
 def status_label(status: CaseStatus) -> str:

@@ -591,6 +591,7 @@ def _median(histogram: Counter[int]) -> float | None:
 __all__ = [
     "FIRST_RESPONSE_KINDS",
     "LAGGING_BELOW",
+    "LAGGING_MINIMUM",
     "Dashboard",
     "Filters",
     "LabelledCount",

@@ -54,7 +54,7 @@ from tests.e2e.test_source_journey import (
     wording,
 )
 from tests.journalist_iface.conftest import make_report
-from tests.support import short_tempdir
+from tests.support import short_tempdir, wib_today
 from wbs.accounts import create_investigator, start_enrolment
 from wbs.bundle import read_bundle
 from wbs.domain import CaseStatus, Role
@@ -505,12 +505,19 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
         monitor.capture("21-monitor-inbox")
         monitor.page.goto(desk.origin + "/pemantauan")
         monitor.capture("22-monitor-dashboard")
+        # Filtered by this year, with the filter form (no script: a GET form).
+        monitor.page.select_option("#f-periode", str(wib_today().year))
+        monitor.submit("main form.filters button[type=submit]")
+        assert monitor.page.locator("#f-periode option[selected]").inner_text().strip() == str(
+            wib_today().year)
+        assert monitor.page.locator("main tr[id^=trend-]").count() == 12
+        monitor.capture("22-monitor-dashboard-year")
         monitor.page.goto(desk.origin + f"/pengaduan/{shared.case_id}")
         monitor.capture("23-monitor-case")
         visited += monitor.visited
     finally:
         for context in contexts:
             context.close()
-    assert len(visited) == 20, [visit.name for visit in visited]
+    assert len(visited) == 21, [visit.name for visit in visited]
     # Strict: a violation of any impact fails, and so does a page wider than the screen.
     check_accessibility(browser, axe_js, options, visited, f"investigator {width}")

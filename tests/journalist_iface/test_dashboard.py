@@ -3,18 +3,22 @@ wbs.monitoring computes, in both languages, without script or style attributes."
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 
+import openpyxl
 import pytest
 
+from journalist_iface import export
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
 from tests.support import wib_today
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.domain import CaseStatus, Role
+from wbs.domain import CaseStatus, Role, TenantKind
 from wbs.models import Case, utcnow
-from wbs.monitoring import Dashboard, dashboard, tenant_summary
+from wbs.monitoring import Dashboard, Filters, Period, dashboard, tenant_summary
 from wbs.tenancy import TenantScope
 from wbs.tenants import get_tenant
 from wbs.workdays import local_date
@@ -28,6 +32,10 @@ def _indonesian(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:g}".replace(".", ",")
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{round(share * 100)}%"
 
 
 def _figures(html: str) -> dict[str, str]:
@@ -91,7 +99,10 @@ def _check_page(html: str, board: Dashboard) -> None:
         assert _row(html, f"tenant-{line.slug}") == [
             _indonesian(value)
             for value in (line.total, line.open, line.overdue_first_response, line.overdue_closure)
-        ]
+        ] + [_percent(line.compliance), _indonesian(line.median_first_response_working_days)]
+    for month in board.trend:
+        assert _row(html, f"trend-{month.month:%Y-%m}") == [
+            _indonesian(month.received), _percent(month.compliance)]
     # Served as it is: no script, no style attribute, nothing from elsewhere.
     assert "<script" not in html.lower()
     assert " style=" not in html.lower()
@@ -183,3 +194,89 @@ def test_both_languages(seeded: Demo) -> None:
     assert "KPK monitoring" in html
     assert "By MCP area (corruption-prone points)" in html
     assert "Median time to first response (working days)" in html
+
+
+# --- filters and downloads --------------------------------------------------------------------
+
+
+def test_dashboard_filters_by_period_kind_category_and_area(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    this_month = Period.month_of(wib_today())
+    wanted = Filters(period=this_month, kind=TenantKind.PEMERINTAH_PROVINSI, category="pemerasan",
+                     mcp_area="perizinan")
+    response = browser.get(f"/pemantauan?periode={this_month.key}&jenis=pemerintah_provinsi"
+                           "&kategori=pemerasan&area=perizinan")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    with seeded.inst.sessions() as session:
+        board = dashboard(session, get_tenant(session, HUB), today=local_date(utcnow()),
+                          calendar=seeded.inst.calendar, filters=wanted)
+    assert board.total >= 3 and board.category_counts() == {"pemerasan": board.total}
+    _check_page(html, board)
+    assert f'<option value="{this_month.key}" selected>' in html
+    assert '<option value="pemerintah_provinsi" selected>' in html
+
+
+@pytest.mark.parametrize("query", ["periode=2025-13", "periode=" + "9" * 5000, "jenis=negara",
+                                   "kategori=tidak_ada", "area=%3Cscript%3E"])
+def test_a_malformed_filter_is_refused(seeded: Demo, query: str) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    assert browser.get(f"/pemantauan?{query}").status_code == 400
+    assert browser.get(f"/pemantauan/ekspor.xlsx?{query}").status_code == 400
+
+
+def test_an_unknown_province_is_not_found(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    assert browser.get("/pemantauan?provinsi=Atlantis").status_code == 404
+
+
+def test_every_table_downloads_as_xlsx_with_the_pages_figures(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    response = browser.get("/pemantauan/ekspor.xlsx")
+    assert response.status_code == 200
+    assert response.mimetype == export.XLSX_TYPE
+    assert "attachment" in response.headers["Content-Disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
+    assert book.sheetnames == [
+        "Angka utama", "Menurut status", "Menurut kategori", "Menurut area MCP",
+        "Menurut saluran", "Menurut instansi", "Tren bulanan", "Tertinggal"]
+    board = _expected_hub(seeded)
+    sheet = book["Menurut instansi"]
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=2, values_only=True)}
+    for line in board.tenants:
+        found = rows[line.name]
+        assert found[3:10] == (line.total, line.open, line.overdue_first_response,
+                               line.overdue_closure, line.first_response_met,
+                               line.first_response_late, line.first_response_missing)
+    trend = list(book["Tren bulanan"].iter_rows(min_row=2, values_only=True))
+    assert [(row[0], row[1]) for row in trend] == [
+        (month.month.strftime("%Y-%m"), month.received) for month in board.trend]
+
+
+def test_one_table_downloads_as_csv(seeded: Demo) -> None:
+    browser = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI)
+    html = browser.get("/ringkasan").get_data(as_text=True)
+    assert 'href="/ringkasan/ekspor.csv?tabel=status"' in html
+    response = browser.get("/ringkasan/ekspor.csv?tabel=status")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    with seeded.inst.sessions() as session:
+        board = tenant_summary(session, get_tenant(session, TENANT), local_date(utcnow()))
+    assert rows[0] == ["Status", "Pengaduan"]
+    assert [int(row[1]) for row in rows[1:]] == [row.count for row in board.by_status]
+    assert browser.get("/ringkasan/ekspor.csv?tabel=rahasia").status_code == 404
+    assert browser.get("/ringkasan/ekspor.pdf").status_code == 404
+    assert browser.get("/pemantauan/ekspor.xlsx").status_code == 403
+    verifikator = logged_in(seeded, TENANT, Role.VERIFIKATOR)
+    assert verifikator.get("/ringkasan/ekspor.csv").status_code == 403
+
+
+def test_text_that_looks_like_a_formula_stays_text() -> None:
+    table = export.Table("t", "T", ("Instansi", "Laporan"), (("=HYPERLINK(\"x\")", 3),
+                                                            ("@SUM(A1)", 1), ("Biasa", 2)))
+    rows = list(csv.reader(io.StringIO(export.csv_bytes(table).decode("utf-8-sig"))))
+    assert rows[1:] == [["'=HYPERLINK(\"x\")", "3"], ["'@SUM(A1)", "1"], ["Biasa", "2"]]
+    book = openpyxl.load_workbook(io.BytesIO(export.xlsx([table])))
+    cells = [row[0] for row in book["T"].iter_rows(min_row=2)]
+    assert [(cell.value, cell.data_type) for cell in cells] == [
+        ("=HYPERLINK(\"x\")", "s"), ("@SUM(A1)", "s"), ("Biasa", "s")]

@@ -18,6 +18,7 @@ from wbs.domain import (
     EVENT_KIND_LABELS,
     MCP_AREA_LABELS,
     ROLE_LABELS,
+    TENANT_KIND_LABELS,
     CaseStatus,
 )
 
@@ -27,6 +28,7 @@ TABLES: dict[str, tuple[Mapping[Any, Any], Mapping[Any, str]]] = {
     "mcp_area": (labels.MCP_AREA, MCP_AREA_LABELS),
     "event": (labels.EVENT, EVENT_KIND_LABELS),
     "role": (labels.ROLE, ROLE_LABELS),
+    "kind": (labels.KIND, TENANT_KIND_LABELS),
 }
 
 

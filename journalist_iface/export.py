@@ -1,0 +1,147 @@
+"""The dashboards' tables as downloads: one table as CSV, or all of them as XLSX (a sheet each).
+
+What the page shows and nothing more: handling metadata, counts and shares, in the reader's
+language. Built in memory (a few kilobytes; no report content is ever in them), never written
+to the server's disk.
+
+Spreadsheet programs run a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula; an
+institution's name is typed by an admin, so text cells that start so are written with a leading
+apostrophe (CSV) or as plain strings (XLSX, where openpyxl would otherwise store a formula).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask_babel import LazyString, gettext, lazy_gettext
+from openpyxl import Workbook
+from openpyxl.cell.cell import TYPE_STRING
+
+from journalist_iface.labels import category_label, kind_label, mcp_label, status_label
+from wbs.monitoring import Dashboard
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+Cell = str | int | float | None
+
+# Every table, by the key its CSV download takes (``?tabel=``), in the page's order.
+TABLES: tuple[tuple[str, LazyString], ...] = (
+    ("ringkasan", lazy_gettext("Key figures")),
+    ("status", lazy_gettext("By status")),
+    ("kategori", lazy_gettext("By category")),
+    ("area", lazy_gettext("By MCP area")),
+    ("kanal", lazy_gettext("By channel")),
+    ("institusi", lazy_gettext("By institution")),
+    ("tren", lazy_gettext("Monthly trend")),
+    ("tertinggal", lazy_gettext("Falling behind")),
+)
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+
+def _share(value: float | None) -> float | None:
+    """A share as a percentage with one decimal, the way a spreadsheet reader expects it."""
+    return None if value is None else round(100 * value, 1)
+
+
+def tables(board: Dashboard) -> list[Table]:
+    titles = {key: str(title) for key, title in TABLES}
+    reports = gettext("Reports")
+    in_time = gettext("Answered in time (%)")
+    return [
+        Table("ringkasan", titles["ringkasan"], (gettext("Figure"), gettext("Value")), (
+            (gettext("As of"), board.today.isoformat()),
+            (gettext("Reports"), board.total),
+            (gettext("Open reports"), board.open),
+            (gettext("Open, first response overdue"), board.overdue_first_response),
+            (gettext("Open, closure deadline (30 working days) passed"), board.overdue_closure),
+            (gettext("Reports with a first response"), board.responded),
+            (gettext("Median time to first response (days)"), board.median_first_response_days),
+            (gettext("Median time to first response (working days)"),
+             board.median_first_response_working_days),
+            (gettext("Reports not yet mapped to an MCP area"), board.without_mcp_area),
+        )),
+        Table("status", titles["status"], (gettext("Status"), reports),
+              tuple((status_label(row.status), row.count) for row in board.by_status)),
+        Table("kategori", titles["kategori"], (gettext("Category"), reports),
+              tuple((category_label(row.code), row.count) for row in board.by_category)),
+        Table("area", titles["area"], (gettext("MCP area"), reports),
+              tuple((mcp_label(row.code), row.count) for row in board.by_mcp_area)),
+        Table("kanal", titles["kanal"], (gettext("Channel"), reports),
+              tuple((row.label, row.count) for row in board.by_channel)),
+        Table("institusi", titles["institusi"], (
+            gettext("Institution"), gettext("Kind"), gettext("Province"), reports,
+            gettext("Open"), gettext("First response overdue"), gettext("Closure overdue"),
+            gettext("Answered in time"), gettext("Answered late"), gettext("Not answered"),
+            in_time, gettext("Median first response (working days)"),
+        ), tuple(
+            (line.name, kind_label(line.kind), line.province, line.total, line.open,
+             line.overdue_first_response, line.overdue_closure, line.first_response_met,
+             line.first_response_late, line.first_response_missing, _share(line.compliance),
+             line.median_first_response_working_days)
+            for line in board.tenants
+        )),
+        Table("tren", titles["tren"], (
+            gettext("Month"), gettext("Received"), gettext("Answered in time"),
+            gettext("Answered late"), gettext("Not answered"), in_time,
+        ), tuple(
+            (month.month.strftime("%Y-%m"), month.received, month.first_response_met,
+             month.first_response_late, month.first_response_missing, _share(month.compliance))
+            for month in board.trend
+        )),
+        Table("tertinggal", titles["tertinggal"], (
+            gettext("Institution"), in_time, gettext("First responses due"),
+        ), tuple(
+            (line.name, _share(line.compliance), line.first_response_due)
+            for line in board.lagging
+        )),
+    ]
+
+
+def _safe_text(value: Cell) -> Cell:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_bytes(table: Table) -> bytes:
+    """UTF-8 with a byte-order mark, so that spreadsheet programs read the accents right."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(table.header)
+    for row in table.rows:
+        writer.writerow(["" if cell is None else _safe_text(cell) for cell in row])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def xlsx(found: Sequence[Table]) -> bytes:
+    book = Workbook()
+    book.remove(book.active)
+    for table in found:
+        sheet = book.create_sheet(title=_sheet_title(table.title))
+        sheet.append(list(table.header))
+        for row in table.rows:
+            sheet.append(list(row))
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = TYPE_STRING  # never a formula, whatever it starts with
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _sheet_title(title: str) -> str:
+    # Excel's rules: at most 31 characters, none of []:*?/\
+    cleaned = "".join(" " if char in "[]:*?/\\" else char for char in title)
+    return cleaned[:31]
