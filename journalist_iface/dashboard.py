@@ -31,8 +31,10 @@ from wbs.monitoring import (
     Filters,
     Period,
     dashboard,
+    province_dashboard,
     tenant_summary,
 )
+from wbs.tenancy import PROVINCE_COORDINATES, ProvinceScope, TenantIsolationError
 from wbs.workdays import local_date
 
 bp = Blueprint("dashboard", __name__)
@@ -59,10 +61,12 @@ def percent(share: float | None) -> str:
     return str(format_percent(share, format="#,##0%"))
 
 
-def _render(board: Dashboard, **context: object) -> str:
+def _render(board: Dashboard, *, view: str, **context: object) -> str:
     return render_template(
         "dashboard.html",
         board=board,
+        view=view,
+        across=view in ("hub", "province"),
         number=number,
         percent=percent,
         bar_width=bar_width,
@@ -76,7 +80,6 @@ def _render(board: Dashboard, **context: object) -> str:
         periods=_period_choices(board.today),
         categories=labels.categories(),
         mcp_areas=labels.mcp_areas(),
-        kinds=[kind for kind in TenantKind if kind != TenantKind.HUB],
         export_args=_filter_args(board.filters),
         tables=export.TABLES,
         lagging_below=LAGGING_BELOW,
@@ -171,13 +174,57 @@ def _summary_board(ctx: Context) -> Dashboard:
     )
 
 
+def _province_board(ctx: Context) -> tuple[Dashboard, list[Tenant], Tenant | None]:
+    """A provincial government's figures: its own and its kabupaten/kota's (404 for others)."""
+    session = db()
+    try:
+        scope = ProvinceScope(session, ctx.tenant)
+    except TenantIsolationError:
+        abort(404)
+    kinds = (*PROVINCE_COORDINATES, TenantKind.PEMERINTAH_PROVINSI)
+    chosen: Tenant | None = None
+    wanted = request.args.get("instansi", "")
+    if wanted:
+        chosen = next((found for found in scope.tenants if str(found.id) == wanted), None)
+        if chosen is None:
+            abort(404)
+    filters = _filters([])
+    if filters.kind is not None and filters.kind not in kinds:
+        abort(400)
+    board = province_dashboard(
+        session, ctx.tenant, today=local_date(utcnow()), calendar=instance().calendar,
+        filters=filters, tenant_id=chosen.id if chosen else None,
+    )
+    return board, scope.tenants, chosen
+
+
 @bp.get("/pemantauan")
 @investigator_required(roles=[Role.PEMANTAU_KPK])
 def monitor(ctx: Context) -> ResponseReturnValue:
     """Every connected instansi (or the one chosen with ``?instansi=<id>``), filtered."""
     board, tenants, chosen, provinces = _monitor_board(ctx)
-    return _render(board, hub=True, tenants=tenants, chosen=chosen, provinces=provinces,
-                   export_endpoint="dashboard.monitor_export")
+    return _render(board, view="hub", own=ctx.tenant, tenants=tenants, chosen=chosen,
+                   provinces=provinces, page_endpoint="dashboard.monitor",
+                   export_endpoint="dashboard.monitor_export",
+                   kinds=[kind for kind in TenantKind if kind != TenantKind.HUB])
+
+
+@bp.get("/koordinasi")
+@investigator_required(roles=[Role.ADMIN_INSTANSI])
+def province(ctx: Context) -> ResponseReturnValue:
+    """A provincial government's admin: the reports of the kabupaten and kota it coordinates."""
+    board, tenants, chosen = _province_board(ctx)
+    return _render(board, view="province", own=ctx.tenant, tenants=tenants, chosen=chosen,
+                   provinces=[], page_endpoint="dashboard.province",
+                   export_endpoint="dashboard.province_export",
+                   kinds=[TenantKind.PEMERINTAH_PROVINSI, *PROVINCE_COORDINATES])
+
+
+@bp.get("/koordinasi/ekspor.<fmt>")
+@investigator_required(roles=[Role.ADMIN_INSTANSI])
+def province_export(ctx: Context, fmt: str) -> ResponseReturnValue:
+    board, _tenants, _chosen = _province_board(ctx)
+    return _export(board, fmt, f"koordinasi-{ctx.tenant.slug}")
 
 
 @bp.get("/pemantauan/ekspor.<fmt>")
@@ -191,8 +238,9 @@ def monitor_export(ctx: Context, fmt: str) -> ResponseReturnValue:
 @investigator_required(roles=[Role.ADMIN_INSTANSI])
 def summary(ctx: Context) -> ResponseReturnValue:
     """The admin's own instansi: its cases only."""
-    return _render(_summary_board(ctx), hub=False, tenants=[ctx.tenant], chosen=ctx.tenant,
-                   provinces=[], export_endpoint="dashboard.summary_export")
+    return _render(_summary_board(ctx), view="tenant", own=ctx.tenant, tenants=[ctx.tenant],
+                   chosen=ctx.tenant, provinces=[], page_endpoint="dashboard.summary",
+                   export_endpoint="dashboard.summary_export", kinds=[])
 
 
 @bp.get("/ringkasan/ekspor.<fmt>")

@@ -53,7 +53,7 @@ from wbs.domain import (
     TenantKind,
 )
 from wbs.models import Case, Tenant
-from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
+from wbs.tenancy import HubScope, ProvinceScope, TenantIsolationError, TenantScope
 from wbs.workdays import WorkingCalendar
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
@@ -291,6 +291,36 @@ def tenant_summary(
     reader = _Reader(scope.select, None, filters)
     return _figures(
         session, reader, [tenant], today=today, calendar=calendar, tenant_id=scope.tenant_id,
+        filters=filters,
+    )
+
+
+def province_dashboard(
+    session: Session,
+    province: Tenant,
+    *,
+    today: dt.date,
+    calendar: WorkingCalendar | None = None,
+    filters: Filters = Filters(),
+    tenant_id: int | None = None,
+) -> Dashboard:
+    """A provincial government's view of its own and its kabupaten/kota's reports, through
+    :class:`~wbs.tenancy.ProvinceScope` (metadata of cases only).
+
+    Raises :class:`~wbs.tenancy.TenantIsolationError` unless ``province`` is a provincial
+    government with a province. ``tenant_id`` outside the province counts nothing.
+    """
+    scope = ProvinceScope(session, province)
+    filters = replace(filters, province=None)
+    tenants = [
+        tenant
+        for tenant in scope.tenants
+        if (tenant_id is None or tenant.id == tenant_id)
+        and (filters.kind is None or tenant.kind == filters.kind)
+    ]
+    reader = _Reader(scope.select, [tenant.id for tenant in tenants], filters)
+    return _figures(
+        session, reader, tenants, today=today, calendar=calendar, tenant_id=tenant_id,
         filters=filters,
     )
 
@@ -601,5 +631,6 @@ __all__ = [
     "TenantFigures",
     "TenantIsolationError",
     "dashboard",
+    "province_dashboard",
     "tenant_summary",
 ]

@@ -8,6 +8,8 @@ Views obtain tenant-owned rows ONLY through a scope:
   of, or linked to, another tenant.
 * :class:`HubScope` for KPK: read-only metadata across all tenants, constructible only for the
   hub tenant.
+* :class:`ProvinceScope` for a provincial government coordinating its kabupaten and kota:
+  read-only case metadata of the local governments in its province, for its dashboard only.
 
 Scoping is applied twice: an explicit ``tenant_id`` condition on the model asked for, and a
 ``with_loader_criteria`` option covering every tenant-owned entity in the statement (joins,
@@ -180,3 +182,46 @@ class HubScope:
     def _require_readable(model: type[Any]) -> None:
         if model not in HUB_READABLE:
             raise TenantIsolationError(f"the hub does not read {model!r} across tenants")
+
+
+# The local governments a province coordinates (its inspektorat provinsi supervises their
+# APIP): kabupaten and kota with the same province. Not ministries, agencies or companies that
+# happen to sit in the province: those answer to their own chains.
+PROVINCE_COORDINATES: tuple[TenantKind, ...] = (
+    TenantKind.PEMERINTAH_KABUPATEN,
+    TenantKind.PEMERINTAH_KOTA,
+)
+
+
+class ProvinceScope:
+    """A provincial government's read-only view of case metadata in its province: its own
+    cases and those of the kabupaten and kota there. Cases only (status, category, deadlines),
+    never submissions, replies, the log, sources or accounts; no ``add`` or ``delete``.
+    """
+
+    def __init__(self, session: Session, province: Tenant) -> None:
+        if province.kind != TenantKind.PEMERINTAH_PROVINSI or not province.province:
+            raise TenantIsolationError(f"{province!r} is not a provincial government")
+        self.session = session
+        self.province = province
+        self.tenants = list(
+            session.scalars(
+                sa.select(Tenant)
+                .where(
+                    sa.or_(
+                        Tenant.id == province.id,
+                        sa.and_(
+                            Tenant.province == province.province,
+                            Tenant.kind.in_(PROVINCE_COORDINATES),
+                        ),
+                    )
+                )
+                .order_by(Tenant.name, Tenant.id)
+            )
+        )
+        self.tenant_ids = [tenant.id for tenant in self.tenants]
+
+    def select(self, model: type[_B]) -> sa.Select[_B]:
+        if model is not Case:
+            raise TenantIsolationError(f"a province reads only case metadata, not {model!r}")
+        return sa.select(model).where(Case.tenant_id.in_(self.tenant_ids))

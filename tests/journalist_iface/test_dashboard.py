@@ -18,9 +18,16 @@ from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import CaseStatus, Role, TenantKind
 from wbs.models import Case, utcnow
-from wbs.monitoring import Dashboard, Filters, Period, dashboard, tenant_summary
+from wbs.monitoring import (
+    Dashboard,
+    Filters,
+    Period,
+    dashboard,
+    province_dashboard,
+    tenant_summary,
+)
 from wbs.tenancy import TenantScope
-from wbs.tenants import get_tenant
+from wbs.tenants import create_tenant, get_tenant
 from wbs.workdays import local_date
 
 _FIGURE = re.compile(r'<(?:dd|p|tr) id="([a-z0-9_-]+)"[^>]*>(.*?)</(?:dd|p|tr)>', re.S)
@@ -280,3 +287,47 @@ def test_text_that_looks_like_a_formula_stays_text() -> None:
     cells = [row[0] for row in book["T"].iter_rows(min_row=2)]
     assert [(cell.value, cell.data_type) for cell in cells] == [
         ("=HYPERLINK(\"x\")", "s"), ("@SUM(A1)", "s"), ("Biasa", "s")]
+
+
+# --- a province coordinating its kabupaten and kota ------------------------------------------
+
+
+def test_a_province_sees_its_kabupaten_and_kota_and_nothing_else(seeded: Demo) -> None:
+    with seeded.inst.sessions() as session:
+        made = {
+            slug: create_tenant(session, slug=slug, name=name, kind=kind, province=province).id
+            for slug, name, kind, province in [
+                ("pemkot-plg", "Pemkot Palembang", TenantKind.PEMERINTAH_KOTA, "Sumatera Selatan"),
+                ("pemkab-oki", "Pemkab OKI", TenantKind.PEMERINTAH_KABUPATEN, "Sumatera Selatan"),
+                ("pemkot-bdg", "Pemkot Bandung", TenantKind.PEMERINTAH_KOTA, "Jawa Barat"),
+                ("bumd-sumsel", "BUMD Sumsel", TenantKind.BUMD, "Sumatera Selatan"),
+            ]
+        }
+        session.commit()
+    for slug in made:
+        add_bare_cases(seeded, 2, slug, category="pungutan_liar")
+    browser = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI)
+    assert 'href="/koordinasi"' in browser.get("/").get_data(as_text=True)
+    html = browser.get("/koordinasi").get_data(as_text=True)
+    with seeded.inst.sessions() as session:
+        own = get_tenant(session, TENANT)
+        board = province_dashboard(session, own, today=local_date(utcnow()),
+                                   calendar=seeded.inst.calendar)
+    assert [line.slug for line in board.tenants] == [TENANT, "pemkab-oki", "pemkot-plg"]
+    _check_page(html, board)
+    assert "Koordinasi provinsi" in html
+    for outside in ("pemkot-bdg", "bumd-sumsel", HUB):
+        assert f"tenant-{outside}" not in html
+    # One of them, and the refusals: a tenant outside the province is not there at all.
+    assert browser.get(f"/koordinasi?instansi={made['pemkot-plg']}").status_code == 200
+    assert browser.get(f"/koordinasi?instansi={made['pemkot-bdg']}").status_code == 404
+    assert browser.get("/koordinasi?jenis=bumd").status_code == 400
+    book = openpyxl.load_workbook(io.BytesIO(browser.get("/koordinasi/ekspor.xlsx").get_data()))
+    names = [row[0] for row in book["Menurut instansi"].iter_rows(min_row=2, values_only=True)]
+    assert names == ["Pemerintah Provinsi Sumatera Selatan", "Pemkab OKI", "Pemkot Palembang"]
+    # Not for a verifikator, nor for the admin of a city, nor for KPK's monitor.
+    assert logged_in(seeded, TENANT, Role.VERIFIKATOR).get("/koordinasi").status_code == 403
+    city_admin = logged_in(seeded, "pemkot-plg", Role.ADMIN_INSTANSI)
+    assert city_admin.get("/koordinasi").status_code == 404
+    assert 'href="/koordinasi"' not in city_admin.get("/").get_data(as_text=True)
+    assert logged_in(seeded, HUB, Role.PEMANTAU_KPK).get("/koordinasi").status_code == 403

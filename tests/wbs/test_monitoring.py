@@ -38,9 +38,16 @@ from wbs.context import Context
 from wbs.deadlines import Closure, FirstResponse, closure, first_response
 from wbs.domain import CaseStatus, Channel, EventKind, TenantKind
 from wbs.instance import Instance, init_instance
-from wbs.models import Case, Event, Source, Tenant, new_registration_number
-from wbs.monitoring import FIRST_RESPONSE_KINDS, Filters, Period, dashboard, tenant_summary
-from wbs.tenancy import TenantIsolationError, TenantScope
+from wbs.models import Case, Event, Source, Submission, Tenant, new_registration_number
+from wbs.monitoring import (
+    FIRST_RESPONSE_KINDS,
+    Filters,
+    Period,
+    dashboard,
+    province_dashboard,
+    tenant_summary,
+)
+from wbs.tenancy import ProvinceScope, TenantIsolationError, TenantScope
 from wbs.tenants import create_tenant
 from wbs.workdays import WorkingCalendar, local_date
 
@@ -594,3 +601,26 @@ def _matches(case: Case, filters: Filters, tenants: dict[int, Tenant]) -> bool:
         and (filters.category is None or case.category == filters.category)
         and (filters.mcp_area is None or case.mcp_area == filters.mcp_area)
     )
+
+
+def test_a_province_reads_only_case_metadata_of_its_kabupaten_and_kota(world: World) -> None:
+    province = create_tenant(world.session, slug="pemprov-x", name="Pemprov X",
+                             kind=TenantKind.PEMERINTAH_PROVINSI, province="Sumatera Selatan")
+    world.b.province = "Sumatera Selatan"  # a kota there: coordinated
+    world.c.province = "Sumatera Selatan"  # a lembaga there: not the province's to see
+    world.a.province = "Sumatera Selatan"  # another provincial government: not either
+    world.session.commit()
+
+    board = province_dashboard(world.session, province, today=TODAY)
+    assert [line.slug for line in board.tenants] == ["pemkot-b", "pemprov-x"]
+    assert board.total == 2 and board.overdue_first_response == 0
+    scope = ProvinceScope(world.session, province)
+    for model in (Submission, Event, Source, Tenant):
+        with pytest.raises(TenantIsolationError):
+            scope.select(model)
+    # Only a provincial government with a province has such a view.
+    for tenant in (world.b, world.hub, create_tenant(
+            world.session, slug="pemprov-y", name="Pemprov Y",
+            kind=TenantKind.PEMERINTAH_PROVINSI)):
+        with pytest.raises(TenantIsolationError):
+            province_dashboard(world.session, tenant, today=TODAY)
