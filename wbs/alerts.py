@@ -231,6 +231,11 @@ def alert_setting(ctx: Context, investigator_id: int) -> AlertSetting | None:
     return ctx.scope.get(AlertSetting, investigator_id)
 
 
+def tenant_alert_settings(scope: TenantScope) -> dict[int, AlertSetting]:
+    """Every account's alert setting in one tenant, by account id (the admin's account list)."""
+    return {row.investigator_id: row for row in scope.session.scalars(scope.select(AlertSetting))}
+
+
 def save_alert_setting(ctx: Context, *, email: str, enabled: bool, language: str) -> AlertSetting:
     """The acting investigator's own choice: only they change it (:attr:`Context.investigator`).
 
