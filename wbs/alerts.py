@@ -178,7 +178,7 @@ def pending_digests(
             )
             .order_by(Investigator.id)
         )
-        for investigator, setting in rows.tuples():
+        for investigator, setting in rows:
             if not (receives(investigator, kind) and is_due(setting, kind, today)):
                 continue
             digests.append(_digest(inst, session, tenant, investigator, setting, kind, today))
