@@ -9,9 +9,13 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,17 +82,46 @@ def _authenticator(server: SmtpServer) -> Any:
     return check
 
 
-@pytest.fixture
-def smtpd() -> Iterator[SmtpServer]:
+@contextmanager
+def running_smtpd(**options: Any) -> Iterator[SmtpServer]:
+    """A server on a free loopback port; ``options`` go to aiosmtpd (TLS contexts)."""
     server = SmtpServer("127.0.0.1", free_port())
     controller = Controller(
         _Handler(server), hostname=server.host, port=server.port,
         authenticator=_authenticator(server),
-        # Plain AUTH on loopback: the relay's TLS is not what these tests are about.
+        # Plain AUTH on loopback: the relay's TLS is not what most tests are about.
         auth_require_tls=False,
+        **options,
     )
     controller.start()
     try:
         yield server
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtpd() -> Iterator[SmtpServer]:
+    with running_smtpd() as server:
+        yield server
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost and its key, made by openssl: a relay's TLS
+    that a client trusts only if told to (SSL_CERT_FILE)."""
+    cert, key = folder / "relay.pem", folder / "relay.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

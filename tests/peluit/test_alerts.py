@@ -17,7 +17,14 @@ from click.testing import CliRunner, Result
 from crypto.codenames import generate_codename
 from peluit.cli import main
 from tests.conftest import DemoInstance
-from tests.smtpd import SmtpServer, free_port, smtpd  # noqa: F401 (the fixture)
+from tests.smtpd import (  # smtpd: the fixture
+    SmtpServer,
+    free_port,
+    running_smtpd,
+    self_signed_certificate,
+    server_context,
+    smtpd,  # noqa: F401
+)
 from tests.support import CHEAP_KDF
 from wbs.accounts import create_investigator
 from wbs.context import Context
@@ -284,3 +291,32 @@ def test_the_relay_login_and_the_weekly_totals_go_to_admins_and_kpk_monitors(
     again = setup.run("alerts", "send", "--weekly", when=THURSDAY)
     assert "0 weekly digest(s) sent" in again.output
     assert len(setup.smtp.received) == 2
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_the_relay_over_tls_is_verified(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, security: str
+) -> None:
+    # A relay whose certificate the system does not trust is refused (nothing marked sent);
+    # trusted (SSL_CERT_FILE, read by ssl.create_default_context), the digest goes through it.
+    cert, key = self_signed_certificate(tmp_path)
+    context = server_context(cert, key)
+    options: dict[str, Any] = (
+        {"tls_context": context, "require_starttls": True}
+        if security == "starttls" else {"ssl_context": context}
+    )
+    with running_smtpd(**options) as relay:
+        monkeypatch.setenv("PELUIT_SMTP_PORT", str(relay.port))
+        monkeypatch.setenv("PELUIT_SMTP_SECURITY", security)
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nothing.pem"))
+        refused = setup.run("alerts", "send", "--daily")
+        assert refused.exit_code == 1
+        assert "is unreachable" in refused.output and "certificate verify failed" in refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+        assert setup.setting(setup.verifikator).daily_sent_at is None
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        result = setup.run("alerts", "send", "--daily")
+        assert result.exit_code == 0, result.output
+        (mail,) = relay.received
+        assert mail.rcpt_tos == ["penerima@example.go.id"]
+    assert setup.smtp.received == []
