@@ -34,11 +34,14 @@ class AlertError(RuntimeError):
 
 
 def _one_line(exc: BaseException) -> str:
+    """The relay's or the system's reason, on one line (a relay's reply may span several)."""
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(
-            exc.smtp_error, bytes) else str(exc.smtp_error)
-        return f"{exc.smtp_code} {text}".replace("\n", " ").replace("\r", " ")
-    return (str(exc) or type(exc).__name__).replace("\n", " ").replace("\r", " ")
+        reply = exc.smtp_error
+        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        text = f"{exc.smtp_code} {text}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def _is_loopback(host: str) -> bool:
@@ -70,21 +73,21 @@ class Relay:
         if (config.smtp_user is None) != (config.smtp_password is None):
             raise AlertError("set both [smtp] user and password, or neither")
         self.config = config
+        self.host: str = config.smtp_host
         self.where = f"{config.smtp_host}:{config.smtp_port}"
 
     @contextmanager
     def connect(self) -> Iterator[smtplib.SMTP]:
-        cfg = self.config
-        assert cfg.smtp_host is not None  # checked in __init__  # noqa: S101
+        cfg, host = self.config, self.host
         try:
             smtp: smtplib.SMTP
             if cfg.smtp_security == "tls":
                 smtp = smtplib.SMTP_SSL(
-                    cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout,
+                    host, cfg.smtp_port, timeout=cfg.smtp_timeout,
                     context=ssl.create_default_context(),
                 )
             else:
-                smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout)
+                smtp = smtplib.SMTP(host, cfg.smtp_port, timeout=cfg.smtp_timeout)
             try:
                 if cfg.smtp_security == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
