@@ -1,4 +1,5 @@
-"""Self-service for any logged-in investigator: set up a new authenticator (TOTP).
+"""Self-service for any logged-in investigator: set up a new authenticator (TOTP), and choose
+the content-free e-mail alerts (:mod:`wbs.alerts`): the address, opt-out and language.
 
 The new secret is pending until a code made from it is confirmed here: the old one keeps
 working until then, so a mistyped or abandoned set-up never locks anyone out
@@ -13,8 +14,9 @@ from flask_babel import gettext
 from markupsafe import Markup
 
 from journalist_iface.auth import investigator_required
-from journalist_iface.context import auth_settings, db
+from journalist_iface.context import auth_settings, db, select_locale
 from wbs.accounts import Enrolment, confirm_enrolment, start_enrolment
+from wbs.alerts import LANGUAGES, MAX_EMAIL, AlertSettingError, alert_setting, save_alert_setting
 from wbs.context import Context
 from wbs.models import Investigator
 
@@ -70,3 +72,53 @@ def confirm_totp(ctx: Context) -> ResponseReturnValue:
     db().commit()
     flash(gettext("The new authenticator is active; the old one no longer works."))
     return redirect(url_for("account.totp"))
+
+
+# --- e-mail alerts ----------------------------------------------------------------------------
+
+
+def _alerts_page(
+    ctx: Context, *, form: dict[str, str] | None = None, error: str | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    if form is None:
+        setting = alert_setting(ctx, ctx.investigator.id)
+        form = {
+            "email": (setting.email or "") if setting else "",
+            "enabled": "1" if setting is None or setting.enabled else "",
+            # No setting yet: the mail speaks the language this page is read in.
+            "language": setting.language if setting else select_locale(),
+        }
+    return render_template(
+        "account/alerts.html", form=form, error=error, languages=LANGUAGES,
+        max_email=MAX_EMAIL,
+    ), status
+
+
+@bp.get("/akun/peringatan")
+@investigator_required()
+def alerts(ctx: Context) -> ResponseReturnValue:
+    return _alerts_page(ctx)
+
+
+@bp.post("/akun/peringatan")
+@investigator_required()
+def save_alerts(ctx: Context) -> ResponseReturnValue:
+    # Only the account's own session reaches this: the investigator decides, not an admin.
+    form = {
+        "email": request.form.get("email", "").strip()[: MAX_EMAIL + 1],
+        "enabled": "1" if request.form.get("enabled") == "1" else "",
+        "language": request.form.get("language", ""),
+    }
+    try:
+        save_alert_setting(
+            ctx, email=form["email"], enabled=bool(form["enabled"]), language=form["language"]
+        )
+    except AlertSettingError:
+        db().rollback()
+        return _alerts_page(
+            ctx, form=form, error=gettext("That is not an e-mail address."), status=400
+        )
+    db().commit()
+    flash(gettext("Your e-mail alert settings are saved."))
+    return redirect(url_for("account.alerts"))

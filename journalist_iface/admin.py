@@ -43,6 +43,7 @@ from wbs.accounts import (
     reset_totp,
     start_enrolment,
 )
+from wbs.alerts import tenant_alert_settings
 from wbs.casework import Refusal
 from wbs.context import Context
 from wbs.domain import DEFAULT_CATEGORIES, KpkSharing, Role
@@ -112,6 +113,8 @@ def _investigators_page(
     return render_template(
         "admin/investigators.html",
         accounts=list_investigators(db(), tenant),
+        # Whether each account gets e-mail alerts: the admin sees it, only the account sets it.
+        alerts=tenant_alert_settings(TenantScope(db(), tenant)),
         roles=_roles(tenant),
         error=error,
         form=form or {},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from peluit import backup, devrun, doctor, operator_commands
+from peluit import alerts, backup, devrun, doctor, operator_commands
 from peluit.clikit import OperatorGroup, config_of
 from peluit.devrun import set_up_demo
 from wbs.config import ConfigError, load_config
@@ -80,6 +80,7 @@ for command in (
     backup.backup,
     backup.restore,
     backup.upgrade,
+    alerts.alerts,
 ):
     main.add_command(command)
 

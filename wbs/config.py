@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 import secrets
 import stat
 import tomllib
@@ -30,6 +31,14 @@ SECRETS_DIR = "secrets"
 # totp_key: the key (via HKDF, see wbs.accounts.totp) that seals investigators' TOTP secrets in
 # the database, so that a copy of the database alone gives no working second factor.
 SECRET_NAMES = ("source_id_pepper", "reply_key_pepper", "session_key", "totp_key")
+
+
+# An e-mail address as the alerts accept it (the sender here, investigators' own on their account
+# page): one local part and a dotted domain, no spaces, quotes, angle brackets or line breaks, so
+# it can never smuggle a second header or recipient into a message.
+EMAIL_ADDRESS = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"
+)
 
 
 class ConfigError(ValueError):
@@ -57,6 +66,17 @@ class Config:
     # midnight WIB: until the next one, the files written since the last carry their exact
     # times. The production timer (deploy/systemd/peluit-store-publish.timer) must match.
     store_publish_minutes: int = 60
+    # The SMTP relay of the content-free e-mail alerts (wbs.alerts, `peluit alerts send`):
+    # ``[smtp]`` in the TOML or PELUIT_SMTP_*. No host, no alerts. ``security`` is starttls,
+    # tls (implicit, port 465) or none (refused for anything but a loopback relay).
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    # Kept out of repr, so a printed or logged Config never shows it.
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_timeout: int = 30
 
 
 # Each setting: (TOML key, environment suffix, parser). Parsers raise ValueError with a reason.
@@ -142,6 +162,27 @@ def _parse_publish_minutes(raw: Any) -> int:
     return minutes
 
 
+def _parse_text(raw: Any, what: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"expected {what}")
+    return raw.strip()
+
+
+def _parse_port(raw: Any) -> int:
+    port = _parse_int(raw, 1)
+    if port > 65535:
+        raise ValueError("must be at most 65535")
+    return port
+
+
+def _parse_address(raw: Any) -> str:
+    """A sender address: one ``name@domain``, nothing a header could be split on."""
+    text = _parse_text(raw, "an e-mail address")
+    if not EMAIL_ADDRESS.fullmatch(text):
+        raise ValueError("expected an e-mail address such as peluit@example.go.id")
+    return text
+
+
 def _parse_url(raw: Any) -> str:
     if not isinstance(raw, str) or "://" not in raw:
         raise ValueError("expected a database URL such as postgresql+psycopg://user@host/db")
@@ -162,6 +203,14 @@ _SETTINGS: dict[str, Any] = {
     "disk_floor_bytes": _parse_size,
     "gpg_binary": lambda raw: str(raw) if isinstance(raw, str) and raw else _fail("a program"),
     "store_publish_minutes": _parse_publish_minutes,
+    "smtp_host": lambda raw: _parse_text(raw, "a host name"),
+    "smtp_port": _parse_port,
+    "smtp_security": _parse_choice("starttls", "tls", "none"),
+    "smtp_user": lambda raw: _parse_text(raw, "a user name"),
+    # Taken as written: a passphrase may begin or end with a space.
+    "smtp_password": lambda raw: raw if isinstance(raw, str) and raw else _fail("a password"),
+    "smtp_from": _parse_address,
+    "smtp_timeout": lambda raw: _parse_int(raw, 1),
     "kdf_time_cost": lambda raw: _parse_int(raw, 1),
     "kdf_memory_kib": lambda raw: _parse_int(raw, 8),
     "kdf_parallelism": lambda raw: _parse_int(raw, 1),

@@ -113,3 +113,24 @@ def first_response_late(dialect: str) -> Any:
 def closure_overdue(today: dt.date) -> Any:
     """The SQL condition for :attr:`Closure.OVERDUE`: for filters and counts."""
     return sa.and_(Case.closure_due < today, Case.status.in_(OPEN_STATUSES))
+
+
+def first_response_due_between(first: dt.date, last: dt.date) -> Any:
+    """The SQL condition for an open case still owing its first response (:attr:`PENDING`)
+    due on a day from ``first`` to ``last``: what an alert calls "due soon"."""
+    return sa.and_(
+        Case.first_response_at.is_(None),
+        Case.first_response_due >= first,
+        Case.first_response_due <= last,
+        Case.status.in_(OPEN_STATUSES),
+    )
+
+
+def closure_due_between(first: dt.date, last: dt.date) -> Any:
+    """The SQL condition for an open case (:attr:`Closure.PENDING`) whose closure is due on a
+    day from ``first`` to ``last``."""
+    return sa.and_(
+        Case.closure_due >= first,
+        Case.closure_due <= last,
+        Case.status.in_(OPEN_STATUSES),
+    )

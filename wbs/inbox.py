@@ -112,16 +112,21 @@ class InboxPage:
     tenants: dict[int, str]
 
 
+def readable_cases(ctx: Context, *, own_only: bool = False) -> sa.Select[Case]:
+    """Every case ``ctx``'s investigator may read: the inbox lists them, the e-mail alerts
+    (:mod:`wbs.alerts`) count them."""
+    if ctx.reads_across_tenants and not own_only:
+        return ctx.hub().shared_cases()
+    return ctx.scope.select(Case)
+
+
 def inbox(
     ctx: Context, filters: InboxFilters, today: dt.date, *, own_only: bool = False
 ) -> InboxPage:
     """One page of the cases ``ctx`` may read. ``own_only`` leaves out what a pemantau KPK
     reads across tenants (the API offers only the own tenant's cases)."""
     session, tenant = ctx.session, ctx.tenant
-    if ctx.reads_across_tenants and not own_only:
-        base = ctx.hub().shared_cases()
-    else:
-        base = ctx.scope.select(Case)
+    base = readable_cases(ctx, own_only=own_only)
     unread = session.scalar(
         base.where(Case.unread.is_(True)).with_only_columns(sa.func.count(Case.id))
     )

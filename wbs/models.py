@@ -636,6 +636,38 @@ class InvestigatorSession(TenantOwned, Base):
     )
 
 
+class AlertSetting(TenantOwned, Base):
+    """An account's content-free e-mail alerts (:mod:`wbs.alerts`): where they go, whether the
+    investigator wants them, in which language, and when the last digests went out.
+
+    The investigator decides (their account page); admins see the setting but cannot change it.
+    No row, no address: no mail. The sent times are the server's own actions, kept exact, so a
+    second run on the same day (or in the same week) sends nothing twice.
+    """
+
+    __tablename__ = "alert_settings"
+
+    investigator_id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    language: Mapped[str] = mapped_column(sa.String(5), default="id", server_default="id")
+    daily_sent_at: Mapped[dt.datetime | None] = mapped_column()
+    weekly_sent_at: Mapped[dt.datetime | None] = mapped_column()
+
+    __table_args__ = (
+        # Composite: an account's settings stay in the account's tenant.
+        sa.ForeignKeyConstraint(
+            ["investigator_id", "tenant_id"],
+            ["investigators.id", "investigators.tenant_id"],
+            ondelete="CASCADE",
+            name="fk_alert_settings_investigator",
+        ),
+    )
+
+    def __repr__(self) -> str:
+        return f"AlertSetting(investigator_id={self.investigator_id!r})"
+
+
 class LoginFailure(Base):
     """One failed investigator login, for the global limiter in :mod:`wbs.accounts`.
 

@@ -225,6 +225,15 @@ def investigator_key(inst: Instance) -> ServiceKey:
     return _load_or_create(onion_dir(inst) / INVESTIGATOR_KEY)
 
 
+def investigator_onion(inst: Instance) -> str | None:
+    """The investigator onion's host name, if its key exists (never made here: a command that
+    only reads, such as the e-mail alerts, must not create a service identity)."""
+    path = onion_dir(inst) / INVESTIGATOR_KEY
+    if not path.exists():
+        return None
+    return ServiceKey.parse(_read_private(path), path).hostname
+
+
 # --- client authorization -----------------------------------------------------------------------
 
 

@@ -105,3 +105,34 @@ def test_store_publication_interval_divides_the_day(tmp_path: Path) -> None:
                      ("0", "at least 1"), ("hourly", "whole number")):
         with pytest.raises(ConfigError, match=f"PELUIT_STORE_PUBLISH_MINUTES.*{why}"):
             load_config({"PELUIT_STORE_PUBLISH_MINUTES": bad}, instance_dir=tmp_path)
+
+
+def test_the_smtp_relay_from_toml_and_its_password_never_in_repr(tmp_path: Path) -> None:
+    (tmp_path / "peluit.toml").write_text(
+        '[smtp]\nhost = "mail.example.go.id"\nport = 465\nsecurity = "tls"\n'
+        'user = "peluit"\npassword = " rahasia relay "\nfrom = "peluit@example.go.id"\n'
+    )
+    cfg = load_config({"PELUIT_SMTP_TIMEOUT": "10"}, instance_dir=tmp_path)
+    assert (cfg.smtp_host, cfg.smtp_port, cfg.smtp_security) == ("mail.example.go.id", 465, "tls")
+    assert (cfg.smtp_user, cfg.smtp_from, cfg.smtp_timeout) == (
+        "peluit", "peluit@example.go.id", 10,
+    )
+    assert cfg.smtp_password == " rahasia relay "  # as written
+    assert "rahasia" not in repr(cfg)
+    assert load_config({}, instance_dir=tmp_path / "none").smtp_host is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PELUIT_SMTP_PORT", "70000"),
+        ("PELUIT_SMTP_PORT", "0"),
+        ("PELUIT_SMTP_SECURITY", "ssl"),
+        ("PELUIT_SMTP_FROM", "peluit@example.go.id\nBcc: x@example.com"),
+        ("PELUIT_SMTP_FROM", "Peluit <peluit@example.go.id>"),
+        ("PELUIT_SMTP_HOST", " "),
+    ],
+)
+def test_a_bad_smtp_setting_names_the_setting(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: value}, instance_dir=tmp_path)

@@ -27,6 +27,7 @@ APP_TABLES = {
     "source_sessions",
     "investigator_sessions",
     "login_failures",
+    "alert_settings",
 }
 
 
@@ -262,3 +263,64 @@ def test_an_unknown_framing_never_reaches_the_database() -> None:
         with pytest.raises(ValueError, match="framing"):
             model(framing="padme/2")
         assert model(framing="padme/1").framing == "padme/1"
+
+
+def test_the_alert_settings_migration_adds_a_table_tied_to_the_account(database_url: str) -> None:
+    # Existing accounts get no row (no address, no mail); a new row defaults to alerts on, in
+    # Indonesian; the composite key refuses another tenant's account, and removing the account
+    # removes its row. The downgrade drops the table and nothing else.
+    from crypto.sealing import SealingKey
+    from wbs.domain import TenantKind
+    from wbs.tenants import create_tenant
+
+    script = ScriptDirectory.from_config(db.alembic_config())
+    (alerts,) = [
+        rev for rev in script.walk_revisions() if rev.path.endswith("_alert_settings.py")
+    ]
+    before = str(alerts.down_revision)
+    db.upgrade(database_url, before, totp_key=SealingKey(b"m" * 32))
+    engine = db.make_engine(database_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            one = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            two = create_tenant(session, slug="pemkot-a", name="A", kind=TenantKind.PEMERINTAH_KOTA)
+            session.commit()
+            tenants = (one.id, two.id)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO investigators (id, tenant_id, username, display_name, role,"
+                    " password_hash, active, created_at, failed_logins)"
+                    " VALUES (7, :t, 'lama', 'Lama', 'verifikator', 'x', true, :now, 0)"
+                ),
+                {"t": tenants[0], "now": "2026-12-01 00:00:00+00:00"},
+            )
+        db.upgrade(database_url, alerts.revision)
+        assert "alert_settings" in _tables(engine)
+        with engine.begin() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM alert_settings")).scalar() == 0
+            connection.execute(
+                sa.text(
+                    "INSERT INTO alert_settings (investigator_id, tenant_id, email)"
+                    " VALUES (7, :t, 'a@example.go.id')"
+                ),
+                {"t": tenants[0]},
+            )
+            row = connection.execute(
+                sa.text("SELECT enabled, language, daily_sent_at FROM alert_settings")
+            ).one()
+            assert (bool(row.enabled), row.language, row.daily_sent_at) == (True, "id", None)
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM alert_settings"))
+            connection.execute(
+                sa.text("INSERT INTO alert_settings (investigator_id, tenant_id) VALUES (7, :t)"),
+                {"t": tenants[1]},
+            )
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM investigators WHERE id = 7"))
+            assert connection.execute(sa.text("SELECT count(*) FROM alert_settings")).scalar() == 0
+        db.downgrade(database_url, before)
+        assert "alert_settings" not in _tables(engine)
+        assert "investigators" in _tables(engine)
+    finally:
+        engine.dispose()
