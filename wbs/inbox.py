@@ -1,6 +1,6 @@
-"""What an investigator's inbox lists: their tenant's cases, and for a pemantau KPK also the
-cases shared with KPK (the rule is :meth:`wbs.tenancy.HubScope.shared_cases`), filtered,
-sorted by deadline and paged.
+"""What an investigator's inbox lists: their tenant's cases, and for KPK's accounts also the
+cases shared with KPK (KPK's copy, :class:`wbs.tenancy.SharedScope`), filtered, sorted by
+deadline and paged.
 """
 
 from __future__ import annotations
@@ -110,16 +110,17 @@ class InboxPage:
     # a monitor's cross-tenant rows): one query each, not one per row.
     names: dict[int, str]
     tenants: dict[int, str]
+    slugs: dict[int, str]
 
 
 def inbox(
     ctx: Context, filters: InboxFilters, today: dt.date, *, own_only: bool = False
 ) -> InboxPage:
-    """One page of the cases ``ctx`` may read. ``own_only`` leaves out what a pemantau KPK
-    reads across tenants (the API offers only the own tenant's cases)."""
+    """One page of the cases ``ctx`` may read. ``own_only`` leaves out the cases KPK's accounts
+    read of other tenants (KPK's copy)."""
     session, tenant = ctx.session, ctx.tenant
-    if ctx.reads_across_tenants and not own_only:
-        base = ctx.hub().shared_cases()
+    if ctx.reads_shared_cases and not own_only:
+        base = ctx.shared().select(Case)
     else:
         base = ctx.scope.select(Case)
     unread = session.scalar(
@@ -175,7 +176,13 @@ def inbox(
         unread=int(unread or 0),
         names=investigator_names(ctx),
         tenants={row.id: row.name for row in session.execute(sa.select(Tenant.id, Tenant.name))},
+        slugs=tenant_slugs(ctx),
     )
+
+
+def tenant_slugs(ctx: Context) -> dict[int, str]:
+    """Every tenant's slug by id (tenants are public: their names are on their landing pages)."""
+    return {row.id: row.slug for row in ctx.session.execute(sa.select(Tenant.id, Tenant.slug))}
 
 
 def investigator_names(ctx: Context) -> dict[int, str]:

@@ -30,6 +30,7 @@ from crypto.padding import FRAMING_PADME
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
 from wbs.models import Case, Event, Submission, new_registration_number
+from wbs.sharing import log_share
 from wbs.store import Store
 from wbs.tenants import TenantError, current_recipients
 from wbs.workdays import local_date
@@ -300,6 +301,8 @@ class Intake:
                 ctx.scope.add(
                     Event(case_id=case.id, kind=EventKind.CASE_CREATED, to_status=CaseStatus.BARU)
                 )
+                if case.sent_to_kpk:
+                    log_share(ctx, case)
         except BaseException:
             self.abort()
             raise
