@@ -114,15 +114,12 @@ class InboxPage:
 
 
 def inbox(
-    ctx: Context, filters: InboxFilters, today: dt.date, *, own_only: bool = False
+    ctx: Context, filters: InboxFilters, today: dt.date
 ) -> InboxPage:
-    """One page of the cases ``ctx`` may read. ``own_only`` leaves out the cases KPK's accounts
-    read of other tenants (KPK's copy)."""
+    """One page of the cases ``ctx`` may read: the own tenant's, and for KPK's accounts also
+    the cases shared with KPK (KPK's copy, read-only)."""
     session, tenant = ctx.session, ctx.tenant
-    if ctx.reads_shared_cases and not own_only:
-        base = ctx.shared().select(Case)
-    else:
-        base = ctx.scope.select(Case)
+    base = ctx.shared().select(Case) if ctx.reads_shared_cases else ctx.scope.select(Case)
     unread = session.scalar(
         base.where(Case.unread.is_(True)).with_only_columns(sa.func.count(Case.id))
     )

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from wbs.domain import CaseStatus, EventKind
 from wbs.models import Case, Event, Reply, Submission, round_to_day
-from wbs.tenancy import HubScope, SharedScope, TenantScope
+from wbs.tenancy import SharedScope, TenantScope
 
-Reader = TenantScope | HubScope | SharedScope
+Reader = TenantScope | SharedScope
 
 
 @dataclass(frozen=True)

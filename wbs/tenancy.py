@@ -158,7 +158,8 @@ class HubScope:
     """KPK's read-only view across every tenant: handling metadata, never sources or accounts.
 
     The hub's own cases (reports filed directly with KPK) go through :attr:`own`, an ordinary
-    :class:`TenantScope`; this class offers no ``add`` or ``delete``.
+    :class:`TenantScope`; what KPK reads of cases shared with it, :class:`SharedScope`. This
+    class offers no ``add`` or ``delete``.
     """
 
     def __init__(self, session: Session, hub: Tenant) -> None:
@@ -175,16 +176,6 @@ class HubScope:
     def get(self, model: type[_B], ident: Any) -> _B | None:
         self._require_readable(model)
         return self.session.get(model, ident)
-
-    # What a pemantau KPK reads of cases: the hub's own, and every case shared with KPK (the
-    # pelapor chose to send it to KPK too, or the tenant's policy sends them all). The rule
-    # lives in SharedScope, once: the inbox, the case page, the API and bundles all ask it.
-    def shared_cases(self) -> sa.Select[Case]:
-        return SharedScope(self.session, self.hub).select(Case)
-
-    def shared_case(self, case_id: int) -> Case | None:
-        """A case the hub's monitors may read, or None (the caller answers 404)."""
-        return SharedScope(self.session, self.hub).get(Case, case_id)
 
     @staticmethod
     def _require_readable(model: type[Any]) -> None:
