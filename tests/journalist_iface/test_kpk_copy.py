@@ -7,6 +7,7 @@ bundle is verified and imported by a workstation that holds only that key.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -30,7 +31,7 @@ from tests.journalist_iface.conftest import (
 )
 from tests.journalist_iface.test_api import api_login
 from tests.support import short_tempdir
-from tests.workstation.helpers import run
+from tests.workstation.helpers import run, workstation_home
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role
 from wbs.intake import Intake
@@ -329,3 +330,43 @@ def test_a_reply_to_a_shared_case_must_be_encrypted_to_kpk_too(
     assert items[-1]["kind"] == "reply"
     stored = kpk.get(f"/api/v1/cases/{report.case_id}/items/{items[-1]['number']}").get_data()
     assert decrypt(homes[HUB], stored) == b"Untuk pelapor, instansi dan KPK."
+
+
+def test_an_operator_intake_sent_to_kpk_is_shared_like_a_drop_box_report(
+    demo: Demo, homes: dict[str, Path]
+) -> None:
+    folder = short_tempdir("kco-")
+    try:
+        home = workstation_home(demo, folder)  # type: ignore[arg-type]
+        answers = home / "answers.json"
+        answers.write_text(json.dumps({"apa": "Pungli izin usaha", "siapa": "Staf loket",
+                                       "kapan": "Mei 2026", "dimana": "DPMPTSP",
+                                       "bagaimana": "Diminta tunai"}), encoding="utf-8")
+        with demo.inst.sessions() as session:
+            keys = current_recipients(session, get_tenant(session, TENANT), to_kpk=True)
+        package = home / "paket.zip"
+        made = run(home, "intake", "--tenant", TENANT, "--channel", "telepon", "--category",
+                   "pungutan_liar", "--to-kpk", "--answers", str(answers), "-o", str(package),
+                   *[arg for fpr in keys for arg in ("--recipient", fpr)])
+        assert made.exit_code == 0, made.output
+        operator = logged_in(demo, TENANT, Role.VERIFIKATOR)
+        uploaded = operator.post(
+            "/pengaduan-baru", token_from="/pengaduan-baru",
+            data={"package": (io.BytesIO(package.read_bytes()), "paket.zip")},
+            content_type="multipart/form-data",
+        )
+        assert uploaded.status_code == 200, uploaded.get_data(as_text=True)
+    finally:
+        kill_agent(folder / "gnupg")
+        shutil.rmtree(folder, ignore_errors=True)
+    with demo.inst.sessions() as session:
+        case = session.scalars(sa.select(Case).order_by(Case.id.desc())).first()
+        assert case is not None and case.sent_to_kpk and case.channel.value == "telepon"
+        case_id = case.id
+    assert len(share_events(demo, case_id, TENANT)) == 1
+    assert len(share_events(demo, case_id, HUB)) == 1
+    kpk = logged_in(demo, HUB, Role.VERIFIKATOR)
+    form = kpk.get(f"/pengaduan/{case_id}/berkas/1")
+    assert form.status_code == 200
+    plain = decrypt(homes[HUB], form.get_data())
+    assert plain is not None and json.loads(plain)["apa"] == "Pungli izin usaha"
