@@ -131,6 +131,10 @@ class VerifiedBundle:
     # "item"): the workstation imports no server code, so the labels travel with the codes.
     # Empty for a bundle written before they did; a reader then shows the codes.
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Who the bundle was made for: the tenant itself, or KPK for its copy of cases shared
+    # with it. A bundle written before readers were named was made for its tenant.
+    reader_slug: str = ""
+    reader_name: str = ""
 
     def copy_file(self, path_in_bundle: str, out: BinaryIO) -> int:
         """Copy one listed file (an item or a reply key) to ``out``, checking its hash again.
@@ -302,6 +306,8 @@ def _read(zf: zipfile.ZipFile, path: Path, trusted_fingerprint: str | None) -> V
         cases=manifest.cases,
         manifest=manifest.raw,
         labels=manifest.labels,
+        reader_slug=manifest.reader_slug,
+        reader_name=manifest.reader_name,
     )
 
 
@@ -317,6 +323,8 @@ class _Manifest:
     tenant_name: str
     cases: tuple[BundleCase, ...]
     labels: Mapping[str, Mapping[str, str]]
+    reader_slug: str
+    reader_name: str
 
 
 class _Fields:
@@ -396,6 +404,10 @@ def _parse_manifest(data: bytes) -> _Manifest:
     if not _FPR_RE.match(fingerprint):
         raise BundleError("bad_manifest", "manifest.signing_key_fingerprint: not a fingerprint")
     tenant = _Fields(top.data.get("tenant"), "manifest.tenant")
+    # Optional: bundles written before it was named were made for their tenant.
+    reader = (
+        _Fields(top.data["reader"], "manifest.reader") if "reader" in top.data else tenant
+    )
     cases = []
     seen_regs: set[str] = set()
     for index, value in top.objects("cases"):
@@ -412,6 +424,8 @@ def _parse_manifest(data: bytes) -> _Manifest:
         tenant_slug=tenant.text("slug"),
         tenant_name=tenant.text("name"),
         cases=tuple(cases),
+        reader_slug=reader.text("slug"),
+        reader_name=reader.text("name"),
     )
 
 

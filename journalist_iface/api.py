@@ -8,8 +8,10 @@ and ``DELETE /api/v1/token`` ends it. No cookie is read or set here, so CSRF pro
 apply (the blueprint is exempt): a browser never sends the header on its own.
 
 Every case lookup goes through the investigator's :class:`~wbs.tenancy.TenantScope`: another
-tenant's case answers 404, the same as an id that does not exist, and a monitor's read-only
-cross-tenant view is not offered here. Errors are JSON ``{"error": code, "message": text}``;
+tenant's case answers 404, the same as an id that does not exist. KPK's accounts also read
+KPK's copy (:class:`~wbs.tenancy.SharedScope`): the cases shared with KPK are listed, and
+their details, items and bundles are read as the hub's own; every action that changes a case
+answers 404 on them. Errors are JSON ``{"error": code, "message": text}``;
 nothing about a request is logged.
 """
 
@@ -37,7 +39,7 @@ from wbs.accounts import (
     open_session,
     resume_session,
 )
-from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal, TimelineEntry
+from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
 from wbs.context import Context
 from wbs.deadlines import FirstResponse, closure, first_response
 from wbs.domain import (
@@ -47,8 +49,15 @@ from wbs.domain import (
     CaseStatus,
     EventKind,
 )
-from wbs.inbox import PAGE_SIZE, InboxFilters, inbox, investigator_names, number_query
-from wbs.items import Item, number_width
+from wbs.inbox import (
+    PAGE_SIZE,
+    InboxFilters,
+    inbox,
+    investigator_names,
+    number_query,
+    tenant_slugs,
+)
+from wbs.items import Item, TimelineEntry, number_width
 from wbs.models import Case, utcnow
 from wbs.numbers import whole_number
 from wbs.operator_intake import accept_package, max_package_bytes
@@ -199,15 +208,24 @@ def _today() -> dt.date:
     return local_date(utcnow())
 
 
-def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str, Any]:
+def _case_json(
+    ctx: Context, case: Case, names: Mapping[int, str], today: dt.date,
+    slugs: Mapping[int, str],
+) -> dict[str, Any]:
+    own = case.tenant_id == ctx.tenant.id
+    # Another tenant's assignment is theirs: its account means nothing to KPK, and stays home.
     assignee = (
         {"id": case.assignee_id, "name": names.get(case.assignee_id, "")}
-        if case.assignee_id is not None
+        if case.assignee_id is not None and own
         else None
     )
     return {
         "id": case.id,
         "registration_number": case.registration_number,
+        # Whose case it is, and whether this reader may act on it (KPK's copy of a shared
+        # case is read-only).
+        "tenant": slugs.get(case.tenant_id, ""),
+        "read_only": not own,
         "status": case.status.value,
         "status_label": case.status.label,
         "category": case.category,
@@ -220,16 +238,17 @@ def _case_json(case: Case, names: Mapping[int, str], today: dt.date) -> dict[str
         "overdue": first_response(case, today) == FirstResponse.MISSING,
         "first_response": first_response(case, today).value,
         "closure": closure(case, today).value,
+        # The marks are the own team's; another tenant's mean nothing to the reader.
         "unread": case.unread,
-        "starred": case.starred,
-        "needs_reply": case.needs_reply,
+        "starred": case.starred and own,
+        "needs_reply": case.needs_reply and own,
         "sent_to_kpk": case.sent_to_kpk,
         "channel": case.channel.value,
         "assignee": assignee,
         "next_statuses": sorted(
             (status.value for status in ALLOWED_TRANSITIONS[case.status]),
             key=[status.value for status in CaseStatus].index,
-        ),
+        ) if own else [],
     }
 
 
@@ -300,6 +319,7 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "forbidden": 403,
     "transition_refused": 409,
     "no_key": 409,
+    "no_kpk_key": 409,
     "no_source": 409,
     "intake_replayed": 409,
     "intake_closed": 503,
@@ -310,17 +330,15 @@ def _refused(refusal: Refusal) -> Response:
     return error(_REFUSAL_STATUS.get(refusal.code, 400), refusal.code, str(refusal))
 
 
-def case_required(
+def _case_view(
     view: Callable[Concatenate[Context, Case, P], ResponseReturnValue],
+    lookup: Callable[[Context, int], Case],
 ) -> Callable[..., ResponseReturnValue]:
-    """The own case by id (anything else is 404: the monitor's read-only cross-tenant view is
-    not offered here), and every refusal of the action as a JSON error."""
-
     def wrapper(
         ctx: Context, case_id: int, *args: P.args, **kwargs: P.kwargs
     ) -> ResponseReturnValue:
         try:
-            return view(ctx, casework.own_case(ctx, case_id), *args, **kwargs)
+            return view(ctx, lookup(ctx, case_id), *args, **kwargs)
         except Refusal as refusal:
             ctx.session.rollback()
             if refusal.code == "not_found":
@@ -330,6 +348,22 @@ def case_required(
     # Not functools.wraps: the signature changes (an id in, a case out); Flask needs the name.
     wrapper.__name__, wrapper.__doc__ = view.__name__, view.__doc__
     return wrapper
+
+
+def case_required(
+    view: Callable[Concatenate[Context, Case, P], ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """The own case by id, for an action that changes it (anything else, KPK's read-only
+    copy of a shared case included, is 404), and every refusal as a JSON error."""
+    return _case_view(view, casework.own_case)
+
+
+def case_readable(
+    view: Callable[Concatenate[Context, Case, P], ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """As :func:`case_required`, for reading: any case the investigator may read, KPK's copy
+    of a shared case included."""
+    return _case_view(view, casework.readable_case)
 
 
 @bp.get("/cases")
@@ -348,11 +382,11 @@ def list_cases(ctx: Context) -> Response:
     except _BadArgument as exc:
         return error(400, "bad_argument", str(exc))
     today = _today()
-    page = inbox(ctx, filters, today, own_only=True)
+    page = inbox(ctx, filters, today)
     names = investigator_names(ctx)
     return jsonify(
         {
-            "cases": [_case_json(case, names, today) for case in page.cases],
+            "cases": [_case_json(ctx, case, names, today, page.slugs) for case in page.cases],
             "page": page.page,
             "pages": page.pages,
             "per_page": PAGE_SIZE,
@@ -367,7 +401,7 @@ def _not_found() -> Response:
 
 @bp.get("/cases/<int:case_id>")
 @token_required
-@case_required
+@case_readable
 def get_case(ctx: Context, case: Case) -> Response:
     return jsonify(_case_detail(ctx, case))
 
@@ -376,7 +410,7 @@ def _case_detail(ctx: Context, case: Case) -> dict[str, Any]:
     names = investigator_names(ctx)
     items = casework.items(ctx, case)
     width = number_width(items)
-    detail = _case_json(case, names, _today())
+    detail = _case_json(ctx, case, names, _today(), tenant_slugs(ctx))
     detail["timeline"] = [_event_json(event, names) for event in casework.timeline(ctx, case)]
     detail["items"] = [_item_json(item, case, width) for item in items]
     return detail
@@ -384,7 +418,7 @@ def _case_detail(ctx: Context, case: Case) -> dict[str, Any]:
 
 @bp.get("/cases/<int:case_id>/items/<int:number>")
 @token_required
-@case_required
+@case_readable
 def get_item(ctx: Context, case: Case, number: int) -> ResponseReturnValue:
     item = casework.open_item(ctx, case, number)
     return send_file(
@@ -398,7 +432,7 @@ def get_item(ctx: Context, case: Case, number: int) -> ResponseReturnValue:
 
 @bp.get("/cases/<int:case_id>/bundle")
 @token_required
-@case_required
+@case_readable
 def get_bundle(ctx: Context, case: Case) -> Response:
     bundle = casework.export(ctx, case, current_app.logger)
     return Response(

@@ -8,9 +8,10 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, lazy_gettext
 
 from journalist_iface import labels
-from wbs.casework import KLARIFIKASI_LOG_NOTE, TimelineEntry
+from wbs.casework import KLARIFIKASI_LOG_NOTE
 from wbs.deadlines import closure, first_response
 from wbs.domain import SOURCE_EVENT_KINDS
+from wbs.items import TimelineEntry
 from wbs.workdays import local_date
 
 _ITEM_KINDS = {

@@ -51,6 +51,20 @@ def _no_key(refusal: Refusal, case: str) -> str:
     ))
 
 
+def _no_kpk_key(refusal: Refusal, case: str) -> str:
+    if refusal.params.get("what") == "question":
+        return str(gettext(
+            "The question for %(case)s could not be encrypted: the report is shared with KPK "
+            "and KPK has no current key. Nothing was sent.",
+            case=case,
+        ))
+    return str(gettext(
+        "The reply for %(case)s could not be encrypted: the report is shared with KPK and KPK "
+        "has no current key. Nothing was sent.",
+        case=case,
+    ))
+
+
 def _transition(refusal: Refusal, case: str) -> str:
     return str(gettext(
         "%(case)s cannot go from %(current)s to %(new)s.",
@@ -79,6 +93,14 @@ _REPLY_REASONS: Mapping[str, LazyString] = {
     ),
     "no_current_key": lazy_gettext(
         "The encrypted reply for %(case)s was refused: the institution has no current key."
+    ),
+    "not_to_every_kpk_key": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: the report is shared with KPK, and the "
+        "reply is not encrypted to every current key of KPK (missing: %(fingerprints)s)."
+    ),
+    "no_kpk_key": lazy_gettext(
+        "The encrypted reply for %(case)s was refused: the report is shared with KPK, and KPK "
+        "has no current key."
     ),
     "duplicate": lazy_gettext(
         "The encrypted reply for %(case)s was refused: this file is already a reply of this case."
@@ -128,6 +150,7 @@ _MESSAGES: Mapping[str, Sentence] = {
         "Write the reply to the reporter of %(case)s.", case=case
     ),
     "no_key": _no_key,
+    "no_kpk_key": _no_kpk_key,
     "no_source": lambda _, case: gettext("%(case)s has no reporter to answer.", case=case),
     # The reasons name keys and shapes, never content: the server cannot read the file.
     "reply_refused": _reply_refused,

@@ -3,9 +3,9 @@
 Views parse the form, call one function of :mod:`wbs.casework` with the request's context and
 render; a :class:`~wbs.casework.Refusal` becomes a translated message on the case page
 (:mod:`journalist_iface.refusals`). A case of another tenant answers 404, the same as an id
-that does not exist, so ids cannot be probed. Actions (status, assignment, reply, download,
-export) reach only the own tenant's cases: a monitor's cross-tenant cases are read-only and
-answer 404 to every action.
+that does not exist, so ids cannot be probed. KPK's accounts read the cases shared with KPK
+as their own (the page, downloads, export bundles); actions that change a case (status,
+assignment, reply, marks) reach only the own tenant's cases and answer 404 on any other.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def index(ctx: Context) -> ResponseReturnValue:
         categories=labels.categories(),
         mcp_areas=labels.mcp_areas(),
         team=assignable(ctx),
-        cross_tenant=ctx.reads_across_tenants,
+        cross_tenant=ctx.reads_shared_cases,
         today=_today(),
     )
 
@@ -160,7 +160,7 @@ def _case_page(
         items=items,
         width=number_width(items),
         events=casework.timeline(ctx, case),
-        names=investigator_names(ctx) if writable else {},
+        names=investigator_names(ctx),
         team=assignable(ctx) if writable else [],
         may_assign_anyone=ctx.actor is not None and ctx.actor.role in casework.ASSIGNS_ANYONE,
         next_statuses=sorted(ALLOWED_TRANSITIONS[case.status], key=list(CaseStatus).index),
@@ -191,15 +191,14 @@ def case_page(ctx: Context, case_id: int) -> ResponseReturnValue:
 CaseAction = Callable[Concatenate[Context, Case, P], ResponseReturnValue]
 
 
-def case_action(view: CaseAction[P]) -> Callable[..., ResponseReturnValue]:
-    """Look up the own case (another tenant's, or a monitor's read-only one, answers 404), run
-    the action, and show a refusal on the case page with what was typed."""
-
+def _case_view(
+    view: CaseAction[P], lookup: Callable[[Context, int], Case]
+) -> Callable[..., ResponseReturnValue]:
     def wrapper(
         ctx: Context, case_id: int, *args: P.args, **kwargs: P.kwargs
     ) -> ResponseReturnValue:
         try:
-            case = casework.own_case(ctx, case_id)
+            case = lookup(ctx, case_id)
         except Refusal:
             abort(404)
         try:
@@ -220,6 +219,18 @@ def case_action(view: CaseAction[P]) -> Callable[..., ResponseReturnValue]:
     # whose type says the signature stays the same, while this one takes an id for a case).
     wrapper.__name__, wrapper.__doc__ = view.__name__, view.__doc__
     return wrapper
+
+
+def case_action(view: CaseAction[P]) -> Callable[..., ResponseReturnValue]:
+    """Look up the own case (another tenant's, or KPK's read-only copy, answers 404), run
+    the action, and show a refusal on the case page with what was typed."""
+    return _case_view(view, casework.own_case)
+
+
+def case_reading(view: CaseAction[P]) -> Callable[..., ResponseReturnValue]:
+    """As :func:`case_action`, for what only reads a case (a download, an export): any case
+    the investigator may read, KPK's copy of a shared case included."""
+    return _case_view(view, casework.readable_case)
 
 
 def _back(case: Case) -> Response:
@@ -313,7 +324,7 @@ def mark_seen(ctx: Context, case: Case) -> ResponseReturnValue:
 
 @bp.get("/pengaduan/<int:case_id>/berkas/<int:number>")
 @investigator_required()
-@case_action
+@case_reading
 def download(ctx: Context, case: Case, number: int) -> ResponseReturnValue:
     item = casework.open_item(ctx, case, number)
     return send_file(
@@ -327,7 +338,7 @@ def download(ctx: Context, case: Case, number: int) -> ResponseReturnValue:
 
 @bp.post("/pengaduan/<int:case_id>/ekspor")
 @investigator_required()
-@case_action
+@case_reading
 def export(ctx: Context, case: Case) -> ResponseReturnValue:
     bundle = casework.export(ctx, case, current_app.logger)
     return Response(

@@ -66,7 +66,7 @@ from source_iface.forms import (
 )
 from source_iface.upload import FileSink, UploadError, UploadLimits, parse_upload
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
-from wbs.intake import Intake, IntakeClosed, ReportError
+from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
 from wbs.models import Case, Event, Reply
 from wbs.sources import (
     authenticate_source,
@@ -400,6 +400,18 @@ def _take_arrived(number: str) -> dict[str, object] | None:
 
 
 def _upload_refused_page(exc: Exception) -> ResponseReturnValue:
+    if isinstance(exc, KpkUnavailable):
+        # Said as it is: the report goes to KPK too, and KPK cannot take it now. Nothing went
+        # to the institution either, so no report is half sent.
+        return message_page(
+            gettext("Your report cannot be sent to KPK right now"),
+            gettext(
+                "This report goes to KPK too, and KPK cannot receive reports at the moment. "
+                "Nothing was stored, not even for the institution. Please try again in a few "
+                "hours."
+            ),
+            503,
+        )
     if isinstance(exc, IntakeClosed):
         return message_page(
             gettext("Reports cannot be received right now"),

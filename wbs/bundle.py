@@ -1,8 +1,10 @@
 """Export bundles: one signed ZIP of ciphertext that investigators carry to the workstation.
 
-A bundle holds one or more cases of one tenant: every item's ciphertext exactly as stored, the
-source's reply public key, and a manifest with the metadata (status, deadlines, the event log)
-and the SHA-256 of every file, signed by the instance's signing key (:mod:`crypto.signing`).
+A bundle holds one or more cases of one tenant (for KPK: its own, or cases shared with it,
+whose tenant the manifest names beside KPK as the reader): every item's ciphertext exactly
+as stored, the source's reply public key, and a manifest with the metadata (status,
+deadlines, the event log) and the SHA-256 of every file, signed by the instance's signing
+key (:mod:`crypto.signing`).
 The format is described in ``docs/export-bundle.md``.
 
 This module writes bundles on the server (:func:`write_bundle`). Reading and verifying them is
@@ -101,30 +103,51 @@ def write_bundle(
     cases: Sequence[Case],
     out: BinaryIO,
 ) -> BundleSummary:
-    """Write a signed bundle of ``cases`` (all of ``tenant``) to ``out``.
+    """Write a signed bundle of ``cases`` for ``tenant``, the tenant that reads it, to ``out``.
+
+    The cases are ``tenant``'s own or, for KPK, cases shared with KPK (KPK's copy,
+    :class:`wbs.tenancy.SharedScope`); all of one tenant, which the manifest names as
+    ``tenant`` (the workstation files the cases under it), while ``reader`` names who the
+    bundle was made for. The log is written as the reader may see it
+    (:func:`wbs.items.case_timeline`): another tenant's notes never leave in KPK's bundle.
 
     Items are streamed from the store into the ZIP a megabyte at a time, hashed on the way, so
     memory stays flat whatever their size; ``out`` may be a file or a pipe. On an error the
     partial output has no signed manifest and must be discarded (no reader would accept it).
-    Raises TenantIsolationError, before writing anything, for a case of another tenant.
+    Raises TenantIsolationError, before writing anything, for a case the reader may not read.
     """
     # Imported here, not at the top: the reading half of this module must import on the
     # workstation without the database layer (see the module docstring).
-    from wbs.items import case_items, number_width
-    from wbs.models import Case, Event, Source
-    from wbs.tenancy import TenantIsolationError, TenantScope
+    from wbs.items import Reader, case_items, case_timeline, number_width
+    from wbs.models import Case, Source, Tenant
+    from wbs.tenancy import SharedScope, TenantIsolationError, TenantScope
 
-    scope = TenantScope(session, tenant)
+    own = TenantScope(session, tenant)
+    shared = SharedScope(session, tenant) if tenant.is_hub else None
     if not cases:
         raise BundleError("no_cases", "a bundle needs at least one case")
     checked: list[Case] = []
     for case in cases:
-        if case.tenant_id != scope.tenant_id or scope.get(Case, case.id) is None:
+        if own.get(Case, case.id) is None and (
+            shared is None or shared.get(Case, case.id) is None
+        ):
             raise TenantIsolationError(f"{case!r} belongs to another tenant")
+        if checked and case.tenant_id != checked[0].tenant_id:
+            raise TenantIsolationError("a bundle holds the cases of one tenant")
         if not _REG_RE.match(case.registration_number):
             raise BundleError("bad_manifest", f"unusable registration number {case!r}")
         if case not in checked:
             checked.append(case)
+    owner = session.get(Tenant, checked[0].tenant_id)
+    if owner is None:
+        raise TenantIsolationError("the cases' tenant does not exist")
+    scope: Reader
+    if owner.id == tenant.id:
+        scope = own
+    elif shared is not None:
+        scope = shared
+    else:  # unreachable: every case was checked above
+        raise TenantIsolationError("the cases belong to another tenant")
     # Before anything is written: an instance without a signing key fails here, cleanly.
     fingerprint = inst.signing.fingerprint
     created_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -162,9 +185,7 @@ def write_bundle(
                 item_count += 1
                 item_bytes += item.size
 
-            events = session.scalars(
-                scope.select(Event).where(Event.case_id == case.id).order_by(Event.id)
-            )
+            events = case_timeline(session, scope, tenant.id, case)
             manifest_cases.append(
                 {
                     "registration_number": reg,
@@ -201,7 +222,10 @@ def write_bundle(
             "format": FORMAT,
             "created_at": _iso(created_at),
             "signing_key_fingerprint": fingerprint,
-            "tenant": {"slug": tenant.slug, "name": tenant.name},
+            # Whose cases these are (the workstation files them under it) and who the
+            # bundle was made for: the same tenant, except for KPK's copy of a shared case.
+            "tenant": {"slug": owner.slug, "name": owner.name},
+            "reader": {"slug": tenant.slug, "name": tenant.name},
             "cases": manifest_cases,
             "labels": bundle_labels(),
         }

@@ -37,10 +37,15 @@ from wbs.domain import (
     can_transition,
 )
 from wbs.intake import committed_with_files
-from wbs.items import Item, Reader, case_items, number_width
+from wbs.items import Item, Reader, TimelineEntry, case_items, case_timeline, number_width
 from wbs.models import Case, Event, Investigator, Reply, Source, Submission, Tenant
-from wbs.tenancy import TenantScope
-from wbs.tenants import TenantError, current_recipients, recipient_keys
+from wbs.tenants import (
+    NoKpkKey,
+    TenantError,
+    current_keys,
+    current_recipients,
+    hub_tenant,
+)
 
 # The log is plaintext: a reason, never report content. Klarifikasi's question goes to the
 # pelapor as an encrypted reply, and the log says only that it did.
@@ -93,59 +98,25 @@ def own_case(ctx: Context, case_id: int) -> Case:
 
 
 def readable_case(ctx: Context, case_id: int) -> Case:
-    """A case the investigator may read: their tenant's, or (a pemantau KPK) one shared with
-    KPK, read-only (see :meth:`wbs.tenancy.HubScope.shared_case`)."""
+    """A case the investigator may read: their tenant's, or (an account of KPK) one shared
+    with KPK, read-only (KPK's copy, :class:`wbs.tenancy.SharedScope`)."""
     case = ctx.scope.get(Case, case_id)
-    if case is None and ctx.reads_across_tenants:
-        case = ctx.hub().shared_case(case_id)
+    if case is None and ctx.reads_shared_cases:
+        case = ctx.shared().get(Case, case_id)
     if case is None:
         raise _not_found()
     return case
 
 
 def reader_for(ctx: Context, case: Case) -> Reader:
-    """The scope to read ``case`` through: the own tenant's, else the hub's (read-only)."""
-    return ctx.scope if case.tenant_id == ctx.tenant.id else ctx.hub()
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """One entry of a case's log as a reader may see it (a copy: the log itself is
-    append-only, and what one reader is not shown must not be changed in it)."""
-
-    id: int
-    kind: EventKind
-    from_status: CaseStatus | None
-    to_status: CaseStatus | None
-    actor_investigator_id: int | None
-    note: str | None
-    created_at: dt.datetime
+    """The scope to read ``case`` through: the own tenant's, else KPK's copy (read-only)."""
+    return ctx.scope if case.tenant_id == ctx.tenant.id else ctx.shared()
 
 
 def timeline(ctx: Context, case: Case) -> list[TimelineEntry]:
-    """The case's log, oldest first.
-
-    A pemantau KPK reading another tenant's case sees what happened and when, never the notes:
-    an archive reason or an assignment names people (the terlapor, an investigator), and free
-    text that may name people is content, which the hub reads only where it was sent to it.
-    """
-    reader = reader_for(ctx, case)
-    across = case.tenant_id != ctx.tenant.id
-    return [
-        TimelineEntry(
-            id=event.id,
-            kind=event.kind,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            # Another tenant's accounts mean nothing to the hub, and their names stay home.
-            actor_investigator_id=None if across else event.actor_investigator_id,
-            note=None if across else event.note,
-            created_at=event.created_at,
-        )
-        for event in ctx.session.scalars(
-            reader.select(Event).where(Event.case_id == case.id).order_by(Event.id)
-        )
-    ]
+    """The case's log, oldest first, as this reader may see it (:func:`wbs.items.case_timeline`:
+    KPK never reads the notes of another tenant's log, even on a case shared with it)."""
+    return case_timeline(ctx.session, reader_for(ctx, case), ctx.tenant.id, case)
 
 
 def items(ctx: Context, case: Case) -> list[Item]:
@@ -159,12 +130,13 @@ class OpenedItem:
 
 
 def open_item(ctx: Context, case: Case, number: int) -> OpenedItem:
-    """The ciphertext of item ``number`` of an own case, to send as it is. Commits.
+    """The ciphertext of item ``number`` of a readable case, to send as it is. Commits.
 
     Logged like an export (committed first): who took a copy of which item is on record,
-    even if the download is then cut. The note names the item's kind and number only.
+    even if the download is then cut. The note names the item's kind and number only. KPK's
+    download of a shared case's item goes into KPK's own log (the reader's scope adds it).
     """
-    found = case_items(ctx.session, ctx.scope, case)
+    found = items(ctx, case)
     item = next((one for one in found if one.number == number), None)
     if item is None:
         raise _not_found()
@@ -383,8 +355,10 @@ def post_reply(ctx: Context, case: Case, text: str, *, what: str = "reply") -> R
     """Encrypt a reply to the source's reply key and the tenant's keys, and store it. Commits.
 
     The tenant's keys are recipients too, so the case history stays readable on the
-    workstation. Fails closed: without a current key nothing is stored (``no_key``).
-    ``what`` names the text in a refusal: a ``reply``, or a Klarifikasi ``question``.
+    workstation, and so are KPK's current keys when the case is shared with KPK (KPK reads
+    the whole exchange). Fails closed: without a current key nothing is stored (``no_key``,
+    or ``no_kpk_key`` for a shared case when KPK has none). ``what`` names the text in a
+    refusal: a ``reply``, or a Klarifikasi ``question``.
     """
     text = text.strip()
     if not text:
@@ -394,7 +368,14 @@ def post_reply(ctx: Context, case: Case, text: str, *, what: str = "reply") -> R
                       limit=MAX_REPLY)
     source = _case_source(ctx, case)
     try:
-        recipients = current_recipients(ctx.session, ctx.tenant)
+        recipients = current_recipients(ctx.session, ctx.tenant, to_kpk=case.sent_to_kpk)
+    except NoKpkKey:
+        raise Refusal(
+            "no_kpk_key",
+            f"The {what} could not be encrypted: the report is shared with KPK and KPK has no "
+            "current key.",
+            what=what,
+        ) from None
     except TenantError:
         raise Refusal(
             "no_key", f"The {what} could not be encrypted: the institution has no key.",
@@ -412,9 +393,11 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
 
     The plaintext never reaches the server. What is checked, without decrypting: it is an
     OpenPGP message encrypted to public keys, one of them the source's reply key (or the
-    pelapor could not read it) and every current recipient key of the tenant (or the case
-    history would not stay readable on the workstation). Refused (``reply_refused``, with a
-    ``reason`` code) saying which is missing: keys and shapes, never content.
+    pelapor could not read it), every current recipient key of the tenant (or the case
+    history would not stay readable on the workstation) and, for a case shared with KPK,
+    every current key of KPK (or KPK's copy would miss the reply). Refused
+    (``reply_refused``, with a ``reason`` code) saying which is missing: keys and shapes,
+    never content.
 
     The workstation pads every reply it encrypts (:mod:`crypto.padding`, the same frame as
     the server's), so an uploaded reply is recorded as padded; the server cannot look inside
@@ -444,7 +427,7 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
             "the reply is not encrypted to the pelapor's reply key of "
             + case.registration_number,
         )
-    current = [key for key in recipient_keys(ctx.session, ctx.tenant) if key.revoked_at is None]
+    current = current_keys(ctx.session, ctx.tenant)
     if not current:
         raise refuse("no_current_key", "the instansi has no current key")
     unreadable = [key.fingerprint for key in current if not readable_by(key.public_key)]
@@ -455,6 +438,19 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
             + ", ".join(unreadable),
             fingerprints=unreadable,
         )
+    if case.sent_to_kpk:
+        hub = hub_tenant(ctx.session)
+        kpk = current_keys(ctx.session, hub) if hub is not None else []
+        if not kpk:
+            raise refuse("no_kpk_key", "the case is shared with KPK and KPK has no current key")
+        missing = [key.fingerprint for key in kpk if not readable_by(key.public_key)]
+        if missing:
+            raise refuse(
+                "not_to_every_kpk_key",
+                "the case is shared with KPK and the reply is not encrypted to every current "
+                "key of KPK: " + ", ".join(missing),
+                fingerprints=missing,
+            )
     if _already_a_reply(ctx, case, ciphertext):
         # The same file uploaded twice (a double click, a retried upload): a second copy adds
         # nothing for anyone, and bundles name items by their hash, so two would collide.
@@ -487,8 +483,12 @@ class Export:
 
 
 def export(ctx: Context, case: Case, logger: logging.Logger) -> Export:
-    """Log the export of an own case (committed first: the log must say who took a copy, even
-    if the download is then cut) and stream its signed bundle (see :mod:`wbs.bundle`)."""
+    """Log the export of a readable case (committed first: the log must say who took a copy,
+    even if the download is then cut) and stream its signed bundle (see :mod:`wbs.bundle`).
+
+    KPK exports a case shared with it as it exports its own: the bundle names the case's
+    tenant and KPK as its reader, and the export goes into KPK's own log.
+    """
     _log(ctx, case, EventKind.EXPORTED)
     ctx.session.commit()
     return Export(
@@ -498,13 +498,14 @@ def export(ctx: Context, case: Case, logger: logging.Logger) -> Export:
 
 
 def _stream_bundle(
-    ctx: Context, tenant_id: int, case_id: int, logger: logging.Logger
+    ctx: Context, reader_id: int, case_id: int, logger: logging.Logger
 ) -> Iterator[bytes]:
     """The bundle of one case, written by a thread into a pipe and read from it here.
 
     A pipe, not a temporary file: the manifest holds the case's metadata in plaintext, and
     nothing of it should be left on disk; memory stays flat whatever the items' size. The
-    thread has its own database session: the request's is not thread-safe.
+    thread has its own database session: the request's is not thread-safe. What the reading
+    tenant may put in a bundle is decided again there, by :func:`wbs.bundle.write_bundle`.
     """
     inst = ctx.inst
     read_fd, write_fd = os.pipe()
@@ -512,11 +513,11 @@ def _stream_bundle(
     def write() -> None:
         try:
             with os.fdopen(write_fd, "wb") as out, inst.sessions() as session:
-                tenant = session.get(Tenant, tenant_id)
-                case = TenantScope(session, tenant).get(Case, case_id) if tenant else None
-                if tenant is None or case is None:
+                reader = session.get(Tenant, reader_id)
+                case = session.get(Case, case_id)
+                if reader is None or case is None:
                     return
-                write_bundle(inst, session, tenant, [case], out)
+                write_bundle(inst, session, reader, [case], out)
         except BrokenPipeError:
             pass  # the browser went away; the partial bundle has no signature
         except Exception as exc:  # a thread's error must be logged, not lost

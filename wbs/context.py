@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from wbs.domain import Role
 from wbs.models import Investigator, Tenant
-from wbs.tenancy import HubScope, TenantScope
+from wbs.tenancy import HubScope, SharedScope, TenantScope
 
 if TYPE_CHECKING:
     from wbs.instance import Instance
@@ -52,12 +52,24 @@ class Context:
 
     @property
     def reads_across_tenants(self) -> bool:
-        """A pemantau KPK reads, besides the hub's own cases, the cases shared with KPK."""
+        """A pemantau KPK reads the handling metadata of every tenant (the dashboard)."""
         return (
             self.tenant.is_hub
             and self.actor is not None
             and self.actor.role == Role.PEMANTAU_KPK
         )
+
+    @property
+    def reads_shared_cases(self) -> bool:
+        """KPK's accounts (every role of the hub tenant) read KPK's copy: the cases shared
+        with KPK, whose content is encrypted to KPK's keys, as they read the hub's own."""
+        return self.tenant.is_hub and self.actor is not None
+
+    def shared(self) -> SharedScope:
+        """KPK's copy (read-only); refused for anyone but an account of the hub."""
+        if not self.reads_shared_cases:
+            raise PermissionError("only KPK's accounts read the cases shared with KPK")
+        return SharedScope(self.session, self.tenant)
 
     def hub(self) -> HubScope:
         """The hub's read-only scope across tenants; refused for anyone but a pemantau KPK."""

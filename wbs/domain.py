@@ -343,7 +343,14 @@ OPERATOR_CHANNELS: tuple[Channel, ...] = tuple(c for c in Channel if c != Channe
 # Events the pelapor's own actions cause. Their time is stored rounded to the day, like every
 # other source-side timestamp: a precise time could be matched against network logs.
 SOURCE_EVENT_KINDS: frozenset[EventKind] = frozenset(
-    {EventKind.CASE_CREATED, EventKind.SUBMISSION_ADDED, EventKind.REPLY_DELETED}
+    {
+        EventKind.CASE_CREATED,
+        EventKind.SUBMISSION_ADDED,
+        EventKind.REPLY_DELETED,
+        # The share with KPK happens when the pelapor sends the report (their choice, or the
+        # tenant's policy applied to their report).
+        EventKind.SENT_TO_KPK,
+    }
 )
 
 # The seven groups of corruption in UU 31/1999 jo. UU 20/2001, as (code, label).

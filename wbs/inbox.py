@@ -1,6 +1,6 @@
-"""What an investigator's inbox lists: their tenant's cases, and for a pemantau KPK also the
-cases shared with KPK (the rule is :meth:`wbs.tenancy.HubScope.shared_cases`), filtered,
-sorted by deadline and paged.
+"""What an investigator's inbox lists: their tenant's cases, and for KPK's accounts also the
+cases shared with KPK (KPK's copy, :class:`wbs.tenancy.SharedScope`), filtered, sorted by
+deadline and paged.
 """
 
 from __future__ import annotations
@@ -110,23 +110,23 @@ class InboxPage:
     # a monitor's cross-tenant rows): one query each, not one per row.
     names: dict[int, str]
     tenants: dict[int, str]
+    slugs: dict[int, str]
 
 
-def readable_cases(ctx: Context, *, own_only: bool = False) -> sa.Select[Case]:
-    """Every case ``ctx``'s investigator may read: the inbox lists them, the e-mail alerts
+def readable_cases(ctx: Context) -> sa.Select[Case]:
+    """Every case ``ctx``'s investigator may read: the own tenant's, and for KPK's accounts
+    also the cases shared with KPK. The inbox lists them, the e-mail alerts
     (:mod:`wbs.alerts`) count them."""
-    if ctx.reads_across_tenants and not own_only:
-        return ctx.hub().shared_cases()
-    return ctx.scope.select(Case)
+    return ctx.shared().select(Case) if ctx.reads_shared_cases else ctx.scope.select(Case)
 
 
 def inbox(
-    ctx: Context, filters: InboxFilters, today: dt.date, *, own_only: bool = False
+    ctx: Context, filters: InboxFilters, today: dt.date
 ) -> InboxPage:
-    """One page of the cases ``ctx`` may read. ``own_only`` leaves out what a pemantau KPK
-    reads across tenants (the API offers only the own tenant's cases)."""
+    """One page of the cases ``ctx`` may read: the own tenant's, and for KPK's accounts also
+    the cases shared with KPK (KPK's copy, read-only)."""
     session, tenant = ctx.session, ctx.tenant
-    base = readable_cases(ctx, own_only=own_only)
+    base = readable_cases(ctx)
     unread = session.scalar(
         base.where(Case.unread.is_(True)).with_only_columns(sa.func.count(Case.id))
     )
@@ -180,7 +180,13 @@ def inbox(
         unread=int(unread or 0),
         names=investigator_names(ctx),
         tenants={row.id: row.name for row in session.execute(sa.select(Tenant.id, Tenant.name))},
+        slugs=tenant_slugs(ctx),
     )
+
+
+def tenant_slugs(ctx: Context) -> dict[int, str]:
+    """Every tenant's slug by id (tenants are public: their names are on their landing pages)."""
+    return {row.id: row.slug for row in ctx.session.execute(sa.select(Tenant.id, Tenant.slug))}
 
 
 def investigator_names(ctx: Context) -> dict[int, str]:

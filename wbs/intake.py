@@ -30,8 +30,9 @@ from crypto.padding import FRAMING_PADME
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, SubmissionKind
 from wbs.models import Case, Event, Submission, new_registration_number
+from wbs.sharing import log_share
 from wbs.store import Store
-from wbs.tenants import TenantError, current_recipients
+from wbs.tenants import NoKpkKey, TenantError, current_recipients
 from wbs.workdays import local_date
 
 # PP 43/2018 Pasal 10(2): the answer to the reporter within 30 working days.
@@ -50,6 +51,11 @@ class ReportError(ValueError):
 
 class IntakeClosed(RuntimeError):
     """Intake refuses new data for now (disk floor reached, no recipient key, ...)."""
+
+
+class KpkUnavailable(IntakeClosed):
+    """What the pelapor sends would go to KPK too (the report is, or becomes, shared with
+    KPK) and KPK has no current key: refused before anything is read, nothing is stored."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +252,8 @@ class Intake:
         ensure_space(ctx.inst.store, ctx.inst.config.disk_floor_bytes)
         try:
             self.recipients = current_recipients(ctx.session, ctx.tenant, to_kpk=to_kpk)
+        except NoKpkKey as exc:
+            raise KpkUnavailable(str(exc)) from exc
         except TenantError as exc:
             raise IntakeClosed(str(exc)) from exc
         self.stored: list[StoredItem] = []
@@ -300,6 +308,8 @@ class Intake:
                 ctx.scope.add(
                     Event(case_id=case.id, kind=EventKind.CASE_CREATED, to_status=CaseStatus.BARU)
                 )
+                if case.sent_to_kpk:
+                    log_share(ctx, case)
         except BaseException:
             self.abort()
             raise

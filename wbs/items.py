@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from wbs.models import Case, Reply, Submission, round_to_day
-from wbs.tenancy import HubScope, TenantScope
+from wbs.domain import CaseStatus, EventKind
+from wbs.models import Case, Event, Reply, Submission, round_to_day
+from wbs.tenancy import SharedScope, TenantScope
 
-Reader = TenantScope | HubScope
+Reader = TenantScope | SharedScope
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,51 @@ def case_items(session: Session, reader: Reader, case: Case) -> list[Item]:
 
 def number_width(found: list[Item]) -> int:
     return max(2, len(str(len(found))))
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One entry of a case's log as a reader may see it (a copy: the log itself is
+    append-only, and what one reader is not shown must not be changed in it)."""
+
+    id: int
+    kind: EventKind
+    from_status: CaseStatus | None
+    to_status: CaseStatus | None
+    actor_investigator_id: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+def case_timeline(
+    session: Session, reader: Reader, reader_tenant_id: int, case: Case
+) -> list[TimelineEntry]:
+    """The log of ``case`` as the tenant ``reader_tenant_id`` may see it, oldest first: the one
+    rule the case page, the API and the export bundle share.
+
+    Entries of another tenant's log (KPK reading a shared case) say what happened and when,
+    never the notes or who: an archive reason or an assignment names people (the terlapor, an
+    investigator), free text that may name people is content, and another tenant's accounts
+    mean nothing to the reader. The reader's own entries about the case (KPK's downloads,
+    exports, its side of the share) are shown whole. The share is logged on both sides; the
+    reader sees its own entry of it, once.
+    """
+    entries = []
+    for event in session.scalars(
+        reader.select(Event).where(Event.case_id == case.id).order_by(Event.id)
+    ):
+        own = event.tenant_id == reader_tenant_id
+        if not own and event.kind == EventKind.SENT_TO_KPK:
+            continue  # the reader's own entry of the share stands for it
+        entries.append(
+            TimelineEntry(
+                id=event.id,
+                kind=event.kind,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                actor_investigator_id=event.actor_investigator_id if own else None,
+                note=event.note if own else None,
+                created_at=event.created_at,
+            )
+        )
+    return entries

@@ -58,6 +58,7 @@ from wbs.intake import (
     new_case_row,
 )
 from wbs.models import Case, Event, RecipientKey, Submission
+from wbs.sharing import log_share
 from wbs.sources import register_source
 from wbs.tenancy import TenantScope
 from wbs.tenants import TenantError, current_recipients, hub_tenant
@@ -416,5 +417,7 @@ def _commit_case(ctx: Context, case: Case, package: Package, stored: list[str]) 
                 note=package.channel.value,
             )
         )
+        if case.sent_to_kpk:
+            log_share(ctx, case)
 
 

@@ -11,6 +11,12 @@ Views obtain tenant-owned rows ONLY through a scope:
 * :class:`ProvinceScope` for a provincial government coordinating its kabupaten and kota:
   read-only case metadata of the local governments in its province, for its dashboard only.
 
+* :class:`SharedScope` for KPK's accounts: *KPK's copy*, the hub's own cases plus every case
+  shared with KPK (sent to KPK at intake), with their items, sources' reply public keys and
+  logs, read-only. A shared case's content is encrypted to KPK's keys too, so KPK reads it as
+  it reads its own; it never writes another tenant's rows (its own log entries about such a
+  case, an export or a download, go through the hub's :class:`TenantScope`).
+
 Scoping is applied twice: an explicit ``tenant_id`` condition on the model asked for, and a
 ``with_loader_criteria`` option covering every tenant-owned entity in the statement (joins,
 relationship loads), so a join to another table cannot reach across tenants. Below that, the
@@ -28,7 +34,17 @@ from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.interfaces import ORMOption
 
 from wbs.domain import TenantKind
-from wbs.models import Base, Case, Event, Reply, Submission, Tenant, TenantOwned
+from wbs.models import (
+    TENANT_OWNED_MODELS,
+    Base,
+    Case,
+    Event,
+    Reply,
+    Source,
+    Submission,
+    Tenant,
+    TenantOwned,
+)
 
 _T = TypeVar("_T", bound=TenantOwned)
 # A string bound: SQLAlchemy 2.0's Select is not variadic, so this must not run at import.
@@ -145,7 +161,8 @@ class HubScope:
     """KPK's read-only view across every tenant: handling metadata, never sources or accounts.
 
     The hub's own cases (reports filed directly with KPK) go through :attr:`own`, an ordinary
-    :class:`TenantScope`; this class offers no ``add`` or ``delete``.
+    :class:`TenantScope`; what KPK reads of cases shared with it, :class:`SharedScope`. This
+    class offers no ``add`` or ``delete``.
     """
 
     def __init__(self, session: Session, hub: Tenant) -> None:
@@ -162,21 +179,6 @@ class HubScope:
     def get(self, model: type[_B], ident: Any) -> _B | None:
         self._require_readable(model)
         return self.session.get(model, ident)
-
-    # What a pemantau KPK reads of cases: the hub's own, and every case shared with KPK (the
-    # pelapor chose to send it to KPK too, or the tenant's policy sends them all). The rule
-    # lives here, once: the inbox, the case page and the dashboard all ask it.
-    def shared_cases(self) -> sa.Select[Case]:
-        return self.select(Case).where(
-            sa.or_(Case.tenant_id == self.hub.id, Case.sent_to_kpk.is_(True))
-        )
-
-    def shared_case(self, case_id: int) -> Case | None:
-        """A case the hub's monitors may read, or None (the caller answers 404)."""
-        case = self.get(Case, case_id)
-        if case is None or not (case.tenant_id == self.hub.id or case.sent_to_kpk):
-            return None
-        return case
 
     @staticmethod
     def _require_readable(model: type[Any]) -> None:
@@ -225,3 +227,73 @@ class ProvinceScope:
         if model is not Case:
             raise TenantIsolationError(f"a province reads only case metadata, not {model!r}")
         return sa.select(model).where(Case.tenant_id.in_(self.tenant_ids))
+
+# What KPK's copy holds of a shared case: the case, its items, its log and its source's row
+# (for the reply PUBLIC key a bundle carries; the locked secret half is never sent anywhere).
+SHARED_READABLE: tuple[type[Base], ...] = (Case, Submission, Reply, Event, Source)
+
+
+def _is_shared(hub_id: int) -> sa.ColumnElement[bool]:
+    """The one rule of what KPK's copy holds: the hub's own cases and those sent to KPK."""
+    return sa.or_(Case.tenant_id == hub_id, Case.sent_to_kpk.is_(True))
+
+
+class SharedScope:
+    """KPK's copy: the hub's own cases and the cases shared with KPK, read-only.
+
+    Every statement names its model with an explicit condition: a case is readable if it is
+    the hub's or shared; a submission, reply or log entry if it is the hub's or belongs to a
+    shared case; a source if it is the hub's or the source of a shared case. Loader criteria
+    keep every other tenant-owned entity (accounts, keys, sessions) to the hub's rows, so a
+    join cannot reach another tenant's accounts. There is no ``add`` or ``delete``: what KPK
+    writes about a shared case (a download, an export) is its own log entry, added through
+    the hub's :class:`TenantScope` (:attr:`own`).
+    """
+
+    def __init__(self, session: Session, hub: Tenant) -> None:
+        if not hub.is_hub or hub.kind != TenantKind.HUB or hub.id is None:
+            raise TenantIsolationError(f"{hub!r} is not the hub tenant")
+        self.session = session
+        self.hub = hub
+        self.tenant_id: int = hub.id
+        self.own = TenantScope(session, hub)
+
+    def _condition(self, model: type[Any]) -> sa.ColumnElement[bool]:
+        hub_id = self.tenant_id
+        if model is Case:
+            return _is_shared(hub_id)
+        shared_cases = sa.select(Case.id).where(_is_shared(hub_id))
+        if model is Source:
+            return sa.or_(
+                Source.tenant_id == hub_id,
+                Source.id.in_(sa.select(Case.source_id).where(_is_shared(hub_id))),
+            )
+        if model in (Submission, Reply, Event):
+            return sa.or_(model.tenant_id == hub_id, model.case_id.in_(shared_cases))
+        raise TenantIsolationError(f"KPK's copy does not hold {model!r}")
+
+    def _criteria(self) -> list[ORMOption]:
+        hub_id = self.tenant_id
+        return [
+            with_loader_criteria(model, lambda cls: cls.tenant_id == hub_id, include_aliases=True)
+            for model in TENANT_OWNED_MODELS
+            if model not in SHARED_READABLE
+        ]
+
+    def select(self, model: type[_T]) -> sa.Select[_T]:
+        """``select(model)`` limited to KPK's copy; refine it with ``.where`` etc."""
+        _require_tenant_owned(model)
+        return sa.select(model).where(self._condition(model)).options(*self._criteria())
+
+    def get(self, model: type[_T], ident: Any) -> _T | None:
+        """The row with this primary key if KPK's copy holds it, else None."""
+        _require_tenant_owned(model)
+        condition = self._condition(model)
+        primary_key = sa.inspect(model).primary_key
+        if len(primary_key) != 1:
+            raise TenantIsolationError(f"{model!r} has no single-column primary key")
+        # Asked of the database with the rule, not checked on an object from the identity
+        # map: one condition, the same as select()'s, decides.
+        return self.session.scalar(
+            sa.select(model).where(primary_key[0] == ident, condition).options(*self._criteria())
+        )

@@ -28,6 +28,11 @@ class TenantError(ValueError):
     """A tenant operation that cannot be done; the message says why in plain words."""
 
 
+class NoKpkKey(TenantError):
+    """Something must be encrypted to KPK (a report sent to KPK, a new item of a case shared
+    with it) and KPK has no current recipient key: refused, nothing is stored."""
+
+
 def create_tenant(
     session: Session,
     *,
@@ -149,18 +154,29 @@ def current_recipients(session: Session, tenant: Tenant, *, to_kpk: bool = False
     """Fingerprints a new submission of ``tenant`` is encrypted to.
 
     Fails closed: a tenant (or, with ``to_kpk``, a hub) without a current key raises, so nothing
-    is ever stored that no one can read, or that was meant for KPK and is not readable there.
+    is ever stored that no one can read, or that was meant for KPK and is not readable there
+    (:class:`NoKpkKey`).
     """
     fingerprints = _active(session, tenant)
     if not fingerprints:
         raise TenantError(f"{tenant.slug} has no current recipient key: intake is closed")
     if to_kpk and not tenant.is_hub:
-        hub = hub_tenant(session)
-        hub_keys = _active(session, hub) if hub is not None else []
-        if not hub_keys:
-            raise TenantError("KPK has no current recipient key: cannot send the report to KPK")
-        fingerprints += [fpr for fpr in hub_keys if fpr not in fingerprints]
+        fingerprints += [fpr for fpr in kpk_recipients(session) if fpr not in fingerprints]
     return fingerprints
+
+
+def kpk_recipients(session: Session) -> list[str]:
+    """KPK's current recipient fingerprints; :class:`NoKpkKey` if it has none (or no hub)."""
+    hub = hub_tenant(session)
+    hub_keys = _active(session, hub) if hub is not None else []
+    if not hub_keys:
+        raise NoKpkKey("KPK has no current recipient key: cannot send the report to KPK")
+    return hub_keys
+
+
+def current_keys(session: Session, tenant: Tenant) -> list[RecipientKey]:
+    """The tenant's unrevoked recipient keys, oldest first."""
+    return [key for key in recipient_keys(session, tenant) if key.revoked_at is None]
 
 
 def _active(session: Session, tenant: Tenant) -> list[str]:

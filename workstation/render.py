@@ -116,6 +116,13 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{_e(case.registration_number)}</h1>",
         f"<p>{_e(case.tenant_name)} ({_e(case.tenant)})</p>",
+    ]
+    reader = meta.get("reader")
+    if isinstance(reader, str) and reader and reader != case.tenant:
+        # KPK's copy of another instansi's case: say so, so nobody mistakes it for KPK's own.
+        name = meta.get("reader_name") or reader
+        out.append(f"<p>Salinan untuk {_e(str(name))} ({_e(reader)}), hanya baca</p>")
+    out += [
         "<table>",
     ]
     for label, value in (

@@ -35,6 +35,21 @@ def tenant_recipients(ws: Workstation, gpg: WorkstationGpg, case: CaseRecord) ->
     return primaries_for_key_ids(gpg, key_ids)
 
 
+def keys_not_here(ws: Workstation, gpg: WorkstationGpg, case: CaseRecord) -> list[str]:
+    """Key ids the pelapor's newest item is encrypted to that no key on this workstation owns.
+
+    The newest item was encrypted to the keys current when it arrived: for a case shared with
+    KPK those are KPK's too, which the server requires of a reply as well. The workstation
+    never takes a recipient from the server's word (a bundle), only from its own keyring, so
+    KPK's public key must be imported here (checked out of band) before replying.
+    """
+    sent = [item for item in case.ordered_items() if item.kind != "reply"]
+    if not sent:
+        return []
+    key_ids = recipients_of(gpg, ws.case_dir(case) / sent[-1].file)
+    return [key for key in key_ids if not primaries_for_key_ids(gpg, [key])]
+
+
 def write_reply(
     ws: Workstation,
     case: CaseRecord,
@@ -54,6 +69,17 @@ def write_reply(
         raise WorkstationError(str(exc)) from exc
     if not chosen:
         chosen = tenant_recipients(ws, gpg, case)
+        missing = keys_not_here(ws, gpg, case) if case.meta.get("sent_to_kpk") else []
+        if missing:
+            # Refused here, not by the server after a trip back: the reply would lack KPK.
+            raise WorkstationError(
+                f"{case.registration_number} is shared with KPK, and its newest item is also "
+                f"encrypted to key(s) {', '.join(missing)} that are not on this workstation "
+                "(KPK's, or another key of the instansi): the server refuses a reply without "
+                "them. Import KPK's public key (peluit-workstation keys import FILE; compare "
+                "its fingerprint out of band) and reply again, or name the keys with "
+                "--recipient"
+            )
     if not chosen:
         raise WorkstationError(
             "none of the keys this case is encrypted to is on this workstation; "

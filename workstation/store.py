@@ -232,6 +232,8 @@ class Workstation:
             raise ImportRefused(exc.reason, f"bundle refused ({exc.reason}): {exc}.{hint}") from exc
         if not _TENANT_RE.match(bundle.tenant_slug):
             raise ImportRefused("bad_manifest", f"unusable tenant slug {bundle.tenant_slug!r}")
+        if not _TENANT_RE.match(bundle.reader_slug):
+            raise ImportRefused("bad_manifest", f"unusable reader slug {bundle.reader_slug!r}")
 
         staging = Path(tempfile.mkdtemp(prefix=".import-", dir=self.home))
         try:
@@ -350,6 +352,10 @@ def _merge(old: CaseRecord | None, bundle: VerifiedBundle, bcase: BundleCase) ->
         "closure_due": _iso(bcase.closure_due),
         # The Indonesian words for the codes, as the bundle carries them (workstation.render).
         "labels": {group: dict(words) for group, words in bundle.labels.items()},
+        # Who the bundle was made for: the case's own tenant, or KPK for its copy of a case
+        # shared with it (the case is still filed under its own tenant).
+        "reader": bundle.reader_slug,
+        "reader_name": bundle.reader_name,
     }
     timeline = [
         {

@@ -443,12 +443,17 @@ def test_an_id_no_row_can_have_answers_a_json_404_on_every_api_route(
         ]
 
 
-def test_a_case_sent_to_kpk_stays_out_of_the_monitors_api(demo: Demo) -> None:
+def test_a_case_sent_to_kpk_is_in_the_monitors_api_read_only(demo: Demo) -> None:
+    # KPK's copy (more in test_kpk_copy.py): listed and readable, never changed.
     report = make_report(demo, TENANT, to_kpk=True)
     monitor = api_login(demo, HUB, Role.PEMANTAU_KPK)
-    assert monitor.get(f"/api/v1/cases/{report.case_id}").status_code == 404
-    listed = monitor.get("/api/v1/cases").get_json()
-    assert report.case_id not in {case["id"] for case in listed["cases"]}
+    detail = monitor.get(f"/api/v1/cases/{report.case_id}")
+    assert detail.status_code == 200 and detail.get_json()["read_only"] is True
+    listed = monitor.get("/api/v1/cases",
+                         query_string={"number": report.registration_number}).get_json()
+    assert [case["id"] for case in listed["cases"]] == [report.case_id]
+    status = monitor.post(f"/api/v1/cases/{report.case_id}/status", json={"status": "verifikasi"})
+    assert status.status_code == 404
 
 
 def test_marks_are_set_logged_and_filtered_through_the_api(demo: Demo) -> None:

@@ -21,7 +21,7 @@ from wbs.models import (
     Tenant,
     new_registration_number,
 )
-from wbs.tenancy import HubScope, TenantIsolationError, TenantScope
+from wbs.tenancy import HubScope, SharedScope, TenantIsolationError, TenantScope
 
 
 def make_tenant(session: Session, slug: str, *, hub: bool = False) -> Tenant:
@@ -224,3 +224,42 @@ def test_investigator_rows_are_scoped(world: World) -> None:
     world.session.flush()
     names = world.session.scalars(world.scope.select(Investigator)).all()
     assert [investigator.username for investigator in names] == ["ana"]
+
+
+def test_kpks_copy_holds_shared_cases_and_nothing_else(world: World) -> None:
+    kpk = make_tenant(world.session, "kpk", hub=True)
+    world.their_case.sent_to_kpk = True
+    world.session.flush()
+    shared = SharedScope(world.session, kpk)
+    assert world.session.scalars(shared.select(Case)).all() == [world.their_case]
+    assert shared.get(Case, world.their_case.id) is world.their_case
+    assert shared.get(Case, world.my_case.id) is None  # not shared: as if it did not exist
+    for model in (Submission, Event):
+        rows = world.session.scalars(shared.select(model)).all()
+        assert rows and {row.case_id for row in rows} == {world.their_case.id}, model
+    assert shared.get(Source, world.their_case.source_id) is world.their_case.source
+    assert shared.get(Source, world.my_case.source_id) is None
+    # The identity map holds the unshared case already; the scope must not hand it out.
+    assert world.session.get(Case, world.my_case.id) is world.my_case
+    assert shared.get(Case, world.my_case.id) is None
+
+
+def test_kpks_copy_is_read_only_and_for_the_hub_only(world: World) -> None:
+    with pytest.raises(TenantIsolationError):
+        SharedScope(world.session, world.mine)
+    kpk = make_tenant(world.session, "kpk", hub=True)
+    shared = SharedScope(world.session, kpk)
+    assert not hasattr(shared, "add") and not hasattr(shared, "delete")
+    for model in (Investigator, RecipientKey):
+        with pytest.raises(TenantIsolationError):
+            shared.select(model)
+    # KPK's own rows are in its copy too: its own log entries about a shared case.
+    world.their_case.sent_to_kpk = True
+    shared.own.add(Event(case_id=world.their_case.id, kind=EventKind.SENT_TO_KPK))
+    world.session.flush()
+    kinds = world.session.scalars(
+        shared.select(Event).where(Event.case_id == world.their_case.id)
+    ).all()
+    assert {(event.tenant_id, event.kind) for event in kinds} == {
+        (world.theirs.id, EventKind.CASE_CREATED), (kpk.id, EventKind.SENT_TO_KPK)
+    }
