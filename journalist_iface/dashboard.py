@@ -19,7 +19,7 @@ from flask_babel import format_date, format_decimal, format_percent, gettext
 
 from journalist_iface import export, labels
 from journalist_iface.auth import investigator_required
-from journalist_iface.context import db, instance
+from journalist_iface.context import db
 from journalist_iface.labels import kind_label
 from wbs.context import Context
 from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, Role, TenantKind
@@ -160,7 +160,6 @@ def _monitor_board(ctx: Context) -> tuple[Dashboard, list[Tenant], Tenant | None
         session,
         ctx.tenant,
         today=local_date(utcnow()),
-        calendar=instance().calendar,
         tenant_id=chosen.id if chosen else None,
         filters=_filters(provinces),
     )
@@ -169,7 +168,7 @@ def _monitor_board(ctx: Context) -> tuple[Dashboard, list[Tenant], Tenant | None
 
 def _summary_board(ctx: Context) -> Dashboard:
     return tenant_summary(
-        db(), ctx.tenant, local_date(utcnow()), calendar=instance().calendar,
+        db(), ctx.tenant, local_date(utcnow()),
         filters=_filters([]),
     )
 
@@ -192,7 +191,7 @@ def _province_board(ctx: Context) -> tuple[Dashboard, list[Tenant], Tenant | Non
     if filters.kind is not None and filters.kind not in kinds:
         abort(400)
     board = province_dashboard(
-        session, ctx.tenant, today=local_date(utcnow()), calendar=instance().calendar,
+        session, ctx.tenant, today=local_date(utcnow()),
         filters=filters, tenant_id=chosen.id if chosen else None,
     )
     return board, scope.tenants, chosen

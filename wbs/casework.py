@@ -26,6 +26,7 @@ from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.replykeys import encrypt_reply
 from wbs.bundle import write_bundle
 from wbs.context import Context
+from wbs.deadlines import record_first_response
 from wbs.domain import (
     CATEGORY_LABELS,
     FINAL_STATUSES,
@@ -202,9 +203,8 @@ def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> 
         created_at=now,
     )
     case.status = new
-    if case.first_response_at is None:
-        # The same instant as the event, so the column and the log agree (migration 0005).
-        case.first_response_at = now
+    # The same instant as the event, so the column and the log agree (migration 0005).
+    record_first_response(case, now, ctx.inst.calendar)
     # Closing stops the 30-working-day clock (wbs.deadlines); reopening restarts the judgement.
     case.closed_at = now if new.is_final else None
     ctx.scope.add(event)
@@ -343,8 +343,7 @@ def _store_reply(ctx: Context, case: Case, ciphertext: bytes, framing: str) -> R
                 created_at=now,
             )
         )
-        if case.first_response_at is None:
-            case.first_response_at = now
+        record_first_response(case, now, ctx.inst.calendar)
         if case.needs_reply:
             # Answered: the mark has done its work (and the log says the reply cleared it).
             _write_flag(ctx, case, CaseFlag.NEEDS_REPLY, False)

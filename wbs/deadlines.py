@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from wbs.domain import OPEN_STATUSES
 from wbs.models import Case
-from wbs.workdays import DEFAULT_TIMEZONE, local_date
+from wbs.workdays import DEFAULT_TIMEZONE, WorkingCalendar, local_date
 
 
 class FirstResponse(enum.StrEnum):
@@ -49,6 +49,87 @@ def first_response(case: Case, today: dt.date) -> FirstResponse:
         return FirstResponse.MISSING if late else FirstResponse.PENDING
     answered = local_date(case.first_response_at)
     return FirstResponse.MET if answered <= case.first_response_due else FirstResponse.LATE
+
+
+def record_first_response(case: Case, when: dt.datetime, calendar: WorkingCalendar) -> bool:
+    """Record ``when`` as the case's first response if it has none yet; True if it did.
+
+    With it, what the dashboards count of it (stored, like the due day, with the calendar in
+    force when it is given): the days and working days since the day received, and whether it
+    came by the due day (:attr:`FirstResponse.MET`, the judgement :func:`first_response` makes).
+    """
+    if case.first_response_at is not None:
+        return False
+    case.first_response_at = when
+    fill_first_response_figures(case, calendar)
+    return True
+
+
+def fill_first_response_figures(case: Case, calendar: WorkingCalendar) -> None:
+    """Set the stored figures of a case whose first response is known (also for migration
+    0015's backfill)."""
+    if case.first_response_at is None:
+        return
+    received = received_day(case.received_at)
+    answered = local_date(case.first_response_at)
+    case.first_response_days = (answered - received).days
+    case.first_response_workdays = calendar.working_days_between(received, answered)
+    case.first_response_in_time = answered <= case.first_response_due
+
+
+def backfill_first_response_figures(connection: sa.Connection, calendar: WorkingCalendar) -> int:
+    """Fill the stored figures of every case answered before they were kept (migration 0015;
+    the benchmark's bulk seed); return how many. Core statements only, in batches, so that it
+    runs inside a migration on both dialects whatever the models look like later."""
+    cases = sa.table(
+        "cases",
+        sa.column("id", sa.Integer),
+        sa.column("received_at", sa.DateTime(timezone=True)),
+        sa.column("first_response_at", sa.DateTime(timezone=True)),
+        sa.column("first_response_due", sa.Date),
+        sa.column("first_response_days", sa.Integer),
+        sa.column("first_response_workdays", sa.Integer),
+        sa.column("first_response_in_time", sa.Boolean),
+    )
+    rows = connection.execute(
+        sa.select(cases.c.id, cases.c.received_at, cases.c.first_response_at,
+                  cases.c.first_response_due)
+        .where(cases.c.first_response_at.is_not(None), cases.c.first_response_workdays.is_(None))
+    ).all()
+    update = (
+        sa.update(cases)
+        .where(cases.c.id == sa.bindparam("case_id"))
+        .values(
+            first_response_days=sa.bindparam("days"),
+            first_response_workdays=sa.bindparam("workdays"),
+            first_response_in_time=sa.bindparam("in_time"),
+        )
+    )
+    batch: list[dict[str, Any]] = []
+    for case_id, received_at, answered_at, due in rows:
+        received = received_day(received_at)
+        if answered_at.tzinfo is None:
+            answered_at = answered_at.replace(tzinfo=dt.UTC)  # SQLite keeps naive UTC
+        answered = local_date(answered_at)
+        batch.append({
+            "case_id": case_id,
+            "days": (answered - received).days,
+            "workdays": calendar.working_days_between(received, answered),
+            "in_time": answered <= due,
+        })
+        if len(batch) == 5000:
+            connection.execute(update, batch)
+            batch = []
+    if batch:
+        connection.execute(update, batch)
+    return len(rows)
+
+
+def received_day(value: dt.datetime) -> dt.date:
+    """The WIB date a day label (``received_at``) stands for: its UTC date, never converted."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.date()
 
 
 def first_response_overdue(today: dt.date) -> Any:

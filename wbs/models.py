@@ -410,6 +410,13 @@ class Case(TenantOwned, Base):
     needs_reply: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
+    # What the dashboards count of it, fixed when it is given (wbs.deadlines.record_first_response,
+    # migration 0015): the days and working days it took from the day received, and whether it
+    # came by the due day. Stored, like the due day itself, so that KPK's dashboard is a GROUP
+    # BY of small integers over cases rather than a date computation per row.
+    first_response_days: Mapped[int | None] = mapped_column()
+    first_response_workdays: Mapped[int | None] = mapped_column()
+    first_response_in_time: Mapped[bool | None] = mapped_column()
     # When the case last entered a final status (diarsipkan, selesai); None while open.
     closed_at: Mapped[dt.datetime | None] = mapped_column()
     # Where the report arrived (migration 0013): the drop box, or a channel an operator typed
@@ -460,6 +467,12 @@ class Case(TenantOwned, Base):
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
         ),
         sa.Index(None, "category", "mcp_area"),
+        # The first-response figures per institution (wbs.monitoring), migration 0015.
+        sa.Index(
+            "ix_cases_first_response_figures",
+            "tenant_id", "first_response_in_time", "first_response_workdays",
+            "first_response_days",
+        ),
         # One case per package and tenant (the lookup is scoped; so is the index).
         sa.Index(None, "tenant_id", "intake_package", unique=True),
         # The dashboards' count by channel (wbs.monitoring), migration 0013.

@@ -25,24 +25,17 @@ Definitions, shared with the inbox so the numbers agree with what a click shows:
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from wbs.deadlines import (
-    closure_overdue,
-    first_response_late,
-    first_response_met,
-    first_response_overdue,
-    wib_day,
-)
+from wbs.deadlines import closure_overdue, first_response_overdue
 from wbs.domain import (
     CATEGORY_LABELS,
     CHANNEL_LABELS,
@@ -54,7 +47,6 @@ from wbs.domain import (
 )
 from wbs.models import Case, Tenant
 from wbs.tenancy import HubScope, ProvinceScope, TenantIsolationError, TenantScope
-from wbs.workdays import WorkingCalendar
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
 FIRST_RESPONSE_KINDS: tuple[EventKind, ...] = (EventKind.STATUS_CHANGED, EventKind.REPLY_ADDED)
@@ -212,7 +204,7 @@ class Dashboard:
     # Cases that have had a first response (the median's sample).
     responded: int
     median_first_response_days: float | None
-    # Only when a working calendar was given: the same median in hari kerja.
+    # The same median in hari kerja (counted with the calendar when each response was given).
     median_first_response_working_days: float | None
     # Where the reports arrived: the drop box or a channel an operator recorded them from
     # (wbs.operator_intake). Most cases first; channels without a case are left out.
@@ -247,7 +239,6 @@ def dashboard(
     hub: Tenant,
     *,
     today: dt.date,
-    calendar: WorkingCalendar | None = None,
     tenant_id: int | None = None,
     filters: Filters = Filters(),
 ) -> Dashboard:
@@ -269,7 +260,7 @@ def dashboard(
         scope.select, [tenant.id for tenant in tenants] if narrowed else None, filters
     )
     return _figures(
-        session, reader, tenants, today=today, calendar=calendar, tenant_id=tenant_id,
+        session, reader, tenants, today=today, tenant_id=tenant_id,
         filters=filters,
     )
 
@@ -279,7 +270,6 @@ def tenant_summary(
     tenant: Tenant,
     today: dt.date,
     *,
-    calendar: WorkingCalendar | None = None,
     filters: Filters = Filters(),
 ) -> Dashboard:
     """The same figures for one instansi's admin, through its TenantScope (own cases only).
@@ -290,7 +280,7 @@ def tenant_summary(
     filters = replace(filters, province=None, kind=None)
     reader = _Reader(scope.select, None, filters)
     return _figures(
-        session, reader, [tenant], today=today, calendar=calendar, tenant_id=scope.tenant_id,
+        session, reader, [tenant], today=today, tenant_id=scope.tenant_id,
         filters=filters,
     )
 
@@ -300,7 +290,6 @@ def province_dashboard(
     province: Tenant,
     *,
     today: dt.date,
-    calendar: WorkingCalendar | None = None,
     filters: Filters = Filters(),
     tenant_id: int | None = None,
 ) -> Dashboard:
@@ -320,7 +309,7 @@ def province_dashboard(
     ]
     reader = _Reader(scope.select, [tenant.id for tenant in tenants], filters)
     return _figures(
-        session, reader, tenants, today=today, calendar=calendar, tenant_id=tenant_id,
+        session, reader, tenants, today=today, tenant_id=tenant_id,
         filters=filters,
     )
 
@@ -372,16 +361,15 @@ def _figures(
     tenants: list[Tenant],
     *,
     today: dt.date,
-    calendar: WorkingCalendar | None,
     tenant_id: int | None,
     filters: Filters,
 ) -> Dashboard:
-    dialect = session.get_bind().dialect.name
     open_statuses = [status.value for status in OPEN_STATUSES]
     by_status: Counter[CaseStatus] = Counter()
     # total, open, overdue first, overdue closure, first response met, late, missing
     per_tenant: dict[int, list[int]] = {}
-    # One pass over cases: tenants x statuses groups, with the judged deadlines summed per group.
+    # One pass over cases: tenants x statuses groups, with the judged deadlines summed per group
+    # (met and late are stored with the first response: wbs.deadlines.record_first_response).
     rows = session.execute(
         reader.columns(
             Case,
@@ -390,8 +378,8 @@ def _figures(
             sa.func.count(),
             _count_if(first_response_overdue(today)),
             _count_if(closure_overdue(today)),
-            _count_if(first_response_met(dialect)),
-            _count_if(first_response_late(dialect)),
+            _count_if(Case.first_response_in_time.is_(True)),
+            _count_if(Case.first_response_in_time.is_(False)),
         ).group_by(Case.tenant_id, Case.status)
     )
     for row_tenant, status, count, late_first, late_closure, met, late in rows:
@@ -429,18 +417,13 @@ def _figures(
     ):
         channels[str(channel)] += count
 
-    pairs = _response_pairs(session, reader)
     days_histogram: Counter[int] = Counter()
     working_histogram: Counter[int] = Counter()
     tenant_working: dict[int, Counter[int]] = {}
-    for (_tenant, received, answered), count in pairs.items():
-        days_histogram[(answered - received).days] += count
-    if calendar is not None:
-        counter = _WorkingDayCounter(calendar, [day for key in pairs for day in key[1:]])
-        for (row_tenant, received, answered), count in pairs.items():
-            days = counter.between(received, answered)
-            working_histogram[days] += count
-            tenant_working.setdefault(row_tenant, Counter())[days] += count
+    for row_tenant, days, workdays, count in _response_figures(session, reader):
+        days_histogram[days] += count
+        working_histogram[workdays] += count
+        tenant_working.setdefault(row_tenant, Counter())[workdays] += count
 
     total = sum(by_status.values())
     return Dashboard(
@@ -453,21 +436,19 @@ def _figures(
         by_mcp_area=_ranked(areas, MCP_AREA_LABELS),
         without_mcp_area=without_area,
         tenants=tuple(
-            _tenant_line(tenant, per_tenant.get(tenant.id, [0] * 7), tenant_working, calendar)
+            _tenant_line(tenant, per_tenant.get(tenant.id, [0] * 7), tenant_working)
             for tenant in tenants
         ),
         overdue_first_response=overdue_first,
         overdue_closure=overdue_closure,
         responded=sum(days_histogram.values()),
         median_first_response_days=_median(days_histogram),
-        median_first_response_working_days=(
-            _median(working_histogram) if calendar is not None else None
-        ),
+        median_first_response_working_days=_median(working_histogram),
         by_channel=_ranked(
             channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
         ),
         filters=filters,
-        trend=_trend(session, reader, today, filters.period, dialect),
+        trend=_trend(session, reader, today, filters.period),
     )
 
 
@@ -475,7 +456,6 @@ def _tenant_line(
     tenant: Tenant,
     line: list[int],
     working: Mapping[int, Counter[int]],
-    calendar: WorkingCalendar | None,
 ) -> TenantFigures:
     total, open_, late_first, late_closure, met, late, missing = line
     return TenantFigures(
@@ -490,9 +470,7 @@ def _tenant_line(
         first_response_met=met,
         first_response_late=late,
         first_response_missing=missing,
-        median_first_response_working_days=(
-            _median(working.get(tenant.id, Counter())) if calendar is not None else None
-        ),
+        median_first_response_working_days=_median(working.get(tenant.id, Counter())),
         province=tenant.province,
     )
 
@@ -502,7 +480,7 @@ def _count_if(condition: Any) -> Any:
 
 
 def _trend(
-    session: Session, reader: _Reader, today: dt.date, period: Period | None, dialect: str
+    session: Session, reader: _Reader, today: dt.date, period: Period | None
 ) -> tuple[MonthFigures, ...]:
     """Month by month: one GROUP BY received day (labels), summed into months here."""
     if period is not None:
@@ -520,8 +498,8 @@ def _trend(
             Case,
             Case.received_at,
             sa.func.count(),
-            _count_if(first_response_met(dialect)),
-            _count_if(first_response_late(dialect)),
+            _count_if(Case.first_response_in_time.is_(True)),
+            _count_if(Case.first_response_in_time.is_(False)),
             _count_if(first_response_overdue(today)),
         )
         .where(Case.received_at >= _label(first), Case.received_at < _label(end))
@@ -539,29 +517,27 @@ def _trend(
     return tuple(MonthFigures(month, *line) for month, line in months.items())
 
 
-def _response_pairs(
-    session: Session, reader: _Reader
-) -> Counter[tuple[int, dt.date, dt.date]]:
-    """{(tenant, received day, first-response day): cases} over the cases that had a first
-    response.
+def _response_figures(session: Session, reader: _Reader) -> list[tuple[int, int, int, int]]:
+    """(tenant, days, working days, cases) over the cases that had a first response.
 
-    One GROUP BY over cases (``first_response_at``, kept by :mod:`wbs.casework` and filled
-    from the event log by migration 0005), with no cache: it is always current.
+    One GROUP BY of small stored integers (:func:`wbs.deadlines.record_first_response`, filled
+    for older cases by migration 0015), always current: no cache, no date arithmetic per row.
     """
-    dialect = session.get_bind().dialect.name
-    # received_at is already a day label: grouping by it is grouping by day. Both come back as
-    # plain WIB days (no column type to run on each of the thousands of groups).
-    received_day = wib_day(Case.received_at, dialect).label("received")
-    answered_day = wib_day(Case.first_response_at, dialect).label("answered")
     statement = (
-        reader.columns(Case, Case.tenant_id, received_day, answered_day, sa.func.count())
-        .where(Case.first_response_at.is_not(None))
-        .group_by(Case.tenant_id, Case.received_at, answered_day)
+        reader.columns(
+            Case,
+            Case.tenant_id,
+            Case.first_response_days,
+            Case.first_response_workdays,
+            sa.func.count(),
+        )
+        .where(Case.first_response_workdays.is_not(None))
+        .group_by(Case.tenant_id, Case.first_response_days, Case.first_response_workdays)
     )
-    pairs: Counter[tuple[int, dt.date, dt.date]] = Counter()
-    for tenant_id, received, answered, count in session.execute(statement):
-        pairs[(tenant_id, _as_date(received), _as_date(answered))] += count
-    return pairs
+    return [
+        (tenant_id, int(days), int(workdays), int(count))
+        for tenant_id, days, workdays, count in session.execute(statement)
+    ]
 
 
 def _as_date(value: Any) -> dt.date:
@@ -570,28 +546,6 @@ def _as_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(str(value)[:10])
-
-
-class _WorkingDayCounter:
-    """``calendar.working_days_between`` in O(log n) per pair, from one walk over the days."""
-
-    def __init__(self, calendar: WorkingCalendar, days: Iterable[dt.date]) -> None:
-        self._working: list[dt.date] = []
-        known = list(days)
-        if not known:
-            return
-        day, last = min(known), max(known)
-        while day <= last:
-            if calendar.is_working_day(day):
-                self._working.append(day)
-            day += dt.timedelta(days=1)
-
-    def _upto(self, day: dt.date) -> int:
-        return bisect.bisect_right(self._working, day)
-
-    def between(self, start: dt.date, end: dt.date) -> int:
-        # Working days after start up to and including end (negative if end is earlier).
-        return self._upto(end) - self._upto(start)
 
 
 def _ranked(counts: Counter[str], labels: Mapping[str, str]) -> tuple[LabelledCount, ...]:

@@ -79,7 +79,6 @@ def _expected_hub(demo: Demo, tenant_slug: str | None = None) -> Dashboard:
             session,
             hub,
             today=local_date(utcnow()),
-            calendar=demo.inst.calendar,
             tenant_id=tenant_id,
         )
 
@@ -183,7 +182,6 @@ def test_summary_shows_the_own_figures(seeded: Demo) -> None:
             session,
             get_tenant(session, TENANT),
             local_date(utcnow()),
-            calendar=seeded.inst.calendar,
         )
     _check_page(html, board)
     assert "tenant-kpk" not in html
@@ -217,7 +215,7 @@ def test_dashboard_filters_by_period_kind_category_and_area(seeded: Demo) -> Non
     html = response.get_data(as_text=True)
     with seeded.inst.sessions() as session:
         board = dashboard(session, get_tenant(session, HUB), today=local_date(utcnow()),
-                          calendar=seeded.inst.calendar, filters=wanted)
+                          filters=wanted)
     assert board.total >= 3 and board.category_counts() == {"pemerasan": board.total}
     _check_page(html, board)
     assert f'<option value="{this_month.key}" selected>' in html
@@ -311,8 +309,7 @@ def test_a_province_sees_its_kabupaten_and_kota_and_nothing_else(seeded: Demo) -
     html = browser.get("/koordinasi").get_data(as_text=True)
     with seeded.inst.sessions() as session:
         own = get_tenant(session, TENANT)
-        board = province_dashboard(session, own, today=local_date(utcnow()),
-                                   calendar=seeded.inst.calendar)
+        board = province_dashboard(session, own, today=local_date(utcnow()))
     assert [line.slug for line in board.tenants] == [TENANT, "pemkab-oki", "pemkot-plg"]
     _check_page(html, board)
     assert "Koordinasi provinsi" in html

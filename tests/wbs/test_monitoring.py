@@ -30,12 +30,20 @@ from dataclasses import dataclass, replace
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from sqlalchemy.orm import Session
 
 from wbs import db
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.deadlines import Closure, FirstResponse, closure, first_response
+from wbs.deadlines import (
+    Closure,
+    FirstResponse,
+    closure,
+    fill_first_response_figures,
+    first_response,
+    record_first_response,
+)
 from wbs.domain import CaseStatus, Channel, EventKind, TenantKind
 from wbs.instance import Instance, init_instance
 from wbs.models import Case, Event, Source, Submission, Tenant, new_registration_number
@@ -78,6 +86,7 @@ def _case(
     first_due: str,
     closure_due: str | None,
     events: list[tuple[EventKind, dt.datetime]],
+    calendar: WorkingCalendar | None = None,
 ) -> Case:
     scope = TenantScope(session, tenant)
     source = Source(
@@ -100,6 +109,8 @@ def _case(
             (when for kind, when in events if kind in FIRST_RESPONSE_KINDS), default=None
         ),
     )
+    # And what wbs.deadlines.record_first_response stores with it (migration 0015 for old rows).
+    fill_first_response_figures(case, calendar or WorkingCalendar())
     scope.add(case)
     session.flush()
     scope.add(Event(case_id=case.id, kind=EventKind.CASE_CREATED, created_at=_at(received, 0)))
@@ -205,19 +216,33 @@ def test_median_time_to_first_response(world: World) -> None:
 
     assert board.responded == 4
     assert board.median_first_response_days == 3.0
-    # Without a calendar there is no working-day figure.
-    assert board.median_first_response_working_days is None
+    assert board.median_first_response_working_days == 2.0
 
 
-def test_median_in_working_days_follows_the_calendar(world: World) -> None:
-    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+def test_median_in_working_days_follows_the_calendar_of_the_response(
+    world: World, make_config, database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    board = dashboard(world.session, world.hub, today=TODAY)
     assert board.median_first_response_days == 3.0
     assert board.median_first_response_working_days == 2.0
 
-    # A configured cuti bersama on 3 June: a2 answered after 1 working day, not 2 (1, 1, 2, 4).
-    leave = WorkingCalendar([dt.date(2025, 6, 3)])
-    board = dashboard(world.session, world.hub, today=TODAY, calendar=leave)
-    assert board.median_first_response_working_days == 1.5
+    # An instance with a configured cuti bersama on 17 June: a case received on the 16th and
+    # answered on the 18th through casework took 1 working day, not 2 (1, 1, 2, 2, 4).
+    config = make_config(database_url=database_url, cuti_bersama="2025-06-17")
+    init_instance(config)
+    inst = Instance.open(config)
+    late = _case(world.session, world.c, CaseStatus.BARU, "pemerasan", None, "2025-06-16",
+                 "2025-06-26", None, [])
+    world.session.commit()
+    with time_machine.travel(_at("2025-06-18", 3), tick=False):
+        change_status(Context(inst, world.session, world.c), late, CaseStatus.VERIFIKASI)
+    assert (late.first_response_days, late.first_response_workdays,
+            late.first_response_in_time) == (2, 1, True)
+    board = dashboard(world.session, world.hub, today=TODAY)
+    assert board.median_first_response_working_days == 2.0
+    assert {line.slug: line.median_first_response_working_days
+            for line in board.tenants}["lembaga-c"] == 1.0
+    inst.close()
 
 
 def test_first_response_day_is_the_wib_day(world: World) -> None:
@@ -261,7 +286,7 @@ def test_only_the_hub_may_see_the_dashboard(world: World) -> None:
 
 
 def test_tenant_summary_sees_only_the_own_cases(world: World) -> None:
-    summary = tenant_summary(world.session, world.b, TODAY, calendar=WorkingCalendar())
+    summary = tenant_summary(world.session, world.b, TODAY)
 
     assert summary.tenant_id == world.b.id
     assert summary.total == 2
@@ -287,7 +312,8 @@ def test_figures_follow_new_events(world: World) -> None:
     TenantScope(world.session, world.a).add(
         Event(case_id=a1.id, kind=EventKind.REPLY_ADDED, created_at=_at("2025-06-12"))
     )
-    a1.first_response_at = _at("2025-06-12")
+    assert record_first_response(a1, _at("2025-06-12"), WorkingCalendar())
+    assert not record_first_response(a1, _at("2025-06-13"), WorkingCalendar())  # once only
     world.session.commit()
 
     board = dashboard(world.session, world.hub, today=TODAY)
@@ -329,7 +355,7 @@ def test_migration_0005_fills_the_column_from_the_log(world: World, database_url
         return found
 
     before = stored()
-    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+    board = dashboard(world.session, world.hub, today=TODAY)
     assert sum(value is not None for value in before.values()) == 4
     world.session.close()
 
@@ -337,7 +363,7 @@ def test_migration_0005_fills_the_column_from_the_log(world: World, database_url
     db.upgrade(database_url)  # adds it again, filled from the event log
 
     assert stored() == before
-    assert dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar()) == board
+    assert dashboard(world.session, world.hub, today=TODAY) == board
 
 
 def test_closing_records_when_and_reopening_forgets_it(
@@ -423,7 +449,7 @@ def test_cases_are_counted_by_channel(world: World) -> None:
 
 
 def test_first_response_promise_per_institution_and_who_falls_behind(world: World) -> None:
-    board = dashboard(world.session, world.hub, today=TODAY, calendar=WorkingCalendar())
+    board = dashboard(world.session, world.hub, today=TODAY)
     lines = {line.slug: line for line in board.tenants}
 
     # A: a1 never answered (missing), a2 and a3 answered in time. B: b1 in time, b2 late
@@ -554,14 +580,14 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
                      rng.choice(["perizinan", "pengadaan_barang_jasa", None]),
                      received.isoformat(), due.isoformat(),
                      calendar.add_working_days(received, 30).isoformat(),
-                     [(EventKind.REPLY_ADDED, answered)] if answered else [])
+                     [(EventKind.REPLY_ADDED, answered)] if answered else [], calendar)
         cases.append(case)
     session.commit()
 
     for filters in [Filters(), Filters(period=Period.parse("2025-Q1")),
                     Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
                     Filters(period=Period.parse("2025-05"), category="suap_menyuap")]:
-        board = dashboard(session, hub, today=today, calendar=calendar, filters=filters)
+        board = dashboard(session, hub, today=today, filters=filters)
         chosen = [c for c in cases if _matches(c, filters, by_id)]
         assert board.total == len(chosen)
         assert board.overdue_first_response == sum(
@@ -624,3 +650,30 @@ def test_a_province_reads_only_case_metadata_of_its_kabupaten_and_kota(world: Wo
             kind=TenantKind.PEMERINTAH_PROVINSI)):
         with pytest.raises(TenantIsolationError):
             province_dashboard(world.session, tenant, today=TODAY)
+
+
+def test_migration_0015_fills_the_stored_figures_of_answered_cases(
+    world: World, database_url: str
+) -> None:
+    def stored() -> dict[int, tuple[object, ...]]:
+        rows = world.session.execute(sa.text(
+            "SELECT id, first_response_days, first_response_workdays, first_response_in_time"
+            " FROM cases"))
+        # SQLite gives the boolean back as 0 or 1 to plain SQL; PostgreSQL as a bool.
+        found = {row[0]: (row[1], row[2], None if row[3] is None else bool(row[3]))
+                 for row in rows}
+        world.session.rollback()
+        return found
+
+    before = stored()
+    # a2 (2 days, 2 working days, in time), a3 (4, 2, in time), b1 (1, 1), b2 (7, 4, late).
+    assert sorted(value for value in before.values() if value[0] is not None) == [
+        (1, 1, True), (2, 2, True), (4, 2, True), (7, 4, False)]
+    board = dashboard(world.session, world.hub, today=TODAY)
+    world.session.close()
+
+    db.downgrade(database_url, "0014")  # drops the columns
+    db.upgrade(database_url)  # adds them again, filled from first_response_at
+
+    assert stored() == before
+    assert dashboard(world.session, world.hub, today=TODAY) == board
