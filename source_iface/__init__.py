@@ -31,6 +31,7 @@ from source_iface.context import (
 from source_iface.flood import FloodGuard, FloodLimits
 from wbs.instance import Instance
 from wbs.models import Tenant
+from wbs.public_stats import DailyCache
 
 HERE = Path(__file__).parent
 
@@ -82,6 +83,8 @@ def create_app(
     )
     app.extensions["peluit_instance"] = inst
     app.extensions["peluit_flood"] = flood_guard or FloodGuard(flood_limits)
+    # The public statistics page's figures, once per tenant and day (see wbs.public_stats).
+    app.extensions["peluit_public_stats"] = DailyCache()
     quiet_logs(app)
     if dev_tenant_paths:
         app.wsgi_app = DevTenantPaths(app.wsgi_app)  # type: ignore[method-assign]

@@ -68,6 +68,7 @@ from source_iface.upload import FileSink, UploadError, UploadLimits, parse_uploa
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
 from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
 from wbs.models import Case, Event, Reply
+from wbs.public_stats import SUPPRESS_BELOW, DailyCache
 from wbs.sources import (
     authenticate_source,
     case_history,
@@ -134,6 +135,18 @@ def _tenant_texts(*keys: str) -> dict[str, ShownText]:
 @bp.get("/panduan")
 def guidance() -> ResponseReturnValue:
     return render_template("guidance.html", texts=_tenant_texts("guidance"))
+
+
+@bp.get("/statistik")
+def statistics() -> ResponseReturnValue:
+    cache: DailyCache = current_app.extensions["peluit_public_stats"]
+    figures = cache.current(context().scope)
+    return render_template(
+        "statistics.html",
+        figures=figures,
+        counted_until=format_date(figures.counted_until, "long"),
+        threshold=SUPPRESS_BELOW,
+    )
 
 
 add_language_switch(bp, cookie=LANGUAGE_COOKIE, home_endpoint="source.index")

@@ -47,8 +47,16 @@ def first_response(case: Case, today: dt.date) -> FirstResponse:
     if case.first_response_at is None:
         late = case.first_response_due < today and case.status in OPEN_STATUSES
         return FirstResponse.MISSING if late else FirstResponse.PENDING
-    answered = local_date(case.first_response_at)
-    return FirstResponse.MET if answered <= case.first_response_due else FirstResponse.LATE
+    return FirstResponse.MET if first_response_met(case) else FirstResponse.LATE
+
+
+def first_response_met(case: Case) -> bool:
+    """Whether the pelapor had the first response on or before its due day (WIB): the
+    :attr:`FirstResponse.MET` of :func:`first_response`, which does not depend on today, so
+    the public statistics (:mod:`wbs.public_stats`) count exactly what the case page shows."""
+    if case.first_response_at is None:
+        return False
+    return local_date(case.first_response_at) <= case.first_response_due
 
 
 def record_first_response(case: Case, when: dt.datetime, calendar: WorkingCalendar) -> bool:

@@ -15,6 +15,7 @@ with its original filename, and the page never asked anything of another origin.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -38,7 +39,10 @@ from tests.support import decrypt_item
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import CaseStatus
-from wbs.models import Case, Reply, Submission, Tenant
+from wbs.models import Case, Reply, Source, Submission, Tenant, utcnow
+from wbs.public_stats import Quarter
+from wbs.tenancy import TenantScope
+from wbs.workdays import local_date
 
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 WIDTHS: dict[str, dict[str, Any]] = {
@@ -218,6 +222,14 @@ def walk(
     # The province's complaint unit is its Inspektorat Daerah (KPK's is checked elsewhere).
     assert "Inspektorat Daerah" in page.locator("main").inner_text()
 
+    # The public statistics, from the footer: a table of the last ended quarter, and back.
+    seed_past_reports(served)
+    journey.follow('footer a[href$="/statistik"]')
+    assert page.locator("table.stats tbody tr").first.locator("td").first.inner_text() == "6"
+    journey.capture("01b-statistics")
+    journey.follow("header .brand a")
+    assert page.url == base + "/"
+
     journey.follow(f'main .actions a.button[href="/t/{slug(base)}/panduan"]')
     if lang == "id":  # Tor Browser's menu word, in Indonesian too
         assert "Settings" not in page.locator("main").inner_text()
@@ -345,6 +357,31 @@ def mistype(word: str, lang: str) -> str:
 
 def slug(base: str) -> str:
     return base.rsplit("/t/", 1)[1]
+
+
+def seed_past_reports(served: Served) -> None:
+    """Six reports received in the last ended quarter (once per instance), so the statistics
+    page has figures to show: only ended quarters are published (wbs.public_stats)."""
+    received = Quarter.of(local_date(utcnow())).previous().start + dt.timedelta(days=14)
+    with served.inst.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == slug(served.base)))
+        assert tenant is not None
+        scope = TenantScope(session, tenant)
+        seeded = sa.select(sa.func.count()).select_from(Case).where(
+            Case.registration_number.startswith("statistik/")
+        )
+        if session.scalar(scope.restrict(seeded, Case)):
+            return
+        for _ in range(6):
+            scope.add(Case(
+                source=Source(id=os.urandom(32).hex(), reply_fingerprint="D" * 40,
+                              reply_public_key="public", reply_secret_key="locked"),
+                registration_number="statistik/" + os.urandom(8).hex(),
+                category="pemerasan",
+                received_at=dt.datetime.combine(received, dt.time(), tzinfo=dt.UTC),
+                first_response_due=received + dt.timedelta(days=9),
+            ))
+        session.commit()
 
 
 def investigator_asks(served: Served, registration: str, question: str) -> int:
