@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from wbs.domain import OPEN_STATUSES
 from wbs.models import Case
-from wbs.workdays import DEFAULT_TIMEZONE, WorkingCalendar, local_date
+from wbs.workdays import WorkingCalendar, local_date
 
 
 class FirstResponse(enum.StrEnum):
@@ -82,7 +82,7 @@ def fill_first_response_figures(case: Case, calendar: WorkingCalendar) -> None:
     answered = local_date(case.first_response_at)
     case.first_response_days = (answered - received).days
     case.first_response_workdays = calendar.working_days_between(received, answered)
-    case.first_response_in_time = answered <= case.first_response_due
+    case.first_response_in_time = first_response_met(case)
 
 
 def backfill_first_response_figures(connection: sa.Connection, calendar: WorkingCalendar) -> int:
@@ -166,37 +166,6 @@ def closure(case: Case, today: dt.date) -> Closure:
         return Closure.UNKNOWN
     closed = local_date(case.closed_at)
     return Closure.MET if closed <= case.closure_due else Closure.LATE
-
-
-def wib_day(column: Any, dialect: str) -> Any:
-    """The WIB calendar day of a UTC column, in the database.
-
-    WIB, not UTC: an answer at 01:00 WIB on 3 December was given on 3 December, the day the
-    deadline counts in. For a source-side day label (midnight UTC of a WIB date) this is that
-    date, so labels and exact times are read the same way.
-    """
-    if dialect == "sqlite":
-        # SQLite keeps these columns as naive UTC text; Asia/Jakarta is UTC+7 all year (no
-        # daylight saving since 1964), so a fixed offset is exact.
-        return sa.func.date(column, "+7 hours")
-    # timestamptz -> Jakarta's wall time -> its date; independent of the session's TimeZone.
-    return sa.cast(sa.func.timezone(DEFAULT_TIMEZONE, column), sa.Date)
-
-
-def first_response_met(dialect: str) -> Any:
-    """The SQL condition for :attr:`FirstResponse.MET`: answered on or before the due day."""
-    return sa.and_(
-        Case.first_response_at.is_not(None),
-        wib_day(Case.first_response_at, dialect) <= Case.first_response_due,
-    )
-
-
-def first_response_late(dialect: str) -> Any:
-    """The SQL condition for :attr:`FirstResponse.LATE`: answered after the due day."""
-    return sa.and_(
-        Case.first_response_at.is_not(None),
-        wib_day(Case.first_response_at, dialect) > Case.first_response_due,
-    )
 
 
 def closure_overdue(today: dt.date) -> Any:
