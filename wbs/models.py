@@ -465,13 +465,19 @@ class Case(TenantOwned, Base):
         sa.Index(
             "ix_cases_deadlines",
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
+            "first_response_in_time",
         ),
         sa.Index(None, "category", "mcp_area"),
-        # The first-response figures per institution (wbs.monitoring), migration 0015.
+        # The first-response figures per institution and the months' trend (wbs.monitoring),
+        # both covering, migration 0015.
         sa.Index(
             "ix_cases_first_response_figures",
-            "tenant_id", "first_response_in_time", "first_response_workdays",
-            "first_response_days",
+            "tenant_id", "first_response_days", "first_response_workdays",
+        ),
+        sa.Index(
+            "ix_cases_trend",
+            "received_at", "tenant_id", "status", "first_response_due", "first_response_at",
+            "first_response_in_time",
         ),
         # One case per package and tenant (the lookup is scoped; so is the index).
         sa.Index(None, "tenant_id", "intake_package", unique=True),
