@@ -223,14 +223,15 @@ def province(ctx: Context) -> ResponseReturnValue:
 @investigator_required(roles=[Role.ADMIN_INSTANSI])
 def province_export(ctx: Context, fmt: str) -> ResponseReturnValue:
     board, _tenants, _chosen = _province_board(ctx)
-    return _export(board, fmt, f"koordinasi-{ctx.tenant.slug}")
+    return _export(board, fmt, f"koordinasi-{ctx.tenant.slug}",
+                   gettext("Province coordination") + f" · {ctx.tenant.name}")
 
 
 @bp.get("/pemantauan/ekspor.<fmt>")
 @investigator_required(roles=[Role.PEMANTAU_KPK])
 def monitor_export(ctx: Context, fmt: str) -> ResponseReturnValue:
     board, _tenants, _chosen, _provinces = _monitor_board(ctx)
-    return _export(board, fmt, "pemantauan")
+    return _export(board, fmt, "pemantauan", gettext("KPK monitoring"))
 
 
 @bp.get("/ringkasan")
@@ -245,15 +246,37 @@ def summary(ctx: Context) -> ResponseReturnValue:
 @bp.get("/ringkasan/ekspor.<fmt>")
 @investigator_required(roles=[Role.ADMIN_INSTANSI])
 def summary_export(ctx: Context, fmt: str) -> ResponseReturnValue:
-    return _export(_summary_board(ctx), fmt, f"ringkasan-{ctx.tenant.slug}")
+    return _export(_summary_board(ctx), fmt, f"ringkasan-{ctx.tenant.slug}",
+                   gettext("Institution summary") + f" · {ctx.tenant.name}")
 
 
-def _export(board: Dashboard, fmt: str, stem: str) -> ResponseReturnValue:
-    """Every table of the page as XLSX (a sheet each), or one (``?tabel=``) as CSV."""
+def _subtitle(board: Dashboard) -> str:
+    period = board.filters.period
+    parts = [gettext("As of %(day)s.", day=format_date(board.today, "d MMMM yyyy"))]
+    if period is not None:
+        parts.append(gettext("Reports received in %(period)s.", period=_period_label(period)))
+    return " ".join(parts)
+
+
+def _period_label(period: Period) -> str:
+    if "-Q" in period.key:
+        quarter = (period.start.month + 2) // 3
+        return gettext("Quarter %(number)s %(year)s", number=quarter, year=period.start.year)
+    if "-" in period.key:
+        return month_label(period.start)
+    return period.key
+
+
+def _export(board: Dashboard, fmt: str, stem: str, title: str) -> ResponseReturnValue:
+    """Every table of the page as XLSX (a sheet each) or as a printable PDF report, or one
+    (``?tabel=``) as CSV."""
     name = f"{stem}-{board.filters.period.key if board.filters.period else board.today}"
     tables = export.tables(board)
     if fmt == "xlsx":
         body, mimetype = export.xlsx(tables), export.XLSX_TYPE
+    elif fmt == "pdf":
+        body = export.pdf(tables, title=title, subtitle=_subtitle(board))
+        mimetype = "application/pdf"
     elif fmt == "csv":
         wanted = request.args.get("tabel", "institusi")
         table = next((table for table in tables if table.key == wanted), None)

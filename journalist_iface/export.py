@@ -15,10 +15,26 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flask_babel import LazyString, gettext, lazy_gettext
 from openpyxl import Workbook
 from openpyxl.cell.cell import TYPE_STRING
+from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    Flowable,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
+from reportlab.platypus import Table as PdfTable
 
 from journalist_iface.labels import category_label, kind_label, mcp_label, status_label
 from wbs.monitoring import Dashboard
@@ -145,3 +161,111 @@ def _sheet_title(title: str) -> str:
     # Excel's rules: at most 31 characters, none of []:*?/\
     cleaned = "".join(" " if char in "[]:*?/\\" else char for char in title)
     return cleaned[:31]
+
+
+# --- the printable report ---------------------------------------------------------------------
+
+# One chart column for the tables of counts, whose second column is the count to draw.
+_CHARTED = ("status", "kategori", "area", "kanal")
+_GREEN = colors.HexColor("#123c2e")
+_TRACK = colors.HexColor("#eef1ee")
+_RULE = colors.HexColor("#d9d6cf")
+
+
+def pdf(found: Sequence[Table], *, title: str, subtitle: str) -> bytes:
+    """A printable report for a coordination meeting: the key figures, then one page each for
+    the counts (with bars), the institutions and the months' trend (with a column chart).
+
+    Drawn by reportlab from the same tables as the downloads; nothing but handling metadata.
+    ``invariant`` keeps the creation time and a random document id out of the file, so the
+    same figures give the same bytes; it carries no author and no link.
+    """
+    tables = {table.key: table for table in found}
+    styles = getSampleStyleSheet()
+    story: list[Flowable] = [
+        Paragraph(_escape(title), styles["Title"]),
+        Paragraph(_escape(subtitle), styles["Normal"]),
+        Spacer(1, 6 * mm),
+        *_section(tables["ringkasan"], styles),
+        PageBreak(),
+    ]
+    for key in _CHARTED:
+        story += [*_section(tables[key], styles, chart=True), Spacer(1, 4 * mm)]
+    story += [PageBreak(), *_section(tables["institusi"], styles, small=True),
+              Spacer(1, 4 * mm), *_section(tables["tertinggal"], styles), PageBreak(),
+              *_section(tables["tren"], styles), Spacer(1, 4 * mm), _trend_chart(tables["tren"])]
+    out = io.BytesIO()
+    document = SimpleDocTemplate(
+        out, pagesize=landscape(A4), leftMargin=15 * mm, rightMargin=15 * mm,
+        topMargin=15 * mm, bottomMargin=15 * mm, title=title, author="", subject="",
+        creator="Peluit", invariant=True,
+    )
+    document.build(story)
+    return out.getvalue()
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(value: Cell) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _section(
+    table: Table, styles: Any, *, chart: bool = False, small: bool = False
+) -> list[Flowable]:
+    size = 7 if small else 9
+    body = ParagraphStyle("cell", parent=styles["Normal"], fontSize=size, leading=size + 2)
+    header = [Paragraph(f"<b>{_escape(text)}</b>", body) for text in table.header]
+    rows: list[list[Any]] = [header + ([""] if chart else [])]
+    largest = max((row[1] for row in table.rows if isinstance(row[1], int)), default=0)
+    for row in table.rows:
+        cells: list[Any] = [Paragraph(_escape(_cell(value)), body) for value in row]
+        if chart:
+            count = row[1] if isinstance(row[1], int) else 0
+            cells.append(_bar(count, largest))
+        rows.append(cells)
+    if len(rows) == 1:
+        rows.append([Paragraph("—", body)] + [""] * (len(header) - 1 + (1 if chart else 0)))
+    grid = PdfTable(rows, repeatRows=1, hAlign="LEFT")
+    grid.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, 0), _TRACK),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, _RULE),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+    ]))
+    heading = Paragraph(_escape(table.title), styles["Heading2"])
+    if len(rows) < 30:
+        return [KeepTogether([heading, grid])]
+    return [heading, grid]  # a long table splits across pages, its header row repeated
+
+
+def _bar(count: int, largest: int) -> Drawing:
+    width, height = 60 * mm, 3 * mm
+    drawing = Drawing(width, height)
+    drawing.add(Rect(0, 0, width, height, fillColor=_TRACK, strokeColor=None))
+    if largest > 0 and count > 0:
+        drawing.add(Rect(0, 0, max(width * count / largest, 1), height, fillColor=_GREEN,
+                         strokeColor=None))
+    return drawing
+
+
+def _trend_chart(table: Table) -> Drawing:
+    """Reports received per month as columns, labelled with the month."""
+    width, height = 240 * mm, 60 * mm
+    drawing = Drawing(width, height + 8 * mm)
+    counts = [row[1] if isinstance(row[1], int) else 0 for row in table.rows]
+    largest = max(counts, default=0)
+    slot = width / max(len(counts), 1)
+    for index, (row, count) in enumerate(zip(table.rows, counts, strict=True)):
+        x = index * slot + slot * 0.15
+        drawing.add(Rect(x, 8 * mm, slot * 0.7, height, fillColor=_TRACK, strokeColor=None))
+        if largest and count:
+            drawing.add(Rect(x, 8 * mm, slot * 0.7, height * count / largest,
+                             fillColor=_GREEN, strokeColor=None))
+        drawing.add(String(x, 2 * mm, str(row[0]), fontName="Helvetica", fontSize=7))
+    return drawing

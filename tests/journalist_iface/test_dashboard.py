@@ -10,6 +10,7 @@ import re
 
 import openpyxl
 import pytest
+from pypdf import PdfReader
 
 from journalist_iface import export
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
@@ -270,7 +271,7 @@ def test_one_table_downloads_as_csv(seeded: Demo) -> None:
     assert rows[0] == ["Status", "Pengaduan"]
     assert [int(row[1]) for row in rows[1:]] == [row.count for row in board.by_status]
     assert browser.get("/ringkasan/ekspor.csv?tabel=rahasia").status_code == 404
-    assert browser.get("/ringkasan/ekspor.pdf").status_code == 404
+    assert browser.get("/ringkasan/ekspor.docx").status_code == 404
     assert browser.get("/pemantauan/ekspor.xlsx").status_code == 403
     verifikator = logged_in(seeded, TENANT, Role.VERIFIKATOR)
     assert verifikator.get("/ringkasan/ekspor.csv").status_code == 403
@@ -328,3 +329,33 @@ def test_a_province_sees_its_kabupaten_and_kota_and_nothing_else(seeded: Demo) -
     assert city_admin.get("/koordinasi").status_code == 404
     assert 'href="/koordinasi"' not in city_admin.get("/").get_data(as_text=True)
     assert logged_in(seeded, HUB, Role.PEMANTAU_KPK).get("/koordinasi").status_code == 403
+
+
+def test_the_printable_report_has_its_pages_and_the_figures(seeded: Demo) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    this_year = str(wib_today().year)
+    html = browser.get(f"/pemantauan?periode={this_year}").get_data(as_text=True)
+    assert f'href="/pemantauan/ekspor.pdf?periode={this_year}"' in html
+    response = browser.get(f"/pemantauan/ekspor.pdf?periode={this_year}")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.get_data()))
+    pages = [" ".join(page.extract_text().split()) for page in reader.pages]
+    # Key figures; the counts with their bars; the institutions; the months' trend.
+    assert len(pages) == 4
+    assert "Pemantauan KPK" in pages[0] and "Angka utama" in pages[0]
+    assert f"Pengaduan yang diterima pada {this_year}" in pages[0]
+    assert all(title in pages[1] for title in ("Menurut status", "Menurut kategori",
+                                               "Menurut area MCP", "Menurut saluran"))
+    assert "Menurut instansi" in pages[2] and "Tertinggal" in pages[2]
+    assert "Tren bulanan" in pages[3] and f"{this_year}-01" in pages[3]
+    with seeded.inst.sessions() as session:
+        board = dashboard(session, get_tenant(session, HUB), today=local_date(utcnow()),
+                          filters=Filters(period=Period.parse(this_year)))
+    for line in board.tenants:
+        assert line.name in pages[2]
+    assert f"Pengaduan {board.total}" in pages[0]
+    # Printed figures only: no link, no author, and the same bytes for the same figures.
+    assert "/URI" not in response.get_data().decode("latin-1")
+    assert not (reader.metadata or {}).get("/Author")
+    assert browser.get(f"/pemantauan/ekspor.pdf?periode={this_year}").get_data() == (
+        response.get_data())
