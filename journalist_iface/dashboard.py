@@ -261,7 +261,7 @@ def _subtitle(board: Dashboard) -> str:
 def _period_label(period: Period) -> str:
     if "-Q" in period.key:
         quarter = (period.start.month + 2) // 3
-        return gettext("Quarter %(number)s %(year)s", number=quarter, year=period.start.year)
+        return str(gettext("Quarter %(number)s %(year)s", number=quarter, year=period.start.year))
     if "-" in period.key:
         return month_label(period.start)
     return period.key
