@@ -62,3 +62,30 @@ def decrypt_item(home: Path, path: Path) -> tuple[bytes, str | None]:
     assert re.search(r'^:literal data packet:\n\s+mode .*, name="",', packets, re.M), packets
     data, trailer = unframe(framed.stdout)
     return data, trailer.name
+
+
+# Kernel file systems that hold no file a process wrote: a walk that enters one (a chroot's
+# /proc left mounted under /tmp, say) reads every process's tables instead of files.
+_PSEUDO_FILESYSTEMS = frozenset({
+    "proc", "sysfs", "devpts", "cgroup", "cgroup2", "mqueue", "debugfs", "tracefs",
+    "securityfs", "binfmt_misc", "fusectl", "configfs", "pstore", "bpf", "autofs", "hugetlbfs",
+    "nsfs", "efivarfs",
+})
+
+
+def pseudo_mounts() -> frozenset[Path]:
+    """Mount points of kernel pseudo file systems (from /proc/self/mountinfo), for scans of
+    the disk to leave out."""
+    found = set()
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return frozenset()
+    for line in lines:
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        fstype = line.split(" - ", 1)[1].split()[0]
+        if fstype in _PSEUDO_FILESYSTEMS:
+            found.add(Path(fields[4].replace("\\040", " ")))
+    return frozenset(found)

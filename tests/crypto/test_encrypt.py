@@ -27,6 +27,7 @@ from crypto.padding import (
     framed_size,
     unframe,
 )
+from tests.support import pseudo_mounts
 
 CHUNK = 64 * 1024
 
@@ -282,6 +283,7 @@ class _Scanner:
         self.since = since
         self.own = own_basetemp.resolve()
         self.pytest_root = Path(tempfile.gettempdir()).resolve() / f"pytest-of-{getpass.getuser()}"
+        self.pseudo = pseudo_mounts()
 
     def _foreign(self, folder: Path) -> bool:
         if not folder.is_relative_to(self.pytest_root) or folder == self.pytest_root:
@@ -293,7 +295,8 @@ class _Scanner:
         for root in self.roots:
             for folder, dirs, files in os.walk(root, onerror=lambda _e: None):
                 here = Path(folder).resolve()
-                dirs[:] = [d for d in dirs if not self._foreign(here / d)]
+                dirs[:] = [d for d in dirs
+                           if not self._foreign(here / d) and here / d not in self.pseudo]
                 for name in files:
                     path = here / name
                     try:

@@ -35,7 +35,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 from crypto.codenames import load_wordlist
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
-from tests.support import decrypt_item
+from tests.support import decrypt_item, pseudo_mounts
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import CaseStatus
@@ -405,11 +405,13 @@ _NOT_SERVER = re.compile(r"^(playwright|\.org\.chromium\.|\.com\.google\.Chrome|
 
 def temp_walk(excluded: set[Path]) -> Iterator[Path]:
     root = Path(tempfile.gettempdir())
+    pseudo = pseudo_mounts()
     for current, dirs, files in os.walk(root, onerror=lambda _err: None):
         here = Path(current)
         dirs[:] = [
             d for d in dirs
             if (here / d).resolve() not in excluded
+            and here / d not in pseudo
             and not (here == root and _NOT_SERVER.match(d))
         ]
         for name in files:
