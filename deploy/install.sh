@@ -155,24 +155,27 @@ tor_pin=/etc/apt/preferences.d/peluit-tor
 case $tor_from in
   torproject)
     # The archive key: fetched, then trusted only if its one primary key is the pinned one.
+    # (--show-keys reads a key file without importing it; the fingerprint of each primary key.)
+    primary_fprs() {
+      gpg --batch --homedir "$work" --with-colons --show-keys "$1" 2>/dev/null \
+        | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;p=0}'
+    }
+    work=$(mktemp -d)
     have_fpr=''
-    if [ -f "$TOR_KEYRING" ]; then
-      have_fpr=$(gpg --batch --no-default-keyring --homedir "$(mktemp -d)" --with-colons \
-        --show-keys "$TOR_KEYRING" 2>/dev/null | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;p=0}')
-    fi
+    [ -f "$TOR_KEYRING" ] && have_fpr=$(primary_fprs "$TOR_KEYRING")
+    # The installed keyring (ours, or deb.torproject.org-keyring's since) must hold the key.
     if ! printf '%s\n' "$have_fpr" | grep -qx "$TOR_KEY_FPR"; then
-      work=$(mktemp -d)
       curl -fsSL --proto '=https' --tlsv1.2 -o "$work/key.asc" "$TOR_KEY_URL" \
         || die "could not fetch $TOR_KEY_URL"
-      got=$(gpg --batch --homedir "$work" --with-colons --show-keys "$work/key.asc" \
-        | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;p=0}')
+      got=$(primary_fprs "$work/key.asc")
       [ "$got" = "$TOR_KEY_FPR" ] \
         || die "the key from $TOR_KEY_URL is not (only) $TOR_KEY_FPR: got '${got//$'\n'/ }'; not trusted"
       gpg --batch --homedir "$work" --dearmor <"$work/key.asc" >"$work/key.gpg"
       install -D -m 0644 "$work/key.gpg" "$TOR_KEYRING"
-      rm -rf "$work"
       changes "$TOR_KEYRING (fingerprint $TOR_KEY_FPR checked)"
     fi
+    gpgconf --homedir "$work" --kill all 2>/dev/null || true
+    rm -rf "$work"
     if put "$tor_sources" 0644 <<EOF
 # The Tor Project's packages (tor >= $TOR_MIN: proof-of-work defences for onion services).
 deb [signed-by=$TOR_KEYRING] https://deb.torproject.org/torproject.org bookworm main

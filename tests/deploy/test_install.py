@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,21 +111,22 @@ class Installed:
     second: str
 
 
-def _install(root: Path) -> str:
+def _install(root: Path, args: list[str]) -> str:
     env = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
     done = in_root(root, f"chroot {shlex.quote(str(root))} {env} /root/peluit/deploy/install.sh "
-                   + shlex.join(INSTALL_ARGS), timeout=900)
+                   + shlex.join(args), timeout=900)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout
 
 
-@pytest.fixture(scope="module")
-def installed(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[Installed]:
-    root = tmp_path_factory.mktemp("install") / "root"
+@contextmanager
+def _installed_twice(tarball: Path, tmp: Path, args: list[str]) -> Iterator[Installed]:
+    """A fresh root from ``tarball`` with the checkout in /root/peluit; the installer run in it
+    twice with ``args``. Deleted afterwards."""
+    root = tmp / "root"
     root.mkdir()
     try:
-        subprocess.run(["tar", "-C", str(root), "-xf", str(debian12_tarball)], check=True)
+        subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
         # No daemon starts while packages are installed (invoke-rc.d asks policy-rc.d).
         policy = root / "usr" / "sbin" / "policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
@@ -144,14 +146,24 @@ def installed(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
             if name and (REPO / name).is_file():
                 (target / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(REPO / name, target / name)
-        first = _install(root)
-        second = _install(root)
+        first = _install(root, args)
+        second = _install(root, args)
         yield Installed(root, first, second)
     finally:
         # The mounts were private to the namespaces; make sure before deleting anything.
         mounts = Path("/proc/self/mountinfo").read_text()
         assert f" {root}/" not in mounts, "a mount leaked out of the test's namespace"
-        shutil.rmtree(root.parent, ignore_errors=True)
+        # rm stays on this file system (--one-file-system): a mount that leaked anyway is not
+        # followed into the host's /dev or /sys.
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[Installed]:
+    with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("sqlite"),
+                          INSTALL_ARGS) as done:
+        yield done
 
 
 def test_a_second_run_changes_nothing(installed: Installed) -> None:
@@ -255,7 +267,9 @@ def _unit(root: Path, name: str) -> dict[str, list[str]]:
     return found
 
 
-def test_the_source_units_command_serves_the_landing_page(installed: Installed) -> None:
+def _serve_landing_page(installed: Installed, before: str = "") -> tuple[str, str, str]:
+    """The landing page, gunicorn's output and the onion asked for, from the source unit's
+    command; ``before`` runs first (sh), in the same namespaces."""
     root = installed.root
     onion = re.search(rf"^\s+tenant:{TENANT}\t([a-z2-7]{{56}}\.onion)$", installed.first, re.M)
     assert onion, installed.first[-3000:]
@@ -266,7 +280,7 @@ def test_the_source_units_command_serves_the_landing_page(installed: Installed) 
     env = " ".join(shlex.quote(v) for v in unit["Environment"])
     # The unit's command as its user, in its folder, with its environment; curl asks as tor
     # would forward a reporter: to 127.0.0.1:8080 with the tenant's onion as Host.
-    script = (
+    script = before + (
         f"cd {workdir} && runuser -u {user} -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 {env} "
         f"{command} >/tmp/gunicorn.log 2>&1 & "
         "for i in $(seq 1 240); do "
@@ -277,5 +291,50 @@ def test_the_source_units_command_serves_the_landing_page(installed: Installed) 
     served = chroot(root, "sh", "-c", script, net=True)
     page, _, log = served.stdout.partition("--- gunicorn")
     assert "<html" in page and TENANT_NAME in page, served.stdout[-3000:] + served.stderr
+    return page, log, onion.group(1)
+
+
+def test_the_source_units_command_serves_the_landing_page(installed: Installed) -> None:
+    page, log, onion = _serve_landing_page(installed)
+    assert "/panduan" in page  # the way to make a report
     # No access log: the request is nowhere in what gunicorn wrote.
-    assert "GET /" not in log and onion.group(1) not in log, log
+    assert "GET /" not in log and onion not in log, log
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed_pg(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Installed]:
+    with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("postgresql"),
+                          ["--db", "postgresql", *INSTALL_ARGS]) as done:
+        yield done
+
+
+# Inside the root there is no systemd to start the cluster: the tests start it themselves.
+PG_START = "pg_ctlcluster $(ls /etc/postgresql) main start && "
+
+
+def test_postgresql_role_database_and_peer_authentication(installed_pg: Installed) -> None:
+    root = installed_pg.root
+    assert installed_pg.second.rstrip().endswith("changed: 0"), installed_pg.second
+    assert "PostgreSQL database peluit (owner peluit)" in installed_pg.first
+    toml = chroot(root, "sh", "-c", f"stat -c '%U %a' {INSTANCE}/peluit.toml && "
+                  f"cat {INSTANCE}/peluit.toml").stdout
+    assert toml.splitlines() == [
+        "peluit 600", 'database_url = "postgresql+psycopg:///peluit?host=/var/run/postgresql"']
+    # The database is peluit's; the peluit user reaches it as itself (peer), without password,
+    # and finds what the installer put there.
+    query = ("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'peluit'")
+    script = (PG_START + "runuser -u postgres -- psql -XtAq -d postgres -c "
+              f"{shlex.quote(query)} && cd /var/lib/peluit && runuser -u peluit -- env -i "
+              f"PATH=/usr/bin:/bin LANG=C.UTF-8 PELUIT_INSTANCE={INSTANCE} "
+              "/opt/peluit/.venv/bin/peluit tenant list")
+    done = chroot(root, "sh", "-c", script, net=True)
+    assert done.returncode == 0, done.stderr
+    owner, tenant = done.stdout.splitlines()[-2:]
+    assert owner == "peluit" and tenant.startswith(f"{TENANT}\t{TENANT_NAME}"), done.stdout
+    # No SQLite database was made beside it.
+    assert not (root / "var" / "lib" / "peluit" / "instance" / "peluit.db").exists()
+    _serve_landing_page(installed_pg, before=PG_START)
