@@ -132,13 +132,16 @@ enable_unit() {
   changes "enabled $1"
 }
 
-started=()
 start_unit() {
   booted || return 0
   if systemctl is-active -q "$1"; then return 0; fi
-  systemctl start "$1"
-  started+=("$1")
-  changes "started $1"
+  # A unit that fails to start is reported, not fatal: the rest (and the admin's credentials)
+  # must still come.
+  if systemctl start "$1"; then
+    changes "started $1"
+  else
+    echo "install.sh: WARNING: $1 did not start; see: journalctl -u $1" >&2
+  fi
 }
 
 # --- 1. system packages ----------------------------------------------------------------------
@@ -342,19 +345,6 @@ if [ -n "$tenant" ] && ! peluit tenant list | cut -f1 | grep -qx "$tenant"; then
   peluit tenant add "$tenant" --name "$tenant_name" --kind "$tenant_kind" >/dev/null
   changes "tenant $tenant"
 fi
-credentials=''
-if [ -n "$admin" ]; then
-  if ! peluit investigator list "$tenant" | cut -f1 | grep -qx "$admin"; then
-    credentials=$(peluit investigator add "$tenant" "$admin" --name "${admin_name:-$admin}" \
-      --role admin_instansi)
-    changes "admin instansi $admin of $tenant"
-  fi
-  if ! peluit onion client-key list | grep -qx "$admin"; then
-    # Tor may not run yet: the key is kept and published with the investigator onion.
-    credentials+=$'\n'$(peluit onion client-key add "$admin" 2>/dev/null)
-    changes "client key of $admin for the investigator onion"
-  fi
-fi
 
 # --- 7. tor's configuration, the units -------------------------------------------------------
 step "torrc and systemd units"
@@ -428,7 +418,24 @@ else
   say "systemd is not PID 1 here (a chroot?): units enabled, NOT started; they start at boot"
 fi
 
-# --- 10. what the administrator needs --------------------------------------------------------
+# --- 10. the first admin, last: nothing may fail between making its credentials and showing them
+credentials=''
+if [ -n "$admin" ]; then
+  step "the first admin instansi"
+  if ! peluit investigator list "$tenant" | cut -f1 | grep -qx "$admin"; then
+    credentials=$(peluit investigator add "$tenant" "$admin" --name "${admin_name:-$admin}" \
+      --role admin_instansi)
+    changes "admin instansi $admin of $tenant"
+  fi
+  if ! peluit onion client-key list | grep -qx "$admin"; then
+    # Published at once when tor runs; otherwise kept, and published with the investigator
+    # onion when tor starts (peluit-onion.service).
+    credentials+=$'\n'$(peluit onion client-key add "$admin" 2>/dev/null)
+    changes "client key of $admin for the investigator onion"
+  fi
+fi
+
+# --- 11. what the administrator needs --------------------------------------------------------
 step "onions"
 keys_before=$(find "$INSTANCE/onion" -name '*.key' 2>/dev/null | wc -l)
 addresses=$(peluit onion addresses)
