@@ -5,18 +5,21 @@ Essential packages and apt), the checkout is copied in as `git ls-files` names i
 installer runs in it as root through chroot, twice: apt installs the real packages (tor from
 bookworm-backports, since deb.torproject.org is not reachable from the test machine), pip
 installs the runtime dependencies from PyPI, `peluit init` runs as the peluit user, and the
-second run must change nothing. The units are checked with the root's own
-`systemd-analyze verify`, the firewall with the root's own `nft -c` (in a network namespace of
-its own, so the host's rules are never touched), and the source interface's unit command line
-(ExecStart, as its User, in its WorkingDirectory, with its Environment) is run in a private
-network namespace and asked for the landing page on 127.0.0.1:8080.
+second run must change nothing; once with SQLite and once, in a second root, with PostgreSQL
+(whose cluster the tests start by hand with pg_ctlcluster). The units are checked with the
+root's own `systemd-analyze verify`, the firewall with the root's own `nft -c` (in a network
+namespace of its own, so the host's rules are never touched), and the source interface's unit
+command line (ExecStart, as its User, in its WorkingDirectory, with its Environment) is run in a
+private network namespace and asked for the landing page on 127.0.0.1:8080.
 
 What cannot be real here: systemd is not PID 1 in a chroot, so no unit is started by systemd
 (their sandboxing is not applied to the command run above), tor is not started, the nftables
 ruleset is not loaded into a kernel that carries traffic, and AppArmor profiles are not loaded.
 Daemons are kept from starting during package installation with a policy-rc.d, as every chroot
 build does. The test machine reaches PyPI through an intercepting proxy whose CA the host
-trusts; that CA is copied into the root (and named to pip with PIP_CERT).
+trusts; that CA is copied into the root (and named to pip with PIP_CERT). The --tor-from
+torproject path (the archive key fetched and checked against its pinned fingerprint) is not
+exercised here: deb.torproject.org is out of the test machine's reach.
 
 Mounts (proc, sys, dev) live in a mount namespace of their own (`unshare --mount`), and every
 process started in the root lives in a PID namespace of its own, which dies with it: nothing
@@ -25,6 +28,7 @@ leaks to the host, even when a step fails.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -57,8 +61,6 @@ ENABLED = {
 
 
 def _needs_root() -> None:
-    import os
-
     if os.geteuid() != 0:
         pytest.skip("needs root: mmdebstrap, chroot and namespaces")
     for tool in ("mmdebstrap", "unshare", "chroot"):
