@@ -106,6 +106,35 @@ ensure_dir() {
   changes "$dir ($owner, $mode)"
 }
 
+# Run at exit, whatever happens: stop what this run started for itself, close what it opened.
+cleanups=()
+cleanup() {
+  local c
+  for c in "${cleanups[@]}"; do eval "$c" || true; done
+}
+trap cleanup EXIT
+
+# Once the firewall is loaded, root may not reach the network (only tor, apt and the clock
+# may). pip (PyPI) and curl (the Tor Project's key) run as root: for this run only, a rule lets
+# root reach DNS and HTTPS; it is removed when the run ends, even by an error.
+root_net=closed
+root_net_open() {
+  [ $root_net = closed ] || return 0
+  root_net=open
+  if booted && nft list table inet peluit >/dev/null 2>&1; then
+    nft insert rule inet peluit output meta skuid 0 meta l4proto '{ tcp, udp }' \
+      th dport '{ 53, 443 }' accept comment '"peluit-install: pip and curl, this run only"'
+    cleanups+=(root_net_close)
+    say "firewall: root may reach DNS and HTTPS (PyPI, deb.torproject.org) until this run ends"
+  fi
+}
+root_net_close() {
+  local handle
+  for handle in $(nft -a list chain inet peluit output | awk '/peluit-install:/{print $NF}'); do
+    nft delete rule inet peluit output handle "$handle"
+  done
+}
+
 installed() { [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 
 apt_updated=no
@@ -168,6 +197,7 @@ case $tor_from in
     [ -f "$TOR_KEYRING" ] && have_fpr=$(primary_fprs "$TOR_KEYRING")
     # The installed keyring (ours, or deb.torproject.org-keyring's since) must hold the key.
     if ! printf '%s\n' "$have_fpr" | grep -qx "$TOR_KEY_FPR"; then
+      root_net_open
       curl -fsSL --proto '=https' --tlsv1.2 -o "$work/key.asc" "$TOR_KEY_URL" \
         || die "could not fetch $TOR_KEY_URL"
       got=$(primary_fprs "$work/key.asc")
@@ -284,6 +314,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   changes "virtualenv $VENV"
 fi
 if [ "$(cat "$VENV/.peluit-installed" 2>/dev/null)" != "$want_hash $extras" ]; then
+  root_net_open
   # Babel compiles the translations before the package is built (flask-babel needs it anyway).
   [ -x "$VENV/bin/pybabel" ] || "$VENV/bin/pip" install -q Babel
   for po in "$PREFIX"/*/translations/*/LC_MESSAGES/*.po; do
@@ -308,7 +339,7 @@ if [ "$db" = postgresql ]; then
   elif ! pg_ctlcluster "$pg_version" main status >/dev/null 2>&1; then
     # No systemd here: the cluster runs for this script only.
     pg_ctlcluster "$pg_version" main start
-    trap 'pg_ctlcluster "$pg_version" main stop || true' EXIT
+    cleanups+=("pg_ctlcluster $pg_version main stop")
   fi
   psql_q() { runuser -u postgres -- psql -XtAq -d postgres -c "$1"; }
   if [ "$(psql_q "SELECT 1 FROM pg_roles WHERE rolname = 'peluit'")" != 1 ]; then
