@@ -175,6 +175,16 @@ start_unit() {
 
 # --- 1. system packages ----------------------------------------------------------------------
 step "system packages"
+# Unattended security upgrades need Debian's security archive among apt's sources (an image
+# built without it has none).
+if ! grep -rqsE '^[^#]*bookworm-security|^Suites:.*bookworm-security' /etc/apt/sources.list \
+    /etc/apt/sources.list.d/; then
+  put /etc/apt/sources.list.d/debian-security.list 0644 <<'EOF' || true
+# Debian's security archive (deploy/install.sh: unattended-upgrades installs from it daily).
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+  apt_update
+fi
 packages=(ca-certificates curl gnupg python3 python3-venv adduser nftables apparmor systemd
   systemd-timesyncd unattended-upgrades iproute2)
 [ "$db" = postgresql ] && packages+=(postgresql)
