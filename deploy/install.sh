@@ -224,7 +224,7 @@ case $tor_from in
 deb [signed-by=$TOR_KEYRING] https://deb.torproject.org/torproject.org bookworm main
 EOF
     then apt_update; fi
-    rm -f "$tor_pin" 2>/dev/null || true
+    if [ -e "$tor_pin" ]; then rm -f "$tor_pin"; changes "removed $tor_pin (backports)"; fi
     tor_packages=(tor deb.torproject.org-keyring)
     ;;
   backports)
@@ -319,6 +319,7 @@ if [ "$SRC" != "$PREFIX" ] && [ "$(cat "$PREFIX/.peluit-source" 2>/dev/null)" !=
 fi
 extras=''
 [ "$db" = postgresql ] && extras='[postgres]'
+code_changed=no
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   changes "virtualenv $VENV"
@@ -335,6 +336,7 @@ if [ "$(cat "$VENV/.peluit-installed" 2>/dev/null)" != "$want_hash $extras" ]; t
   rm -rf "$PREFIX/build" "$PREFIX"/*.egg-info
   echo "$want_hash $extras" >"$VENV/.peluit-installed"
   changes "installed Peluit into $VENV"
+  code_changed=yes
 fi
 
 # --- 5. the database -------------------------------------------------------------------------
@@ -381,6 +383,9 @@ if [ ! -d "$INSTANCE/secrets" ] || [ "$(peluit db current)" = "base (empty)" ]; 
   out=$(peluit init)
   fingerprint=$(printf '%s\n' "$out" | sed -n 's/^instance signing key fingerprint: //p')
   changes "peluit init"
+elif [ $code_changed = yes ]; then
+  # New code on an existing instance: its migrations are the upgrade's, which backs up first.
+  say "NOTE: new code on an existing instance: run 'peluit upgrade --backup-to $BACKUPS' as peluit (docs/backup.md)"
 fi
 if [ -n "$tenant" ] && ! peluit tenant list | cut -f1 | grep -qx "$tenant"; then
   peluit tenant add "$tenant" --name "$tenant_name" --kind "$tenant_kind" >/dev/null
