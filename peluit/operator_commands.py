@@ -420,6 +420,20 @@ def onion_status(ctx: click.Context, wait: float) -> None:
             click.echo(f"{item.name}\t{item.address or '(no key yet)'}\t{state}{clients}")
 
 
+@onion.command("addresses")
+@click.pass_context
+def onion_addresses(ctx: click.Context) -> None:
+    """Every onion's address, without tor: each tenant's and the investigator onion's key is
+    made on first use (mode 0600) and the tenant's address recorded, as publishing would."""
+    with opened(ctx) as instance:
+        with instance.sessions() as session:
+            slugs = [item.slug for item in list_tenants(session)]
+        for slug in slugs:
+            key = onions.assign_tenant_address(instance, slug)
+            click.echo(f"tenant:{slug}\t{key.hostname}")
+        click.echo(f"{onions.INVESTIGATOR_SERVICE}\t{onions.investigator_key(instance).hostname}")
+
+
 @onion.command("publish")
 @click.option("--source-port", type=_PORT, default=SOURCE_PORT, show_default=True)
 @click.option("--journalist-port", type=_PORT, default=INVESTIGATOR_PORT, show_default=True)

@@ -24,6 +24,8 @@ if [[ $profile == test ]]; then
   # The onion end-to-end test reaches the onions through tor's SOCKS port with curl.
   [curl]=curl
   [unshare]=util-linux
+  # The installer's test builds a fresh Debian 12 root to run deploy/install.sh in.
+  [mmdebstrap]=mmdebstrap
   )
 fi
 missing=()

@@ -279,3 +279,26 @@ def test_purge_forgets_what_is_kept_only_for_a_while(run) -> None:  # type: igno
     assert "1 codename(s) that never reported" in result.output
     with Instance.open(config) as inst, inst.sessions() as session:
         assert session.get(Source, "c" * 64) is None
+
+
+def test_onion_addresses_without_tor_are_stable_and_recorded(  # type: ignore[no-untyped-def]
+    run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No tor anywhere: the installer prints the addresses before tor has published anything.
+    monkeypatch.setenv("TOR_CONTROL", "unix:/nonexistent/control")
+    run("init")
+    run("tenant", "add", "pemkot-palembang", "--name", "Pemerintah Kota Palembang",
+        "--kind", "pemerintah_kota")
+    first = run("onion", "addresses").output
+    found = dict(line.split("\t") for line in first.splitlines())
+    assert set(found) == {"tenant:pemkot-palembang", "investigator"}, first
+    assert all(re.fullmatch(r"[a-z2-7]{56}\.onion", address) for address in found.values())
+    assert found["tenant:pemkot-palembang"] != found["investigator"]
+    keys = run.instance / "onion"
+    for path in (keys / "tenants" / "pemkot-palembang.key", keys / "investigator.key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The tenant's address is recorded, so the source interface knows its Host header.
+    with Instance.open(load_config(instance_dir=run.instance)) as inst, inst.sessions() as s:
+        assert get_tenant(s, "pemkot-palembang").onion_address == found["tenant:pemkot-palembang"]
+    # Same keys, same addresses, every time.
+    assert run("onion", "addresses").output == first

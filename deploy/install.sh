@@ -1,0 +1,513 @@
+#!/usr/bin/env bash
+# Peluit installer for a fresh Debian 12 (bookworm) server. Run as root from a checkout or an
+# unpacked release tarball:
+#
+#   deploy/install.sh [--db sqlite|postgresql] [--tor-from torproject|backports|debian]
+#                     [--tenant SLUG --tenant-name NAME --tenant-kind KIND]
+#                     [--admin USERNAME [--admin-name NAME]]
+#
+# Every step looks before it changes anything and counts what it changed; the last line is
+# "changed: N". A second run prints "changed: 0". When systemd is not PID 1 (a chroot), units
+# are enabled but not started. See deploy/README.md.
+set -euo pipefail
+umask 022
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+PREFIX=/opt/peluit
+VENV=$PREFIX/.venv
+HOME_DIR=/var/lib/peluit
+INSTANCE=$HOME_DIR/instance
+BACKUPS=/var/backups/peluit
+# The Tor Project's archive signing key (https://support.torproject.org/apt/): the key fetched
+# from deb.torproject.org is trusted only if it is this one and nothing else.
+TOR_KEY_FPR=A3C4F0F979CAA22CDBA8F512EE8CBC9E886DDD89
+TOR_KEY_URL=https://deb.torproject.org/torproject.org/$TOR_KEY_FPR.asc
+TOR_KEYRING=/usr/share/keyrings/deb.torproject.org-keyring.gpg
+# Proof-of-work defences for onion services arrived in tor 0.4.8.
+TOR_MIN=0.4.8
+UNITS_ENABLED=(peluit-source.service peluit-journalist.service peluit-onion.service
+  peluit-onion.timer peluit-purge.timer peluit-doctor.timer peluit-store-publish.timer)
+
+db=sqlite
+tor_from=torproject
+tenant='' tenant_name='' tenant_kind=''
+admin='' admin_name=''
+
+usage() {
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --db) db=${2:?--db needs a value}; shift 2 ;;
+    --tor-from) tor_from=${2:?--tor-from needs a value}; shift 2 ;;
+    --tenant) tenant=${2:?--tenant needs a value}; shift 2 ;;
+    --tenant-name) tenant_name=${2:?--tenant-name needs a value}; shift 2 ;;
+    --tenant-kind) tenant_kind=${2:?--tenant-kind needs a value}; shift 2 ;;
+    --admin) admin=${2:?--admin needs a value}; shift 2 ;;
+    --admin-name) admin_name=${2:?--admin-name needs a value}; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; usage 2 >&2 ;;
+  esac
+done
+
+die() { echo "install.sh: $*" >&2; exit 1; }
+case $db in sqlite|postgresql) ;; *) die "--db is sqlite or postgresql, not '$db'" ;; esac
+case $tor_from in torproject|backports|debian) ;;
+  *) die "--tor-from is torproject, backports or debian, not '$tor_from'" ;; esac
+if [ -n "$admin" ] && [ -z "$tenant" ]; then
+  die "the first admin is the admin instansi of a tenant: give --tenant SLUG --tenant-name NAME --tenant-kind KIND too"
+fi
+if [ -n "$tenant" ] && { [ -z "$tenant_name" ] || [ -z "$tenant_kind" ]; }; then
+  die "--tenant needs --tenant-name and --tenant-kind"
+fi
+[ "$(id -u)" -eq 0 ] || die "run as root"
+# shellcheck disable=SC1091
+. /etc/os-release
+if [ "${ID:-}" != debian ] || [ "${VERSION_CODENAME:-}" != bookworm ]; then
+  die "this installer is for Debian 12 (bookworm); this is ${PRETTY_NAME:-unknown}"
+fi
+
+changed=0
+changes() { changed=$((changed + 1)); echo "   + $*"; }
+step() { echo "== $*"; }
+say() { echo "   $*"; }
+# systemd as PID 1 (sd_booted(3)): not so in a chroot or a container without it.
+booted() { [ -d /run/systemd/system ]; }
+
+# Put the content of stdin at $1 (mode $2, owner $3 or root:root) unless it is there already.
+put() {
+  local target=$1 mode=$2 owner=${3:-root:root} tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$target" ] && cmp -s "$tmp" "$target" \
+      && [ "$(stat -c '%a %U:%G' "$target")" = "${mode#0} $owner" ]; then
+    rm -f "$tmp"
+    return 1
+  fi
+  install -D -m "$mode" -o "${owner%:*}" -g "${owner#*:}" "$tmp" "$target"
+  rm -f "$tmp"
+  changes "$target"
+}
+
+# A directory with this owner and mode, made or corrected.
+ensure_dir() {
+  local dir=$1 owner=$2 mode=$3
+  if [ -d "$dir" ] && [ "$(stat -c '%U:%G %a' "$dir")" = "$owner ${mode#0}" ]; then
+    return 0
+  fi
+  install -d -o "${owner%:*}" -g "${owner#*:}" -m "$mode" "$dir"
+  chown "$owner" "$dir"
+  chmod "$mode" "$dir"
+  changes "$dir ($owner, $mode)"
+}
+
+# Run at exit, whatever happens: stop what this run started for itself, close what it opened.
+cleanups=()
+cleanup() {
+  local c
+  for c in "${cleanups[@]}"; do eval "$c" || true; done
+}
+trap cleanup EXIT
+
+# Once the firewall is loaded, root may not reach the network (only tor, apt and the clock
+# may). pip (PyPI) and curl (the Tor Project's key) run as root: for this run only, a rule lets
+# root reach DNS and HTTPS; it is removed when the run ends, even by an error.
+root_net=closed
+root_net_open() {
+  [ $root_net = closed ] || return 0
+  root_net=open
+  if booted && nft list table inet peluit >/dev/null 2>&1; then
+    nft insert rule inet peluit output meta skuid 0 meta l4proto '{ tcp, udp }' \
+      th dport '{ 53, 443 }' accept comment '"peluit-install: pip and curl, this run only"'
+    cleanups+=(root_net_close)
+    say "firewall: root may reach DNS and HTTPS (PyPI, deb.torproject.org) until this run ends"
+  fi
+}
+root_net_close() {
+  local handle
+  for handle in $(nft -a list chain inet peluit output | awk '/peluit-install:/{print $NF}'); do
+    nft delete rule inet peluit output handle "$handle"
+  done
+}
+
+installed() { [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+
+apt_updated=no
+apt_update() { apt-get update -q >/dev/null; apt_updated=yes; }
+
+apt_install() {
+  local missing=() p
+  for p in "$@"; do installed "$p" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ $apt_updated = yes ] || apt_update
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  changes "installed ${missing[*]}"
+}
+
+as_peluit() {
+  (cd "$HOME_DIR" && runuser -u peluit -- env -i PATH=/usr/bin:/bin HOME="$HOME_DIR" \
+    LANG=C.UTF-8 PELUIT_INSTANCE="$INSTANCE" "$@")
+}
+peluit() { as_peluit "$VENV/bin/peluit" "$@"; }
+
+enable_unit() {
+  if systemctl is-enabled -q "$1" 2>/dev/null; then return 0; fi
+  systemctl enable -q "$1"
+  changes "enabled $1"
+}
+
+start_unit() {
+  booted || return 0
+  if systemctl is-active -q "$1"; then return 0; fi
+  # A unit that fails to start is reported, not fatal: the rest (and the admin's credentials)
+  # must still come.
+  if systemctl start "$1"; then
+    changes "started $1"
+  else
+    echo "install.sh: WARNING: $1 did not start; see: journalctl -u $1" >&2
+  fi
+}
+
+# --- 1. system packages ----------------------------------------------------------------------
+step "system packages"
+# Unattended security upgrades need Debian's security archive among apt's sources (an image
+# built without it has none).
+if ! grep -rqsE '^[^#]*bookworm-security|^Suites:.*bookworm-security' /etc/apt/sources.list \
+    /etc/apt/sources.list.d/; then
+  put /etc/apt/sources.list.d/debian-security.list 0644 <<'EOF' || true
+# Debian's security archive (deploy/install.sh: unattended-upgrades installs from it daily).
+deb http://deb.debian.org/debian-security bookworm-security main
+EOF
+  apt_update
+fi
+packages=(ca-certificates curl gnupg python3 python3-venv adduser nftables apparmor systemd
+  systemd-timesyncd unattended-upgrades iproute2)
+[ "$db" = postgresql ] && packages+=(postgresql)
+apt_install "${packages[@]}"
+
+# --- 2. tor ----------------------------------------------------------------------------------
+step "tor (from: $tor_from)"
+tor_sources=/etc/apt/sources.list.d/peluit-tor.list
+tor_pin=/etc/apt/preferences.d/peluit-tor
+case $tor_from in
+  torproject)
+    # The archive key: fetched, then trusted only if its one primary key is the pinned one.
+    # (--show-keys reads a key file without importing it; the fingerprint of each primary key.)
+    primary_fprs() {
+      gpg --batch --homedir "$work" --with-colons --show-keys "$1" 2>/dev/null \
+        | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;p=0}'
+    }
+    work=$(mktemp -d)
+    have_fpr=''
+    [ -f "$TOR_KEYRING" ] && have_fpr=$(primary_fprs "$TOR_KEYRING")
+    # The installed keyring (ours, or deb.torproject.org-keyring's since) must hold the key.
+    if ! printf '%s\n' "$have_fpr" | grep -qx "$TOR_KEY_FPR"; then
+      root_net_open
+      curl -fsSL --proto '=https' --tlsv1.2 -o "$work/key.asc" "$TOR_KEY_URL" \
+        || die "could not fetch $TOR_KEY_URL"
+      got=$(primary_fprs "$work/key.asc")
+      [ "$got" = "$TOR_KEY_FPR" ] \
+        || die "the key from $TOR_KEY_URL is not (only) $TOR_KEY_FPR: got '${got//$'\n'/ }'; not trusted"
+      gpg --batch --homedir "$work" --dearmor <"$work/key.asc" >"$work/key.gpg"
+      install -D -m 0644 "$work/key.gpg" "$TOR_KEYRING"
+      changes "$TOR_KEYRING (fingerprint $TOR_KEY_FPR checked)"
+    fi
+    gpgconf --homedir "$work" --kill all 2>/dev/null || true
+    rm -rf "$work"
+    if put "$tor_sources" 0644 <<EOF
+# The Tor Project's packages (tor >= $TOR_MIN: proof-of-work defences for onion services).
+deb [signed-by=$TOR_KEYRING] https://deb.torproject.org/torproject.org bookworm main
+EOF
+    then apt_update; fi
+    if [ -e "$tor_pin" ]; then rm -f "$tor_pin"; changes "removed $tor_pin (backports)"; fi
+    tor_packages=(tor deb.torproject.org-keyring)
+    ;;
+  backports)
+    # Debian's own backports, signed by Debian's archive keys (already trusted).
+    if put "$tor_sources" 0644 <<EOF
+# Debian's backports, for tor >= $TOR_MIN (bookworm's own 0.4.7 has no PoW defences).
+deb http://deb.debian.org/debian bookworm-backports main
+EOF
+    then apt_update; fi
+    # Backports are not chosen by default (priority 100); tor is, and so are its updates.
+    put "$tor_pin" 0644 <<EOF || true
+Package: tor tor-geoipdb
+Pin: release n=bookworm-backports
+Pin-Priority: 500
+EOF
+    tor_packages=(tor)
+    ;;
+  debian)
+    tor_packages=(tor)
+    ;;
+esac
+want_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
+have_tor=$(dpkg-query -W -f '${Version}' tor 2>/dev/null || true)
+if [ -z "$have_tor" ] || ! installed tor || { [ "$tor_from" != debian ] && dpkg --compare-versions "$have_tor" lt "$TOR_MIN"; }; then
+  [ $apt_updated = yes ] || apt_update
+  apt-get install -y -q --no-install-recommends "${tor_packages[@]}" >/dev/null
+  changes "installed tor $want_tor"
+else
+  apt_install "${tor_packages[@]}"
+fi
+have_tor=$(dpkg-query -W -f '${Version}' tor)
+if dpkg --compare-versions "$have_tor" lt "$TOR_MIN"; then
+  if [ "$tor_from" = debian ]; then
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+    echo "!! WARNING: tor $have_tor is older than $TOR_MIN: the onion services have NO proof-of-work" >&2
+    echo "!! defence against denial of service. Use --tor-from torproject or backports." >&2
+    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+  else
+    die "tor $have_tor is installed, older than $TOR_MIN (look at: apt-cache policy tor)"
+  fi
+fi
+say "tor $have_tor"
+# Security updates of tor come from its own archive: unattended-upgrades must know it.
+# ${distro_codename} is unattended-upgrades' own variable, not the shell's.
+# shellcheck disable=SC2016
+case $tor_from in
+  torproject) tor_origin='"origin=TorProject,codename=${distro_codename}";' ;;
+  backports) tor_origin='"origin=Debian Backports,codename=${distro_codename}-backports";' ;;
+  debian) tor_origin='' ;;
+esac
+put /etc/apt/apt.conf.d/51peluit-unattended-upgrades 0644 <<EOF || true
+// Peluit (deploy/install.sh): tor's own archive, besides Debian's security archive
+// (50unattended-upgrades), is upgraded unattended.
+Unattended-Upgrade::Origins-Pattern {
+        $tor_origin
+};
+EOF
+
+# --- 3. the peluit user ----------------------------------------------------------------------
+step "service user"
+if ! getent passwd peluit >/dev/null; then
+  adduser --quiet --system --group --home "$HOME_DIR" --no-create-home peluit
+  changes "system user peluit"
+fi
+if ! id -nG peluit | tr ' ' '\n' | grep -qx debian-tor; then
+  adduser --quiet peluit debian-tor
+  changes "peluit in group debian-tor (tor's control socket)"
+fi
+ensure_dir "$HOME_DIR" peluit:peluit 0750
+ensure_dir "$INSTANCE" peluit:peluit 0700
+ensure_dir "$BACKUPS" peluit:peluit 0700
+
+# --- 4. the code and its virtualenv (runtime dependencies only) ------------------------------
+step "code in $PREFIX"
+# What belongs to the source: no VCS data, virtualenv, build output, caches or instance.
+source_files() {
+  (cd "$1" && find . \( -name .git -o -name .venv -o -name build -o -name dist \
+      -o -name '*.egg-info' -o -name __pycache__ -o -name '.*_cache' -o -name .hypothesis \
+      -o -name node_modules -o -path ./instance -o -path ./demo-workstation \
+      -o -path ./test-artifacts \) -prune -o -type f ! -name '*.mo' ! -name '*.pyc' \
+      ! -name '.peluit-source' -print0 | LC_ALL=C sort -z)
+}
+source_hash() { (cd "$1" && source_files . | xargs -0 -r sha256sum | sha256sum | cut -c1-64); }
+want_hash=$(source_hash "$SRC")
+if [ "$SRC" != "$PREFIX" ] && [ "$(cat "$PREFIX/.peluit-source" 2>/dev/null)" != "$want_hash" ]; then
+  mkdir -p "$PREFIX"
+  find "$PREFIX" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+  source_files "$SRC" | tar -C "$SRC" --null -T - --owner=0 --group=0 -cf - | tar -C "$PREFIX" -xf -
+  chmod -R go-w "$PREFIX"
+  echo "$want_hash" >"$PREFIX/.peluit-source"
+  changes "copied $SRC to $PREFIX"
+fi
+extras=''
+[ "$db" = postgresql ] && extras='[postgres]'
+code_changed=no
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  changes "virtualenv $VENV"
+fi
+if [ "$(cat "$VENV/.peluit-installed" 2>/dev/null)" != "$want_hash $extras" ]; then
+  root_net_open
+  # Babel compiles the translations before the package is built (flask-babel needs it anyway).
+  [ -x "$VENV/bin/pybabel" ] || "$VENV/bin/pip" install -q Babel
+  for po in "$PREFIX"/*/translations/*/LC_MESSAGES/*.po; do
+    "$VENV/bin/pybabel" -q compile -i "$po" -o "${po%.po}.mo"
+  done
+  # The runtime dependencies only: never the dev extras (test tools do not belong here).
+  "$VENV/bin/pip" install -q --upgrade "$PREFIX$extras"
+  rm -rf "$PREFIX/build" "$PREFIX"/*.egg-info
+  echo "$want_hash $extras" >"$VENV/.peluit-installed"
+  changes "installed Peluit into $VENV"
+  code_changed=yes
+fi
+
+# --- 5. the database -------------------------------------------------------------------------
+step "database: $db"
+toml=$INSTANCE/peluit.toml
+if [ "$db" = postgresql ]; then
+  pg_version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
+  [ -n "$pg_version" ] || die "no PostgreSQL cluster in /etc/postgresql"
+  if booted; then
+    enable_unit postgresql.service
+    start_unit postgresql.service
+  elif ! pg_ctlcluster "$pg_version" main status >/dev/null 2>&1; then
+    # No systemd here: the cluster runs for this script only.
+    pg_ctlcluster "$pg_version" main start
+    cleanups+=("pg_ctlcluster $pg_version main stop")
+  fi
+  psql_q() { runuser -u postgres -- psql -XtAq -d postgres -c "$1"; }
+  if [ "$(psql_q "SELECT 1 FROM pg_roles WHERE rolname = 'peluit'")" != 1 ]; then
+    runuser -u postgres -- createuser --no-superuser --no-createdb --no-createrole peluit
+    changes "PostgreSQL role peluit"
+  fi
+  if [ "$(psql_q "SELECT 1 FROM pg_database WHERE datname = 'peluit'")" != 1 ]; then
+    runuser -u postgres -- createdb --owner=peluit --encoding=UTF8 --template=template0 peluit
+    changes "PostgreSQL database peluit (owner peluit)"
+  fi
+  # Peer authentication over the unix socket (Debian's pg_hba.conf: local all all peer): the
+  # peluit user is the peluit role, and there is no password anywhere.
+  url='postgresql+psycopg:///peluit?host=/var/run/postgresql'
+  if [ -f "$toml" ] && grep -q '^database_url' "$toml"; then
+    grep -qxF "database_url = \"$url\"" "$toml" \
+      || die "$toml names another database_url; leave it or remove that line"
+  else
+    put "$toml" 0600 peluit:peluit < <([ -f "$toml" ] && cat "$toml"; echo "database_url = \"$url\"") \
+      || true
+  fi
+elif [ -f "$toml" ] && grep -q '^database_url' "$toml"; then
+  say "keeping the database_url of $toml"
+fi
+
+# --- 6. the instance -------------------------------------------------------------------------
+step "instance $INSTANCE"
+fingerprint=''
+if [ ! -d "$INSTANCE/secrets" ] || [ "$(peluit db current)" = "base (empty)" ]; then
+  out=$(peluit init)
+  fingerprint=$(printf '%s\n' "$out" | sed -n 's/^instance signing key fingerprint: //p')
+  changes "peluit init"
+elif [ $code_changed = yes ]; then
+  # New code on an existing instance: its migrations are the upgrade's, which backs up first.
+  say "NOTE: new code on an existing instance: run 'peluit upgrade --backup-to $BACKUPS' as peluit (docs/backup.md)"
+fi
+if [ -n "$tenant" ] && ! peluit tenant list | cut -f1 | grep -qx "$tenant"; then
+  peluit tenant add "$tenant" --name "$tenant_name" --kind "$tenant_kind" >/dev/null
+  changes "tenant $tenant"
+fi
+
+# --- 7. tor's configuration, the units -------------------------------------------------------
+step "torrc and systemd units"
+torrc_changed=no
+put /etc/tor/torrc 0644 <"$SRC/deploy/torrc.template" && torrc_changed=yes
+units_changed=no
+for unit in "$SRC"/deploy/systemd/peluit-*; do
+  put "/etc/systemd/system/${unit##*/}" 0644 <"$unit" && units_changed=yes
+done
+if booted && [ $units_changed = yes ]; then systemctl daemon-reload; fi
+
+# --- 8. firewall, logs, time, upgrades, AppArmor ---------------------------------------------
+step "nftables, journald, time, unattended upgrades, AppArmor"
+nft_changed=no
+put /etc/nftables.conf 0755 <"$SRC/deploy/nftables.conf" && nft_changed=yes
+journald_changed=no
+# The journal in memory only, for two days at most: a seized disk holds no history of when tor
+# restarted, when the services were busy or who logged in as an operator. Peluit logs no
+# address, user agent or codename anyway; these are the traces that remain.
+put /etc/systemd/journald.conf.d/peluit.conf 0644 <<'EOF' && journald_changed=yes
+# Peluit (deploy/install.sh): logs may be seized with the server. Kept in memory (lost at
+# reboot), for two days at most, 64 MB at most.
+[Journal]
+Storage=volatile
+RuntimeMaxUse=64M
+MaxRetentionSec=2day
+EOF
+put /etc/apt/apt.conf.d/20auto-upgrades 0644 <<'EOF' || true
+// Peluit (deploy/install.sh): fetch the package lists and install security upgrades daily.
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+EOF
+for unit in nftables.service systemd-timesyncd.service unattended-upgrades.service \
+    apparmor.service tor.service "${UNITS_ENABLED[@]}"; do
+  enable_unit "$unit"
+done
+if [ -f /etc/apparmor.d/system_tor ]; then
+  say "AppArmor: Debian's profile system_tor confines tor (tor@default.service: AppArmorProfile=-system_tor)"
+else
+  say "AppArmor: no profile for tor shipped with this tor package"
+fi
+say "AppArmor for Peluit itself: none yet; the units' systemd sandbox confines it (deploy/README.md)"
+
+# --- 9. start (only where systemd runs) ------------------------------------------------------
+step "services"
+if booted; then
+  if [ $nft_changed = yes ] || ! nft list table inet peluit >/dev/null 2>&1; then
+    say "loading the firewall: NEW connections from outside are refused from now on (SSH too)"
+    nft -f /etc/nftables.conf
+    [ $nft_changed = yes ] || changes "loaded /etc/nftables.conf"
+  fi
+  if [ $journald_changed = yes ]; then systemctl restart systemd-journald; fi
+  if [ -f /etc/apparmor.d/system_tor ] && [ -r /sys/kernel/security/apparmor/profiles ] \
+      && ! grep -q '^system_tor ' /sys/kernel/security/apparmor/profiles; then
+    apparmor_parser -r -W /etc/apparmor.d/system_tor
+    changes "loaded AppArmor profile system_tor"
+    torrc_changed=yes
+  fi
+  start_unit systemd-timesyncd.service
+  if [ $torrc_changed = yes ] && systemctl is-active -q tor@default.service; then
+    systemctl restart tor@default.service
+  fi
+  start_unit tor@default.service
+  if [ $units_changed = yes ]; then
+    for unit in peluit-source.service peluit-journalist.service; do
+      if systemctl is-active -q "$unit"; then systemctl restart "$unit"; fi
+    done
+  fi
+  for unit in "${UNITS_ENABLED[@]}"; do start_unit "$unit"; done
+else
+  say "systemd is not PID 1 here (a chroot?): units enabled, NOT started; they start at boot"
+fi
+
+# --- 10. the first admin, last: nothing may fail between making its credentials and showing them
+credentials=''
+if [ -n "$admin" ]; then
+  step "the first admin instansi"
+  if ! peluit investigator list "$tenant" | cut -f1 | grep -qx "$admin"; then
+    credentials=$(peluit investigator add "$tenant" "$admin" --name "${admin_name:-$admin}" \
+      --role admin_instansi)
+    changes "admin instansi $admin of $tenant"
+  fi
+  if ! peluit onion client-key list | grep -qx "$admin"; then
+    # Published at once when tor runs; otherwise kept, and published with the investigator
+    # onion when tor starts (peluit-onion.service).
+    credentials+=$'\n'$(peluit onion client-key add "$admin" 2>/dev/null)
+    changes "client key of $admin for the investigator onion"
+  fi
+fi
+
+# --- 11. what the administrator needs --------------------------------------------------------
+step "onions"
+keys_before=$(find "$INSTANCE/onion" -name '*.key' 2>/dev/null | wc -l)
+addresses=$(peluit onion addresses)
+keys_after=$(find "$INSTANCE/onion" -name '*.key' | wc -l)
+[ "$keys_before" = "$keys_after" ] || changes "onion keys ($((keys_after - keys_before)) made)"
+printf '%s\n' "$addresses" | sed 's/^/   /'
+if booted; then
+  say "published? ask: sudo -u peluit PELUIT_INSTANCE=$INSTANCE $VENV/bin/peluit onion status"
+fi
+if [ -z "$fingerprint" ]; then
+  fingerprint=$(as_peluit gpg --batch --homedir "$INSTANCE/signing" --with-colons --list-keys \
+    | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;exit}')
+fi
+step "instance signing key fingerprint (investigators compare it on the workstation)"
+say "$fingerprint"
+if [ -n "$admin" ]; then
+  step "first admin: $admin (admin instansi of $tenant)"
+  if [ -n "${credentials//$'\n'/}" ]; then
+    say "Shown once. Hand them over in person; they are not stored anywhere in clear."
+    printf '%s\n' "$credentials" | sed '/^$/d; s/^/   /'
+  else
+    say "exists already; its credentials were shown when it was made. New ones:"
+    say "peluit investigator reset-password / reset-2fa $admin; peluit onion client-key add $admin"
+  fi
+fi
+if ! systemctl is-enabled -q peluit-backup.timer 2>/dev/null; then
+  say "backups: import the operators' public backup key, then enable peluit-backup.timer (deploy/README.md)"
+fi
+echo "changed: $changed"

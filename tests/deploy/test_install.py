@@ -1,0 +1,342 @@
+"""deploy/install.sh on a real, fresh Debian 12 root file system.
+
+What is real: the root is built by mmdebstrap from Debian's mirror (minbase: nothing but
+Essential packages and apt), the checkout is copied in as `git ls-files` names it, and the
+installer runs in it as root through chroot, twice: apt installs the real packages (tor from
+bookworm-backports, since deb.torproject.org is not reachable from the test machine), pip
+installs the runtime dependencies from PyPI, `peluit init` runs as the peluit user, and the
+second run must change nothing; once with SQLite and once, in a second root, with PostgreSQL
+(whose cluster the tests start by hand with pg_ctlcluster). The units are checked with the
+root's own `systemd-analyze verify`, the firewall with the root's own `nft -c` (in a network
+namespace of its own, so the host's rules are never touched), and the source interface's unit
+command line (ExecStart, as its User, in its WorkingDirectory, with its Environment) is run in a
+private network namespace and asked for the landing page on 127.0.0.1:8080.
+
+What cannot be real here: systemd is not PID 1 in a chroot, so no unit is started by systemd
+(their sandboxing is not applied to the command run above), tor is not started, the nftables
+ruleset is not loaded into a kernel that carries traffic, and AppArmor profiles are not loaded.
+Daemons are kept from starting during package installation with a policy-rc.d, as every chroot
+build does. The test machine reaches PyPI through an intercepting proxy whose CA the host
+trusts; that CA is copied into the root (and named to pip with PIP_CERT). The --tor-from
+torproject path (the archive key fetched and checked against its pinned fingerprint) is not
+exercised here: deb.torproject.org is out of the test machine's reach.
+
+Mounts (proc, sys, dev) live in a mount namespace of their own (`unshare --mount`), and every
+process started in the root lives in a PID namespace of its own, which dies with it: nothing
+leaks to the host, even when a step fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).parents[2]
+MIRROR = "http://deb.debian.org/debian"
+TENANT = "pemkot-palembang"
+TENANT_NAME = "Pemerintah Kota Palembang"
+ADMIN = "admin.plg"
+INSTALL_ARGS = [
+    "--tor-from", "backports", "--tenant", TENANT, "--tenant-name", TENANT_NAME,
+    "--tenant-kind", "pemerintah_kota", "--admin", ADMIN,
+]
+INSTANCE = "/var/lib/peluit/instance"
+ENABLED = {
+    "multi-user.target.wants": ["peluit-source.service", "peluit-journalist.service",
+                                "peluit-onion.service", "tor.service"],
+    "timers.target.wants": ["peluit-onion.timer", "peluit-purge.timer", "peluit-doctor.timer",
+                            "peluit-store-publish.timer"],
+}
+
+
+def _needs_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: mmdebstrap, chroot and namespaces")
+    for tool in ("mmdebstrap", "unshare", "chroot"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed: scripts/system-deps.sh test")
+
+
+@pytest.fixture(scope="session")
+def debian12_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minbase Debian 12 root, built once per test session."""
+    _needs_root()
+    tarball = tmp_path_factory.mktemp("debian12") / "bookworm-minbase.tar"
+    subprocess.run(
+        ["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", str(tarball), MIRROR],
+        check=True, timeout=600,
+    )
+    return tarball
+
+
+def in_root(root: Path, script: str, *, net: bool = False, timeout: float = 600
+            ) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (sh) on the host side with proc, sys and dev mounted in ``root``, in
+    private mount and PID namespaces (and a network namespace with only loopback if ``net``)."""
+    r = shlex.quote(str(root))
+    prelude = (f"mount -t proc proc {r}/proc && mount --rbind /sys {r}/sys && "
+               f"mount --rbind /dev {r}/dev && ")
+    if net:
+        prelude += f"chroot {r} ip link set lo up && "
+    flags = ["--mount", "--pid", "--fork", "--kill-child"] + (["--net"] if net else [])
+    return subprocess.run(["unshare", *flags, "sh", "-c", prelude + script],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def chroot(root: Path, *command: str, net: bool = False) -> subprocess.CompletedProcess[str]:
+    return in_root(root, f"chroot {shlex.quote(str(root))} {shlex.join(command)}", net=net)
+
+
+def as_peluit(root: Path, *command: str) -> str:
+    done = chroot(root, "sh", "-c", "cd /var/lib/peluit && exec runuser -u peluit -- env -i "
+                  f"PATH=/usr/bin:/bin LANG=C.UTF-8 PELUIT_INSTANCE={INSTANCE} "
+                  + shlex.join(command))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@dataclass
+class Installed:
+    root: Path
+    first: str
+    second: str
+
+
+def _install(root: Path, args: list[str]) -> str:
+    env = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
+    done = in_root(root, f"chroot {shlex.quote(str(root))} {env} /root/peluit/deploy/install.sh "
+                   + shlex.join(args), timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+@contextmanager
+def _installed_twice(tarball: Path, tmp: Path, args: list[str]) -> Iterator[Installed]:
+    """A fresh root from ``tarball`` with the checkout in /root/peluit; the installer run in it
+    twice with ``args``. Deleted afterwards."""
+    root = tmp / "root"
+    root.mkdir()
+    try:
+        subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
+        # No daemon starts while packages are installed (invoke-rc.d asks policy-rc.d).
+        policy = root / "usr" / "sbin" / "policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        # The test machine's egress CA (see the docstring); the installer's ca-certificates
+        # package takes it in.
+        local_cas = root / "usr" / "local" / "share" / "ca-certificates"
+        local_cas.mkdir(parents=True, exist_ok=True)
+        for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+            shutil.copy2(cert, local_cas / cert.name)
+        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                                "--exclude-standard"], cwd=REPO, check=True,
+                               capture_output=True).stdout
+        target = root / "root" / "peluit"
+        target.mkdir(parents=True)
+        for name in files.decode().split("\0"):
+            if name and (REPO / name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, target / name)
+        first = _install(root, args)
+        second = _install(root, args)
+        yield Installed(root, first, second)
+    finally:
+        # The mounts were private to the namespaces; make sure before deleting anything.
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert f" {root}/" not in mounts, "a mount leaked out of the test's namespace"
+        # rm stays on this file system (--one-file-system): a mount that leaked anyway is not
+        # followed into the host's /dev or /sys.
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[Installed]:
+    with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("sqlite"),
+                          INSTALL_ARGS) as done:
+        yield done
+
+
+def test_a_second_run_changes_nothing(installed: Installed) -> None:
+    first = re.findall(r"^changed: (\d+)$", installed.first, re.M)
+    assert first and int(first[-1]) > 10, installed.first[-3000:]
+    assert installed.second.rstrip().endswith("changed: 0"), installed.second
+    assert "   + " not in installed.second, installed.second
+    # Not booted: the units are enabled and the installer says they were not started.
+    assert "units enabled, NOT started" in installed.first
+
+
+def test_user_directories_and_modes(installed: Installed) -> None:
+    root = installed.root
+    user = chroot(root, "getent", "passwd", "peluit").stdout.split(":")
+    assert user[5] == "/var/lib/peluit" and user[6].strip() == "/usr/sbin/nologin", user
+    groups = chroot(root, "id", "-nG", "peluit").stdout.split()
+    assert set(groups) == {"peluit", "debian-tor"}, groups
+    listing = chroot(root, "sh", "-c", f"stat -c '%n %U:%G %a' {INSTANCE} {INSTANCE}/secrets "
+                     f"{INSTANCE}/secrets/* {INSTANCE}/onion/tenants/*.key "
+                     f"{INSTANCE}/onion/investigator.key /var/backups/peluit").stdout
+    modes = {}
+    for line in listing.splitlines():
+        path, owner, mode = line.rsplit(" ", 2)
+        modes[path] = f"{owner} {mode}"
+    assert modes.pop(INSTANCE) == "peluit:peluit 700"
+    assert modes.pop(f"{INSTANCE}/secrets") == "peluit:peluit 700"
+    assert modes.pop("/var/backups/peluit") == "peluit:peluit 700"
+    assert len(modes) == 4 + 2, listing  # four secrets, two onion keys
+    assert set(modes.values()) == {"peluit:peluit 600"}, listing
+    # The code is root's: the service user cannot change what it runs.
+    owner = chroot(root, "stat", "-c", "%U %a", "/opt/peluit/source_iface/wsgi.py").stdout
+    assert owner.split()[0] == "root" and not int(owner.split()[1][1:], 8) & 0o22, owner
+
+
+def test_the_virtualenv_holds_the_runtime_only(installed: Installed) -> None:
+    python = "/opt/peluit/.venv/bin/python"
+    probe = ("import importlib.util as u; "
+             "print([m for m in ('pytest', 'ruff', 'mypy', 'hypothesis', 'playwright', "
+             "'psycopg', 'flask', 'gunicorn', 'gnupg') if u.find_spec(m)])")
+    found = chroot(installed.root, "sh", "-c", f"cd / && {python} -c {shlex.quote(probe)}")
+    assert found.returncode == 0, found.stderr
+    # No dev tool, and no PostgreSQL driver either: this install chose SQLite.
+    assert found.stdout.strip() == "['flask', 'gunicorn', 'gnupg']", found.stdout
+
+
+def test_units_are_enabled_and_verify(installed: Installed) -> None:
+    root = installed.root
+    for wants, names in ENABLED.items():
+        for name in names:
+            assert (root / "etc" / "systemd" / "system" / wants / name).is_symlink(), name
+    units = sorted(p.name for p in (root / "etc" / "systemd" / "system").glob("peluit-*"))
+    assert len(units) == len(list((REPO / "deploy" / "systemd").iterdir()))
+    verified = chroot(root, "sh", "-c", "cd /etc/systemd/system && "
+                      f"systemd-analyze verify --man=no {' '.join(units)}")
+    # Any unknown key, bad value, missing executable or missing unit is printed.
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+
+
+def test_tor_has_proof_of_work_defences(installed: Installed) -> None:
+    version = chroot(installed.root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout
+    newer = chroot(installed.root, "dpkg", "--compare-versions", version, "ge", "0.4.8")
+    assert newer.returncode == 0, version
+    assert f"tor {version}" in installed.first
+
+
+def test_the_firewall_ruleset_is_valid(installed: Installed) -> None:
+    root = installed.root
+    checked = chroot(root, "nft", "-c", "-f", "/etc/nftables.conf", net=True)
+    assert checked.returncode == 0, checked.stderr
+    # The check can fail: a rule naming a user the root does not have is refused.
+    broken = (root / "etc" / "nftables.conf").read_text().replace('"_apt"', '"no-such-user"')
+    (root / "tmp" / "broken.nft").write_text(broken)
+    refused = chroot(root, "nft", "-c", "-f", "/tmp/broken.nft", net=True)
+    assert refused.returncode != 0
+
+
+def test_printed_fingerprint_and_credentials(installed: Installed) -> None:
+    printed = re.search(r"^== instance signing key fingerprint.*\n\s+([0-9A-F]{40})$",
+                        installed.first, re.M)
+    assert printed, installed.first[-3000:]
+    again = re.search(r"^== instance signing key fingerprint.*\n\s+([0-9A-F]{40})$",
+                      installed.second, re.M)
+    assert again and again.group(1) == printed.group(1)
+    code = ("from wbs.config import load_config; from wbs.instance import signer_for; "
+            "s = signer_for(load_config()); s.__enter__(); print(s.fingerprint)")
+    assert as_peluit(installed.root, "/opt/peluit/.venv/bin/python", "-c", code).strip() == (
+        printed.group(1))
+    # The first admin's one-time credentials: passphrase, TOTP secret, client key. Once.
+    assert re.search(r"^\s+passphrase: \S+( \S+){3,}$", installed.first, re.M)
+    assert re.search(r"^\s+TOTP secret: [A-Z2-7]{16,}$", installed.first, re.M)
+    assert re.search(r"^\s+[a-z2-7]{56}:descriptor:x25519:[A-Z2-7]{52}$", installed.first, re.M)
+    assert "passphrase:" not in installed.second and "exists already" in installed.second
+
+
+def _unit(root: Path, name: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in (root / "etc" / "systemd" / "system" / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def _serve_landing_page(installed: Installed, before: str = "") -> tuple[str, str, str]:
+    """The landing page, gunicorn's output and the onion asked for, from the source unit's
+    command; ``before`` runs first (sh), in the same namespaces."""
+    root = installed.root
+    onion = re.search(rf"^\s+tenant:{TENANT}\t([a-z2-7]{{56}}\.onion)$", installed.first, re.M)
+    assert onion, installed.first[-3000:]
+    unit = _unit(root, "peluit-source.service")
+    (command,) = unit["ExecStart"]
+    (user,) = unit["User"]
+    (workdir,) = unit["WorkingDirectory"]
+    env = " ".join(shlex.quote(v) for v in unit["Environment"])
+    # The unit's command as its user, in its folder, with its environment; curl asks as tor
+    # would forward a reporter: to 127.0.0.1:8080 with the tenant's onion as Host.
+    script = before + (
+        f"cd {workdir} && runuser -u {user} -- env -i PATH=/usr/bin:/bin LANG=C.UTF-8 {env} "
+        f"{command} >/tmp/gunicorn.log 2>&1 & "
+        "for i in $(seq 1 240); do "
+        f"curl -fsS -H 'Host: {onion.group(1)}' http://127.0.0.1:8080/ >/tmp/page.html "
+        "2>/dev/null && break; sleep 0.5; done; cat /tmp/page.html; "
+        "echo '--- gunicorn'; cat /tmp/gunicorn.log"
+    )
+    served = chroot(root, "sh", "-c", script, net=True)
+    page, _, log = served.stdout.partition("--- gunicorn")
+    assert "<html" in page and TENANT_NAME in page, served.stdout[-3000:] + served.stderr
+    return page, log, onion.group(1)
+
+
+def test_the_source_units_command_serves_the_landing_page(installed: Installed) -> None:
+    page, log, onion = _serve_landing_page(installed)
+    assert "/panduan" in page  # the way to make a report
+    # No access log: the request is nowhere in what gunicorn wrote.
+    assert "GET /" not in log and onion not in log, log
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed_pg(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[Installed]:
+    with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("postgresql"),
+                          ["--db", "postgresql", *INSTALL_ARGS]) as done:
+        yield done
+
+
+# Inside the root there is no systemd to start the cluster: the tests start it themselves.
+PG_START = "pg_ctlcluster $(ls /etc/postgresql) main start && "
+
+
+def test_postgresql_role_database_and_peer_authentication(installed_pg: Installed) -> None:
+    root = installed_pg.root
+    assert installed_pg.second.rstrip().endswith("changed: 0"), installed_pg.second
+    assert "PostgreSQL database peluit (owner peluit)" in installed_pg.first
+    toml = chroot(root, "sh", "-c", f"stat -c '%U %a' {INSTANCE}/peluit.toml && "
+                  f"cat {INSTANCE}/peluit.toml").stdout
+    assert toml.splitlines() == [
+        "peluit 600", 'database_url = "postgresql+psycopg:///peluit?host=/var/run/postgresql"']
+    # The database is peluit's; the peluit user reaches it as itself (peer), without password,
+    # and finds what the installer put there.
+    query = ("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'peluit'")
+    script = (PG_START + "runuser -u postgres -- psql -XtAq -d postgres -c "
+              f"{shlex.quote(query)} && cd /var/lib/peluit && runuser -u peluit -- env -i "
+              f"PATH=/usr/bin:/bin LANG=C.UTF-8 PELUIT_INSTANCE={INSTANCE} "
+              "/opt/peluit/.venv/bin/peluit tenant list")
+    done = chroot(root, "sh", "-c", script, net=True)
+    assert done.returncode == 0, done.stderr
+    owner, tenant = done.stdout.splitlines()[-2:]
+    assert owner == "peluit" and tenant.startswith(f"{TENANT}\t{TENANT_NAME}"), done.stdout
+    # No SQLite database was made beside it.
+    assert not (root / "var" / "lib" / "peluit" / "instance" / "peluit.db").exists()
+    _serve_landing_page(installed_pg, before=PG_START)
