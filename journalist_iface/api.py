@@ -243,6 +243,7 @@ def _case_json(
         "starred": case.starred and own,
         "needs_reply": case.needs_reply and own,
         "sent_to_kpk": case.sent_to_kpk,
+        "kpk_jurisdiction_hint": case.kpk_hint,
         "channel": case.channel.value,
         "assignee": assignee,
         "next_statuses": sorted(

@@ -82,6 +82,7 @@ def tables(board: Dashboard) -> list[Table]:
             (gettext("Open reports"), board.open),
             (gettext("Open, first response overdue"), board.overdue_first_response),
             (gettext("Open, closure deadline (30 working days) passed"), board.overdue_closure),
+            (gettext("Possibly KPK's jurisdiction (UU 19/2019 Pasal 11)"), board.kpk_hint),
             (gettext("Reports with a first response"), board.responded),
             (gettext("Median time to first response (days)"), board.median_first_response_days),
             (gettext("Median time to first response (working days)"),

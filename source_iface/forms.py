@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from flask_babel import LazyString, format_decimal, lazy_gettext
 
-from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, CaseStatus, KpkSharing, TenantKind
+from wbs.domain import (
+    CATEGORY_LABELS,
+    MCP_AREA_LABELS,
+    CaseStatus,
+    KpkSharing,
+    OfficialAnswer,
+    TenantKind,
+    ValueBracket,
+)
 from wbs.intake import ReportAnswers
 from wbs.models import Tenant
 
@@ -104,6 +112,20 @@ READING_UNIT: Mapping[TenantKind, LazyString] = {
 }
 
 
+# The two coarse questions behind the jurisdiction hint (wbs.domain.kpk_hint): the first answer
+# of each is the default, and "don't know" never points anywhere.
+OFFICIAL_CHOICES: tuple[tuple[str, LazyString], ...] = (
+    (OfficialAnswer.TIDAK_TAHU.value, lazy_gettext("I don't know")),
+    (OfficialAnswer.YA.value, lazy_gettext("Yes")),
+    (OfficialAnswer.TIDAK.value, lazy_gettext("No")),
+)
+VALUE_CHOICES: tuple[tuple[str, LazyString], ...] = (
+    (ValueBracket.TIDAK_TAHU.value, lazy_gettext("I don't know")),
+    (ValueBracket.UNDER_1M.value, lazy_gettext("Less than Rp1 billion")),
+    (ValueBracket.AT_LEAST_1M.value, lazy_gettext("Rp1 billion or more")),
+)
+
+
 def reading_unit(kind: TenantKind) -> str:
     return str(READING_UNIT[kind])
 
@@ -167,7 +189,13 @@ class ReportCheck:
 def check_report(tenant: Tenant, fields: Mapping[str, list[str]]) -> ReportCheck:
     values = {name: field_value(fields, name) for name in (*TEXT_FIELDS, "category", "mcp_area")}
     values["kpk"] = field_value(fields, "kpk")
+    values["pejabat"] = field_value(fields, "pejabat") or OfficialAnswer.TIDAK_TAHU.value
+    values["nilai"] = field_value(fields, "nilai") or ValueBracket.TIDAK_TAHU.value
     errors: dict[str, str] = {}
+    if values["pejabat"] not in {answer.value for answer in OfficialAnswer}:
+        errors["pejabat"] = str(lazy_gettext("Choose one of the answers."))
+    if values["nilai"] not in {bracket.value for bracket in ValueBracket}:
+        errors["nilai"] = str(lazy_gettext("Choose one of the answers."))
     if values["category"] not in tenant.categories:
         errors["category"] = str(lazy_gettext("Choose the kind of wrongdoing."))
     if values["mcp_area"] and values["mcp_area"] not in MCP_AREA_LABELS:
@@ -193,6 +221,8 @@ def check_report(tenant: Tenant, fields: Mapping[str, list[str]]) -> ReportCheck
         bagaimana=values["bagaimana"],
         berapa=values["berapa"],
         kronologi=values["kronologi"],
+        pejabat=OfficialAnswer(values["pejabat"]),
+        nilai=ValueBracket(values["nilai"]),
     )
     return ReportCheck(answers, {}, values)
 

@@ -53,7 +53,9 @@ from source_iface.errors import message_page
 from source_iface.flood import FloodGuard, wait_minutes
 from source_iface.forms import (
     HONEYPOT_FIELD,
+    OFFICIAL_CHOICES,
     STATUS_WORDING,
+    VALUE_CHOICES,
     category_name,
     check_message,
     check_report,
@@ -498,6 +500,8 @@ def _report_page(
         kpk_always=not t.is_hub and t.kpk_sharing == KpkSharing.ALWAYS,
         file_limits=_file_limits(),
         honeypot=HONEYPOT_FIELD,
+        official_choices=OFFICIAL_CHOICES,
+        value_choices=VALUE_CHOICES,
     )
     return page, status
 

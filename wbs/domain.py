@@ -428,3 +428,30 @@ def bundle_labels() -> dict[str, dict[str, str]]:
         "event": {kind.value: kind.label for kind in EventKind},
         "item": {**{kind.value: kind.label for kind in SubmissionKind}, "reply": "Balasan"},
     }
+
+
+class OfficialAnswer(StrEnum):
+    """Is the terlapor a penyelenggara negara or a law-enforcement officer? (the report form)"""
+
+    TIDAK_TAHU = "tidak_tahu"
+    YA = "ya"
+    TIDAK = "tidak"
+
+
+class ValueBracket(StrEnum):
+    """Roughly how much money is involved (the report form's coarse bracket)."""
+
+    TIDAK_TAHU = "tidak_tahu"
+    UNDER_1M = "kurang_1m"
+    AT_LEAST_1M = "1m_atau_lebih"
+
+
+def kpk_hint(official: OfficialAnswer, value: ValueBracket) -> bool:
+    """*Mungkin kewenangan KPK*: UU 19/2019 Pasal 11 (1) gives KPK the cases that involve law
+    enforcers or penyelenggara negara (a), and/or a state loss of at least Rp1 miliar (b).
+
+    Only this conclusion is kept outside the encryption; the two answers travel inside the
+    encrypted report form, so a server never holds them. A hint, not a decision: KPK and the
+    institution decide jurisdiction after reading the report.
+    """
+    return official == OfficialAnswer.YA or value == ValueBracket.AT_LEAST_1M

@@ -28,7 +28,14 @@ from crypto.errors import CryptoError
 from crypto.keyring import Keyring
 from crypto.padding import FRAMING_PADME
 from wbs.context import Context
-from wbs.domain import CaseStatus, EventKind, SubmissionKind
+from wbs.domain import (
+    CaseStatus,
+    EventKind,
+    OfficialAnswer,
+    SubmissionKind,
+    ValueBracket,
+    kpk_hint,
+)
 from wbs.models import Case, Event, Submission, new_registration_number
 from wbs.sharing import log_share
 from wbs.store import Store
@@ -131,6 +138,10 @@ class ReportAnswers:
     bagaimana: str
     berapa: str
     kronologi: str
+    # The two coarse questions of the jurisdiction hint: inside the encryption only; the case
+    # row keeps the derived hint (Case.kpk_hint).
+    pejabat: OfficialAnswer = OfficialAnswer.TIDAK_TAHU
+    nilai: ValueBracket = ValueBracket.TIDAK_TAHU
 
     def document(self) -> bytes:
         """The encrypted form document: JSON, versioned for the workstation's reader."""
@@ -138,9 +149,19 @@ class ReportAnswers:
             {"format": "peluit-report/1", **asdict(self)}, ensure_ascii=False, indent=2
         ).encode("utf-8")
 
+    @property
+    def kpk_hint(self) -> bool:
+        return kpk_hint(self.pejabat, self.nilai)
+
 
 def new_case_row(
-    ctx: Context, source_id: str, category: str, mcp_area: str | None, *, to_kpk: bool
+    ctx: Context,
+    source_id: str,
+    category: str,
+    mcp_area: str | None,
+    *,
+    to_kpk: bool,
+    kpk_hint: bool | None = None,
 ) -> Case:
     """A new case of ``source_id``, received today, with its deadlines (not added yet).
 
@@ -158,6 +179,7 @@ def new_case_row(
         mcp_area=mcp_area,
         status=CaseStatus.BARU,
         sent_to_kpk=to_kpk,
+        kpk_hint=kpk_hint,
         first_response_due=calendar.add_working_days(received, ctx.tenant.first_response_days),
         closure_due=calendar.add_working_days(received, ANSWER_DAYS),
     )
@@ -299,7 +321,8 @@ class Intake:
         try:
             form = self._store_bytes(answers.document(), FORM_FILENAME)
             case = new_case_row(
-                ctx, self.source_id, answers.category, answers.mcp_area, to_kpk=self.to_kpk
+                ctx, self.source_id, answers.category, answers.mcp_area, to_kpk=self.to_kpk,
+                kpk_hint=answers.kpk_hint,
             )
             with committed_with_files(ctx.session, ctx.inst.store, self._paths()):
                 ctx.scope.add(case)

@@ -408,6 +408,10 @@ class Case(TenantOwned, Base):
     # cleared only through wbs.casework.set_flag, which logs each change (migration 0012).
     starred: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     needs_reply: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The jurisdiction hint, *mungkin kewenangan KPK* (wbs.domain.kpk_hint, migration 0018):
+    # derived from two coarse answers of the report form, which stay inside the encryption;
+    # None where nobody asked (operator intake, older cases).
+    kpk_hint: Mapped[bool | None] = mapped_column()
     # The first status change or reply (investigator-side, so precise); None until then.
     first_response_at: Mapped[dt.datetime | None] = mapped_column()
     # What the dashboards count of it, fixed when it is given (wbs.deadlines.record_first_response,
@@ -481,6 +485,11 @@ class Case(TenantOwned, Base):
         ),
         # One case per package and tenant (the lookup is scoped; so is the index).
         sa.Index(None, "tenant_id", "intake_package", unique=True),
+        # The cases that may be KPK's to handle, counted on the dashboards (migration 0018).
+        sa.Index(
+            "ix_cases_kpk_hint", "tenant_id",
+            sqlite_where=sa.text("kpk_hint = 1"), postgresql_where=sa.text("kpk_hint"),
+        ),
         # The dashboards' count by channel (wbs.monitoring), migration 0013.
         sa.Index(None, "tenant_id", "channel"),
     )

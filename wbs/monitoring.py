@@ -210,6 +210,8 @@ class Dashboard:
     # (wbs.operator_intake). Most cases first; channels without a case are left out.
     by_channel: tuple[LabelledCount, ...] = ()
     filters: Filters = Filters()
+    # Reports whose form points at KPK's jurisdiction (Case.kpk_hint: mungkin kewenangan KPK).
+    kpk_hint: int = 0
     # Month by month, oldest first: the period's months, or the last TREND_MONTHS.
     trend: tuple[MonthFigures, ...] = ()
 
@@ -411,6 +413,10 @@ def _figures(
         else:
             areas[area] += count
 
+    kpk_hinted = session.scalar(
+        reader.columns(Case, sa.func.count()).where(Case.kpk_hint.is_(True))
+    )
+
     channels: Counter[str] = Counter()
     for channel, count in session.execute(
         reader.columns(Case, Case.channel, sa.func.count()).group_by(Case.channel)
@@ -448,6 +454,7 @@ def _figures(
             channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
         ),
         filters=filters,
+        kpk_hint=int(kpk_hinted or 0),
         trend=_trend(session, reader, today, filters.period),
     )
 

@@ -23,7 +23,10 @@ from workstation.store import CaseRecord, ItemRecord, State, Workstation
 REPORT_FORMAT = "peluit-report/1"
 REPORT_FIELDS = (
     "category", "mcp_area", "apa", "siapa", "kapan", "dimana", "bagaimana", "berapa", "kronologi",
+    # The jurisdiction hint's two coarse answers (codes; older forms have neither).
+    "pejabat", "nilai",
 )
+CHOICE_FIELDS = ("pejabat", "nilai")
 # Forms, messages and replies are read into memory to be shown; nothing honest is this big.
 _MAX_TEXT_BYTES = 16 * 1024 * 1024
 

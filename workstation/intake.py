@@ -31,14 +31,16 @@ from typing import BinaryIO
 from crypto.encrypt import open_encryptor
 from crypto.keyring import Keyring, normalize_fingerprint
 from crypto.padding import FRAMING_PADME
-from workstation.cases import REPORT_FIELDS, REPORT_FORMAT
+from workstation.cases import CHOICE_FIELDS, REPORT_FIELDS, REPORT_FORMAT
 from workstation.store import Workstation, WorkstationError
 
 FORMAT = "peluit-intake/1"
 # The server's list (wbs.domain.OPERATOR_CHANNELS); the server checks it again.
 CHANNELS = ("whatsapp", "sms", "telepon", "surat", "langsung", "email")
 MAX_FILES = 20
-TEXT_FIELDS = tuple(field for field in REPORT_FIELDS if field not in ("category", "mcp_area"))
+TEXT_FIELDS = tuple(
+    field for field in REPORT_FIELDS if field not in ("category", "mcp_area", *CHOICE_FIELDS)
+)
 # Each answer at most this many characters, as on the drop box's form.
 MAX_ANSWER_CHARACTERS = 20_000
 _CHUNK = 1024 * 1024

@@ -42,6 +42,14 @@ _LABELS = {
     "bagaimana": "Bagaimana",
     "berapa": "Berapa",
     "kronologi": "Kronologi",
+    "pejabat": "Terlapor penyelenggara negara atau aparat penegak hukum?",
+    "nilai": "Perkiraan nilai",
+}
+# The coarse answers behind the jurisdiction hint, in words (the server keeps only the hint).
+_CHOICES = {
+    "pejabat": {"ya": "Ya", "tidak": "Tidak", "tidak_tahu": "Tidak tahu"},
+    "nilai": {"kurang_1m": "Kurang dari Rp1 miliar", "1m_atau_lebih": "Rp1 miliar atau lebih",
+              "tidak_tahu": "Tidak tahu"},
 }
 
 
@@ -156,6 +164,10 @@ def render_case(case: CaseRecord, items: list[ShownItem]) -> str:
                 if key in ("category", "mcp_area") and answer:
                     # A code in the form: its label, with the code kept for searching.
                     answer = f"{words(key, answer)} ({answer})"
+                elif key in _CHOICES:
+                    if not answer:
+                        continue  # a form from before the question, or an operator's
+                    answer = _CHOICES[key].get(answer, answer)
                 out.append(
                     f"<tr><th>{_e(_LABELS[key])}</th>"
                     f"<td><pre>{_e(answer)}</pre></td></tr>"

@@ -324,3 +324,28 @@ def test_the_alert_settings_migration_adds_a_table_tied_to_the_account(database_
         assert "investigators" in _tables(engine)
     finally:
         engine.dispose()
+
+
+def test_the_kpk_hint_migration_leaves_existing_cases_unasked(database_url: str) -> None:
+    # Existing cases were never asked the two questions: NULL, not False (which would say "no
+    # indication"). The downgrade drops the column and its partial index, and nothing else.
+    from crypto.sealing import SealingKey
+
+    script = ScriptDirectory.from_config(db.alembic_config())
+    (hint,) = [rev for rev in script.walk_revisions() if rev.path.endswith("_kpk_hint.py")]
+    before = str(hint.down_revision)
+    db.upgrade(database_url, before, totp_key=SealingKey(b"m" * 32))
+    engine = db.make_engine(database_url)
+    try:
+        assert "kpk_hint" not in {c["name"] for c in sa.inspect(engine).get_columns("cases")}
+        db.upgrade(database_url, hint.revision)
+        inspector = sa.inspect(engine)
+        column = {c["name"]: c for c in inspector.get_columns("cases")}["kpk_hint"]
+        assert column["nullable"] and column["default"] is None
+        assert "ix_cases_kpk_hint" in {index["name"] for index in inspector.get_indexes("cases")}
+        db.downgrade(database_url, before)
+        inspector = sa.inspect(engine)
+        assert "kpk_hint" not in {c["name"] for c in inspector.get_columns("cases")}
+        assert "ix_cases_kpk_hint" not in {i["name"] for i in inspector.get_indexes("cases")}
+    finally:
+        engine.dispose()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from workstation.render import Words, when
+from workstation.cases import ShownItem, parse_report
+from workstation.render import Words, render_case, when
+from workstation.store import CaseRecord, ItemRecord
 
 
 @pytest.mark.parametrize(
@@ -35,3 +39,21 @@ def test_codes_read_as_the_bundle_labels_or_as_themselves() -> None:
     assert Words(None)("status", "baru") == "baru"
     assert words("status", "tidak_dikenal") == "tidak_dikenal"
     assert words("mcp_area", None) == "—"
+
+
+def _form_page(document: dict[str, str]) -> str:
+    item = ItemRecord(sha256="a" * 64, kind="form", size=4096,
+                      created_at="2026-03-10T00:00:00+00:00", decrypted="form.json")
+    case = CaseRecord(tenant="pemprov-sumsel", tenant_name="Pemprov", registration_number="X-1",
+                      bundle_created_at="2026-03-11T00:00:00+00:00", meta={}, timeline=[],
+                      reply_fingerprint="F" * 40, items=[item])
+    answers = parse_report(json.dumps({"format": "peluit-report/1", **document}))
+    return render_case(case, [ShownItem(1, item, None, answers)])
+
+
+def test_the_jurisdiction_answers_read_in_words_and_older_forms_show_none() -> None:
+    page = _form_page({"apa": "uang pelicin", "pejabat": "ya", "nilai": "1m_atau_lebih"})
+    assert "Terlapor penyelenggara negara atau aparat penegak hukum?" in page
+    assert "<pre>Ya</pre>" in page and "<pre>Rp1 miliar atau lebih</pre>" in page
+    older = _form_page({"apa": "uang pelicin"})
+    assert "Perkiraan nilai" not in older and "uang pelicin" in older
