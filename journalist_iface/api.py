@@ -568,20 +568,23 @@ def upload_intake(ctx: Context) -> Response:
 # --- pelimpahan (docs/forwarding.md) --------------------------------------------------------
 
 
-@bp.get("/tenants/<slug>/keys")
+@bp.get("/keys")
 @token_required
-def get_key_list(ctx: Context, slug: str) -> Response:
+def get_key_list(ctx: Context) -> Response:
     """The receiving institution's current keys (and KPK's), signed by the instance: what
-    the workstation re-encrypts a forwarded case to."""
+    the workstation re-encrypts a forwarded case to. ``?tenant=<slug>``."""
+    slug = request.args.get("tenant", "")[:40]
     try:
-        data = signed_key_list(ctx, slug[:40])
+        data = signed_key_list(ctx, slug)
     except Refusal as refusal:
         ctx.session.rollback()
+        if refusal.code == "forward_no_tenant":
+            return _not_found()
         return _refused(refusal)
     return Response(
         data,
         mimetype="application/json",
-        headers={"Content-Disposition": f'attachment; filename="keys-{slug[:40]}.json"'},
+        headers={"Content-Disposition": f'attachment; filename="keys-{slug}.json"'},
     )
 
 

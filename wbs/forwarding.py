@@ -159,11 +159,19 @@ def _destination(ctx: Context, slug: object) -> Tenant:
 def check_may_forward(ctx: Context, case: Case) -> None:
     """An investigator forwards a case their own tenant handles (a pemantau KPK only KPK's);
     a case already forwarded is handled elsewhere, a closed case by no one."""
+    _check_role(ctx, case)
+    _check_handler(case)
+
+
+def _check_role(ctx: Context, case: Case) -> None:
     actor = ctx.actor
     if actor is None or (actor.role == Role.PEMANTAU_KPK and not ctx.tenant.is_hub):
         raise Refusal("forbidden", "Your role does not allow forwarding a case.")
     if case.tenant_id != ctx.tenant.id:
         raise Refusal("not_found", "No such case.")
+
+
+def _check_handler(case: Case) -> None:
     if case.forwarded_to_case_id is not None:
         raise Refusal(
             "forward_not_handler",
@@ -376,7 +384,7 @@ def _linked_source(ctx: Context, origin: Source, destination: Tenant) -> Source:
 def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
     """Check a forwarding package for ``case`` (the context's own) and forward the case.
     Commits; returns the linked case. Raises :class:`Refusal` with nothing stored."""
-    check_may_forward(ctx, case)
+    _check_role(ctx, case)
     with open_zip(stream) as archive:
         package = parse_forward(ctx, case, archive)
         destination = package.destination
@@ -390,6 +398,7 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
                 "This package was already uploaded.",
                 number=case.registration_number,
             )
+        _check_handler(case)
         expected = _expected(ctx, destination, package.to_kpk)
         origin_source = ctx.scope.get(Source, case.source_id)
         if origin_source is None:
@@ -415,7 +424,7 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
         except BaseException:
             ctx.session.rollback()
             for path in stored:
-                ctx.inst.store.resolve(path).unlink(missing_ok=True)
+                ctx.inst.store.discard(path)
             raise
     return linked
 
