@@ -536,3 +536,85 @@ def test_the_case_page_offers_forwarding_and_names_the_destination(
     assert response.status_code == 302, response.get_data(as_text=True)
     html = browser.get(page_url).get_data(as_text=True)
     assert f"Diteruskan ke {B_NAME}" in html and "/limpahkan" not in html
+
+
+def _linked(demo: Demo, number: str) -> tuple[int, list[bytes]]:
+    """A case by its registration number: its id and every stored item's ciphertext, the
+    pelapor's first (in order), then the replies."""
+    with demo.inst.sessions() as session:
+        case = session.scalar(sa.select(Case).where(Case.registration_number == number))
+        assert case is not None
+        paths = [r.store_path for r in case.replies] + [s.store_path for s in case.submissions]
+        return case.id, [demo.inst.store.resolve(path).read_bytes() for path in paths]
+
+
+def _reply(demo: Demo, case_id: int, slug: str, text: str) -> None:
+    from wbs.context import Context
+
+    with demo.inst.sessions() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        post_reply(Context(demo.inst, session, get_tenant(session, slug)), case, text)
+
+
+def test_a_forwards_to_kpk_and_kpk_to_b_and_the_reporter_follows_with_one_codename(
+    demo: Demo, world: World, tmp_path: Path
+) -> None:
+    filed = file_report(demo, world)
+    a_ws, kpk_ws = workstation(world, TENANT), workstation(world, HUB)
+    others = {TENANT, HUB, B, C}
+    try:
+        # A to KPK.
+        import_bundle(demo, a_ws, TENANT, filed.case_id, tmp_path)
+        a_api = api_login(demo, TENANT)
+        to_kpk = make_package(a_ws, filed.number, HUB, key_list(a_api, HUB, tmp_path),
+                              tmp_path / "ke-kpk.zip")
+        done = upload(a_api, filed.case_id, to_kpk)
+        assert done.status_code == 201, done.get_data(as_text=True)
+        kpk_number = done.get_json()["forwarded_to"]["registration_number"]
+        kpk_id, items = _linked(demo, kpk_number)
+        for ciphertext in items:
+            assert decrypt(world.homes[HUB], ciphertext) is not None
+            for slug in others - {HUB}:
+                assert decrypt(world.homes[slug], ciphertext) is None, slug
+        # KPK replies; the reporter reads it at A's site and answers; KPK decrypts it.
+        _reply(demo, kpk_id, HUB, "KPK menelaah laporan Anda.")
+        reporter = Reporter(world.source_app.test_client(), TENANT)
+        assert reporter.login(filed.codename).status_code == 302
+        page = reporter.get("/pengaduan").get_data(as_text=True)
+        assert "Komisi Pemberantasan Korupsi" in page and "KPK menelaah laporan Anda." in page
+        assert reporter.send_follow_up(filed.number, FOLLOW_UP).status_code == 302
+        kpk_id, items = _linked(demo, kpk_number)
+        assert decrypt(world.homes[HUB], items[-1]) == FOLLOW_UP.encode()
+
+        # KPK to B (outside KPK's jurisdiction: to the kabupaten's APIP).
+        import_bundle(demo, kpk_ws, HUB, kpk_id, tmp_path)
+        kpk_api = api_login(demo, HUB, Role.VERIFIKATOR)
+        to_b = make_package(kpk_ws, kpk_number, B, key_list(kpk_api, B, tmp_path),
+                            tmp_path / "ke-b.zip")
+        done = upload(kpk_api, kpk_id, to_b)
+        assert done.status_code == 201, done.get_data(as_text=True)
+        b_number = done.get_json()["forwarded_to"]["registration_number"]
+        b_id, items = _linked(demo, b_number)
+        assert len(items) == 6  # form, file, A's message, A's reply, KPK's reply, follow-up
+        for ciphertext in items:
+            assert decrypt(world.homes[B], ciphertext) is not None
+            for slug in others - {B}:
+                assert decrypt(world.homes[slug], ciphertext) is None, slug
+        _reply(demo, b_id, B, B_REPLY)
+        page = reporter.get("/pengaduan").get_data(as_text=True)
+        assert B_NAME in page and B_REPLY in page
+        last = reporter.send_follow_up(filed.number, "Pesan terakhir untuk Banyuasin.")
+        assert last.status_code == 302
+        b_id, items = _linked(demo, b_number)
+        newest = items[-1]
+        assert decrypt(world.homes[B], newest) == b"Pesan terakhir untuk Banyuasin."
+        assert decrypt(world.homes[HUB], newest) is None
+        # C sees nothing at any step.
+        c_api = api_login(demo, C)
+        for case_id in (filed.case_id, kpk_id, b_id):
+            assert c_api.get(f"/api/v1/cases/{case_id}").status_code == 404
+    finally:
+        for home in (a_ws, kpk_ws):
+            kill_agent(home / "gnupg")
+            shutil.rmtree(home, ignore_errors=True)
