@@ -178,7 +178,7 @@ def _case_page(
         form=form or {},
         forwarded_to=forwarding.handler_tenant_name(ctx, case) if writable else None,
         forwarded_from=forwarding.origin_tenant_name(ctx, case) if writable else None,
-        may_forward=writable and case.forwarded_to_case_id is None
+        may_forward=writable and case.linked_to_case_id is None
         and CaseStatus.DITERUSKAN in ALLOWED_TRANSITIONS[case.status],
         destinations=[
             tenant for tenant in ctx.session.scalars(sa.select(Tenant).order_by(Tenant.name))

@@ -172,7 +172,7 @@ def _check_role(ctx: Context, case: Case) -> None:
 
 
 def _check_handler(case: Case) -> None:
-    if case.forwarded_to_case_id is not None:
+    if case.linked_to_case_id is not None:
         raise Refusal(
             "forward_not_handler",
             f"{case.registration_number} was forwarded already: it is handled elsewhere.",
@@ -385,7 +385,7 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
     """Check a forwarding package for ``case`` (the context's own) and forward the case.
     Commits; returns the linked case. Raises :class:`Refusal` with nothing stored."""
     _check_role(ctx, case)
-    with open_zip(stream) as archive:
+    with _open_package(stream) as archive:
         package = parse_forward(ctx, case, archive)
         destination = package.destination
         dest_scope = TenantScope(ctx.session, destination)
@@ -429,6 +429,15 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
     return linked
 
 
+def _open_package(stream: IO[bytes]) -> zipfile.ZipFile:
+    """The ZIP, checked as an intake package's is (its refusals said in forwarding's words)."""
+    try:
+        return open_zip(stream)
+    except Refusal as refusal:
+        reason = str(refusal).replace("an intake package", "a forwarding package")
+        raise _refuse(reason) from refusal
+
+
 def _as_intake_item(item: ForwardItem) -> PackageItem:
     # The intake's copy (size and hash checked on the way) needs the path, size and hash.
     return PackageItem(item.path, SubmissionKind.FILE, item.size, item.sha256)
@@ -452,7 +461,7 @@ def _forward(
             )
             linked.channel = origin.channel
             linked.intake_package = package.package_id
-            linked.forwarded_from_case_id = origin.id
+            linked.linked_from_case_id = origin.id
             dest_ctx.scope.add(linked)
             for item, path in zip(package.items, stored, strict=True):
                 if item.kind == "reply":
@@ -502,7 +511,7 @@ def _forward(
             )
             origin.status = CaseStatus.DITERUSKAN
             record_first_response(origin, now, ctx.inst.calendar)
-            origin.forwarded_to_case_id = linked.id
+            origin.linked_to_case_id = linked.id
     except sa.exc.IntegrityError as exc:
         raise Refusal(
             "forward_replayed", "This package was already uploaded.",
@@ -520,7 +529,7 @@ def forward_external(ctx: Context, case: Case, body: str, letter_number: str) ->
     leaves. The case moves to *diteruskan* where the workflow allows it. Commits."""
     if ctx.actor is None or (ctx.actor.role == Role.PEMANTAU_KPK and not ctx.tenant.is_hub):
         raise Refusal("forbidden", "Your role does not allow forwarding a case.")
-    if case.forwarded_to_case_id is not None:
+    if case.linked_to_case_id is not None:
         raise Refusal(
             "forward_not_handler",
             f"{case.registration_number} was forwarded already: it is handled elsewhere.",
@@ -569,14 +578,14 @@ def handling_case(ctx: Context, case: Case) -> Handler | None:
     """The case that handles ``case`` now, if it was forwarded (following every link, A to KPK
     to B); None if ``case`` handles itself. ``case`` is the context's own (the pelapor's, or
     an investigator's): the link is followed from there only, never listed."""
-    if case.tenant_id != ctx.tenant.id or case.forwarded_to_case_id is None:
+    if case.tenant_id != ctx.tenant.id or case.linked_to_case_id is None:
         return None
     current = case
     for _ in range(MAX_LINKS):
-        if current.forwarded_to_case_id is None:
+        if current.linked_to_case_id is None:
             break
-        following = ctx.session.get(Case, current.forwarded_to_case_id)
-        if following is None or following.forwarded_from_case_id != current.id:
+        following = ctx.session.get(Case, current.linked_to_case_id)
+        if following is None or following.linked_from_case_id != current.id:
             break
         current = following
     if current is case:
@@ -589,10 +598,10 @@ def handling_case(ctx: Context, case: Case) -> Handler | None:
 
 def origin_tenant_name(ctx: Context, case: Case) -> str | None:
     """The institution a linked case came from (for the receiving tenant's case page)."""
-    if case.forwarded_from_case_id is None:
+    if case.linked_from_case_id is None:
         return None
-    origin = ctx.session.get(Case, case.forwarded_from_case_id)
-    if origin is None or origin.forwarded_to_case_id != case.id:
+    origin = ctx.session.get(Case, case.linked_from_case_id)
+    if origin is None or origin.linked_to_case_id != case.id:
         return None
     tenant = ctx.session.get(Tenant, origin.tenant_id)
     return tenant.name if tenant is not None else None

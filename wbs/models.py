@@ -434,8 +434,8 @@ class Case(TenantOwned, Base):
     # package cannot open two cases). Plain integers without foreign keys, like the log's:
     # a link between two tenants, read only by wbs.forwarding, which follows it for the
     # pelapor and never through a tenant's scope.
-    forwarded_to_case_id: Mapped[int | None] = mapped_column()
-    forwarded_from_case_id: Mapped[int | None] = mapped_column()
+    linked_to_case_id: Mapped[int | None] = mapped_column()
+    linked_from_case_id: Mapped[int | None] = mapped_column()
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

@@ -200,7 +200,7 @@ def snapshot(demo: Demo, case_id: int) -> tuple[Any, ...]:
         )
         case = session.get(Case, case_id)
         assert case is not None
-        state = (case.status, case.forwarded_to_case_id)
+        state = (case.status, case.linked_to_case_id)
     files = sorted(p.name for p in demo.inst.store.root.rglob("*") if p.is_file())
     return counts, state, files
 
@@ -251,8 +251,8 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
                 )
                 assert linked.received_at.date() == today
                 assert origin.status == CaseStatus.DITERUSKAN
-                assert origin.forwarded_to_case_id == linked.id
-                assert linked.forwarded_from_case_id == origin.id
+                assert origin.linked_to_case_id == linked.id
+                assert linked.linked_from_case_id == origin.id
                 origin_events = session.scalars(
                     sa.select(Event).where(Event.case_id == origin.id,
                                            Event.tenant_id == origin.tenant_id)
@@ -457,7 +457,7 @@ def test_a_package_for_another_case_or_missing_an_item_is_refused(
     # Not a package at all.
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
-    refused(demo, api, filed, junk, 400, "intake_refused")
+    assert "not a forwarding package" in refused(demo, api, filed, junk, 400, "forward_refused")
 
 
 def test_a_monitor_of_kpk_cannot_forward_another_tenants_case(

@@ -8,7 +8,7 @@ from alembic.script import ScriptDirectory
 from crypto.sealing import SealingKey
 from wbs import db
 
-LINKS = {"forwarded_to_case_id", "forwarded_from_case_id"}
+LINKS = {"linked_to_case_id", "linked_from_case_id"}
 
 
 def _case_columns(engine: sa.Engine) -> dict[str, dict[str, object]]:
