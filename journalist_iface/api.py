@@ -49,7 +49,12 @@ from wbs.domain import (
     CaseStatus,
     EventKind,
 )
-from wbs.forwarding import accept_forward, forward_external, signed_key_list
+from wbs.forwarding import (
+    accept_forward,
+    forward_external,
+    max_forward_bytes,
+    signed_key_list,
+)
 from wbs.inbox import (
     PAGE_SIZE,
     InboxFilters,
@@ -596,7 +601,7 @@ def forward_case(ctx: Context, case: Case) -> Response:
     tenant and this case becomes diteruskan, or nothing happens."""
     if request.mimetype not in INTAKE_CONTENT_TYPES:
         return error(415, "unsupported_media_type", "Send the package as application/zip.")
-    request.max_content_length = max_package_bytes(ctx) * 4
+    request.max_content_length = max_forward_bytes(case)
     with tempfile.TemporaryFile() as body:
         shutil.copyfileobj(request.stream, body, 1024 * 1024)
         body.seek(0)

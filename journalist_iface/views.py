@@ -382,6 +382,7 @@ def key_list(ctx: Context, slug: str) -> ResponseReturnValue:
 @case_action
 def forward_case(ctx: Context, case: Case) -> ResponseReturnValue:
     """A forwarding package made on the workstation: ciphertext only."""
+    request.max_content_length = forwarding.max_forward_bytes(case) + 64 * 1024
     upload = request.files.get("package")
     if upload is None:
         raise Refusal("forward_refused", "no package", reason="no package")

@@ -195,6 +195,14 @@ def forwarded_to_kpk(origin: Case, destination: Tenant) -> bool:
     return origin.sent_to_kpk or destination.kpk_sharing == KpkSharing.ALWAYS
 
 
+def max_forward_bytes(case: Case) -> int:
+    """The largest package accepted for ``case``: its stored items (re-encrypted to other keys
+    they differ by a few hundred bytes each) with room for the manifest and the ZIP."""
+    stored = sum(s.size for s in case.submissions) + sum(r.size for r in case.replies)
+    count = len(case.submissions) + len(case.replies)
+    return stored + stored // 8 + count * 16 * 1024 + 2 * 1024 * 1024
+
+
 # --- reading the package -------------------------------------------------------------------------
 
 
