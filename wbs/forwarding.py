@@ -426,7 +426,12 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
         stored: list[str] = []
         try:
             for item in package.items:
-                store_item(dest_ctx, archive, _as_intake_item(item), stored)
+                try:
+                    store_item(dest_ctx, archive, _as_intake_item(item), stored)
+                except Refusal as refusal:
+                    if refusal.code != "intake_refused":
+                        raise
+                    raise _refuse(str(refusal)) from refusal
                 _check_item(ctx, stored[-1], item, expected, reply_key)
             linked = _forward(ctx, dest_ctx, case, origin_source, package, stored)
         except BaseException:

@@ -618,3 +618,19 @@ def test_a_forwards_to_kpk_and_kpk_to_b_and_the_reporter_follows_with_one_codena
         for home in (a_ws, kpk_ws):
             kill_agent(home / "gnupg")
             shutil.rmtree(home, ignore_errors=True)
+
+
+def test_an_item_changed_after_the_manifest_was_written_is_refused(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, _ws, api, package = prepared
+    target = tmp_path / "changed.zip"
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(target, "w") as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("-file.gpg"):
+                data = data[:-1] + bytes([data[-1] ^ 1])  # same size, another hash
+            out.writestr(info, data)
+    assert "not the file the manifest describes" in refused(
+        demo, api, filed, target, 400, "forward_refused"
+    )
