@@ -49,6 +49,12 @@ from wbs.domain import (
     CaseStatus,
     EventKind,
 )
+from wbs.forwarding import (
+    accept_forward,
+    forward_external,
+    max_forward_bytes,
+    signed_key_list,
+)
 from wbs.inbox import (
     PAGE_SIZE,
     InboxFilters,
@@ -58,7 +64,7 @@ from wbs.inbox import (
     tenant_slugs,
 )
 from wbs.items import Item, TimelineEntry, number_width
-from wbs.models import Case, utcnow
+from wbs.models import Case, Tenant, utcnow
 from wbs.numbers import whole_number
 from wbs.operator_intake import accept_package, max_package_bytes
 from wbs.workdays import local_date
@@ -324,6 +330,9 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "no_source": 409,
     "intake_replayed": 409,
     "intake_closed": 503,
+    "forward_replayed": 409,
+    "forward_not_handler": 409,
+    "forward_no_tenant": 404,
 }
 
 
@@ -560,3 +569,72 @@ def upload_intake(ctx: Context) -> Response:
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# --- pelimpahan (docs/forwarding.md) --------------------------------------------------------
+
+
+@bp.get("/keys")
+@token_required
+def get_key_list(ctx: Context) -> Response:
+    """The receiving institution's current keys (and KPK's), signed by the instance: what
+    the workstation re-encrypts a forwarded case to. ``?tenant=<slug>``."""
+    slug = request.args.get("tenant", "")[:40]
+    try:
+        data = signed_key_list(ctx, slug)
+    except Refusal as refusal:
+        ctx.session.rollback()
+        if refusal.code == "forward_no_tenant":
+            return _not_found()
+        return _refused(refusal)
+    return Response(
+        data,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="keys-{slug}.json"'},
+    )
+
+
+@bp.post("/cases/<int:case_id>/forward")
+@token_required
+@case_required
+def forward_case(ctx: Context, case: Case) -> Response:
+    """A forwarding package for this case: the linked case is opened in the receiving
+    tenant and this case becomes diteruskan, or nothing happens."""
+    if request.mimetype not in INTAKE_CONTENT_TYPES:
+        return error(415, "unsupported_media_type", "Send the package as application/zip.")
+    request.max_content_length = max_forward_bytes(case)
+    with tempfile.TemporaryFile() as body:
+        shutil.copyfileobj(request.stream, body, 1024 * 1024)
+        body.seek(0)
+        linked = accept_forward(ctx, case, body)
+    destination = ctx.session.get(Tenant, linked.tenant_id)
+    if destination is None:  # pragma: no cover - the linked case's tenant exists
+        return _not_found()
+    response = jsonify(
+        {
+            "id": case.id,
+            "registration_number": case.registration_number,
+            "status": case.status.value,
+            "forwarded_to": {
+                "tenant": destination.slug,
+                "name": destination.name,
+                "registration_number": linked.registration_number,
+            },
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@bp.post("/cases/<int:case_id>/forward-external")
+@token_required
+@case_required
+def forward_case_external(ctx: Context, case: Case) -> Response:
+    """Record a forwarding outside the system (Kejaksaan, Polri, BPK) by letter."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str) or not isinstance(
+        body.get("letter_number"), str
+    ):
+        return error(400, "bad_request", "Send JSON with body and letter_number.")
+    forward_external(ctx, case, body["body"], body["letter_number"])
+    return jsonify(_case_detail(ctx, case))

@@ -89,6 +89,9 @@ EVENT: Mapping[EventKind, LazyString] = {
     EventKind.NEEDS_REPLY_CLEARED: lazy_gettext("Needs-reply mark removed"),
     EventKind.RECLASSIFIED: lazy_gettext("Classification corrected"),
     EventKind.OPERATOR_INTAKE: lazy_gettext("Recorded by an operator from another channel"),
+    EventKind.FORWARDED: lazy_gettext("Forwarded to another institution"),
+    EventKind.FORWARD_RECEIVED: lazy_gettext("Received as a forwarded case"),
+    EventKind.FORWARDED_EXTERNAL: lazy_gettext("Forwarded to a body outside the system"),
 }
 
 ROLE: Mapping[Role, LazyString] = {

@@ -184,6 +184,48 @@ _MESSAGES: Mapping[str, Sentence] = {
         "Intake is closed for now: the server's disk is full. Nothing was stored; try again "
         "later."
     ),
+    # Pelimpahan (wbs.forwarding): shapes, keys and names, never content.
+    "forward_refused": lambda refusal, case: gettext(
+        "The forwarding package for %(case)s was refused: it is damaged, incomplete or not "
+        "made by peluit-workstation. Nothing was stored and the case is unchanged. "
+        "(Technical detail: %(reason)s)",
+        case=case, reason=refusal.params["reason"],
+    ),
+    "forward_other_case": lambda refusal, case: gettext(
+        "This forwarding package was made for another case (%(number)s), not %(case)s. "
+        "Nothing was stored.",
+        case=case, number=refusal.params.get("number", ""),
+    ),
+    "forward_no_tenant": lambda refusal, _case: gettext(
+        "There is no institution %(tenant)s in the system. Nothing was stored.",
+        tenant=refusal.params.get("tenant", ""),
+    ),
+    "forward_not_handler": lambda _refusal, case: gettext(
+        "%(case)s was forwarded already and is handled by another institution. Nothing was "
+        "stored.",
+        case=case,
+    ),
+    "forward_replayed": lambda _refusal, case: gettext(
+        "This forwarding package for %(case)s was uploaded before. Nothing was stored.",
+        case=case,
+    ),
+    "forward_wrong_keys": lambda refusal, _case: gettext(
+        "The forwarding package is not encrypted to every current key of the receiving "
+        "institution (missing: %(keys)s). Nothing was stored; make it again with the "
+        "institution's current key list.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "forward_extra_keys": lambda refusal, _case: gettext(
+        "The forwarding package is also encrypted to keys that are not the receiving "
+        "institution's (%(keys)s), so someone else could read it. Nothing was stored.",
+        keys=refusal.params.get("keys", ""),
+    ),
+    "forward_bad_body": lambda _refusal, case: gettext(
+        "Choose where %(case)s was forwarded to.", case=case
+    ),
+    "forward_bad_letter": lambda _refusal, case: gettext(
+        "Write the number of the letter %(case)s was forwarded with (one line).", case=case
+    ),
 }
 
 

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -44,7 +45,7 @@ from journalist_iface.context import (
     auth_settings,
     db,
 )
-from wbs import casework
+from wbs import casework, forwarding
 from wbs.accounts import authenticate
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
 from wbs.context import Context
@@ -175,6 +176,15 @@ def _case_page(
         mcp_label=labels.mcp_label(case.mcp_area),
         error=error,
         form=form or {},
+        forwarded_to=forwarding.handler_tenant_name(ctx, case) if writable else None,
+        forwarded_from=forwarding.origin_tenant_name(ctx, case) if writable else None,
+        may_forward=writable and case.linked_to_case_id is None
+        and CaseStatus.DITERUSKAN in ALLOWED_TRANSITIONS[case.status],
+        destinations=[
+            tenant for tenant in ctx.session.scalars(sa.select(Tenant).order_by(Tenant.name))
+            if tenant.id != ctx.tenant.id
+        ] if writable else [],
+        external_bodies=forwarding.EXTERNAL_BODIES,
     ), status
 
 
@@ -347,3 +357,50 @@ def export(ctx: Context, case: Case) -> ResponseReturnValue:
         headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"'},
         direct_passthrough=True,
     )
+
+
+# --- pelimpahan (wbs.forwarding, docs/forwarding.md) ----------------------------------------
+
+
+@bp.get("/kunci/<slug>")
+@investigator_required()
+def key_list(ctx: Context, slug: str) -> ResponseReturnValue:
+    """The receiving institution's signed key list, for the workstation's forward command."""
+    try:
+        data = forwarding.signed_key_list(ctx, slug[:40])
+    except Refusal:
+        abort(404)
+    return Response(
+        data,
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="keys-{slug[:40]}.json"'},
+    )
+
+
+@bp.post("/pengaduan/<int:case_id>/limpahkan")
+@investigator_required()
+@case_action
+def forward_case(ctx: Context, case: Case) -> ResponseReturnValue:
+    """A forwarding package made on the workstation: ciphertext only."""
+    request.max_content_length = forwarding.max_forward_bytes(case) + 64 * 1024
+    upload = request.files.get("package")
+    if upload is None:
+        raise Refusal("forward_refused", "no package", reason="no package")
+    linked = forwarding.accept_forward(ctx, case, upload.stream)
+    destination = ctx.session.get(Tenant, linked.tenant_id)
+    flash(gettext(
+        "Forwarded to %(name)s as %(number)s.",
+        name=destination.name if destination else "", number=linked.registration_number,
+    ))
+    return _back(case)
+
+
+@bp.post("/pengaduan/<int:case_id>/teruskan-luar")
+@investigator_required()
+@case_action
+def forward_external(ctx: Context, case: Case) -> ResponseReturnValue:
+    forwarding.forward_external(
+        ctx, case, request.form.get("body", ""), request.form.get("letter_number", "")
+    )
+    flash(gettext("The forwarding was recorded."))
+    return _back(case)

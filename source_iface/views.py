@@ -67,7 +67,9 @@ from source_iface.forms import (
     wants_kpk,
 )
 from source_iface.upload import FileSink, UploadError, UploadLimits, parse_upload
+from wbs.context import Context
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
+from wbs.forwarding import handling_case
 from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
 from wbs.models import Case, Event, Reply
 from wbs.public_stats import SUPPRESS_BELOW, DailyCache
@@ -591,6 +593,8 @@ def _stored_summary(case: Case) -> StoredSummary:
 @dataclass(frozen=True)
 class CaseView:
     case: Case
+    # The institution that handles the report now, if it was forwarded; None otherwise.
+    handler: str | None
     category: str
     status: str
     received: str
@@ -603,18 +607,31 @@ class CaseView:
 
 
 def _case_view(source: SourceSecrets, case: Case) -> CaseView:
+    ctx = context()
+    # Forwarded (pelimpahan): the institution at the end of the links handles it now; the
+    # pelapor reads its status and replies here, with the same codename.
+    handler = handling_case(ctx, case)
+    events = list(case_history(ctx, case))
+    if handler is not None:
+        events += case_history(Context(ctx.inst, ctx.session, handler.tenant), handler.case)
     history = [
-        (format_date(event.created_at, "long"), _event_wording(event))
-        for event in case_history(context(), case)
+        (format_date(event.created_at, "long"), _event_wording(event)) for event in events
     ]
+    thread = handler.case if handler is not None else None
     replies = [
-        (reply, format_date(reply.created_at, "long"), text, reply_token(context(), reply))
-        for reply, text in source_replies(context(), source, case)
+        (
+            reply, format_date(reply.created_at, "long"), text,
+            # Only the own tenant's replies can be deleted from here.
+            reply_token(ctx, reply) if thread is None else "",
+        )
+        for reply, text in source_replies(ctx, source, case, thread)
     ]
+    status = handler.case.status if handler is not None else case.status
     return CaseView(
         case=case,
+        handler=handler.tenant.name if handler is not None else None,
         category=category_name(case.category),
-        status=str(STATUS_WORDING[case.status]),
+        status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),
         first_response_due=format_date(case.first_response_due, "long"),
         closure_due=format_date(case.closure_due, "long") if case.closure_due else None,
@@ -663,6 +680,10 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
     case = source_case(context(), source.source_id, number[:64])
     if case is None:
         abort(404)
+    # A forwarded report: the follow-up goes to the institution that handles it now,
+    # encrypted to its keys, on the pelapor's linked source there.
+    handler = handling_case(context(), case)
+    target = handler.case if handler is not None else case
 
     def prepare(fields: Fields) -> Intake:
         _check_form(fields)
@@ -670,6 +691,9 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
         if error:
             raise _Stop(_cases_page(source, errors={case.registration_number: error}, status=400))
         _submission_allowed(source, new_case=False)
+        if handler is not None:
+            handler_ctx = Context(instance(), db(), handler.tenant)
+            return Intake(handler_ctx, target.source_id, to_kpk=target.sent_to_kpk)
         return Intake(context(), source.source_id, to_kpk=case.sent_to_kpk)
 
     try:
@@ -682,7 +706,7 @@ def send_follow_up(source: SourceSecrets, number: str) -> ResponseReturnValue:
         error = gettext("Write a message or attach a file.")
         return _cases_page(source, errors={case.registration_number: error}, status=400)
     try:
-        intake.follow_up(case, message)
+        intake.follow_up(target, message)
     except IntakeClosed as exc:
         # The disk filled while the message was stored; follow_up removed everything.
         return _upload_refused_page(exc)

@@ -253,6 +253,9 @@ class EventKind(StrEnum):
     NEEDS_REPLY_SET = "needs_reply_set"
     NEEDS_REPLY_CLEARED = "needs_reply_cleared"
     OPERATOR_INTAKE = "operator_intake"
+    FORWARDED = "forwarded"
+    FORWARD_RECEIVED = "forward_received"
+    FORWARDED_EXTERNAL = "forwarded_external"
 
     @property
     def label(self) -> str:
@@ -287,6 +290,9 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.NEEDS_REPLY_SET: "Ditandai perlu dibalas",
         EventKind.NEEDS_REPLY_CLEARED: "Tanda perlu dibalas dicabut",
         EventKind.OPERATOR_INTAKE: "Dicatat oleh petugas dari saluran lain",
+        EventKind.FORWARDED: "Dilimpahkan ke instansi lain",
+        EventKind.FORWARD_RECEIVED: "Diterima sebagai pelimpahan",
+        EventKind.FORWARDED_EXTERNAL: "Diteruskan ke lembaga di luar sistem",
     }
 )
 

@@ -432,6 +432,14 @@ class Case(TenantOwned, Base):
     # The id of the operator-intake package the case came from, so the same package uploaded
     # twice opens one case (wbs.operator_intake). None for the drop box's cases.
     intake_package: Mapped[str | None] = mapped_column(sa.String(32))
+    # Pelimpahan (wbs.forwarding, migration 0016): the linked case in another tenant. The
+    # origin case names the case that now handles the report; the receiving case names the
+    # case it came from (and keeps the forwarding package's id in intake_package, so a
+    # package cannot open two cases). Plain integers without foreign keys, like the log's:
+    # a link between two tenants, read only by wbs.forwarding, which follows it for the
+    # pelapor and never through a tenant's scope.
+    linked_to_case_id: Mapped[int | None] = mapped_column()
+    linked_from_case_id: Mapped[int | None] = mapped_column()
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

@@ -373,7 +373,7 @@ def accept_package(ctx: Context, stream: IO[bytes], *, language: str = "id") -> 
         except BaseException:
             ctx.session.rollback()
             for path in stored:
-                ctx.inst.store.resolve(path).unlink(missing_ok=True)
+                ctx.inst.store.discard(path)
             raise
     return OpenedCase(case, codename)
 

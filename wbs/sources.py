@@ -105,9 +105,13 @@ def case_history(ctx: Context, case: Case) -> list[Event]:
 
 
 def source_replies(
-    ctx: Context, secrets: SourceSecrets, case: Case
+    ctx: Context, secrets: SourceSecrets, case: Case, thread: Case | None = None
 ) -> list[tuple[Reply, str]]:
     """Replies of a case, decrypted in memory with the source's reply key; marks them read.
+
+    ``thread`` is the case that handles ``case`` now when it was forwarded
+    (:func:`wbs.forwarding.handling_case`): its replies are read instead, with the same key
+    (the receiving tenant encrypts to the reply public key its linked source holds).
 
     A reply that cannot be decrypted (or whose padding frame does not hold) shows as an empty
     text rather than breaking the page; the failure is the server's problem, never the
@@ -117,7 +121,7 @@ def source_replies(
     if source is None or case.source_id != source.id:
         raise ReportError("not this source's case")
     out = []
-    for reply in case.replies:
+    for reply in (thread or case).replies:
         with ctx.inst.store.open(reply.store_path) as stream:
             ciphertext = stream.read()
         try:

@@ -451,6 +451,47 @@ def intake(
     )
 
 
+# --- pelimpahan (forwarding) ---------------------------------------------------------------
+
+
+@main.command("forward")
+@click.argument("registration_number")
+@click.option("--to", "to", required=True, help="The receiving institution's slug.")
+@click.option(
+    "--keys", "key_list", required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The receiving institution's signed key list, from the server.",
+)
+@_passphrase_option
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def forward(
+    ctx: click.Context, registration_number: str, to: str, key_list: Path,
+    passphrase_file: Path | None, output: Path | None,
+) -> None:
+    """Re-encrypt a case for another institution into a forwarding package, to upload."""
+    from workstation.forward import write_forward_package
+
+    ws = _ws(ctx)
+    passphrase = _read_passphrase_file(passphrase_file)
+
+    def ask() -> str:
+        if not sys.stdin.isatty():
+            raise PassphraseNeeded(
+                "the secret key is protected: give its passphrase with --passphrase-file "
+                "or run in a terminal"
+            )
+        answer: str = click.prompt("Passphrase of the workstation key", hide_input=True)
+        return answer
+
+    with _errors(), ws.locked():
+        state = ws.load()
+        case = ws.find_case(state, registration_number)
+        target = write_forward_package(ws, state, case, to, key_list, passphrase, ask, output)
+    click.echo(f"forwarding package written to {target}")
+    click.echo("upload it on the case page (Limpahkan) on the server")
+
+
 # --- duplicates ----------------------------------------------------------------------------
 
 

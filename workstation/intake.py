@@ -96,11 +96,15 @@ def encrypt_item(
     chunks: Iterable[bytes],
     filename: str | None,
     sink: BinaryIO,
+    extra_recipient_files: Sequence[Path] = (),
 ) -> None:
     """Encrypt one item of a package into ``sink`` (a real file): the one place an intake
-    item is encrypted, so whatever the drop box's items get goes here too: padded inside the
-    encryption like every stored item (:mod:`crypto.padding`), the server records it so."""
-    with open_encryptor(keyring, recipients, sink, filename, framing=FRAMING_PADME) as writer:
+    (or forwarding) item is encrypted, so whatever the drop box's items get goes here too:
+    padded inside the encryption like every stored item (:mod:`crypto.padding`), the server
+    records it so. ``extra_recipient_files``: the pelapor's reply key, for a forwarded reply."""
+    with open_encryptor(keyring, recipients, sink, filename,
+                        extra_recipient_files=extra_recipient_files,
+                        framing=FRAMING_PADME) as writer:
         for chunk in chunks:
             writer.write(chunk)
 
@@ -168,7 +172,7 @@ def write_package(
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:
-                _write_zip(out, items, manifest)
+                write_zip(out, items, manifest)
                 out.flush()
                 os.fsync(out.fileno())
         except BaseException:
@@ -179,12 +183,16 @@ def write_package(
     return output
 
 
-def _write_zip(out: BinaryIO, items: list[tuple[str, Path]], manifest: dict[str, object]) -> None:
+def write_zip(
+    out: BinaryIO, items: list[tuple[str, Path]], manifest: dict[str, object]
+) -> None:
+    """The package: the items as ``items/NN-kind.gpg`` entries, then the manifest listing
+    each with its kind, size and SHA-256 (also the forwarding package's shape)."""
     listed: list[dict[str, object]] = []
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for name, path in items:
             size, sha256 = _add_file(archive, name, path)
-            kind = "form" if name.endswith("-form.gpg") else "file"
+            kind = name.rsplit("-", 1)[1].removesuffix(".gpg")
             listed.append({"path": name, "kind": kind, "size": size, "sha256": sha256})
         # Last: it needs the items' hashes (the reader looks it up by name).
         archive.writestr(
