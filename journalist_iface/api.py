@@ -48,6 +48,7 @@ from wbs.domain import (
     CaseFlag,
     CaseStatus,
     EventKind,
+    Role,
 )
 from wbs.inbox import (
     PAGE_SIZE,
@@ -61,6 +62,7 @@ from wbs.items import Item, TimelineEntry, number_width
 from wbs.models import Case, utcnow
 from wbs.numbers import whole_number
 from wbs.operator_intake import accept_package, max_package_bytes
+from wbs.sketches import MAX_SKETCH_BYTES, accept_sketches, duplicate_candidates
 from wbs.workdays import local_date
 
 URL_PREFIX = "/api/v1"
@@ -323,6 +325,7 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "no_source": 409,
     "intake_replayed": 409,
     "intake_closed": 503,
+    "sketches_too_large": 413,
 }
 
 
@@ -559,3 +562,51 @@ def upload_intake(ctx: Context) -> Response:
     response.status_code = 201
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# --- duplicates across institutions (keyed sketches) ---------------------------------------
+
+
+@bp.post("/sketches")
+@token_required
+def upload_sketches(ctx: Context) -> Response:
+    """The sketch document ``peluit-workstation sketches export`` wrote, for the
+    investigator's own tenant's cases; all or nothing."""
+    if request.mimetype != "application/json":
+        return error(415, "unsupported_media_type", "Send the sketches as application/json.")
+    request.max_content_length = MAX_SKETCH_BYTES
+    try:
+        stored = accept_sketches(ctx, request.get_data(cache=False))
+    except Refusal as refusal:
+        ctx.session.rollback()
+        return _refused(refusal)
+    return jsonify({"stored": stored})
+
+
+@bp.get("/duplicates")
+@token_required
+def list_duplicates(ctx: Context) -> Response:
+    """Candidate pairs across tenants, for KPK's monitor only: handling metadata and scores."""
+    if ctx.investigator.role != Role.PEMANTAU_KPK or not ctx.tenant.is_hub:
+        return error(403, "forbidden", "Only KPK's monitor sees duplicates across institutions.")
+    pairs = duplicate_candidates(ctx.session, ctx.tenant)
+    return jsonify(
+        {
+            "pairs": [
+                {
+                    "score": pair.score,
+                    "parts": dict(pair.parts),
+                    "cases": [
+                        {
+                            "registration_number": side.registration_number,
+                            "tenant": side.tenant_slug,
+                            "status": side.status.value,
+                            "category": side.category,
+                        }
+                        for side in (pair.first, pair.second)
+                    ],
+                }
+                for pair in pairs
+            ]
+        }
+    )
