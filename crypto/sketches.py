@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 FORMAT = "peluit-sketches/1"
 # Signature lengths: the narrative needs more permutations than the short fields.
 PARTS: Mapping[str, int] = {"text": 128, "siapa": 32, "dimana": 32, "berapa": 32, "kapan": 32}
@@ -56,6 +58,8 @@ _FIELD_BUCKETS = (
 # A bucket this full is a field value too common to say anything (or a band of stock
 # phrases): left to the other buckets rather than compared all against all.
 _MAX_BUCKET = 500
+# Pairs scored at once: bounds the memory of the comparison (pairs x 128 values).
+_CHUNK = 50_000
 
 
 class SketchFormatError(ValueError):
@@ -151,11 +155,32 @@ def part_similarities(
 
 def score(a: Mapping[str, Sequence[int]], b: Mapping[str, Sequence[int]]) -> float:
     """How likely two sketches are of one affair: 0..1, weighted over the parts both have."""
-    total = 0.0
-    for part, similarity in part_similarities(a, b).items():
-        if similarity is not None:
-            total += WEIGHTS[part] * similarity
-    return round(min(1.0, total), 4)
+    return scores([a, b], [(0, 1)])[0]
+
+
+def scores(
+    sketches: Sequence[Mapping[str, Sequence[int]]], pairs: Sequence[tuple[int, int]]
+) -> list[float]:
+    """The score of each pair of indices, computed a chunk of pairs at a time with numpy (a
+    server compares hundreds of thousands of candidate pairs)."""
+    total = np.zeros(len(pairs))
+    if not pairs:
+        return []
+    index = np.asarray(pairs, dtype=np.int64)
+    for part, length in PARTS.items():
+        values = np.zeros((len(sketches), length), dtype=np.uint32)
+        present = np.zeros(len(sketches), dtype=bool)
+        for row, sketch in enumerate(sketches):
+            signature = sketch.get(part, ())
+            if len(signature) == length:
+                values[row] = signature
+                present[row] = True
+        for start in range(0, len(index), _CHUNK):
+            first, second = index[start : start + _CHUNK, 0], index[start : start + _CHUNK, 1]
+            agree = (values[first] == values[second]).mean(axis=1)
+            both = present[first] & present[second]
+            total[start : start + _CHUNK] += np.where(both, WEIGHTS[part] * agree, 0.0)
+    return [round(min(1.0, float(value)), 4) for value in total]
 
 
 def _band_keys(sketch: Mapping[str, Sequence[int]]) -> list[bytes]:
@@ -205,10 +230,11 @@ def similar_pairs(
     groups: Sequence[object] | None = None,
 ) -> list[tuple[int, int, float]]:
     """``(i, j, score)`` of the candidate pairs that reach the threshold, best first."""
-    found = []
-    for i, j in candidate_pairs(sketches, groups):
-        value = score(sketches[i], sketches[j])
-        if value >= threshold:
-            found.append((i, j, value))
+    candidates = sorted(candidate_pairs(sketches, groups))
+    found = [
+        (i, j, value)
+        for (i, j), value in zip(candidates, scores(sketches, candidates), strict=True)
+        if value >= threshold
+    ]
     found.sort(key=lambda row: (-row[2], row[0], row[1]))
     return found
