@@ -590,6 +590,14 @@ def sketches_export(ctx: click.Context, output: Path, tenant: str | None) -> Non
         reports, skipped = _decrypted_reports(ws, tenant)
         if not reports:
             raise WorkstationError("no decrypted case to sketch")
+        tenants = sorted({case_key.split("/", 1)[0] for case_key in reports})
+        if len(tenants) > 1:
+            # The server takes an upload for the uploader's own instansi only, whole or not at
+            # all: one file per instansi.
+            raise WorkstationError(
+                f"decrypted cases of several instansi here ({', '.join(tenants)}): choose one "
+                "with --tenant"
+            )
         by_number = {case_key.split("/", 1)[1]: answers for case_key, answers in reports.items()}
         document = sketch_document(key, by_number)
         output.write_text(json.dumps(document.to_json(), separators=(",", ":")), encoding="ascii")
