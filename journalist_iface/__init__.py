@@ -24,6 +24,7 @@ from journalist_iface import (
     admin,
     api,
     dashboard,
+    duplicates,
     errors,
     formatting,
     intake,
@@ -82,6 +83,7 @@ def create_app(
     app.register_blueprint(account.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(intake.bp)
+    app.register_blueprint(duplicates.bp)
     api.register(app)  # the JSON API (/api/v1): bearer tokens, exempt from CSRFProtect
     errors.register(app)
     formatting.register(app)
@@ -94,6 +96,7 @@ def create_app(
 UPLOAD_LIMITS: dict[str, int] = {
     "journalist.upload_encrypted_reply": MAX_ENCRYPTED_REPLY_BYTES + 64 * 1024,
     "admin.add_key": admin.MAX_KEY_BYTES + 64 * 1024,
+    duplicates.UPLOAD_ENDPOINT: duplicates.UPLOAD_LIMIT,
 }
 
 

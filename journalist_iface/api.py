@@ -48,6 +48,7 @@ from wbs.domain import (
     CaseFlag,
     CaseStatus,
     EventKind,
+    Role,
 )
 from wbs.forwarding import (
     accept_forward,
@@ -67,6 +68,7 @@ from wbs.items import Item, TimelineEntry, number_width
 from wbs.models import Case, Tenant, utcnow
 from wbs.numbers import whole_number
 from wbs.operator_intake import accept_package, max_package_bytes
+from wbs.sketches import MAX_SKETCH_BYTES, accept_sketches, duplicate_candidates
 from wbs.workdays import local_date
 
 URL_PREFIX = "/api/v1"
@@ -333,6 +335,8 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "forward_replayed": 409,
     "forward_not_handler": 409,
     "forward_no_tenant": 404,
+
+    "sketches_too_large": 413,
 }
 
 
@@ -638,3 +642,50 @@ def forward_case_external(ctx: Context, case: Case) -> Response:
         return error(400, "bad_request", "Send JSON with body and letter_number.")
     forward_external(ctx, case, body["body"], body["letter_number"])
     return jsonify(_case_detail(ctx, case))
+
+# --- duplicates across institutions (keyed sketches) ---------------------------------------
+
+
+@bp.post("/sketches")
+@token_required
+def upload_sketches(ctx: Context) -> Response:
+    """The sketch document ``peluit-workstation sketches export`` wrote, for the
+    investigator's own tenant's cases; all or nothing."""
+    if request.mimetype != "application/json":
+        return error(415, "unsupported_media_type", "Send the sketches as application/json.")
+    request.max_content_length = MAX_SKETCH_BYTES
+    try:
+        stored = accept_sketches(ctx, request.get_data(cache=False))
+    except Refusal as refusal:
+        ctx.session.rollback()
+        return _refused(refusal)
+    return jsonify({"stored": stored})
+
+
+@bp.get("/duplicates")
+@token_required
+def list_duplicates(ctx: Context) -> Response:
+    """Candidate pairs across tenants, for KPK's monitor only: handling metadata and scores."""
+    if ctx.investigator.role != Role.PEMANTAU_KPK or not ctx.tenant.is_hub:
+        return error(403, "forbidden", "Only KPK's monitor sees duplicates across institutions.")
+    pairs = duplicate_candidates(ctx.session, ctx.tenant)
+    return jsonify(
+        {
+            "pairs": [
+                {
+                    "score": pair.score,
+                    "parts": dict(pair.parts),
+                    "cases": [
+                        {
+                            "registration_number": side.registration_number,
+                            "tenant": side.tenant_slug,
+                            "status": side.status.value,
+                            "category": side.category,
+                        }
+                        for side in (pair.first, pair.second)
+                    ],
+                }
+                for pair in pairs
+            ]
+        }
+    )

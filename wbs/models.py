@@ -704,6 +704,34 @@ class AlertSetting(TenantOwned, Base):
         return f"AlertSetting(investigator_id={self.investigator_id!r})"
 
 
+class CaseSketch(TenantOwned, Base):
+    """The keyed similarity sketch of one case, uploaded from the tenant's workstation
+    (:mod:`wbs.sketches`, format :mod:`crypto.sketches`).
+
+    MinHash values of tokens the workstation passed through HMAC with a key the server never
+    holds: no text, and nothing the server can test a guess against. What they do tell is how
+    alike two cases are, so they are compared only for KPK's monitor, which sees the pair's
+    handling metadata and never the content. One row per case; an upload replaces it.
+    """
+
+    __tablename__ = "case_sketches"
+
+    case_id: Mapped[int] = mapped_column(primary_key=True)
+    # Which sketch key made it (a keyed hash of a constant): only sketches of one key compare.
+    key_id: Mapped[str] = mapped_column(sa.String(16))
+    # JSON: {part: [32-bit values]}, checked against the format before it is stored.
+    signatures: Mapped[str] = mapped_column(sa.Text)
+    # An investigator's upload: their action, no pelapor's time.
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["case_id", "tenant_id"], ["cases.id", "cases.tenant_id"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "key_id"),
+    )
+
+
 class LoginFailure(Base):
     """One failed investigator login, for the global limiter in :mod:`wbs.accounts`.
 
@@ -778,4 +806,5 @@ TENANT_OWNED_MODELS: tuple[type[Base], ...] = (
     Event,
     SourceSession,
     InvestigatorSession,
+    CaseSketch,
 )

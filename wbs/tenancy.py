@@ -38,6 +38,7 @@ from wbs.models import (
     TENANT_OWNED_MODELS,
     Base,
     Case,
+    CaseSketch,
     Event,
     Reply,
     Source,
@@ -52,9 +53,11 @@ _S = TypeVar("_S", bound="sa.Select[*tuple[Any, ...]]")
 _B = TypeVar("_B", bound=Base)
 
 # What KPK's monitors may read across tenants: handling metadata (status, category, deadlines,
-# sizes, the log). Not sources (their locked reply keys), not other tenants' accounts (password
-# hashes, TOTP secrets) or key lists, which are none of the hub's business.
-HUB_READABLE: tuple[type[Base], ...] = (Tenant, Case, Submission, Reply, Event)
+# sizes, the log), and the cases' keyed similarity sketches, which the server compares for them
+# without the key that would make them say anything (wbs.sketches). Not sources (their locked
+# reply keys), not other tenants' accounts (password hashes, TOTP secrets) or key lists, which
+# are none of the hub's business.
+HUB_READABLE: tuple[type[Base], ...] = (Tenant, Case, Submission, Reply, Event, CaseSketch)
 
 
 class TenantIsolationError(PermissionError):

@@ -17,6 +17,7 @@ import click
 
 from crypto.bundle import BundleError
 from crypto.errors import CryptoError
+from crypto.sketches import THRESHOLD
 from workstation.cases import ShownItem, case_answers, decrypt_case, shown_items
 from workstation.gpg import (
     MIN_NEW_PASSPHRASE_CHARACTERS,
@@ -495,31 +496,153 @@ def forward(
 # --- duplicates ----------------------------------------------------------------------------
 
 
+def _decrypted_reports(
+    ws: Workstation, tenant: str | None = None
+) -> tuple[dict[str, dict[str, str]], int]:
+    """The form answers of every decrypted case (of one instansi with ``tenant``), by case
+    key; and how many cases were left out for not being decrypted yet."""
+    state = ws.load()
+    reports: dict[str, dict[str, str]] = {}
+    skipped = 0
+    for case in state.cases.values():
+        if tenant is not None and case.tenant != tenant:
+            continue
+        answers = case_answers(ws, case)
+        if answers is None:
+            skipped += 1
+        else:
+            reports[case.key] = answers
+    return reports, skipped
+
+
 @main.command("duplicates")
-@click.option("--threshold", default=0.5, show_default=True, type=click.FloatRange(0.01, 1.0))
+@click.option(
+    "--threshold", default=THRESHOLD, show_default=True, type=click.FloatRange(0.01, 1.0)
+)
 @click.pass_context
 def duplicates(ctx: click.Context, threshold: float) -> None:
-    """Near-duplicate reports across all decrypted cases, of every instansi."""
-    from workstation.duplicates import find_duplicates
+    """Near-duplicate reports across all decrypted cases, of every instansi.
+
+    Scored as the server scores uploaded sketches: the narrative and the form's fields
+    (terlapor, place, amount, period), normalised. Locally the key does not matter: without an
+    imported sketch key a throwaway one is used.
+    """
+    from crypto.sketches import part_similarities, similar_pairs
+    from workstation.sketches import generate_key, reasons, signatures
 
     ws = _ws(ctx)
     with _errors():
-        state = ws.load()
-        reports: dict[str, dict[str, str]] = {}
-        skipped = 0
-        for case in state.cases.values():
-            answers = case_answers(ws, case)
-            if answers is None:
-                skipped += 1
-            else:
-                reports[case.key] = answers
-        pairs = find_duplicates(reports, threshold=threshold)
-    for pair in pairs:
-        click.echo(
-            f"{pair.score:.2f}  {pair.first}  {pair.second}  "
-            f"{terminal_safe('; '.join(pair.reasons))}"
-        )
+        reports, skipped = _decrypted_reports(ws)
+        key = _sketch_key(ws) if _sketch_key_path(ws).exists() else generate_key()
+        keys = sorted(reports)
+        sketches = [signatures(key, reports[case_key]) for case_key in keys]
+        pairs = similar_pairs(sketches, threshold=threshold)
+    for i, j, value in pairs:
+        why = ", ".join(reasons(part_similarities(sketches[i], sketches[j])))
+        click.echo(f"{value:.2f}  {keys[i]}  {keys[j]}  {why}")
     click.echo(f"{len(pairs)} pair(s) among {len(reports)} decrypted case(s)", err=True)
+    if skipped:
+        click.echo(f"{skipped} case(s) not decrypted yet were left out", err=True)
+
+
+# --- keyed sketches for the server ---------------------------------------------------------
+
+
+def _sketch_key_path(ws: Workstation) -> Path:
+    return ws.home / "sketch.key"
+
+
+def _sketch_key(ws: Workstation) -> bytes:
+    from workstation.sketches import read_key_file
+
+    path = _sketch_key_path(ws)
+    if not path.exists():
+        raise WorkstationError(
+            "no sketch key on this workstation: import the one KPK handed out with "
+            "'peluit-workstation sketch-key import FILE'"
+        )
+    return read_key_file(path)
+
+
+@main.group("sketch-key")
+def sketch_key() -> None:
+    """The secret key of the similarity sketches, shared by KPK's and the instansi's
+    workstations (offline) and never given to the server."""
+
+
+@sketch_key.command("generate")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="Where to write the new key file, to carry to the other workstations.",
+)
+@click.pass_context
+def sketch_key_generate(ctx: click.Context, output: Path) -> None:
+    """Make a new sketch key (once, at KPK), install it here and write it to a file."""
+    from workstation.sketches import generate_key, key_id, write_key_file
+
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        if _sketch_key_path(ws).exists():
+            raise WorkstationError(
+                "this workstation already has a sketch key; a new one makes its sketches "
+                "incomparable with every other workstation's. Remove sketch.key first if you "
+                "mean it."
+            )
+        key = generate_key()
+        write_key_file(output, key)
+        write_key_file(_sketch_key_path(ws), key)
+    click.echo(f"sketch key {key_id(key)} written to {output} and installed here")
+    click.echo("carry it to each workstation offline; never upload it to the server")
+
+
+@sketch_key.command("import")
+@click.argument("key_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+def sketch_key_import(ctx: click.Context, key_file: Path) -> None:
+    """Install the sketch key KPK handed out (replaces any key here)."""
+    from workstation.sketches import key_id, read_key_file, write_key_file
+
+    ws = _ws(ctx)
+    with _errors(), ws.locked():
+        key = read_key_file(key_file)
+        write_key_file(_sketch_key_path(ws), key)
+    click.echo(f"installed sketch key {key_id(key)}")
+
+
+@main.group("sketches")
+def sketches_() -> None:
+    """Keyed similarity sketches of the decrypted cases, for the server's duplicate check."""
+
+
+@sketches_.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--tenant", default=None,
+    help="Only the cases of this instansi (its slug): the server takes a tenant's own cases.",
+)
+@click.pass_context
+def sketches_export(ctx: click.Context, output: Path, tenant: str | None) -> None:
+    """Write registration numbers and keyed signatures, no text, to upload to the server."""
+    from workstation.sketches import sketch_document
+
+    ws = _ws(ctx)
+    with _errors():
+        key = _sketch_key(ws)
+        reports, skipped = _decrypted_reports(ws, tenant)
+        if not reports:
+            raise WorkstationError("no decrypted case to sketch")
+        tenants = sorted({case_key.split("/", 1)[0] for case_key in reports})
+        if len(tenants) > 1:
+            # The server takes an upload for the uploader's own instansi only, whole or not at
+            # all: one file per instansi.
+            raise WorkstationError(
+                f"decrypted cases of several instansi here ({', '.join(tenants)}): choose one "
+                "with --tenant"
+            )
+        by_number = {case_key.split("/", 1)[1]: answers for case_key, answers in reports.items()}
+        document = sketch_document(key, by_number)
+        output.write_text(json.dumps(document.to_json(), separators=(",", ":")), encoding="ascii")
+    click.echo(f"{len(document.sketches)} sketch(es) written to {output}")
     if skipped:
         click.echo(f"{skipped} case(s) not decrypted yet were left out", err=True)
 

@@ -28,6 +28,7 @@ APP_TABLES = {
     "investigator_sessions",
     "login_failures",
     "alert_settings",
+    "case_sketches",
 }
 
 
@@ -347,5 +348,66 @@ def test_the_kpk_hint_migration_leaves_existing_cases_unasked(database_url: str)
         inspector = sa.inspect(engine)
         assert "kpk_hint" not in {c["name"] for c in inspector.get_columns("cases")}
         assert "ix_cases_kpk_hint" not in {i["name"] for i in inspector.get_indexes("cases")}
+    finally:
+        engine.dispose()
+
+
+def test_the_case_sketches_migration_adds_a_table_tied_to_the_case(database_url: str) -> None:
+    # Existing cases get no sketch; a sketch refers to a case of its own tenant only (composite
+    # foreign key) and goes with the case. The downgrade drops the table and nothing else.
+    import datetime as dt
+
+    from crypto.sealing import SealingKey
+    from wbs.domain import TenantKind
+    from wbs.models import Source
+    from wbs.tenants import create_tenant
+
+    script = ScriptDirectory.from_config(db.alembic_config())
+    (sketches,) = [
+        rev for rev in script.walk_revisions() if rev.path.endswith("_case_sketches.py")
+    ]
+    before = str(sketches.down_revision)
+    db.upgrade(database_url, before, totp_key=SealingKey(b"m" * 32))
+    engine = db.make_engine(database_url)
+    try:
+        with db.make_session_factory(engine)() as session:
+            one = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            two = create_tenant(session, slug="pemkot-a", name="A", kind=TenantKind.PEMERINTAH_KOTA)
+            session.commit()
+            tenants = {"one": one.id, "two": two.id}
+            # The table of sources is the same at every revision since: the ORM may write it.
+            source = Source(
+                id="a" * 64, reply_fingerprint="F" * 40, reply_public_key="P", reply_secret_key="K",
+                tenant_id=one.id,
+            )
+            session.add(source)
+            session.flush()
+            session.commit()
+        # A case as the revision before knows it: in SQL, since later revisions add columns.
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO cases (id, tenant_id, source_id, registration_number, category,"
+                " status, sent_to_kpk, received_at, first_response_due, last_activity_at)"
+                " VALUES (5, :t, :s, 'KPK-2026-000001', 'gratifikasi', 'baru', false, :day,"
+                " :due, :day)"
+            ), {"t": tenants["one"], "s": "a" * 64, "day": "2026-12-03 00:00:00+00:00",
+                "due": dt.date(2026, 12, 10)})
+        db.upgrade(database_url, sketches.revision)
+        assert "case_sketches" in _tables(engine)
+        insert = sa.text(
+            "INSERT INTO case_sketches (case_id, tenant_id, key_id, signatures, uploaded_at)"
+            " VALUES (5, :t, '0123456789abcdef', '{}', :now)"
+        )
+        with engine.begin() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM case_sketches")).scalar() == 0
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(insert, {"t": tenants["two"], "now": "2026-12-02 00:00:00+00:00"})
+        with engine.begin() as connection:
+            connection.execute(insert, {"t": tenants["one"], "now": "2026-12-02 00:00:00+00:00"})
+            connection.execute(sa.text("DELETE FROM cases WHERE id = 5"))
+            assert connection.execute(sa.text("SELECT count(*) FROM case_sketches")).scalar() == 0
+        db.downgrade(database_url, before)
+        assert "case_sketches" not in _tables(engine)
+        assert "cases" in _tables(engine)
     finally:
         engine.dispose()
