@@ -63,16 +63,14 @@ from wbs.domain import (
 )
 from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
 from wbs.models import Case, Event, RecipientKey, Reply, Source, Submission, Tenant
-from wbs.operator_intake import PackageItem, check_recipients
-from wbs.operator_intake import _open_zip as open_zip
-from wbs.operator_intake import _store_item as store_item
+from wbs.operator_intake import PackageItem, check_recipients, store_item
+from wbs.packages import check_files, open_zip, read_manifest
 from wbs.sharing import log_share
 from wbs.tenancy import TenantScope
 from wbs.tenants import current_keys, hub_tenant
 
 FORMAT = "peluit-forward/1"
 KEYLIST_FORMAT = "peluit-keylist/1"
-MANIFEST = "manifest.json"
 ITEM_KINDS = ("form", "message", "file", "reply")
 # A case holds at most this many items to forward (the drop box's limits allow far fewer).
 MAX_ITEMS = 2000
@@ -227,22 +225,9 @@ def _refuse(reason: str) -> Refusal:
 
 
 def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
-    try:
-        info = archive.getinfo(MANIFEST)
-    except KeyError:
-        raise _refuse("the package has no manifest.json") from None
-    if info.file_size > _MAX_MANIFEST_BYTES:
-        raise _refuse("manifest.json is too large")
-    try:
-        with archive.open(info) as raw:
-            data = json.loads(raw.read(_MAX_MANIFEST_BYTES + 1).decode("utf-8"))
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise _refuse("manifest.json is not readable JSON") from exc
-    if not isinstance(data, dict) or set(data) != _MANIFEST_KEYS:
-        raise _refuse("manifest.json does not have exactly the fields of " + FORMAT)
-    if data["format"] != FORMAT:
-        raise _refuse(f"unknown package format (expected {FORMAT})")
-    return data
+    return read_manifest(
+        archive, _refuse, fmt=FORMAT, keys=_MANIFEST_KEYS, max_bytes=_MAX_MANIFEST_BYTES
+    )
 
 
 def _parse_items(raw: object) -> tuple[ForwardItem, ...]:
@@ -303,12 +288,7 @@ def parse_forward(ctx: Context, case: Case, archive: zipfile.ZipFile) -> Forward
             + ", ".join(f"{count} {kind}" for kind, count in expected.items() if count)
             + ")"
         )
-    listed = {item.path for item in items} | {MANIFEST}
-    if set(archive.namelist()) != listed:
-        raise _refuse("the package's files are not the ones its manifest lists")
-    for item in items:
-        if archive.getinfo(item.path).file_size != item.size:
-            raise _refuse(f"{item.path} is not the size the manifest says")
+    check_files(archive, ((item.path, item.size) for item in items), _refuse)
     return ForwardPackage(package_id, destination, to_kpk, items)
 
 
@@ -443,12 +423,7 @@ def accept_forward(ctx: Context, case: Case, stream: IO[bytes]) -> Case:
 
 
 def _open_package(stream: IO[bytes]) -> zipfile.ZipFile:
-    """The ZIP, checked as an intake package's is (its refusals said in forwarding's words)."""
-    try:
-        return open_zip(stream)
-    except Refusal as refusal:
-        reason = str(refusal).replace("an intake package", "a forwarding package")
-        raise _refuse(reason) from refusal
+    return open_zip(stream, _refuse, "a forwarding package")
 
 
 def _as_intake_item(item: ForwardItem) -> PackageItem:

@@ -26,7 +26,6 @@ its passphrase for every intake and would prove nothing the log does not.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import zipfile
 from collections.abc import Mapping
@@ -58,13 +57,13 @@ from wbs.intake import (
     new_case_row,
 )
 from wbs.models import Case, Event, RecipientKey, Submission
+from wbs.packages import check_files, open_zip, read_manifest
 from wbs.sharing import log_share
 from wbs.sources import register_source
 from wbs.tenancy import TenantScope
 from wbs.tenants import TenantError, current_recipients, hub_tenant
 
 FORMAT = "peluit-intake/1"
-MANIFEST = "manifest.json"
 # The report form and at most twenty files, as on the drop box.
 MAX_FILES = 20
 _MAX_MANIFEST_BYTES = 64 * 1024
@@ -132,36 +131,13 @@ def check_may_record(ctx: Context) -> None:
 
 
 def _open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _refuse("not an intake package (not a ZIP file)") from exc
-    names = [info.filename for info in archive.infolist()]
-    if len(names) != len(set(names)):
-        raise _refuse("a name appears twice in the package")
-    for info in archive.infolist():
-        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-            raise _refuse(f"{info.filename[:80]!r} is compressed or encrypted by the ZIP")
-    return archive
+    return open_zip(stream, _refuse, "an intake package")
 
 
 def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
-    try:
-        info = archive.getinfo(MANIFEST)
-    except KeyError:
-        raise _refuse("the package has no manifest.json") from None
-    if info.file_size > _MAX_MANIFEST_BYTES:
-        raise _refuse("manifest.json is too large")
-    try:
-        with archive.open(info) as raw:
-            data = json.loads(raw.read(_MAX_MANIFEST_BYTES + 1).decode("utf-8"))
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
-        raise _refuse("manifest.json is not readable JSON") from exc
-    if not isinstance(data, dict) or set(data) != _MANIFEST_KEYS:
-        raise _refuse("manifest.json does not have exactly the fields of " + FORMAT)
-    if data["format"] != FORMAT:
-        raise _refuse(f"unknown package format (expected {FORMAT})")
-    return data
+    return read_manifest(
+        archive, _refuse, fmt=FORMAT, keys=_MANIFEST_KEYS, max_bytes=_MAX_MANIFEST_BYTES
+    )
 
 
 def _parse_items(raw: object) -> tuple[PackageItem, ...]:
@@ -220,18 +196,7 @@ def parse_package(ctx: Context, archive: zipfile.ZipFile) -> Package:
             "to_kpk does not follow the institution's policy for sending reports to KPK"
         )
     items = _parse_items(data["items"])
-    listed = {item.path for item in items} | {MANIFEST}
-    present = set(archive.namelist())
-    if present != listed:
-        extra, missing = sorted(present - listed), sorted(listed - present)
-        raise _refuse(
-            "the package's files are not the ones its manifest lists"
-            + (f"; extra: {', '.join(extra)[:200]}" if extra else "")
-            + (f"; missing: {', '.join(missing)}" if missing else "")
-        )
-    for item in items:
-        if archive.getinfo(item.path).file_size != item.size:
-            raise _refuse(f"{item.path} is not the size the manifest says")
+    check_files(archive, ((item.path, item.size) for item in items), _refuse)
     return Package(
         package_id, tenant.slug, Channel(channel), category, mcp_area, to_kpk, items
     )
@@ -297,7 +262,7 @@ def check_recipients(
         )
 
 
-def _store_item(
+def store_item(
     ctx: Context, archive: zipfile.ZipFile, item: PackageItem, stored: list[str]
 ) -> None:
     """Copy one item's ciphertext into the store as it is, checking its size and hash."""
@@ -361,7 +326,7 @@ def accept_package(ctx: Context, stream: IO[bytes], *, language: str = "id") -> 
             # The source's id is derived from the codename: the items are stored in its folder.
             secrets = register_source(ctx, codename, commit=False)
             for item in package.items:
-                _store_item(ctx, archive, item, stored)
+                store_item(ctx, archive, item, stored)
                 try:
                     found = ciphertext_key_ids(
                         ctx.inst.store.resolve(stored[-1]), ctx.inst.config.gpg_binary
