@@ -89,3 +89,10 @@ def pseudo_mounts() -> frozenset[Path]:
         if fstype in _PSEUDO_FILESYSTEMS:
             found.add(Path(fields[4].replace("\\040", " ")))
     return frozenset(found)
+
+
+def midday_wib() -> dt.datetime:
+    """Noon WIB of today's WIB date, as an aware UTC time: a test that compares what a page
+    shows with what it computes itself travels there (time_machine, ticking), so the WIB date
+    cannot change between the two, whatever the hour it runs at."""
+    return dt.datetime.combine(wib_today(), dt.time(5, 0), dt.UTC)

@@ -7,14 +7,16 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 
 import openpyxl
 import pytest
+import time_machine
 from pypdf import PdfReader
 
 from journalist_iface import export
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
-from tests.support import wib_today
+from tests.support import midday_wib, wib_today
 from wbs.casework import change_status
 from wbs.context import Context
 from wbs.domain import CaseStatus, Role, TenantKind
@@ -33,6 +35,14 @@ from wbs.workdays import local_date
 
 _FIGURE = re.compile(r'<(?:dd|p|tr) id="([a-z0-9_-]+)"[^>]*>(.*?)</(?:dd|p|tr)>', re.S)
 _CELL = re.compile(r'<td class="num[^"]*">([^<]*)</td>')
+
+
+@pytest.fixture(autouse=True)
+def _no_new_day_midway() -> Iterator[None]:
+    # Each test compares a page with figures computed beside it: the WIB date must not change
+    # in between (it does at 17:00 UTC), so the clock runs from noon WIB of today's date.
+    with time_machine.travel(midday_wib(), tick=True):
+        yield
 
 
 def _indonesian(value: float | None) -> str:

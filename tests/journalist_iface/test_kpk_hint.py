@@ -4,9 +4,14 @@ the dashboards' count (issue 10, item 7)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+import pytest
+import time_machine
 
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
 from tests.journalist_iface.test_api import api_login
+from tests.support import midday_wib
 from wbs.domain import Role
 from wbs.models import Case, utcnow
 from wbs.monitoring import dashboard
@@ -14,6 +19,14 @@ from wbs.tenants import get_tenant
 from wbs.workdays import local_date
 
 TAG = "mungkin kewenangan KPK"
+
+
+@pytest.fixture(autouse=True)
+def _no_new_day_midway() -> Iterator[None]:
+    # Each test compares a page with figures computed beside it: the WIB date must not change
+    # in between (it does at 17:00 UTC), so the clock runs from noon WIB of today's date.
+    with time_machine.travel(midday_wib(), tick=True):
+        yield
 
 
 def _number(demo: Demo, case_id: int) -> str:
