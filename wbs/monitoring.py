@@ -414,7 +414,7 @@ def _figures(
             areas[area] += count
 
     kpk_hinted = session.scalar(
-        reader.columns(Case, sa.func.count()).where(Case.kpk_hint.is_(True))
+        reader.columns(Case, sa.func.count()).where(Case.kpk_hint == sa.true())
     )
 
     channels: Counter[str] = Counter()
