@@ -33,6 +33,7 @@ from journalist_iface import (
 from journalist_iface.context import db, instance, select_locale
 from wbs.accounts import AuthSettings, totp_key
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES
+from wbs.forwarding import MAX_FORM_PACKAGE_BYTES
 from wbs.instance import Instance
 
 HERE = Path(__file__).parent
@@ -96,6 +97,8 @@ def create_app(
 UPLOAD_LIMITS: dict[str, int] = {
     "journalist.upload_encrypted_reply": MAX_ENCRYPTED_REPLY_BYTES + 64 * 1024,
     "admin.add_key": admin.MAX_KEY_BYTES + 64 * 1024,
+    # A forwarding package: the case's own limit is applied in the view (it needs the case).
+    "journalist.forward_case": MAX_FORM_PACKAGE_BYTES + 64 * 1024,
     duplicates.UPLOAD_ENDPOINT: duplicates.UPLOAD_LIMIT,
 }
 

@@ -11,6 +11,7 @@ assignment, reply, marks) reach only the own tenant's cases and answer 404 on an
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec
 
@@ -382,10 +383,14 @@ def key_list(ctx: Context, slug: str) -> ResponseReturnValue:
 @case_action
 def forward_case(ctx: Context, case: Case) -> ResponseReturnValue:
     """A forwarding package made on the workstation: ciphertext only."""
-    request.max_content_length = forwarding.max_forward_bytes(case) + 64 * 1024
     upload = request.files.get("package")
     if upload is None:
         raise Refusal("forward_refused", "no package", reason="no package")
+    size = upload.stream.seek(0, io.SEEK_END)
+    upload.stream.seek(0)
+    if size > forwarding.max_forward_bytes(case):
+        reason = "the package is larger than this case's items re-encrypted can be"
+        raise Refusal("forward_refused", reason, reason=reason)
     linked = forwarding.accept_forward(ctx, case, upload.stream)
     destination = ctx.session.get(Tenant, linked.tenant_id)
     flash(gettext(

@@ -193,6 +193,12 @@ def forwarded_to_kpk(origin: Case, destination: Tenant) -> bool:
     return origin.sent_to_kpk or destination.kpk_sharing == KpkSharing.ALWAYS
 
 
+# What the investigator interface lets a form upload carry before it knows the case (the form
+# is parsed, for its CSRF token, before the view runs); the view then holds the package to
+# max_forward_bytes of its case. The API reads the body after authentication, with the case's.
+MAX_FORM_PACKAGE_BYTES = 8 * 1024 * 1024 * 1024
+
+
 def max_forward_bytes(case: Case) -> int:
     """The largest package accepted for ``case``: its stored items (re-encrypted to other keys
     they differ by a few hundred bytes each) with room for the manifest and the ZIP."""

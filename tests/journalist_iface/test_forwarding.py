@@ -45,7 +45,8 @@ from wbs.workdays import local_date
 
 B, C = "pemkab-banyuasin", "pemkab-lahat"
 B_NAME = "Pemerintah Kabupaten Banyuasin"
-FILE = b"%PDF-1.4 kuitansi pembayaran fee proyek jalan"
+# Over the investigator interface's 256 KiB form limit: a real package passes the web form.
+FILE = b"%PDF-1.4 kuitansi pembayaran fee proyek jalan" + bytes(range(256)) * 1600
 A_REPLY = "Terima kasih, laporan Anda kami verifikasi."
 B_REPLY = "Laporan Anda kini kami tangani di Inspektorat Banyuasin."
 FOLLOW_UP = "Tambahan dari pelapor: kontraknya bernomor 027/XII/2026."
@@ -524,6 +525,7 @@ def test_the_case_page_offers_forwarding_and_names_the_destination(
     from tests.journalist_iface.conftest import logged_in
 
     filed, _ws, _api, package = prepared
+    assert package.stat().st_size > 256 * 1024  # the app's limit for a form without a file
     browser = logged_in(demo, TENANT)
     page_url = f"/pengaduan/{filed.case_id}"
     html = browser.get(page_url).get_data(as_text=True)
