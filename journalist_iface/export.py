@@ -127,7 +127,8 @@ def tables(board: Dashboard) -> list[Table]:
 
 
 def _safe_text(value: Cell) -> Cell:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    # Some spreadsheet programs ignore leading spaces before a formula's sign.
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_START):
         return "'" + value
     return value
 

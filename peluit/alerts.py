@@ -24,9 +24,10 @@ from wbs.config import Config
 from wbs.models import utcnow
 from wbs.onion import investigator_onion
 
-# The Message-ID's domain: make_msgid's default is this machine's host name, which a mail
-# relay has no business learning.
+# The Message-ID's domain and the name given in EHLO: smtplib's and make_msgid's default is
+# this machine's host name, which a mail relay has no business learning.
 MESSAGE_ID_DOMAIN = "peluit.invalid"
+EHLO_NAME = MESSAGE_ID_DOMAIN
 
 
 class AlertError(RuntimeError):
@@ -84,10 +85,12 @@ class Relay:
             if cfg.smtp_security == "tls":
                 smtp = smtplib.SMTP_SSL(
                     host, cfg.smtp_port, timeout=cfg.smtp_timeout,
-                    context=ssl.create_default_context(),
+                    context=ssl.create_default_context(), local_hostname=EHLO_NAME,
                 )
             else:
-                smtp = smtplib.SMTP(host, cfg.smtp_port, timeout=cfg.smtp_timeout)
+                smtp = smtplib.SMTP(
+                    host, cfg.smtp_port, timeout=cfg.smtp_timeout, local_hostname=EHLO_NAME
+                )
             try:
                 if cfg.smtp_security == "starttls":
                     smtp.starttls(context=ssl.create_default_context())

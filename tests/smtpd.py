@@ -34,6 +34,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    # The name the client gave in EHLO/HELO.
+    helo: str = ""
 
     @property
     def body(self) -> str:
@@ -63,7 +65,8 @@ class _Handler:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.server.received.append(
-            Received(str(envelope.mail_from), [str(to) for to in envelope.rcpt_tos], parsed)
+            Received(str(envelope.mail_from), [str(to) for to in envelope.rcpt_tos], parsed,
+                     str(session.host_name))
         )
         return "250 OK"
 

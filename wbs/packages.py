@@ -49,7 +49,7 @@ def read_manifest(
     try:
         with archive.open(info) as raw:
             data = json.loads(raw.read(max_bytes + 1).decode("utf-8"))
-    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+    except (ValueError, RecursionError, zipfile.BadZipFile, OSError) as exc:
         raise refuse("manifest.json is not readable JSON") from exc
     if not isinstance(data, dict) or set(data) != keys:
         raise refuse("manifest.json does not have exactly the fields of " + fmt)

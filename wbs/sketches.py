@@ -71,9 +71,13 @@ def accept_sketches(ctx: Context, data: bytes) -> int:
             "sketches_too_large", "The sketch file is too large.", limit=MAX_SKETCH_BYTES
         )
     try:
-        document = parse_document(json.loads(data), max_sketches=MAX_SKETCHES)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is a number of more
+        # digits than Python converts, and nesting deeper than the parser recurses.
         raise Refusal("bad_sketches", "The file is not a sketch document (JSON).") from exc
+    try:
+        document = parse_document(raw, max_sketches=MAX_SKETCHES)
     except SketchFormatError as exc:
         raise Refusal("bad_sketches", f"The sketch document is malformed: {exc}") from exc
     numbers = [sketch.registration_number for sketch in document.sketches]

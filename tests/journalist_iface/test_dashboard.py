@@ -289,13 +289,15 @@ def test_one_table_downloads_as_csv(seeded: Demo) -> None:
 
 def test_text_that_looks_like_a_formula_stays_text() -> None:
     table = export.Table("t", "T", ("Instansi", "Laporan"), (("=HYPERLINK(\"x\")", 3),
-                                                            ("@SUM(A1)", 1), ("Biasa", 2)))
+                                                            ("@SUM(A1)", 1), ("Biasa", 2),
+                                                            ("  +1+1", 4)))
     rows = list(csv.reader(io.StringIO(export.csv_bytes(table).decode("utf-8-sig"))))
-    assert rows[1:] == [["'=HYPERLINK(\"x\")", "3"], ["'@SUM(A1)", "1"], ["Biasa", "2"]]
+    assert rows[1:] == [["'=HYPERLINK(\"x\")", "3"], ["'@SUM(A1)", "1"], ["Biasa", "2"],
+                        ["'  +1+1", "4"]]
     book = openpyxl.load_workbook(io.BytesIO(export.xlsx([table])))
     cells = [row[0] for row in book["T"].iter_rows(min_row=2)]
     assert [(cell.value, cell.data_type) for cell in cells] == [
-        ("=HYPERLINK(\"x\")", "s"), ("@SUM(A1)", "s"), ("Biasa", "s")]
+        ("=HYPERLINK(\"x\")", "s"), ("@SUM(A1)", "s"), ("Biasa", "s"), ("  +1+1", "s")]
 
 
 # --- a province coordinating its kabupaten and kota ------------------------------------------

@@ -181,6 +181,8 @@ def test_the_daily_digest_arrives_with_the_counts_and_nothing_else(setup: Setup)
         assert code not in whole
         assert CATEGORY_LABELS.get(code, code) not in whole
     assert mail.message["Message-ID"].endswith("@peluit.invalid>")
+    # Not the server's own name in EHLO either (the relay would learn it).
+    assert mail.helo == "peluit.invalid"
     assert setup.setting(setup.verifikator).daily_sent_at is not None
 
 

@@ -128,6 +128,9 @@ def _malformed(number: str) -> list[tuple[bytes, str]]:
     return [
         (b"not json at all", "bad_sketches"),
         (b"\xff\xfe", "bad_sketches"),
+        # What json.loads raises beyond JSONDecodeError: too many digits, too deep.
+        (b'{"n": ' + b"9" * 5000 + b"}", "bad_sketches"),
+        (b"[" * 100_000, "bad_sketches"),
         (variant(lambda d: d.update(format="peluit-sketches/9")), "bad_sketches"),
         (variant(lambda d: d.update(key_id="XYZ")), "bad_sketches"),
         # Text riding along in an extra field is refused, wherever it is put.
