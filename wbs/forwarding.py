@@ -449,6 +449,16 @@ def _forward(
     now = dt.datetime.now(dt.UTC)
     try:
         with committed_with_files(ctx.session, ctx.inst.store, stored):
+            # Two uploads for one case at once (to B and to C): the first to lock the origin's
+            # row forwards it; the other, once the first has committed, finds it forwarded.
+            # (PostgreSQL waits on FOR UPDATE; SQLite serialises every write anyway.)
+            forwarded = ctx.session.execute(
+                ctx.scope.select(Case).with_only_columns(Case.linked_to_case_id)
+                .where(Case.id == origin.id).with_for_update()
+            ).scalar_one()
+            if forwarded is not None:
+                origin.linked_to_case_id = forwarded
+                _check_handler(origin)
             source = _linked_source(dest_ctx, origin_source, destination)
             linked = new_case_row(
                 dest_ctx, source.id, origin.category, origin.mcp_area, to_kpk=package.to_kpk
