@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
 import tempfile
@@ -27,7 +26,7 @@ from crypto.keyring import Keyring
 from crypto.padding import FRAMING_PADME, PaddingError, unframe_file
 from crypto.signing import SignatureError, verify_detached
 from workstation.gpg import PassphraseNeeded, WorkstationGpg
-from workstation.intake import encrypt_item, write_zip
+from workstation.intake import encrypt_item, save_package
 from workstation.store import CaseRecord, State, Workstation, WorkstationError
 
 FORMAT = "peluit-forward/1"
@@ -198,15 +197,7 @@ def write_forward_package(
                 "to_tenant": to,
                 "to_kpk": to_kpk,
             }
-            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    write_zip(out, packed, manifest)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except BaseException:
-                output.unlink(missing_ok=True)
-                raise
+            save_package(output, packed, manifest)
     finally:
         gpg.close()
         shutil.rmtree(staging, ignore_errors=True)

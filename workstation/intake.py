@@ -169,18 +169,26 @@ def write_package(
             "mcp_area": report.mcp_area,
             "to_kpk": report.to_kpk,
         }
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                write_zip(out, items, manifest)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            output.unlink(missing_ok=True)
-            raise
+        save_package(output, items, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output
+
+
+def save_package(
+    output: Path, items: list[tuple[str, Path]], manifest: dict[str, object]
+) -> None:
+    """Write the package to ``output``, a new file (0600; never over an existing one), synced
+    to the disk before it is called done; on any failure no partial package is left."""
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write_zip(out, items, manifest)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
 
 
 def write_zip(
