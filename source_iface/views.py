@@ -69,7 +69,7 @@ from source_iface.forms import (
 from source_iface.upload import FileSink, UploadError, UploadLimits, parse_upload
 from wbs.context import Context
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
-from wbs.forwarding import handling_case
+from wbs.forwarding import Handler, handling_case, handling_chain
 from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
 from wbs.models import Case, Event, Reply
 from wbs.public_stats import SUPPRESS_BELOW, DailyCache
@@ -609,14 +609,11 @@ class CaseView:
 def _case_view(source: SourceSecrets, case: Case) -> CaseView:
     ctx = context()
     # Forwarded (pelimpahan): the institution at the end of the links handles it now; the
-    # pelapor reads its status and replies here, with the same codename.
-    handler = handling_case(ctx, case)
-    events = list(case_history(ctx, case))
-    if handler is not None:
-        events += case_history(Context(ctx.inst, ctx.session, handler.tenant), handler.case)
-    history = [
-        (format_date(event.created_at, "long"), _event_wording(event)) for event in events
-    ]
+    # pelapor reads its status and replies here, with the same codename, and follows the
+    # report from one institution to the next in the history.
+    chain = handling_chain(ctx, case)
+    handler = chain[-1] if chain else None
+    history = _history(ctx, case, chain)
     thread = handler.case if handler is not None else None
     replies = [
         (
@@ -639,6 +636,35 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         history=history,
         replies=replies,
     )
+
+
+def _history(ctx: Context, case: Case, chain: list[Handler]) -> list[tuple[str, str]]:
+    """What the pelapor may follow, institution by institution: each case's status changes
+    and their own follow-ups; a forwarded case's arrival names the institution that received
+    it, and the status change that forwarded it names where it went."""
+    steps = [(ctx, case, None)] + [
+        (Context(ctx.inst, ctx.session, step.tenant), step.case, step.tenant.name)
+        for step in chain
+    ]
+    history = []
+    for index, (step_ctx, step_case, received_by) in enumerate(steps):
+        events = case_history(step_ctx, step_case)
+        forwarded_to = chain[index].tenant.name if index < len(chain) else None
+        # The forwarding is the case's last change to diteruskan (an earlier one was to a
+        # body outside the system, worded as such).
+        forwarding = next(
+            (event for event in reversed(events) if event.to_status == CaseStatus.DITERUSKAN),
+            None,
+        ) if forwarded_to is not None else None
+        for event in events:
+            if event.kind == EventKind.CASE_CREATED and received_by is not None:
+                wording = gettext("Received by %(name)s", name=received_by)
+            elif event is forwarding:
+                wording = gettext("Forwarded to %(name)s", name=forwarded_to)
+            else:
+                wording = _event_wording(event)
+            history.append((format_date(event.created_at, "long"), str(wording)))
+    return history
 
 
 def _event_wording(event: Event) -> str:

@@ -578,12 +578,13 @@ class Handler:
     tenant: Tenant
 
 
-def handling_case(ctx: Context, case: Case) -> Handler | None:
-    """The case that handles ``case`` now, if it was forwarded (following every link, A to KPK
-    to B); None if ``case`` handles itself. ``case`` is the context's own (the pelapor's, or
-    an investigator's): the link is followed from there only, never listed."""
+def handling_chain(ctx: Context, case: Case) -> list[Handler]:
+    """The cases that handled ``case`` after it, in order (A to KPK to B: KPK's, then B's);
+    empty if it was never forwarded. ``case`` is the context's own (the pelapor's, or an
+    investigator's): the link is followed from there only, never listed."""
     if case.tenant_id != ctx.tenant.id or case.linked_to_case_id is None:
-        return None
+        return []
+    chain: list[Handler] = []
     current = case
     for _ in range(MAX_LINKS):
         if current.linked_to_case_id is None:
@@ -591,13 +592,19 @@ def handling_case(ctx: Context, case: Case) -> Handler | None:
         following = ctx.session.get(Case, current.linked_to_case_id)
         if following is None or following.linked_from_case_id != current.id:
             break
+        tenant = ctx.session.get(Tenant, following.tenant_id)
+        if tenant is None:  # a tenant with cases cannot be removed (the log refuses)
+            break
+        chain.append(Handler(following, tenant))
         current = following
-    if current is case:
-        return None
-    tenant = ctx.session.get(Tenant, current.tenant_id)
-    if tenant is None:  # a tenant with cases cannot be removed (the log refuses)
-        return None
-    return Handler(current, tenant)
+    return chain
+
+
+def handling_case(ctx: Context, case: Case) -> Handler | None:
+    """The case that handles ``case`` now, if it was forwarded (following every link, A to KPK
+    to B); None if ``case`` handles itself."""
+    chain = handling_chain(ctx, case)
+    return chain[-1] if chain else None
 
 
 def origin_tenant_name(ctx: Context, case: Case) -> str | None:

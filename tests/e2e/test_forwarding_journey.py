@@ -39,12 +39,13 @@ from crypto.keyring import kill_agent
 from crypto.padding import unframe
 from journalist_iface import create_app as create_investigator_app
 from peluit.demo import make_workstation_key
+from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from tests.e2e.test_investigator_journey import Account, fresh_code, new_account
 from tests.e2e.test_source_journey import ANSWERS, Journey, wording
 from tests.support import short_tempdir
 from tests.workstation.helpers import run
-from wbs.domain import Role, TenantKind
+from wbs.domain import CaseStatus, Role, TenantKind
 from wbs.models import Case
 from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
 
@@ -325,6 +326,17 @@ def test_a_report_travels_from_a_to_kpk_to_b_and_the_reporter_follows_it(
         assert chain.names[B] in section.locator("dd.handler").inner_text()
         replies = [text.strip() for text in section.locator(".reply p.text").all_inner_texts()]
         assert b_reply in replies and kpk_reply in replies, replies
+        # The history follows the report from one institution to the next, by name.
+        steps = [
+            " ".join(text.split()[3:])  # after the date ("3 Desember 2026")
+            for text in section.locator("ol.history li").all_inner_texts()
+        ]
+        forwarded = [step for step in steps if step.startswith(("Dilimpahkan", "Diterima"))]
+        assert forwarded == [
+            f"Dilimpahkan kepada {chain.names[KPK]}", f"Diterima oleh {chain.names[KPK]}",
+            f"Dilimpahkan kepada {chain.names[B]}", f"Diterima oleh {chain.names[B]}",
+        ], steps
+        assert steps[0] == wording(served, "id", STATUS_WORDING[CaseStatus.BARU]), steps
         reporter.capture("04-b-handles")
         send_follow_up(reporter, number, b_follow_up, "05-sent-to-b")
 
