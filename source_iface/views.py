@@ -595,6 +595,9 @@ class CaseView:
     case: Case
     # The institution that handles the report now, if it was forwarded; None otherwise.
     handler: str | None
+    # Whether KPK can read the report: sent to KPK at any step (the pelapor's choice, an
+    # institution's policy, a receiving institution that always shares), or forwarded to KPK.
+    kpk_reads: bool
     category: str
     status: str
     received: str
@@ -627,6 +630,8 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
     return CaseView(
         case=case,
         handler=handler.tenant.name if handler is not None else None,
+        kpk_reads=case.sent_to_kpk
+        or any(step.case.sent_to_kpk or step.tenant.is_hub for step in chain),
         category=category_name(case.category),
         status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),

@@ -323,6 +323,7 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
         page = reporter.get("/pengaduan").get_data(as_text=True)
         assert B_NAME in page and B_REPLY in page and A_REPLY in page
         assert "dilimpahkan kepada" in page
+        assert _kpk_answer(page) == "Tidak"  # neither A nor B shares it with KPK
         # The follow-up reaches B: stored in B's case, encrypted to B's key (not A's).
         assert reporter.send_follow_up(filed.number, FOLLOW_UP).status_code == 302
         with demo.inst.sessions() as session:
@@ -545,6 +546,13 @@ def test_the_case_page_offers_forwarding_and_names_the_destination(
     assert f"Diteruskan ke {B_NAME}" in html and "/limpahkan" not in html
 
 
+def _kpk_answer(page: str) -> str:
+    """What the pelapor's page answers to "Also sent to KPK"."""
+    found = re.search(r"<dt>Juga dikirim ke KPK</dt><dd>(.*?)</dd>", page)
+    assert found, page
+    return found.group(1)
+
+
 def _linked(demo: Demo, number: str) -> tuple[int, list[bytes]]:
     """A case by its registration number: its id and every stored item's ciphertext, the
     pelapor's first (in order), then the replies."""
@@ -590,6 +598,8 @@ def test_a_forwards_to_kpk_and_kpk_to_b_and_the_reporter_follows_with_one_codena
         assert reporter.login(filed.codename).status_code == 302
         page = reporter.get("/pengaduan").get_data(as_text=True)
         assert "Komisi Pemberantasan Korupsi" in page and "KPK menelaah laporan Anda." in page
+        # The pelapor had not chosen KPK, but KPK reads the report now: the page says so.
+        assert _kpk_answer(page) == "Ya: KPK juga dapat membaca pengaduan ini."
         assert reporter.send_follow_up(filed.number, FOLLOW_UP).status_code == 302
         kpk_id, items = _linked(demo, kpk_number)
         assert decrypt(world.homes[HUB], items[-1]) == FOLLOW_UP.encode()
