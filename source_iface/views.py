@@ -595,6 +595,8 @@ class CaseView:
     case: Case
     # The institution that handles the report now, if it was forwarded; None otherwise.
     handler: str | None
+    # The handler took the report over (KPK's pengambilalihan) rather than being forwarded it.
+    taken_over: bool
     category: str
     status: str
     received: str
@@ -630,6 +632,7 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
     return CaseView(
         case=case,
         handler=handler.tenant.name if handler is not None else None,
+        taken_over=handler is not None and handler.taken_over,
         category=category_name(case.category),
         status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),
