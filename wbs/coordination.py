@@ -105,7 +105,14 @@ def request_forward(ctx: Context, case: Case, note: str = "") -> None:
     origin = check_kpk_on_shared_case(ctx, case)
     text = short_text(note, required=False, what="request")
     check_still_handled_there(case, "request_refused")
-    if case.forward_requested_at is not None:
+    # Two requests at once (two KPK accounts): the first to lock the row asks; the other,
+    # once it has committed, finds the request open.
+    requested = ctx.session.execute(
+        TenantScope(ctx.session, origin).select(Case)
+        .with_only_columns(Case.forward_requested_at)
+        .where(Case.id == case.id).with_for_update()
+    ).scalar_one()
+    if requested is not None or case.forward_requested_at is not None:
         raise Refusal(
             "request_open",
             f"KPK already asked for {case.registration_number} to be forwarded; the request "

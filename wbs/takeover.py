@@ -45,7 +45,13 @@ from wbs.coordination import (
 from wbs.deadlines import record_first_response
 from wbs.domain import CaseStatus, EventKind, SubmissionKind, can_transition
 from wbs.forwarding import linked_source
-from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
+from wbs.intake import (
+    IntakeClosed,
+    committed_with_files,
+    disk_was_full,
+    ensure_space,
+    new_case_row,
+)
 from wbs.items import Item, case_items
 from wbs.models import Case, Event, Reply, Source, Submission, Tenant
 from wbs.tenancy import TenantScope
@@ -86,9 +92,14 @@ def take_over(ctx: Context, case: Case, reason: str) -> Case:
     try:
         for item in items:
             path = store.new_name(ctx.tenant.slug)
-            with store.open(item.store_path) as raw, store.create(path) as out:
-                stored.append(path)
-                shutil.copyfileobj(raw, out, _CHUNK)
+            try:
+                with store.open(item.store_path) as raw, store.create(path) as out:
+                    stored.append(path)
+                    shutil.copyfileobj(raw, out, _CHUNK)
+            except OSError as exc:
+                if disk_was_full(store, ctx.inst.config.disk_floor_bytes, exc):
+                    raise Refusal("intake_closed", "The store's disk is full.") from exc
+                raise
         linked = _take_over(ctx, case, origin_tenant, source, items, stored, text or "")
     except BaseException:
         ctx.session.rollback()

@@ -107,7 +107,10 @@ def test_kpk_reads_a_case_sent_to_kpk_but_cannot_act_on_it(demo: Demo, role: Rol
     assert "/ekspor" in html and "/berkas/" in html
     assert "/status" not in html and "/balas" not in html and "/tugaskan" not in html
     assert all(rule.removeprefix("/pengaduan/<int:case_id>") in html for rule in COORDINATING)
-    for method, rule in _case_routes(kpk.client.application):
+    routes = _case_routes(kpk.client.application)
+    # The walk covers them (and the institution's answer, which KPK cannot give).
+    assert COORDINATING | {"/pengaduan/<int:case_id>/tolak-permintaan"} <= {r for _, r in routes}
+    for method, rule in routes:
         if rule in READING | COORDINATING:
             continue
         assert _request(kpk, method, _url(rule, report.case_id)) == 404, rule

@@ -11,6 +11,7 @@ or forwards it, and both logs say so. Every refusal stores nothing and changes n
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import time_machine
+from flask_babel import force_locale
 
 import tests.journalist_iface.test_forwarding as forwarding_tests
 from crypto.keyring import kill_agent
+from journalist_iface import refusals
 from tests.journalist_iface.conftest import (
     HUB,
     TENANT,
@@ -42,7 +45,8 @@ from tests.journalist_iface.test_forwarding import (
     workstation,
 )
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
-from wbs.casework import post_reply
+from wbs import coordination, takeover
+from wbs.casework import Refusal, post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind
 from wbs.intake import Intake
@@ -373,6 +377,13 @@ def test_kpk_asks_for_a_forwarding_and_the_institution_declines_with_a_reason(
     assert c_api.post(f"{base}/forward-request/decline", json={"reason": "x"}).status_code == 404
     assert kpk_api.post(f"{base}/forward-request/decline",
                         json={"reason": "x"}).status_code == 404
+    # Nor does C's browser see the case or reach any of the three forms.
+    c_browser = logged_in(demo, C)
+    assert c_browser.get(page).status_code == 404
+    for action in ("ambil-alih", "minta-pelimpahan", "tolak-permintaan"):
+        answer = c_browser.post(f"{page}/{action}", {"reason": "x", "note": "x"}, token_from="/")
+        assert answer.status_code == 404, action
+    assert report.registration_number not in c_browser.get("/").get_data(as_text=True)
 
     origin = logged_in(demo, TENANT)
     assert origin.account is not None
@@ -459,3 +470,22 @@ def test_forwarding_to_kpk_answers_the_request_and_the_origin_becomes_read_only(
     assert "/status" not in html and "/balas" not in html and "/berkas/1" in html
     assert a_api.get(f"{base}/items/1").status_code == 200
     assert snapshot(demo, filed.case_id)[1:] == before[1:]
+
+
+def test_every_refusal_of_the_coordination_has_a_sentence_in_both_languages(
+    demo: Demo,
+) -> None:
+    source = "".join(Path(module.__file__ or "").read_text(encoding="utf-8")
+                     for module in (coordination, takeover))
+    raised = set(re.findall(r'Refusal\(\s*"(\w+)"', source))
+    raised |= set(re.findall(r'check_still_handled_there\(\w+, "(\w+)"\)', source))
+    assert {"takeover_not_for_kpk", "request_open", "takeover_refused"} <= raised
+    assert raised <= refusals.CODES, raised - refusals.CODES
+    params = {"what": "takeover", "why": "closed", "items": "message #3", "limit": 500}
+    for code in sorted(raised - set(refusals.HTTP_ONLY)):
+        said = {}
+        for language in ("id", "en"):
+            with demo.app.test_request_context(), force_locale(language):
+                said[language] = refusals.message(Refusal(code, "English message", **params),
+                                                  "PLT-PEMPROV-SUMSEL-2026-004817")
+        assert said["id"] != said["en"] and "English message" not in said.values(), code
