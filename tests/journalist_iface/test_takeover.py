@@ -45,6 +45,7 @@ from tests.journalist_iface.test_forwarding import (
     workstation,
 )
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
+from tests.workstation.helpers import run
 from wbs import coordination, takeover
 from wbs.casework import Refusal, post_reply
 from wbs.context import Context
@@ -136,7 +137,7 @@ def stored_items(demo: Demo, case_id: int) -> list[tuple[str, str, bytes]]:
 
 
 def test_kpk_takes_over_a_shared_case_and_the_reporter_follows_kpk(
-    demo: Demo, world: World
+    demo: Demo, world: World, tmp_path: Path
 ) -> None:
     filed = file_shared(demo, world)
     page = f"/pengaduan/{filed.case_id}"
@@ -198,6 +199,17 @@ def test_kpk_takes_over_a_shared_case_and_the_reporter_follows_kpk(
         texts[kind] = plain
     assert texts["file"] == FILE and texts["message"].decode() == MESSAGE
     assert texts["reply"].decode() == A_REPLY
+    # KPK's workstation (KPK's key only) imports KPK's bundle of its case and decrypts it.
+    kpk_ws = workstation(world, HUB)
+    try:
+        import_bundle(demo, kpk_ws, HUB, linked_id, tmp_path)
+        decrypted = run(kpk_ws, "decrypt", linked_number)
+        assert decrypted.exit_code == 0, decrypted.output
+        folder = kpk_ws / "cases" / HUB / linked_number / "decrypted"
+        assert FILE in [path.read_bytes() for path in folder.iterdir()]
+    finally:
+        kill_agent(kpk_ws / "gnupg")
+        shutil.rmtree(kpk_ws, ignore_errors=True)
 
     # Both sides recorded it, each naming its own account only.
     origin_log = events(demo, filed.case_id, TENANT)
