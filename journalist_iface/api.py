@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from journalist_iface.context import auth_settings, db, instance
-from wbs import casework
+from wbs import casework, coordination, takeover
 from wbs.accounts import (
     LOGIN_FAILED_MESSAGE,
     ActiveSession,
@@ -257,7 +257,14 @@ def _case_json(
         "next_statuses": sorted(
             (status.value for status in ALLOWED_TRANSITIONS[case.status]),
             key=[status.value for status in CaseStatus].index,
-        ) if own else [],
+        ) if own and case.linked_to_case_id is None else [],
+        # Forwarded or taken over: another case handles it; this one is read-only.
+        "handled_elsewhere": case.linked_to_case_id is not None,
+        "taken_over_by_kpk": case.taken_over_at is not None,
+        # KPK's open request to forward the case (permintaan pelimpahan), if any.
+        "forward_requested_at": (
+            _timestamp(case.forward_requested_at) if case.forward_requested_at else None
+        ),
     }
 
 
@@ -335,6 +342,15 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "forward_replayed": 409,
     "forward_not_handler": 409,
     "forward_no_tenant": 404,
+    "handled_elsewhere": 409,
+    "taken_over": 409,
+    "kpk_own_case": 409,
+    "takeover_refused": 409,
+    "takeover_no_key": 409,
+    "takeover_not_for_kpk": 409,
+    "request_refused": 409,
+    "request_open": 409,
+    "no_request": 409,
 
     "sketches_too_large": 413,
 }
@@ -642,6 +658,70 @@ def forward_case_external(ctx: Context, case: Case) -> Response:
         return error(400, "bad_request", "Send JSON with body and letter_number.")
     forward_external(ctx, case, body["body"], body["letter_number"])
     return jsonify(_case_detail(ctx, case))
+
+
+# --- pengambilalihan and permintaan pelimpahan (docs/takeover.md) --------------------------
+
+
+def _text_field(name: str, *, required: bool) -> str | Response:
+    """One string field of a JSON object body, or the error answer."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {name}:
+        return error(400, "bad_request", f"Send a JSON object with {name} only.")
+    value = body.get(name, None if required else "")
+    if not isinstance(value, str):
+        return error(400, "bad_request", f"{name} must be a string.")
+    return value
+
+
+@bp.post("/cases/<int:case_id>/takeover")
+@token_required
+@case_readable
+def take_over(ctx: Context, case: Case) -> Response:
+    """KPK takes over a case shared with it (:func:`wbs.takeover.take_over`): ``{"reason"}``."""
+    reason = _text_field("reason", required=True)
+    if isinstance(reason, Response):
+        return reason
+    linked = takeover.take_over(ctx, case, reason)
+    response = jsonify(
+        {
+            "id": case.id,
+            "registration_number": case.registration_number,
+            "status": case.status.value,
+            "taken_over_as": {
+                "id": linked.id,
+                "tenant": ctx.tenant.slug,
+                "registration_number": linked.registration_number,
+            },
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@bp.post("/cases/<int:case_id>/forward-request")
+@token_required
+@case_readable
+def request_forward(ctx: Context, case: Case) -> Response:
+    """KPK asks the case's institution to forward it to KPK: ``{"note"}`` (optional)."""
+    note = _text_field("note", required=False)
+    if isinstance(note, Response):
+        return note
+    coordination.request_forward(ctx, case, note)
+    return jsonify(_case_detail(ctx, case))
+
+
+@bp.post("/cases/<int:case_id>/forward-request/decline")
+@token_required
+@case_required
+def decline_forward_request(ctx: Context, case: Case) -> Response:
+    """The institution declines KPK's open request, with ``{"reason"}``, which KPK reads."""
+    reason = _text_field("reason", required=True)
+    if isinstance(reason, Response):
+        return reason
+    coordination.decline_request(ctx, case, reason)
+    return jsonify(_case_detail(ctx, case))
+
 
 # --- duplicates across institutions (keyed sketches) ---------------------------------------
 

@@ -92,6 +92,11 @@ EVENT: Mapping[EventKind, LazyString] = {
     EventKind.FORWARDED: lazy_gettext("Forwarded to another institution"),
     EventKind.FORWARD_RECEIVED: lazy_gettext("Received as a forwarded case"),
     EventKind.FORWARDED_EXTERNAL: lazy_gettext("Forwarded to a body outside the system"),
+    EventKind.TAKEN_OVER: lazy_gettext("Taken over by KPK"),
+    EventKind.TAKEOVER_RECEIVED: lazy_gettext("Received as a takeover"),
+    EventKind.FORWARD_REQUESTED: lazy_gettext("KPK asked for the case to be forwarded"),
+    EventKind.FORWARD_REQUEST_DECLINED: lazy_gettext("Request to forward declined"),
+    EventKind.FORWARD_REQUEST_ANSWERED: lazy_gettext("Request to forward answered"),
 }
 
 ROLE: Mapping[Role, LazyString] = {

@@ -134,6 +134,35 @@ def _replayed(refusal: Refusal, _case: str) -> str:
     return str(gettext("This package was already uploaded. A package opens one case only."))
 
 
+def _handled_elsewhere(refusal: Refusal, case: str) -> str:
+    if refusal.params.get("taken_over"):
+        return str(gettext(
+            "KPK took %(case)s over and handles it now: the case is read-only here (no status "
+            "change, reply, classification or forwarding).",
+            case=case,
+        ))
+    return str(gettext(
+        "%(case)s was forwarded and is handled by another institution now: the case is "
+        "read-only here (no status change, reply, classification or forwarding).",
+        case=case,
+    ))
+
+
+def _reason_required(refusal: Refusal, case: str) -> str:
+    if refusal.params.get("what") == "takeover":
+        return str(gettext("Write the reason for taking over %(case)s.", case=case))
+    return str(gettext("Write the reason for declining KPK's request about %(case)s.", case=case))
+
+
+def _not_open(refusal: Refusal, _case: str, start: str) -> str:
+    if refusal.params.get("why") == "closed":
+        return str(gettext("%(start)s: the case is closed.", start=start))
+    return str(gettext(
+        "%(start)s: the case was forwarded or taken over already and is handled elsewhere.",
+        start=start,
+    ))
+
+
 _MESSAGES: Mapping[str, Sentence] = {
     "bad_status": lambda _, case: gettext("Choose the new status of %(case)s.", case=case),
     "bad_category": lambda _, case: gettext(
@@ -225,6 +254,38 @@ _MESSAGES: Mapping[str, Sentence] = {
     ),
     "forward_bad_letter": lambda _refusal, case: gettext(
         "Write the number of the letter %(case)s was forwarded with (one line).", case=case
+    ),
+    # An origin that no longer handles the case (wbs.casework.check_handles).
+    "handled_elsewhere": _handled_elsewhere,
+    "taken_over": lambda _refusal, case: gettext(
+        "KPK took %(case)s over: its items are KPK's to read now. This institution keeps the "
+        "case's metadata only; nothing can be downloaded or exported here.",
+        case=case,
+    ),
+    # Pengambilalihan and permintaan pelimpahan (wbs.takeover, wbs.coordination).
+    "reason_required": _reason_required,
+    "kpk_own_case": lambda _refusal, case: gettext(
+        "%(case)s is KPK's own case: KPK handles it already.", case=case
+    ),
+    "takeover_refused": lambda refusal, case: _not_open(refusal, case, gettext(
+        "KPK cannot take over %(case)s", case=case)),
+    "request_refused": lambda refusal, case: _not_open(refusal, case, gettext(
+        "KPK cannot ask for %(case)s to be forwarded", case=case)),
+    "takeover_no_key": lambda _refusal, case: gettext(
+        "KPK cannot take over %(case)s: KPK has no current key. Nothing was stored.", case=case
+    ),
+    "takeover_not_for_kpk": lambda refusal, case: gettext(
+        "KPK cannot take over %(case)s: not every item is encrypted to a current key of KPK "
+        "(%(items)s), so KPK could not read its copy. Nothing was stored. Ask the institution "
+        "to forward the case to KPK instead (pelimpahan): its workstation encrypts every item "
+        "to KPK's current keys.",
+        case=case, items=refusal.params.get("items", ""),
+    ),
+    "request_open": lambda _refusal, case: gettext(
+        "KPK already asked for %(case)s to be forwarded; the request is still open.", case=case
+    ),
+    "no_request": lambda _refusal, case: gettext(
+        "Nobody asked for %(case)s to be forwarded: there is nothing to decline.", case=case
     ),
 }
 

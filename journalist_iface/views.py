@@ -46,7 +46,7 @@ from journalist_iface.context import (
     auth_settings,
     db,
 )
-from wbs import casework, forwarding
+from wbs import casework, coordination, forwarding, takeover
 from wbs.accounts import authenticate
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
 from wbs.context import Context
@@ -177,6 +177,11 @@ def _case_page(
         mcp_label=labels.mcp_label(case.mcp_area),
         error=error,
         form=form or {},
+        handles=case.linked_to_case_id is None,
+        taken_over=case.taken_over_at is not None,
+        # KPK's side of a case shared with it: take it over, or ask for it to be forwarded.
+        may_take_over=not writable and takeover.may_take_over(ctx, case),
+        kpk_case=takeover.taken_over_case(ctx, case) if not writable else None,
         forwarded_to=forwarding.handler_tenant_name(ctx, case) if writable else None,
         forwarded_from=forwarding.origin_tenant_name(ctx, case) if writable else None,
         may_forward=writable and case.linked_to_case_id is None
@@ -222,6 +227,7 @@ def _case_view(
                 "status": request.form.get("status", ""),
                 "note": request.form.get("note", "").strip(),
                 "reply": request.form.get("text", "").strip(),
+                "reason": request.form.get("reason", "").strip(),
             }
             error = refusals.message(refusal, case.registration_number)
             return _case_page(ctx, case, error=error, status=400, form=typed)
@@ -408,4 +414,39 @@ def forward_external(ctx: Context, case: Case) -> ResponseReturnValue:
         ctx, case, request.form.get("body", ""), request.form.get("letter_number", "")
     )
     flash(gettext("The forwarding was recorded."))
+    return _back(case)
+
+
+# --- pengambilalihan and permintaan pelimpahan (wbs.takeover, wbs.coordination) -------------
+
+
+@bp.post("/pengaduan/<int:case_id>/ambil-alih")
+@investigator_required()
+@case_reading
+def take_over(ctx: Context, case: Case) -> ResponseReturnValue:
+    """KPK takes over a case shared with it: a linked case in KPK's tenant, the items copied
+    as the ciphertext they are (the lookup lets KPK's copy through; the domain decides)."""
+    linked = takeover.take_over(ctx, case, request.form.get("reason", ""))
+    flash(gettext(
+        "KPK took over %(case)s: it is KPK's case %(number)s now.",
+        case=case.registration_number, number=linked.registration_number,
+    ))
+    return redirect(url_for("journalist.case_page", case_id=linked.id))
+
+
+@bp.post("/pengaduan/<int:case_id>/minta-pelimpahan")
+@investigator_required()
+@case_reading
+def request_forward(ctx: Context, case: Case) -> ResponseReturnValue:
+    coordination.request_forward(ctx, case, request.form.get("note", ""))
+    flash(gettext("The request to forward %(case)s was sent.", case=case.registration_number))
+    return _back(case)
+
+
+@bp.post("/pengaduan/<int:case_id>/tolak-permintaan")
+@investigator_required()
+@case_action
+def decline_request(ctx: Context, case: Case) -> ResponseReturnValue:
+    coordination.decline_request(ctx, case, request.form.get("reason", ""))
+    flash(gettext("KPK's request was declined; KPK sees the reason."))
     return _back(case)

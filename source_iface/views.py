@@ -598,6 +598,8 @@ class CaseView:
     # Whether KPK can read the report: sent to KPK at any step (the pelapor's choice, an
     # institution's policy, a receiving institution that always shares), or forwarded to KPK.
     kpk_reads: bool
+    # The handler took the report over (KPK's pengambilalihan) rather than being forwarded it.
+    taken_over: bool
     category: str
     status: str
     received: str
@@ -632,6 +634,7 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         handler=handler.tenant.name if handler is not None else None,
         kpk_reads=case.sent_to_kpk
         or any(step.case.sent_to_kpk or step.tenant.is_hub for step in chain),
+        taken_over=handler is not None and handler.taken_over,
         category=category_name(case.category),
         status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),
@@ -654,7 +657,8 @@ def _history(ctx: Context, case: Case, chain: list[Handler]) -> list[tuple[str, 
     history = []
     for index, (step_ctx, step_case, received_by) in enumerate(steps):
         events = case_history(step_ctx, step_case)
-        forwarded_to = chain[index].tenant.name if index < len(chain) else None
+        following = chain[index] if index < len(chain) else None
+        forwarded_to = following.tenant.name if following is not None else None
         # The forwarding is the case's last change to diteruskan (an earlier one was to a
         # body outside the system, worded as such).
         forwarding = next(
@@ -664,6 +668,8 @@ def _history(ctx: Context, case: Case, chain: list[Handler]) -> list[tuple[str, 
         for event in events:
             if event.kind == EventKind.CASE_CREATED and received_by is not None:
                 wording = gettext("Received by %(name)s", name=received_by)
+            elif event is forwarding and following is not None and following.taken_over:
+                wording = gettext("Taken over by %(name)s", name=forwarded_to)
             elif event is forwarding:
                 wording = gettext("Forwarded to %(name)s", name=forwarded_to)
             else:

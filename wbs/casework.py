@@ -90,6 +90,36 @@ def _log(ctx: Context, case: Case, kind: EventKind, note: str | None = None) -> 
 
 # --- finding cases -----------------------------------------------------------------------------
 
+
+def check_handles(case: Case) -> None:
+    """The case's own tenant still handles it: not forwarded to another institution of the
+    system and not taken over by KPK (``linked_to_case_id``, :mod:`wbs.forwarding`,
+    :mod:`wbs.takeover`). After that the handler's case is where status, replies and the
+    classification live; a status changed or a reply posted here would reach no one (the
+    pelapor's page shows the handler's), so they are refused rather than lost. The team's own
+    marks, assignment and "read" stay: they are the team's housekeeping, not the handling."""
+    if case.linked_to_case_id is not None:
+        raise Refusal(
+            "handled_elsewhere",
+            f"{case.registration_number} was "
+            + ("taken over by KPK" if case.taken_over_at is not None else "forwarded")
+            + ": it is handled by another institution now and is read-only here.",
+            taken_over=case.taken_over_at is not None,
+        )
+
+
+def check_content_readable(ctx: Context, case: Case) -> None:
+    """After a takeover the origin keeps read-only metadata: no download or export of the
+    items, which KPK handles now (:mod:`wbs.takeover`). KPK, reading the origin case as its
+    copy, still may."""
+    if case.tenant_id == ctx.tenant.id and case.taken_over_at is not None:
+        raise Refusal(
+            "taken_over",
+            f"{case.registration_number} was taken over by KPK: its items are KPK's to read "
+            "now; this institution keeps the case's metadata only.",
+        )
+
+
 def own_case(ctx: Context, case_id: int) -> Case:
     """A case the investigator may act on: their own tenant's, nothing else."""
     case = ctx.scope.get(Case, case_id)
@@ -137,6 +167,7 @@ def open_item(ctx: Context, case: Case, number: int) -> OpenedItem:
     even if the download is then cut. The note names the item's kind and number only. KPK's
     download of a shared case's item goes into KPK's own log (the reader's scope adds it).
     """
+    check_content_readable(ctx, case)
     found = items(ctx, case)
     item = next((one for one in found if one.number == number), None)
     if item is None:
@@ -169,6 +200,7 @@ def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> 
     content). Klarifikasi needs the question for the pelapor, which goes to them as an
     encrypted reply; the log says only that it did.
     """
+    check_handles(case)
     note = note.strip()
     if not can_transition(case.status, new):
         raise Refusal(
@@ -219,6 +251,7 @@ def reclassify(ctx: Context, case: Case, category: str, mcp_area: str | None) ->
     (they read the case's columns). The log keeps both codes (a code is not content).
     Returns whether anything changed; no change logs nothing.
     """
+    check_handles(case)
     if category not in CATEGORY_LABELS:
         raise Refusal("bad_category", "category must be one of the known category codes.")
     mcp_area = mcp_area or None
@@ -359,6 +392,7 @@ def post_reply(ctx: Context, case: Case, text: str, *, what: str = "reply") -> R
     or ``no_kpk_key`` for a shared case when KPK has none). ``what`` names the text in a
     refusal: a ``reply``, or a Klarifikasi ``question``.
     """
+    check_handles(case)
     text = text.strip()
     if not text:
         raise Refusal("reply_required", "Write the reply.")
@@ -408,6 +442,7 @@ def accept_encrypted_reply(ctx: Context, case: Case, ciphertext: bytes) -> Reply
         # for the API and the logs of a client.
         return Refusal("reply_refused", message, reason=reason, **params)
 
+    check_handles(case)
     if not ciphertext or len(ciphertext) > MAX_ENCRYPTED_REPLY_BYTES:
         raise refuse("size", "an encrypted reply must be between 1 byte and 1 MiB")
     source = _case_source(ctx, case)
@@ -488,6 +523,7 @@ def export(ctx: Context, case: Case, logger: logging.Logger) -> Export:
     KPK exports a case shared with it as it exports its own: the bundle names the case's
     tenant and KPK as its reader, and the export goes into KPK's own log.
     """
+    check_content_readable(ctx, case)
     _log(ctx, case, EventKind.EXPORTED)
     ctx.session.commit()
     return Export(
@@ -558,6 +594,7 @@ def delete_item(ctx: Context, case: Case, item: Item) -> None:
     """
     require_deleter(ctx)
     check_items_deletable(case)
+    check_handles(case)
     row: Reply | Submission | None = (
         ctx.scope.get(Reply, item.row_id)
         if item.kind == "reply"

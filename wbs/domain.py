@@ -256,6 +256,12 @@ class EventKind(StrEnum):
     FORWARDED = "forwarded"
     FORWARD_RECEIVED = "forward_received"
     FORWARDED_EXTERNAL = "forwarded_external"
+    # Pengambilalihan and permintaan pelimpahan (wbs.takeover, wbs.forward_requests).
+    TAKEN_OVER = "taken_over"
+    TAKEOVER_RECEIVED = "takeover_received"
+    FORWARD_REQUESTED = "forward_requested"
+    FORWARD_REQUEST_DECLINED = "forward_request_declined"
+    FORWARD_REQUEST_ANSWERED = "forward_request_answered"
 
     @property
     def label(self) -> str:
@@ -293,6 +299,24 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.FORWARDED: "Dilimpahkan ke instansi lain",
         EventKind.FORWARD_RECEIVED: "Diterima sebagai pelimpahan",
         EventKind.FORWARDED_EXTERNAL: "Diteruskan ke lembaga di luar sistem",
+        EventKind.TAKEN_OVER: "Diambil alih oleh KPK",
+        EventKind.TAKEOVER_RECEIVED: "Diterima sebagai pengambilalihan",
+        EventKind.FORWARD_REQUESTED: "KPK meminta pelimpahan",
+        EventKind.FORWARD_REQUEST_DECLINED: "Permintaan pelimpahan ditolak",
+        EventKind.FORWARD_REQUEST_ANSWERED: "Permintaan pelimpahan dijawab",
+    }
+)
+
+# What KPK and an instansi record about one case on both sides, each in its own log (the share,
+# a takeover, a request to forward and its answer): a reader sees its own entry of such an act,
+# with its note, and not the other side's (wbs.items.case_timeline).
+BOTH_SIDES_KINDS: frozenset[EventKind] = frozenset(
+    {
+        EventKind.SENT_TO_KPK,
+        EventKind.TAKEN_OVER,
+        EventKind.FORWARD_REQUESTED,
+        EventKind.FORWARD_REQUEST_DECLINED,
+        EventKind.FORWARD_REQUEST_ANSWERED,
     }
 )
 

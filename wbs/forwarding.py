@@ -52,6 +52,7 @@ from crypto.padding import FRAMING_PADME
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from wbs.casework import Refusal
 from wbs.context import Context
+from wbs.coordination import settle_request
 from wbs.deadlines import record_first_response
 from wbs.domain import (
     CaseStatus,
@@ -355,7 +356,7 @@ def linked_source_id(source_id: str, destination: Tenant) -> str:
     return hashlib.sha256(message).hexdigest()
 
 
-def _linked_source(ctx: Context, origin: Source, destination: Tenant) -> Source:
+def linked_source(ctx: Context, origin: Source, destination: Tenant) -> Source:
     scope = TenantScope(ctx.session, destination)
     linked_id = linked_source_id(origin.id, destination)
     found = scope.get(Source, linked_id)
@@ -459,7 +460,7 @@ def _forward(
             if forwarded is not None:
                 origin.linked_to_case_id = forwarded
                 _check_handler(origin)
-            source = _linked_source(dest_ctx, origin_source, destination)
+            source = linked_source(dest_ctx, origin_source, destination)
             linked = new_case_row(
                 dest_ctx, source.id, origin.category, origin.mcp_area, to_kpk=package.to_kpk
             )
@@ -516,6 +517,8 @@ def _forward(
             origin.status = CaseStatus.DITERUSKAN
             record_first_response(origin, now, ctx.inst.calendar)
             origin.linked_to_case_id = linked.id
+            # KPK's open request to forward the case is answered (to KPK or elsewhere).
+            settle_request(ctx, origin, destination.name, linked.registration_number)
     except sa.exc.IntegrityError as exc:
         raise Refusal(
             "forward_replayed", "This package was already uploaded.",
@@ -562,6 +565,7 @@ def forward_external(ctx: Context, case: Case, body: str, letter_number: str) ->
     event = Event(case_id=case.id, kind=EventKind.FORWARDED_EXTERNAL,
                   actor_investigator_id=ctx.actor_id, note=note, created_at=now)
     ctx.scope.add(event)
+    settle_request(ctx, case, name)
     ctx.session.commit()
     return event
 
@@ -576,6 +580,9 @@ class Handler:
 
     case: Case
     tenant: Tenant
+    # KPK took the handling over (pengambilalihan, wbs.takeover) rather than being forwarded
+    # the case: the last link was a takeover.
+    taken_over: bool = False
 
 
 def handling_chain(ctx: Context, case: Case) -> list[Handler]:
@@ -595,7 +602,8 @@ def handling_chain(ctx: Context, case: Case) -> list[Handler]:
         tenant = ctx.session.get(Tenant, following.tenant_id)
         if tenant is None:  # a tenant with cases cannot be removed (the log refuses)
             break
-        chain.append(Handler(following, tenant))
+        # A link KPK made by taking the case over (wbs.takeover) rather than being forwarded it.
+        chain.append(Handler(following, tenant, taken_over=current.taken_over_at is not None))
         current = following
     return chain
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from wbs.domain import CaseStatus, EventKind
+from wbs.domain import BOTH_SIDES_KINDS, CaseStatus, EventKind
 from wbs.models import Case, Event, Reply, Submission, round_to_day
 from wbs.tenancy import SharedScope, TenantScope
 
@@ -101,8 +101,8 @@ def case_timeline(
         reader.select(Event).where(Event.case_id == case.id).order_by(Event.id)
     ):
         own = event.tenant_id == reader_tenant_id
-        if not own and event.kind == EventKind.SENT_TO_KPK:
-            continue  # the reader's own entry of the share stands for it
+        if not own and event.kind in BOTH_SIDES_KINDS:
+            continue  # the reader's own entry of the act (the share, a takeover) stands for it
         entries.append(
             TimelineEntry(
                 id=event.id,

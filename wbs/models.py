@@ -440,6 +440,12 @@ class Case(TenantOwned, Base):
     # pelapor and never through a tenant's scope.
     linked_to_case_id: Mapped[int | None] = mapped_column()
     linked_from_case_id: Mapped[int | None] = mapped_column()
+    # Pengambilalihan (wbs.takeover, migration 0019): when KPK took the handling over. The
+    # origin then keeps read-only metadata: no status, reply or content of its own any more.
+    taken_over_at: Mapped[dt.datetime | None] = mapped_column()
+    # Permintaan pelimpahan (wbs.forward_requests, migration 0019): when KPK asked the tenant
+    # to forward the case, while the request is open; the tenant forwards it or declines.
+    forward_requested_at: Mapped[dt.datetime | None] = mapped_column()
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

@@ -61,7 +61,8 @@ def _request(browser: Browser, method: str, url: str) -> int:
 @pytest.mark.parametrize(
     ("owner", "intruder_tenant", "intruder_role"),
     [
-        (TENANT, HUB, Role.PEMANTAU_KPK),  # not sent to KPK: the monitor sees nothing
+        # Not sent to KPK: the monitor sees nothing, and cannot take it over or ask for it.
+        (TENANT, HUB, Role.PEMANTAU_KPK),
         (TENANT, HUB, Role.VERIFIKATOR),
         (HUB, TENANT, Role.ADMIN_INSTANSI),
     ],
@@ -87,6 +88,9 @@ def test_every_case_url_of_another_tenant_answers_404(
 # What only reads a case: KPK's accounts may use these on a case shared with KPK.
 READING = {"/pengaduan/<int:case_id>", "/pengaduan/<int:case_id>/berkas/<int:number>",
            "/pengaduan/<int:case_id>/ekspor"}
+# KPK's coordination with the case's institution (wbs.takeover, wbs.coordination): offered to
+# KPK's accounts on a case shared with KPK, and to no one else (test_takeover.py).
+COORDINATING = {"/pengaduan/<int:case_id>/ambil-alih", "/pengaduan/<int:case_id>/minta-pelimpahan"}
 
 
 @pytest.mark.parametrize("role", [Role.PEMANTAU_KPK, Role.VERIFIKATOR])
@@ -102,8 +106,12 @@ def test_kpk_reads_a_case_sent_to_kpk_but_cannot_act_on_it(demo: Demo, role: Rol
     assert report.registration_number in html and "Hanya baca" in html
     assert "/ekspor" in html and "/berkas/" in html
     assert "/status" not in html and "/balas" not in html and "/tugaskan" not in html
-    for method, rule in _case_routes(kpk.client.application):
-        if rule in READING:
+    assert all(rule.removeprefix("/pengaduan/<int:case_id>") in html for rule in COORDINATING)
+    routes = _case_routes(kpk.client.application)
+    # The walk covers them (and the institution's answer, which KPK cannot give).
+    assert COORDINATING | {"/pengaduan/<int:case_id>/tolak-permintaan"} <= {r for _, r in routes}
+    for method, rule in routes:
+        if rule in READING | COORDINATING:
             continue
         assert _request(kpk, method, _url(rule, report.case_id)) == 404, rule
     assert kpk.get(f"/pengaduan/{report.case_id}/berkas/1").status_code == 200
