@@ -277,4 +277,6 @@ def test_each_block_must_be_one_public_key(signer: Signer, other_signer: Signer)
         verify_detached_by_any(DATA, other_signer.sign_detached(DATA), [smuggled])
     secret = gpg(signer.home, "--armor", "--export-secret-keys", signer.fingerprint).stdout
     with pytest.raises(SignatureError, match="PRIVATE"):
-        verify_detached_by_any(DATA, signer.sign_detached(DATA), [other_signer.public_key(), secret])
+        verify_detached_by_any(
+            DATA, signer.sign_detached(DATA), [other_signer.public_key(), secret]
+        )

@@ -41,7 +41,13 @@ from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind, TenantKind
 from wbs.forwarding import SIGNATURE, linked_source_id, verify_signature
 from wbs.models import Case, Event, Reply, Source, Submission
-from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
+from wbs.tenants import (
+    add_recipient_key,
+    create_tenant,
+    current_keys,
+    get_tenant,
+    recipient_keys,
+)
 from wbs.workdays import local_date
 
 B, C = "pemkab-banyuasin", "pemkab-lahat"
@@ -780,3 +786,63 @@ def test_the_workstation_writes_no_package_when_it_cannot_sign(
                "--sign-with", a_keys[0])
     assert done.exit_code == 0, done.output
     assert upload(api, filed.case_id, own).status_code == 201
+
+
+def test_a_protected_key_signs_with_the_passphrase_forward_already_takes(
+    demo: Demo, world: World, tmp_path: Path
+) -> None:
+    """A workstation whose only key is a passphrase-protected recipient key of A: the
+    passphrase that decrypts the case signs the package too, with that key by default."""
+    from workstation.gpg import WorkstationGpg
+
+    passphrase = "lemari arsip inspektorat lantai dua"
+    ws = short_tempdir("fwp-")
+    gpg = WorkstationGpg(ws / "gnupg")
+    protected = ""
+    try:
+        protected = gpg.generate_key("Sumsel tim 2 <tim2@test.invalid>", passphrase)
+        public = gpg.export_public(protected)
+        gpg.close()
+        with demo.inst.sessions() as session:
+            add_recipient_key(session, demo.inst.keyring, get_tenant(session, TENANT), public)
+            session.commit()
+        filed = file_report(demo, world)  # encrypted to the new key too
+        import_bundle(demo, ws, TENANT, filed.case_id, tmp_path)
+        api = api_login(demo, TENANT)
+        keys = key_list(api, B, tmp_path)
+        # No passphrase and no terminal: nothing is written.
+        target = tmp_path / "no-passphrase.zip"
+        done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys),
+                   "-o", str(target))
+        assert done.exit_code != 0 and not target.exists(), done.output
+        secret = tmp_path / "passphrase.txt"
+        secret.write_text(passphrase + "\n")
+        target = tmp_path / "protected.zip"
+        done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys),
+                   "--passphrase-file", str(secret), "-o", str(target))
+        assert done.exit_code == 0, done.output
+        response = upload(api, filed.case_id, target)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        linked_number = response.get_json()["forwarded_to"]["registration_number"]
+        with demo.inst.sessions() as session:
+            linked = session.scalar(
+                sa.select(Case).where(Case.registration_number == linked_number)
+            )
+            assert linked is not None
+            notes = [
+                e.note for e in session.scalars(
+                    sa.select(Event).where(Event.case_id == linked.id,
+                                           Event.kind == EventKind.FORWARD_RECEIVED)
+                )
+            ]
+        assert len(notes) == 1 and protected in (notes[0] or "")
+    finally:
+        with demo.inst.sessions() as session:
+            from wbs.tenants import revoke_recipient_key
+
+            tenant = get_tenant(session, TENANT)
+            if any(k.fingerprint == protected for k in current_keys(session, tenant)):
+                revoke_recipient_key(session, tenant, protected)
+                session.commit()
+        kill_agent(ws / "gnupg")
+        shutil.rmtree(ws, ignore_errors=True)
