@@ -846,3 +846,34 @@ def test_a_protected_key_signs_with_the_passphrase_forward_already_takes(
                 session.commit()
         kill_agent(ws / "gnupg")
         shutil.rmtree(ws, ignore_errors=True)
+
+
+def test_the_signature_refusals_speak_both_languages_on_the_case_page(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    from flask_babel import force_locale
+
+    from journalist_iface import refusals
+    from tests.journalist_iface.conftest import logged_in
+    from wbs.casework import Refusal
+
+    for code in ("forward_unsigned", "forward_bad_signature"):
+        refusal = Refusal(code, "English message", reason="BADSIG")
+        with demo.app.test_request_context(), force_locale("id"):
+            indonesian = refusals.message(refusal, "PLT-X-1")
+        with demo.app.test_request_context(), force_locale("en"):
+            english = refusals.message(refusal, "PLT-X-1")
+        assert "PLT-X-1" in indonesian and "PLT-X-1" in english
+        assert indonesian != english and "English message" not in (indonesian, english)
+    filed, _ws, _api, package = prepared
+    browser = logged_in(demo, TENANT)
+    page_url = f"/pengaduan/{filed.case_id}"
+    before = snapshot(demo, filed.case_id)
+    bare = unsigned(package, tmp_path / "bare.zip").read_bytes()
+    response = browser.post(
+        f"{page_url}/limpahkan", {"package": (io.BytesIO(bare), "paket.zip")},
+        token_from=page_url, content_type="multipart/form-data", follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "tidak ditandatangani" in html and filed.number in html, html[:2000]
+    assert snapshot(demo, filed.case_id) == before
