@@ -167,6 +167,15 @@ def write_forward_package(
     staging = Path(tempfile.mkdtemp(prefix=".forward-", dir=ws.home))
     gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
     try:
+        if sign_with is not None:
+            # Before anything is decrypted: the signing key must be one this workstation holds.
+            sign_with = sign_with.replace(" ", "").upper()
+            if sign_with not in gpg.secret_fingerprints():
+                raise WorkstationError(
+                    f"the package could not be signed with key {sign_with}: its secret half is "
+                    "not on this workstation (name a key of your institution by its full "
+                    "fingerprint); no package was written"
+                )
         # Only the key list's keys, in a keyring of their own: nothing else can slip in.
         with Keyring(staging / "keys", ws.gpg_binary) as keyring:
             fingerprints = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,30 @@ def test_decrypting_names_the_primary_key_that_did_it(
     temp, _name, key = ws.decrypt_item(ciphertext, plain, PASSPHRASE)
     assert key == fpr
     assert temp.read_bytes() == b"isi laporan"
+
+
+def test_no_package_is_left_when_the_signature_cannot_be_made(tmp_path: Path) -> None:
+    from workstation.intake import MANIFEST_SIGNATURE, save_package
+
+    item = tmp_path / "0001-form.gpg"
+    item.write_bytes(b"ciphertext")
+    output = tmp_path / "paket.zip"
+
+    def refuse_to_sign(document: bytes) -> bytes:
+        assert b'"items"' in document  # called with the finished manifest
+        raise WorkstationGpgError("key could not sign")
+
+    with pytest.raises(WorkstationGpgError):
+        save_package(output, [("items/0001-form.gpg", item)], {"format": "t/1"}, refuse_to_sign)
+    assert not output.exists()
+    # And a signer that works puts its signature of exactly the manifest's bytes in the ZIP.
+    seen: list[bytes] = []
+
+    def record(document: bytes) -> bytes:
+        seen.append(document)
+        return b"signature"
+
+    save_package(output, [("items/0001-form.gpg", item)], {"format": "t/1"}, record)
+    with zipfile.ZipFile(output) as archive:
+        assert archive.read("manifest.json") == seen[0]
+        assert archive.read(MANIFEST_SIGNATURE) == b"signature"
