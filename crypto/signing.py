@@ -21,7 +21,10 @@ folder instead (:meth:`Signer._gpg_home`).
 
 Verification never trusts gpg's keyring or trust database: it runs in a throwaway home holding
 only the signer's public key, and accepts exactly one good, valid, unexpired, unrevoked signature
-whose PRIMARY key fingerprint is the expected one.
+whose PRIMARY key fingerprint is the expected one. :func:`verify_detached_by_any` does the same
+for a signature that may come from any one of several public keys (a forwarding package, signed
+by one of the sending institution's current recipient keys): the throwaway home holds exactly
+those keys, and the signer it names is one of them.
 """
 
 from __future__ import annotations
@@ -302,28 +305,36 @@ def _as_bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
-def _import_signer(home: GpgHome, signer_public_key: str | bytes) -> str:
-    """Import the one public key; return its primary fingerprint."""
-    key = _as_bytes(signer_public_key)
-    if len(key) > MAX_PUBLIC_KEY_BYTES:
-        raise SignatureError("the signer's key is too large to be a signing key")
-    if _PRIVATE_ARMOR.search(key):
-        raise SignatureError("the signer's key is a PRIVATE key; only a public key is accepted")
+def _import_signers(home: GpgHome, signer_public_keys: Sequence[str | bytes]) -> set[str]:
+    """Import the public keys, one by one; return their primary fingerprints."""
+    if not signer_public_keys:
+        raise SignatureError("no signer key to check the signature against")
     library = home.library()
-    loaded = library.import_keys(
-        key, extra_args=["--no-autostart", "--import-options", "import-minimal"]
-    )
-    # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
-    imported = [str(entry["ok"]) for entry in loaded.results if "ok" in entry]
-    if loaded.returncode != 0 or not imported or any(
-        # isascii: isdigit() alone admits "²", which int() refuses.
-        not (flags.isascii() and flags.isdigit()) or int(flags) & 16 for flags in imported
-    ):
-        raise SignatureError("the signer's public key could not be loaded")
+    for signer_public_key in signer_public_keys:
+        key = _as_bytes(signer_public_key)
+        if len(key) > MAX_PUBLIC_KEY_BYTES:
+            raise SignatureError("the signer's key is too large to be a signing key")
+        if _PRIVATE_ARMOR.search(key):
+            raise SignatureError(
+                "the signer's key is a PRIVATE key; only a public key is accepted"
+            )
+        loaded = library.import_keys(
+            key, extra_args=["--no-autostart", "--import-options", "import-minimal"]
+        )
+        # IMPORT_OK's first field is a bit set; 16 means "contains a secret key".
+        imported = [str(entry["ok"]) for entry in loaded.results if "ok" in entry]
+        if loaded.returncode != 0 or not imported or any(
+            # isascii: isdigit() alone admits "²", which int() refuses.
+            not (flags.isascii() and flags.isdigit()) or int(flags) & 16 for flags in imported
+        ):
+            raise SignatureError("the signer's public key could not be loaded")
     keys = _listed(library.list_keys())
-    if len(keys) != 1:
-        raise SignatureError(f"expected exactly one signer key, found {len(keys)}")
-    return keys[0].fingerprint
+    # Each armored block must be exactly one key, none of them twice.
+    if len(keys) != len(signer_public_keys):
+        raise SignatureError(
+            f"expected exactly {len(signer_public_keys)} signer key(s), found {len(keys)}"
+        )
+    return {key.fingerprint for key in keys}
 
 
 def verify_detached(
@@ -341,13 +352,37 @@ def verify_detached(
     otherwise; there is no partial answer.
     """
     expected = normalize_fingerprint(expected_fingerprint) if expected_fingerprint else None
+    return _verify(data, signature, [signer_public_key], expected, gpg_binary)
+
+
+def verify_detached_by_any(
+    data: bytes,
+    signature: bytes,
+    signer_public_keys: Sequence[str | bytes],
+    gpg_binary: str = "gpg",
+) -> str:
+    """Check a detached signature over ``data`` made by ANY ONE of ``signer_public_keys`` (a
+    tenant's current recipient keys, for a forwarding package); return that key's primary
+    fingerprint. The same rules as :func:`verify_detached`, in a throwaway home holding only
+    these public keys: a signature by any other key finds no key there and is refused."""
+    return _verify(data, signature, signer_public_keys, None, gpg_binary)
+
+
+def _verify(
+    data: bytes,
+    signature: bytes,
+    signer_public_keys: Sequence[str | bytes],
+    expected: str | None,
+    gpg_binary: str,
+) -> str:
     if len(signature) > MAX_SIGNATURE_BYTES:
         raise SignatureError("the signature is too large to be a detached signature")
     with throwaway_home(gpg_binary, prefix="pv-") as home:
-        signer = _import_signer(home, signer_public_key)
-        if expected is not None and signer != expected:
+        signers = _import_signers(home, signer_public_keys)
+        if expected is not None and signers != {expected}:
             raise SignatureError(
-                f"signed by key {signer}, but the trusted signing key is {expected}"
+                f"signed by key {', '.join(sorted(signers))}, but the trusted signing key is "
+                f"{expected}"
             )
         sig_file = home.home / "detached.sig"
         sig_file.write_bytes(signature)
@@ -380,6 +415,8 @@ def verify_detached(
         raise SignatureError(f"not a binary detached signature (class {sig_class})")
     if hash_algo not in _ACCEPTED_HASHES:
         raise SignatureError(f"the signature uses a weak hash (OpenPGP algorithm {hash_algo})")
-    if primary != signer:
-        raise SignatureError(f"signed by key {primary}, not by the given key {signer}")
+    if primary not in signers:
+        raise SignatureError(
+            f"signed by key {primary}, not by the given key {', '.join(sorted(signers))}"
+        )
     return primary

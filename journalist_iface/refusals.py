@@ -249,6 +249,20 @@ _MESSAGES: Mapping[str, Sentence] = {
         "institution's (%(keys)s), so someone else could read it. Nothing was stored.",
         keys=refusal.params.get("keys", ""),
     ),
+    "forward_unsigned": lambda _refusal, case: gettext(
+        "The forwarding package for %(case)s is not signed, so the server cannot tell that "
+        "your institution made it. Nothing was stored and the case is unchanged; make it "
+        "again with the current peluit-workstation (forward), which signs it with your "
+        "institution's key.",
+        case=case,
+    ),
+    "forward_bad_signature": lambda refusal, case: gettext(
+        "The signature of the forwarding package for %(case)s is not valid, or not made by a "
+        "current key of your institution: the package was changed after it was signed, or "
+        "signed with another key. Nothing was stored and the case is unchanged. (Technical "
+        "detail: %(reason)s)",
+        case=case, reason=refusal.params.get("reason", ""),
+    ),
     "forward_bad_body": lambda _refusal, case: gettext(
         "Choose where %(case)s was forwarded to.", case=case
     ),

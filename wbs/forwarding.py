@@ -18,12 +18,24 @@ The design follows the operator intake (:mod:`wbs.operator_intake`,
    case *diteruskan* with a ``forwarded`` entry naming the destination, and logs the
    forwarding on both sides. Any refusal or failure stores nothing and changes nothing.
 
-The package is not signed, for the reasons the intake package is not: confidentiality is
-checked (exactly the receiving keys), integrity comes from each item's MDC/AEAD and the
-manifest's hashes, and authenticity from the authenticated, role-checked upload by an
-investigator of the tenant that handles the case. It is bound to the origin case (tenant and
-registration number, which the server checks against the case the upload names) and carries
-a random id, kept on the linked case, so it cannot be replayed.
+**The package is signed by the institution that sends it.** ``manifest.json.sig`` is a
+detached OpenPGP signature over the exact bytes of ``manifest.json``, which lists every item
+with its size and SHA-256, so it covers the whole package. It is made on the workstation with
+one of the forwarding tenant's own recipient keys (their ed25519 primary keys sign; the
+secret halves never leave the workstation), and :func:`verify_signature` checks it without any
+private key, in a throwaway GnuPG home holding only the PUBLIC halves of the origin tenant's
+CURRENT recipient keys (:func:`crypto.signing.verify_detached_by_any`): a package that is
+unsigned (``forward_unsigned``; a ``peluit-forward/1`` package from an older workstation is
+one), signed over other bytes, or signed by any other key (another tenant's, a revoked one:
+``forward_bad_signature``) is refused before its manifest is even parsed. The signer's
+fingerprint is recorded on the receiving case's ``forward_received`` entry. The authenticated,
+role-checked upload still decides who may forward; the signature makes the package itself
+vouch for its content and sender, which is what counts once packages travel between
+installations (where no upload by the sender's own account vouches for them). Confidentiality
+is checked too (exactly the receiving keys), integrity comes from each item's MDC/AEAD and the
+manifest's hashes. The package is bound to the origin case (tenant and registration number,
+which the server checks against the case the upload names) and carries a random id, kept on
+the linked case, so it cannot be replayed.
 
 **The pelapor keeps one codename.** A source row belongs to one tenant (composite foreign
 keys), so the receiving tenant gets a *linked source*: a row of its own whose id is derived
@@ -50,6 +62,7 @@ import sqlalchemy as sa
 
 from crypto.padding import FRAMING_PADME
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
+from crypto.signing import MAX_SIGNATURE_BYTES, SignatureError, verify_detached_by_any
 from wbs.casework import Refusal
 from wbs.context import Context
 from wbs.coordination import settle_request
@@ -65,12 +78,16 @@ from wbs.domain import (
 from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
 from wbs.models import Case, Event, RecipientKey, Reply, Source, Submission, Tenant
 from wbs.operator_intake import PackageItem, check_recipients, store_item
-from wbs.packages import check_files, open_zip, read_manifest
+from wbs.packages import check_files, manifest_bytes, open_zip, parse_manifest, read_entry
 from wbs.sharing import log_share
 from wbs.tenancy import TenantScope
 from wbs.tenants import current_keys, hub_tenant
 
-FORMAT = "peluit-forward/1"
+FORMAT = "peluit-forward/2"
+# The unsigned format of earlier workstations: refused as unsigned, with a word on why.
+UNSIGNED_FORMAT = "peluit-forward/1"
+# The detached signature over manifest.json's exact bytes.
+SIGNATURE = "manifest.json.sig"
 KEYLIST_FORMAT = "peluit-keylist/1"
 ITEM_KINDS = ("form", "message", "file", "reply")
 # A case holds at most this many items to forward (the drop box's limits allow far fewer).
@@ -225,16 +242,51 @@ class ForwardPackage:
     destination: Tenant
     to_kpk: bool
     items: tuple[ForwardItem, ...]
+    signer: str  # the primary fingerprint of the origin tenant's key that signed it
 
 
 def _refuse(reason: str) -> Refusal:
     return Refusal("forward_refused", reason, reason=reason)
 
 
-def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
-    return read_manifest(
-        archive, _refuse, fmt=FORMAT, keys=_MANIFEST_KEYS, max_bytes=_MAX_MANIFEST_BYTES
+def _unsigned(manifest: bytes) -> Refusal:
+    old = f'"{UNSIGNED_FORMAT}"'.encode() in manifest
+    return Refusal(
+        "forward_unsigned",
+        "The forwarding package is not signed"
+        + (f" (it is {UNSIGNED_FORMAT}, made by an older workstation)" if old else "")
+        + ": make it again with peluit-workstation forward, which signs it.",
+        old=old,
     )
+
+
+def verify_signature(ctx: Context, archive: zipfile.ZipFile) -> tuple[bytes, str]:
+    """The manifest's exact bytes and the fingerprint of the key that signed them: one of the
+    origin tenant's (the context's) CURRENT recipient keys, checked with their public halves
+    only. Refused (``forward_unsigned``, ``forward_bad_signature``) otherwise."""
+    manifest = manifest_bytes(archive, _refuse, _MAX_MANIFEST_BYTES)
+    signature = read_entry(archive, SIGNATURE, _refuse, MAX_SIGNATURE_BYTES)
+    if not signature:
+        raise _unsigned(manifest)
+    keys = current_keys(ctx.session, ctx.tenant)
+    if not keys:
+        raise Refusal(
+            "forward_bad_signature",
+            f"{ctx.tenant.slug} has no current recipient key to check the signature with.",
+            reason="no current key",
+        )
+    try:
+        signer = verify_detached_by_any(
+            manifest, signature, [key.public_key for key in keys], ctx.inst.config.gpg_binary
+        )
+    except SignatureError as exc:
+        raise Refusal(
+            "forward_bad_signature",
+            "The forwarding package's signature is not a good signature of manifest.json by "
+            f"a current key of {ctx.tenant.slug}: {exc}",
+            reason=str(exc)[:200],
+        ) from exc
+    return manifest, signer
 
 
 def _parse_items(raw: object) -> tuple[ForwardItem, ...]:
@@ -261,8 +313,10 @@ def _kind_counts(kinds: list[str]) -> dict[str, int]:
 
 
 def parse_forward(ctx: Context, case: Case, archive: zipfile.ZipFile) -> ForwardPackage:
-    """The manifest, checked strictly, against the case it is uploaded for and its items."""
-    data = _read_manifest(archive)
+    """The manifest, its signature first, checked strictly, against the case it is uploaded
+    for and its items."""
+    manifest, signer = verify_signature(ctx, archive)
+    data = parse_manifest(manifest, _refuse, fmt=FORMAT, keys=_MANIFEST_KEYS)
     if (
         data["origin_tenant"] != ctx.tenant.slug
         or data["origin_registration_number"] != case.registration_number
@@ -295,8 +349,10 @@ def parse_forward(ctx: Context, case: Case, archive: zipfile.ZipFile) -> Forward
             + ", ".join(f"{count} {kind}" for kind, count in expected.items() if count)
             + ")"
         )
-    check_files(archive, ((item.path, item.size) for item in items), _refuse)
-    return ForwardPackage(package_id, destination, to_kpk, items)
+    check_files(
+        archive, ((item.path, item.size) for item in items), _refuse, frozenset({SIGNATURE})
+    )
+    return ForwardPackage(package_id, destination, to_kpk, items, signer)
 
 
 # --- checking the ciphertext ---------------------------------------------------------------------
@@ -488,7 +544,10 @@ def _forward(
                 Event(
                     case_id=linked.id,
                     kind=EventKind.FORWARD_RECEIVED,
-                    note=f"Dilimpahkan dari {ctx.tenant.name} ({origin.registration_number})",
+                    note=(
+                        f"Dilimpahkan dari {ctx.tenant.name} ({origin.registration_number}); "
+                        f"paket ditandatangani kunci {package.signer}"
+                    ),
                 )
             )
             if linked.sent_to_kpk:

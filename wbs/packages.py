@@ -40,30 +40,62 @@ def read_manifest(
     archive: zipfile.ZipFile, refuse: Refuse, *, fmt: str, keys: frozenset[str], max_bytes: int
 ) -> dict[str, Any]:
     """``manifest.json`` as a JSON object with exactly ``keys``, of format ``fmt``."""
+    return parse_manifest(manifest_bytes(archive, refuse, max_bytes), refuse, fmt=fmt, keys=keys)
+
+
+def read_entry(
+    archive: zipfile.ZipFile, name: str, refuse: Refuse, max_bytes: int
+) -> bytes | None:
+    """The exact bytes of the entry ``name`` (None if there is none), at most ``max_bytes``."""
     try:
-        info = archive.getinfo(MANIFEST)
+        info = archive.getinfo(name)
     except KeyError:
-        raise refuse("the package has no manifest.json") from None
+        return None
     if info.file_size > max_bytes:
-        raise refuse("manifest.json is too large")
+        raise refuse(f"{name} is too large")
     try:
         with archive.open(info) as raw:
-            data = json.loads(raw.read(max_bytes + 1).decode("utf-8"))
-    except (ValueError, RecursionError, zipfile.BadZipFile, OSError) as exc:
-        raise refuse("manifest.json is not readable JSON") from exc
-    if not isinstance(data, dict) or set(data) != keys:
-        raise refuse("manifest.json does not have exactly the fields of " + fmt)
-    if data["format"] != fmt:
-        raise refuse(f"unknown package format (expected {fmt})")
+            data = raw.read(max_bytes + 1)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise refuse(f"{name} is not readable") from exc
+    if len(data) > max_bytes:
+        raise refuse(f"{name} is too large")
     return data
 
 
+def manifest_bytes(archive: zipfile.ZipFile, refuse: Refuse, max_bytes: int) -> bytes:
+    """The exact bytes of ``manifest.json`` (what a signature over it covers)."""
+    data = read_entry(archive, MANIFEST, refuse, max_bytes)
+    if data is None:
+        raise refuse("the package has no manifest.json")
+    return data
+
+
+def parse_manifest(
+    data: bytes, refuse: Refuse, *, fmt: str, keys: frozenset[str]
+) -> dict[str, Any]:
+    """The manifest's bytes as a JSON object with exactly ``keys``, of format ``fmt``."""
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise refuse("manifest.json is not readable JSON") from exc
+    if not isinstance(parsed, dict) or set(parsed) != keys:
+        raise refuse("manifest.json does not have exactly the fields of " + fmt)
+    if parsed["format"] != fmt:
+        raise refuse(f"unknown package format (expected {fmt})")
+    return parsed
+
+
 def check_files(
-    archive: zipfile.ZipFile, listed: Iterable[tuple[str, int]], refuse: Refuse
+    archive: zipfile.ZipFile,
+    listed: Iterable[tuple[str, int]],
+    refuse: Refuse,
+    also: frozenset[str] = frozenset(),
 ) -> None:
-    """The package holds exactly the manifest and the (path, size) it lists, at those sizes."""
+    """The package holds exactly the manifest, the (path, size) it lists, at those sizes, and
+    the names in ``also`` (the forwarding package's signature)."""
     sizes = dict(listed)
-    names = set(sizes) | {MANIFEST}
+    names = set(sizes) | {MANIFEST} | also
     present = set(archive.namelist())
     if present != names:
         extra, missing = sorted(present - names), sorted(names - present)

@@ -465,12 +465,17 @@ def intake(
 )
 @_passphrase_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sign-with", "sign_with", metavar="FINGERPRINT",
+    help="The institution's own key that signs the package (one of its current recipient "
+    "keys, secret half on this workstation); default: the key that decrypted the case.",
+)
 @click.pass_context
 def forward(
     ctx: click.Context, registration_number: str, to: str, key_list: Path,
-    passphrase_file: Path | None, output: Path | None,
+    passphrase_file: Path | None, output: Path | None, sign_with: str | None,
 ) -> None:
-    """Re-encrypt a case for another institution into a forwarding package, to upload."""
+    """Re-encrypt a case for another institution into a signed forwarding package, to upload."""
     from workstation.forward import write_forward_package
 
     ws = _ws(ctx)
@@ -488,7 +493,9 @@ def forward(
     with _errors(), ws.locked():
         state = ws.load()
         case = ws.find_case(state, registration_number)
-        target = write_forward_package(ws, state, case, to, key_list, passphrase, ask, output)
+        target = write_forward_package(
+            ws, state, case, to, key_list, passphrase, ask, output, sign_with
+        )
     click.echo(f"forwarding package written to {target}")
     click.echo("upload it on the case page (Limpahkan) on the server")
 

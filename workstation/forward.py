@@ -1,5 +1,6 @@
 """Pelimpahan on the workstation: a case re-encrypted, item by item, to the receiving
-institution's keys, into a forwarding package (``peluit-forward/1``, ``docs/forwarding.md``).
+institution's keys, into a signed forwarding package (``peluit-forward/2``,
+``docs/forwarding.md``).
 
 The receiving tenant's keys come from the server's **signed key list** (``peluit-keylist/1``),
 verified against the instance signing key this workstation pinned when it first imported a
@@ -9,6 +10,17 @@ exactly the receiving tenant's current keys (and KPK's when the case is shared w
 padded like every stored item; replies also to the pelapor's reply key, so the pelapor keeps
 reading the whole thread from the institution that handles the report now. The plaintext
 exists only in a private temporary folder while an item is re-encrypted, and is removed.
+
+The package is **signed** by the forwarding institution itself: a detached signature over the
+exact bytes of ``manifest.json`` (which holds every item's SHA-256), ``manifest.json.sig``, made
+with one of the institution's own recipient keys whose secret half this workstation holds: by
+default the key that decrypted the case's newest item (a recipient key of the institution,
+most likely a current one), or the one named with ``--sign-with``. Recipient keys made by
+``peluit-workstation keys new`` have an ed25519 primary key that signs (and a cv25519 subkey
+that encrypts), so no extra key is needed. The server accepts the package only if the signer
+is one of the institution's CURRENT recipient keys; the signature is checked here once
+against the key's public half before the package is written, and if signing fails no package
+is left.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto.errors import CryptoError
 from crypto.keyring import Keyring
 from crypto.padding import FRAMING_PADME, PaddingError, unframe_file
 from crypto.signing import SignatureError, verify_detached
@@ -29,7 +42,7 @@ from workstation.gpg import PassphraseNeeded, WorkstationGpg
 from workstation.intake import encrypt_item, save_package
 from workstation.store import CaseRecord, State, Workstation, WorkstationError
 
-FORMAT = "peluit-forward/1"
+FORMAT = "peluit-forward/2"
 KEYLIST_FORMAT = "peluit-keylist/1"
 _MAX_KEYLIST_BYTES = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
@@ -124,8 +137,10 @@ def write_forward_package(
     passphrase: str | None = None,
     ask_passphrase: Callable[[], str] | None = None,
     output: Path | None = None,
+    sign_with: str | None = None,
 ) -> Path:
-    """Re-encrypt every item of ``case`` for the tenant ``to`` and write the package."""
+    """Re-encrypt every item of ``case`` for the tenant ``to`` and write the package, signed
+    with ``sign_with`` (a fingerprint) or the key that decrypted the case's newest item."""
     keys = read_key_list(key_list, state.signer, ws.gpg_binary)
     if keys.tenant != to:
         raise WorkstationError(
@@ -152,6 +167,15 @@ def write_forward_package(
     staging = Path(tempfile.mkdtemp(prefix=".forward-", dir=ws.home))
     gpg = WorkstationGpg(ws.gnupg_home, ws.gpg_binary)
     try:
+        if sign_with is not None:
+            # Before anything is decrypted: the signing key must be one this workstation holds.
+            sign_with = sign_with.replace(" ", "").upper()
+            if sign_with not in gpg.secret_fingerprints():
+                raise WorkstationError(
+                    f"the package could not be signed with key {sign_with}: its secret half is "
+                    "not on this workstation (name a key of your institution by its full "
+                    "fingerprint); no package was written"
+                )
         # Only the key list's keys, in a keyring of their own: nothing else can slip in.
         with Keyring(staging / "keys", ws.gpg_binary) as keyring:
             fingerprints = []
@@ -163,15 +187,16 @@ def write_forward_package(
             plain = staging / "plain"
             plain.mkdir(mode=0o700)
             packed: list[tuple[str, Path]] = []
+            decrypted_by: str | None = None
             for number, item in enumerate(items, start=1):
                 source = case_dir / item.file
                 try:
-                    temp, embedded = gpg.decrypt_to_temp(source, plain, passphrase)
+                    temp, embedded, decrypted_by = gpg.decrypt_item(source, plain, passphrase)
                 except PassphraseNeeded:
                     if ask_passphrase is None or passphrase is not None:
                         raise
                     passphrase = ask_passphrase()
-                    temp, embedded = gpg.decrypt_to_temp(source, plain, passphrase)
+                    temp, embedded, decrypted_by = gpg.decrypt_item(source, plain, passphrase)
                 try:
                     if item.framing == FRAMING_PADME:
                         try:
@@ -197,9 +222,41 @@ def write_forward_package(
                 "to_tenant": to,
                 "to_kpk": to_kpk,
             }
-            save_package(output, packed, manifest)
+            signer = sign_with or decrypted_by
+            if signer is None:
+                raise WorkstationError(
+                    "gpg did not say which key decrypted the case: name the signing key with "
+                    "--sign-with FINGERPRINT"
+                )
+
+            def sign(document: bytes) -> bytes:
+                nonlocal passphrase
+                try:
+                    return _sign(gpg, document, signer, passphrase)
+                except PassphraseNeeded:
+                    if ask_passphrase is None or passphrase is not None:
+                        raise
+                    passphrase = ask_passphrase()
+                    return _sign(gpg, document, signer, passphrase)
+
+            save_package(output, packed, manifest, sign)
     finally:
         gpg.close()
         shutil.rmtree(staging, ignore_errors=True)
     return output
 
+
+
+def _sign(gpg: WorkstationGpg, document: bytes, signer: str, passphrase: str | None) -> bytes:
+    """The detached signature over the manifest, checked once against the signer's public key
+    (as the server will check it) before the package is called done."""
+    try:
+        signature = gpg.sign_detached(document, signer, passphrase)
+        verify_detached(document, signature, gpg.export_public(signer), signer, gpg.gpg_binary)
+    except PassphraseNeeded:
+        raise
+    except (CryptoError, ValueError) as exc:
+        raise WorkstationError(
+            f"the package could not be signed with key {signer}: {exc}; no package was written"
+        ) from exc
+    return signature

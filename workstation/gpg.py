@@ -202,6 +202,18 @@ class WorkstationGpg:
         Returns the temp file and the filename the literal packet carries (raw and unsafe;
         None when it has none). The temp file is removed on any failure.
         """
+        temp, embedded, _key = self.decrypt_item(ciphertext, folder, passphrase, progress)
+        return temp, embedded
+
+    def decrypt_item(
+        self,
+        ciphertext: Path,
+        folder: Path,
+        passphrase: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[Path, str | None, str | None]:
+        """:meth:`decrypt_to_temp`, also naming the PRIMARY fingerprint of the key that
+        decrypted the item (gpg's DECRYPTION_KEY; None if gpg did not say)."""
         # gpg writes a file that does not exist yet (overwriting an existing one is measurably
         # slower) in a private folder made race-free by mkdtemp, on the target's file system.
         private = Path(tempfile.mkdtemp(prefix=".part-", dir=folder))
@@ -213,7 +225,52 @@ class WorkstationGpg:
             shutil.rmtree(private, ignore_errors=True)
             raise
         shutil.rmtree(private, ignore_errors=True)
-        return folder / f"{private.name}.done", _embedded_name(status)
+        return folder / f"{private.name}.done", _embedded_name(status), _decryption_key(status)
+
+    # -- signing -------------------------------------------------------------------------------
+
+    def sign_detached(self, data: bytes, fingerprint: str, passphrase: str | None = None) -> bytes:
+        """An armored detached signature over ``data`` (binary mode, SHA-512) by the secret key
+        ``fingerprint`` of this home (its primary key, or a signing subkey of it).
+
+        Without a passphrase only a cached or unprotected key signs; a protected one raises
+        :class:`PassphraseNeeded` at once. A key that cannot sign raises
+        :class:`WorkstationGpgError`. Fail closed: anything but one binary signature is an error.
+        """
+        fpr = fingerprint.replace(" ", "").upper()
+        if not _FPR_RE.match(fpr):
+            raise ValueError("name the key by its full 40-hex-digit fingerprint")
+        args = [] if passphrase is not None else ["--pinentry-mode", "error"]
+        secret = None if passphrase is None else check_passphrase(passphrase)
+        signed = self.gpg_home.run(
+            # No "!" after the fingerprint: a key whose primary only certifies signs with its
+            # signing subkey; the signature still names the primary (VALIDSIG), which is what
+            # the server checks.
+            [*args, "--local-user", fpr, "--digest-algo", "SHA512", "--armor", "--detach-sign"],
+            data,
+            passphrase=secret,
+        )
+        status = list(signed.status)
+        keywords = {line.keyword for line in status}
+        codes = {line.error_code for line in status} - {None}
+        if "BAD_PASSPHRASE" in keywords or _ERR_BAD_PASSPHRASE in codes:
+            raise WrongPassphrase("wrong passphrase for the workstation's secret key")
+        if codes & {_ERR_NO_PINENTRY, _ERR_NO_PASSPHRASE, _ERR_CANCELED}:
+            raise PassphraseNeeded("the secret key is protected: a passphrase is needed")
+        created = signed.fields("SIG_CREATED")
+        # SIG_CREATED <type> <pk_algo> <hash_algo> <class> <timestamp> <fingerprint>
+        if (
+            signed.returncode != 0
+            or len(created) != 1
+            or len(created[0]) < 6
+            or created[0][0] != "D"
+            or created[0][3] != "00"
+            or b"-----BEGIN PGP SIGNATURE-----" not in signed.stdout
+        ):
+            raise WorkstationGpgError(
+                f"key {fpr} could not sign (is its secret half here, and can it sign?)"
+            )
+        return signed.stdout
 
     def _run_decrypt(
         self,
@@ -284,6 +341,15 @@ def _check_decryption(returncode: int, status: Sequence[Status]) -> None:
         or "BADMDC" in keywords
     ):
         raise DecryptionError("the item could not be decrypted (damaged or tampered)")
+
+
+def _decryption_key(status: Sequence[Status]) -> str | None:
+    """The primary fingerprint from "DECRYPTION_KEY <fpr> <primary fpr> <otrust>"."""
+    for line in status:
+        if line.keyword == "DECRYPTION_KEY" and len(line.fields) >= 2:
+            primary = line.fields[1].upper()
+            return primary if _FPR_RE.match(primary) else None
+    return None
 
 
 def _embedded_name(status: Sequence[Status]) -> str | None:

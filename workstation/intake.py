@@ -23,7 +23,7 @@ import secrets
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +35,8 @@ from workstation.cases import CHOICE_FIELDS, REPORT_FIELDS, REPORT_FORMAT
 from workstation.store import Workstation, WorkstationError
 
 FORMAT = "peluit-intake/1"
+# The forwarding package's detached signature over manifest.json (docs/forwarding.md).
+MANIFEST_SIGNATURE = "manifest.json.sig"
 # The server's list (wbs.domain.OPERATOR_CHANNELS); the server checks it again.
 CHANNELS = ("whatsapp", "sms", "telepon", "surat", "langsung", "email")
 MAX_FILES = 20
@@ -176,14 +178,18 @@ def write_package(
 
 
 def save_package(
-    output: Path, items: list[tuple[str, Path]], manifest: dict[str, object]
+    output: Path,
+    items: list[tuple[str, Path]],
+    manifest: dict[str, object],
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """Write the package to ``output``, a new file (0600; never over an existing one), synced
-    to the disk before it is called done; on any failure no partial package is left."""
+    to the disk before it is called done; on any failure no partial package is left (so a
+    signature that cannot be made leaves no package either)."""
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            write_zip(out, items, manifest)
+            write_zip(out, items, manifest, sign)
             out.flush()
             os.fsync(out.fileno())
     except BaseException:
@@ -192,10 +198,15 @@ def save_package(
 
 
 def write_zip(
-    out: BinaryIO, items: list[tuple[str, Path]], manifest: dict[str, object]
+    out: BinaryIO,
+    items: list[tuple[str, Path]],
+    manifest: dict[str, object],
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> None:
     """The package: the items as ``items/NN-kind.gpg`` entries, then the manifest listing
-    each with its kind, size and SHA-256 (also the forwarding package's shape)."""
+    each with its kind, size and SHA-256 (also the forwarding package's shape). With ``sign``,
+    its detached signature over the exact manifest bytes follows as ``manifest.json.sig``
+    (the forwarding package, ``docs/forwarding.md``)."""
     listed: list[dict[str, object]] = []
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for name, path in items:
@@ -203,10 +214,12 @@ def write_zip(
             kind = name.rsplit("-", 1)[1].removesuffix(".gpg")
             listed.append({"path": name, "kind": kind, "size": size, "sha256": sha256})
         # Last: it needs the items' hashes (the reader looks it up by name).
-        archive.writestr(
-            _zip_info("manifest.json"),
-            json.dumps({**manifest, "items": listed}, ensure_ascii=False, indent=2).encode(),
-        )
+        document = json.dumps(
+            {**manifest, "items": listed}, ensure_ascii=False, indent=2
+        ).encode()
+        archive.writestr(_zip_info("manifest.json"), document)
+        if sign is not None:
+            archive.writestr(_zip_info(MANIFEST_SIGNATURE), sign(document))
 
 
 def _encrypt_items(

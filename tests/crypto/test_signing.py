@@ -16,6 +16,7 @@ from crypto.signing import (
     Signer,
     SigningError,
     verify_detached,
+    verify_detached_by_any,
 )
 
 DATA = b'{"format": "peluit-bundle/1"}\n'
@@ -236,3 +237,46 @@ def test_garbage_is_refused(signer: Signer) -> None:
         verify_detached(DATA, b"not a signature", signer.public_key(), None)
     with pytest.raises(SignatureError):
         verify_detached(DATA, signer.sign_detached(DATA), "not a key", None)
+
+
+# -- any one of several keys (a forwarding package, signed by one of a tenant's keys) --------------
+
+
+def test_a_signature_by_any_one_of_the_keys_verifies_and_names_it(
+    signer: Signer, other_signer: Signer
+) -> None:
+    keys = [signer.public_key(), other_signer.public_key()]
+    for made in (signer, other_signer):
+        assert verify_detached_by_any(DATA, made.sign_detached(DATA), keys) == made.fingerprint
+    # Over other bytes: refused, whichever key made it.
+    with pytest.raises(SignatureError, match="BADSIG"):
+        verify_detached_by_any(DATA + b" ", signer.sign_detached(DATA), keys)
+
+
+def test_a_signature_by_a_key_not_among_them_is_refused(
+    signer: Signer, other_signer: Signer
+) -> None:
+    with pytest.raises(SignatureError, match="NO_PUBKEY"):
+        verify_detached_by_any(DATA, other_signer.sign_detached(DATA), [signer.public_key()])
+    with pytest.raises(SignatureError, match="no signer key"):
+        verify_detached_by_any(DATA, signer.sign_detached(DATA), [])
+
+
+def test_two_signatures_by_two_allowed_keys_are_not_one(
+    signer: Signer, other_signer: Signer
+) -> None:
+    both = gpg_dearmor(signer.sign_detached(DATA)) + gpg_dearmor(other_signer.sign_detached(DATA))
+    with pytest.raises(SignatureError, match="exactly one"):
+        verify_detached_by_any(DATA, both, [signer.public_key(), other_signer.public_key()])
+
+
+def test_each_block_must_be_one_public_key(signer: Signer, other_signer: Signer) -> None:
+    # Two keys in one block: the home would hold a key nobody listed.
+    smuggled = signer.public_key() + other_signer.public_key()
+    with pytest.raises(SignatureError, match="exactly 1 signer key"):
+        verify_detached_by_any(DATA, other_signer.sign_detached(DATA), [smuggled])
+    secret = gpg(signer.home, "--armor", "--export-secret-keys", signer.fingerprint).stdout
+    with pytest.raises(SignatureError, match="PRIVATE"):
+        verify_detached_by_any(
+            DATA, signer.sign_detached(DATA), [other_signer.public_key(), secret]
+        )

@@ -38,10 +38,17 @@ from tests.support import short_tempdir
 from tests.workstation.helpers import run
 from wbs.bundle import write_bundle
 from wbs.casework import post_reply
+from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind, TenantKind
-from wbs.forwarding import linked_source_id
+from wbs.forwarding import SIGNATURE, linked_source_id, verify_signature
 from wbs.models import Case, Event, Reply, Source, Submission
-from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
+from wbs.tenants import (
+    add_recipient_key,
+    create_tenant,
+    current_keys,
+    get_tenant,
+    recipient_keys,
+)
 from wbs.workdays import local_date
 
 B, C = "pemkab-banyuasin", "pemkab-lahat"
@@ -168,16 +175,38 @@ def make_package(ws: Path, number: str, to: str, keys: Path, output: Path) -> Pa
     return output
 
 
-def rewrite(package: Path, target: Path, **changes: object) -> Path:
-    """The package with its manifest changed (the items untouched)."""
+def sign(home: Path, manifest: bytes) -> bytes:
+    """A detached signature over ``manifest`` by the (one) secret key of ``home``."""
+    done = _gpg(home, "--armor", "--detach-sign", data=manifest)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def rewrite(
+    package: Path, target: Path, signer: Path | None = None, **changes: object
+) -> Path:
+    """The package with its manifest changed (the items untouched), signed again by the key
+    in ``signer`` (a GnuPG home); without one the old signature stays, over other bytes."""
     with zipfile.ZipFile(package) as source, zipfile.ZipFile(target, "w") as out:
+        manifest = json.loads(source.read("manifest.json"))
+        manifest.update(changes)
+        document = json.dumps(manifest).encode()
         for info in source.infolist():
             data = source.read(info)
             if info.filename == "manifest.json":
-                manifest = json.loads(data)
-                manifest.update(changes)
-                data = json.dumps(manifest).encode()
+                data = document
+            elif info.filename == SIGNATURE and signer is not None:
+                data = sign(signer, document)
             out.writestr(info, data)
+    return target
+
+
+def unsigned(package: Path, target: Path) -> Path:
+    """The package without its signature."""
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(target, "w") as out:
+        for info in source.infolist():
+            if info.filename != SIGNATURE:
+                out.writestr(info, source.read(info))
     return target
 
 
@@ -218,7 +247,10 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
         package = make_package(
             a_ws, filed.number, B, key_list(a_api, B, tmp_path), tmp_path / "paket.zip"
         )
-        manifest = json.loads(zipfile.ZipFile(package).read("manifest.json"))
+        with zipfile.ZipFile(package) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            assert SIGNATURE in archive.namelist()
+        assert manifest["format"] == "peluit-forward/2"
         assert sorted(item["kind"] for item in manifest["items"]) == [
             "file", "form", "message", "reply"
         ]
@@ -266,13 +298,21 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
                     e.kind == EventKind.STATUS_CHANGED and e.note == f"Diteruskan ke {B_NAME}"
                     for e in origin_events
                 )
-                linked_kinds = {
-                    e.kind for e in session.scalars(
-                        sa.select(Event).where(Event.case_id == linked.id,
-                                               Event.tenant_id == b.id)
-                    )
-                }
+                linked_events = session.scalars(
+                    sa.select(Event).where(Event.case_id == linked.id, Event.tenant_id == b.id)
+                ).all()
+                linked_kinds = {e.kind for e in linked_events}
                 assert linked_kinds == {EventKind.CASE_CREATED, EventKind.FORWARD_RECEIVED}
+                # The receiving side records which of A's keys signed the package.
+                received = next(
+                    e for e in linked_events if e.kind == EventKind.FORWARD_RECEIVED
+                )
+                a_keys = [
+                    k.fingerprint
+                    for k in recipient_keys(session, get_tenant(session, TENANT))
+                ]
+                signer = [fpr for fpr in a_keys if fpr in (received.note or "")]
+                assert len(signer) == 1, received.note
                 # The linked source: B's own row, the reporter's reply PUBLIC key only.
                 source = session.get(Source, linked.source_id)
                 origin_source = session.get(Source, origin.source_id)
@@ -390,7 +430,7 @@ def test_a_package_encrypted_to_another_tenants_keys_is_refused(
 ) -> None:
     filed, ws, api, _package = prepared
     for_c = make_package(ws, filed.number, C, key_list(api, C, tmp_path), tmp_path / "c.zip")
-    wrong = rewrite(for_c, tmp_path / "wrong.zip", to_tenant=B)
+    wrong = rewrite(for_c, tmp_path / "wrong.zip", world.homes[TENANT], to_tenant=B)
     message = refused(demo, api, filed, wrong, 400, "forward_wrong_keys")
     with demo.inst.sessions() as session:
         b_key = recipient_keys(session, get_tenant(session, B))[0].fingerprint
@@ -424,10 +464,12 @@ def test_a_package_encrypted_to_too_few_keys_is_refused(
 
 
 def test_a_package_for_a_tenant_that_does_not_exist_is_refused(
-    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+    demo: Demo, world: World, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
 ) -> None:
     filed, _ws, api, package = prepared
-    nowhere = rewrite(package, tmp_path / "nowhere.zip", to_tenant="pemkab-atlantis")
+    nowhere = rewrite(
+        package, tmp_path / "nowhere.zip", world.homes[TENANT], to_tenant="pemkab-atlantis"
+    )
     refused(demo, api, filed, nowhere, 404, "forward_no_tenant")
     assert api.get("/api/v1/keys", query_string={"tenant": "pemkab-atlantis"}).status_code == 404
 
@@ -454,7 +496,9 @@ def test_a_package_for_another_case_or_missing_an_item_is_refused(
                 kept, [i for i in manifest["items"] if i["kind"] != "reply"], strict=True
             ):
                 out.writestr(item["path"], source.read(original["path"]))
-            out.writestr("manifest.json", json.dumps({**manifest, "items": kept}))
+            document = json.dumps({**manifest, "items": kept}).encode()
+            out.writestr("manifest.json", document)
+            out.writestr(SIGNATURE, sign(world.homes[TENANT], document))
     message = refused(demo, api, filed, target, 400, "forward_refused")
     assert "every item" in message
     # Not a package at all.
@@ -651,3 +695,200 @@ def test_an_item_changed_after_the_manifest_was_written_is_refused(
     assert "not the file the manifest describes" in refused(
         demo, api, filed, target, 400, "forward_refused"
     )
+
+
+# --- the package's signature ---------------------------------------------------------------------
+
+
+def test_an_unsigned_package_is_refused_and_nothing_is_stored(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, _ws, api, package = prepared
+    before_status = snapshot(demo, filed.case_id)[1]
+    message = refused(demo, api, filed, unsigned(package, tmp_path / "bare.zip"), 400,
+                      "forward_unsigned")
+    assert "not signed" in message
+    # An unsigned package of the first format (an older workstation) says so.
+    old = unsigned(rewrite(package, tmp_path / "v1.zip", format="peluit-forward/1"),
+                   tmp_path / "v1-bare.zip")
+    assert "older workstation" in refused(demo, api, filed, old, 400, "forward_unsigned")
+    # An empty signature is no signature.
+    empty = tmp_path / "empty-sig.zip"
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(empty, "w") as out:
+        for info in source.infolist():
+            out.writestr(info, b"" if info.filename == SIGNATURE else source.read(info))
+    refused(demo, api, filed, empty, 400, "forward_unsigned")
+    # The case is still A's, as it was: the signed package goes through afterwards.
+    assert snapshot(demo, filed.case_id)[1] == before_status
+    assert before_status[0] != CaseStatus.DITERUSKAN and before_status[1] is None
+    assert upload(api, filed.case_id, package).status_code == 201
+
+
+def test_a_manifest_changed_after_signing_is_refused(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, _ws, api, package = prepared
+    # The same manifest, one field changed, the original signature kept: over other bytes.
+    changed = rewrite(package, tmp_path / "changed.zip", to_kpk=True)
+    message = refused(demo, api, filed, changed, 400, "forward_bad_signature")
+    assert "BADSIG" in message
+    # Even the same JSON written with other whitespace is other bytes.
+    with zipfile.ZipFile(package) as source:
+        same = json.loads(source.read("manifest.json"))
+    respaced = rewrite(package, tmp_path / "respaced.zip", **same)
+    refused(demo, api, filed, respaced, 400, "forward_bad_signature")
+
+
+def test_a_package_signed_by_another_tenants_key_is_refused(
+    demo: Demo, world: World, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, _ws, api, package = prepared
+    for slug in (C, B):  # C's key; the receiver's own key does not vouch for A either
+        forged = rewrite(package, tmp_path / f"by-{slug}.zip", world.homes[slug])
+        message = refused(demo, api, filed, forged, 400, "forward_bad_signature")
+        assert "NO_PUBKEY" in message, message
+    # The unchanged manifest, re-signed by A's key: accepted (the refusal was the signer).
+    again = rewrite(package, tmp_path / "by-a.zip", world.homes[TENANT])
+    assert upload(api, filed.case_id, again).status_code == 201
+
+
+def test_a_package_signed_by_a_revoked_key_is_refused(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, _ws, api, package = prepared
+    home = short_tempdir("fwr-")
+    try:
+        armored = make_workstation_key(home / "gnupg", "Sumsel lama <old@test.invalid>")
+        with demo.inst.sessions() as session:
+            tenant = get_tenant(session, TENANT)
+            second = add_recipient_key(session, demo.inst.keyring, tenant, armored).fingerprint
+            session.commit()
+        by_second = rewrite(package, tmp_path / "by-second.zip", home / "gnupg")
+        # While the key is current, the server takes its signature (and names it).
+        with demo.inst.sessions() as session, zipfile.ZipFile(by_second) as archive:
+            ctx = Context(demo.inst, session, get_tenant(session, TENANT))
+            assert verify_signature(ctx, archive)[1] == second
+        with demo.inst.sessions() as session:
+            from wbs.tenants import revoke_recipient_key
+
+            revoke_recipient_key(session, get_tenant(session, TENANT), second)
+            session.commit()
+        message = refused(demo, api, filed, by_second, 400, "forward_bad_signature")
+        assert "NO_PUBKEY" in message
+    finally:
+        kill_agent(home / "gnupg")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_workstation_writes_no_package_when_it_cannot_sign(
+    demo: Demo, world: World, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    filed, ws, api, _package = prepared
+    keys = key_list(api, B, tmp_path)
+    with demo.inst.sessions() as session:
+        b_key = recipient_keys(session, get_tenant(session, B))[0].fingerprint
+    # B's public key is in the key list, never its secret half on A's workstation.
+    target = tmp_path / "cannot-sign.zip"
+    done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys), "-o", str(target),
+               "--sign-with", b_key)
+    assert done.exit_code != 0 and "could not be signed" in done.output, done.output
+    assert not target.exists()
+    # Named explicitly, A's own key signs.
+    with demo.inst.sessions() as session:
+        a_keys = [k.fingerprint for k in recipient_keys(session, get_tenant(session, TENANT))]
+    own = tmp_path / "own.zip"
+    done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys), "-o", str(own),
+               "--sign-with", a_keys[0])
+    assert done.exit_code == 0, done.output
+    assert upload(api, filed.case_id, own).status_code == 201
+
+
+def test_a_protected_key_signs_with_the_passphrase_forward_already_takes(
+    demo: Demo, world: World, tmp_path: Path
+) -> None:
+    """A workstation whose only key is a passphrase-protected recipient key of A: the
+    passphrase that decrypts the case signs the package too, with that key by default."""
+    from workstation.gpg import WorkstationGpg
+
+    passphrase = "lemari arsip inspektorat lantai dua"
+    ws = short_tempdir("fwp-")
+    gpg = WorkstationGpg(ws / "gnupg")
+    protected = ""
+    try:
+        protected = gpg.generate_key("Sumsel tim 2 <tim2@test.invalid>", passphrase)
+        public = gpg.export_public(protected)
+        gpg.close()
+        with demo.inst.sessions() as session:
+            add_recipient_key(session, demo.inst.keyring, get_tenant(session, TENANT), public)
+            session.commit()
+        filed = file_report(demo, world)  # encrypted to the new key too
+        import_bundle(demo, ws, TENANT, filed.case_id, tmp_path)
+        api = api_login(demo, TENANT)
+        keys = key_list(api, B, tmp_path)
+        # No passphrase and no terminal: nothing is written.
+        target = tmp_path / "no-passphrase.zip"
+        done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys),
+                   "-o", str(target))
+        assert done.exit_code != 0 and not target.exists(), done.output
+        secret = tmp_path / "passphrase.txt"
+        secret.write_text(passphrase + "\n")
+        target = tmp_path / "protected.zip"
+        done = run(ws, "forward", filed.number, "--to", B, "--keys", str(keys),
+                   "--passphrase-file", str(secret), "-o", str(target))
+        assert done.exit_code == 0, done.output
+        response = upload(api, filed.case_id, target)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        linked_number = response.get_json()["forwarded_to"]["registration_number"]
+        with demo.inst.sessions() as session:
+            linked = session.scalar(
+                sa.select(Case).where(Case.registration_number == linked_number)
+            )
+            assert linked is not None
+            notes = [
+                e.note for e in session.scalars(
+                    sa.select(Event).where(Event.case_id == linked.id,
+                                           Event.kind == EventKind.FORWARD_RECEIVED)
+                )
+            ]
+        assert len(notes) == 1 and protected in (notes[0] or "")
+    finally:
+        with demo.inst.sessions() as session:
+            from wbs.tenants import revoke_recipient_key
+
+            tenant = get_tenant(session, TENANT)
+            if any(k.fingerprint == protected for k in current_keys(session, tenant)):
+                revoke_recipient_key(session, tenant, protected)
+                session.commit()
+        kill_agent(ws / "gnupg")
+        shutil.rmtree(ws, ignore_errors=True)
+
+
+def test_the_signature_refusals_speak_both_languages_on_the_case_page(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], tmp_path: Path
+) -> None:
+    from flask_babel import force_locale
+
+    from journalist_iface import refusals
+    from tests.journalist_iface.conftest import logged_in
+    from wbs.casework import Refusal
+
+    for code in ("forward_unsigned", "forward_bad_signature"):
+        refusal = Refusal(code, "English message", reason="BADSIG")
+        with demo.app.test_request_context(), force_locale("id"):
+            indonesian = refusals.message(refusal, "PLT-X-1")
+        with demo.app.test_request_context(), force_locale("en"):
+            english = refusals.message(refusal, "PLT-X-1")
+        assert "PLT-X-1" in indonesian and "PLT-X-1" in english
+        assert indonesian != english and "English message" not in (indonesian, english)
+    filed, _ws, _api, package = prepared
+    browser = logged_in(demo, TENANT)
+    page_url = f"/pengaduan/{filed.case_id}"
+    before = snapshot(demo, filed.case_id)
+    bare = unsigned(package, tmp_path / "bare.zip").read_bytes()
+    response = browser.post(
+        f"{page_url}/limpahkan", {"package": (io.BytesIO(bare), "paket.zip")},
+        token_from=page_url, content_type="multipart/form-data", follow_redirects=True,
+    )
+    html = response.get_data(as_text=True)
+    assert "tidak ditandatangani" in html and filed.number in html, html[:2000]
+    assert snapshot(demo, filed.case_id) == before
