@@ -92,6 +92,10 @@ EVENT: Mapping[EventKind, LazyString] = {
     EventKind.FORWARDED: lazy_gettext("Forwarded to another institution"),
     EventKind.FORWARD_RECEIVED: lazy_gettext("Received as a forwarded case"),
     EventKind.FORWARDED_EXTERNAL: lazy_gettext("Forwarded to a body outside the system"),
+    EventKind.MATTER_LINKED: lazy_gettext("Linked in one matter"),
+    EventKind.MATTER_UNLINKED: lazy_gettext("Removed from the matter"),
+    EventKind.LEAD_NAMED: lazy_gettext("Lead handler of the matter named"),
+    EventKind.MERGED: lazy_gettext("Merged into the lead handler's case"),
 }
 
 ROLE: Mapping[Role, LazyString] = {

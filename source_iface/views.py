@@ -71,6 +71,7 @@ from wbs.context import Context
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
 from wbs.forwarding import handling_case
 from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
+from wbs.matters import merged_into
 from wbs.models import Case, Event, Reply
 from wbs.public_stats import SUPPRESS_BELOW, DailyCache
 from wbs.sources import (
@@ -595,6 +596,8 @@ class CaseView:
     case: Case
     # The institution that handles the report now, if it was forwarded; None otherwise.
     handler: str | None
+    # The institution handling the matter the report was closed into (wbs.matters), if it was.
+    merged: str | None
     category: str
     status: str
     received: str
@@ -630,6 +633,7 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
     return CaseView(
         case=case,
         handler=handler.tenant.name if handler is not None else None,
+        merged=_merged_into(ctx, case),
         category=category_name(case.category),
         status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),
@@ -639,6 +643,12 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         history=history,
         replies=replies,
     )
+
+
+def _merged_into(ctx: Context, case: Case) -> str | None:
+    # Only the institution: never the other case's number or anything of its pelapor.
+    tenant = merged_into(ctx, case)
+    return tenant.name if tenant is not None else None
 
 
 def _event_wording(event: Event) -> str:

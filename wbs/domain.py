@@ -256,6 +256,12 @@ class EventKind(StrEnum):
     FORWARDED = "forwarded"
     FORWARD_RECEIVED = "forward_received"
     FORWARDED_EXTERNAL = "forwarded_external"
+    # One handler per matter (wbs.matters): linked cases, the lead named by KPK, the others
+    # closed as merged into it.
+    MATTER_LINKED = "matter_linked"
+    MATTER_UNLINKED = "matter_unlinked"
+    LEAD_NAMED = "lead_named"
+    MERGED = "merged"
 
     @property
     def label(self) -> str:
@@ -293,6 +299,10 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.FORWARDED: "Dilimpahkan ke instansi lain",
         EventKind.FORWARD_RECEIVED: "Diterima sebagai pelimpahan",
         EventKind.FORWARDED_EXTERNAL: "Diteruskan ke lembaga di luar sistem",
+        EventKind.MATTER_LINKED: "Ditautkan dalam satu perkara",
+        EventKind.MATTER_UNLINKED: "Dilepas dari perkara",
+        EventKind.LEAD_NAMED: "Penangan utama perkara ditetapkan",
+        EventKind.MERGED: "Digabung ke pengaduan penangan utama",
     }
 )
 
