@@ -147,35 +147,45 @@ def _tenant(ctx: Context, tenant_id: int) -> Tenant:
 
 def _label(ctx: Context, case: Case, log_tenant: int, lead_id: int | None) -> str:
     """How a case is named in the log of ``log_tenant``: its number when it is that tenant's
-    own or the lead, else the institution only."""
-    if case.tenant_id == log_tenant or case.id == lead_id:
+    own or the lead, or the log is the acting tenant's (which saw the cases it acted on),
+    else the institution only."""
+    if case.tenant_id == log_tenant or case.id == lead_id or log_tenant == ctx.tenant.id:
         return case.registration_number
     return f"pengaduan di {_tenant(ctx, case.tenant_id).name}"
 
 
 def _log(
-    ctx: Context, cases: Iterable[Case], kind: EventKind, note: Callable[[Case], str],
+    ctx: Context, cases: Iterable[Case], kind: EventKind, note: Callable[[int], str],
     now: dt.datetime,
 ) -> None:
     """An entry in the log of every case in ``cases``, each in its own tenant's log.
 
-    ``note(case)`` writes the note for that case's log. The acting account is named only in
-    its own tenant's log; another tenant's log says which institution acted.
+    ``note(tenant_id)`` writes the note for that tenant's log. The acting account is named
+    only in its own tenant's log; another tenant's log says which institution acted, and the
+    acting tenant's log gets its own entry about that case too (as a share is on record on
+    both sides), so that KPK's or the province's act stays accountable in their own log.
     """
     for case in cases:
-        own = case.tenant_id == ctx.tenant.id
-        text = note(case)
-        if not own:
-            text = f"{text} (oleh {ctx.tenant.name})"
+        if case.tenant_id == ctx.tenant.id:
+            ctx.scope.add(Event(case_id=case.id, kind=kind, note=note(ctx.tenant.id),
+                                created_at=now, actor_investigator_id=ctx.actor_id))
+            continue
         TenantScope(ctx.session, _tenant(ctx, case.tenant_id)).add(
-            Event(
-                case_id=case.id, kind=kind, note=text, created_at=now,
-                actor_investigator_id=ctx.actor_id if own else None,
-            )
+            Event(case_id=case.id, kind=kind, created_at=now,
+                  note=f"{note(case.tenant_id)} (oleh {ctx.tenant.name})")
         )
+        ctx.scope.add(Event(case_id=case.id, kind=kind, note=note(ctx.tenant.id),
+                            created_at=now, actor_investigator_id=ctx.actor_id))
 
 
 # --- linking -------------------------------------------------------------------------------------
+
+
+def _lock(ctx: Context, statement: sa.Select[Any]) -> None:
+    """Lock the rows ``statement`` selects and read them again (FOR UPDATE)."""
+    ctx.session.scalars(
+        statement.with_for_update().execution_options(populate_existing=True)
+    ).all()
 
 
 def _check_actor(ctx: Context) -> None:
@@ -222,6 +232,9 @@ def link_cases(ctx: Context, first: Case, second: Case) -> Matter:
     if first.id == second.id:
         raise Refusal("matter_same_case", "A case cannot be linked with itself.",
                       number=first.registration_number)
+    # Two links at once (PostgreSQL): the cases' rows are locked and read again, so the second
+    # waits for the first and sees its matter. (SQLite serialises every write anyway.)
+    _lock(ctx, sa.select(Case).where(Case.id.in_([first.id, second.id])))
     for case in (first, second):
         _check_linkable(case)
     kept = ctx.session.get(Matter, first.matter_id) if first.matter_id else None
@@ -259,9 +272,8 @@ def link_cases(ctx: Context, first: Case, second: Case) -> Matter:
     lead = kept.lead_case_id
     _log(
         ctx, members, EventKind.MATTER_LINKED,
-        lambda case: f"Perkara {kept.id}: "
-        f"{_label(ctx, first, case.tenant_id, lead)} ditautkan dengan "
-        f"{_label(ctx, second, case.tenant_id, lead)}",
+        lambda log: f"Perkara {kept.id}: "
+        f"{_label(ctx, first, log, lead)} ditautkan dengan {_label(ctx, second, log, lead)}",
         now,
     )
     ctx.session.commit()
@@ -281,6 +293,7 @@ def unlink(ctx: Context, matter: Matter, number: str) -> None:
             "matter_not_member", f"{case.registration_number} is not in this matter.",
             number=case.registration_number,
         )
+    _lock(ctx, sa.select(Matter).where(Matter.id == matter.id))
     if matter.lead_case_id is not None:
         raise Refusal(
             "matter_lead_named",
@@ -294,8 +307,7 @@ def unlink(ctx: Context, matter: Matter, number: str) -> None:
     before = _members(ctx, matter)
     _log(
         ctx, before, EventKind.MATTER_UNLINKED,
-        lambda log_case: f"Perkara {matter.id}: "
-        f"{_label(ctx, case, log_case.tenant_id, None)} dilepas",
+        lambda log: f"Perkara {matter.id}: {_label(ctx, case, log, None)} dilepas",
         now,
     )
     case.matter_id, case.matter_linked_by = None, None
@@ -322,6 +334,7 @@ def name_lead(ctx: Context, matter: Matter, number: str) -> Case:
             "matter_not_member", f"{case.registration_number} is not in this matter.",
             number=case.registration_number,
         )
+    _lock(ctx, sa.select(Matter).where(Matter.id == matter.id))
     if matter.lead_case_id is not None:
         raise Refusal("matter_lead_named", "The matter has a lead handler already.",
                       number=case.registration_number)
@@ -331,7 +344,7 @@ def name_lead(ctx: Context, matter: Matter, number: str) -> Case:
     lead_tenant = _tenant(ctx, case.tenant_id).name
     _log(
         ctx, _members(ctx, matter), EventKind.LEAD_NAMED,
-        lambda _case: f"Perkara {matter.id}: penangan utama {case.registration_number} "
+        lambda _log: f"Perkara {matter.id}: penangan utama {case.registration_number} "
         f"({lead_tenant})",
         now,
     )

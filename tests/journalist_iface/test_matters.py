@@ -81,9 +81,14 @@ def case_row(demo: Demo, case_id: int) -> Case:
         return case
 
 
-def events(demo: Demo, case_id: int, kind: EventKind | None = None) -> list[Event]:
+def events(
+    demo: Demo, case_id: int, kind: EventKind | None = None, tenant: str | None = None
+) -> list[Event]:
+    """The case's entries, in its own tenant's log (or ``tenant``'s)."""
     with demo.inst.sessions() as session:
-        query = sa.select(Event).where(Event.case_id == case_id)
+        log = get_tenant(session, tenant).id if tenant else sa.select(Case.tenant_id).where(
+            Case.id == case_id).scalar_subquery()
+        query = sa.select(Event).where(Event.case_id == case_id, Event.tenant_id == log)
         if kind is not None:
             query = query.where(Event.kind == kind)
         found = list(session.scalars(query.order_by(Event.id)))
@@ -190,6 +195,11 @@ def test_kpk_links_cases_shared_with_it_across_institutions(demo: Demo, world: W
     assert (a_event.tenant_id, b_event.tenant_id) == (a_tenant, b_tenant)
     assert a_event.actor_investigator_id is None and b_event.actor_investigator_id is None
     assert KPK_NAME in (a_event.note or "") and KPK_NAME in (b_event.note or "")
+    # KPK's own log holds its act on each case, with its account: KPK answers for it.
+    for case_id in (a_id, b_id):
+        (own,) = events(demo, case_id, EventKind.MATTER_LINKED, tenant=HUB)
+        assert own.actor_investigator_id == kpk.account.id  # type: ignore[union-attr]
+        assert a_number in (own.note or "") and b_number in (own.note or "")
     # A's log names A's number and B's institution, not B's number; and the other way round.
     assert a_number in (a_event.note or "") and b_number not in (a_event.note or "")
     assert B_NAME in (a_event.note or "")
