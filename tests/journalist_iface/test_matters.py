@@ -8,6 +8,9 @@ another province with no case in any matter, and KPK.
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,14 +24,17 @@ from tests.journalist_iface.conftest import (
     TENANT,
     Browser,
     Demo,
+    add_bare_cases,
     logged_in,
     make_report,
 )
 from tests.journalist_iface.test_api import api_login
+from tests.journalist_iface.test_sketches import AFFAIR, KEY, RETOLD
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
 from wbs.domain import CaseStatus, EventKind, Role, TenantKind
 from wbs.models import Case, Event, Matter
-from wbs.tenants import create_tenant, get_tenant
+from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
+from workstation.sketches import sketch_document
 
 A = TENANT
 B, B_NAME = "pemkab-ogan-ilir", "Pemerintah Kabupaten Ogan Ilir"
@@ -55,8 +61,6 @@ def world(demo: Demo) -> Iterator[World]:
 def _keyed(demo: Demo, slug: str) -> None:
     """B's reports need a recipient key: B gets a copy of the demo province's public key, so
     its intake encrypts for real (who holds the secret half does not matter here)."""
-    from wbs.tenants import add_recipient_key, recipient_keys
-
     with demo.inst.sessions() as session:
         tenant = get_tenant(session, slug)
         if recipient_keys(session, tenant):
@@ -437,3 +441,30 @@ def test_the_api_links_names_the_lead_and_closes_a_case_into_it(demo: Demo, worl
     again = b_api.post(f"/api/v1/cases/{b_id}/close-merged")
     assert again.status_code == 409 and again.get_json()["error"] == "transition_refused"
     assert case_row(demo, a_id).status == CaseStatus.BARU
+
+
+def test_kpk_links_a_duplicate_pair_from_the_duplicates_page(demo: Demo, world: World) -> None:
+    numbers = []
+    for slug, told in ((A, AFFAIR), (C, RETOLD)):
+        (case_id,) = add_bare_cases(demo, 1, tenant=slug)
+        number = case_row(demo, case_id).registration_number
+        numbers.append((case_id, number))
+        document = json.dumps(sketch_document(KEY, {number: told}).to_json()).encode()
+        uploaded = logged_in(demo, slug).post(
+            "/sketsa", token_from="/sketsa", content_type="multipart/form-data",
+            data={"sketches": (io.BytesIO(document), "sketsa.json")},
+        )
+        assert uploaded.status_code == 200
+    (a_id, a_number), (c_id, c_number) = numbers
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    html = monitor.get("/pemantau/duplikat").get_data(as_text=True)
+    row = next(line for line in html.split("<tr>") if a_number in line and c_number in line)
+    assert 'action="/perkara/tautkan"' in row and "Tautkan keduanya" in row
+    first = re.search(r'name="first" value="([^"]+)"', row)
+    second = re.search(r'name="second" value="([^"]+)"', row)
+    assert first and second
+    linked = monitor.post("/perkara/tautkan", {"first": first.group(1),
+                                                "second": second.group(1)},
+                          token_from="/pemantau/duplikat")
+    assert linked.status_code == 302
+    assert case_row(demo, a_id).matter_id == case_row(demo, c_id).matter_id is not None
