@@ -62,6 +62,7 @@ from wbs.domain import (
     can_transition,
 )
 from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
+from wbs.matters import carry_forward
 from wbs.models import Case, Event, RecipientKey, Reply, Source, Submission, Tenant
 from wbs.operator_intake import PackageItem, check_recipients, store_item
 from wbs.packages import check_files, open_zip, read_manifest
@@ -516,6 +517,8 @@ def _forward(
             origin.status = CaseStatus.DITERUSKAN
             record_first_response(origin, now, ctx.inst.calendar)
             origin.linked_to_case_id = linked.id
+            # A case of a matter: the linked case takes its place there (wbs.matters).
+            carry_forward(ctx, origin, linked)
     except sa.exc.IntegrityError as exc:
         raise Refusal(
             "forward_replayed", "This package was already uploaded.",

@@ -195,15 +195,19 @@ def _check_actor(ctx: Context) -> None:
 
 
 def _check_linkable(case: Case) -> None:
+    _check_not_forwarded(case)
+    if case.status.is_final:
+        raise Refusal(
+            "matter_closed_case", f"{case.registration_number} is closed.",
+            number=case.registration_number,
+        )
+
+
+def _check_not_forwarded(case: Case) -> None:
     if case.linked_to_case_id is not None:
         raise Refusal(
             "matter_not_handler",
             f"{case.registration_number} was forwarded: link the case that handles it now.",
-            number=case.registration_number,
-        )
-    if case.status.is_final:
-        raise Refusal(
-            "matter_closed_case", f"{case.registration_number} is closed.",
             number=case.registration_number,
         )
 
@@ -352,6 +356,28 @@ def name_lead(ctx: Context, matter: Matter, number: str) -> Case:
     return case
 
 
+def carry_forward(ctx: Context, origin: Case, linked: Case) -> None:
+    """A case of a matter was forwarded (:mod:`wbs.forwarding`, in its transaction): the
+    linked case that handles the report now takes the origin's place in the matter, and its
+    role as lead if it had it, so the matter keeps holding only handling cases. ``linked`` is
+    flushed (it has an id); nothing happens for a case in no matter."""
+    matter = ctx.session.get(Matter, origin.matter_id) if origin.matter_id else None
+    if matter is None:
+        return
+    linked.matter_id, linked.matter_linked_by = matter.id, origin.matter_linked_by
+    origin.matter_id, origin.matter_linked_by = None, None
+    if matter.lead_case_id == origin.id:
+        matter.lead_case_id = linked.id
+    now = utcnow()
+    lead = matter.lead_case_id
+    _log(ctx, [origin], EventKind.MATTER_UNLINKED,
+         lambda log: f"Perkara {matter.id}: dilimpahkan, kini diwakili "
+         f"{_label(ctx, linked, log, lead)}", now)
+    _log(ctx, [linked], EventKind.MATTER_LINKED,
+         lambda log: f"Perkara {matter.id}: menggantikan {_label(ctx, origin, log, lead)} "
+         "yang dilimpahkan", now)
+
+
 # --- closing into the lead -------------------------------------------------------------------
 
 
@@ -388,6 +414,7 @@ def close_merged(ctx: Context, case: Case) -> Case:
         raise Refusal("matter_no_lead", "KPK has not named the lead handler yet.")
     if lead.id == case.id:
         raise Refusal("matter_is_lead", f"{case.registration_number} is the lead handler.")
+    _check_not_forwarded(case)
     status = merged_status(case)
     reason = MERGED_NOTE.format(number=lead.registration_number)
     now = utcnow()
