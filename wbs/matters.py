@@ -22,8 +22,8 @@ A case the account cannot see is "not found", exactly like a number that does no
 registration numbers of other tenants cannot be probed; a matter is "not found" to an account
 that sees none of its cases. A matter's cases are read here across tenants (the link crosses
 them, like :mod:`wbs.forwarding`'s), and shown to each reader as this rule allows: a case it
-cannot see is "a case at <institution>", with its number only when it is the lead (the others
-must know what they close into).
+cannot see is left out, unless it is the lead (the others must know what they close into,
+and whose institution handles it); KPK's accounts see it as "a case at <institution>".
 
 **What is linkable.** Only a case that handles its report: a forwarded case's origin and the
 linked case it opened are one report already, so the origin (``linked_to_case_id`` set) is
@@ -147,11 +147,16 @@ def _tenant(ctx: Context, tenant_id: int) -> Tenant:
 
 def _label(ctx: Context, case: Case, log_tenant: int, lead_id: int | None) -> str:
     """How a case is named in the log of ``log_tenant``: its number when it is that tenant's
-    own or the lead, or the log is the acting tenant's (which saw the cases it acted on),
-    else the institution only."""
+    own or the lead, or the log is the acting tenant's (which saw the cases it acted on); in
+    KPK's log, the institution; elsewhere only "another institution's case". An institution
+    learns which other institution received a report of the affair only when it leads: who
+    else was told is none of its business, and could tell the reported office where to look.
+    """
     if case.tenant_id == log_tenant or case.id == lead_id or log_tenant == ctx.tenant.id:
         return case.registration_number
-    return f"pengaduan di {_tenant(ctx, case.tenant_id).name}"
+    if _tenant(ctx, log_tenant).is_hub:
+        return f"pengaduan di {_tenant(ctx, case.tenant_id).name}"
+    return "pengaduan instansi lain"
 
 
 def _log(
@@ -498,6 +503,10 @@ def _view(
         tenant = _tenant(ctx, case.tenant_id)
         visible = case.id in seen
         lead = case.id == matter.lead_case_id
+        if not (visible or lead or ctx.tenant.is_hub):
+            # Another institution's case, not the lead: an institution is not told who else
+            # received a report of the affair (KPK, the coordinator, is: "a case at X").
+            continue
         views.append(MemberView(
             case_id=case.id, tenant_slug=tenant.slug, tenant_name=tenant.name,
             own=case.tenant_id == ctx.tenant.id, visible=visible, lead=lead,

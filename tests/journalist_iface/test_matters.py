@@ -122,6 +122,14 @@ def name_lead(browser: Browser, matter_id: int, number: str) -> Any:
                         token_from="/perkara")
 
 
+def matter_section(html: str) -> str:
+    """The case page's matter section (the page lists every institution elsewhere, in the
+    forwarding form)."""
+    found = re.search(r'<section id="perkara">.*?</section>', html, re.S)
+    assert found, "no matter section"
+    return found.group(0)
+
+
 def matter_count(demo: Demo) -> int:
     with demo.inst.sessions() as session:
         return int(session.scalar(sa.select(sa.func.count(Matter.id))) or 0)
@@ -204,16 +212,24 @@ def test_kpk_links_cases_shared_with_it_across_institutions(demo: Demo, world: W
         (own,) = events(demo, case_id, EventKind.MATTER_LINKED, tenant=HUB)
         assert own.actor_investigator_id == kpk.account.id  # type: ignore[union-attr]
         assert a_number in (own.note or "") and b_number in (own.note or "")
-    # A's log names A's number and B's institution, not B's number; and the other way round.
+    # A's log names A's number and "another institution's case": neither B's number nor B;
+    # and the other way round. (No lead yet: who else received a report stays untold.)
     assert a_number in (a_event.note or "") and b_number not in (a_event.note or "")
-    assert B_NAME in (a_event.note or "")
+    assert B_NAME not in (a_event.note or "") and "pengaduan instansi lain" in (a_event.note or "")
     assert b_number in (b_event.note or "") and a_number not in (b_event.note or "")
     # KPK's matters page shows both with their metadata.
     page = kpk.get("/perkara").get_data(as_text=True)
     assert a_number in page and b_number in page and B_NAME in page
-    # A's page shows B's case as a case at B, without its number.
-    own = logged_in(demo, A).get(f"/pengaduan/{a_id}").get_data(as_text=True)
-    assert f"Pengaduan di {B_NAME}" in own and b_number not in own
+    # A's page shows the matter without B's case (not the lead: neither number nor name).
+    own = matter_section(logged_in(demo, A).get(f"/pengaduan/{a_id}").get_data(as_text=True))
+    assert f"perkara {a_case.matter_id}" in own and a_number in own
+    assert b_number not in own and B_NAME not in own
+    # KPK's verifikator, the coordinator, sees a case it cannot read as "a case at B".
+    _c_id, hidden = report(demo, B)
+    monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert link_pair(monitor, b_number, hidden).status_code == 302
+    coordinator = kpk.get("/perkara").get_data(as_text=True)
+    assert f"Pengaduan di {B_NAME}" in coordinator and hidden not in coordinator
 
 
 def test_linking_cases_of_two_matters_merges_the_groups(demo: Demo, world: World) -> None:
@@ -468,3 +484,35 @@ def test_kpk_links_a_duplicate_pair_from_the_duplicates_page(demo: Demo, world: 
                           token_from="/pemantau/duplikat")
     assert linked.status_code == 302
     assert case_row(demo, a_id).matter_id == case_row(demo, c_id).matter_id is not None
+
+
+def test_the_linking_institution_takes_its_case_out_from_the_case_page(
+    demo: Demo, world: World
+) -> None:
+    first_id, _first = report(demo, A)
+    second_id, second = report(demo, A)
+    browser = logged_in(demo, A)
+    assert link_on_page(browser, first_id, second).status_code == 302
+    page = browser.get(f"/pengaduan/{first_id}").get_data(as_text=True)
+    matter_id = case_row(demo, first_id).matter_id
+    assert f'action="/perkara/{matter_id}/lepas"' in page
+    out = browser.post(f"/perkara/{matter_id}/lepas",
+                       {"number": second, "back": str(first_id)},
+                       token_from=f"/pengaduan/{first_id}")
+    assert out.status_code == 302 and out.location.endswith(f"/pengaduan/{first_id}")
+    assert case_row(demo, first_id).matter_id is None
+    assert case_row(demo, second_id).matter_id is None
+
+
+def test_the_matters_pages_read_english_in_english(demo: Demo, world: World) -> None:
+    a_id, a_number = report(demo, A, to_kpk=True)
+    _b_id, b_number = report(demo, B, to_kpk=True)
+    kpk = logged_in(demo, HUB)
+    assert link_pair(kpk, a_number, b_number).status_code == 302
+    kpk.get("/bahasa/en", follow_redirects=True)
+    html = kpk.get("/perkara").get_data(as_text=True)
+    assert "Name the lead handler" in html and "Tetapkan penangan utama" not in html
+    # KPK's read-only page of A's shared case shows the matter, B's case with its number.
+    case_page = kpk.get(f"/pengaduan/{a_id}").get_data(as_text=True)
+    assert "This case is linked in matter" in case_page and b_number in case_page
+    assert f'action="/pengaduan/{a_id}/perkara"' not in case_page  # read-only: no link form

@@ -56,10 +56,9 @@ def test_a_forwarded_lead_hands_its_place_in_the_matter_to_the_case_that_handles
         (entry,) = session.scalars(sa.select(Event).where(
             Event.case_id == linked.id, Event.tenant_id == linked.tenant_id,
             Event.kind == EventKind.MATTER_LINKED))
-        # B's log names A's case by its institution (B's own number is in its forwarding
-        # entry already): the place in the matter, not another number.
-        assert "menggantikan pengaduan di Pemerintah Provinsi Sumatera Selatan" in (
-            entry.note or "")
+        # B's log says it took the place of another institution's case (the origin's number
+        # and institution are in B's forwarding entry already).
+        assert "menggantikan pengaduan instansi lain" in (entry.note or "")
         assert linked.tenant_id != origin.tenant_id
     # A's remaining case now closes into B's case.
     other_page = f"/pengaduan/{other.case_id}"
