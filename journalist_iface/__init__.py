@@ -28,6 +28,7 @@ from journalist_iface import (
     errors,
     formatting,
     intake,
+    matters,
     views,
 )
 from journalist_iface.context import db, instance, select_locale
@@ -85,6 +86,7 @@ def create_app(
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(intake.bp)
     app.register_blueprint(duplicates.bp)
+    app.register_blueprint(matters.bp)
     api.register(app)  # the JSON API (/api/v1): bearer tokens, exempt from CSRFProtect
     errors.register(app)
     formatting.register(app)

@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from journalist_iface.context import auth_settings, db, instance
-from wbs import casework, coordination, takeover
+from wbs import casework, coordination, matters, takeover
 from wbs.accounts import (
     LOGIN_FAILED_MESSAGE,
     ActiveSession,
@@ -65,7 +65,7 @@ from wbs.inbox import (
     tenant_slugs,
 )
 from wbs.items import Item, TimelineEntry, number_width
-from wbs.models import Case, Tenant, utcnow
+from wbs.models import Case, Matter, Tenant, utcnow
 from wbs.numbers import whole_number
 from wbs.operator_intake import accept_package, max_package_bytes
 from wbs.sketches import MAX_SKETCH_BYTES, accept_sketches, duplicate_candidates
@@ -351,6 +351,15 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "request_refused": 409,
     "request_open": 409,
     "no_request": 409,
+
+    "matter_already_linked": 409,
+    "matter_two_leads": 409,
+    "matter_lead_named": 409,
+    "matter_closed_case": 409,
+    "matter_not_handler": 409,
+    "matter_no_lead": 409,
+    "matter_is_lead": 409,
+    "matter_none": 409,
 
     "sketches_too_large": 413,
 }
@@ -769,3 +778,127 @@ def list_duplicates(ctx: Context) -> Response:
             ]
         }
     )
+
+
+# --- one handler per matter (wbs.matters) ---------------------------------------------------
+
+
+def _matter_json(view: matters.MatterView) -> dict[str, Any]:
+    lead = view.lead
+    return {
+        "id": view.id,
+        "created_at": _timestamp(view.created_at),
+        "lead": lead.registration_number if lead is not None else None,
+        "lead_named_at": _timestamp(view.lead_named_at) if view.lead_named_at else None,
+        # Each case as this reader may see it: one it cannot see names its institution only
+        # (and its number when it is the lead).
+        "cases": [
+            {
+                "registration_number": member.registration_number,
+                "tenant": member.tenant_slug,
+                "tenant_name": member.tenant_name,
+                "visible": member.visible,
+                "own": member.own,
+                "lead": member.lead,
+                "status": member.status.value if member.status else None,
+                "received_at": _timestamp(member.received_at) if member.received_at else None,
+                "first_response": member.first_response.value if member.first_response else None,
+            }
+            for member in view.members
+        ],
+    }
+
+
+def _number_field(name: str = "registration_number") -> str | None:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {name} or not isinstance(body[name], str):
+        return None
+    return str(body[name])
+
+
+def _matter_call(ctx: Context, matter_id: int, action: Callable[[Matter], object]) -> Response:
+    try:
+        matter = matters.find_matter(ctx, matter_id)
+        action(matter)
+        found = matters.find_matter(ctx, matter_id)
+    except Refusal as refusal:
+        ctx.session.rollback()
+        return _not_found() if refusal.code == "not_found" else _refused(refusal)
+    return jsonify(_matter_json(matters.matter_view(ctx, found, _today())))
+
+
+@bp.get("/matters")
+@token_required
+def list_matters(ctx: Context) -> Response:
+    """The matters with a case this account may see (KPK's monitor: all)."""
+    return jsonify({"matters": [_matter_json(view) for view in matters.matters(ctx, _today())]})
+
+
+@bp.post("/matters")
+@token_required
+def link_cases(ctx: Context) -> Response:
+    """Link two cases the account may see: ``{"cases": [number, number]}``."""
+    body = request.get_json(silent=True)
+    numbers = body.get("cases") if isinstance(body, dict) and set(body) == {"cases"} else None
+    if not (isinstance(numbers, list) and len(numbers) == 2
+            and all(isinstance(number, str) for number in numbers)):
+        return error(400, "bad_request", "Send JSON with cases: two registration numbers.")
+    try:
+        matter = matters.link_numbers(ctx, numbers[0], numbers[1])
+    except Refusal as refusal:
+        ctx.session.rollback()
+        return _not_found() if refusal.code == "not_found" else _refused(refusal)
+    response = jsonify(_matter_json(matters.matter_view(ctx, matter, _today())))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/matters/<int:matter_id>")
+@token_required
+def get_matter(ctx: Context, matter_id: int) -> Response:
+    return _matter_call(ctx, matter_id, lambda _matter: None)
+
+
+@bp.post("/matters/<int:matter_id>/lead")
+@token_required
+def name_lead(ctx: Context, matter_id: int) -> Response:
+    """KPK names the lead handler: ``{"registration_number": ...}``."""
+    number = _number_field()
+    if number is None:
+        try:
+            matters.find_matter(ctx, matter_id)
+        except Refusal:
+            return _not_found()
+        return error(400, "bad_request", "Send JSON with registration_number.")
+    return _matter_call(ctx, matter_id, lambda matter: matters.name_lead(ctx, matter, number))
+
+
+@bp.post("/matters/<int:matter_id>/unlink")
+@token_required
+def unlink_case(ctx: Context, matter_id: int) -> Response:
+    """Take a case out of the matter before a lead is named: ``{"registration_number": ...}``.
+    Answers ``{"matter": ...}``, null when the matter dissolved (one case was left)."""
+    number = _number_field()
+    try:
+        matter = matters.find_matter(ctx, matter_id)
+        if number is None:
+            return error(400, "bad_request", "Send JSON with registration_number.")
+        matters.unlink(ctx, matter, number)
+    except Refusal as refusal:
+        ctx.session.rollback()
+        return _not_found() if refusal.code == "not_found" else _refused(refusal)
+    try:
+        # What is left, if this account still sees a case of it.
+        left = matters.matter_view(ctx, matters.find_matter(ctx, matter_id), _today())
+    except Refusal:
+        return jsonify({"matter": None})
+    return jsonify({"matter": _matter_json(left)})
+
+
+@bp.post("/cases/<int:case_id>/close-merged")
+@token_required
+@case_required
+def close_merged(ctx: Context, case: Case) -> Response:
+    """Close the own case into its matter's lead (*Digabung ke <lead>*)."""
+    matters.close_merged(ctx, case)
+    return jsonify(_case_detail(ctx, case))

@@ -97,6 +97,11 @@ EVENT: Mapping[EventKind, LazyString] = {
     EventKind.FORWARD_REQUESTED: lazy_gettext("KPK asked for the case to be forwarded"),
     EventKind.FORWARD_REQUEST_DECLINED: lazy_gettext("Request to forward declined"),
     EventKind.FORWARD_REQUEST_ANSWERED: lazy_gettext("Request to forward answered"),
+
+    EventKind.MATTER_LINKED: lazy_gettext("Linked in one matter"),
+    EventKind.MATTER_UNLINKED: lazy_gettext("Removed from the matter"),
+    EventKind.LEAD_NAMED: lazy_gettext("Lead handler of the matter named"),
+    EventKind.MERGED: lazy_gettext("Merged into the lead handler's case"),
 }
 
 ROLE: Mapping[Role, LazyString] = {

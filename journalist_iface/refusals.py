@@ -162,6 +162,43 @@ def _not_open(refusal: Refusal, _case: str, start: str) -> str:
         start=start,
     ))
 
+# What wbs.matters refuses; %(number)s is the case the refusal is about (the one typed, or
+# the page's), %(case)s the page's case.
+_MATTER: Mapping[str, LazyString] = {
+    "matter_number_required": lazy_gettext("Type the registration number of the other case."),
+    "matter_same_case": lazy_gettext("%(number)s cannot be linked with itself."),
+    "matter_not_handler": lazy_gettext(
+        "%(number)s was forwarded and is handled by another case now: link that case instead."
+    ),
+    "matter_closed_case": lazy_gettext(
+        "%(number)s is closed: only open cases are linked or named lead handler."
+    ),
+    "matter_already_linked": lazy_gettext("%(number)s is in this matter already."),
+    "matter_two_leads": lazy_gettext(
+        "%(number)s is in a matter that has its own lead handler: two matters with a lead "
+        "each cannot be joined."
+    ),
+    "matter_not_member": lazy_gettext("%(number)s is not in this matter."),
+    "matter_lead_named": lazy_gettext(
+        "The matter has its lead handler already: its cases stay together and the lead is not "
+        "changed."
+    ),
+    "matter_none": lazy_gettext("%(case)s is not linked in a matter."),
+    "matter_no_lead": lazy_gettext(
+        "KPK has not named the lead handler of the matter of %(case)s yet."
+    ),
+    "matter_is_lead": lazy_gettext(
+        "%(case)s is the lead handler of its matter: it is not closed into another case."
+    ),
+}
+
+
+def _matter_sentence(message: LazyString) -> Sentence:
+    def sentence(refusal: Refusal, case: str) -> str:
+        return str(message) % {"case": case, "number": refusal.params.get("number", case)}
+
+    return sentence
+
 
 _MESSAGES: Mapping[str, Sentence] = {
     "bad_status": lambda _, case: gettext("Choose the new status of %(case)s.", case=case),
@@ -187,6 +224,8 @@ _MESSAGES: Mapping[str, Sentence] = {
         "%(case)s was sent to KPK and cannot be deleted here.", case=case
     ),
     "not_final": _not_final,
+    # One handler per matter (wbs.matters): numbers and institutions, never content.
+    **{code: _matter_sentence(message) for code, message in _MATTER.items()},
     # Operator intake (wbs.operator_intake): shapes, keys and fields, never content.
     "intake_refused": lambda refusal, _case: gettext(
         "The intake package was refused: it is damaged, incomplete or not made by "

@@ -46,7 +46,7 @@ from journalist_iface.context import (
     auth_settings,
     db,
 )
-from wbs import casework, coordination, forwarding, takeover
+from wbs import casework, coordination, forwarding, matters, takeover
 from wbs.accounts import authenticate
 from wbs.casework import MAX_ENCRYPTED_REPLY_BYTES, Refusal
 from wbs.context import Context
@@ -191,6 +191,7 @@ def _case_page(
             if tenant.id != ctx.tenant.id
         ] if writable else [],
         external_bodies=forwarding.EXTERNAL_BODIES,
+        matter=matters.case_matter(ctx, case, today),
     ), status
 
 

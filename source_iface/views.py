@@ -71,6 +71,7 @@ from wbs.context import Context
 from wbs.domain import MCP_AREAS, CaseStatus, EventKind, KpkSharing, SubmissionKind
 from wbs.forwarding import Handler, handling_case, handling_chain
 from wbs.intake import Intake, IntakeClosed, KpkUnavailable, ReportError
+from wbs.matters import merged_into
 from wbs.models import Case, Event, Reply
 from wbs.public_stats import SUPPRESS_BELOW, DailyCache
 from wbs.sources import (
@@ -600,6 +601,8 @@ class CaseView:
     kpk_reads: bool
     # The handler took the report over (KPK's pengambilalihan) rather than being forwarded it.
     taken_over: bool
+    # The institution handling the matter the report was closed into (wbs.matters), if it was.
+    merged: str | None
     category: str
     status: str
     received: str
@@ -635,6 +638,7 @@ def _case_view(source: SourceSecrets, case: Case) -> CaseView:
         kpk_reads=case.sent_to_kpk
         or any(step.case.sent_to_kpk or step.tenant.is_hub for step in chain),
         taken_over=handler is not None and handler.taken_over,
+        merged=_merged_into(ctx, case),
         category=category_name(case.category),
         status=str(STATUS_WORDING[status]),
         received=format_date(case.received_at, "long"),
@@ -676,6 +680,11 @@ def _history(ctx: Context, case: Case, chain: list[Handler]) -> list[tuple[str, 
                 wording = _event_wording(event)
             history.append((format_date(event.created_at, "long"), str(wording)))
     return history
+
+def _merged_into(ctx: Context, case: Case) -> str | None:
+    # Only the institution: never the other case's number or anything of its pelapor.
+    tenant = merged_into(ctx, case)
+    return tenant.name if tenant is not None else None
 
 
 def _event_wording(event: Event) -> str:

@@ -262,6 +262,12 @@ class EventKind(StrEnum):
     FORWARD_REQUESTED = "forward_requested"
     FORWARD_REQUEST_DECLINED = "forward_request_declined"
     FORWARD_REQUEST_ANSWERED = "forward_request_answered"
+    # One handler per matter (wbs.matters): linked cases, the lead named by KPK, the others
+    # closed as merged into it.
+    MATTER_LINKED = "matter_linked"
+    MATTER_UNLINKED = "matter_unlinked"
+    LEAD_NAMED = "lead_named"
+    MERGED = "merged"
 
     @property
     def label(self) -> str:
@@ -304,6 +310,10 @@ EVENT_KIND_LABELS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.FORWARD_REQUESTED: "KPK meminta pelimpahan",
         EventKind.FORWARD_REQUEST_DECLINED: "Permintaan pelimpahan ditolak",
         EventKind.FORWARD_REQUEST_ANSWERED: "Permintaan pelimpahan dijawab",
+        EventKind.MATTER_LINKED: "Ditautkan dalam satu perkara",
+        EventKind.MATTER_UNLINKED: "Dilepas dari perkara",
+        EventKind.LEAD_NAMED: "Penangan utama perkara ditetapkan",
+        EventKind.MERGED: "Digabung ke pengaduan penangan utama",
     }
 )
 

@@ -76,6 +76,7 @@ from wbs.domain import (
     can_transition,
 )
 from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
+from wbs.matters import carry_forward
 from wbs.models import Case, Event, RecipientKey, Reply, Source, Submission, Tenant
 from wbs.operator_intake import PackageItem, check_recipients, store_item
 from wbs.packages import check_files, manifest_bytes, open_zip, parse_manifest, read_entry
@@ -578,6 +579,8 @@ def _forward(
             origin.linked_to_case_id = linked.id
             # KPK's open request to forward the case is answered (to KPK or elsewhere).
             settle_request(ctx, origin, destination.name, linked.registration_number)
+            # A case of a matter: the linked case takes its place there (wbs.matters).
+            carry_forward(ctx, origin, linked)
     except sa.exc.IntegrityError as exc:
         raise Refusal(
             "forward_replayed", "This package was already uploaded.",

@@ -97,11 +97,17 @@ def case_timeline(
     reader sees its own entry of it, once.
     """
     entries = []
-    for event in session.scalars(
-        reader.select(Event).where(Event.case_id == case.id).order_by(Event.id)
-    ):
+    events = list(
+        session.scalars(reader.select(Event).where(Event.case_id == case.id).order_by(Event.id))
+    )
+    # An act the reader did on another tenant's case (KPK linking it into a matter) is in
+    # both logs at the same instant: the reader's own entry stands for it, once.
+    own_acts = {(e.kind, e.created_at) for e in events if e.tenant_id == reader_tenant_id}
+    for event in events:
         own = event.tenant_id == reader_tenant_id
-        if not own and event.kind in BOTH_SIDES_KINDS:
+        if not own and (
+            event.kind in BOTH_SIDES_KINDS or (event.kind, event.created_at) in own_acts
+        ):
             continue  # the reader's own entry of the act (the share, a takeover) stands for it
         entries.append(
             TimelineEntry(

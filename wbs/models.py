@@ -447,6 +447,13 @@ class Case(TenantOwned, Base):
     # to forward the case, while the request is open; the tenant forwards it or declines.
     forward_requested_at: Mapped[dt.datetime | None] = mapped_column()
 
+    # One handler per matter (wbs.matters, migration 0020): the matter (perkara) the case is
+    # linked in, and the tenant whose account linked it (who may unlink it, with KPK, until a
+    # lead is named). Plain integers, like the forwarding links: a matter spans tenants and
+    # is read only by wbs.matters, never through a tenant's scope.
+    matter_id: Mapped[int | None] = mapped_column(index=True)
+    matter_linked_by: Mapped[int | None] = mapped_column()
+
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)
     # Only assignee_id is written through this relationship; tenant_id is the case's own and
@@ -510,6 +517,26 @@ class Case(TenantOwned, Base):
 
     def __repr__(self) -> str:
         return f"Case(id={self.id!r}, registration_number={self.registration_number!r})"
+
+
+class Matter(Base):
+    """A perkara: cases of several tenants (or one) linked as one affair, so that one of them
+    leads the handling and the others close into it (:mod:`wbs.matters`, migration 0020).
+
+    Tenant-neutral on purpose: it belongs to no instansi, holds no content and no name, only
+    which case leads (a plain integer, like the log's ``case_id``) and the accountable times
+    of investigators' actions. Its cases point at it (``Case.matter_id``).
+    """
+
+    __tablename__ = "matters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_case_id: Mapped[int | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lead_named_at: Mapped[dt.datetime | None] = mapped_column()
+
+    def __repr__(self) -> str:
+        return f"Matter(id={self.id!r}, lead_case_id={self.lead_case_id!r})"
 
 
 class Submission(TenantOwned, Base):

@@ -53,6 +53,7 @@ from wbs.intake import (
     new_case_row,
 )
 from wbs.items import Item, case_items
+from wbs.matters import carry_forward
 from wbs.models import Case, Event, Reply, Source, Submission, Tenant
 from wbs.tenancy import TenantScope
 from wbs.tenants import current_keys
@@ -206,6 +207,8 @@ def _take_over(
         record_first_response(origin, now, ctx.inst.calendar)
         origin.linked_to_case_id = linked.id
         origin.taken_over_at = now
+        # A case of a matter: KPK's case takes its place there (and its role as lead).
+        carry_forward(ctx, origin, linked)
         # An open request to forward is answered by the takeover: the entries above say how.
         origin.forward_requested_at = None
     return linked

@@ -223,3 +223,40 @@ def test_every_admin_page_refuses_every_other_role(demo: Demo, role: Role) -> No
     assert ("POST", "/admin/teks/contact") in routes and len(routes) >= 10
     for method, url in routes:
         assert _request(someone, method, url) == 403, (method, url)
+
+
+def test_every_matter_url_answers_404_to_a_tenant_with_no_case_in_it(demo: Demo) -> None:
+    # One handler per matter (wbs.matters): a matter of one tenant's cases is not found to
+    # another tenant, on every route that names a matter, and nothing of it changes.
+    first, second = make_report(demo, TENANT), make_report(demo, TENANT)
+    owner = logged_in(demo, TENANT, Role.VERIFIKATOR)
+    page = f"/pengaduan/{first.case_id}"
+    linked = owner.post(f"{page}/perkara", {"number": second.registration_number},
+                        token_from=page)
+    assert linked.status_code == 302
+    with demo.inst.sessions() as session:
+        case = session.get(Case, first.case_id)
+        assert case is not None and case.matter_id is not None
+        matter_id = case.matter_id
+    routes = [
+        (method, rule)
+        for _endpoint, rule, methods, arguments in _routes(demo.app)
+        if "matter_id" in arguments
+        for method in sorted(methods)
+    ]
+    assert len(routes) >= 2  # lead, unlink
+    # KPK's verifikator: the cases were not shared with KPK. (KPK's monitor reads every
+    # tenant's metadata, as on its dashboard, and so sees the matter: not an intruder here.)
+    intruder = logged_in(demo, HUB, Role.VERIFIKATOR)
+    for method, rule in routes:
+        url = rule.replace("<int:matter_id>", str(matter_id))
+        response = (
+            intruder.post(url, {"number": first.registration_number}, token_from="/")
+            if method == "POST" else intruder.get(url)
+        )
+        assert response.status_code == 404, (method, url)
+    assert first.registration_number not in intruder.get("/perkara").get_data(as_text=True)
+    with demo.inst.sessions() as session:
+        for case_id in (first.case_id, second.case_id):
+            case = session.get(Case, case_id)
+            assert case is not None and case.matter_id == matter_id

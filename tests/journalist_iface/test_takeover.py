@@ -504,3 +504,29 @@ def test_every_refusal_of_the_coordination_has_a_sentence_in_both_languages(
                 said[language] = refusals.message(Refusal(code, "English message", **params),
                                                   "PLT-PEMPROV-SUMSEL-2026-004817")
         assert said["id"] != said["en"] and "English message" not in said.values(), code
+
+
+def test_a_case_of_a_matter_taken_over_hands_its_place_to_kpks_case(
+    demo: Demo, world: World
+) -> None:
+    filed = file_shared(demo, world)
+    other = make_report(demo, TENANT)
+    page = f"/pengaduan/{filed.case_id}"
+    linker = logged_in(demo, TENANT)
+    assert linker.post(f"{page}/perkara", {"number": other.registration_number},
+                       token_from=page).status_code == 302
+    with demo.inst.sessions() as session:
+        matter_id = session.get_one(Case, filed.case_id).matter_id
+        assert matter_id is not None
+    account = make_account(demo, HUB)
+    with demo.inst.sessions() as session:
+        ctx = Context(demo.inst, session, get_tenant(session, HUB),
+                      session.get(Investigator, account.id))
+        case = ctx.shared().get(Case, filed.case_id)
+        assert case is not None
+        linked_id = take_over(ctx, case, REASON).id
+    with demo.inst.sessions() as session:
+        # KPK's case, which handles the report now, is the matter's member; the origin not.
+        assert session.get_one(Case, linked_id).matter_id == matter_id
+        assert session.get_one(Case, filed.case_id).matter_id is None
+        assert session.get_one(Case, other.case_id).matter_id == matter_id

@@ -29,6 +29,7 @@ APP_TABLES = {
     "login_failures",
     "alert_settings",
     "case_sketches",
+    "matters",
 }
 
 
