@@ -42,7 +42,7 @@ from peluit.demo import make_workstation_key
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from tests.e2e.test_investigator_journey import Account, fresh_code, new_account
-from tests.e2e.test_source_journey import ANSWERS, Journey, wording
+from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
 from tests.support import short_tempdir
 from tests.workstation.helpers import run
 from wbs.domain import CaseStatus, Role, TenantKind
@@ -243,7 +243,7 @@ def stored_items(served: Served, number: str) -> tuple[int, list[bytes]]:
 
 @pytest.mark.slow
 def test_a_report_travels_from_a_to_kpk_to_b_and_the_reporter_follows_it(
-    served: Served, chain: Chain, browser: Browser, tmp_path: Path
+    served: Served, chain: Chain, browser: Browser, axe_js: Path, tmp_path: Path
 ) -> None:
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
@@ -257,6 +257,7 @@ def test_a_report_travels_from_a_to_kpk_to_b_and_the_reporter_follows_it(
 
     requests: list[str] = []
     contexts: list[BrowserContext] = []
+    journeys: list[Journey] = []
 
     def new_journey(base: str, name: str) -> Journey:
         context = browser.new_context(java_script_enabled=False, **DESKTOP)
@@ -265,7 +266,8 @@ def test_a_report_travels_from_a_to_kpk_to_b_and_the_reporter_follows_it(
         contexts.append(context)
         shots = SHOTS / name
         shots.mkdir(exist_ok=True)
-        return Journey(context.new_page(), base, "id", shots)
+        journeys.append(Journey(context.new_page(), base, "id", shots))
+        return journeys[-1]
 
     try:
         # --- 1. the pelapor files at A ---------------------------------------------------------
@@ -377,3 +379,8 @@ def test_a_report_travels_from_a_to_kpk_to_b_and_the_reporter_follows_it(
     origins = (served.origin + "/", chain.desk_origin + "/")
     foreign = [url for url in requests if not url.startswith(origins)]
     assert foreign == [], f"requests to other origins: {foreign}"
+
+    # --- and every page of the journey passes axe-core, none wider than the screen -----------
+    visited = [visit for journey in journeys for visit in journey.visited]
+    assert len(visited) == 16, [visit.name for visit in visited]
+    check_accessibility(browser, axe_js, DESKTOP, visited, "forwarding")

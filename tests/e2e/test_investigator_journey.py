@@ -57,8 +57,10 @@ from tests.journalist_iface.conftest import make_report
 from tests.support import short_tempdir
 from wbs.accounts import create_investigator, start_enrolment
 from wbs.bundle import read_bundle
+from wbs.context import Context
 from wbs.domain import CaseStatus, Role
-from wbs.models import Tenant
+from wbs.matters import link_numbers
+from wbs.models import Investigator, Tenant
 
 SHOTS = REPO_ROOT / "test-artifacts" / "screenshots" / "investigator"
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 900}}
@@ -437,6 +439,10 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
     number = report.registration_number
     admin_account = new_account(served, TENANT, Role.ADMIN_INSTANSI)
     monitor_account = new_account(served, "kpk", Role.PEMANTAU_KPK)
+    with served.inst.sessions() as session:
+        monitor_id = session.scalar(
+            sa.select(Investigator.id).where(Investigator.username == monitor_account.username)
+        )
     options = WIDTHS[width]
     visited: list[Visited] = []
     contexts: list[BrowserContext] = []
@@ -522,10 +528,22 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
         monitor.capture("22-monitor-dashboard-year")
         monitor.page.goto(desk.origin + f"/pengaduan/{shared.case_id}")
         monitor.capture("23-monitor-case")
+        # KPK's matters: two shared reports linked in one matter, as KPK's verifikator would.
+        other_shared = make_report(served, to_kpk=True)
+        with served.inst.sessions() as session:
+            hub = session.scalar(sa.select(Tenant).where(Tenant.slug == "kpk"))
+            assert hub is not None
+            link_numbers(
+                Context(served.inst, session, hub, session.get(Investigator, monitor_id)),
+                shared.registration_number, other_shared.registration_number,
+            )
+        monitor.page.goto(desk.origin + "/perkara")
+        assert monitor.page.locator("main", has_text=other_shared.registration_number).count()
+        monitor.capture("24-monitor-matters")
         visited += monitor.visited
     finally:
         for context in contexts:
             context.close()
-    assert len(visited) == 21, [visit.name for visit in visited]
+    assert len(visited) == 22, [visit.name for visit in visited]
     # Strict: a violation of any impact fails, and so does a page wider than the screen.
     check_accessibility(browser, axe_js, options, visited, f"investigator {width}")
