@@ -379,6 +379,12 @@ class Source(TenantOwned, Base):
         return f"Source(id={self.id[:8] if self.id else None!r}...)"
 
 
+# The predicate of the partial indexes on the cases sent to KPK (migration 0021), as
+# SharedScope's ``Case.sent_to_kpk.is_(True)`` renders on each dialect.
+_SENT_TO_KPK_SQLITE = sa.text("sent_to_kpk IS 1")
+_SENT_TO_KPK_POSTGRESQL = sa.text("sent_to_kpk IS TRUE")
+
+
 class Case(TenantOwned, Base):
     """A report (pengaduan): its status, deadlines, assignment and inbox flags."""
 
@@ -492,7 +498,8 @@ class Case(TenantOwned, Base):
             "tenant_id", "status", "first_response_due", "closure_due", "first_response_at",
             "first_response_in_time",
         ),
-        sa.Index(None, "category", "mcp_area"),
+        # The dashboards' categories, MCP areas and channels in one pass (migration 0021).
+        sa.Index("ix_cases_categories", "category", "mcp_area", "channel"),
         # The first-response figures per institution and the months' trend (wbs.monitoring),
         # both covering, migration 0015.
         sa.Index(
@@ -513,6 +520,33 @@ class Case(TenantOwned, Base):
         ),
         # The dashboards' count by channel (wbs.monitoring), migration 0013.
         sa.Index(None, "tenant_id", "channel"),
+        # Migration 0021, the dashboards (wbs.monitoring), each figure from its own covering
+        # index: tenants x statuses x the judged first response; the overdue first responses
+        # and closures, read as ranges (open statuses, unanswered, due before today); the
+        # months' trend.
+        sa.Index("ix_cases_status_in_time", "tenant_id", "status", "first_response_in_time"),
+        sa.Index(
+            "ix_cases_unanswered",
+            "status", "first_response_at", "first_response_due", "tenant_id", "received_at",
+        ),
+        sa.Index("ix_cases_closure", "status", "closure_due", "tenant_id"),
+        sa.Index("ix_cases_received", "received_at", "first_response_in_time"),
+        # Migration 0021, KPK's inbox (wbs.inbox): the cases sent to KPK, one part of KPK's
+        # copy (wbs.tenancy.SharedScope.select_parts), counted and sorted from partial indexes.
+        # The predicate is written as the scope's condition renders, so that SQLite, which
+        # matches it term by term, uses them.
+        sa.Index(
+            "ix_cases_kpk_deadline", "first_response_due", "id",
+            sqlite_where=_SENT_TO_KPK_SQLITE, postgresql_where=_SENT_TO_KPK_POSTGRESQL,
+        ),
+        sa.Index(
+            "ix_cases_kpk_received", "received_at", "id",
+            sqlite_where=_SENT_TO_KPK_SQLITE, postgresql_where=_SENT_TO_KPK_POSTGRESQL,
+        ),
+        sa.Index(
+            "ix_cases_kpk_unread", "unread",
+            sqlite_where=_SENT_TO_KPK_SQLITE, postgresql_where=_SENT_TO_KPK_POSTGRESQL,
+        ),
     )
 
     def __repr__(self) -> str:

@@ -412,3 +412,65 @@ def test_the_case_sketches_migration_adds_a_table_tied_to_the_case(database_url:
         assert "cases" in _tables(engine)
     finally:
         engine.dispose()
+
+
+_VIEW_INDEXES = {
+    "ix_cases_categories",
+    "ix_cases_status_in_time",
+    "ix_cases_unanswered",
+    "ix_cases_closure",
+    "ix_cases_received",
+    "ix_cases_kpk_deadline",
+    "ix_cases_kpk_received",
+    "ix_cases_kpk_unread",
+}
+
+
+def test_the_view_indexes_migration_adds_indexes_the_planners_use(database_url: str) -> None:
+    # Migration 0021: the indexes of KPK's inbox and the dashboards, on a database with cases;
+    # the downgrade drops them and brings back the category index they replace, and nothing
+    # else changes. The partial indexes must be usable by the inbox's own statement for the
+    # cases sent to KPK (SQLite matches the predicate term by term, so a predicate written
+    # differently from the scope's condition would silently never be used).
+    script = ScriptDirectory.from_config(db.alembic_config())
+    (views,) = [rev for rev in script.walk_revisions() if rev.path.endswith("_view_indexes.py")]
+    before = str(views.down_revision)
+    db.upgrade(database_url, before)
+    engine = db.make_engine(database_url)
+    try:
+        def indexes() -> set[str]:
+            return {index["name"] for index in sa.inspect(engine).get_indexes("cases")}
+
+        earlier = indexes()
+        assert "ix_cases_category_mcp_area" in earlier and not earlier & _VIEW_INDEXES
+        db.upgrade(database_url, views.revision)
+        assert indexes() == (earlier - {"ix_cases_category_mcp_area"}) | _VIEW_INDEXES
+        kpk_deadline = {i["name"]: i for i in sa.inspect(engine).get_indexes("cases")}[
+            "ix_cases_kpk_deadline"]
+        assert kpk_deadline["column_names"] == ["first_response_due", "id"]
+
+        from wbs.models import Case
+
+        statement = (
+            sa.select(Case.id).where(Case.sent_to_kpk.is_(True))
+            .order_by(Case.first_response_due, Case.id).limit(50)
+        )
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                # An empty table: only forbidding the sequential scan shows the index is usable.
+                connection.exec_driver_sql("SET enable_seqscan = off")
+                connection.exec_driver_sql("SET enable_sort = off")
+                compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+                plan = connection.exec_driver_sql(f"EXPLAIN {compiled}").scalars().all()
+            else:
+                compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+                plan = [
+                    str(row[-1])
+                    for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+                ]
+        assert any("ix_cases_kpk_deadline" in line for line in plan), plan
+
+        db.downgrade(database_url, before)
+        assert indexes() == earlier
+    finally:
+        engine.dispose()
