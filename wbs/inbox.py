@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
 
 from wbs.context import Context
 from wbs.deadlines import first_response_overdue
@@ -120,17 +121,18 @@ def readable_cases(ctx: Context) -> sa.Select[Case]:
     return ctx.shared().select(Case) if ctx.reads_shared_cases else ctx.scope.select(Case)
 
 
-def inbox(
-    ctx: Context, filters: InboxFilters, today: dt.date
-) -> InboxPage:
-    """One page of the cases ``ctx`` may read: the own tenant's, and for KPK's accounts also
-    the cases shared with KPK (KPK's copy, read-only)."""
-    session, tenant = ctx.session, ctx.tenant
-    base = readable_cases(ctx)
-    unread = session.scalar(
-        base.where(Case.unread.is_(True)).with_only_columns(sa.func.count(Case.id))
-    )
-    statement = base
+def readable_parts(ctx: Context) -> tuple[sa.Select[Case], ...]:
+    """The same cases as :func:`readable_cases`, as disjoint parts (KPK's copy has two:
+    :meth:`wbs.tenancy.SharedScope.select_parts`), so that the inbox counts and sorts each
+    through an index rather than scanning every case for an OR."""
+    if ctx.reads_shared_cases:
+        return ctx.shared().select_parts(Case)
+    return (ctx.scope.select(Case),)
+
+
+def _filtered(
+    statement: sa.Select[Case], filters: InboxFilters, tenant_id: int, today: dt.date
+) -> sa.Select[Case]:
     if filters.status is not None:
         statement = statement.where(Case.status == filters.status)
     if filters.category:
@@ -142,7 +144,7 @@ def inbox(
     elif isinstance(filters.assignee, int):
         # An assignee id means one of the own tenant's investigators.
         statement = statement.where(
-            Case.assignee_id == filters.assignee, Case.tenant_id == tenant.id
+            Case.assignee_id == filters.assignee, Case.tenant_id == tenant_id
         )
     if filters.overdue:
         statement = statement.where(first_response_overdue(today))
@@ -150,9 +152,9 @@ def inbox(
         statement = statement.where(Case.unread.is_(True))
     # The marks are the own team's: another tenant's marks mean nothing to a monitor.
     if filters.starred:
-        statement = statement.where(Case.starred.is_(True), Case.tenant_id == tenant.id)
+        statement = statement.where(Case.starred.is_(True), Case.tenant_id == tenant_id)
     if filters.needs_reply:
-        statement = statement.where(Case.needs_reply.is_(True), Case.tenant_id == tenant.id)
+        statement = statement.where(Case.needs_reply.is_(True), Case.tenant_id == tenant_id)
     if filters.number:
         # Within what this reader may read (the statement is already scoped): a whole number
         # matches itself, a part matches every number containing it. The query is cleaned to
@@ -160,24 +162,67 @@ def inbox(
         statement = statement.where(
             Case.registration_number.contains(filters.number, autoescape=True)
         )
-    total = int(session.scalar(statement.with_only_columns(sa.func.count(Case.id))) or 0)
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(filters.page, pages)
-    if filters.sort == "received":
-        order: tuple[Any, ...] = (Case.received_at.desc(), Case.id.desc())
-    else:
-        order = (Case.first_response_due, Case.id)
-    rows = list(
+    return statement
+
+
+def _count(session: Session, parts: tuple[sa.Select[Case], ...]) -> int:
+    """The cases of all the (disjoint) parts: one statement, one count per part."""
+    counts = [part.with_only_columns(sa.func.count(Case.id)) for part in parts]
+    if len(counts) == 1:
+        return int(session.scalar(counts[0]) or 0)
+    row = session.execute(sa.select(*(count.scalar_subquery() for count in counts))).one()
+    return sum(int(value or 0) for value in row)
+
+
+def _order(entity: Any, sort: str) -> tuple[Any, ...]:
+    if sort == "received":
+        return (entity.received_at.desc(), entity.id.desc())
+    return (entity.first_response_due, entity.id)
+
+
+def _page(
+    session: Session, parts: tuple[sa.Select[Case], ...], sort: str, offset: int
+) -> list[Case]:
+    """One page of the parts' cases in the inbox's order. Several parts are merged: each
+    part's first ``offset + PAGE_SIZE`` in order (an index scan that stops early), then the
+    page of their union, in the same order (ids break ties, so the order is total)."""
+    if len(parts) == 1:
+        return list(
+            session.scalars(
+                parts[0].order_by(*_order(Case, sort)).limit(PAGE_SIZE).offset(offset)
+            )
+        )
+    firsts = [
+        sa.select(part.order_by(*_order(Case, sort)).limit(offset + PAGE_SIZE).subquery())
+        for part in parts
+    ]
+    merged = aliased(Case, sa.union_all(*firsts).subquery())
+    return list(
         session.scalars(
-            statement.order_by(*order).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+            sa.select(merged).order_by(*_order(merged, sort)).limit(PAGE_SIZE).offset(offset)
         )
     )
+
+
+def inbox(
+    ctx: Context, filters: InboxFilters, today: dt.date
+) -> InboxPage:
+    """One page of the cases ``ctx`` may read: the own tenant's, and for KPK's accounts also
+    the cases shared with KPK (KPK's copy, read-only)."""
+    session, tenant = ctx.session, ctx.tenant
+    parts = readable_parts(ctx)
+    unread = _count(session, tuple(part.where(Case.unread.is_(True)) for part in parts))
+    filtered = tuple(_filtered(part, filters, tenant.id, today) for part in parts)
+    total = _count(session, filtered)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = min(filters.page, pages)
+    rows = _page(session, filtered, filters.sort, (page - 1) * PAGE_SIZE)
     return InboxPage(
         cases=rows,
         total=total,
         page=page,
         pages=pages,
-        unread=int(unread or 0),
+        unread=unread,
         names=investigator_names(ctx),
         tenants={row.id: row.name for row in session.execute(sa.select(Tenant.id, Tenant.name))},
         slugs=tenant_slugs(ctx),

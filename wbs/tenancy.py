@@ -236,9 +236,21 @@ class ProvinceScope:
 SHARED_READABLE: tuple[type[Base], ...] = (Case, Submission, Reply, Event, Source)
 
 
+def _shared_parts(hub_id: int) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+    """The one rule of what KPK's copy holds: the hub's own cases and those sent to KPK, as
+    two disjoint parts (the hub's own not sent to KPK; every case sent to KPK, the hub's
+    included), so that a count or a sorted page can read each part through its own index
+    (the partial indexes on ``sent_to_kpk``, migration 0021) instead of an OR that makes the
+    planners scan the whole table."""
+    return (
+        sa.and_(Case.tenant_id == hub_id, Case.sent_to_kpk.is_not(True)),
+        Case.sent_to_kpk.is_(True),
+    )
+
+
 def _is_shared(hub_id: int) -> sa.ColumnElement[bool]:
-    """The one rule of what KPK's copy holds: the hub's own cases and those sent to KPK."""
-    return sa.or_(Case.tenant_id == hub_id, Case.sent_to_kpk.is_(True))
+    """The rule as one condition: either part."""
+    return sa.or_(*_shared_parts(hub_id))
 
 
 class SharedScope:
@@ -287,6 +299,17 @@ class SharedScope:
         """``select(model)`` limited to KPK's copy; refine it with ``.where`` etc."""
         _require_tenant_owned(model)
         return sa.select(model).where(self._condition(model)).options(*self._criteria())
+
+    def select_parts(self, model: type[Case]) -> tuple[sa.Select[Case], ...]:
+        """``select(Case)`` as disjoint parts whose union is exactly :meth:`select`'s rows,
+        each with the scope's options: for counts (add them up) and sorted pages (merge
+        them), which each part can read from an index."""
+        if model is not Case:
+            raise TenantIsolationError(f"only cases are read in parts, not {model!r}")
+        return tuple(
+            sa.select(Case).where(part).options(*self._criteria())
+            for part in _shared_parts(self.tenant_id)
+        )
 
     def get(self, model: type[_T], ident: Any) -> _T | None:
         """The row with this primary key if KPK's copy holds it, else None."""
