@@ -333,6 +333,12 @@ class _Reader:
         self.tenant_ids = tenant_ids
         self.filters = filters
 
+    @property
+    def reads_rows(self) -> bool:
+        """Whether the figures must be read from the table's rows: a category or an MCP area
+        is in no covering index but the categories'."""
+        return self.filters.category is not None or self.filters.mcp_area is not None
+
     def columns(self, model: type[Case], *columns: Any) -> sa.Select[Any]:
         # The scope's select (with its tenant condition and checks), reduced to the columns;
         # the WHERE clause and options survive with_only_columns.
@@ -351,6 +357,10 @@ class _Reader:
         if wanted.mcp_area is not None:
             statement = statement.where(Case.mcp_area == wanted.mcp_area)
         return statement
+
+
+def _count_if(condition: Any) -> Any:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 def _label(day: dt.date) -> dt.datetime:
@@ -373,12 +383,22 @@ def _figures(
     # counts only from the rows that are overdue (the conditions are wbs.deadlines'), rather
     # than every figure evaluated for every case in one pass. Tenants x statuses x the stored
     # judgement of the first response (met, late, or none yet:
-    # wbs.deadlines.record_first_response).
-    for row_tenant, status, in_time, count in session.execute(
+    # wbs.deadlines.record_first_response). Narrowed to a category or an MCP area, no index
+    # covers the figures: the rows are read from the table anyway, so the overdue counts are
+    # summed in the same pass rather than read again.
+    in_one_pass = reader.reads_rows
+    overdue = (
+        (_count_if(first_response_overdue(today)), _count_if(closure_overdue(today)))
+        if in_one_pass
+        else ()
+    )
+    for row in session.execute(
         reader.columns(
-            Case, Case.tenant_id, Case.status, Case.first_response_in_time, sa.func.count()
+            Case, Case.tenant_id, Case.status, Case.first_response_in_time, sa.func.count(),
+            *overdue,
         ).group_by(Case.tenant_id, Case.status, Case.first_response_in_time)
     ):
+        row_tenant, status, in_time, count = row[:4]
         status = CaseStatus(status)
         by_status[status] += count
         line = per_tenant.setdefault(row_tenant, [0] * 7)
@@ -389,20 +409,26 @@ def _figures(
             line[4] += count
         elif in_time is False:
             line[5] += count
-    for row_tenant, count in session.execute(
-        reader.columns(Case, Case.tenant_id, sa.func.count())
-        .where(first_response_overdue(today))
-        .group_by(Case.tenant_id)
-    ):
-        line = per_tenant.setdefault(row_tenant, [0] * 7)
-        line[2] += count
-        line[6] += count  # missing is overdue: one definition (wbs.deadlines)
-    for row_tenant, count in session.execute(
-        reader.columns(Case, Case.tenant_id, sa.func.count())
-        .where(closure_overdue(today))
-        .group_by(Case.tenant_id)
-    ):
-        per_tenant.setdefault(row_tenant, [0] * 7)[3] += count
+        if in_one_pass:
+            late_first, late_closure = int(row[4] or 0), int(row[5] or 0)
+            line[2] += late_first
+            line[6] += late_first  # missing is overdue: one definition (wbs.deadlines)
+            line[3] += late_closure
+    if not in_one_pass:
+        for row_tenant, count in session.execute(
+            reader.columns(Case, Case.tenant_id, sa.func.count())
+            .where(first_response_overdue(today))
+            .group_by(Case.tenant_id)
+        ):
+            line = per_tenant.setdefault(row_tenant, [0] * 7)
+            line[2] += count
+            line[6] += count  # missing is overdue: one definition (wbs.deadlines)
+        for row_tenant, count in session.execute(
+            reader.columns(Case, Case.tenant_id, sa.func.count())
+            .where(closure_overdue(today))
+            .group_by(Case.tenant_id)
+        ):
+            per_tenant.setdefault(row_tenant, [0] * 7)[3] += count
     overdue_first = sum(line[2] for line in per_tenant.values())
     overdue_closure = sum(line[3] for line in per_tenant.values())
 
@@ -504,20 +530,29 @@ def _trend(
         months[month] = [0, 0, 0, 0]
         month = _add_months(month, 1)
     window = (Case.received_at >= _label(first), Case.received_at < _label(end))
+    in_one_pass = reader.reads_rows  # as in _figures: no covering index, one pass
+    missing_here = (_count_if(first_response_overdue(today)),) if in_one_pass else ()
     received = (
-        reader.columns(Case, Case.received_at, Case.first_response_in_time, sa.func.count())
+        reader.columns(
+            Case, Case.received_at, Case.first_response_in_time, sa.func.count(), *missing_here
+        )
         .where(*window)
         .group_by(Case.received_at, Case.first_response_in_time)
     )
-    for day_label, in_time, count in session.execute(received):
-        line = months.get(_month(day_label))
+    for row in session.execute(received):
+        line = months.get(_month(row[0]))
         if line is None:
             continue
+        in_time, count = row[1], row[2]
         line[0] += count
         if in_time is True:
             line[1] += count
         elif in_time is False:
             line[2] += count
+        if in_one_pass:
+            line[3] += int(row[3] or 0)
+    if in_one_pass:
+        return tuple(MonthFigures(month, *line) for month, line in months.items())
     missing = (
         reader.columns(Case, Case.received_at, sa.func.count())
         .where(*window, first_response_overdue(today))
