@@ -28,9 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -452,16 +452,17 @@ def _figures(
         reader.columns(Case, sa.func.count()).where(Case.kpk_hint == sa.true())
     )
 
-    days_histogram: Counter[int] = Counter()
-    working_histogram: Counter[int] = Counter()
-    tenant_working: dict[int, Counter[int]] = {}
+    # Thousands of rows (tenants x days x working days): plain dicts, not Counters.
+    days_histogram: dict[int, int] = {}
+    working_histogram: dict[int, int] = {}
+    tenant_working: dict[int, dict[int, int]] = {}
     for row_tenant, days, workdays, count in _response_figures(session, reader):
-        days_histogram[days] += count
-        working_histogram[workdays] += count
+        days_histogram[days] = days_histogram.get(days, 0) + count
+        working_histogram[workdays] = working_histogram.get(workdays, 0) + count
         histogram = tenant_working.get(row_tenant)
-        if histogram is None:  # not setdefault: thousands of rows, one Counter per tenant
-            histogram = tenant_working[row_tenant] = Counter()
-        histogram[workdays] += count
+        if histogram is None:
+            histogram = tenant_working[row_tenant] = {}
+        histogram[workdays] = histogram.get(workdays, 0) + count
 
     total = sum(by_status.values())
     return Dashboard(
@@ -494,7 +495,7 @@ def _figures(
 def _tenant_line(
     tenant: Tenant,
     line: list[int],
-    working: Mapping[int, Counter[int]],
+    working: Mapping[int, Mapping[int, int]],
 ) -> TenantFigures:
     total, open_, late_first, late_closure, met, late, missing = line
     return TenantFigures(
@@ -509,7 +510,7 @@ def _tenant_line(
         first_response_met=met,
         first_response_late=late,
         first_response_missing=missing,
-        median_first_response_working_days=_median(working.get(tenant.id, Counter())),
+        median_first_response_working_days=_median(working.get(tenant.id, {})),
         province=tenant.province,
     )
 
@@ -570,7 +571,9 @@ def _month(label: Any) -> dt.date:
     return dt.date(day.year, day.month, 1)
 
 
-def _response_figures(session: Session, reader: _Reader) -> list[tuple[int, int, int, int]]:
+def _response_figures(
+    session: Session, reader: _Reader
+) -> Iterable[tuple[int, int, int, int]]:
     """(tenant, days, working days, cases) over the cases that had a first response.
 
     One GROUP BY of small stored integers (:func:`wbs.deadlines.record_first_response`, filled
@@ -587,10 +590,8 @@ def _response_figures(session: Session, reader: _Reader) -> list[tuple[int, int,
         .where(Case.first_response_workdays.is_not(None))
         .group_by(Case.tenant_id, Case.first_response_days, Case.first_response_workdays)
     )
-    return [
-        (tenant_id, int(days), int(workdays), int(count))
-        for tenant_id, days, workdays, count in session.execute(statement)
-    ]
+    # Integer columns and a count: the rows are those tuples already (thousands of them).
+    return cast(Iterable[tuple[int, int, int, int]], session.execute(statement))
 
 
 def _as_date(value: Any) -> dt.date:
@@ -608,7 +609,7 @@ def _ranked(counts: Counter[str], labels: Mapping[str, str]) -> tuple[LabelledCo
     )
 
 
-def _median(histogram: Counter[int]) -> float | None:
+def _median(histogram: Mapping[int, int]) -> float | None:
     """The median of values given as {value: how many}; None when there are none."""
     size = sum(histogram.values())
     if size == 0:
