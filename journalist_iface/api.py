@@ -354,6 +354,8 @@ _REFUSAL_STATUS: Mapping[str, int] = {
 
     "matter_already_linked": 409,
     "matter_two_leads": 409,
+    "matter_join_kpk": 409,
+    "in_matter": 409,
     "matter_lead_named": 409,
     "matter_closed_case": 409,
     "matter_not_handler": 409,

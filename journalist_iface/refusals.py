@@ -179,6 +179,10 @@ _MATTER: Mapping[str, LazyString] = {
         "each cannot be joined."
     ),
     "matter_not_member": lazy_gettext("%(number)s is not in this matter."),
+    "matter_join_kpk": lazy_gettext(
+        "%(number)s is in a matter with cases of other institutions: only KPK joins two "
+        "such matters."
+    ),
     "matter_lead_named": lazy_gettext(
         "The matter has its lead handler already: its cases stay together and the lead is not "
         "changed."
@@ -224,6 +228,10 @@ _MESSAGES: Mapping[str, Sentence] = {
         "%(case)s was sent to KPK and cannot be deleted here.", case=case
     ),
     "not_final": _not_final,
+    "in_matter": lambda _, case: gettext(
+        "%(case)s is linked in a matter: it stays on record for the matter's other cases and "
+        "cannot be deleted.", case=case
+    ),
     # One handler per matter (wbs.matters): numbers and institutions, never content.
     **{code: _matter_sentence(message) for code, message in _MATTER.items()},
     # Operator intake (wbs.operator_intake): shapes, keys and fields, never content.
