@@ -536,8 +536,10 @@ def _forward(
                     f"{origin.registration_number} was forwarded already: it is handled "
                     "elsewhere.",
                 )
-            # A request of KPK that arrived after the case was read is answered too.
-            ctx.session.refresh(origin, ["forward_requested_at"])
+            # The origin as committed: a status changed meanwhile (closed: refused; the
+            # entry's from_status), a request of KPK that arrived meanwhile (answered too).
+            ctx.session.refresh(origin, ["status", "forward_requested_at"])
+            _check_handler(origin)
             dest_ctx.scope.add(
                 Event(case_id=linked.id, kind=EventKind.CASE_CREATED, to_status=CaseStatus.BARU)
             )

@@ -194,7 +194,10 @@ def _take_over(
                 why="handled_elsewhere",
             )
         # The origin is ours now (a follow-up updates its row, so it waits or went first):
+        # its status as committed (closed meanwhile: refused; the entry's from_status), and
         # what was copied must be every item it has.
+        ctx.session.refresh(origin, ["status", "forward_requested_at"])
+        check_still_handled_there(origin, "takeover_refused")
         _check_items_unchanged(ctx, origin_scope, origin, items)
         label = reason.label
         by_kpk = f"Diambil alih oleh {hub.name} ({linked.registration_number}): {label}"

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from tests.conftest import DemoInstance
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, make_account, make_report
 from wbs import coordination, takeover
-from wbs.casework import Refusal
+from wbs.casework import Refusal, change_status
 from wbs.context import Context
-from wbs.domain import EventKind
+from wbs.domain import CaseStatus, EventKind
 from wbs.instance import Instance
 from wbs.intake import Intake
 from wbs.models import Case, Event, Investigator, Reply, Source, Submission
@@ -171,3 +171,26 @@ def test_a_follow_up_arriving_while_a_takeover_copies_refuses_it(
         origin = session.scalar(sa.select(sa.func.count(Submission.id)).where(
             Submission.case_id == report.case_id))
         assert copied == origin == 3
+
+
+def test_a_takeover_of_a_case_closed_meanwhile_is_refused(demo: Demo) -> None:
+    """The origin closes the case after KPK read it: the takeover reads the committed status
+    after its claim and refuses, rather than mark a closed case forwarded."""
+    inst = demo.inst
+    report = make_report(demo, TENANT, to_kpk=True)
+    account, closer = make_account(demo, HUB), make_account(demo, TENANT)
+    with inst.sessions() as one, inst.sessions() as two:
+        ctx = kpk(inst, one, account.id)
+        case = ctx.shared().get(Case, report.case_id)
+        assert case is not None
+        origin_ctx = own(inst, two, closer.id)
+        mine = origin_ctx.scope.get(Case, report.case_id)
+        assert mine is not None
+        change_status(origin_ctx, mine, CaseStatus.DIARSIPKAN, "Bukan wewenang")
+        closed = state(inst, report.case_id)
+        assert case.status == CaseStatus.BARU  # KPK's copy of the row is stale
+        with pytest.raises(Refusal) as refused:
+            takeover.take_over(ctx, case, "kewenangan_kpk")
+        assert refused.value.code == "takeover_refused"
+        assert refused.value.params["why"] == "closed"
+    assert state(inst, report.case_id) == closed
