@@ -348,12 +348,15 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "takeover_refused": 409,
     "takeover_no_key": 409,
     "takeover_not_for_kpk": 409,
+    "takeover_items_changed": 409,
     "request_refused": 409,
     "request_open": 409,
     "no_request": 409,
 
     "matter_already_linked": 409,
     "matter_two_leads": 409,
+    "matter_join_kpk": 409,
+    "in_matter": 409,
     "matter_lead_named": 409,
     "matter_closed_case": 409,
     "matter_not_handler": 409,
@@ -672,14 +675,15 @@ def forward_case_external(ctx: Context, case: Case) -> Response:
 # --- pengambilalihan and permintaan pelimpahan (docs/takeover.md) --------------------------
 
 
-def _text_field(name: str, *, required: bool) -> str | Response:
-    """One string field of a JSON object body, or the error answer."""
+def _reason_field() -> str | Response:
+    """The ``reason`` code of a JSON object body (a code of a list, never free text: the domain
+    checks it), or the error answer."""
     body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) - {name}:
-        return error(400, "bad_request", f"Send a JSON object with {name} only.")
-    value = body.get(name, None if required else "")
+    if not isinstance(body, dict) or set(body) - {"reason"}:
+        return error(400, "bad_request", "Send a JSON object with reason only.")
+    value = body.get("reason")
     if not isinstance(value, str):
-        return error(400, "bad_request", f"{name} must be a string.")
+        return error(400, "bad_request", "reason must be a string: a reason code.")
     return value
 
 
@@ -687,8 +691,9 @@ def _text_field(name: str, *, required: bool) -> str | Response:
 @token_required
 @case_readable
 def take_over(ctx: Context, case: Case) -> Response:
-    """KPK takes over a case shared with it (:func:`wbs.takeover.take_over`): ``{"reason"}``."""
-    reason = _text_field("reason", required=True)
+    """KPK takes over a case shared with it (:func:`wbs.takeover.take_over`): ``{"reason"}``,
+    a code of :class:`wbs.domain.TakeoverReason`."""
+    reason = _reason_field()
     if isinstance(reason, Response):
         return reason
     linked = takeover.take_over(ctx, case, reason)
@@ -712,11 +717,12 @@ def take_over(ctx: Context, case: Case) -> Response:
 @token_required
 @case_readable
 def request_forward(ctx: Context, case: Case) -> Response:
-    """KPK asks the case's institution to forward it to KPK: ``{"note"}`` (optional)."""
-    note = _text_field("note", required=False)
-    if isinstance(note, Response):
-        return note
-    coordination.request_forward(ctx, case, note)
+    """KPK asks the case's institution to forward it to KPK: ``{"reason"}``, a code of
+    :class:`wbs.domain.RequestReason`."""
+    reason = _reason_field()
+    if isinstance(reason, Response):
+        return reason
+    coordination.request_forward(ctx, case, reason)
     return jsonify(_case_detail(ctx, case))
 
 
@@ -724,8 +730,9 @@ def request_forward(ctx: Context, case: Case) -> Response:
 @token_required
 @case_required
 def decline_forward_request(ctx: Context, case: Case) -> Response:
-    """The institution declines KPK's open request, with ``{"reason"}``, which KPK reads."""
-    reason = _text_field("reason", required=True)
+    """The institution declines KPK's open request, with ``{"reason"}`` (a code of
+    :class:`wbs.domain.DeclineReason`), whose label KPK reads."""
+    reason = _reason_field()
     if isinstance(reason, Response):
         return reason
     coordination.decline_request(ctx, case, reason)

@@ -18,8 +18,11 @@ from wbs.domain import (
     CATEGORY_LABELS,
     MCP_AREA_LABELS,
     CaseStatus,
+    DeclineReason,
     EventKind,
+    RequestReason,
     Role,
+    TakeoverReason,
     TenantKind,
 )
 
@@ -121,6 +124,71 @@ KIND: Mapping[TenantKind, LazyString] = {
     TenantKind.BUMD: lazy_gettext("Regionally owned enterprise (BUMD)"),
     TenantKind.HUB: lazy_gettext("KPK (monitoring hub)"),
 }
+
+
+# The reason codes of the coordination between KPK and an institution (wbs.coordination).
+TAKEOVER_REASON: Mapping[TakeoverReason, LazyString] = {
+    TakeoverReason.TIDAK_DITINDAKLANJUTI: lazy_gettext(
+        "The public's report was not followed up (Article 10A(2)(a))"
+    ),
+    TakeoverReason.BERLARUT: lazy_gettext(
+        "The handling has no resolution or is delayed without accountable reason "
+        "(Article 10A(2)(b))"
+    ),
+    TakeoverReason.MELINDUNGI_PELAKU: lazy_gettext(
+        "The handling is meant to protect the real perpetrators (Article 10A(2)(c))"
+    ),
+    TakeoverReason.UNSUR_KORUPSI: lazy_gettext(
+        "The handling itself involves corruption (Article 10A(2)(d))"
+    ),
+    TakeoverReason.CAMPUR_TANGAN: lazy_gettext(
+        "The handling is obstructed by interference of the executive, judiciary or "
+        "legislature (Article 10A(2)(e))"
+    ),
+    TakeoverReason.KEWENANGAN_KPK: lazy_gettext(
+        "KPK's jurisdiction: law enforcers or state officials involved, or a state loss of at "
+        "least Rp1 billion (Article 11(1))"
+    ),
+    TakeoverReason.KEADAAN_LAIN: lazy_gettext(
+        "Other circumstances make proper, accountable handling difficult (Article 10A(2)(f))"
+    ),
+}
+
+REQUEST_REASON: Mapping[RequestReason, LazyString] = {
+    RequestReason.PENYELENGGARA_NEGARA: lazy_gettext(
+        "Law enforcers or state officials involved (Article 11(1)(a))"
+    ),
+    RequestReason.KERUGIAN_NEGARA: lazy_gettext(
+        "A state loss of at least Rp1 billion (Article 11(1)(b))"
+    ),
+    RequestReason.PERKARA_TERKAIT: lazy_gettext("Related to a matter KPK is handling"),
+    RequestReason.KOORDINASI: lazy_gettext(
+        "Coordination and supervision of the handling (Article 6)"
+    ),
+}
+
+DECLINE_REASON: Mapping[DeclineReason, LazyString] = {
+    DeclineReason.DITANGANI_SENDIRI: lazy_gettext("This institution is handling it"),
+    DeclineReason.BUKAN_KEWENANGAN_KPK: lazy_gettext("Not within KPK's jurisdiction"),
+    DeclineReason.SUDAH_DITERUSKAN_APH: lazy_gettext(
+        "Already forwarded to law enforcement (APH)"
+    ),
+    DeclineReason.SUDAH_SELESAI: lazy_gettext("The handling is finished"),
+    DeclineReason.LAINNYA: lazy_gettext("Another reason"),
+}
+
+
+def takeover_reasons() -> list[tuple[str, str]]:
+    """Every takeover reason as (code, label), in the law's order."""
+    return [(code.value, str(label)) for code, label in TAKEOVER_REASON.items()]
+
+
+def request_reasons() -> list[tuple[str, str]]:
+    return [(code.value, str(label)) for code, label in REQUEST_REASON.items()]
+
+
+def decline_reasons() -> list[tuple[str, str]]:
+    return [(code.value, str(label)) for code, label in DECLINE_REASON.items()]
 
 
 def kind_label(kind: TenantKind) -> str:

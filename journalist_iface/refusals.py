@@ -149,9 +149,21 @@ def _handled_elsewhere(refusal: Refusal, case: str) -> str:
 
 
 def _reason_required(refusal: Refusal, case: str) -> str:
-    if refusal.params.get("what") == "takeover":
-        return str(gettext("Write the reason for taking over %(case)s.", case=case))
-    return str(gettext("Write the reason for declining KPK's request about %(case)s.", case=case))
+    what = refusal.params.get("what")
+    if what == "takeover":
+        return str(gettext("Choose the reason for taking over %(case)s.", case=case))
+    if what == "request":
+        return str(gettext("Choose the reason for asking that %(case)s be forwarded.", case=case))
+    return str(gettext("Choose the reason for declining KPK's request about %(case)s.", case=case))
+
+
+def _unknown_reason(refusal: Refusal, case: str) -> str:
+    # Whatever was sent instead of a code is not repeated: it may name someone.
+    return str(gettext(
+        "That is not one of the reasons offered for %(case)s: choose one from the list. A "
+        "reason is a code, never free text; nothing was stored.",
+        case=case,
+    ))
 
 
 def _not_open(refusal: Refusal, _case: str, start: str) -> str:
@@ -179,6 +191,10 @@ _MATTER: Mapping[str, LazyString] = {
         "each cannot be joined."
     ),
     "matter_not_member": lazy_gettext("%(number)s is not in this matter."),
+    "matter_join_kpk": lazy_gettext(
+        "%(number)s is in a matter with cases of other institutions: only KPK joins two "
+        "such matters."
+    ),
     "matter_lead_named": lazy_gettext(
         "The matter has its lead handler already: its cases stay together and the lead is not "
         "changed."
@@ -224,6 +240,10 @@ _MESSAGES: Mapping[str, Sentence] = {
         "%(case)s was sent to KPK and cannot be deleted here.", case=case
     ),
     "not_final": _not_final,
+    "in_matter": lambda _, case: gettext(
+        "%(case)s is linked in a matter: it stays on record for the matter's other cases and "
+        "cannot be deleted.", case=case
+    ),
     # One handler per matter (wbs.matters): numbers and institutions, never content.
     **{code: _matter_sentence(message) for code, message in _MATTER.items()},
     # Operator intake (wbs.operator_intake): shapes, keys and fields, never content.
@@ -317,6 +337,12 @@ _MESSAGES: Mapping[str, Sentence] = {
     ),
     # Pengambilalihan and permintaan pelimpahan (wbs.takeover, wbs.coordination).
     "reason_required": _reason_required,
+    "unknown_reason": _unknown_reason,
+    "takeover_items_changed": lambda _refusal, case: gettext(
+        "%(case)s received new items while KPK was taking it over. Nothing was stored: take "
+        "it over again to copy them too.",
+        case=case,
+    ),
     "kpk_own_case": lambda _refusal, case: gettext(
         "%(case)s is KPK's own case: KPK handles it already.", case=case
     ),

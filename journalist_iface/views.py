@@ -439,7 +439,7 @@ def take_over(ctx: Context, case: Case) -> ResponseReturnValue:
 @investigator_required()
 @case_reading
 def request_forward(ctx: Context, case: Case) -> ResponseReturnValue:
-    coordination.request_forward(ctx, case, request.form.get("note", ""))
+    coordination.request_forward(ctx, case, request.form.get("reason", ""))
     flash(gettext("The request to forward %(case)s was sent.", case=case.registration_number))
     return _back(case)
 

@@ -626,6 +626,10 @@ def check_case_deletable(case: Case) -> None:
         raise Refusal("sent_to_kpk", "This report was sent to KPK and cannot be deleted here.")
     if case.status not in FINAL_STATUSES:
         raise Refusal("not_final", "Only a case that is Diarsipkan or Selesai can be deleted.")
+    if case.matter_id is not None:
+        # A lead, or a case closed into one: its reporters and the matter's other cases
+        # point at it (wbs.matters).
+        raise Refusal("in_matter", "A case linked in a matter cannot be deleted.")
 
 
 def delete_case(ctx: Context, case: Case) -> None:

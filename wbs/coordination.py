@@ -13,17 +13,30 @@ the logs. It is answered by forwarding the case (:mod:`wbs.forwarding` calls
 :func:`settle_request` inside its transaction: to KPK as asked, or to another institution,
 which the entry names), or by a decline with a reason; a takeover settles it too.
 
-Notes and reasons here are plaintext, in both logs, like a status note: a short reason, never
-report content; the forms say so.
+Reasons here are **codes chosen from a list** (:class:`wbs.domain.TakeoverReason`,
+:class:`~wbs.domain.RequestReason`, :class:`~wbs.domain.DeclineReason`), never free text: each
+act reaches the other tenant at once, in plaintext, and the other tenant may be the office a
+report is about; a typed reason would name people (ARCHITECTURE.md: such text is content). The
+logs keep the code's Indonesian label, next to tenant names and registration numbers only.
+
+The acts that change who handles a case, or whether a request is open, are **conditional
+writes** (:func:`claim_case`, ``UPDATE ... WHERE linked_to_case_id IS NULL``) whose row count
+says whether this transaction won: a ``SELECT ... FOR UPDATE`` does nothing on SQLite, and a
+check before an unconditional write lets two handlers commit for one report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 
-from wbs.casework import MAX_NOTE, Refusal
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from wbs.casework import Refusal
 from wbs.context import Context
-from wbs.domain import EventKind
+from wbs.domain import DeclineReason, EventKind, RequestReason
 from wbs.models import Case, Event, Tenant
 from wbs.tenancy import TenantScope
 from wbs.tenants import hub_tenant
@@ -64,14 +77,46 @@ def check_still_handled_there(case: Case, code: str) -> None:
         )
 
 
-def short_text(raw: str, *, required: bool, what: str) -> str | None:
-    """A reason or note for both logs: stripped, at most MAX_NOTE characters."""
-    text = raw.strip()
-    if required and not text:
-        raise Refusal("reason_required", f"Write the reason for the {what}.", what=what)
-    if len(text) > MAX_NOTE:
-        raise Refusal("note_too_long", f"note has at most {MAX_NOTE} characters.", limit=MAX_NOTE)
-    return text or None
+_R = TypeVar("_R", bound=StrEnum)
+
+
+def reason_code(choices: type[_R], raw: object, *, what: str) -> _R:
+    """The reason code ``raw`` names in ``choices``. Refused when missing (``reason_required``)
+    or not one of the list (``unknown_reason``): whatever was sent instead is never stored,
+    logged or repeated in the refusal."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        raise Refusal("reason_required", f"Choose the reason for the {what}.", what=what)
+    try:
+        return choices(text)
+    except ValueError:
+        raise Refusal(
+            "unknown_reason",
+            f"The reason for the {what} must be one of: "
+            + ", ".join(choice.value for choice in choices) + ".",
+            what=what,
+        ) from None
+
+
+def changed_one(session: Session, statement: sa.Update) -> bool:
+    """Run a conditional ``UPDATE`` of one row; whether it changed that row (its condition
+    held on the committed row). On PostgreSQL the row lock makes a concurrent writer wait and
+    re-check the condition; on SQLite writers are serialised. Either way the loser sees 0
+    rows and refuses, where a check before an unconditional write lets both commit. The
+    in-memory row is not changed: the caller sets what it means to keep."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast("sa.CursorResult[Any]", result).rowcount == 1
+
+
+def claim_case(session: Session, scope: TenantScope, case_id: int, linked_id: int) -> bool:
+    """Make ``linked_id`` the case that handles ``case_id`` from now on, only if nobody did
+    already (``linked_to_case_id IS NULL``): a forwarding or a takeover claims the origin
+    with this and refuses when it returns False."""
+    return changed_one(session, (
+        scope.update(Case)
+        .where(Case.id == case_id, Case.linked_to_case_id.is_(None))
+        .values(linked_to_case_id=linked_id)
+    ))
 
 
 def _both_logs(
@@ -96,55 +141,79 @@ def _both_logs(
 # --- permintaan pelimpahan ---------------------------------------------------------------------
 
 
-def request_forward(ctx: Context, case: Case, note: str = "") -> None:
-    """KPK asks the tenant of a case shared with it to forward the case to KPK. Commits.
+def request_forward(ctx: Context, case: Case, reason: object) -> RequestReason:
+    """KPK asks the tenant of a case shared with it to forward the case to KPK, for
+    ``reason`` (a :class:`~wbs.domain.RequestReason` code), which both logs keep as its
+    label. Commits.
 
     Refused for a case that is forwarded, taken over or closed already, and while a request
-    is open (one at a time). ``note`` is optional: a short reason, in both logs.
+    is open (one at a time).
     """
     origin = check_kpk_on_shared_case(ctx, case)
-    text = short_text(note, required=False, what="request")
+    code = reason_code(RequestReason, reason, what="request")
     check_still_handled_there(case, "request_refused")
-    # Two requests at once (two KPK accounts): the first to lock the row asks; the other,
-    # once it has committed, finds the request open.
-    requested = ctx.session.execute(
-        TenantScope(ctx.session, origin).select(Case)
-        .with_only_columns(Case.forward_requested_at)
-        .where(Case.id == case.id).with_for_update()
-    ).scalar_one()
-    if requested is not None or case.forward_requested_at is not None:
-        raise Refusal(
-            "request_open",
-            f"KPK already asked for {case.registration_number} to be forwarded; the request "
-            "is open.",
-        )
+    if case.forward_requested_at is not None:
+        raise _request_open(case)
     now = dt.datetime.now(dt.UTC)
+    # Two requests at once (two KPK accounts), or a request racing a forwarding or a
+    # takeover: the conditional write decides; the loser changes nothing.
+    scope = TenantScope(ctx.session, origin)
+    if not changed_one(ctx.session, (
+        scope.update(Case)
+        .where(Case.id == case.id, Case.linked_to_case_id.is_(None),
+               Case.forward_requested_at.is_(None))
+        .values(forward_requested_at=now)
+    )):
+        ctx.session.rollback()
+        ctx.session.refresh(case)
+        check_still_handled_there(case, "request_refused")
+        raise _request_open(case)
     _both_logs(
         ctx, origin, case, EventKind.FORWARD_REQUESTED, now=now, kpk_acts=True,
-        kpk_note=text,
-        origin_note=f"Diminta oleh {ctx.tenant.name}" + (f": {text}" if text else ""),
+        kpk_note=code.label, origin_note=f"Diminta oleh {ctx.tenant.name}: {code.label}",
     )
     case.forward_requested_at = now
     ctx.session.commit()
+    return code
 
 
-def decline_request(ctx: Context, case: Case, reason: str) -> None:
-    """The tenant declines KPK's open request to forward its own case, with a reason, which
-    both logs keep (KPK reads it on its copy of the case). Commits."""
+def _request_open(case: Case) -> Refusal:
+    return Refusal(
+        "request_open",
+        f"KPK already asked for {case.registration_number} to be forwarded; the request is "
+        "open.",
+    )
+
+
+def decline_request(ctx: Context, case: Case, reason: object) -> DeclineReason:
+    """The tenant declines KPK's open request to forward its own case, for ``reason`` (a
+    :class:`~wbs.domain.DeclineReason` code), which both logs keep as its label (KPK reads it
+    on its copy of the case). Commits."""
     if case.tenant_id != ctx.tenant.id or ctx.actor is None:
         raise Refusal("not_found", "No such case.")
-    text = short_text(reason, required=True, what="decline")
+    code = reason_code(DeclineReason, reason, what="decline")
+    no_request = Refusal(
+        "no_request", f"Nobody asked for {case.registration_number} to be forwarded."
+    )
     if case.forward_requested_at is None:
-        raise Refusal(
-            "no_request", f"Nobody asked for {case.registration_number} to be forwarded."
-        )
+        raise no_request
+    # Two declines at once, or a decline racing the forwarding that answers the request:
+    # only the write that finds the request still open records an answer.
+    if not changed_one(ctx.session, (
+        ctx.scope.update(Case)
+        .where(Case.id == case.id, Case.forward_requested_at.is_not(None))
+        .values(forward_requested_at=None)
+    )):
+        ctx.session.rollback()
+        raise no_request
     now = dt.datetime.now(dt.UTC)
     _both_logs(
         ctx, ctx.tenant, case, EventKind.FORWARD_REQUEST_DECLINED, now=now, kpk_acts=False,
-        kpk_note=f"Ditolak oleh {ctx.tenant.name}: {text}", origin_note=text,
+        kpk_note=f"Ditolak oleh {ctx.tenant.name}: {code.label}", origin_note=code.label,
     )
     case.forward_requested_at = None
     ctx.session.commit()
+    return code
 
 
 def settle_request(

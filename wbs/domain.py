@@ -330,6 +330,116 @@ BOTH_SIDES_KINDS: frozenset[EventKind] = frozenset(
     }
 )
 
+class TakeoverReason(StrEnum):
+    """Why KPK takes a case over: the grounds of UU 19/2019 Pasal 10A ayat (2) (huruf a-f),
+    plus KPK's own jurisdiction (Pasal 11 ayat (1)).
+
+    A code chosen from a list, never free text: the reason reaches the institution that may be
+    the reported office, at once, in plaintext (docs/takeover.md). Names and details belong in
+    the encrypted case notes or replies.
+    """
+
+    TIDAK_DITINDAKLANJUTI = "tidak_ditindaklanjuti"
+    BERLARUT = "berlarut"
+    MELINDUNGI_PELAKU = "melindungi_pelaku"
+    UNSUR_KORUPSI = "unsur_korupsi"
+    CAMPUR_TANGAN = "campur_tangan"
+    KEWENANGAN_KPK = "kewenangan_kpk"
+    KEADAAN_LAIN = "keadaan_lain"
+
+    @property
+    def label(self) -> str:
+        return TAKEOVER_REASON_LABELS[self]
+
+
+TAKEOVER_REASON_LABELS: Mapping[TakeoverReason, str] = MappingProxyType(
+    {
+        TakeoverReason.TIDAK_DITINDAKLANJUTI: (
+            "Laporan masyarakat tidak ditindaklanjuti (Pasal 10A ayat (2) huruf a)"
+        ),
+        TakeoverReason.BERLARUT: (
+            "Penanganan tanpa penyelesaian atau tertunda tanpa alasan yang dapat "
+            "dipertanggungjawabkan (Pasal 10A ayat (2) huruf b)"
+        ),
+        TakeoverReason.MELINDUNGI_PELAKU: (
+            "Penanganan ditujukan untuk melindungi pelaku yang sesungguhnya "
+            "(Pasal 10A ayat (2) huruf c)"
+        ),
+        TakeoverReason.UNSUR_KORUPSI: (
+            "Penanganan mengandung unsur tindak pidana korupsi (Pasal 10A ayat (2) huruf d)"
+        ),
+        TakeoverReason.CAMPUR_TANGAN: (
+            "Hambatan penanganan karena campur tangan pemegang kekuasaan eksekutif, yudikatif, "
+            "atau legislatif (Pasal 10A ayat (2) huruf e)"
+        ),
+        TakeoverReason.KEWENANGAN_KPK: (
+            "Kewenangan KPK: melibatkan aparat penegak hukum atau penyelenggara negara, atau "
+            "kerugian negara paling sedikit Rp1 miliar (Pasal 11 ayat (1))"
+        ),
+        TakeoverReason.KEADAAN_LAIN: (
+            "Keadaan lain yang membuat penanganan sulit dilaksanakan secara baik dan dapat "
+            "dipertanggungjawabkan (Pasal 10A ayat (2) huruf f)"
+        ),
+    }
+)
+
+
+class RequestReason(StrEnum):
+    """Why KPK asks an institution to forward a case to it (permintaan pelimpahan): KPK's
+    jurisdiction (UU 19/2019 Pasal 11 ayat (1)) or coordination with KPK's own work. A code,
+    never free text, like :class:`TakeoverReason`."""
+
+    PENYELENGGARA_NEGARA = "penyelenggara_negara"
+    KERUGIAN_NEGARA = "kerugian_negara"
+    PERKARA_TERKAIT = "perkara_terkait"
+    KOORDINASI = "koordinasi"
+
+    @property
+    def label(self) -> str:
+        return REQUEST_REASON_LABELS[self]
+
+
+REQUEST_REASON_LABELS: Mapping[RequestReason, str] = MappingProxyType(
+    {
+        RequestReason.PENYELENGGARA_NEGARA: (
+            "Melibatkan aparat penegak hukum atau penyelenggara negara "
+            "(Pasal 11 ayat (1) huruf a)"
+        ),
+        RequestReason.KERUGIAN_NEGARA: (
+            "Kerugian negara paling sedikit Rp1 miliar (Pasal 11 ayat (1) huruf b)"
+        ),
+        RequestReason.PERKARA_TERKAIT: "Berkaitan dengan perkara yang sedang ditangani KPK",
+        RequestReason.KOORDINASI: "Koordinasi dan supervisi penanganan (Pasal 6)",
+    }
+)
+
+
+class DeclineReason(StrEnum):
+    """Why an institution declines KPK's request to forward a case. A code, never free text:
+    KPK reads it on its copy of the case."""
+
+    DITANGANI_SENDIRI = "ditangani_sendiri"
+    BUKAN_KEWENANGAN_KPK = "bukan_kewenangan_kpk"
+    SUDAH_DITERUSKAN_APH = "sudah_diteruskan_aph"
+    SUDAH_SELESAI = "sudah_selesai"
+    LAINNYA = "lainnya"
+
+    @property
+    def label(self) -> str:
+        return DECLINE_REASON_LABELS[self]
+
+
+DECLINE_REASON_LABELS: Mapping[DeclineReason, str] = MappingProxyType(
+    {
+        DeclineReason.DITANGANI_SENDIRI: "Sedang ditangani instansi ini",
+        DeclineReason.BUKAN_KEWENANGAN_KPK: "Bukan kewenangan KPK",
+        DeclineReason.SUDAH_DITERUSKAN_APH: "Sudah diteruskan ke aparat penegak hukum (APH)",
+        DeclineReason.SUDAH_SELESAI: "Penanganan sudah selesai",
+        DeclineReason.LAINNYA: "Alasan lain",
+    }
+)
+
+
 class CaseFlag(StrEnum):
     """The marks a team puts on its cases to find them again: a star (cases to keep an eye on)
     and "perlu dibalas" (the pelapor is owed an answer). One per case for the whole tenant,

@@ -65,7 +65,7 @@ from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.signing import MAX_SIGNATURE_BYTES, SignatureError, verify_detached_by_any
 from wbs.casework import Refusal
 from wbs.context import Context
-from wbs.coordination import settle_request
+from wbs.coordination import claim_case, settle_request
 from wbs.deadlines import record_first_response
 from wbs.domain import (
     CaseStatus,
@@ -507,16 +507,6 @@ def _forward(
     now = dt.datetime.now(dt.UTC)
     try:
         with committed_with_files(ctx.session, ctx.inst.store, stored):
-            # Two uploads for one case at once (to B and to C): the first to lock the origin's
-            # row forwards it; the other, once the first has committed, finds it forwarded.
-            # (PostgreSQL waits on FOR UPDATE; SQLite serialises every write anyway.)
-            forwarded = ctx.session.execute(
-                ctx.scope.select(Case).with_only_columns(Case.linked_to_case_id)
-                .where(Case.id == origin.id).with_for_update()
-            ).scalar_one()
-            if forwarded is not None:
-                origin.linked_to_case_id = forwarded
-                _check_handler(origin)
             source = linked_source(dest_ctx, origin_source, destination)
             linked = new_case_row(
                 dest_ctx, source.id, origin.category, origin.mcp_area, to_kpk=package.to_kpk
@@ -537,6 +527,19 @@ def _forward(
                                    size=item.size, framing=FRAMING_PADME, seen=False)
                     )
             ctx.session.flush()
+            # Two uploads for one case at once (to B and to C), or an upload racing KPK's
+            # takeover: the conditional claim decides (wbs.coordination.claim_case); the other
+            # finds the case handled elsewhere, and its rows and files go.
+            if not claim_case(ctx.session, ctx.scope, origin.id, linked.id):
+                raise Refusal(
+                    "forward_not_handler",
+                    f"{origin.registration_number} was forwarded already: it is handled "
+                    "elsewhere.",
+                )
+            # The origin as committed: a status changed meanwhile (closed: refused; the
+            # entry's from_status), a request of KPK that arrived meanwhile (answered too).
+            ctx.session.refresh(origin, ["status", "forward_requested_at"])
+            _check_handler(origin)
             dest_ctx.scope.add(
                 Event(case_id=linked.id, kind=EventKind.CASE_CREATED, to_status=CaseStatus.BARU)
             )

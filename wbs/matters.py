@@ -159,6 +159,16 @@ def _label(ctx: Context, case: Case, log_tenant: int, lead_id: int | None) -> st
     return "pengaduan instansi lain"
 
 
+def _answers_to(ctx: Context, case: Case) -> bool:
+    """Whether ``case``'s tenant answers to the acting tenant for it: KPK, or the province
+    coordinating its kabupaten and kota."""
+    if ctx.tenant.is_hub:
+        return True
+    return coordinates_province(ctx) and case.tenant_id in {
+        tenant.id for tenant in ProvinceScope(ctx.session, ctx.tenant).tenants
+    }
+
+
 def _log(
     ctx: Context, cases: Iterable[Case], kind: EventKind, note: Callable[[int], str],
     now: dt.datetime,
@@ -175,9 +185,13 @@ def _log(
             ctx.scope.add(Event(case_id=case.id, kind=kind, note=note(ctx.tenant.id),
                                 created_at=now, actor_investigator_id=ctx.actor_id))
             continue
+        # The actor is named there only when the tenant answers to it for the case: KPK, or
+        # the province coordinating it. An ordinary institution linking its own cases stays
+        # "another institution" to the others (who else received a report stays untold).
+        actor = ctx.tenant.name if _answers_to(ctx, case) else "instansi lain"
         TenantScope(ctx.session, _tenant(ctx, case.tenant_id)).add(
             Event(case_id=case.id, kind=kind, created_at=now,
-                  note=f"{note(case.tenant_id)} (oleh {ctx.tenant.name})")
+                  note=f"{note(case.tenant_id)} (oleh {actor})")
         )
         ctx.scope.add(Event(case_id=case.id, kind=kind, note=note(ctx.tenant.id),
                             created_at=now, actor_investigator_id=ctx.actor_id))
@@ -246,8 +260,14 @@ def link_cases(ctx: Context, first: Case, second: Case) -> Matter:
     _lock(ctx, sa.select(Case).where(Case.id.in_([first.id, second.id])))
     for case in (first, second):
         _check_linkable(case)
+    # And their matters, read again: a lead named meanwhile is seen before the groups merge.
+    matter_ids = [m for m in (first.matter_id, second.matter_id) if m is not None]
+    if matter_ids:
+        _lock(ctx, sa.select(Matter).where(Matter.id.in_(matter_ids)))
     kept = ctx.session.get(Matter, first.matter_id) if first.matter_id else None
     other = ctx.session.get(Matter, second.matter_id) if second.matter_id else None
+    if kept is not None and other is not None and kept.id != other.id:
+        _check_may_join(ctx, kept, other, second)
     if kept is not None and other is not None and kept.id == other.id:
         raise Refusal(
             "matter_already_linked",
@@ -287,6 +307,21 @@ def link_cases(ctx: Context, first: Case, second: Case) -> Matter:
     )
     ctx.session.commit()
     return kept
+
+
+def _check_may_join(ctx: Context, kept: Matter, other: Matter, second: Case) -> None:
+    """Joining two matters moves every case of one into the other, under the other's lead if
+    it has one: KPK's coordination. Another account joins only groups of cases it sees all
+    of (its own), never moving another institution's case under a lead it did not choose."""
+    if ctx.tenant.is_hub:
+        return
+    members = {case.id for matter in (kept, other) for case in _members(ctx, matter)}
+    if not visible_ids(ctx, Case.id.in_(members)) >= members:
+        raise Refusal(
+            "matter_join_kpk",
+            "Both cases are in matters holding other institutions' cases: only KPK joins them.",
+            number=second.registration_number,
+        )
 
 
 def unlink(ctx: Context, matter: Matter, number: str) -> None:

@@ -2,7 +2,10 @@
 
 A coordination act between KPK and the instansi (UU 19/2019; ``docs/takeover.md``), recorded
 on both sides. An account of KPK, on a case of another tenant shared with KPK (KPK's copy,
-:class:`wbs.tenancy.SharedScope`), takes it over with a reason. The server never decrypts:
+:class:`wbs.tenancy.SharedScope`), takes it over for a reason chosen from a list
+(:class:`wbs.domain.TakeoverReason`: the grounds of UU 19/2019 Pasal 10A ayat (2) and KPK's
+jurisdiction, never free text: the institution reads it at once and may be the office the
+report is about). The server never decrypts:
 
 * It opens a **linked case in KPK's tenant** the way a forwarding does (:mod:`wbs.forwarding`):
   the pelapor's linked source there (their reply public key only), a new registration number,
@@ -15,9 +18,14 @@ on both sides. An account of KPK, on a case of another tenant shared with KPK (K
   or an item from before the share) refuses the whole takeover: only the origin's workstation
   can re-encrypt it, so the origin must forward the case (pelimpahan) instead.
 * In one transaction (:func:`wbs.intake.committed_with_files`): the linked case with its items
-  and entries (``case_created``, ``takeover_received``); ``taken_over`` in both logs about the
-  origin case; the origin becomes *diteruskan* and ``taken_over_at`` is set. Any failure rolls
-  the rows back and removes every copied file: both cases stay as they were.
+  and entries (``case_created``, ``takeover_received``); the origin **claimed** by a
+  conditional write (:func:`wbs.coordination.claim_case`: refused when a forwarding or another
+  takeover claimed it first, on SQLite as on PostgreSQL); the origin's items **listed again**
+  after the claim and compared with the ones copied (a follow-up that arrived meanwhile
+  refuses the takeover, ``takeover_items_changed``: KPK tries again and copies it too);
+  ``taken_over`` in both logs about the origin case; the origin becomes *diteruskan* and
+  ``taken_over_at`` is set. Any failure rolls the rows back and removes every copied file:
+  both cases stay as they were.
 
 Why copies and not the forwarding package: KPK already holds what it needs to read the items
 (they are encrypted to its keys), so no workstation has to decrypt and re-encrypt anything,
@@ -40,10 +48,11 @@ from wbs.context import Context
 from wbs.coordination import (
     check_kpk_on_shared_case,
     check_still_handled_there,
-    short_text,
+    claim_case,
+    reason_code,
 )
 from wbs.deadlines import record_first_response
-from wbs.domain import CaseStatus, EventKind, SubmissionKind, can_transition
+from wbs.domain import CaseStatus, EventKind, SubmissionKind, TakeoverReason, can_transition
 from wbs.forwarding import linked_source
 from wbs.intake import (
     IntakeClosed,
@@ -71,12 +80,13 @@ def may_take_over(ctx: Context, case: Case) -> bool:
     return True
 
 
-def take_over(ctx: Context, case: Case, reason: str) -> Case:
-    """KPK takes over ``case`` (another tenant's, shared with KPK) with ``reason``, which both
-    logs keep. Commits; returns KPK's linked case. Raises :class:`Refusal` with nothing
-    stored and neither case changed."""
+def take_over(ctx: Context, case: Case, reason: object) -> Case:
+    """KPK takes over ``case`` (another tenant's, shared with KPK) for ``reason``, a
+    :class:`~wbs.domain.TakeoverReason` code, whose label both logs keep. Commits; returns
+    KPK's linked case. Raises :class:`Refusal` with nothing stored and neither case
+    changed."""
     origin_tenant = check_kpk_on_shared_case(ctx, case)
-    text = short_text(reason, required=True, what="takeover")
+    code = reason_code(TakeoverReason, reason, what="takeover")
     check_still_handled_there(case, "takeover_refused")
     origin_scope = TenantScope(ctx.session, origin_tenant)
     source = origin_scope.get(Source, case.source_id)
@@ -101,7 +111,7 @@ def take_over(ctx: Context, case: Case, reason: str) -> Case:
                 if disk_was_full(store, ctx.inst.config.disk_floor_bytes, exc):
                     raise Refusal("intake_closed", "The store's disk is full.") from exc
                 raise
-        linked = _take_over(ctx, case, origin_tenant, source, items, stored, text or "")
+        linked = _take_over(ctx, case, origin_tenant, source, items, stored, code)
     except BaseException:
         ctx.session.rollback()
         for path in stored:
@@ -147,21 +157,12 @@ def _take_over(
     origin_source: Source,
     items: list[Item],
     stored: list[str],
-    reason: str,
+    reason: TakeoverReason,
 ) -> Case:
     hub = ctx.tenant
     origin_scope = TenantScope(ctx.session, origin_tenant)
     now = dt.datetime.now(dt.UTC)
     with committed_with_files(ctx.session, ctx.inst.store, stored):
-        # A forwarding (or another takeover) of the same case at the same moment: the first
-        # to lock the origin's row wins; the other finds it handled elsewhere.
-        linked_to = ctx.session.execute(
-            origin_scope.select(Case).with_only_columns(Case.linked_to_case_id)
-            .where(Case.id == origin.id).with_for_update()
-        ).scalar_one()
-        if linked_to is not None:
-            origin.linked_to_case_id = linked_to
-            check_still_handled_there(origin, "takeover_refused")
         source = linked_source(ctx, origin_source, hub)
         # KPK's own case from now on: never "shared with KPK" (it is KPK's).
         linked = new_case_row(
@@ -183,14 +184,30 @@ def _take_over(
                                          store_path=path, size=item.size, framing=item.framing,
                                          seen=False, created_at=item.created_at))
         ctx.session.flush()
-        by_kpk = f"Diambil alih oleh {hub.name} ({linked.registration_number}): {reason}"
+        # A forwarding (or another takeover) of the same case at the same moment: the first
+        # claim wins; the other finds the origin handled elsewhere and stores nothing.
+        if not claim_case(ctx.session, origin_scope, origin.id, linked.id):
+            raise Refusal(
+                "takeover_refused",
+                f"{origin.registration_number} was forwarded or taken over already: it is "
+                "handled elsewhere.",
+                why="handled_elsewhere",
+            )
+        # The origin is ours now (a follow-up updates its row, so it waits or went first):
+        # its status as committed (closed meanwhile: refused; the entry's from_status), and
+        # what was copied must be every item it has.
+        ctx.session.refresh(origin, ["status", "forward_requested_at"])
+        check_still_handled_there(origin, "takeover_refused")
+        _check_items_unchanged(ctx, origin_scope, origin, items)
+        label = reason.label
+        by_kpk = f"Diambil alih oleh {hub.name} ({linked.registration_number}): {label}"
         ctx.scope.add(Event(case_id=linked.id, kind=EventKind.CASE_CREATED,
                             to_status=CaseStatus.BARU, created_at=now))
         ctx.scope.add(Event(
             case_id=linked.id, kind=EventKind.TAKEOVER_RECEIVED,
             actor_investigator_id=ctx.actor_id, created_at=now,
             note=f"Diambil alih dari {origin_tenant.name} ({origin.registration_number}): "
-                 f"{reason}",
+                 f"{label}",
         ))
         # Both sides of the act about the origin case, each naming only its own account.
         ctx.scope.add(Event(case_id=origin.id, kind=EventKind.TAKEN_OVER,
@@ -212,6 +229,21 @@ def _take_over(
         # An open request to forward is answered by the takeover: the entries above say how.
         origin.forward_requested_at = None
     return linked
+
+
+def _check_items_unchanged(
+    ctx: Context, origin_scope: TenantScope, origin: Case, copied: list[Item]
+) -> None:
+    """The origin's items, read again inside the claiming transaction, are the ones copied:
+    a follow-up (or a reply) stored after the first listing refuses the takeover rather
+    than stay behind at the origin, which no longer handles the case."""
+    now = {(i.kind, i.store_path) for i in case_items(ctx.session, origin_scope, origin)}
+    if now != {(i.kind, i.store_path) for i in copied}:
+        raise Refusal(
+            "takeover_items_changed",
+            f"{origin.registration_number} received new items while it was being taken "
+            "over: nothing was stored; take it over again.",
+        )
 
 
 def taken_over_case(ctx: Context, case: Case) -> Case | None:

@@ -106,6 +106,14 @@ class TenantScope:
             statement = statement.where(model.tenant_id == self.tenant_id)
         return statement.options(self._criteria())
 
+    def update(self, model: type[_T]) -> sa.Update:
+        """``update(model)`` limited to this tenant's rows; refine it with ``.where`` and
+        ``.values``. For a conditional write whose row count says whether it happened (a
+        claim: ``... WHERE linked_to_case_id IS NULL``), which holds on SQLite as on
+        PostgreSQL, unlike a read ``FOR UPDATE`` before an unconditional write."""
+        _require_tenant_owned(model)
+        return sa.update(model).where(model.tenant_id == self.tenant_id)
+
     def get(self, model: type[_T], ident: Any) -> _T | None:
         """The row with this primary key if it belongs to this tenant, else None."""
         _require_tenant_owned(model)

@@ -892,3 +892,37 @@ def test_the_signature_refusals_speak_both_languages_on_the_case_page(
     html = response.get_data(as_text=True)
     assert "tidak ditandatangani" in html and filed.number in html, html[:2000]
     assert snapshot(demo, filed.case_id) == before
+
+
+def test_a_forwarding_that_fails_half_way_leaves_both_cases_as_they_were(
+    demo: Demo, prepared: tuple[Filed, Path, Api, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every item checked and stored, then the database fails while opening the linked case:
+    the rows roll back, the stored ciphertext goes with them, the origin is unchanged."""
+    filed, _ws, api, package = prepared
+    before = snapshot(demo, filed.case_id)
+    stored_before = sorted(p.name for p in demo.inst.store.root.rglob("*") if p.is_file())
+
+    def broken(*_args: object, **_kwargs: object) -> Case:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("wbs.forwarding.new_case_row", broken)
+    with demo.inst.sessions() as session:
+        from wbs.context import Context
+        from wbs.forwarding import accept_forward
+        from wbs.models import Investigator
+
+        account = session.get(Investigator, api.account.id)
+        ctx = Context(demo.inst, session, get_tenant(session, TENANT), account)
+        case = ctx.scope.get(Case, filed.case_id)
+        assert case is not None
+        with package.open("rb") as stream, pytest.raises(RuntimeError):
+            accept_forward(ctx, case, stream)
+    assert snapshot(demo, filed.case_id) == before
+    assert sorted(p.name for p in demo.inst.store.root.rglob("*") if p.is_file()) == (
+        stored_before
+    )
+    # And the same package still forwards once the database is back.
+    monkeypatch.undo()
+    done = upload(api, filed.case_id, package)
+    assert done.status_code == 201, done.get_data(as_text=True)

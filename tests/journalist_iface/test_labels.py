@@ -15,9 +15,12 @@ from wbs.casework import KLARIFIKASI_LOG_NOTE
 from wbs.domain import (
     CASE_STATUS_LABELS,
     CATEGORY_LABELS,
+    DECLINE_REASON_LABELS,
     EVENT_KIND_LABELS,
     MCP_AREA_LABELS,
+    REQUEST_REASON_LABELS,
     ROLE_LABELS,
+    TAKEOVER_REASON_LABELS,
     TENANT_KIND_LABELS,
     CaseStatus,
 )
@@ -29,6 +32,9 @@ TABLES: dict[str, tuple[Mapping[Any, Any], Mapping[Any, str]]] = {
     "event": (labels.EVENT, EVENT_KIND_LABELS),
     "role": (labels.ROLE, ROLE_LABELS),
     "kind": (labels.KIND, TENANT_KIND_LABELS),
+    "takeover_reason": (labels.TAKEOVER_REASON, TAKEOVER_REASON_LABELS),
+    "request_reason": (labels.REQUEST_REASON, REQUEST_REASON_LABELS),
+    "decline_reason": (labels.DECLINE_REASON, DECLINE_REASON_LABELS),
 }
 
 

@@ -31,6 +31,7 @@ from tests.journalist_iface.conftest import (
 from tests.journalist_iface.test_api import api_login
 from tests.journalist_iface.test_sketches import AFFAIR, KEY, RETOLD
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
+from wbs.casework import Refusal, check_case_deletable
 from wbs.domain import CaseStatus, EventKind, Role, TenantKind
 from wbs.models import Case, Event, Matter
 from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
@@ -521,3 +522,65 @@ def test_the_matters_pages_read_english_in_english(demo: Demo, world: World) -> 
     case_page = kpk.get(f"/pengaduan/{a_id}").get_data(as_text=True)
     assert "This case is linked in matter" in case_page and b_number in case_page
     assert f'action="/pengaduan/{a_id}/perkara"' not in case_page  # read-only: no link form
+
+
+# --- the review's findings: who is named, who joins matters, what cannot be deleted -----------
+
+
+def test_an_institution_linking_its_own_cases_stays_unnamed_in_other_institutions_logs(
+    demo: Demo, world: World
+) -> None:
+    x_id, x_number = report(demo, A, to_kpk=True)
+    z_id, z_number = report(demo, B, to_kpk=True)
+    y_id, _y_number = report(demo, A)
+    w_id, w_number = report(demo, C, to_kpk=True)
+    kpk = logged_in(demo, HUB, Role.VERIFIKATOR)
+    assert link_pair(kpk, x_number, z_number).status_code == 302
+    # A's verifikator links A's own Y with X: B's case is in the matter, so B's log hears of
+    # it, but not from whom (only KPK or the coordinating province are named).
+    a = logged_in(demo, A, Role.VERIFIKATOR)
+    assert link_on_page(a, y_id, x_number).status_code == 302
+    z_notes = [e.note or "" for e in events(demo, z_id, EventKind.MATTER_LINKED)]
+    assert len(z_notes) == 2, z_notes
+    assert KPK_NAME in z_notes[0]  # KPK's act: KPK answers for it to B
+    assert "(oleh instansi lain)" in z_notes[1], z_notes
+    assert all("Sumatera Selatan" not in note for note in z_notes), z_notes
+    # A matter of C's case with a lead, and A tries to join it with X's matter: that would
+    # move B's case under a lead A did not choose. Only KPK joins such matters.
+    y2_id, y2_number = report(demo, A, to_kpk=True)
+    assert link_pair(kpk, y2_number, w_number).status_code == 302
+    second = case_row(demo, w_id).matter_id
+    assert second is not None and name_lead(kpk, second, w_number).status_code == 302
+    first = case_row(demo, x_id).matter_id
+    before = {case_id: case_row(demo, case_id).matter_id for case_id in (x_id, z_id, y2_id)}
+    refused = link_on_page(a, x_id, y2_number)
+    assert refused.status_code == 400, refused.status_code  # the page again, with the refusal
+    assert "hanya KPK" in refused.get_data(as_text=True)
+    assert {c: case_row(demo, c).matter_id for c in before} == before
+    api = api_login(demo, A, Role.VERIFIKATOR)
+    response = api.post("/api/v1/matters", json={"cases": [x_number, y2_number]})
+    assert response.status_code == 409 and response.get_json()["error"] == "matter_join_kpk"
+    # KPK may: the group without a lead joins the one with it.
+    assert link_pair(kpk, x_number, y2_number).status_code == 302
+    assert case_row(demo, z_id).matter_id == second and first != second
+
+
+def test_a_case_of_a_matter_cannot_be_deleted(demo: Demo, world: World) -> None:
+    lead_id, lead_number = report(demo, A)
+    other_id, other_number = report(demo, A)
+    a = logged_in(demo, A, Role.VERIFIKATOR)
+    assert link_on_page(a, lead_id, other_number).status_code == 302
+    matter_id = case_row(demo, lead_id).matter_id
+    assert matter_id is not None
+    kpk = logged_in(demo, HUB, Role.PEMANTAU_KPK)
+    assert name_lead(kpk, matter_id, lead_number).status_code == 302
+    page = f"/pengaduan/{other_id}"
+    assert a.post(f"{page}/gabung", {}, token_from=page).status_code == 302
+    assert case_row(demo, other_id).status.is_final
+    # Neither the case closed into the lead nor the lead (once closed) can be deleted.
+    for case_id in (other_id, lead_id):
+        case = case_row(demo, case_id)
+        case.status = CaseStatus.SELESAI
+        with pytest.raises(Refusal) as refused:
+            check_case_deletable(case)
+        assert refused.value.code == "in_matter"

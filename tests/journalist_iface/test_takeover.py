@@ -46,12 +46,20 @@ from tests.journalist_iface.test_forwarding import (
 )
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
 from tests.workstation.helpers import run
-from wbs import coordination, takeover
+from wbs import coordination, forwarding, takeover
 from wbs.casework import Refusal, post_reply
 from wbs.context import Context
-from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind
+from wbs.domain import (
+    CaseStatus,
+    DeclineReason,
+    EventKind,
+    RequestReason,
+    Role,
+    SubmissionKind,
+    TakeoverReason,
+)
 from wbs.intake import Intake
-from wbs.models import Case, Event, Investigator, Reply, Source, Submission
+from wbs.models import Base, Case, Event, Investigator, Reply, Source, Submission
 from wbs.takeover import take_over
 from wbs.tenants import get_tenant
 from wbs.workdays import local_date
@@ -64,7 +72,8 @@ A_REPLY = "Terima kasih, laporan Anda kami verifikasi."
 KPK_REPLY = "KPK kini menangani laporan Anda; mohon simpan bukti aslinya."
 MESSAGE = "Saya punya foto serah terima uang."
 FOLLOW_UP = "Tambahan untuk KPK: rekening penerima atas nama ipar kepala seksi."
-REASON = "Melibatkan penyelenggara negara; kerugian di atas Rp1 miliar."
+REASON = "kewenangan_kpk"
+REASON_LABEL = TakeoverReason.KEWENANGAN_KPK.label
 
 
 @dataclass
@@ -151,7 +160,7 @@ def test_kpk_takes_over_a_shared_case_and_the_reporter_follows_kpk(
     # The reason is required; without it nothing happens.
     refused = kpk.post(f"{page}/ambil-alih", {"reason": "  "}, token_from=page)
     assert refused.status_code == 400
-    assert "Tuliskan alasan pengambilalihan" in refused.get_data(as_text=True)
+    assert "Pilih alasan pengambilalihan" in refused.get_data(as_text=True)
     # Neither the origin's own investigators nor another tenant take a case over.
     a_api, c_api = api_login(demo, TENANT), api_login(demo, C)
     for api in (a_api, c_api):
@@ -214,13 +223,14 @@ def test_kpk_takes_over_a_shared_case_and_the_reporter_follows_kpk(
     # Both sides recorded it, each naming its own account only.
     origin_log = events(demo, filed.case_id, TENANT)
     (taken,) = [e for e in origin_log if e.kind == EventKind.TAKEN_OVER]
-    assert REASON in (taken.note or "") and linked_number in (taken.note or "")
+    assert REASON_LABEL in (taken.note or "") and linked_number in (taken.note or "")
     assert taken.actor_investigator_id is None
     assert any(e.kind == EventKind.STATUS_CHANGED and e.to_status == CaseStatus.DITERUSKAN
                for e in origin_log)
     (kpk_side,) = [e for e in events(demo, filed.case_id, HUB)
                    if e.kind == EventKind.TAKEN_OVER]
-    assert kpk_side.actor_investigator_id == kpk.account.id and REASON in (kpk_side.note or "")
+    assert kpk_side.actor_investigator_id == kpk.account.id
+    assert REASON_LABEL in (kpk_side.note or "")
     received = [e for e in events(demo, linked_id, HUB) if e.kind == EventKind.TAKEOVER_RECEIVED]
     assert len(received) == 1 and filed.number in (received[0].note or "")
     timeline = api_login(demo, HUB).get(f"/api/v1/cases/{filed.case_id}").get_json()
@@ -279,7 +289,8 @@ def test_the_origin_keeps_read_only_metadata_after_a_takeover(
         (a_api.get(f"{base}/items/1"), "taken_over"),
         (a_api.get(f"{base}/bundle"), "taken_over"),
         (kpk_api.post(f"{base}/takeover", json={"reason": REASON}), "takeover_refused"),
-        (kpk_api.post(f"{base}/forward-request", json={}), "request_refused"),
+        (kpk_api.post(f"{base}/forward-request", json={"reason": "koordinasi"}),
+         "request_refused"),
     ]
     for response, code in refusals:
         assert response.status_code == 409, response.get_data(as_text=True)
@@ -362,7 +373,8 @@ def test_a_case_not_shared_with_kpk_or_kpks_own_cannot_be_taken_over(demo: Demo)
                                 {"reason": REASON}, token_from="/")
         assert response.status_code == 404
         api = api_login(demo, HUB, role)
-        for path, body in (("takeover", {"reason": REASON}), ("forward-request", {})):
+        for path, body in (("takeover", {"reason": REASON}),
+                           ("forward-request", {"reason": "koordinasi"})):
             answer = api.post(f"/api/v1/cases/{private.case_id}/{path}", json=body)
             assert answer.status_code == 404, path
     assert snapshot(demo, private.case_id) == before
@@ -377,26 +389,28 @@ def test_kpk_asks_for_a_forwarding_and_the_institution_declines_with_a_reason(
     report = make_report(demo, TENANT, to_kpk=True)
     page = f"/pengaduan/{report.case_id}"
     base = f"/api/v1/cases/{report.case_id}"
-    note = "Mohon dilimpahkan: terkait perkara yang sedang kami tangani."
+    note = RequestReason.PERKARA_TERKAIT
     monitor = logged_in(demo, HUB, Role.PEMANTAU_KPK)
     assert monitor.account is not None
-    assert monitor.post(f"{page}/minta-pelimpahan", {"note": note},
+    assert monitor.post(f"{page}/minta-pelimpahan", {"reason": note.value},
                         token_from=page).status_code == 302
     assert "belum menjawab" in monitor.get(page).get_data(as_text=True)
     kpk_api = api_login(demo, HUB)
-    again = kpk_api.post(f"{base}/forward-request", json={"note": "lagi"})
+    again = kpk_api.post(f"{base}/forward-request", json={"reason": "koordinasi"})
     assert again.status_code == 409 and again.get_json()["error"] == "request_open"
     # Another tenant neither asks nor answers; KPK does not answer its own request.
     c_api = api_login(demo, C)
-    assert c_api.post(f"{base}/forward-request", json={}).status_code == 404
-    assert c_api.post(f"{base}/forward-request/decline", json={"reason": "x"}).status_code == 404
+    assert c_api.post(f"{base}/forward-request",
+                      json={"reason": "koordinasi"}).status_code == 404
+    assert c_api.post(f"{base}/forward-request/decline",
+                      json={"reason": "lainnya"}).status_code == 404
     assert kpk_api.post(f"{base}/forward-request/decline",
-                        json={"reason": "x"}).status_code == 404
+                        json={"reason": "lainnya"}).status_code == 404
     # Nor does C's browser see the case or reach any of the three forms.
     c_browser = logged_in(demo, C)
     assert c_browser.get(page).status_code == 404
     for action in ("ambil-alih", "minta-pelimpahan", "tolak-permintaan"):
-        answer = c_browser.post(f"{page}/{action}", {"reason": "x", "note": "x"}, token_from="/")
+        answer = c_browser.post(f"{page}/{action}", {"reason": "lainnya"}, token_from="/")
         assert answer.status_code == 404, action
     assert report.registration_number not in c_browser.get("/").get_data(as_text=True)
 
@@ -407,9 +421,11 @@ def test_kpk_asks_for_a_forwarding_and_the_institution_declines_with_a_reason(
     assert "/tolak-permintaan" in html and "KPK meminta pelimpahan pengaduan ini" in html
     empty = origin.post(f"{page}/tolak-permintaan", {"reason": " "}, token_from=page)
     assert empty.status_code == 400
-    assert "Tuliskan alasan menolak permintaan KPK" in empty.get_data(as_text=True)
-    reason = "Sedang diaudit oleh Inspektorat; hasilnya akan kami kirim ke KPK."
-    assert origin.post(f"{page}/tolak-permintaan", {"reason": reason},
+    assert "Pilih alasan menolak permintaan KPK" in empty.get_data(as_text=True)
+    # The form offers the list, and takes only a code of it.
+    assert 'value="ditangani_sendiri"' in html and "<textarea name=\"reason\"" not in html
+    reason = DeclineReason.DITANGANI_SENDIRI
+    assert origin.post(f"{page}/tolak-permintaan", {"reason": reason.value},
                        token_from=page).status_code == 302
     with demo.inst.sessions() as session:
         case = session.get(Case, report.case_id)
@@ -421,21 +437,22 @@ def test_kpk_asks_for_a_forwarding_and_the_institution_declines_with_a_reason(
     kinds = [e["kind"] for e in kpk_view]
     assert kinds.count("forward_requested") == 1 and kinds.count("forward_request_declined") == 1
     asked = next(e for e in kpk_view if e["kind"] == "forward_requested")
-    assert asked["note"] == note and asked["actor"]["id"] == monitor.account.id
+    assert asked["note"] == note.label and asked["actor"]["id"] == monitor.account.id
     declined = next(e for e in kpk_view if e["kind"] == "forward_request_declined")
-    assert reason in declined["note"] and declined["actor"] is None
+    assert reason.label in declined["note"] and declined["actor"] is None
     own_view = api_login(demo, TENANT).get(base).get_json()["timeline"]
     asked = next(e for e in own_view if e["kind"] == "forward_requested")
-    assert note in asked["note"] and asked["actor"] is None
+    assert note.label in asked["note"] and asked["actor"] is None
     declined = next(e for e in own_view if e["kind"] == "forward_request_declined")
-    assert declined["note"] == reason and declined["actor"]["id"] == origin.account.id
-    again = api_login(demo, TENANT).post(f"{base}/forward-request/decline", json={"reason": "x"})
+    assert declined["note"] == reason.label and declined["actor"]["id"] == origin.account.id
+    again = api_login(demo, TENANT).post(f"{base}/forward-request/decline",
+                                         json={"reason": "lainnya"})
     assert again.status_code == 409 and again.get_json()["error"] == "no_request"
 
     # A closed case is asked for no more.
     assert origin.post(f"{page}/status", {"status": "diarsipkan", "note": "Bukan wewenang"},
                        token_from=page).status_code == 302
-    closed = kpk_api.post(f"{base}/forward-request", json={})
+    closed = kpk_api.post(f"{base}/forward-request", json={"reason": "koordinasi"})
     assert closed.status_code == 409 and closed.get_json()["error"] == "request_refused"
 
 
@@ -445,7 +462,8 @@ def test_forwarding_to_kpk_answers_the_request_and_the_origin_becomes_read_only(
     filed = file_shared(demo, world)
     base = f"/api/v1/cases/{filed.case_id}"
     kpk_api = api_login(demo, HUB)
-    assert kpk_api.post(f"{base}/forward-request", json={}).status_code == 200
+    assert kpk_api.post(f"{base}/forward-request",
+                        json={"reason": "kerugian_negara"}).status_code == 200
     ws = workstation(world, TENANT)
     try:
         import_bundle(demo, ws, TENANT, filed.case_id, tmp_path)
@@ -530,3 +548,107 @@ def test_a_case_of_a_matter_taken_over_hands_its_place_to_kpks_case(
         assert session.get_one(Case, linked_id).matter_id == matter_id
         assert session.get_one(Case, filed.case_id).matter_id is None
         assert session.get_one(Case, other.case_id).matter_id == matter_id
+
+
+NAME = "Sutrisno Wibowo"
+FREE_TEXT = f"Kepala Bidang Aset {NAME} menerima suap dari rekanan."
+
+
+def test_a_free_text_reason_is_refused_and_stored_nowhere(demo: Demo) -> None:
+    """A reason reaches the other tenant at once: only a code of the list is taken; a name
+    typed instead is refused, repeated nowhere, and stored nowhere."""
+    report = make_report(demo, TENANT, to_kpk=True)
+    base = f"/api/v1/cases/{report.case_id}"
+    page = f"/pengaduan/{report.case_id}"
+    before = snapshot(demo, report.case_id)
+    kpk_api = api_login(demo, HUB)
+    for path in ("takeover", "forward-request"):
+        answer = kpk_api.post(f"{base}/{path}", json={"reason": FREE_TEXT})
+        assert answer.status_code == 400, path
+        assert answer.get_json()["error"] == "unknown_reason"
+        assert NAME not in answer.get_data(as_text=True)
+        assert "kewenangan_kpk" in answer.get_json()["message"] or path != "takeover"
+        # The old free-text field is no field any more.
+        old = kpk_api.post(f"{base}/{path}", json={"note": FREE_TEXT})
+        assert old.status_code == 400 and old.get_json()["error"] == "bad_request"
+    kpk = logged_in(demo, HUB)
+    for action in ("ambil-alih", "minta-pelimpahan"):
+        refused = kpk.post(f"{page}/{action}", {"reason": FREE_TEXT}, token_from=page)
+        assert refused.status_code == 400, action
+        html = refused.get_data(as_text=True)
+        assert "bukan salah satu alasan" in html and NAME not in html
+    assert snapshot(demo, report.case_id) == before
+
+    assert kpk_api.post(f"{base}/forward-request",
+                        json={"reason": "koordinasi"}).status_code == 200
+    asked = snapshot(demo, report.case_id)
+    a_api = api_login(demo, TENANT)
+    declined = a_api.post(f"{base}/forward-request/decline", json={"reason": FREE_TEXT})
+    assert declined.status_code == 400 and declined.get_json()["error"] == "unknown_reason"
+    origin = logged_in(demo, TENANT)
+    refused = origin.post(f"{page}/tolak-permintaan", {"reason": FREE_TEXT}, token_from=page)
+    assert refused.status_code == 400 and NAME not in refused.get_data(as_text=True)
+    assert snapshot(demo, report.case_id) == asked
+
+    # Not one column of one row of any table holds it.
+    with demo.inst.sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(sa.select(table)):
+                assert NAME not in repr(tuple(row)), table.name
+
+
+def test_a_forwarding_racing_a_takeover_is_refused_and_leaves_no_case_or_file(
+    demo: Demo, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A's upload read the case (still A's) and stored the package's items; KPK's takeover
+    commits before the upload claims the case. The upload is refused: no case at C, none of
+    its files, the takeover as it was."""
+    filed = file_shared(demo, world)
+    ws = workstation(world, TENANT)
+    try:
+        import_bundle(demo, ws, TENANT, filed.case_id, tmp_path)
+        a_api = api_login(demo, TENANT)
+        package = make_package(ws, filed.number, C, key_list(a_api, C, tmp_path),
+                               tmp_path / "ke-c.zip")
+    finally:
+        kill_agent(ws / "gnupg")
+        shutil.rmtree(ws, ignore_errors=True)
+    account = make_account(demo, HUB)
+    forward = forwarding._forward
+    seen: dict[str, Any] = {}
+
+    def kpk_first(ctx: Context, *args: Any) -> Case:
+        with demo.inst.sessions() as session:
+            kpk_ctx = Context(demo.inst, session, get_tenant(session, HUB),
+                              session.get(Investigator, account.id))
+            case = kpk_ctx.shared().get(Case, filed.case_id)
+            assert case is not None
+            seen["linked"] = take_over(kpk_ctx, case, REASON).id
+        seen["state"] = snapshot(demo, filed.case_id)
+        seen["stored"] = {Path(path).name for path in args[-1]}  # the package's items
+        return forward(ctx, *args)
+
+    monkeypatch.setattr("wbs.forwarding._forward", kpk_first)
+    with demo.inst.sessions() as session:
+        c_cases = session.scalar(sa.select(sa.func.count(Case.id)).where(
+            Case.tenant_id == get_tenant(session, C).id))
+    response = upload(a_api, filed.case_id, package)
+    assert response.status_code == 409, response.get_data(as_text=True)
+    assert response.get_json()["error"] == "forward_not_handler"
+    counts, state, files = snapshot(demo, filed.case_id)
+    assert (counts, state) == seen["state"][:2]
+    # The upload's stored items are gone; the takeover's copies stay.
+    assert seen["stored"] and seen["stored"] <= set(seen["state"][2])
+    # (and with them the store's own marks about them, named after them).
+    def without(names: list[str]) -> list[str]:
+        return [n for n in names if not any(stored in n for stored in seen["stored"])]
+
+    assert files == without(seen["state"][2])
+    assert len(files) < len(seen["state"][2])
+    with demo.inst.sessions() as session:
+        origin = session.get_one(Case, filed.case_id)
+        assert origin.linked_to_case_id == seen["linked"] and origin.taken_over_at is not None
+        assert session.scalar(sa.select(sa.func.count(Case.id)).where(
+            Case.tenant_id == get_tenant(session, C).id)) == c_cases
+        assert session.scalars(sa.select(Case.id).where(
+            Case.linked_from_case_id == filed.case_id)).all() == [seen["linked"]]
