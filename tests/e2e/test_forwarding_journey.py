@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,13 +35,13 @@ from playwright.sync_api import Browser, BrowserContext
 from werkzeug.serving import make_server
 
 from crypto.keyring import kill_agent
-from crypto.padding import unframe
 from journalist_iface import create_app as create_investigator_app
 from peluit.demo import make_workstation_key
 from source_iface.forms import STATUS_WORDING
 from tests.e2e.conftest import REPO_ROOT, Served
 from tests.e2e.test_investigator_journey import Account, fresh_code, new_account
 from tests.e2e.test_source_journey import ANSWERS, Journey, check_accessibility, wording
+from tests.journalist_iface.test_forwarding import _gpg, decrypt
 from tests.support import short_tempdir
 from tests.workstation.helpers import run
 from wbs.domain import CaseStatus, Role, TenantKind
@@ -68,19 +67,6 @@ class Chain:
     homes: dict[str, Path]  # one GnuPG home per institution, with that one's secret key only
     accounts: dict[str, Account]  # a verifikator of each institution
     names: dict[str, str]
-
-
-def _gpg(home: Path, *args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--pinentry-mode", "loopback",
-         "--passphrase", "", *args],
-        input=data, capture_output=True, check=False,
-    )
-
-
-def decrypt(home: Path, ciphertext: bytes) -> bytes | None:
-    done = _gpg(home, "--decrypt", data=ciphertext)
-    return unframe(done.stdout)[0] if done.returncode == 0 else None
 
 
 @pytest.fixture(scope="module")
