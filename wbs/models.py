@@ -219,6 +219,11 @@ class Tenant(Base):
     max_upload_bytes: Mapped[int | None] = mapped_column(sa.BigInteger)
     onion_address: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # On a hub: the federation member whose installation runs this instansi (a mirror: its
+    # handling metadata arrives over the federation link, wbs.federation). None: a tenant of
+    # this installation. A mirror has no accounts, keys, onion or drop box here. No foreign
+    # key (migration 0022): peers are never deleted, only revoked.
+    federation_peer_id: Mapped[int | None] = mapped_column(index=True)
 
     __table_args__ = (
         sa.CheckConstraint("first_response_days > 0", name="first_response_days_positive"),
@@ -811,6 +816,103 @@ class LoginFailure(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     failed_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- Federation (wbs.federation) ---------------------------------------------------------------
+
+
+class FederationPeer(Base):
+    """Another installation this one exchanges with: on a hub, each member; on a member, its hub.
+
+    Pinned at joining by the fingerprint an operator confirmed out of band; every message from
+    it must be signed by exactly that key. The sequence numbers make the link exactly-once:
+    ``received_seq`` is the last of the peer's messages applied here (committed in the same
+    transaction as the message's effect), ``sent_seq`` the last this side queued for it and
+    ``acked_seq`` the last the peer confirmed applying.
+    """
+
+    __tablename__ = "federation_peers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(10))  # what the peer is to us: hub or member
+    fingerprint: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    public_key: Mapped[str] = mapped_column(sa.Text)
+    # On a member: the hub's federation onion. On a hub: None.
+    onion_address: Mapped[str | None] = mapped_column(sa.String(100))
+    # On a hub: the member's x25519 client authorization key (base32) for the federation onion.
+    client_key: Mapped[str | None] = mapped_column(sa.String(60))
+    status: Mapped[str] = mapped_column(sa.String(10), default="active")
+    joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    received_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    sent_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    acked_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Messages applied, counted in their own transactions: equals received_seq on a sound link,
+    # so a message applied twice shows.
+    applied_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    last_contact_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(sa.String(300))
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('hub', 'member')", name="role"),
+        sa.CheckConstraint("status IN ('active', 'revoked', 'left')", name="status"),
+    )
+
+    def __repr__(self) -> str:
+        return f"FederationPeer(name={self.name!r}, role={self.role!r})"
+
+
+class FederationOutbox(Base):
+    """A message queued for a peer, kept until the peer confirms applying it."""
+
+    __tablename__ = "federation_outbox"
+
+    peer_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("federation_peers.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    body: Mapped[str] = mapped_column(sa.Text)  # canonical JSON
+
+
+class FederationDigest(Base):
+    """What was last queued for a peer about one thing (``tenant:<id>``, ``case:<id>``): the
+    SHA-256 of its message body. The sync queues what changed since, and a removal for what
+    is gone, without a hook in every place a case changes."""
+
+    __tablename__ = "federation_digests"
+
+    peer_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("federation_peers.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    digest: Mapped[str] = mapped_column(sa.String(64))
+
+
+class FederationRefusal(Base):
+    """A federation request or message refused: forged, replayed, out of order, foreign, from
+    a revoked peer. ``peer_id`` when the claimed sender is known (the claim may be false)."""
+
+    __tablename__ = "federation_refusals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("federation_peers.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    detail: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class FederationNonce(Base):
+    """Request nonces seen from members within the freshness window: a request replayed
+    inside the window is refused, one outside it is refused as stale."""
+
+    __tablename__ = "federation_nonces"
+
+    nonce: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 # --- The append-only log, enforced in the ORM -----------------------------------------------

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from wbs import db
 from wbs.models import Base
@@ -30,6 +31,11 @@ APP_TABLES = {
     "alert_settings",
     "case_sketches",
     "matters",
+    "federation_peers",
+    "federation_outbox",
+    "federation_digests",
+    "federation_refusals",
+    "federation_nonces",
 }
 
 
@@ -124,6 +130,21 @@ def test_sqlite_migrations_run_without_foreign_keys_and_restore_them(tmp_path: o
         engine.dispose()
 
 
+def _old_tenant(session: Session, slug: str, kind: str) -> int:
+    """A tenant row as every revision since the first has it (the model has columns added
+    later, which an INSERT through the ORM would name); returns its id."""
+    return int(
+        session.execute(
+            sa.text(
+                "INSERT INTO tenants (slug, name, kind, is_hub, first_response_days, categories,"
+                " kpk_sharing, created_at) VALUES (:slug, :slug, :kind, :hub, 7, '[]', 'never',"
+                " CURRENT_TIMESTAMP) RETURNING id"
+            ),
+            {"slug": slug, "kind": kind, "hub": kind == "hub"},
+        ).scalar_one()
+    )
+
+
 def test_alembic_config_escapes_percent_signs_in_urls() -> None:
     url = "postgresql+psycopg://peluit:p%40ss@localhost/peluit"
     assert db.alembic_config(url).get_main_option("sqlalchemy.url") == url
@@ -140,8 +161,8 @@ def test_migration_0007_seals_totp_secrets_and_its_downgrade_opens_them(
         open_secret,
         start_enrolment,
     )
-    from wbs.domain import Role, TenantKind
-    from wbs.tenants import create_tenant
+    from wbs.domain import Role
+    from wbs.models import Tenant
 
     key = SealingKey(b"m" * 32)
     settings = AuthSettings(passwords=PasswordParams(1, 8, 1), totp_key=key)
@@ -149,7 +170,11 @@ def test_migration_0007_seals_totp_secrets_and_its_downgrade_opens_them(
     engine = db.make_engine(database_url)
     try:
         with db.make_session_factory(engine)() as session:
-            tenant = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            tenant_id = _old_tenant(session, "kpk", "hub")
+            tenant = session.get(
+                Tenant, tenant_id, options=[sa.orm.defer(Tenant.federation_peer_id)]
+            )
+            assert tenant is not None
             ids, secrets = [], []
             for name in ("siti", "budi"):
                 account, _ = create_investigator(
@@ -210,8 +235,6 @@ def test_the_framing_migration_records_every_earlier_item_as_unpadded(database_u
     # Items stored before padding existed hold their plaintext as it was: the readers must
     # not strip a frame from them, so the upgrade marks every existing row "none".
     from crypto.sealing import SealingKey
-    from wbs.domain import TenantKind
-    from wbs.tenants import create_tenant
 
     # Found by its file, so renumbering the revision (helpers' migrations are merged in
     # turn) needs no change here.
@@ -222,9 +245,8 @@ def test_the_framing_migration_records_every_earlier_item_as_unpadded(database_u
     engine = db.make_engine(database_url)
     try:
         with db.make_session_factory(engine)() as session:
-            tenant = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
+            tenant_id = _old_tenant(session, "kpk", "hub")
             session.commit()
-            tenant_id = tenant.id
         now = "2026-12-01 00:00:00+00:00"
         statements = [
             "INSERT INTO sources (id, tenant_id, reply_fingerprint, reply_public_key,"
@@ -272,8 +294,6 @@ def test_the_alert_settings_migration_adds_a_table_tied_to_the_account(database_
     # Indonesian; the composite key refuses another tenant's account, and removing the account
     # removes its row. The downgrade drops the table and nothing else.
     from crypto.sealing import SealingKey
-    from wbs.domain import TenantKind
-    from wbs.tenants import create_tenant
 
     script = ScriptDirectory.from_config(db.alembic_config())
     (alerts,) = [
@@ -284,10 +304,11 @@ def test_the_alert_settings_migration_adds_a_table_tied_to_the_account(database_
     engine = db.make_engine(database_url)
     try:
         with db.make_session_factory(engine)() as session:
-            one = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
-            two = create_tenant(session, slug="pemkot-a", name="A", kind=TenantKind.PEMERINTAH_KOTA)
+            tenants = (
+                _old_tenant(session, "kpk", "hub"),
+                _old_tenant(session, "pemkot-a", "pemerintah_kota"),
+            )
             session.commit()
-            tenants = (one.id, two.id)
         with engine.begin() as connection:
             connection.execute(
                 sa.text(
@@ -359,9 +380,7 @@ def test_the_case_sketches_migration_adds_a_table_tied_to_the_case(database_url:
     import datetime as dt
 
     from crypto.sealing import SealingKey
-    from wbs.domain import TenantKind
     from wbs.models import Source
-    from wbs.tenants import create_tenant
 
     script = ScriptDirectory.from_config(db.alembic_config())
     (sketches,) = [
@@ -372,14 +391,15 @@ def test_the_case_sketches_migration_adds_a_table_tied_to_the_case(database_url:
     engine = db.make_engine(database_url)
     try:
         with db.make_session_factory(engine)() as session:
-            one = create_tenant(session, slug="kpk", name="KPK", kind=TenantKind.HUB)
-            two = create_tenant(session, slug="pemkot-a", name="A", kind=TenantKind.PEMERINTAH_KOTA)
+            tenants = {
+                "one": _old_tenant(session, "kpk", "hub"),
+                "two": _old_tenant(session, "pemkot-a", "pemerintah_kota"),
+            }
             session.commit()
-            tenants = {"one": one.id, "two": two.id}
             # The table of sources is the same at every revision since: the ORM may write it.
             source = Source(
                 id="a" * 64, reply_fingerprint="F" * 40, reply_public_key="P", reply_secret_key="K",
-                tenant_id=one.id,
+                tenant_id=tenants["one"],
             )
             session.add(source)
             session.flush()

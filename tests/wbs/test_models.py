@@ -494,8 +494,9 @@ IDENTIFYING_PARTS = {
     "browser",
     "hostname",
 }
-# The tenant's own onion service address: where the instansi is, never where a visitor is.
-ALLOWED = {("tenants", "onion_address")}
+# Onion services' own addresses (an instansi's drop box, a hub's federation endpoint): never
+# a person's.
+ALLOWED = {("tenants", "onion_address"), ("federation_peers", "onion_address")}
 
 
 def _identifying(table: str, column: str) -> bool:
