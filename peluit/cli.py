@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from peluit import alerts, backup, devrun, doctor, operator_commands
+from peluit import alerts, backup, devrun, doctor, federation, operator_commands
 from peluit.clikit import OperatorGroup, config_of
 from peluit.devrun import set_up_demo
 from wbs.config import ConfigError, load_config
@@ -81,6 +81,7 @@ for command in (
     backup.restore,
     backup.upgrade,
     alerts.alerts,
+    federation.federation,
 ):
     main.add_command(command)
 

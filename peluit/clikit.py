@@ -22,6 +22,7 @@ from wbs.tenants import TenantError
 # Where the interfaces listen on loopback (deploy/gunicorn.conf.py binds the same port).
 SOURCE_PORT = 8080
 INVESTIGATOR_PORT = 8081
+FEDERATION_PORT = 8083
 
 # Errors whose message is the whole story for an operator.
 OPERATOR_ERRORS = (ConfigError, TenantError, CryptoError, FileNotFoundError, RuntimeError)

@@ -14,6 +14,7 @@ import click
 import segno
 
 from peluit.clikit import (
+    FEDERATION_PORT,
     INVESTIGATOR_PORT,
     SOURCE_PORT,
     AccountGroup,
@@ -437,15 +438,19 @@ def onion_addresses(ctx: click.Context) -> None:
 @onion.command("publish")
 @click.option("--source-port", type=_PORT, default=SOURCE_PORT, show_default=True)
 @click.option("--journalist-port", type=_PORT, default=INVESTIGATOR_PORT, show_default=True)
+@click.option("--federation-port", type=_PORT, default=FEDERATION_PORT, show_default=True)
 @click.option("--replace", is_flag=True, help="Re-add onions tor already serves.")
 @click.pass_context
 def onion_publish(
-    ctx: click.Context, source_port: int, journalist_port: int, replace: bool
+    ctx: click.Context, source_port: int, journalist_port: int, federation_port: int,
+    replace: bool,
 ) -> None:
-    """Publish every tenant's onion and the investigator onion (same addresses every time)."""
+    """Publish every tenant's onion and the investigator onion (same addresses every time);
+    on a hub with federation members, the federation onion for them."""
     with opened(ctx) as instance, _tor(ctx) as controller:
         for item in onions.publish_all(
-            controller, instance, source_port, journalist_port, replace=replace
+            controller, instance, source_port, journalist_port, replace=replace,
+            federation_port=federation_port,
         ):
             pow_note = "" if item.pow_defenses is not False else " (tor without PoW defences)"
             click.echo(f"{item.name}\t{item.address}\t{item.action}{pow_note}")

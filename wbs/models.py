@@ -877,7 +877,7 @@ class FederationOutbox(Base):
 
 
 class FederationDigest(Base):
-    """What was last queued for a peer about one thing (``tenant:<id>``, ``case:<id>``): the
+    """What was last queued for a peer about one thing (``tenant:<slug>``, ``case:<registration number>``): the
     SHA-256 of its message body. The sync queues what changed since, and a removal for what
     is gone, without a hook in every place a case changes."""
 
@@ -886,7 +886,7 @@ class FederationDigest(Base):
     peer_id: Mapped[int] = mapped_column(
         sa.ForeignKey("federation_peers.id", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
     digest: Mapped[str] = mapped_column(sa.String(64))
 
 

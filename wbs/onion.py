@@ -76,6 +76,10 @@ ONION_DIR = "onion"
 TENANTS_DIR = "tenants"
 CLIENTS_DIR = "clients"
 INVESTIGATOR_KEY = "investigator.key"
+FEDERATION_KEY = "federation.key"
+FEDERATION_STATE = "federation.published"
+FEDERATION_CLIENT = "federation-hub.auth_private"
+FEDERATION_SERVICE = "federation"
 PUBLISHED_STATE = "investigator.published"
 INVESTIGATOR_SERVICE = "investigator"
 
@@ -98,6 +102,7 @@ _ADDRESS = re.compile(r"[a-z2-7]{56}")
 _USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,63}")
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _BASE32_KEY = re.compile(r"[A-Z2-7]{52}")
+_AUTH_PRIVATE = re.compile(r"([a-z2-7]{56}):descriptor:x25519:([A-Z2-7]{52})")
 
 
 class OnionError(RuntimeError):
@@ -266,13 +271,19 @@ def generate_client_key(inst: Instance, investigator: Investigator) -> ClientKey
     """
     if not investigator.active:
         raise OnionError(f"{investigator.username} is deactivated: no client key for it")
-    service = investigator_key(inst)
+    public, line = new_client_auth(investigator_key(inst))
+    _write_private(_client_path(inst, investigator.username), public + "\n")
+    return ClientKey(username=investigator.username, public_key=public, auth_private=line)
+
+
+def new_client_auth(service: ServiceKey) -> tuple[str, str]:
+    """A new x25519 client authorization key pair for ``service``: the public half in base32
+    (what ADD_ONION's ClientAuthV3 takes) and the private half as the line of an
+    ``.auth_private`` file (``<address>:descriptor:x25519:<base32>``)."""
     private = X25519PrivateKey.generate()
     secret = private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     public = _b32(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-    _write_private(_client_path(inst, investigator.username), public + "\n")
-    line = f"{service.address}:descriptor:x25519:{_b32(secret)}"
-    return ClientKey(username=investigator.username, public_key=public, auth_private=line)
+    return public, f"{service.address}:descriptor:x25519:{_b32(secret)}"
 
 
 def revoke_client_key(inst: Instance, username: str) -> bool:
@@ -320,12 +331,12 @@ class _PublishedState:
     clients: tuple[str, ...]
 
 
-def _published_path(inst: Instance) -> Path:
-    return onion_dir(inst) / PUBLISHED_STATE
+def _published_path(inst: Instance, name: str = PUBLISHED_STATE) -> Path:
+    return onion_dir(inst) / name
 
 
-def _read_published(inst: Instance) -> _PublishedState | None:
-    path = _published_path(inst)
+def _read_published(inst: Instance, name: str = PUBLISHED_STATE) -> _PublishedState | None:
+    path = _published_path(inst, name)
     if not path.exists():
         return None
     try:
@@ -335,9 +346,11 @@ def _read_published(inst: Instance) -> _PublishedState | None:
         return None  # unknown: the next publish replaces the onion, the safe side
 
 
-def _write_published(inst: Instance, port: int, clients: Sequence[str]) -> None:
+def _write_published(
+    inst: Instance, port: int, clients: Sequence[str], name: str = PUBLISHED_STATE
+) -> None:
     state = {"port": port, "clients": sorted(clients)}
-    _write_private(_published_path(inst), json.dumps(state) + "\n")
+    _write_private(_published_path(inst, name), json.dumps(state) + "\n")
 
 
 # --- tor's control port ------------------------------------------------------------------------
@@ -488,6 +501,13 @@ def _publish(
     return Published(name, key.hostname, action, pow_defenses, len(clients) if clients else None)
 
 
+def _local_slugs() -> sa.Select[str]:
+    # A hub's mirrors of its members' instansi have their drop boxes on the members' onions.
+    return (
+        sa.select(Tenant.slug).where(Tenant.federation_peer_id.is_(None)).order_by(Tenant.slug)
+    )
+
+
 def assign_tenant_address(inst: Instance, slug: str) -> ServiceKey:
     """Make (or read) the tenant's key and record its address in ``Tenant.onion_address``."""
     key = tenant_key(inst, slug)
@@ -610,17 +630,140 @@ def publish_all(
     journalist_port: int,
     *,
     replace: bool = False,
+    federation_port: int | None = None,
 ) -> list[Published]:
-    """Every tenant's onion and the investigator onion. Safe to run again: what tor already
+    """Every tenant's onion and the investigator onion; with ``federation_port``, the
+    federation onion too (a hub's, for its members). Safe to run again: what tor already
     serves is kept (``replace`` re-adds it), what it lacks (after a restart of tor, a new
     tenant) is added."""
     with inst.sessions() as session:
-        slugs = list(session.scalars(sa.select(Tenant.slug).order_by(Tenant.slug)))
+        slugs = list(session.scalars(_local_slugs()))
     results = [
         publish_tenant(controller, inst, slug, source_port, replace=replace) for slug in slugs
     ]
     results.append(publish_investigator(controller, inst, journalist_port, replace=replace))
+    if federation_port is not None:
+        results.append(publish_federation(controller, inst, federation_port, replace=replace))
     return results
+
+
+# --- the federation onion (wbs.federation) ------------------------------------------------------
+# A hub serves its federation endpoint on an onion of its own, authorized for exactly the active
+# members' client keys (FederationPeer.client_key): a member's x25519 key is made when it is
+# added and handed over offline with the join ticket; a revoked member's key is dropped from
+# the onion at once. A member holds its key as a file and gives it to its tor over the control
+# port (ONION_CLIENT_AUTH_ADD) before each exchange, so no torrc needs to change.
+
+
+def federation_key(inst: Instance) -> ServiceKey:
+    """The hub's federation onion key; made (and stored, mode 0600) on first use."""
+    return _load_or_create(onion_dir(inst) / FEDERATION_KEY)
+
+
+def federation_clients(inst: Instance) -> list[str]:
+    """The client keys to publish the federation onion with: active members' only."""
+    from wbs.models import FederationPeer
+
+    with inst.sessions() as session:
+        keys = session.scalars(
+            sa.select(FederationPeer.client_key).where(
+                FederationPeer.role == "member",
+                FederationPeer.status == "active",
+                FederationPeer.client_key.is_not(None),
+            )
+        )
+        return sorted(str(key) for key in keys)
+
+
+def publish_federation(
+    controller: stem.control.Controller,
+    inst: Instance,
+    federation_port: int,
+    *,
+    replace: bool = False,
+) -> Published:
+    """Publish the federation onion for the active members (removed when there are none);
+    replaced whenever the member keys differ from what tor was last given, and the
+    connections made under the old list closed, so a revoked member is cut off at once."""
+    key = federation_key(inst)
+    clients = federation_clients(inst)
+    if not clients:
+        _published_path(inst, FEDERATION_STATE).unlink(missing_ok=True)
+        if key.address in published_ids(controller):
+            _del_onion(controller, key.address)
+            close_rendezvous_circuits(controller, key.address)
+            return Published(FEDERATION_SERVICE, key.hostname, "removed", clients=0)
+        return Published(FEDERATION_SERVICE, key.hostname, "skipped", clients=0)
+    last = _read_published(inst, FEDERATION_STATE)
+    if last is None or last.clients != tuple(clients) or last.port != federation_port:
+        replace = True
+    result = _publish(
+        controller, FEDERATION_SERVICE, key, federation_port, replace=replace, clients=clients
+    )
+    _write_published(inst, federation_port, clients, FEDERATION_STATE)
+    if result.action == "replaced":
+        close_rendezvous_circuits(controller, key.address)
+    return result
+
+
+def republish_federation(inst: Instance, control: str | None = None) -> Revocation:
+    """After a member was revoked: publish the federation onion again at once, on the port it
+    was last published with, if tor serves it. Never raises for tor (the revocation stands:
+    the endpoint refuses the member's signature from now on whatever tor does)."""
+    last = _read_published(inst, FEDERATION_STATE)
+    try:
+        with connect(control) as controller:
+            address = federation_key(inst).address
+            if address not in published_ids(controller):
+                return Revocation(True, "the federation onion is not published")
+            if last is None:
+                _del_onion(controller, address)
+                close_rendezvous_circuits(controller, address)
+                return Revocation(True, "federation onion removed until the next publish")
+            result = publish_federation(controller, inst, last.port)
+    except (OnionError, stem.ControllerError, stem.SocketClosed, OSError) as exc:
+        return Revocation(
+            False, f"tor still accepts the key until the next publish ({type(exc).__name__})"
+        )
+    return Revocation(True, f"federation onion {result.action}, {result.clients} member(s)")
+
+
+def store_hub_client_auth(inst: Instance, auth_private: str) -> str:
+    """Keep a member's client key for its hub's federation onion (mode 0600); returns the
+    hub's onion hostname."""
+    line = auth_private.strip()
+    match = _AUTH_PRIVATE.fullmatch(line)
+    if match is None:
+        raise OnionError("not a client authorization line (<address>:descriptor:x25519:<key>)")
+    _write_private(onion_dir(inst) / FEDERATION_CLIENT, line + "\n")
+    return f"{match.group(1)}.onion"
+
+
+def forget_hub_client_auth(inst: Instance) -> None:
+    (onion_dir(inst) / FEDERATION_CLIENT).unlink(missing_ok=True)
+
+
+def load_hub_client_auth(controller: stem.control.Controller, inst: Instance) -> str:
+    """Give tor this member's client key for the hub's federation onion (in memory, replaced
+    if tor had one); returns the onion hostname."""
+    path = onion_dir(inst) / FEDERATION_CLIENT
+    if not path.exists():
+        raise OnionError("this installation holds no client key for a hub: join one first")
+    line = _read_private(path).strip()
+    match = _AUTH_PRIVATE.fullmatch(line)
+    if match is None:
+        raise OnionError(f"{path} is not a client authorization line")
+    address, secret = match.group(1), match.group(2)
+    response = controller.msg(f"ONION_CLIENT_AUTH_ADD {address} x25519:{_b32_to_b64(secret)}")
+    if not response.is_ok():
+        raise OnionError(f"tor refused the client key for {address}.onion: {response}")
+    return f"{address}.onion"
+
+
+def _b32_to_b64(value: str) -> str:
+    # ONION_CLIENT_AUTH_ADD takes the private key in base64; .auth_private files hold base32.
+    padded = value.upper() + "=" * (-len(value) % 8)
+    return base64.b64encode(base64.b32decode(padded)).decode("ascii")
 
 
 # --- publication: what HS_DESC events say -------------------------------------------------------
@@ -749,7 +892,7 @@ def status(
     out: list[OnionStatus] = []
     ours: set[str] = set()
     with inst.sessions() as session:
-        slugs = list(session.scalars(sa.select(Tenant.slug).order_by(Tenant.slug)))
+        slugs = list(session.scalars(_local_slugs()))
     for slug in slugs:
         path = tenant_key_path(inst, slug)
         if not path.exists():

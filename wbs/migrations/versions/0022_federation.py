@@ -67,7 +67,7 @@ def upgrade() -> None:
     op.create_table(
         "federation_digests",
         sa.Column("peer_id", sa.Integer(), nullable=False),
-        sa.Column("key", sa.String(length=40), nullable=False),
+        sa.Column("key", sa.String(length=100), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["peer_id"], ["federation_peers.id"],

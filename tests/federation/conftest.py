@@ -1,0 +1,143 @@
+"""Installations for the federation tests: a hub (the demo instance: KPK and a province) and
+members, each a separate instance with its own database, store, keyring and signing key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from federation_iface import create_app
+from tests.conftest import CHEAP_KDF, DemoInstance, open_demo
+from tests.support import short_tempdir
+from wbs.config import Config, load_config
+from wbs.domain import CaseStatus, TenantKind
+from wbs.federation.exchange import Post, SyncError
+from wbs.federation.peers import add_member, join, join_request, own_fingerprint
+from wbs.instance import Instance, init_instance
+from wbs.models import Case, FederationPeer, Source, Tenant, new_registration_number
+from wbs.tenants import create_tenant
+
+
+def installation_config(root: Path, name: str, database_url: str | None = None) -> Config:
+    env = {
+        "PELUIT_GNUPG_HOME": str(root / name / "gnupg"),
+        "PELUIT_KDF_TIME_COST": str(CHEAP_KDF.time_cost),
+        "PELUIT_KDF_MEMORY_KIB": str(CHEAP_KDF.memory_kib),
+    }
+    if database_url is not None:
+        env["PELUIT_DATABASE_URL"] = database_url
+    folder = root / name / "instance"
+    folder.mkdir(parents=True)
+    return load_config(env, instance_dir=folder)
+
+
+@contextmanager
+def member_installation(config: Config, slug: str) -> Iterator[Instance]:
+    """An initialised installation with one instansi of its own (no hub tenant)."""
+    init_instance(config)
+    with Instance.open(config) as inst:
+        with inst.sessions() as session:
+            create_tenant(
+                session, slug=slug, name=f"Instansi {slug}", kind=TenantKind.KEMENTERIAN,
+                province="Jawa Barat", first_response_days=5,
+            )
+            session.commit()
+        yield inst
+
+
+def add_cases(inst: Instance, slug: str, count: int, *, category: str = "gratifikasi") -> list[str]:
+    """``count`` cases of the instansi, as intake leaves them (metadata only); their numbers."""
+    numbers = []
+    with inst.sessions() as session:
+        tenant = session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        assert tenant is not None
+        for _ in range(count):
+            source = Source(
+                id=secrets.token_hex(32), tenant_id=tenant.id, reply_fingerprint="A" * 40,
+                reply_public_key="-", reply_secret_key="-",
+            )
+            session.add(source)
+            case = Case(
+                tenant_id=tenant.id,
+                source_id=source.id,
+                registration_number=new_registration_number(session, tenant, 2026),
+                category=category,
+                status=CaseStatus.BARU,
+                received_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+                first_response_due=dt.date(2026, 12, 7),
+                closure_due=dt.date(2027, 1, 12),
+            )
+            session.add(case)
+            session.flush()
+            numbers.append(case.registration_number)
+        session.commit()
+    return numbers
+
+
+def federate(hub: Instance, member: Instance, name: str) -> None:
+    """The offline exchange, with each side confirming the fingerprint the other read out."""
+    added = add_member(hub, join_request(member, name), own_fingerprint(member))
+    join(member, added.ticket, own_fingerprint(hub))
+
+
+def client_post(hub: Instance) -> Post:
+    """The hub's endpoint through Flask's test client: the same app and answer as over tor,
+    without a network (the tor end-to-end test is tests/federation/test_federation_tor.py)."""
+    client = create_app(hub, testing=True).test_client()
+
+    def post(sealed: bytes) -> bytes:
+        response = client.post("/federation/v1/exchange", data=sealed)
+        if response.status_code != 200:
+            raise SyncError(f"the hub refused the request: {response.get_json()['error']}")
+        return response.get_data()
+
+    return post
+
+
+def mirrored_cases(hub: Instance, member_name: str) -> dict[str, Case]:
+    with hub.sessions() as session:
+        peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.name == member_name))
+        assert peer is not None
+        rows = session.scalars(
+            sa.select(Case)
+            .join(Tenant, Tenant.id == Case.tenant_id)
+            .where(Tenant.federation_peer_id == peer.id)
+        )
+        found = {case.registration_number: case for case in rows}
+        session.expunge_all()
+        return found
+
+
+class Federation:
+    def __init__(self, hub: DemoInstance, a: Instance, b: Instance) -> None:
+        self.demo = hub
+        self.hub = hub.instance
+        self.a = a
+        self.b = b
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Iterator[Federation]:
+    """A hub with two members, A (``kemendes``) and B (``kemenkes``), joined; on SQLite."""
+    root = short_tempdir("fed-")
+    try:
+        with ExitStack() as stack:
+            hub = stack.enter_context(open_demo(installation_config(root, "hub")))
+            a = stack.enter_context(
+                member_installation(installation_config(root, "a"), "kemendes")
+            )
+            b = stack.enter_context(
+                member_installation(installation_config(root, "b"), "kemenkes")
+            )
+            federate(hub.instance, a, "member-a")
+            federate(hub.instance, b, "member-b")
+            yield Federation(hub, a, b)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,256 @@
+"""The federation link between separate installations: what travels, exactly once and in
+order, and what is refused. The hub's real endpoint (federation_iface) answers through
+Flask's test client; every envelope is signed and checked by the real gpg."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.federation.conftest import (
+    Federation,
+    add_cases,
+    client_post,
+    federate,
+    installation_config,
+    member_installation,
+    mirrored_cases,
+)
+from tests.support import short_tempdir
+from wbs.domain import CaseStatus
+from wbs.federation import metadata
+from wbs.federation.exchange import SyncError, sync
+from wbs.federation.peers import FederationError, add_member, join, join_request, own_fingerprint
+from wbs.federation.wire import Envelope, Message, canonical, new_envelope, seal
+from wbs.instance import Instance
+from wbs.models import Case, FederationPeer, FederationRefusal, Tenant
+from wbs.monitoring import dashboard
+from wbs.tenants import hub_tenant, kpk_recipients
+
+
+def _peer(inst: Instance, name: str) -> FederationPeer:
+    with inst.sessions() as session:
+        peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.name == name))
+        assert peer is not None
+        session.expunge(peer)
+        return peer
+
+
+def _refusals(inst: Instance) -> list[str]:
+    with inst.sessions() as session:
+        return list(
+            session.scalars(sa.select(FederationRefusal.reason).order_by(FederationRefusal.id))
+        )
+
+
+def test_a_members_cases_reach_the_hubs_dashboard(federation: Federation) -> None:
+    numbers = add_cases(federation.a, "kemendes", 3)
+    result = sync(federation.a, client_post(federation.hub))
+    # The instansi and its three cases, all confirmed.
+    assert (result.sent, result.pending) == (4, 0)
+    mirrored = mirrored_cases(federation.hub, "member-a")
+    assert sorted(mirrored) == sorted(numbers)
+    case = mirrored[numbers[0]]
+    assert case.category == "gratifikasi"
+    assert case.first_response_due == dt.date(2026, 12, 7)
+    with federation.hub.sessions() as session:
+        hub = hub_tenant(session)
+        assert hub is not None
+        figures = dashboard(session, hub, today=dt.date(2026, 12, 8))
+        line = next(item for item in figures.tenants if item.slug == "kemendes")
+        # Counted as the hub's own deployment's instansi: three open, all overdue on the 8th.
+        assert (line.total, line.open, line.overdue_first_response) == (3, 3, 3)
+        assert line.province == "Jawa Barat"
+        mirror = session.scalar(sa.select(Tenant).where(Tenant.slug == "kemendes"))
+        assert mirror is not None and mirror.onion_address is None
+
+
+def test_changes_travel_and_a_repeat_sync_sends_nothing(federation: Federation) -> None:
+    post = client_post(federation.hub)
+    first, second = add_cases(federation.a, "kemendes", 2)
+    sync(federation.a, post)
+    with federation.a.sessions() as session:
+        case = session.scalar(sa.select(Case).where(Case.registration_number == first))
+        assert case is not None
+        case.status = CaseStatus.DITERUSKAN
+        gone = session.scalar(sa.select(Case).where(Case.registration_number == second))
+        session.delete(gone)
+        session.commit()
+    result = sync(federation.a, post)
+    assert result.sent == 2  # one change, one removal
+    mirrored = mirrored_cases(federation.hub, "member-a")
+    assert list(mirrored) == [first]
+    assert mirrored[first].status == CaseStatus.DITERUSKAN
+    assert sync(federation.a, post).sent == 0
+    hub_side = _peer(federation.hub, "member-a")
+    # Every message applied once: the count of applications equals the cursor.
+    assert hub_side.applied_count == hub_side.received_seq == 5
+
+
+def test_a_member_offline_for_a_week_catches_up(federation: Federation) -> None:
+    post = client_post(federation.hub)
+    sync(federation.a, post)
+    # A week of reports while the hub could not be reached: each sync fails, nothing is lost.
+    for _ in range(3):
+        add_cases(federation.a, "kemendes", 400)
+
+        def unreachable(_sealed: bytes) -> bytes:
+            raise SyncError("the hub cannot be reached (ConnectTimeout)")
+
+        with pytest.raises(SyncError):
+            sync(federation.a, unreachable)
+    assert _peer(federation.a, "kpk").last_error == "the hub cannot be reached (ConnectTimeout)"
+    result = sync(federation.a, post)
+    # 1,200 cases in batches of 500: three rounds, all confirmed.
+    assert (result.sent, result.pending) == (1200, 0)
+    assert len(mirrored_cases(federation.hub, "member-a")) == 1200
+    assert _peer(federation.a, "kpk").last_error is None
+
+
+def test_kpk_keys_reach_the_member_and_its_reports_to_kpk_use_them(
+    federation: Federation,
+) -> None:
+    sync(federation.a, client_post(federation.hub))
+    with federation.hub.sessions() as session:
+        expected = kpk_recipients(session)
+    with federation.a.sessions() as session:
+        # The member has no KPK of its own: its intake encrypts to the hub's keys.
+        assert kpk_recipients(session) == expected
+        mirror = hub_tenant(session)
+        assert mirror is not None and mirror.federation_peer_id is not None
+
+
+def test_a_member_never_receives_another_members_data(federation: Federation) -> None:
+    add_cases(federation.a, "kemendes", 2)
+    sync(federation.a, client_post(federation.hub))
+    sync(federation.b, client_post(federation.hub))
+    with federation.b.sessions() as session:
+        slugs = set(session.scalars(sa.select(Tenant.slug)))
+        numbers = list(session.scalars(sa.select(Case.registration_number)))
+    assert slugs == {"kemenkes", "kpk"}
+    assert numbers == []
+
+
+def _sealed_by(inst: Instance, envelope: Envelope) -> bytes:
+    return seal(inst.signing, envelope)
+
+
+def _request(sender: Instance, receiver: Instance, messages: tuple[Message, ...]) -> Envelope:
+    return new_envelope(own_fingerprint(sender), own_fingerprint(receiver), ack=0,
+                        messages=messages)
+
+
+def _tenant_message(seq: int, slug: str = "kemendes") -> Message:
+    with_body = {
+        "slug": slug, "name": "Instansi", "kind": "kementerian", "province": None,
+        "first_response_days": 5, "categories": ["gratifikasi"], "kpk_sharing": "optional",
+    }
+    return Message(seq=seq, kind=metadata.TENANT, body=with_body)
+
+
+def _post_raw(federation: Federation, raw: bytes) -> tuple[int, dict[str, str]]:
+    from federation_iface import create_app
+
+    client = create_app(federation.hub, testing=True).test_client()
+    response = client.post("/federation/v1/exchange", data=raw)
+    return response.status_code, response.get_json(silent=True) or {}
+
+
+def test_a_replayed_request_is_refused_and_logged(federation: Federation) -> None:
+    raw = _sealed_by(federation.a, _request(federation.a, federation.hub, (_tenant_message(1),)))
+    assert _post_raw(federation, raw)[0] == 200
+    assert _post_raw(federation, raw) == (409, {"error": "replayed"})
+    assert _refusals(federation.hub) == ["replayed"]
+    assert _peer(federation.hub, "member-a").applied_count == 1
+
+
+def test_a_forged_request_is_refused_and_logged(federation: Federation) -> None:
+    # Member B signs an envelope claiming to be member A.
+    envelope = _request(federation.a, federation.hub, (_tenant_message(1),))
+    forged = seal(federation.b.signing, envelope)
+    status, body = _post_raw(federation, forged)
+    assert (status, body) == (400, {"error": "bad_signature"})
+    assert _refusals(federation.hub) == ["bad_signature"]
+    assert _peer(federation.hub, "member-a").received_seq == 0
+    # A message altered after signing is refused the same way.
+    genuine = json.loads(_sealed_by(federation.a, envelope))
+    genuine["envelope"] = genuine["envelope"].replace("Instansi", "Instansi lain")
+    assert _post_raw(federation, json.dumps(genuine).encode())[1] == {"error": "bad_signature"}
+
+
+def test_a_request_for_another_installation_is_refused(federation: Federation) -> None:
+    # Signed by A, but addressed to member B's key: not for this hub.
+    envelope = new_envelope(own_fingerprint(federation.a), own_fingerprint(federation.b), ack=0,
+                            messages=(_tenant_message(1),))
+    assert _post_raw(federation, _sealed_by(federation.a, envelope))[1] == {"error": "foreign"}
+
+
+def test_reordered_messages_are_refused_and_the_link_resumes(federation: Federation) -> None:
+    out_of_order = (_tenant_message(2), _tenant_message(1))
+    raw = _sealed_by(federation.a, _request(federation.a, federation.hub, out_of_order))
+    assert _post_raw(federation, raw) == (400, {"error": "out_of_order"})
+    assert _peer(federation.hub, "member-a").received_seq == 0
+    # The member's own queue is in order: the next sync goes through.
+    add_cases(federation.a, "kemendes", 1)
+    assert sync(federation.a, client_post(federation.hub)).pending == 0
+
+
+def test_a_stale_request_is_refused(federation: Federation) -> None:
+    envelope = _request(federation.a, federation.hub, ())
+    old = Envelope(**{**envelope.__dict__, "at": envelope.at - 3600})
+    assert _post_raw(federation, _sealed_by(federation.a, old))[1] == {"error": "stale"}
+
+
+def test_a_revoked_member_is_refused_at_once(federation: Federation) -> None:
+    from wbs.federation.peers import revoke_member
+
+    post = client_post(federation.hub)
+    sync(federation.a, post)
+    revoke_member(federation.hub, "member-a", control="127.0.0.1:1")
+    add_cases(federation.a, "kemendes", 1)
+    with pytest.raises(SyncError, match="revoked"):
+        sync(federation.a, post)
+    assert _refusals(federation.hub) == ["revoked"]
+    assert len(mirrored_cases(federation.hub, "member-a")) == 0
+
+
+def test_a_member_cannot_write_into_the_hubs_own_instansi(federation: Federation) -> None:
+    # pemprov-sumsel is the hub's own tenant: a member claiming its slug is refused (logged),
+    # and the link goes on.
+    raw = _sealed_by(
+        federation.a,
+        _request(federation.a, federation.hub, (_tenant_message(1, "pemprov-sumsel"),)),
+    )
+    assert _post_raw(federation, raw)[0] == 200
+    assert _refusals(federation.hub) == ["tenant_conflict"]
+    with federation.hub.sessions() as session:
+        own = session.scalar(sa.select(Tenant).where(Tenant.slug == "pemprov-sumsel"))
+        assert own is not None and own.federation_peer_id is None
+    assert _peer(federation.hub, "member-a").received_seq == 1
+
+
+def test_joining_needs_the_fingerprint_read_out_by_the_other_side(
+    federation: Federation,
+) -> None:
+    root = short_tempdir("fed-join-")
+    with member_installation(installation_config(root, "c"), "kemenag") as c:
+        request = join_request(c, "member-c")
+        # The hub's operator typed the wrong fingerprint (member B's): refused.
+        with pytest.raises(FederationError, match="not signed by the key"):
+            add_member(federation.hub, request, own_fingerprint(federation.b))
+        added = add_member(federation.hub, request, own_fingerprint(c))
+        # The member's operator confirms a fingerprint that is not the hub's: refused.
+        with pytest.raises(FederationError, match="not signed by the key"):
+            join(c, added.ticket, own_fingerprint(federation.a))
+        join(c, added.ticket, own_fingerprint(federation.hub))
+        add_cases(c, "kemenag", 1)
+        assert sync(c, client_post(federation.hub)).pending == 0
+    with pytest.raises(FederationError, match="exists already"):
+        federate(federation.hub, federation.a, "member-a")
+
+
+def test_the_canonical_form_is_what_is_signed() -> None:
+    assert canonical({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()

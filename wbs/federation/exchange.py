@@ -1,0 +1,314 @@
+"""One exchange of the federation link: the member asks, the hub answers.
+
+The member sends its queued messages (at most :data:`BATCH` a request) with the sequence
+number of the last hub message it applied; the hub answers with the last member message it
+applied and the hub messages after the member's. Both sides apply the other's messages in
+order, each exactly once:
+
+* a message's effect and the receiver's cursor (``received_seq``) commit in one transaction,
+  so a receiver killed half-way applied the whole batch or none of it;
+* a message at or below the cursor is a repeat (the answer to it was lost): acknowledged,
+  not applied again;
+* a message past the cursor's next number is out of order: refused and logged, and the
+  answer tells the sender where to resume;
+* the sender keeps each message until the receiver confirms it, so nothing queued is lost to
+  a killed process, a dropped circuit or a week offline.
+
+A request is refused as a whole, logged in ``federation_refusals``, and nothing applied, when
+its envelope is malformed, from a key no active member holds (unknown, revoked, left), signed
+by another key than the pinned one (forged), for another installation (foreign), outside the
+freshness window (stale) or seen before (replayed nonce).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from wbs.federation import metadata
+from wbs.federation.peers import hub_peer, own_fingerprint
+from wbs.federation.wire import (
+    FRESHNESS_SECONDS,
+    Envelope,
+    Message,
+    WireError,
+    new_envelope,
+    parse,
+    seal,
+    verify,
+)
+from wbs.instance import Instance
+from wbs.models import FederationNonce, FederationPeer, FederationRefusal, utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class Refused(Exception):
+    """A request refused; ``reason`` goes back to the sender (it names no internal detail)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def record_refusal(inst: Instance, peer_id: int | None, reason: str, detail: str) -> None:
+    """Log a refusal, in a transaction of its own (the refused work is rolled back)."""
+    log.warning("federation: refused (%s) %s", reason, detail[:200])
+    with inst.sessions() as session:
+        session.add(FederationRefusal(peer_id=peer_id, reason=reason, detail=detail[:300]))
+        session.commit()
+
+
+@dataclass(frozen=True)
+class Applied:
+    through: int  # the receiver's cursor afterwards
+    applied: int  # messages applied by this batch
+    repeated: int  # messages already applied before (acknowledged again)
+    refused: list[tuple[int, str, str]]  # (seq, reason, detail) of messages refused for content
+
+
+def apply_in_order(
+    peer: FederationPeer,
+    messages: tuple[Message, ...],
+    apply: Callable[[Message], None],
+) -> Applied:
+    """Apply the messages after the peer's cursor, in order, once each; the caller commits
+    (the effects with the cursor). A gap stops the batch: what follows it is refused."""
+    applied = repeated = 0
+    refused: list[tuple[int, str, str]] = []
+    for message in messages:
+        if message.seq <= peer.received_seq:
+            repeated += 1
+            continue
+        if message.seq != peer.received_seq + 1:
+            raise Refused(
+                "out_of_order",
+                f"message {message.seq} after {peer.received_seq}: a message is missing",
+            )
+        try:
+            apply(message)
+        except metadata.MessageRefused as exc:
+            # Signed by the sender, refused for its content: logged, and its number used so
+            # the link goes on.
+            refused.append((message.seq, exc.reason, exc.detail))
+        peer.received_seq = message.seq
+        peer.applied_count += 1
+        applied += 1
+    return Applied(peer.received_seq, applied, repeated, refused)
+
+
+# --- the hub ------------------------------------------------------------------------------------
+
+
+def answer(inst: Instance, raw: bytes) -> bytes:
+    """The hub's answer to a member's request (sealed), or :class:`Refused`, logged."""
+    try:
+        unverified = parse(raw)
+    except WireError as exc:
+        record_refusal(inst, None, exc.reason, exc.detail)
+        raise Refused(exc.reason, exc.detail) from None
+    own = own_fingerprint(inst)
+    with inst.sessions() as session:
+        peer = session.scalar(
+            sa.select(FederationPeer).where(
+                FederationPeer.fingerprint == unverified.sender.upper(),
+                FederationPeer.role == "member",
+            )
+        )
+        if peer is None:
+            session.rollback()
+            record_refusal(inst, None, "unknown_sender", "no member holds the envelope's key")
+            raise Refused("unknown_sender", "this installation is not a member here")
+        peer_id = peer.id
+        if peer.status != "active":
+            session.rollback()
+            record_refusal(inst, peer_id, "revoked", f"{peer.name} is {peer.status}")
+            raise Refused("revoked", "this member's access was revoked")
+        try:
+            envelope = verify(
+                unverified,
+                public_key=peer.public_key,
+                fingerprint=peer.fingerprint,
+                own_fingerprint=own,
+                gpg_binary=inst.config.gpg_binary,
+            )
+            response = _answer_verified(inst, session, peer, envelope)
+        except WireError as exc:
+            session.rollback()
+            record_refusal(inst, peer_id, exc.reason, exc.detail)
+            raise Refused(exc.reason, exc.detail) from None
+        except Refused as exc:
+            session.rollback()
+            record_refusal(inst, peer_id, exc.reason, exc.detail)
+            raise
+    return seal(inst.signing, response)
+
+
+def _answer_verified(
+    inst: Instance, session: Session, peer: FederationPeer, envelope: Envelope
+) -> Envelope:
+    _remember_nonce(session, envelope.nonce)
+    session.refresh(peer, with_for_update=True)
+    if envelope.ack > peer.sent_seq:
+        raise Refused("bad_ack", f"acknowledges {envelope.ack}, only {peer.sent_seq} were sent")
+    metadata.confirm(session, peer, envelope.ack)
+    writer = metadata.MirrorWriter(session, peer, envelope.messages)
+    result = apply_in_order(peer, envelope.messages, writer.apply)
+    peer.last_contact_at = utcnow()
+    metadata.queue_kpk_keys(session, peer)
+    for seq, reason, detail in result.refused:
+        session.add(
+            FederationRefusal(
+                peer_id=peer.id, reason=reason, detail=f"message {seq}: {detail}"[:300]
+            )
+        )
+    session.commit()
+    return new_envelope(
+        own_fingerprint(inst),
+        peer.fingerprint,
+        ack=peer.received_seq,
+        messages=metadata.outbox(session, peer, BATCH),
+        in_reply_to=envelope.nonce,
+        applied_through=peer.received_seq,
+    )
+
+
+def _remember_nonce(session: Session, nonce: str) -> None:
+    cutoff = utcnow() - dt.timedelta(seconds=2 * FRESHNESS_SECONDS)
+    session.execute(sa.delete(FederationNonce).where(FederationNonce.seen_at < cutoff))
+    try:
+        with session.begin_nested():
+            session.add(FederationNonce(nonce=nonce))
+            session.flush()
+    except IntegrityError:
+        raise Refused("replayed", "this request was seen before") from None
+
+
+# --- the member ---------------------------------------------------------------------------------
+
+
+class SyncError(RuntimeError):
+    """The exchange did not complete; what was queued stays queued for the next one."""
+
+
+# How a member reaches its hub: posts a sealed request, returns the raw answer. Raises
+# SyncError for anything but an answer (unreachable, refused: the hub's reason in the text).
+Post = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    sent: int  # member messages the hub confirmed in this sync
+    received: int  # hub messages applied here
+    pending: int  # member messages still queued
+
+
+def sync(inst: Instance, post: Post, *, max_rounds: int = 10_000) -> SyncResult:
+    """Queue what changed, then exchange with the hub until both sides are up to date."""
+    with inst.sessions() as session:
+        peer = hub_peer(session)
+        if peer is None:
+            raise SyncError("this installation is not joined to a hub")
+        metadata.queue_changes(session, peer)
+        session.commit()
+    sent = received = 0
+    for _ in range(max_rounds):
+        round_sent, round_received, more = _round(inst, post)
+        sent += round_sent
+        received += round_received
+        if not more:
+            break
+    with inst.sessions() as session:
+        peer = hub_peer(session)
+        if peer is None:
+            raise SyncError("this installation left its hub during the sync")
+        pending = peer.sent_seq - peer.acked_seq
+    return SyncResult(sent=sent, received=received, pending=pending)
+
+
+def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
+    own = own_fingerprint(inst)
+    with inst.sessions() as session:
+        peer = hub_peer(session)
+        if peer is None:
+            raise SyncError("this installation left its hub")
+        outgoing = metadata.outbox(session, peer, BATCH)
+        request = new_envelope(own, peer.fingerprint, ack=peer.received_seq, messages=outgoing)
+        hub_key, hub_fingerprint, peer_id = peer.public_key, peer.fingerprint, peer.id
+        session.rollback()
+    sealed = seal(inst.signing, request)
+    try:
+        raw = post(sealed)
+    except SyncError as exc:
+        _note_error(inst, peer_id, str(exc))
+        raise
+    try:
+        response = verify(
+            parse(raw),
+            public_key=hub_key,
+            fingerprint=hub_fingerprint,
+            own_fingerprint=own,
+            gpg_binary=inst.config.gpg_binary,
+        )
+    except WireError as exc:
+        record_refusal(inst, peer_id, exc.reason, f"the hub's answer: {exc.detail}")
+        _note_error(inst, peer_id, f"the hub's answer was refused ({exc.reason})")
+        raise SyncError(f"the hub's answer was refused: {exc.detail}") from None
+    if response.in_reply_to != request.nonce or response.applied_through is None:
+        record_refusal(inst, peer_id, "foreign", "an answer to another request")
+        raise SyncError("the hub's answer belongs to another request")
+    with inst.sessions() as session:
+        peer = session.get(FederationPeer, peer_id, with_for_update=True)
+        if peer is None or peer.status != "active":
+            raise SyncError("this installation left its hub during the sync")
+        if response.applied_through > peer.sent_seq:
+            session.rollback()
+            record_refusal(inst, peer_id, "bad_ack", "the hub confirms messages never sent")
+            raise SyncError("the hub confirms messages this installation never sent")
+        before = peer.acked_seq
+        metadata.confirm(session, peer, response.applied_through)
+
+        def apply(message: Message) -> None:
+            if message.kind != metadata.KPK_KEYS:
+                raise metadata.MessageRefused(
+                    "unknown_kind", f"a hub does not send {message.kind!r}"
+                )
+            metadata.apply_kpk_keys(session, inst.keyring, peer, message.body)
+
+        try:
+            result = apply_in_order(peer, response.messages, apply)
+        except Refused as exc:
+            session.rollback()
+            record_refusal(inst, peer_id, exc.reason, exc.detail)
+            raise SyncError(f"the hub's messages were refused: {exc.detail}") from None
+        for seq, reason, detail in result.refused:
+            session.add(
+                FederationRefusal(
+                    peer_id=peer_id, reason=reason, detail=f"message {seq}: {detail}"[:300]
+                )
+            )
+        peer.last_contact_at = utcnow()
+        peer.last_error = None
+        confirmed = peer.acked_seq - before
+        more = peer.acked_seq < peer.sent_seq or len(response.messages) > 0
+        if confirmed == 0 and result.applied == 0:
+            more = False  # nothing moved: the hub applies nothing more now (see its refusals)
+        session.commit()
+    return confirmed, result.applied, more
+
+
+def _note_error(inst: Instance, peer_id: int, text: str) -> None:
+    with inst.sessions() as session:
+        peer = session.get(FederationPeer, peer_id)
+        if peer is not None:
+            peer.last_error = text[:300]
+            session.commit()
