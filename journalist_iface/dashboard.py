@@ -23,6 +23,7 @@ from journalist_iface.context import db
 from journalist_iface.labels import kind_label
 from wbs.context import Context
 from wbs.domain import CATEGORY_LABELS, MCP_AREA_LABELS, Role, TenantKind
+from wbs.federation.status import link_lines
 from wbs.models import Tenant, utcnow
 from wbs.monitoring import (
     LAGGING_BELOW,
@@ -204,6 +205,7 @@ def monitor(ctx: Context) -> ResponseReturnValue:
     board, tenants, chosen, provinces = _monitor_board(ctx)
     return _render(board, view="hub", own=ctx.tenant, tenants=tenants, chosen=chosen,
                    provinces=provinces, page_endpoint="dashboard.monitor",
+                   federation=[link for link in link_lines(db()) if link.role == "member"],
                    export_endpoint="dashboard.monitor_export",
                    kinds=[kind for kind in TenantKind if kind != TenantKind.HUB])
 

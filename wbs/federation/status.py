@@ -71,7 +71,9 @@ def link_lines(session: Session, now: dt.datetime | None = None) -> list[Link]:
                 name=peer.name,
                 status=peer.status,
                 last_contact=peer.last_contact_at,
-                lag=None if peer.last_contact_at is None else current - peer.last_contact_at,
+                lag=None if peer.last_contact_at is None else max(
+                    current - peer.last_contact_at, dt.timedelta(0)
+                ),
                 pending=peer.sent_seq - peer.acked_seq,
                 received=peer.received_seq,
                 refused=int(refused.get(peer.id, 0)),
