@@ -187,7 +187,9 @@ def _case_page(
         may_forward=writable and case.linked_to_case_id is None
         and CaseStatus.DITERUSKAN in ALLOWED_TRANSITIONS[case.status],
         destinations=[
-            tenant for tenant in ctx.session.scalars(sa.select(Tenant).order_by(Tenant.name))
+            tenant for tenant in ctx.session.scalars(
+                sa.select(Tenant).where(Tenant.federation_peer_id.is_(None)).order_by(Tenant.name)
+            )
             if tenant.id != ctx.tenant.id
         ] if writable else [],
         external_bodies=forwarding.EXTERNAL_BODIES,

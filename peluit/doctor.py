@@ -145,7 +145,13 @@ def check_recipient_keys(inst: Instance, days: int, now: dt.datetime) -> Check:
     warnings: list[str] = []
     later = now + dt.timedelta(days=days)
     with inst.sessions() as session:
-        tenants = list(session.scalars(sa.select(Tenant).order_by(Tenant.slug)))
+        # A hub's mirrors of its members' instansi take no reports here, so hold no keys;
+        # a member's copy of KPK does hold the keys its reports to KPK are encrypted to.
+        tenants = list(session.scalars(
+            sa.select(Tenant)
+            .where(sa.or_(Tenant.federation_peer_id.is_(None), Tenant.is_hub))
+            .order_by(Tenant.slug)
+        ))
         current = {
             tenant.slug: list(session.scalars(
                 sa.select(RecipientKey).where(

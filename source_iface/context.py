@@ -56,6 +56,11 @@ class DevTenantPaths:
         return self.app(environ, start_response)
 
 
+# A federation mirror (another installation's instansi, or a member's copy of KPK) has its
+# drop box on that installation: never here, whatever the slug or host says.
+_LOCAL = Tenant.federation_peer_id.is_(None)
+
+
 def find_tenant() -> Tenant | None:
     """The tenant this request is for, or None (then only the development index answers)."""
     host = request_host(request.host)
@@ -64,9 +69,9 @@ def find_tenant() -> Tenant | None:
         slug = request.environ.get(DEV_SLUG_KEY)
         if slug is None:
             return None
-        return db().scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        return db().scalar(sa.select(Tenant).where(Tenant.slug == slug, _LOCAL))
     names = {host, host.removesuffix(".onion")}
-    return db().scalar(sa.select(Tenant).where(Tenant.onion_address.in_(names)))
+    return db().scalar(sa.select(Tenant).where(Tenant.onion_address.in_(names), _LOCAL))
 
 
 def tenant() -> Tenant:

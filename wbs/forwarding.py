@@ -141,7 +141,7 @@ def signed_key_list(ctx: Context, slug: str) -> bytes:
     """The receiving tenant's key list, signed by the instance's signing key: one JSON file
     holding the document (as the exact signed text), its detached signature and the public
     signing key (which the workstation checks against the key it pinned)."""
-    tenant = _destination(ctx, slug)
+    tenant = forward_destination(ctx, slug)
     if not current_keys(ctx.session, tenant):
         raise Refusal("no_key", f"{tenant.slug} has no current recipient key.", what="forward")
     document = json.dumps(key_list_document(ctx, tenant), ensure_ascii=False, indent=2)
@@ -158,13 +158,16 @@ def signed_key_list(ctx: Context, slug: str) -> bytes:
 # --- who may forward what ------------------------------------------------------------------------
 
 
-def _destination(ctx: Context, slug: object) -> Tenant:
+def forward_destination(ctx: Context, slug: object) -> Tenant:
+    """The tenant a case may be forwarded to here: one of this installation's own."""
     tenant = (
         ctx.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
         if isinstance(slug, str)
         else None
     )
-    if tenant is None:
+    if tenant is None or tenant.federation_peer_id is not None:
+        # A federation mirror's cases live on its own installation: a package for it travels
+        # over the federation link (not built yet), never into the mirror here.
         raise Refusal(
             "forward_no_tenant",
             "There is no institution with this name in the system.",
@@ -328,7 +331,7 @@ def parse_forward(ctx: Context, case: Case, archive: zipfile.ZipFile) -> Forward
             f"{str(data['origin_registration_number'])[:80]}.",
             number=str(data["origin_registration_number"])[:80],
         )
-    destination = _destination(ctx, data["to_tenant"])
+    destination = forward_destination(ctx, data["to_tenant"])
     if destination.id == ctx.tenant.id:
         raise _refuse("a case is forwarded to another institution, not to its own")
     package_id = data["package_id"]

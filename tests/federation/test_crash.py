@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import open_demo
 from tests.federation.conftest import (
     add_cases,
     federate,
@@ -29,7 +30,6 @@ from tests.federation.conftest import (
     member_installation,
     mirrored_cases,
 )
-from tests.conftest import open_demo
 from tests.support import short_tempdir
 from wbs.config import Config
 from wbs.instance import Instance

@@ -254,3 +254,26 @@ def test_joining_needs_the_fingerprint_read_out_by_the_other_side(
 
 def test_the_canonical_form_is_what_is_signed() -> None:
     assert canonical({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+
+
+def test_mirrors_take_no_reports_and_no_forwarding_here(federation: Federation) -> None:
+    from source_iface import create_app as create_source_app
+    from wbs.context import Context
+    from wbs.casework import Refusal
+    from wbs.forwarding import forward_destination
+
+    sync(federation.a, client_post(federation.hub))
+    # On the member, its copy of KPK; on the hub, member A's instansi: neither has a drop box
+    # here, even where development paths name tenants by slug.
+    for inst, slug in ((federation.a, "kpk"), (federation.hub, "kemendes")):
+        app = create_source_app(inst, testing=True, dev_tenant_paths=True)
+        assert app.test_client().get(f"/{slug}/").status_code == 404
+        with inst.sessions() as session:
+            own = session.scalar(
+                sa.select(Tenant).where(
+                    Tenant.federation_peer_id.is_(None), Tenant.is_hub.is_(False)
+                )
+            )
+            assert own is not None
+            with pytest.raises(Refusal):
+                forward_destination(Context(inst, session, own), slug)

@@ -28,7 +28,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,7 +99,7 @@ def tenant_body(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-_CASE_COLUMNS = (
+CASE_COLUMNS = (
     Case.id,
     Case.tenant_id,
     Case.registration_number,
@@ -141,11 +141,17 @@ def case_body(row: Any, slug: str) -> dict[str, Any]:
 
 @dataclass
 class _Queue:
+    """The changes of one sync, gathered in memory and written in bulk (:meth:`write`): a
+    statement per changed case would make a large catch-up crawl."""
+
     session: Session
     peer: FederationPeer
     digests: dict[str, str]
-    seen: set[str]
+    seen: set[str] = field(default_factory=set)
     queued: int = 0
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    added: list[dict[str, Any]] = field(default_factory=list)
 
     def offer(self, key: str, kind: str, body: dict[str, Any]) -> None:
         self.seen.add(key)
@@ -153,30 +159,34 @@ class _Queue:
         if self.digests.get(key) == digest:
             return
         self.push(kind, body)
-        if key in self.digests:
-            self.session.execute(
-                sa.update(FederationDigest)
-                .where(FederationDigest.peer_id == self.peer.id, FederationDigest.key == key)
-                .values(digest=digest)
-            )
-        else:
-            self.session.add(FederationDigest(peer_id=self.peer.id, key=key, digest=digest))
+        row = {"peer_id": self.peer.id, "key": key, "digest": digest}
+        (self.changed if key in self.digests else self.added).append(row)
         self.digests[key] = digest
 
     def push(self, kind: str, body: dict[str, Any]) -> None:
         self.peer.sent_seq += 1
-        self.session.add(
-            FederationOutbox(
-                peer_id=self.peer.id,
-                seq=self.peer.sent_seq,
-                kind=kind,
-                body=canonical(body).decode(),
-            )
+        self.outbox.append(
+            {
+                "peer_id": self.peer.id,
+                "seq": self.peer.sent_seq,
+                "kind": kind,
+                "body": canonical(body).decode(),
+            }
         )
         self.queued += 1
 
     def gone(self) -> list[str]:
         return sorted(set(self.digests) - self.seen)
+
+    def write(self) -> None:
+        if self.outbox:
+            self.session.execute(sa.insert(FederationOutbox), self.outbox)
+        if self.added:
+            self.session.execute(sa.insert(FederationDigest), self.added)
+        if self.changed:
+            # ORM bulk UPDATE by primary key (peer_id, key): one executemany.
+            self.session.execute(sa.update(FederationDigest), self.changed)
+        self.outbox, self.added, self.changed = [], [], []
 
 
 def _open_queue(session: Session, peer: FederationPeer) -> _Queue:
@@ -190,7 +200,7 @@ def _open_queue(session: Session, peer: FederationPeer) -> _Queue:
             )
         ).all()
     )
-    return _Queue(session, peer, digests, set())
+    return _Queue(session, peer, digests)
 
 
 def queue_changes(session: Session, hub: FederationPeer) -> int:
@@ -210,7 +220,7 @@ def queue_changes(session: Session, hub: FederationPeer) -> int:
         queue.offer(f"tenant:{tenant.slug}", TENANT, tenant_body(tenant))
     if tenants:
         rows = session.execute(
-            sa.select(*_CASE_COLUMNS)
+            sa.select(*CASE_COLUMNS)
             .where(Case.tenant_id.in_(list(tenants)))
             .order_by(Case.id)
             .execution_options(yield_per=2000)
@@ -223,12 +233,15 @@ def queue_changes(session: Session, hub: FederationPeer) -> int:
                 CASE,
                 case_body(row, tenants[row.tenant_id].slug),
             )
-    for key in queue.gone():
+    gone = queue.gone()
+    for key in gone:
         if key.startswith("case:"):
             queue.push(CASE_GONE, {"number": key.removeprefix("case:")})
+    queue.write()
+    for chunk in _chunks(gone, 500):
         session.execute(
             sa.delete(FederationDigest).where(
-                FederationDigest.peer_id == hub.id, FederationDigest.key == key
+                FederationDigest.peer_id == hub.id, FederationDigest.key.in_(chunk)
             )
         )
     return queue.queued
@@ -250,6 +263,7 @@ def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
     }
     queue = _open_queue(session, member)
     queue.offer("kpk_keys", KPK_KEYS, body)
+    queue.write()
     return queue.queued
 
 
