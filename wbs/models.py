@@ -877,9 +877,10 @@ class FederationOutbox(Base):
 
 
 class FederationDigest(Base):
-    """What was last queued for a peer about one thing (``tenant:<slug>``, ``case:<registration number>``): the
-    SHA-256 of its message body. The sync queues what changed since, and a removal for what
-    is gone, without a hook in every place a case changes."""
+    """What was last queued for a peer about one thing (``tenant:<slug>``,
+    ``case:<registration number>``): the SHA-256 of its message body. The sync queues what
+    changed since, and a removal for what is gone, without a hook in every place a case
+    changes."""
 
     __tablename__ = "federation_digests"
 

@@ -258,8 +258,8 @@ def test_the_canonical_form_is_what_is_signed() -> None:
 
 def test_mirrors_take_no_reports_and_no_forwarding_here(federation: Federation) -> None:
     from source_iface import create_app as create_source_app
-    from wbs.context import Context
     from wbs.casework import Refusal
+    from wbs.context import Context
     from wbs.forwarding import forward_destination
 
     sync(federation.a, client_post(federation.hub))
