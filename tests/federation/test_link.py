@@ -277,3 +277,31 @@ def test_mirrors_take_no_reports_and_no_forwarding_here(federation: Federation) 
             assert own is not None
             with pytest.raises(Refusal):
                 forward_destination(Context(inst, session, own), slug)
+
+
+def test_sketches_travel_and_kpk_finds_duplicates_across_installations(
+    federation: Federation,
+) -> None:
+    from tests.wbs.test_sketches import AFFAIR, KEY, RETOLD, UNRELATED
+    from wbs.context import Context
+    from wbs.sketches import accept_sketches, duplicate_candidates
+    from wbs.tenants import get_tenant
+    from workstation.sketches import sketch_document
+
+    def upload(inst: Instance, slug: str, reports: dict[str, dict[str, str]]) -> None:
+        data = json.dumps(sketch_document(KEY, reports).to_json()).encode()
+        with inst.sessions() as session:
+            accept_sketches(Context(inst, session, get_tenant(session, slug)), data)
+
+    (here,) = add_cases(federation.hub, "pemprov-sumsel", 1)
+    there, other = add_cases(federation.a, "kemendes", 2)
+    upload(federation.hub, "pemprov-sumsel", {here: AFFAIR})
+    upload(federation.a, "kemendes", {there: RETOLD, other: UNRELATED})
+    sync(federation.a, client_post(federation.hub))
+    with federation.hub.sessions() as session:
+        hub = hub_tenant(session)
+        assert hub is not None
+        pairs = duplicate_candidates(session, hub)
+    found = {(pair.first.registration_number, pair.second.registration_number) for pair in pairs}
+    assert found == {(here, there)} or found == {(there, here)}
+    assert not _refusals(federation.hub)

@@ -4,8 +4,10 @@ the other.
 Member to hub, the handling metadata a hub reads of its own deployment's tenants
 (:mod:`wbs.monitoring`): each instansi (``tenant``: name, kind, province, deadline, categories)
 and each case (``case``: registration number, category, MCP area, status, channel, the
-jurisdiction hint, the day it arrived, deadlines, first response, closure), and ``case_gone``
-when a case no longer exists. Never a source, an account, an assignment, a note, a flag of an
+jurisdiction hint, the day it arrived, deadlines, first response, closure), ``case_gone``
+when a case no longer exists, and each case's keyed similarity sketch (``sketch``, as the
+member's workstation uploaded it: :mod:`wbs.sketches`), so KPK finds duplicates across
+installations as it does within one. Never a source, an account, an assignment, a note, a flag of an
 investigator's inbox, a file or its size. Hub to member: KPK's current recipient keys
 (``kpk_keys``), which the member encrypts reports sent to KPK with.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,10 +39,12 @@ from sqlalchemy.orm import Session
 
 from crypto.errors import KeyRefused
 from crypto.keyring import Keyring
+from crypto.sketches import KEY_ID_RE, SketchFormatError, parse_signatures
 from wbs.domain import CaseStatus, Channel, KpkSharing, TenantKind
 from wbs.federation.wire import Message, canonical
 from wbs.models import (
     Case,
+    CaseSketch,
     FederationDigest,
     FederationOutbox,
     FederationPeer,
@@ -52,8 +57,9 @@ from wbs.tenants import TenantError, add_recipient_key, current_keys, revoke_rec
 TENANT = "tenant"
 CASE = "case"
 CASE_GONE = "case_gone"
+SKETCH = "sketch"
 KPK_KEYS = "kpk_keys"
-MEMBER_KINDS = (TENANT, CASE, CASE_GONE)
+MEMBER_KINDS = (TENANT, CASE, CASE_GONE, SKETCH)
 HUB_KINDS = (KPK_KEYS,)
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -233,6 +239,19 @@ def queue_changes(session: Session, hub: FederationPeer) -> int:
                 CASE,
                 case_body(row, tenants[row.tenant_id].slug),
             )
+        # After every case: a sketch names a case the hub must have by then.
+        sketches = session.execute(
+            sa.select(Case.registration_number, CaseSketch.key_id, CaseSketch.signatures)
+            .join(Case, (Case.id == CaseSketch.case_id) & (Case.tenant_id == CaseSketch.tenant_id))
+            .where(Case.tenant_id.in_(list(tenants)))
+            .order_by(Case.id)
+        )
+        for number, key_id, signatures in sketches:
+            queue.offer(
+                f"sketch:{number}",
+                SKETCH,
+                {"number": number, "key_id": key_id, "signatures": json.loads(signatures)},
+            )
     gone = queue.gone()
     for key in gone:
         if key.startswith("case:"):
@@ -269,8 +288,6 @@ def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
 
 def outbox(session: Session, peer: FederationPeer, limit: int) -> tuple[Message, ...]:
     """The messages the peer has not confirmed yet, in order, at most ``limit``."""
-    import json
-
     rows = session.execute(
         sa.select(FederationOutbox.seq, FederationOutbox.kind, FederationOutbox.body)
         .where(FederationOutbox.peer_id == peer.id, FederationOutbox.seq > peer.acked_seq)
@@ -367,7 +384,7 @@ class MirrorWriter:
         numbers = [
             str(message.body.get("number"))
             for message in batch
-            if message.kind in (CASE, CASE_GONE)
+            if message.kind in (CASE, CASE_GONE, SKETCH)
         ]
         self.cases: dict[str, Case] = {}
         for chunk in _chunks(numbers, 500):
@@ -384,6 +401,8 @@ class MirrorWriter:
             self._case(message.body)
         elif message.kind == CASE_GONE:
             self._case_gone(message.body)
+        elif message.kind == SKETCH:
+            self._sketch(message.body)
         else:
             raise MessageRefused("unknown_kind", f"a member does not send {message.kind!r}")
 
@@ -492,6 +511,33 @@ class MirrorWriter:
             raise MessageRefused("case_conflict", f"{number} belongs to another instansi")
         self.session.delete(case)
         del self.cases[case.registration_number]
+
+
+    def _own_case(self, number: str) -> Case:
+        case = self.cases.get(number)
+        if case is None or case.tenant_id not in {tenant.id for tenant in self.tenants.values()}:
+            raise MessageRefused("unknown_case", f"{number} is no case of this member")
+        return case
+
+    def _sketch(self, body: dict[str, Any]) -> None:
+        case = self._own_case(_text(body, "number", 80))
+        key_id = _text(body, "key_id", 16)
+        try:
+            if not KEY_ID_RE.match(key_id):
+                raise SketchFormatError("key_id must be 16 lower-case hex digits")
+            signatures = parse_signatures(body.get("signatures"))
+        except SketchFormatError as exc:
+            raise MessageRefused("malformed", f"sketch: {exc}") from None
+        encoded = json.dumps({part: list(values) for part, values in signatures.items()},
+                             separators=(",", ":"))
+        self.session.flush()  # the case row first, when it arrived in this batch
+        row = self.session.get(CaseSketch, case.id)
+        if row is None:
+            self.session.add(CaseSketch(
+                case_id=case.id, tenant_id=case.tenant_id, key_id=key_id, signatures=encoded,
+            ))
+        else:
+            row.key_id, row.signatures = key_id, encoded
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
