@@ -4,6 +4,7 @@ members, each a separate instance with its own database, store, keyring and sign
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -123,18 +124,40 @@ class Federation:
         self.b = b
 
 
-@pytest.fixture
-def federation(tmp_path: Path) -> Iterator[Federation]:
-    """A hub with two members, A (``kemendes``) and B (``kemenkes``), joined; on SQLite."""
+@contextmanager
+def _database(request: pytest.FixtureRequest, kind: str) -> Iterator[str | None]:
+    """None (the instance's SQLite file) or a fresh database on the test PostgreSQL server."""
+    if kind == "sqlite":
+        yield None
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = f"fed{os.getpid()}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def federation(request: pytest.FixtureRequest) -> Iterator[Federation]:
+    """A hub with two members, A (``kemendes``, SQLite) and B (``kemenkes``), joined; the hub
+    and B on SQLite, then both on PostgreSQL."""
     root = short_tempdir("fed-")
     try:
         with ExitStack() as stack:
-            hub = stack.enter_context(open_demo(installation_config(root, "hub")))
+            hub_db = stack.enter_context(_database(request, request.param))
+            b_db = stack.enter_context(_database(request, request.param))
+            hub = stack.enter_context(open_demo(installation_config(root, "hub", hub_db)))
             a = stack.enter_context(
                 member_installation(installation_config(root, "a"), "kemendes")
             )
             b = stack.enter_context(
-                member_installation(installation_config(root, "b"), "kemenkes")
+                member_installation(installation_config(root, "b", b_db), "kemenkes")
             )
             federate(hub.instance, a, "member-a")
             federate(hub.instance, b, "member-b")
