@@ -15,6 +15,7 @@ happens; it also stops each one by its PID and reports any still running.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -46,6 +47,9 @@ def scenario() -> Iterator[dict[str, Any]]:
             pytest.fail(
                 f"{tool} is needed for the federation end-to-end test (tor, curl, util-linux)"
             )
+    for tool in ("initdb", "pg_ctl"):
+        if shutil.which(tool) is None and not glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"):
+            pytest.fail(f"{tool} is needed for member B's database (apt-get install postgresql)")
     workdir = short_tempdir("fed-tor-")
     started = time.monotonic()
     proc = subprocess.Popen(
