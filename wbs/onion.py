@@ -755,7 +755,9 @@ def load_hub_client_auth(controller: stem.control.Controller, inst: Instance) ->
         raise OnionError(f"{path} is not a client authorization line")
     address, secret = match.group(1), match.group(2)
     response = controller.msg(f"ONION_CLIENT_AUTH_ADD {address} x25519:{_b32_to_b64(secret)}")
-    if not response.is_ok():
+    # 250 added; 251 replaced the key tor had (every exchange after the first loads it
+    # again); 252 added and a cached descriptor decrypted with it. stem's is_ok() is 250 only.
+    if response.content()[0][0] not in ("250", "251", "252"):
         raise OnionError(f"tor refused the client key for {address}.onion: {response}")
     return f"{address}.onion"
 

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from federation_iface import create_app
-from tests.conftest import CHEAP_KDF, DemoInstance, open_demo
-from tests.support import short_tempdir
+from tests.conftest import DemoInstance, open_demo
+from tests.support import CHEAP_KDF, short_tempdir
 from wbs.config import Config, load_config
 from wbs.domain import CaseStatus, TenantKind
 from wbs.federation.exchange import Post, SyncError

@@ -435,3 +435,17 @@ def test_cli_tenant_add_puts_the_new_tenant_online(cli: Any, demo: DemoInstance)
         assert tenant is not None and tenant.onion_address == found.group(1)
     assert re.search(r"^tenant:pemkot-palembang\t\S+\.onion\t" + WAITING + r"$",
                      cli("onion", "status").output, re.M)
+
+
+def test_a_members_hub_client_key_can_be_loaded_before_every_exchange(
+    demo: DemoInstance, controller: stem.control.Controller
+) -> None:
+    # `peluit federation sync` gives tor the key before each exchange: the second time tor
+    # answers "251 Client for onion existed and replaced", which is success too.
+    hub_key = onion.ServiceKey.generate()
+    _public, private = onion.new_client_auth(hub_key)
+    onion.store_hub_client_auth(demo.instance, private)
+    first = onion.load_hub_client_auth(controller, demo.instance)
+    assert onion.load_hub_client_auth(controller, demo.instance) == first == hub_key.hostname
+    listed = controller.msg(f"ONION_CLIENT_AUTH_VIEW {hub_key.address}")
+    assert hub_key.address in str(listed)

@@ -1,0 +1,192 @@
+"""The federation end to end, on a private Tor network on loopback inside a network namespace.
+
+Once per test session, :func:`scenario` runs ``tests/federation/tor_scenario.py`` in a new
+user, network and PID namespace (``unshare``; loopback only, so no packet can leave): 3
+directory authorities, 3 relays, an onion-service node for the hub and one client tor per
+member, a private PostgreSQL cluster, and three separate installations: the hub (the demo
+instance, SQLite), member A (SQLite) and member B (PostgreSQL). They join through the offline
+exchange; the hub serves federation_iface behind its federation onion (client authorization for
+the members' keys); each member syncs through its own tor's SOCKS port; then the hub revokes A.
+The scenario reports what it saw as JSON; each test below checks one part of it.
+
+The scenario is PID 1 of its PID namespace: every tor and PostgreSQL die with it, whatever
+happens; it also stops each one by its PID and reports any still running.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.onion.testnet import NAMESPACE_PREFIX
+from tests.support import short_tempdir
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Bootstrap takes 11-42 s; the whole scenario well under a minute on an idle machine. Fail
+# well before CI gives up.
+SCENARIO_TIMEOUT = 300
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def scenario() -> Iterator[dict[str, Any]]:
+    for tool in ("tor", "tor-gencert", "curl", "unshare"):
+        if shutil.which(tool) is None:
+            pytest.fail(
+                f"{tool} is needed for the federation end-to-end test (tor, curl, util-linux)"
+            )
+    for tool in ("initdb", "pg_ctl"):
+        if shutil.which(tool) is None and not glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"):
+            pytest.fail(f"{tool} is needed for member B's database (apt-get install postgresql)")
+    workdir = short_tempdir("fed-tor-")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [*NAMESPACE_PREFIX, sys.executable, "-m", "tests.federation.tor_scenario", str(workdir)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=SCENARIO_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # The whole session (unshare and the namespace's PID 1 with everything in it).
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the federation scenario took over {SCENARIO_TIMEOUT}s:\n{stderr[-4000:]}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    elapsed = time.monotonic() - started
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail(
+            f"the federation scenario failed to run (exit {proc.returncode}):\n{stderr[-4000:]}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    result["elapsed"] = round(elapsed, 1)
+    result["log"] = stderr
+    if result.get("ok"):
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        # Kept for reading: the tor logs under <workdir>/net/*/notice.log, PostgreSQL's in pg/.
+        result["workdir"] = str(workdir)
+    yield result
+
+
+def _check(scenario: dict[str, Any], name: str) -> Any:
+    checks = scenario.get("checks", {})
+    if name not in checks:
+        pytest.fail(
+            f"the scenario stopped before {name!r}:\n{scenario.get('error', '')}\n"
+            f"{scenario['log'][-3000:]}\n(logs in {scenario.get('workdir')})"
+        )
+    return checks[name]
+
+
+def test_the_scenario_ran_through_and_stopped_everything(scenario: dict[str, Any]) -> None:
+    assert scenario["ok"], scenario.get("error")
+    # 3 authorities, 3 relays, member A's tor, the hub's onion-service tor, member B's tor.
+    assert len(scenario["pids"]) == 9
+    assert scenario["postgres_pid"]
+    assert scenario["still_running"] == []
+    print(f"federation over tor: {scenario['elapsed']}s in all; steps at {scenario['timings']}")
+
+
+def test_three_separate_installations_member_b_on_postgresql(scenario: dict[str, Any]) -> None:
+    assert _check(scenario, "databases") == ["sqlite", "sqlite", "postgresql"]
+    # Each member joined with the hub's confirmed fingerprint.
+    assert _check(scenario, "joined_member-a") == ["hub", "active", True]
+    assert _check(scenario, "joined_member-b") == ["hub", "active", True]
+
+
+def test_the_federation_onion_is_published_for_both_members(scenario: dict[str, Any]) -> None:
+    assert _check(scenario, "uploaded") is True
+    name, address, action, clients = scenario["published"]
+    assert (name, action, clients) == ("federation", "added", 2)
+    assert address.endswith(".onion")
+    assert _check(scenario, "tickets_name_the_onion") is True
+
+
+def test_the_federation_onion_is_unreachable_without_a_client_key(
+    scenario: dict[str, Any],
+) -> None:
+    rc, status, error = _check(scenario, "curl_without_key")
+    # curl 97: the SOCKS connection failed; tor's extended SOCKS error 0xF4 (244) is "onion
+    # service missing client authorization".
+    assert (rc, status) == (97, 0)
+    assert error.endswith("(244)"), error
+    outcome = _check(scenario, "sync_without_key")
+    assert outcome == ["refused", "the hub cannot be reached (ConnectionError)"]
+    assert _check(scenario, "a_last_error_without_key") == outcome[1]
+
+
+def test_member_a_syncs_over_tor_and_its_cases_reach_the_hub(scenario: dict[str, Any]) -> None:
+    # The instansi and its three cases sent and confirmed; KPK's keys received.
+    assert _check(scenario, "a_first_sync") == [4, 1, 0]
+    # A second sync (the client key loaded into tor again first) has nothing to send.
+    assert _check(scenario, "a_repeat_sync") == [0, 0, 0]
+    assert _check(scenario, "a_cases_on_hub") == [True, 3]
+
+
+def test_member_a_counts_on_the_hubs_dashboard(scenario: dict[str, Any]) -> None:
+    # kemendes on KPK's dashboard: three open cases, all overdue for a first response on the
+    # 8th of December (received 30 November, due 7 December).
+    assert _check(scenario, "dashboard_a") == [3, 3, 3, "Jawa Barat"]
+
+
+def test_kpks_keys_reach_both_members(scenario: dict[str, Any]) -> None:
+    assert _check(scenario, "a_kpk_key_count") >= 1
+    assert _check(scenario, "a_kpk_keys") is True
+    assert _check(scenario, "b_kpk_keys") is True
+
+
+def test_member_b_syncs_and_receives_nothing_of_member_a(scenario: dict[str, Any]) -> None:
+    assert _check(scenario, "b_first_sync") == [3, 1, 0]
+    assert _check(scenario, "b_cases_on_hub") is True
+    # B's database: its own instansi and the KPK mirror, its own cases, nothing of A's.
+    assert _check(scenario, "b_tenants") == ["kemenkes", "kpk"]
+    assert _check(scenario, "b_cases") == _check(scenario, "b_own_cases")
+    assert all(number.startswith("PLT-KEMENKES-") for number in _check(scenario, "b_cases"))
+
+
+def test_a_revoked_member_is_refused_at_once(scenario: dict[str, Any]) -> None:
+    in_effect, note = _check(scenario, "revocation")
+    assert in_effect is True
+    assert note == "federation onion replaced, 1 member(s)"
+    # A's very next sync, through its tor with its old key, fails (no retry): tor cannot
+    # reach the onion any more (seen every time), or, had A's old circuit outlived the
+    # revocation, the endpoint refuses it.
+    assert _check(scenario, "a_after_revocation") in (
+        ["refused", "the hub cannot be reached (ConnectionError)"],
+        ["refused", "the hub refused the request: revoked"],
+    )
+    rc, status, error = _check(scenario, "curl_a_after_revocation")
+    # 0xF5 (245): "onion service wrong client authorization".
+    assert (rc, status) == (97, 0)
+    assert error.endswith("(245)"), error
+    # And the endpoint itself refuses A's signature, whatever tor does.
+    assert _check(scenario, "endpoint_refuses_a") == [403, {"error": "revoked"}]
+    assert _check(scenario, "hub_refusals") == ["revoked"]
+    # A's case added just before the revocation never reached the hub.
+    assert _check(scenario, "a_cases_on_hub_after_revocation") == 3
+
+
+def test_member_b_still_syncs_after_a_is_revoked(scenario: dict[str, Any]) -> None:
+    sent, pending, arrived = _check(scenario, "b_after_revocation")
+    assert (sent, pending, arrived) == (1, 0, True)

@@ -1,0 +1,426 @@
+"""The federation end-to-end scenario, run INSIDE a private network namespace by
+test_federation_tor.py.
+
+``python -m tests.federation.tor_scenario WORKDIR`` (under
+:data:`tests.onion.testnet.NAMESPACE_PREFIX`) starts a private Tor network on loopback
+(tests/onion/testnet.py) with a second client tor, a private PostgreSQL cluster, and three
+separate installations: a hub (the demo instance: KPK and a province) on SQLite, member A
+(``kemendes``) on SQLite behind client tor A, and member B (``kemenkes``) on PostgreSQL behind
+client tor B. Each has its own instance folder, database, gnupg home and signing key. They join
+through the offline exchange (request, add-member with the confirmed fingerprint, join with the
+hub's), the hub serves federation_iface on loopback and publishes its federation onion with
+wbs.onion, and each member syncs through its own tor's SOCKS port. Then the hub revokes A.
+
+It prints one JSON object on stdout: what each step saw, and when. Progress goes to stderr.
+Every tor and the PostgreSQL server are stopped by their PID in ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from tests.onion.e2e_scenario import Curl, poll
+from tests.onion.testnet import (
+    TestNetwork,
+    TorProcess,
+    free_port,
+    in_private_namespace,
+    loopback_up,
+)
+
+_STARTED = time.monotonic()
+T = TypeVar("T")
+
+# PostgreSQL's initdb and postgres refuse to run as root, and in this user namespace we are
+# root (--map-root-user) with no other user mapped. A nested user namespace maps an ordinary
+# uid onto ours: postgres runs as that uid, in the same network and PID namespaces, so it
+# listens on this namespace's loopback and dies with its PID 1 like every tor.
+AS_ORDINARY_USER = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+    if not found:
+        raise RuntimeError(f"PostgreSQL's {name} is needed for member B (postgresql)")
+    return found
+
+
+class Postgres:
+    """A private PostgreSQL cluster on this namespace's loopback, stopped by its PID."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.pid: int | None = None
+        self.prefix = AS_ORDINARY_USER if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://peluit@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        sock = self.root / "sock"
+        sock.mkdir(parents=True)
+        subprocess.run(
+            [*self.prefix, _pg_bin("initdb"), "-D", str(self.data), "-U", "peluit",
+             "--auth=trust", "-E", "UTF8"],
+            check=True, capture_output=True,
+        )
+        subprocess.run(
+            [*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"),
+             "-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {sock} -F", "start"],
+            check=True, capture_output=True,
+        )
+        self.pid = int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def running(self) -> bool:
+        if self.pid is None:
+            return False
+        # The postmaster's parent (pg_ctl's) is gone: this PID 1 of the namespace inherited it,
+        # and reaps it here once it exited.
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(self.pid, os.WNOHANG)[0] == self.pid:
+                return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """The postmaster, by its PID: SIGQUIT (immediate shutdown), then SIGKILL."""
+        if not self.running():
+            return
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def second_client(net: TestNetwork, name: str, auth_dir: Path) -> TorProcess:
+    """Another client tor on the same network (a member's own tor): the first client's torrc
+    with its own data folder, ports and client-authorization folder."""
+    first = net.client
+    assert first is not None
+    proc = TorProcess(name, net.root / name, net.root / f"torrc-{name}")
+    proc.socks_port, proc.control_port = free_port(), free_port()
+    proc.data_dir.mkdir(mode=0o700, parents=True)
+    auth_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    own = {
+        "DataDirectory": str(proc.data_dir),
+        "PidFile": str(proc.data_dir / "pid"),
+        "Log": f"notice file {proc.log}",
+        "Nickname": name,
+        "SocksPort": f"127.0.0.1:{proc.socks_port} ExtendedErrors",
+        "ControlPort": f"127.0.0.1:{proc.control_port}",
+        "ClientOnionAuthDir": str(auth_dir),
+    }
+    lines = []
+    for line in first.torrc.read_text().splitlines():
+        keyword = line.split(" ", 1)[0]
+        lines.append(f"{keyword} {own[keyword]}" if keyword in own else line)
+    proc.torrc.write_text("\n".join(lines) + "\n")
+    return proc
+
+
+def retry(
+    attempt: Callable[[], T], timeout: float, errors: tuple[type[Exception], ...]
+) -> tuple[T, int]:
+    """``attempt()`` until it returns, for at most ``timeout`` seconds (the last error raises);
+    what it returned, and after how many attempts."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return attempt(), attempts
+        except errors as exc:
+            log(f"attempt {attempts}: {exc}")
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@contextlib.contextmanager
+def serving(app: Any, port: int) -> Iterator[None]:
+    from peluit.devserver import loopback_server
+
+    server = loopback_server(app, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run(workdir: Path, out: dict[str, Any]) -> None:
+    import requests
+
+    from crypto.keyring import kill_agent
+    from federation_iface import create_app
+    from tests.conftest import open_demo
+    from tests.federation.conftest import (
+        add_cases,
+        installation_config,
+        member_installation,
+        mirrored_cases,
+    )
+    from wbs import onion
+    from wbs.federation.exchange import SyncError, sync
+    from wbs.federation.peers import add_member, join, join_request, own_fingerprint, revoke_member
+    from wbs.federation.transport import ENDPOINT, onion_poster
+    from wbs.federation.wire import new_envelope, seal
+    from wbs.instance import Instance
+    from wbs.models import Case, FederationPeer, FederationRefusal, Tenant
+    from wbs.monitoring import dashboard
+    from wbs.tenants import hub_tenant, kpk_recipients
+
+    timings: dict[str, float] = out.setdefault("timings", {})
+    checks: dict[str, Any] = out.setdefault("checks", {})
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.monotonic() - _STARTED, 1)
+        log(name)
+
+    loopback_up()
+    if not in_private_namespace():
+        raise RuntimeError("not in a private network namespace")
+    net = TestNetwork(workdir / "net")
+    postgres = Postgres(workdir / "pg")
+    homes = [workdir / "inst" / name / "gnupg" for name in ("hub", "a", "b")]
+    client_b: TorProcess | None = None
+    try:
+        net.configure(client_auth_dir=workdir / "auth-a")
+        client_b = second_client(net, "clientb", workdir / "auth-b")
+        net.start()
+        client_b.start()
+        tors = [*net.everything, client_b]
+        out["pids"] = [p.pid for p in tors]
+        mark("tor_started")
+
+        # While tor bootstraps: PostgreSQL for B, and the three installations.
+        postgres.start()
+        out["postgres_pid"] = postgres.pid
+        mark("postgres_started")
+        with ExitStack() as stack:
+            root = workdir / "inst"
+            demo = stack.enter_context(open_demo(installation_config(root, "hub")))
+            hub = demo.instance
+            a = stack.enter_context(member_installation(installation_config(root, "a"), "kemendes"))
+            b = stack.enter_context(
+                member_installation(installation_config(root, "b", postgres.url), "kemenkes")
+            )
+            checks["databases"] = [
+inst.engine.dialect.name for inst in (hub, a, b)]
+            mark("installations_ready")
+
+            # The offline exchange, each operator confirming the fingerprint read out to them.
+            tickets: dict[str, bytes] = {}
+            for member, name in ((a, "member-a"), (b, "member-b")):
+                request = join_request(member, name)
+                added = add_member(hub, request, own_fingerprint(member))
+                tickets[name] = added.ticket
+                joined = join(member, added.ticket, own_fingerprint(hub))
+                checks[f"joined_{name}"] = [joined.role, joined.status, joined.fingerprint
+                                           == own_fingerprint(hub)]
+            a_numbers = add_cases(a, "kemendes", 3)
+            b_numbers = add_cases(b, "kemenkes", 2)
+            mark("joined")
+
+            # The hub: the endpoint on loopback, its federation onion on the service tor.
+            port = free_port()
+            stack.enter_context(serving(create_app(hub), port))
+            service, client_a = net.service, net.client
+            assert service is not None and client_a is not None
+            assert client_a.socks_port and client_a.control_port
+            assert client_b.socks_port and client_b.control_port
+            control_a, control_b = client_a.control_port, client_b.control_port
+            service.wait_control()
+            control = f"127.0.0.1:{service.control_port}"
+            with onion.connect(control) as ctl:
+                watch = onion.UploadWatch(ctl)
+                published = onion.publish_federation(ctl, hub, port)
+                out["published"] = [published.name, published.address, published.action,
+                                    published.clients]
+                net.wait_bootstrapped(180)
+                client_b.wait_bootstrapped(180)
+                mark("bootstrapped")
+                uploaded = watch.wait([published.address], 120)
+                watch.close()
+            checks["uploaded"] = published.address.removesuffix(".onion") in uploaded
+            hub_onion = published.address
+            checks["tickets_name_the_onion"] = all(
+                hub_onion in ticket.decode() for ticket in tickets.values()
+            )
+            mark("uploaded")
+
+            # Without a client key: tor cannot even read the onion's descriptor.
+            curl_a = Curl(client_a.socks_port, workdir)
+            url = f"http://{hub_onion}{ENDPOINT}"
+            keyless = poll(lambda: curl_a(url, timeout=20), lambda f: f.error.endswith("(244)"), 90)
+            checks["curl_without_key"] = [keyless.rc, keyless.status, keyless.error]
+            socks_a = f"127.0.0.1:{client_a.socks_port}"
+            socks_b = f"127.0.0.1:{client_b.socks_port}"
+            try:
+                sync(a, onion_poster(hub_onion, socks=socks_a))
+                checks["sync_without_key"] = ["synced"]
+            except SyncError as exc:
+                checks["sync_without_key"] = ["refused", str(exc)]
+            with a.sessions() as session:
+                checks["a_last_error_without_key"] = session.scalar(
+                    sa.select(FederationPeer.last_error)
+                )
+            mark("without_key")
+
+            # Member A: its client key into its tor, then the exchange through the SOCKS port.
+            def sync_member(member: Instance, ctl_port: int, socks: str) -> Any:
+                with onion.connect(f"127.0.0.1:{ctl_port}") as ctl:
+                    loaded = onion.load_hub_client_auth(ctl, member)  # as `peluit federation sync`
+                return sync(member, onion_poster(loaded, socks=socks))
+
+            first_a, timings["a_first_sync_attempts"] = retry(
+                lambda: sync_member(a, control_a, socks_a), 90, (SyncError,)
+            )
+            checks["a_first_sync"] = [first_a.sent, first_a.received, first_a.pending]
+            mark("a_synced")
+            # Again, loading the key again first (tor: "251 ... replaced"): nothing new to send.
+            again = sync_member(a, control_a, socks_a)
+            checks["a_repeat_sync"] = [again.sent, again.received, again.pending]
+            mark("a_synced_again")
+
+            mirrored = mirrored_cases(hub, "member-a")
+            checks["a_cases_on_hub"] = [sorted(mirrored) == sorted(a_numbers), len(mirrored)]
+            with hub.sessions() as session:
+                kpk = hub_tenant(session)
+                assert kpk is not None
+                figures = dashboard(session, kpk, today=dt.date(2026, 12, 8))
+                line = next((t for t in figures.tenants if t.slug == "kemendes"), None)
+                checks["dashboard_a"] = (
+                    None if line is None else
+                    [line.total, line.open, line.overdue_first_response, line.province]
+                )
+                hub_keys = kpk_recipients(session)
+            with a.sessions() as session:
+                checks["a_kpk_keys"] = kpk_recipients(session) == hub_keys
+                checks["a_kpk_key_count"] = len(hub_keys)
+
+            # Member B, on PostgreSQL, through its own tor.
+            first_b, timings["b_first_sync_attempts"] = retry(
+                lambda: sync_member(b, control_b, socks_b), 90, (SyncError,)
+            )
+            checks["b_first_sync"] = [first_b.sent, first_b.received, first_b.pending]
+            mark("b_synced")
+            with b.sessions() as session:
+                checks["b_kpk_keys"] = kpk_recipients(session) == hub_keys
+                checks["b_tenants"] = sorted(session.scalars(sa.select(Tenant.slug)))
+                checks["b_cases"] = sorted(session.scalars(sa.select(Case.registration_number)))
+            checks["b_own_cases"] = sorted(b_numbers)
+            checks["b_cases_on_hub"] = sorted(mirrored_cases(hub, "member-b")) == sorted(b_numbers)
+
+            # The hub revokes A: dropped from the federation onion at once, refused by the
+            # endpoint whatever tor does.
+            add_cases(a, "kemendes", 1)
+            revocation = revoke_member(hub, "member-a", control=control)
+            checks["revocation"] = [revocation.in_effect, revocation.note]
+            revoked_at = time.monotonic()
+            try:
+                sync_member(a, control_a, socks_a)
+                checks["a_after_revocation"] = ["synced"]
+            except SyncError as exc:
+                checks["a_after_revocation"] = ["refused", str(exc)]
+            timings["a_refused_after_seconds"] = round(time.monotonic() - revoked_at, 1)
+            mark("a_revoked")
+            after = poll(lambda: curl_a(url, timeout=20), lambda f: f.error.endswith("(245)"), 60)
+            checks["curl_a_after_revocation"] = [after.rc, after.status, after.error]
+            # The endpoint itself, on loopback (no tor): A's signed request is refused.
+            with a.sessions() as session:
+                hub_peer_row = session.scalar(sa.select(FederationPeer))
+                assert hub_peer_row is not None
+                ack = hub_peer_row.received_seq
+            envelope = new_envelope(own_fingerprint(a), own_fingerprint(hub), ack=ack, messages=())
+            direct = requests.post(
+                f"http://127.0.0.1:{port}{ENDPOINT}", data=seal(a.signing, envelope), timeout=30
+            )
+            checks["endpoint_refuses_a"] = [direct.status_code, direct.json()]
+            checks["a_cases_on_hub_after_revocation"] = len(mirrored_cases(hub, "member-a"))
+            with hub.sessions() as session:
+                checks["hub_refusals"] = sorted(
+                    set(session.scalars(sa.select(FederationRefusal.reason)))
+                )
+
+            # B goes on: a new case reaches the hub.
+            new_b = add_cases(b, "kemenkes", 1)
+            # A's revocation replaced the onion (new introduction points, B's rendezvous
+            # circuit closed): B's tor may need a fresh descriptor first, hence the retries.
+            later_b, timings["b_sync_after_revocation_attempts"] = retry(
+                lambda: sync_member(b, control_b, socks_b), 60, (SyncError,)
+            )
+            checks["b_after_revocation"] = [
+                later_b.sent, later_b.pending, new_b[0] in mirrored_cases(hub, "member-b"),
+            ]
+            mark("b_synced_after_revocation")
+    finally:
+        net.stop_all()
+        if client_b is not None:
+            with contextlib.suppress(Exception):
+                client_b.stop()
+        postgres.stop()
+        everything = [*net.everything, *([client_b] if client_b else [])]
+        out["still_running"] = [
+            p.pid for p in everything if p.process is not None and p.process.poll() is None
+        ]
+        if postgres.running():
+            out["still_running"].append(postgres.pid)
+        for home in homes:
+            kill_agent(home)
+        mark("stopped")
+
+
+def main(argv: list[str]) -> int:
+    # As PID 1 of its PID namespace this process ignores SIGTERM unless it has a handler: with
+    # one, a TERM runs the finally blocks that stop every tor and PostgreSQL by their PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workdir = Path(argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Any] = {}
+    try:
+        run(workdir, out)
+        out["ok"] = True
+    except BaseException:
+        out["ok"] = False
+        out["error"] = traceback.format_exc()
+        log(out["error"])
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
