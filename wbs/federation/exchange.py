@@ -161,17 +161,23 @@ def _answer_verified(
     if envelope.ack > peer.sent_seq:
         raise Refused("bad_ack", f"acknowledges {envelope.ack}, only {peer.sent_seq} were sent")
     metadata.confirm(session, peer, envelope.ack)
-    writer = metadata.MirrorWriter(session, peer, envelope.messages)
-    result = apply_in_order(peer, envelope.messages, writer.apply)
-    peer.last_contact_at = utcnow()
-    metadata.queue_kpk_keys(session, peer)
-    for seq, reason, detail in result.refused:
-        session.add(
-            FederationRefusal(
-                peer_id=peer.id, reason=reason, detail=f"message {seq}: {detail}"[:300]
+    writer = metadata.MirrorWriter(session, peer, envelope.messages, inst)
+    try:
+        result = apply_in_order(peer, envelope.messages, writer.apply)
+        peer.last_contact_at = utcnow()
+        metadata.queue_kpk_keys(session, peer)
+        for seq, reason, detail in result.refused:
+            session.add(
+                FederationRefusal(
+                    peer_id=peer.id, reason=reason, detail=f"message {seq}: {detail}"[:300]
+                )
             )
-        )
-    session.commit()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        writer.discard_stored()
+        raise
+    writer.settle()
     return new_envelope(
         own_fingerprint(inst),
         peer.fingerprint,
@@ -218,7 +224,7 @@ def sync(inst: Instance, post: Post, *, max_rounds: int = 10_000) -> SyncResult:
         peer = hub_peer(session)
         if peer is None:
             raise SyncError("this installation is not joined to a hub")
-        metadata.queue_changes(session, peer)
+        metadata.queue_changes(session, peer, store=inst.store, keyring=inst.keyring)
         session.commit()
     sent = received = 0
     for _ in range(max_rounds):
@@ -241,7 +247,7 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
         peer = hub_peer(session)
         if peer is None:
             raise SyncError("this installation left its hub")
-        outgoing = metadata.outbox(session, peer, BATCH)
+        outgoing = metadata.outbox(session, peer, BATCH, inst.store)
         request = new_envelope(own, peer.fingerprint, ack=peer.received_seq, messages=outgoing)
         hub_key, hub_fingerprint, peer_id = peer.public_key, peer.fingerprint, peer.id
         session.rollback()

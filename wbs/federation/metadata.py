@@ -26,21 +26,27 @@ another member is refused (logged), never overwritten.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crypto.errors import KeyRefused
 from crypto.keyring import Keyring
+from crypto.padding import FRAMINGS
+from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.sketches import KEY_ID_RE, SketchFormatError, parse_signatures
-from wbs.domain import CaseStatus, Channel, KpkSharing, TenantKind
+from wbs.domain import CaseStatus, Channel, KpkSharing, SubmissionKind, TenantKind
 from wbs.federation.wire import Message, canonical
 from wbs.models import (
     Case,
@@ -49,21 +55,35 @@ from wbs.models import (
     FederationOutbox,
     FederationPeer,
     RecipientKey,
+    Reply,
     Source,
+    Submission,
     Tenant,
 )
+from wbs.store import Store
+
+if TYPE_CHECKING:
+    from wbs.instance import Instance
 from wbs.tenants import TenantError, add_recipient_key, current_keys, revoke_recipient_key
 
 TENANT = "tenant"
 CASE = "case"
 CASE_GONE = "case_gone"
 SKETCH = "sketch"
+SHARED_ITEM = "shared_item"
 KPK_KEYS = "kpk_keys"
-MEMBER_KINDS = (TENANT, CASE, CASE_GONE, SKETCH)
+MEMBER_KINDS = (TENANT, CASE, CASE_GONE, SKETCH, SHARED_ITEM)
+# A shared item travels in parts of this size (one message each, read from the store when
+# sent, never copied into the queue); an envelope carries at most ENVELOPE_DATA of them.
+CHUNK = 4 * 1024 * 1024
+ENVELOPE_DATA = 16 * 1024 * 1024
+ITEM_KINDS = ("form", "file", "message", "reply")
+MAX_ITEM_BYTES = 64 * 1024**3
 HUB_KINDS = (KPK_KEYS,)
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 class MessageRefused(ValueError):
@@ -122,6 +142,7 @@ CASE_COLUMNS = (
     Case.first_response_workdays,
     Case.first_response_in_time,
     Case.closed_at,
+    Case.sent_to_kpk,
 )
 
 
@@ -142,6 +163,7 @@ def case_body(row: Any, slug: str) -> dict[str, Any]:
         "first_response_workdays": row.first_response_workdays,
         "first_response_in_time": row.first_response_in_time,
         "closed_at": _moment(row.closed_at),
+        "shared": bool(row.sent_to_kpk),
     }
 
 
@@ -209,10 +231,17 @@ def _open_queue(session: Session, peer: FederationPeer) -> _Queue:
     return _Queue(session, peer, digests)
 
 
-def queue_changes(session: Session, hub: FederationPeer) -> int:
+def queue_changes(
+    session: Session,
+    hub: FederationPeer,
+    *,
+    store: Store | None = None,
+    keyring: Keyring | None = None,
+) -> int:
     """A member: queue for its hub every tenant and case whose metadata changed since it was
-    last queued, and the removal of every case that is gone. Returns how many were queued;
-    the caller commits (the digests and the queue together)."""
+    last queued, the removal of every case that is gone, and the items of cases shared with
+    KPK not sent yet (with ``store``). Returns how many messages were queued; the caller
+    commits (the digests and the queue together)."""
     queue = _open_queue(session, hub)
     tenants = {
         tenant.id: tenant
@@ -252,6 +281,8 @@ def queue_changes(session: Session, hub: FederationPeer) -> int:
                 SKETCH,
                 {"number": number, "key_id": key_id, "signatures": json.loads(signatures)},
             )
+        if store is not None and keyring is not None:
+            _queue_shared_items(session, queue, list(tenants), store, keyring)
     gone = queue.gone()
     for key in gone:
         if key.startswith("case:"):
@@ -264,6 +295,78 @@ def queue_changes(session: Session, hub: FederationPeer) -> int:
             )
         )
     return queue.queued
+
+
+def kpk_key_ids(session: Session, keyring: Keyring) -> frozenset[str]:
+    """The encryption key ids of every key KPK has had here (current or revoked): an item is
+    KPK's to read if any of them can."""
+    hub = session.scalar(sa.select(Tenant).where(Tenant.is_hub))
+    if hub is None:
+        return frozenset()
+    found: set[str] = set()
+    for armored in session.scalars(
+        sa.select(RecipientKey.public_key).where(RecipientKey.tenant_id == hub.id)
+    ):
+        try:
+            info = keyring.inspect_public_key(armored)
+        except KeyRefused:
+            continue  # expired since: what it could read stays readable to its secret half
+        found |= {key_id(fpr) for fpr in info.encryption_fingerprints}
+    return frozenset(found)
+
+
+def _queue_shared_items(
+    session: Session, queue: _Queue, tenant_ids: list[int], store: Store, keyring: Keyring
+) -> None:
+    """Each item of a case shared with KPK, once, in parts: its ciphertext as it is stored,
+    which is readable by KPK's keys already (the share encrypted it to them). An item that
+    is not (stored before the case was shared) is never sent: KPK could not read it."""
+    kpk = kpk_key_ids(session, keyring)
+    shared = (Case.tenant_id.in_(tenant_ids)) & Case.sent_to_kpk.is_(True)
+    items = [
+        (f"item:s{row.id}", row.registration_number, str(row.kind), row)
+        for row in session.execute(
+            sa.select(Submission.id, Submission.kind, Submission.store_path, Submission.size,
+                      Submission.framing, Submission.created_at, Case.registration_number)
+            .join(Case, (Case.id == Submission.case_id) & (Case.tenant_id == Submission.tenant_id))
+            .where(shared).order_by(Submission.id)
+        )
+    ] + [
+        (f"item:r{row.id}", row.registration_number, "reply", row)
+        for row in session.execute(
+            sa.select(Reply.id, Reply.store_path, Reply.size, Reply.framing, Reply.created_at,
+                      Case.registration_number)
+            .join(Case, (Case.id == Reply.case_id) & (Case.tenant_id == Reply.tenant_id))
+            .where(shared).order_by(Reply.id)
+        )
+    ]
+    for key, number, kind, row in items:
+        queue.seen.add(key)
+        if key in queue.digests:
+            continue
+        path = store.resolve(row.store_path)
+        try:
+            readable = bool(kpk & ciphertext_key_ids(path, keyring.gpg_binary))
+            digest = hashlib.sha256()
+            with path.open("rb") as data:
+                while chunk := data.read(CHUNK):
+                    digest.update(chunk)
+            size = path.stat().st_size
+        except (NotAnEncryptedMessage, OSError):
+            readable, size = False, 0
+        queue.added.append({"peer_id": queue.peer.id, "key": key,
+                            "digest": "sent" if readable else "withheld"})
+        queue.digests[key] = "sent" if readable else "withheld"
+        if not readable:
+            continue
+        parts = max(1, -(-size // CHUNK))
+        item = hashlib.sha256(f"peluit/federation-item\0{key}".encode()).hexdigest()[:32]
+        for part in range(parts):
+            queue.push(SHARED_ITEM, {
+                "number": number, "item": item, "kind": kind, "framing": row.framing,
+                "created": _day(row.created_at), "size": size, "sha256": digest.hexdigest(),
+                "part": part, "parts": parts, "path": row.store_path,
+            })
 
 
 def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
@@ -286,15 +389,41 @@ def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
     return queue.queued
 
 
-def outbox(session: Session, peer: FederationPeer, limit: int) -> tuple[Message, ...]:
-    """The messages the peer has not confirmed yet, in order, at most ``limit``."""
+def outbox(
+    session: Session, peer: FederationPeer, limit: int, store: Store | None = None
+) -> tuple[Message, ...]:
+    """The messages the peer has not confirmed yet, in order, at most ``limit``; a shared
+    item's part with its ciphertext read from ``store``, up to :data:`ENVELOPE_DATA` a batch."""
     rows = session.execute(
         sa.select(FederationOutbox.seq, FederationOutbox.kind, FederationOutbox.body)
         .where(FederationOutbox.peer_id == peer.id, FederationOutbox.seq > peer.acked_seq)
         .order_by(FederationOutbox.seq)
         .limit(limit)
     )
-    return tuple(Message(seq=row.seq, kind=row.kind, body=json.loads(row.body)) for row in rows)
+    messages: list[Message] = []
+    carried = 0
+    for row in rows:
+        body = json.loads(row.body)
+        if row.kind == SHARED_ITEM:
+            if messages and carried + CHUNK > ENVELOPE_DATA:
+                break
+            body["data"] = _part_of(store, body.pop("path"), int(body["part"]))
+            carried += CHUNK
+        messages.append(Message(seq=row.seq, kind=row.kind, body=body))
+    return tuple(messages)
+
+
+def _part_of(store: Store | None, path: str, part: int) -> str | None:
+    """One part of a stored item, base64; None if it is gone (the case was deleted since):
+    the hub then records the item as withdrawn."""
+    if store is None:
+        return None
+    try:
+        with store.open(path) as data:
+            data.seek(part * CHUNK)
+            return base64.b64encode(data.read(CHUNK)).decode("ascii")
+    except (OSError, ValueError):
+        return None
 
 
 def confirm(session: Session, peer: FederationPeer, through: int) -> None:
@@ -346,11 +475,11 @@ def _when(body: dict[str, Any], key: str) -> dt.datetime | None:
     return moment.astimezone(dt.UTC)
 
 
-def _optional_int(body: dict[str, Any], key: str) -> int | None:
+def _optional_int(body: dict[str, Any], key: str, limit: int = 100_000) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 100_000:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= limit:
         raise MessageRefused("malformed", f"{key}: a small whole number")
     return value
 
@@ -372,9 +501,21 @@ def _choice(body: dict[str, Any], key: str, enum: Any) -> Any:
 class MirrorWriter:
     """Applies a member's metadata messages into its mirrors on the hub (one batch)."""
 
-    def __init__(self, session: Session, member: FederationPeer, batch: Sequence[Message]):
+    def __init__(
+        self,
+        session: Session,
+        member: FederationPeer,
+        batch: Sequence[Message],
+        inst: Instance | None = None,
+    ):
         self.session = session
         self.member = member
+        self.inst = inst
+        # Items put into the store by this batch (removed if it is rolled back) and the
+        # staging files of the items completed (removed once it is committed).
+        self.stored: list[str] = []
+        self.completed: list[Path] = []
+        self._kpk: frozenset[str] | None = None
         self.tenants: dict[str, Tenant] = {
             tenant.slug: tenant
             for tenant in session.scalars(
@@ -384,7 +525,7 @@ class MirrorWriter:
         numbers = [
             str(message.body.get("number"))
             for message in batch
-            if message.kind in (CASE, CASE_GONE, SKETCH)
+            if message.kind in (CASE, CASE_GONE, SKETCH, SHARED_ITEM)
         ]
         self.cases: dict[str, Case] = {}
         for chunk in _chunks(numbers, 500):
@@ -403,6 +544,8 @@ class MirrorWriter:
             self._case_gone(message.body)
         elif message.kind == SKETCH:
             self._sketch(message.body)
+        elif message.kind == SHARED_ITEM:
+            self._shared_item(message.body)
         else:
             raise MessageRefused("unknown_kind", f"a member does not send {message.kind!r}")
 
@@ -481,6 +624,9 @@ class MirrorWriter:
             "first_response_workdays": _optional_int(body, "first_response_workdays"),
             "first_response_in_time": _optional_bool(body, "first_response_in_time"),
             "closed_at": _when(body, "closed_at"),
+            # Shared with KPK: KPK's accounts read it, as a local case shared with KPK (its
+            # items arrive as shared_item messages, readable by KPK's keys only).
+            "sent_to_kpk": bool(_optional_bool(body, "shared")),
         }
         case = self.cases.get(number)
         if case is None:
@@ -538,6 +684,111 @@ class MirrorWriter:
             ))
         else:
             row.key_id, row.signatures = key_id, encoded
+
+
+    def _shared_item(self, body: dict[str, Any]) -> None:
+        """One part of an item of a case shared with KPK: written at its offset in a staging
+        file (so a part applied again after a crash writes the same bytes), and with the last
+        part, checked without decrypting (the whole size and hash; readable by KPK's keys)
+        and put into the store as the mirror case's item, as KPK's copy of a local case is."""
+        if self.inst is None:
+            raise MessageRefused("no_store", "items are not taken here")
+        case = self._own_case(_text(body, "number", 80))
+        item = _text(body, "item", 32)
+        digest = _text(body, "sha256", 64)
+        framing = _text(body, "framing", 16)
+        kind = _text(body, "kind", 16)
+        size = _optional_int(body, "size", MAX_ITEM_BYTES) or 0
+        part = _optional_int(body, "part", MAX_ITEM_BYTES) or 0
+        parts = _optional_int(body, "parts", MAX_ITEM_BYTES) or 0
+        if (
+            not (_HEX.fullmatch(item) and _HEX.fullmatch(digest))
+            or kind not in ITEM_KINDS
+            or framing not in FRAMINGS
+        ):
+            raise MessageRefused("malformed", "shared item: a field is out of range")
+        if not (0 < size <= MAX_ITEM_BYTES and parts == -(-size // CHUNK) and 0 <= part < parts):
+            raise MessageRefused("malformed", "shared item: size and parts disagree")
+        data = body.get("data")
+        if data is None:
+            raise MessageRefused("withdrawn", f"an item of {case.registration_number} is gone")
+        try:
+            raw = base64.b64decode(str(data), validate=True)
+        except ValueError:
+            raise MessageRefused("malformed", "shared item: data is not base64") from None
+        if len(raw) != min(CHUNK, size - part * CHUNK):
+            raise MessageRefused("malformed", "shared item: a part of the wrong length")
+        staging = _staging_dir(self.inst) / f"{self.member.id}-{item}.part"
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, raw, part * CHUNK)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if part == parts - 1:
+            self._complete(
+                self.inst, case, staging, kind, framing, size, digest, _date(body, "created")
+            )
+
+    def _complete(
+        self, inst: Instance, case: Case, staging: Path, kind: str, framing: str, size: int,
+        digest: str, created: dt.date,
+    ) -> None:
+        self.completed.append(staging)
+        found = hashlib.sha256()
+        with staging.open("rb") as data:
+            while chunk := data.read(CHUNK):
+                found.update(chunk)
+        if staging.stat().st_size != size or found.hexdigest() != digest:
+            raise MessageRefused("damaged", f"an item of {case.registration_number} is damaged")
+        if self._kpk is None:
+            self._kpk = kpk_key_ids(self.session, inst.keyring)
+        try:
+            readers = ciphertext_key_ids(staging, inst.config.gpg_binary)
+        except NotAnEncryptedMessage:
+            raise MessageRefused("not_encrypted", "a shared item is not encrypted") from None
+        if not readers & self._kpk:
+            raise MessageRefused(
+                "not_for_kpk", f"an item of {case.registration_number} is not readable by KPK"
+            )
+        store = inst.store
+        tenant = next(t for t in self.tenants.values() if t.id == case.tenant_id)
+        path = store.new_name(tenant.slug)
+        with staging.open("rb") as data, store.create(path) as out:
+            self.stored.append(path)
+            shutil.copyfileobj(data, out, CHUNK)
+        day = dt.datetime.combine(created, dt.time(), dt.UTC)
+        self.session.flush()
+        if kind == "reply":
+            self.session.add(Reply(
+                tenant_id=case.tenant_id, case_id=case.id, store_path=path, size=size,
+                framing=framing, created_at=day, read_by_source=True,
+            ))
+        else:
+            self.session.add(Submission(
+                tenant_id=case.tenant_id, case_id=case.id, kind=SubmissionKind(kind),
+                store_path=path, size=size, framing=framing, created_at=day, seen=False,
+            ))
+
+    def discard_stored(self) -> None:
+        """The batch was rolled back: its items leave the store too."""
+        if self.inst is not None:
+            for path in self.stored:
+                self.inst.store.discard(path)
+        self.stored.clear()
+
+    def settle(self) -> None:
+        """The batch was committed: the staging files of its completed items go."""
+        for staging in self.completed:
+            staging.unlink(missing_ok=True)
+        self.completed.clear()
+
+
+def _staging_dir(inst: Instance) -> Path:
+    # Ciphertext only (as the member stored it), in the instance, readable by its owner only.
+    path = inst.config.instance_dir / "federation" / "incoming"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def _chunks(values: Sequence[str], size: int) -> Iterable[Sequence[str]]:
