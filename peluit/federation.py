@@ -23,6 +23,7 @@ from wbs.federation.exchange import SyncError, sync
 from wbs.federation.peers import (
     FederationError,
     add_member,
+    allow_instansi,
     join,
     join_request,
     leave,
@@ -88,12 +89,28 @@ def add_member_command(
     ctx: click.Context, request_file: Path, member_fingerprint: str, ticket: Path
 ) -> None:
     """A hub: add the member whose request this is; write its join ticket."""
+    if ticket.exists():
+        # Checked before the member is added: its ticket (its only client key) must not be
+        # lost to a refused write after the member exists.
+        raise click.ClickException(f"{ticket} exists already: name a new file for the ticket")
     with opened(ctx) as instance:
         added = add_member(instance, _read(request_file), member_fingerprint)
         _write_secret(ticket, added.ticket)
         click.echo(f"member {added.peer.name} added; its join ticket is in {ticket}")
+        click.echo(f"its instansi: {', '.join(added.peer.instansi) or '(none yet)'}")
         click.echo(f"read this fingerprint to the member's operator: {own_fingerprint(instance)}")
         click.echo("publish the federation onion again: peluit onion publish")
+
+
+@federation.command("allow")
+@click.argument("name")
+@click.argument("slug")
+@click.pass_context
+def allow(ctx: click.Context, name: str, slug: str) -> None:
+    """A hub: let member NAME run one more instansi, SLUG (a new tenant there)."""
+    with opened(ctx) as instance:
+        allow_instansi(instance, name, slug)
+        click.echo(f"{name} may now send the handling of {slug}")
 
 
 @federation.command("join")

@@ -842,6 +842,9 @@ class FederationPeer(Base):
     onion_address: Mapped[str | None] = mapped_column(sa.String(100))
     # On a hub: the member's x25519 client authorization key (base32) for the federation onion.
     client_key: Mapped[str | None] = mapped_column(sa.String(60))
+    # On a hub: the slugs of the instansi this member runs, as the hub's operator allowed them
+    # (its join request, ``peluit federation allow``); it may write mirrors of these only.
+    instansi: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
     status: Mapped[str] = mapped_column(sa.String(10), default="active")
     joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
@@ -858,6 +861,10 @@ class FederationPeer(Base):
         sa.CheckConstraint("role IN ('hub', 'member')", name="role"),
         sa.CheckConstraint("status IN ('active', 'revoked', 'left')", name="status"),
     )
+
+    @property
+    def instansi_slugs(self) -> frozenset[str]:
+        return frozenset(self.instansi or ())
 
     def __repr__(self) -> str:
         return f"FederationPeer(name={self.name!r}, role={self.role!r})"

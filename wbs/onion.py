@@ -728,15 +728,29 @@ def republish_federation(inst: Instance, control: str | None = None) -> Revocati
     return Revocation(True, f"federation onion {result.action}, {result.clients} member(s)")
 
 
-def store_hub_client_auth(inst: Instance, auth_private: str) -> str:
-    """Keep a member's client key for its hub's federation onion (mode 0600); returns the
-    hub's onion hostname."""
+@dataclass(frozen=True)
+class HubClientAuth:
+    """A member's client key for its hub's federation onion, as the join ticket carries it."""
+
+    address: str  # 56 characters, no .onion
+    line: str  # the .auth_private line
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.address}.onion"
+
+
+def parse_client_auth(auth_private: str) -> HubClientAuth:
     line = auth_private.strip()
     match = _AUTH_PRIVATE.fullmatch(line)
     if match is None:
         raise OnionError("not a client authorization line (<address>:descriptor:x25519:<key>)")
-    _write_private(onion_dir(inst) / FEDERATION_CLIENT, line + "\n")
-    return f"{match.group(1)}.onion"
+    return HubClientAuth(address=match.group(1), line=line)
+
+
+def store_hub_client_auth(inst: Instance, auth: HubClientAuth) -> None:
+    """Keep a member's client key for its hub's federation onion (mode 0600)."""
+    _write_private(onion_dir(inst) / FEDERATION_CLIENT, auth.line + "\n")
 
 
 def forget_hub_client_auth(inst: Instance) -> None:

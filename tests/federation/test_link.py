@@ -26,7 +26,7 @@ from wbs.federation.exchange import SyncError, sync
 from wbs.federation.peers import FederationError, add_member, join, join_request, own_fingerprint
 from wbs.federation.wire import Envelope, Message, canonical, new_envelope, seal
 from wbs.instance import Instance
-from wbs.models import Case, FederationPeer, FederationRefusal, Tenant
+from wbs.models import Case, FederationPeer, FederationRefusal, Tenant, utc_today_start
 from wbs.monitoring import dashboard
 from wbs.tenants import hub_tenant, kpk_recipients
 
@@ -225,7 +225,7 @@ def test_a_member_cannot_write_into_the_hubs_own_instansi(federation: Federation
         _request(federation.a, federation.hub, (_tenant_message(1, "pemprov-sumsel"),)),
     )
     assert _post_raw(federation, raw)[0] == 200
-    assert _refusals(federation.hub) == ["tenant_conflict"]
+    assert _refusals(federation.hub) == ["not_allowed"]
     with federation.hub.sessions() as session:
         own = session.scalar(sa.select(Tenant).where(Tenant.slug == "pemprov-sumsel"))
         assert own is not None and own.federation_peer_id is None
@@ -305,3 +305,90 @@ def test_sketches_travel_and_kpk_finds_duplicates_across_installations(
     found = {(pair.first.registration_number, pair.second.registration_number) for pair in pairs}
     assert found == {(here, there)} or found == {(there, here)}
     assert not _refusals(federation.hub)
+
+
+def test_a_member_cannot_take_another_members_instansi_or_numbers(
+    federation: Federation,
+) -> None:
+    # Member A names B's instansi, and a case numbered as B's: both refused, logged.
+    number = "PLT-KEMENKES-2026-000001"
+    case = {
+        "tenant": "kemendes", "number": number, "category": "gratifikasi", "mcp_area": None,
+        "status": "baru", "channel": "situs", "kpk_hint": None, "received": "2026-11-30",
+        "first_response_due": "2026-12-07", "closure_due": None, "first_response_at": None,
+        "first_response_days": None, "first_response_workdays": None,
+        "first_response_in_time": None, "closed_at": None, "shared": False,
+    }
+    messages = (
+        _tenant_message(1, "kemenkes"),
+        _tenant_message(2, "kemendes"),
+        Message(seq=3, kind=metadata.CASE, body=case),
+    )
+    raw = _sealed_by(federation.a, _request(federation.a, federation.hub, messages))
+    assert _post_raw(federation, raw)[0] == 200
+    assert _refusals(federation.hub) == ["not_allowed", "not_allowed"]
+    # B's own instansi and cases arrive as if nothing happened.
+    (own,) = add_cases(federation.b, "kemenkes", 1)
+    assert sync(federation.b, client_post(federation.hub)).pending == 0
+    assert list(mirrored_cases(federation.hub, "member-b")) == [own]
+    assert mirrored_cases(federation.hub, "member-a") == {}
+
+
+def test_a_refused_message_leaves_nothing_behind_and_the_link_goes_on(
+    federation: Federation,
+) -> None:
+    bad_setting = _tenant_message(1)
+    bad_setting.body["kpk_sharing"] = "bogus"
+    empty_name = _tenant_message(2)
+    empty_name.body["name"] = ""
+    raw = _sealed_by(
+        federation.a, _request(federation.a, federation.hub, (bad_setting, empty_name))
+    )
+    assert _post_raw(federation, raw)[0] == 200
+    assert _refusals(federation.hub) == ["malformed", "malformed"]
+    with federation.hub.sessions() as session:
+        assert session.scalar(sa.select(Tenant).where(Tenant.slug == "kemendes")) is None
+    assert _peer(federation.hub, "member-a").received_seq == 2
+    # A signed envelope whose time is no number (JSON's Infinity) is refused as malformed,
+    # not a server error.
+    envelope = _request(federation.a, federation.hub, ())
+    endless = Envelope(**{**envelope.__dict__, "at": float("inf")})
+    status, body = _post_raw(federation, _sealed_by(federation.a, endless))
+    assert (status, body) == (400, {"error": "malformed"})
+
+
+def test_a_case_travels_once_the_day_it_arrived_is_over(federation: Federation) -> None:
+    import time_machine
+
+    from tests.support import midday_wib
+
+    post = client_post(federation.hub)
+    with time_machine.travel(midday_wib(), tick=False):
+        today = add_cases(federation.a, "kemendes", 1)
+        with federation.a.sessions() as session:
+            case = session.scalar(sa.select(Case).where(Case.registration_number == today[0]))
+            assert case is not None
+            case.received_at = utc_today_start()
+            session.commit()
+        sync(federation.a, post)
+        assert mirrored_cases(federation.hub, "member-a") == {}
+    with time_machine.travel(midday_wib() + dt.timedelta(days=1), tick=False):
+        sync(federation.a, post)
+        assert list(mirrored_cases(federation.hub, "member-a")) == today
+
+
+def test_a_refused_ticket_changes_nothing_on_a_joined_member(federation: Federation) -> None:
+    from wbs.onion import FEDERATION_CLIENT, onion_dir
+
+    key_file = onion_dir(federation.a) / FEDERATION_CLIENT
+    before = key_file.read_text()
+    # A second hub issues member A a ticket: A is joined already, so it is refused, and the
+    # client key for A's own hub stays as it was.
+    root = short_tempdir("fed-hub2-")
+    with member_installation(installation_config(root, "hub2"), "kemenpora") as other:
+        added = add_member(other, join_request(federation.a, "member-a"),
+                           own_fingerprint(federation.a))
+        with pytest.raises(FederationError, match="joined to a hub already"):
+            join(federation.a, added.ticket, own_fingerprint(other))
+    assert key_file.read_text() == before
+    assert sync(federation.a, client_post(federation.hub)).pending == 0

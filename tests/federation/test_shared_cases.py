@@ -4,13 +4,16 @@ workstation; the hub checked it without decrypting. Real gpg throughout."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from crypto.codenames import generate_codename
 from crypto.encrypt import encrypt_bytes
@@ -18,7 +21,7 @@ from crypto.keyring import kill_agent
 from crypto.padding import FRAMING_PADME
 from peluit.demo import make_workstation_key
 from tests.federation.conftest import Federation, client_post, mirrored_cases
-from tests.support import short_tempdir
+from tests.support import midday_wib, short_tempdir
 from wbs.context import Context
 from wbs.federation import metadata
 from wbs.federation.exchange import sync
@@ -66,6 +69,10 @@ def _file(inst: Instance, *, to_kpk: bool, evidence: bytes | None = None) -> str
         return intake.new_case(ANSWERS).registration_number
 
 
+def _tomorrow() -> Any:
+    return time_machine.travel(midday_wib() + dt.timedelta(days=1), tick=False)
+
+
 def _read(federation: Federation, path: str) -> bytes:
     ciphertext = federation.hub.store.resolve(path).read_bytes()
     return federation.demo.decrypt(ciphertext, FRAMING_PADME)
@@ -77,7 +84,10 @@ def test_a_shared_case_reaches_kpk_and_kpk_reads_it(federation: Federation) -> N
     sync(federation.a, post)  # KPK's keys reach A first: a report to KPK needs them
     shared = _file(federation.a, to_kpk=True, evidence=EVIDENCE)
     kept = _file(federation.a, to_kpk=False)
-    result = sync(federation.a, post)
+    # Filed today, they travel once the day is over (the hub learns the day, not the hour).
+    assert mirrored_cases(federation.hub, "member-a") == {}
+    with _tomorrow():
+        result = sync(federation.a, post)
     assert result.pending == 0
     mirrored = mirrored_cases(federation.hub, "member-a")
     assert mirrored[shared].sent_to_kpk and not mirrored[kept].sent_to_kpk
@@ -106,14 +116,16 @@ def test_a_shared_case_reaches_kpk_and_kpk_reads_it(federation: Federation) -> N
     assert _read(federation, items["file"]) == EVIDENCE
     # Nothing is left in the hub's staging folder, and a second sync sends nothing again.
     assert list((federation.hub.config.instance_dir / "federation" / "incoming").iterdir()) == []
-    assert sync(federation.a, post).sent == 0
+    with _tomorrow():
+        assert sync(federation.a, post).sent == 0
 
 
 @pytest.mark.usefixtures("a_workstation")
 def test_an_item_kpk_cannot_read_is_refused_and_not_stored(federation: Federation) -> None:
     post = client_post(federation.hub)
     number = _file(federation.a, to_kpk=False)
-    sync(federation.a, post)
+    with _tomorrow():
+        sync(federation.a, post)
     with federation.a.sessions() as session:
         recipients = current_recipients(session, get_tenant(session, "kemendes"))
     # A message signed by A, claiming an item of its case, encrypted to A's key only.

@@ -23,8 +23,10 @@ freshness window (stale) or seen before (replayed nonce).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -77,12 +79,19 @@ class Applied:
 
 
 def apply_in_order(
+    session: Session,
     peer: FederationPeer,
     messages: tuple[Message, ...],
     apply: Callable[[Message], None],
 ) -> Applied:
     """Apply the messages after the peer's cursor, in order, once each; the caller commits
-    (the effects with the cursor). A gap stops the batch: what follows it is refused."""
+    (the effects with the cursor). A gap stops the batch: what follows it is refused.
+
+    Each message is applied in a savepoint: one refused for its content leaves nothing of
+    itself behind (not half a mirror row), is logged, and its number is used so the link goes
+    on. A value the database refuses (a constraint, a byte it cannot hold) is such a refusal
+    too; a database that is unavailable is not (the batch fails and is sent again).
+    """
     applied = repeated = 0
     refused: list[tuple[int, str, str]] = []
     for message in messages:
@@ -95,10 +104,21 @@ def apply_in_order(
                 f"message {message.seq} after {peer.received_seq}: a message is missing",
             )
         try:
-            apply(message)
+            with session.begin_nested():
+                try:
+                    apply(message)
+                    session.flush()
+                except (ValueError, TypeError, OverflowError, KeyError) as exc:
+                    if isinstance(exc, metadata.MessageRefused):
+                        raise
+                    raise metadata.MessageRefused(
+                        "malformed", f"{message.kind}: {type(exc).__name__}"
+                    ) from None
+                except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                    raise metadata.MessageRefused(
+                        "malformed", f"{message.kind}: the database refused a value"
+                    ) from exc
         except metadata.MessageRefused as exc:
-            # Signed by the sender, refused for its content: logged, and its number used so
-            # the link goes on.
             refused.append((message.seq, exc.reason, exc.detail))
         peer.received_seq = message.seq
         peer.applied_count += 1
@@ -150,6 +170,11 @@ def answer(inst: Instance, raw: bytes) -> bytes:
             session.rollback()
             record_refusal(inst, peer_id, exc.reason, exc.detail)
             raise
+        except metadata.NoSpace as exc:
+            # Not the member's fault and nothing lost: the batch is sent again later.
+            session.rollback()
+            log.warning("federation: the disk is at its floor, a batch of %s waits", peer_id)
+            raise Refused("no_space", str(exc)) from None
     return seal(inst.signing, response)
 
 
@@ -158,12 +183,15 @@ def _answer_verified(
 ) -> Envelope:
     _remember_nonce(session, envelope.nonce)
     session.refresh(peer, with_for_update=True)
+    if peer.status != "active":
+        # Revoked while this request was being checked: refused all the same.
+        raise Refused("revoked", f"{peer.name} is {peer.status}")
     if envelope.ack > peer.sent_seq:
         raise Refused("bad_ack", f"acknowledges {envelope.ack}, only {peer.sent_seq} were sent")
     metadata.confirm(session, peer, envelope.ack)
     writer = metadata.MirrorWriter(session, peer, envelope.messages, inst)
     try:
-        result = apply_in_order(peer, envelope.messages, writer.apply)
+        result = apply_in_order(session, peer, envelope.messages, writer.apply)
         peer.last_contact_at = utcnow()
         metadata.queue_kpk_keys(session, peer)
         for seq, reason, detail in result.refused:
@@ -219,7 +247,26 @@ class SyncResult:
 
 
 def sync(inst: Instance, post: Post, *, max_rounds: int = 10_000) -> SyncResult:
-    """Queue what changed, then exchange with the hub until both sides are up to date."""
+    """Queue what changed, then exchange with the hub until both sides are up to date.
+    One sync at a time per installation (a file lock): the timer's and an operator's must not
+    read the same cursor (SQLite takes no row lock)."""
+    with _sync_lock(inst):
+        return _sync(inst, post, max_rounds)
+
+
+@contextmanager
+def _sync_lock(inst: Instance) -> Iterator[None]:
+    folder = inst.config.instance_dir / "federation"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    with (folder / "sync.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SyncError("another sync with the hub is running") from None
+        yield
+
+
+def _sync(inst: Instance, post: Post, max_rounds: int) -> SyncResult:
     with inst.sessions() as session:
         peer = hub_peer(session)
         if peer is None:
@@ -247,7 +294,10 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
         peer = hub_peer(session)
         if peer is None:
             raise SyncError("this installation left its hub")
-        outgoing = metadata.outbox(session, peer, BATCH, inst.store)
+        try:
+            outgoing = metadata.outbox(session, peer, BATCH, inst.store)
+        except metadata.ItemUnreadable as exc:
+            raise SyncError(str(exc)) from None
         request = new_envelope(own, peer.fingerprint, ack=peer.received_seq, messages=outgoing)
         hub_key, hub_fingerprint, peer_id = peer.public_key, peer.fingerprint, peer.id
         session.rollback()
@@ -291,7 +341,7 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
             metadata.apply_kpk_keys(session, inst.keyring, peer, message.body)
 
         try:
-            result = apply_in_order(peer, response.messages, apply)
+            result = apply_in_order(session, peer, response.messages, apply)
         except Refused as exc:
             session.rollback()
             record_refusal(inst, peer_id, exc.reason, exc.detail)

@@ -33,7 +33,9 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,8 +48,16 @@ from crypto.keyring import Keyring
 from crypto.padding import FRAMINGS
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.sketches import KEY_ID_RE, SketchFormatError, parse_signatures
-from wbs.domain import CaseStatus, Channel, KpkSharing, SubmissionKind, TenantKind
+from wbs.domain import (
+    REGISTRATION_PREFIX,
+    CaseStatus,
+    Channel,
+    KpkSharing,
+    SubmissionKind,
+    TenantKind,
+)
 from wbs.federation.wire import Message, canonical
+from wbs.intake import IntakeClosed, ensure_space
 from wbs.models import (
     Case,
     CaseSketch,
@@ -59,6 +69,7 @@ from wbs.models import (
     Source,
     Submission,
     Tenant,
+    utc_today_start,
 )
 from wbs.store import Store
 
@@ -79,11 +90,21 @@ CHUNK = 4 * 1024 * 1024
 ENVELOPE_DATA = 16 * 1024 * 1024
 ITEM_KINDS = ("form", "file", "message", "reply")
 MAX_ITEM_BYTES = 64 * 1024**3
+# Unfinished staging files older than this are removed.
+STAGING_DAYS = 7
 HUB_KINDS = (KPK_KEYS,)
 
 _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _CODE = re.compile(r"[a-z0-9_]{1,64}")
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+class ItemUnreadable(RuntimeError):
+    """A member's shared item cannot be read now (an I/O error, not a deletion)."""
+
+
+class NoSpace(RuntimeError):
+    """The hub's disk is at its floor: the batch is refused whole and sent again later."""
 
 
 class MessageRefused(ValueError):
@@ -176,6 +197,8 @@ class _Queue:
     peer: FederationPeer
     digests: dict[str, str]
     seen: set[str] = field(default_factory=set)
+    # Registration numbers of cases that do not travel yet (received today).
+    held: set[str] = field(default_factory=set)
     queued: int = 0
     outbox: list[dict[str, Any]] = field(default_factory=list)
     changed: list[dict[str, Any]] = field(default_factory=list)
@@ -260,14 +283,18 @@ def queue_changes(
             .order_by(Case.id)
             .execution_options(yield_per=2000)
         )
+        today = utc_today_start()
         for row in rows:
             # Keyed by registration number (never changed, unique across the federation):
             # a removal names the case by it.
-            queue.offer(
-                f"case:{row.registration_number}",
-                CASE,
-                case_body(row, tenants[row.tenant_id].slug),
-            )
+            key = f"case:{row.registration_number}"
+            if key not in queue.digests and row.received_at >= today:
+                # A case first travels once the day it arrived is over: the hub learns the
+                # day of a report, as it is kept at rest, never the sync that followed it.
+                # Its sketch and items wait with it.
+                queue.held.add(row.registration_number)
+                continue
+            queue.offer(key, CASE, case_body(row, tenants[row.tenant_id].slug))
         # After every case: a sketch names a case the hub must have by then.
         sketches = session.execute(
             sa.select(Case.registration_number, CaseSketch.key_id, CaseSketch.signatures)
@@ -276,6 +303,8 @@ def queue_changes(
             .order_by(Case.id)
         )
         for number, key_id, signatures in sketches:
+            if number in queue.held:
+                continue
             queue.offer(
                 f"sketch:{number}",
                 SKETCH,
@@ -341,6 +370,8 @@ def _queue_shared_items(
         )
     ]
     for key, number, kind, row in items:
+        if number in queue.held:
+            continue
         queue.seen.add(key)
         if key in queue.digests:
             continue
@@ -352,8 +383,10 @@ def _queue_shared_items(
                 while chunk := data.read(CHUNK):
                     digest.update(chunk)
             size = path.stat().st_size
-        except (NotAnEncryptedMessage, OSError):
+        except NotAnEncryptedMessage:
             readable, size = False, 0
+        except OSError:
+            continue  # unreadable now (I/O error): no digest, so the next sync tries again
         queue.added.append({"peer_id": queue.peer.id, "key": key,
                             "digest": "sent" if readable else "withheld"})
         queue.digests[key] = "sent" if readable else "withheld"
@@ -422,8 +455,11 @@ def _part_of(store: Store | None, path: str, part: int) -> str | None:
         with store.open(path) as data:
             data.seek(part * CHUNK)
             return base64.b64encode(data.read(CHUNK)).decode("ascii")
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        # Not gone, only unreadable now: the exchange stops here and the next one resends.
+        raise ItemUnreadable(f"a shared item cannot be read now ({exc.strerror})") from exc
 
 
 def confirm(session: Session, peer: FederationPeer, through: int) -> None:
@@ -468,11 +504,13 @@ def _when(body: dict[str, Any], key: str) -> dt.datetime | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(str(value))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise MessageRefused("malformed", f"{key}: a time without its zone")
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, MessageRefused):
+            raise
         raise MessageRefused("malformed", f"{key}: not a time") from None
-    if moment.tzinfo is None:
-        raise MessageRefused("malformed", f"{key}: a time without its zone")
-    return moment.astimezone(dt.UTC)
 
 
 def _optional_int(body: dict[str, Any], key: str, limit: int = 100_000) -> int | None:
@@ -536,6 +574,21 @@ class MirrorWriter:
         self.sources: dict[int, str] = {}
 
     def apply(self, message: Message) -> None:
+        """Apply one message; if it fails, forget what this writer cached or stored for it
+        (the caller rolls its savepoint back)."""
+        tenants, cases, sources = dict(self.tenants), dict(self.cases), dict(self.sources)
+        stored = len(self.stored)
+        try:
+            self._apply(message)
+        except BaseException:
+            self.tenants, self.cases, self.sources = tenants, cases, sources
+            if self.inst is not None:
+                for path in self.stored[stored:]:
+                    self.inst.store.discard(path)
+            del self.stored[stored:]
+            raise
+
+    def _apply(self, message: Message) -> None:
         if message.kind == TENANT:
             self._tenant(message.body)
         elif message.kind == CASE:
@@ -553,6 +606,11 @@ class MirrorWriter:
         slug = _text(body, "slug", 40)
         if not _SLUG.fullmatch(slug):
             raise MessageRefused("malformed", "slug: not a tenant slug")
+        if slug not in self.member.instansi_slugs:
+            # Which instansi a member runs is the hub operator's decision (add-member,
+            # allow), never the member's claim: a member naming another's instansi would
+            # otherwise take its name, and its cases would be refused forever.
+            raise MessageRefused("not_allowed", f"{slug!r} is not an instansi of this member")
         kind = _choice(body, "kind", TenantKind)
         if kind == TenantKind.HUB:
             raise MessageRefused("malformed", "a member's instansi cannot be the hub")
@@ -564,21 +622,30 @@ class MirrorWriter:
         days = _optional_int(body, "first_response_days")
         if days is None or days < 1:
             raise MessageRefused("malformed", "first_response_days: at least one")
+        values = {
+            "name": _text(body, "name", 200),
+            "kind": kind,
+            "province": _optional_text(body, "province", 100),
+            "first_response_days": days,
+            "categories": list(categories),
+            "kpk_sharing": _choice(body, "kpk_sharing", KpkSharing),
+        }
         tenant = self.tenants.get(slug)
         if tenant is None:
             if self.session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)) is not None:
                 raise MessageRefused(
                     "tenant_conflict", f"the slug {slug!r} belongs to another instansi here"
                 )
-            tenant = Tenant(slug=slug, federation_peer_id=self.member.id, is_hub=False)
+            tenant = Tenant(slug=slug, federation_peer_id=self.member.id, is_hub=False, **values)
             self.session.add(tenant)
+            self.session.flush()
+            if self.inst is not None:
+                # Its store folder now, at a sync's time, not at its first shared item's.
+                self.inst.store.ensure_tenant(slug)
             self.tenants[slug] = tenant
-        tenant.name = _text(body, "name", 200)
-        tenant.kind = kind
-        tenant.province = _optional_text(body, "province", 100)
-        tenant.first_response_days = days
-        tenant.categories = list(categories)
-        tenant.kpk_sharing = _choice(body, "kpk_sharing", KpkSharing)
+            return
+        for name, value in values.items():
+            setattr(tenant, name, value)
         self.session.flush()
 
     def _mirror_source(self, tenant: Tenant) -> str:
@@ -608,6 +675,9 @@ class MirrorWriter:
         if tenant is None:
             raise MessageRefused("unknown_tenant", f"no instansi {slug!r} of this member")
         number = _text(body, "number", 80)
+        if not number.startswith(f"{REGISTRATION_PREFIX}-{tenant.slug.upper()}-"):
+            # A registration number names its instansi: a member cannot take another's.
+            raise MessageRefused("not_allowed", f"{number} is not a number of {tenant.slug}")
         received = _date(body, "received")
         values = {
             "category": _text(body, "category", 64),
@@ -711,6 +781,7 @@ class MirrorWriter:
             raise MessageRefused("malformed", "shared item: size and parts disagree")
         data = body.get("data")
         if data is None:
+            (_staging_dir(self.inst) / f"{self.member.id}-{item}.part").unlink(missing_ok=True)
             raise MessageRefused("withdrawn", f"an item of {case.registration_number} is gone")
         try:
             raw = base64.b64decode(str(data), validate=True)
@@ -719,6 +790,18 @@ class MirrorWriter:
         if len(raw) != min(CHUNK, size - part * CHUNK):
             raise MessageRefused("malformed", "shared item: a part of the wrong length")
         staging = _staging_dir(self.inst) / f"{self.member.id}-{item}.part"
+        held = staging.stat().st_size if staging.exists() else 0
+        if held < part * CHUNK:
+            # Parts come in order (a part again after a crash lands on bytes already held):
+            # a gap would make a sparse file of any size.
+            staging.unlink(missing_ok=True)
+            raise MessageRefused("malformed", "shared item: a part arrived before the one before")
+        try:
+            # The reporters' drop box comes first: below the disk floor nothing is staged,
+            # and the batch is refused whole, to be sent again (nothing is lost).
+            ensure_space(self.inst.store, self.inst.config.disk_floor_bytes, len(raw))
+        except IntakeClosed as exc:
+            raise NoSpace(str(exc)) from exc
         fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             os.pwrite(fd, raw, part * CHUNK)
@@ -726,9 +809,13 @@ class MirrorWriter:
         finally:
             os.close(fd)
         if part == parts - 1:
-            self._complete(
-                self.inst, case, staging, kind, framing, size, digest, _date(body, "created")
-            )
+            try:
+                self._complete(
+                    self.inst, case, staging, kind, framing, size, digest, _date(body, "created")
+                )
+            except MessageRefused:
+                staging.unlink(missing_ok=True)
+                raise
 
     def _complete(
         self, inst: Instance, case: Case, staging: Path, kind: str, framing: str, size: int,
@@ -778,10 +865,19 @@ class MirrorWriter:
         self.stored.clear()
 
     def settle(self) -> None:
-        """The batch was committed: the staging files of its completed items go."""
+        """The batch was committed: the staging files of its completed items go, and any of
+        this member's left unfinished for a week (an item withdrawn half-way, a crash between
+        a commit and this cleanup)."""
         for staging in self.completed:
             staging.unlink(missing_ok=True)
         self.completed.clear()
+        if self.inst is None:
+            return
+        cutoff = time.time() - STAGING_DAYS * 86400
+        for staging in _staging_dir(self.inst).glob(f"{self.member.id}-*.part"):
+            with suppress(FileNotFoundError):
+                if staging.stat().st_mtime < cutoff:
+                    staging.unlink()
 
 
 def _staging_dir(inst: Instance) -> Path:

@@ -97,13 +97,28 @@ def own_fingerprint(inst: Instance) -> str:
 # --- the member ---------------------------------------------------------------------------------
 
 
+def local_instansi(session: Session) -> list[str]:
+    """The slugs of the instansi this installation runs itself (not KPK, not a mirror)."""
+    return list(
+        session.scalars(
+            sa.select(Tenant.slug)
+            .where(Tenant.federation_peer_id.is_(None), Tenant.is_hub.is_(False))
+            .order_by(Tenant.slug)
+        )
+    )
+
+
 def join_request(inst: Instance, name: str) -> bytes:
-    """The member's join request: its name and its public instance key, signed by it."""
+    """The member's join request: its name, the instansi it runs, and its public instance
+    key, signed by it."""
+    with inst.sessions() as session:
+        instansi = local_instansi(session)
     return _signed_file(
         inst,
         {
             "kind": "request",
             "name": _check_name(name),
+            "instansi": instansi,
             "fingerprint": own_fingerprint(inst),
             "public_key": inst.signing.public_key(),
         },
@@ -120,16 +135,18 @@ def hub_peer(session: Session) -> FederationPeer | None:
 
 
 def join(inst: Instance, ticket: bytes, hub_fingerprint: str) -> FederationPeer:
-    """Join the hub whose ticket this is, if it is signed by the confirmed hub key."""
+    """Join the hub whose ticket this is, if it is signed by the confirmed hub key. Every
+    check comes first: a refused ticket changes nothing (not the client key of a hub this
+    installation is joined to)."""
     value = _open_signed_file(inst, ticket, "ticket", hub_fingerprint)
     if str(value.get("member_fingerprint", "")) != own_fingerprint(inst):
         raise FederationError("this ticket was issued to another installation")
     try:
         name = _check_name(str(value["hub_name"]))
-        hostname = onion.store_hub_client_auth(inst, str(value["client_auth"]))
+        auth = onion.parse_client_auth(str(value["client_auth"]))
     except (KeyError, onion.OnionError) as exc:
         raise FederationError(f"the ticket is incomplete: {exc}") from None
-    if hostname != value.get("hub_onion"):
+    if auth.hostname != value.get("hub_onion"):
         raise FederationError("the ticket's client key is for another onion than the hub's")
     with inst.sessions() as session:
         if hub_peer(session) is not None:
@@ -146,7 +163,8 @@ def join(inst: Instance, ticket: bytes, hub_fingerprint: str) -> FederationPeer:
             role="hub",
             fingerprint=str(value["fingerprint"]),
             public_key=str(value["public_key"]),
-            onion_address=hostname,
+            onion_address=auth.hostname,
+            instansi=[],
             status="active",
             received_seq=0,
             sent_seq=0,
@@ -154,7 +172,13 @@ def join(inst: Instance, ticket: bytes, hub_fingerprint: str) -> FederationPeer:
             applied_count=0,
         )
         session.add(peer)
-        session.commit()
+        session.flush()
+        onion.store_hub_client_auth(inst, auth)
+        try:
+            session.commit()
+        except BaseException:
+            onion.forget_hub_client_auth(inst)
+            raise
         session.refresh(peer)
         session.expunge(peer)
         return peer
@@ -208,12 +232,18 @@ def add_member(inst: Instance, request: bytes, member_fingerprint: str) -> Added
             raise FederationError(
                 f"a member with this name or key exists already ({taken.name}, {taken.status})"
             )
+        instansi = value.get("instansi", [])
+        if not isinstance(instansi, list) or not all(isinstance(s, str) for s in instansi):
+            raise FederationError("the join request's list of instansi is not a list of slugs")
+        for slug in instansi:
+            _check_free(session, slug)
         peer = FederationPeer(
             name=name,
             role="member",
             fingerprint=fingerprint,
             public_key=str(value["public_key"]),
             client_key=client_public,
+            instansi=sorted(set(instansi)),
             status="active",
             received_seq=0,
             sent_seq=0,
@@ -242,13 +272,44 @@ def add_member(inst: Instance, request: bytes, member_fingerprint: str) -> Added
     return Added(peer=peer, ticket=ticket)
 
 
+def _check_free(session: Session, slug: str) -> None:
+    """An instansi slug no one else holds here: not a tenant of this installation, not
+    allowed to another member (a revoked one's included: names are never taken back)."""
+    if not (_NAME.fullmatch(slug) and 2 <= len(slug) <= 40):
+        raise FederationError(f"{slug!r} is not an instansi slug")
+    if session.scalar(
+        sa.select(Tenant.id).where(Tenant.slug == slug, Tenant.federation_peer_id.is_(None))
+    ) is not None:
+        raise FederationError(f"{slug} is an instansi of this installation")
+    for peer in session.scalars(sa.select(FederationPeer).where(FederationPeer.role == "member")):
+        if slug in peer.instansi_slugs:
+            raise FederationError(f"{slug} is an instansi of member {peer.name}")
+
+
+def allow_instansi(inst: Instance, name: str, slug: str) -> None:
+    """Let a member run one more instansi (a new tenant on its installation)."""
+    with inst.sessions() as session:
+        peer = session.scalar(
+            sa.select(FederationPeer)
+            .where(FederationPeer.name == name, FederationPeer.role == "member")
+            .with_for_update()
+        )
+        if peer is None:
+            raise FederationError(f"no member {name!r}")
+        _check_free(session, slug)
+        peer.instansi = sorted({*peer.instansi_slugs, slug})
+        session.commit()
+
+
 def revoke_member(inst: Instance, name: str, control: str | None = None) -> onion.Revocation:
     """Revoke a member: refused by the endpoint from now on, dropped from the onion."""
     with inst.sessions() as session:
+        # Locked: an exchange of this member being applied finishes first, and the next
+        # one finds it revoked (wbs.federation.exchange checks again under the same lock).
         peer = session.scalar(
-            sa.select(FederationPeer).where(
-                FederationPeer.name == name, FederationPeer.role == "member"
-            )
+            sa.select(FederationPeer)
+            .where(FederationPeer.name == name, FederationPeer.role == "member")
+            .with_for_update()
         )
         if peer is None:
             raise FederationError(f"no member {name!r}")

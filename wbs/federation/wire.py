@@ -139,7 +139,7 @@ def parse(raw: bytes) -> Unverified:
         data = outer["envelope"].encode()
         signature = outer["signature"].encode("ascii")
         claimed = json.loads(data)
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError):
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError, RecursionError):
         raise WireError("malformed", "not a federation envelope") from None
     if not isinstance(claimed, dict) or claimed.get("protocol") != PROTOCOL:
         raise WireError("malformed", f"not a {PROTOCOL} envelope")
@@ -177,7 +177,7 @@ def verify(
         )
         in_reply_to = value.get("in_reply_to")
         applied = value.get("applied_through")
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise WireError("malformed", "the envelope lacks a field or has a wrong one") from None
     if not (8 <= len(nonce) <= 64) or len(messages) > MAX_MESSAGES or ack < 0:
         raise WireError("malformed", "the envelope's nonce, ack or size is out of range")

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("public_key", sa.Text(), nullable=False),
         sa.Column("onion_address", sa.String(length=100), nullable=True),
         sa.Column("client_key", sa.String(length=60), nullable=True),
+        sa.Column("instansi", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=10), nullable=False),
         sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
