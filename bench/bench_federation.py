@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with hub.sessions() as session:
             ensure_demo(session, hub.keyring, workstation, settings=hub.auth_settings())
         member = _instance(root, "member")
+        _seed_member(member, args.cases)
         added = add_member(hub, join_request(member, "member-a"), own_fingerprint(member))
         join(member, added.ticket, own_fingerprint(hub))
-        _seed_member(member, args.cases)
 
         from federation_iface import create_app
 

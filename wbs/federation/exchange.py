@@ -78,52 +78,69 @@ class Applied:
     refused: list[tuple[int, str, str]]  # (seq, reason, detail) of messages refused for content
 
 
+_CONTENT_ERRORS = (ValueError, TypeError, OverflowError, KeyError, sa.exc.IntegrityError,
+                   sa.exc.DataError)
+
+
 def apply_in_order(
     session: Session,
     peer: FederationPeer,
     messages: tuple[Message, ...],
     apply: Callable[[Message], None],
+    reset: Callable[[], None] | None = None,
 ) -> Applied:
     """Apply the messages after the peer's cursor, in order, once each; the caller commits
-    (the effects with the cursor). A gap stops the batch: what follows it is refused.
+    (the effects with the cursor). A gap refuses the batch: nothing of it is applied.
 
-    Each message is applied in a savepoint: one refused for its content leaves nothing of
-    itself behind (not half a mirror row), is logged, and its number is used so the link goes
-    on. A value the database refuses (a constraint, a byte it cannot hold) is such a refusal
-    too; a database that is unavailable is not (the batch fails and is sent again).
+    A message refused for its content leaves nothing of itself behind (not half a mirror
+    row): it is logged, and its number is used so the link goes on. A value the database
+    refuses (a constraint, a byte it cannot hold) is such a refusal too; a database that is
+    unavailable is not (the batch fails and is sent again). The batch is applied in one
+    savepoint; only when something in it is refused is it applied again message by message,
+    each in a savepoint of its own (``reset`` forgets what the first attempt cached).
     """
-    applied = repeated = 0
-    refused: list[tuple[int, str, str]] = []
-    for message in messages:
-        if message.seq <= peer.received_seq:
-            repeated += 1
-            continue
-        if message.seq != peer.received_seq + 1:
+    todo = [message for message in messages if message.seq > peer.received_seq]
+    repeated = len(messages) - len(todo)
+    for expected, message in enumerate(todo, start=peer.received_seq + 1):
+        if message.seq != expected:
             raise Refused(
-                "out_of_order",
-                f"message {message.seq} after {peer.received_seq}: a message is missing",
+                "out_of_order", f"message {message.seq} after {expected - 1}: one is missing"
             )
-        try:
-            with session.begin_nested():
-                try:
-                    apply(message)
-                    session.flush()
-                except (ValueError, TypeError, OverflowError, KeyError) as exc:
-                    if isinstance(exc, metadata.MessageRefused):
-                        raise
-                    raise metadata.MessageRefused(
-                        "malformed", f"{message.kind}: {type(exc).__name__}"
-                    ) from None
-                except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
-                    raise metadata.MessageRefused(
-                        "malformed", f"{message.kind}: the database refused a value"
-                    ) from exc
-        except metadata.MessageRefused as exc:
-            refused.append((message.seq, exc.reason, exc.detail))
-        peer.received_seq = message.seq
-        peer.applied_count += 1
-        applied += 1
-    return Applied(peer.received_seq, applied, repeated, refused)
+    refused: list[tuple[int, str, str]] = []
+    try:
+        with session.begin_nested():
+            for message in todo:
+                apply(message)
+            session.flush()
+    except _CONTENT_ERRORS:
+        if reset is not None:
+            reset()
+        for message in todo:
+            try:
+                with session.begin_nested():
+                    _apply_one(session, message, apply)
+            except metadata.MessageRefused as exc:
+                refused.append((message.seq, exc.reason, exc.detail))
+    if todo:
+        peer.received_seq = todo[-1].seq
+        peer.applied_count += len(todo)
+    return Applied(peer.received_seq, len(todo), repeated, refused)
+
+
+def _apply_one(session: Session, message: Message, apply: Callable[[Message], None]) -> None:
+    try:
+        apply(message)
+        session.flush()
+    except metadata.MessageRefused:
+        raise
+    except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+        raise metadata.MessageRefused(
+            "malformed", f"{message.kind}: the database refused a value"
+        ) from exc
+    except (ValueError, TypeError, OverflowError, KeyError) as exc:
+        raise metadata.MessageRefused(
+            "malformed", f"{message.kind}: {type(exc).__name__}"
+        ) from None
 
 
 # --- the hub ------------------------------------------------------------------------------------
@@ -191,7 +208,9 @@ def _answer_verified(
     metadata.confirm(session, peer, envelope.ack)
     writer = metadata.MirrorWriter(session, peer, envelope.messages, inst)
     try:
-        result = apply_in_order(session, peer, envelope.messages, writer.apply)
+        result = apply_in_order(
+            session, peer, envelope.messages, writer.apply, writer.reset
+        )
         peer.last_contact_at = utcnow()
         metadata.queue_kpk_keys(session, peer)
         for seq, reason, detail in result.refused:

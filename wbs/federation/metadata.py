@@ -572,6 +572,16 @@ class MirrorWriter:
             ):
                 self.cases[case.registration_number] = case
         self.sources: dict[int, str] = {}
+        self._start = (dict(self.tenants), dict(self.cases), dict(self.sources))
+
+    def reset(self) -> None:
+        """The batch's savepoint was rolled back: forget what was cached and stored since."""
+        self.tenants, self.cases, self.sources = self._start
+        self.tenants, self.cases, self.sources = (
+            dict(self.tenants), dict(self.cases), dict(self.sources)
+        )
+        self.discard_stored()
+        self.completed.clear()
 
     def apply(self, message: Message) -> None:
         """Apply one message; if it fails, forget what this writer cached or stored for it
