@@ -6,7 +6,9 @@ directory authorities, 3 relays, an onion-service node for the hub and one clien
 member, a private PostgreSQL cluster, and three separate installations: the hub (the demo
 instance, SQLite), member A (SQLite) and member B (PostgreSQL). They join through the offline
 exchange; the hub serves federation_iface behind its federation onion (client authorization for
-the members' keys); each member syncs through its own tor's SOCKS port; then the hub revokes A.
+the members' keys); each member syncs through its own tor's SOCKS port; a report filed with A
+and shared with KPK reaches the hub in parts, and KPK's workstation reads it; then the hub
+revokes A.
 The scenario reports what it saw as JSON; each test below checks one part of it.
 
 The scenario is PID 1 of its PID namespace: every tor and PostgreSQL die with it, whatever
@@ -156,6 +158,43 @@ def test_kpks_keys_reach_both_members(scenario: dict[str, Any]) -> None:
     assert _check(scenario, "b_kpk_keys") is True
 
 
+def test_a_case_shared_with_kpk_waits_for_its_day_to_be_over(scenario: dict[str, Any]) -> None:
+    # Filed with A by a pelapor who shares it with KPK (A's instansi has its own recipient key).
+    assert _check(scenario, "a_shared_case_filed") == [True, True]
+    # Filed today: A's next sync over tor sends nothing, and the hub does not have it.
+    assert _check(scenario, "a_shared_case_held_today") == [0, False]
+
+
+def test_a_shared_case_and_its_parts_cross_tor_to_the_hub(scenario: dict[str, Any]) -> None:
+    # Its day over: the case, its form and its evidence file in two parts (larger than one
+    # 4 MiB part of the link), confirmed in one sync through A's tor; nothing left staged.
+    assert _check(scenario, "evidence_parts") == 2
+    assert _check(scenario, "a_shared_sync") == [4, 0, 0]
+    assert _check(scenario, "hub_shared_items") == ["file", "form"]
+    assert _check(scenario, "hub_staging_empty") is True
+
+
+def test_kpk_sees_the_shared_case_on_the_hub(scenario: dict[str, Any]) -> None:
+    # The mirror case is shared with KPK, with the day it arrived (not the hour of the sync).
+    assert _check(scenario, "hub_mirror_case") == [True, "suap_menyuap", True]
+    # In KPK's copy, as a local case shared with KPK would be.
+    assert _check(scenario, "hub_shared_scope_sees_case") is True
+    # And on KPK's dashboard for kemendes: the three earlier cases and the shared one.
+    assert _check(scenario, "dashboard_a_after_share") == [
+        4, {"gratifikasi": 3, "suap_menyuap": 1},
+    ]
+
+
+def test_kpks_workstation_reads_the_report_filed_with_a(scenario: dict[str, Any]) -> None:
+    # KPK's workstation (its own gnupg home with KPK's secret key, not the hub's keyring)
+    # decrypts the form A's pelapor wrote...
+    apa, same = _check(scenario, "kpk_reads_form")
+    assert same is True, apa
+    # ...and the evidence file, reassembled from its parts byte for byte (sha256 compared).
+    read, filed = _check(scenario, "kpk_reads_evidence")
+    assert read == filed
+
+
 def test_member_b_syncs_and_receives_nothing_of_member_a(scenario: dict[str, Any]) -> None:
     assert _check(scenario, "b_first_sync") == [3, 1, 0]
     assert _check(scenario, "b_cases_on_hub") is True
@@ -183,8 +222,9 @@ def test_a_revoked_member_is_refused_at_once(scenario: dict[str, Any]) -> None:
     # And the endpoint itself refuses A's signature, whatever tor does.
     assert _check(scenario, "endpoint_refuses_a") == [403, {"error": "revoked"}]
     assert _check(scenario, "hub_refusals") == ["revoked"]
-    # A's case added just before the revocation never reached the hub.
-    assert _check(scenario, "a_cases_on_hub_after_revocation") == 3
+    # A's case added just before the revocation never reached the hub (its three earlier
+    # cases and the shared one did).
+    assert _check(scenario, "a_cases_on_hub_after_revocation") == 4
 
 
 def test_member_b_still_syncs_after_a_is_revoked(scenario: dict[str, Any]) -> None:

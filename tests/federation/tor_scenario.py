@@ -9,7 +9,10 @@ separate installations: a hub (the demo instance: KPK and a province) on SQLite,
 client tor B. Each has its own instance folder, database, gnupg home and signing key. They join
 through the offline exchange (request, add-member with the confirmed fingerprint, join with the
 hub's), the hub serves federation_iface on loopback and publishes its federation onion with
-wbs.onion, and each member syncs through its own tor's SOCKS port. Then the hub revokes A.
+wbs.onion, and each member syncs through its own tor's SOCKS port. A pelapor files a report
+with A and shares it with KPK (with an evidence file of more than one 4 MiB part of the link):
+once its day is over it crosses tor, KPK's dashboard and copy show it, and KPK's workstation
+decrypts it. Then the hub revokes A.
 
 It prints one JSON object on stdout: what each step saw, and when. Progress goes to stderr.
 Every tor and the PostgreSQL server are stopped by their PID in ``finally``.
@@ -20,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import glob
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,6 +49,7 @@ from tests.onion.testnet import (
     in_private_namespace,
     loopback_up,
 )
+from tests.support import short_tempdir
 
 _STARTED = time.monotonic()
 T = TypeVar("T")
@@ -181,6 +187,123 @@ def serving(app: Any, port: int) -> Iterator[None]:
         server.server_close()
 
 
+# What A's pelapor writes: the hub's workstation must read the "apa" back.
+SHARED_APA = "Setoran izin tambang lewat tor"
+
+
+def share_with_kpk(
+    demo: Any,
+    a: Any,
+    sync_a: Callable[[], Any],
+    workstation: Path,
+    checks: dict[str, Any],
+    timings: dict[str, float],
+) -> None:
+    """A's instansi gets a recipient key; a pelapor files with A, shares with KPK and adds an
+    evidence file of more than one part of the link; A syncs through tor; the hub's KPK sees
+    the case (dashboard, its copy) and KPK's workstation decrypts the form and the file."""
+    from crypto.codenames import generate_codename
+    from peluit.demo import make_workstation_key
+    from tests.federation.conftest import mirrored_cases
+    from wbs.context import Context
+    from wbs.federation.exchange import SyncError
+    from wbs.federation.metadata import CHUNK
+    from wbs.intake import Intake, ReportAnswers
+    from wbs.models import Case, Submission, utc_today_start
+    from wbs.monitoring import dashboard
+    from wbs.sources import register_source
+    from wbs.tenancy import SharedScope
+    from wbs.tenants import add_recipient_key, get_tenant, hub_tenant
+
+    hub = demo.instance
+    armored = make_workstation_key(workstation, "Kemendes <kemendes@demo.peluit.invalid>")
+    # More than one part (4 MiB): the file crosses tor in two shared_item messages.
+    evidence = secrets.token_bytes(CHUNK + 12_345)
+    answers = ReportAnswers(
+        category="suap_menyuap", mcp_area="perizinan", apa=SHARED_APA, siapa="Kabid X",
+        kapan="Oktober 2026", dimana="Kemendes", bagaimana="Tunai", berapa="Rp 40 juta",
+        kronologi="",
+    )
+    with a.sessions() as session:
+        owner = get_tenant(session, "kemendes")
+        add_recipient_key(session, a.keyring, owner, armored)
+        session.commit()
+        ctx = Context(a, session, owner)
+        source = register_source(ctx, generate_codename())
+        intake = Intake(ctx, source.source_id, to_kpk=True)
+        sink = intake.open_file("file", "bukti.bin")
+        for start in range(0, len(evidence), 1 << 20):
+            sink.write(evidence[start : start + (1 << 20)])
+        sink.close()
+        case = intake.new_case(answers)
+        number, case_id = case.registration_number, case.id
+        checks["a_shared_case_filed"] = [bool(case.sent_to_kpk), number.startswith("PLT-KEMENDES-")]
+
+    # Filed today, it waits for its day to be over: this sync sends nothing.
+    held = sync_a()
+    checks["a_shared_case_held_today"] = [held.sent, number in mirrored_cases(hub, "member-a")]
+
+    # Its day over, without waiting for midnight: the case (and its items) moved to
+    # yesterday's WIB day label in A's database. Time travel (time-machine) would move this
+    # process's clock only: the tors, PostgreSQL and every gpg run here keep the real one, and
+    # a sync whose two ends and transport disagree about the day proves nothing. Aging the one
+    # case is what a passing day does to it, and leaves every clock alone.
+    yesterday = utc_today_start() - dt.timedelta(days=1)
+    with a.sessions() as session:
+        session.execute(sa.update(Case).where(Case.id == case_id).values(received_at=yesterday))
+        session.execute(
+            sa.update(Submission).where(Submission.case_id == case_id).values(created_at=yesterday)
+        )
+        session.commit()
+    started = time.monotonic()
+    shared, timings["a_shared_sync_attempts"] = retry(sync_a, 60, (SyncError,))
+    timings["a_shared_sync_seconds"] = round(time.monotonic() - started, 1)
+    checks["a_shared_sync"] = [shared.sent, shared.received, shared.pending]
+
+    mirror = mirrored_cases(hub, "member-a").get(number)
+    checks["hub_mirror_case"] = None if mirror is None else [
+        bool(mirror.sent_to_kpk), mirror.category, mirror.received_at.date() == yesterday.date(),
+    ]
+    if mirror is None:
+        return
+    with hub.sessions() as session:
+        kpk = hub_tenant(session)
+        assert kpk is not None
+        shared_scope = SharedScope(session, kpk)
+        visible = set(session.scalars(
+            shared_scope.select(Case).with_only_columns(Case.registration_number)
+        ))
+        checks["hub_shared_scope_sees_case"] = number in visible
+        items = {
+            row.kind.value: (row.store_path, row.framing)
+            for row in session.scalars(
+                shared_scope.select(Submission).where(Submission.case_id == mirror.id)
+            )
+        }
+        figures = dashboard(
+            session, kpk, today=utc_today_start().date(), tenant_id=mirror.tenant_id
+        )
+        checks["dashboard_a_after_share"] = [
+            figures.total, {line.code: line.count for line in figures.by_category},
+        ]
+    checks["hub_shared_items"] = sorted(items)
+    checks["hub_staging_empty"] = not any(
+        (hub.config.instance_dir / "federation" / "incoming").iterdir()
+    )
+    if "form" in items:
+        path, framing = items["form"]
+        form = json.loads(demo.decrypt(hub.store.resolve(path).read_bytes(), framing))
+        checks["kpk_reads_form"] = [form.get("apa"), form.get("apa") == SHARED_APA]
+    if "file" in items:
+        path, framing = items["file"]
+        ciphertext = hub.store.resolve(path).read_bytes()
+        checks["kpk_reads_evidence"] = [
+            hashlib.sha256(demo.decrypt(ciphertext, framing)).hexdigest(),
+            hashlib.sha256(evidence).hexdigest(),
+        ]
+        checks["evidence_parts"] = -(-len(ciphertext) // CHUNK)
+
+
 def run(workdir: Path, out: dict[str, Any]) -> None:
     import requests
 
@@ -215,7 +338,9 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         raise RuntimeError("not in a private network namespace")
     net = TestNetwork(workdir / "net")
     postgres = Postgres(workdir / "pg")
-    homes = [workdir / "inst" / name / "gnupg" for name in ("hub", "a", "b")]
+    # Member A's investigators' workstation (the secret half of its instansi's key).
+    workstation_a = short_tempdir("fed-ws-")
+    homes = [*(workdir / "inst" / name / "gnupg" for name in ("hub", "a", "b")), workstation_a]
     client_b: TorProcess | None = None
     try:
         net.configure(client_auth_dir=workdir / "auth-a")
@@ -332,6 +457,12 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                 checks["a_kpk_keys"] = kpk_recipients(session) == hub_keys
                 checks["a_kpk_key_count"] = len(hub_keys)
 
+            # A pelapor files with A and shares with KPK; KPK reads it on its workstation.
+            share_with_kpk(
+                demo, a, lambda: sync_member(a, control_a, socks_a), workstation_a, checks, timings
+            )
+            mark("a_shared_case_read_by_kpk")
+
             # Member B, on PostgreSQL, through its own tor.
             first_b, timings["b_first_sync_attempts"] = retry(
                 lambda: sync_member(b, control_b, socks_b), 90, (SyncError,)
@@ -401,6 +532,7 @@ inst.engine.dialect.name for inst in (hub, a, b)]
             out["still_running"].append(postgres.pid)
         for home in homes:
             kill_agent(home)
+        shutil.rmtree(workstation_a, ignore_errors=True)
         mark("stopped")
 
 
