@@ -224,6 +224,12 @@ def share_with_kpk(
         kapan="Oktober 2026", dimana="Kemendes", bagaimana="Tunai", berapa="Rp 40 juta",
         kronologi="",
     )
+    # Filing and the next sync must fall on one WIB day (the case is held until its day is
+    # over): close to WIB midnight (17:00 UTC), wait until it has passed.
+    now = dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.date(), dt.time(17, 0), dt.UTC)
+    if dt.timedelta(0) <= midnight - now < dt.timedelta(seconds=90):
+        time.sleep((midnight - now).total_seconds() + 1)
     with a.sessions() as session:
         owner = get_tenant(session, "kemendes")
         add_recipient_key(session, a.keyring, owner, armored)
