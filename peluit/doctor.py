@@ -17,7 +17,10 @@ change the verdict, and says why):
   (:func:`wbs.onion.confirm_published`). An onion tor merely accepted is not published;
 * clock: within the validity of tor's consensus (TOTP codes and tor both need a right clock);
   unknown without a consensus;
-* services: the systemd units active, where systemd runs; unknown elsewhere.
+* services: the systemd units active, where systemd runs; unknown elsewhere;
+* federation (only where this installation is a hub with members or a member of a hub): every
+  active link synced within a day (fail otherwise), a member's last error and the day's
+  refusals (warn).
 
 Exit status: 0 all ok, 1 a warning (and no failure), 2 a failure. ``deploy/systemd/
 peluit-doctor.timer`` runs it every 15 minutes; the journal keeps the lines and the verdict.
@@ -42,8 +45,9 @@ from peluit.clikit import config_of
 from wbs import db
 from wbs import onion as onions
 from wbs.config import SECRET_NAMES, SECRETS_DIR, Config
+from wbs.federation.status import link_lines
 from wbs.instance import Instance
-from wbs.models import RecipientKey, Tenant
+from wbs.models import FederationRefusal, RecipientKey, Tenant
 
 OK, WARN, FAIL, UNKNOWN = "ok", "warn", "fail", "unknown"
 EXIT_CODES = {OK: 0, WARN: 1, FAIL: 2}
@@ -285,6 +289,35 @@ def check_services(units: Iterable[str] = SERVICES) -> Check:
     return Check("services", OK, ", ".join(units) + " active")
 
 
+def check_federation(inst: Instance, now: dt.datetime) -> Check | list[Check]:
+    """The federation link, where there is one: a peer that has not synced for a day (the
+    timer runs every five minutes), a member's last error, refusals in the last day."""
+    with inst.sessions() as session:
+        lines = [line for line in link_lines(session, now) if line.status == "active"]
+        day_ago = now - dt.timedelta(days=1)
+        refused = int(session.scalar(
+            sa.select(sa.func.count()).where(FederationRefusal.created_at >= day_ago)
+        ) or 0)
+    if not lines:
+        return []  # not federated: nothing to say
+    failures, warnings = [], []
+    for line in lines:
+        if line.stale:
+            failures.append(
+                f"{line.role} {line.name}: no sync for {line.lag_text}"
+                if line.last_contact else f"{line.role} {line.name}: never synced"
+            )
+        if line.last_error:
+            warnings.append(f"{line.role} {line.name}: {line.last_error}")
+    if refused:
+        warnings.append(f"{refused} refusal(s) in the last day (peluit federation status)")
+    if failures:
+        return Check("federation", FAIL, "; ".join(failures + warnings))
+    if warnings:
+        return Check("federation", WARN, "; ".join(warnings))
+    return Check("federation", OK, f"{len(lines)} link(s) synced within a day")
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -319,6 +352,7 @@ def run_checks(config: Config, tor_control: str, wait: float, key_days: int) -> 
             checks.extend(
                 _guarded("recipient keys", lambda: check_recipient_keys(opened, key_days, now))
             )
+            checks.extend(_guarded("federation", lambda: check_federation(opened, now)))
         checks.extend(_guarded("tor", lambda: check_tor(tor_control, inst, wait, now)))
     finally:
         if inst is not None:

@@ -392,3 +392,22 @@ def test_a_refused_ticket_changes_nothing_on_a_joined_member(federation: Federat
             join(federation.a, added.ticket, own_fingerprint(other))
     assert key_file.read_text() == before
     assert sync(federation.a, client_post(federation.hub)).pending == 0
+
+
+def test_the_doctor_tells_a_link_that_is_behind(federation: Federation) -> None:
+    from peluit.doctor import check_federation
+
+    sync(federation.a, client_post(federation.hub))
+    now = dt.datetime.now(dt.UTC)
+    synced = check_federation(federation.a, now)
+    assert not isinstance(synced, list)
+    assert (synced.level, synced.detail) == ("ok", "1 link(s) synced within a day")
+    # Two days without a sync: a failure on both sides, naming the peer.
+    later = now + dt.timedelta(days=2)
+    member_side = check_federation(federation.a, later)
+    hub_side = check_federation(federation.hub, later)
+    assert not isinstance(member_side, list) and not isinstance(hub_side, list)
+    assert (member_side.level, member_side.detail) == ("fail", "hub kpk: no sync for 2 d")
+    assert hub_side.level == "fail" and "member member-a: no sync for 2 d" in hub_side.detail
+    # B never synced.
+    assert "member member-b: never synced" in hub_side.detail
