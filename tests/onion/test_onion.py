@@ -444,7 +444,7 @@ def test_a_members_hub_client_key_can_be_loaded_before_every_exchange(
     # answers "251 Client for onion existed and replaced", which is success too.
     hub_key = onion.ServiceKey.generate()
     _public, private = onion.new_client_auth(hub_key)
-    onion.store_hub_client_auth(demo.instance, private)
+    onion.store_hub_client_auth(demo.instance, onion.parse_client_auth(private))
     first = onion.load_hub_client_auth(controller, demo.instance)
     assert onion.load_hub_client_auth(controller, demo.instance) == first == hub_key.hostname
     listed = controller.msg(f"ONION_CLIENT_AUTH_VIEW {hub_key.address}")
