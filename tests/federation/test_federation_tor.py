@@ -18,20 +18,14 @@ happens; it also stops each one by its PID and reports any still running.
 from __future__ import annotations
 
 import glob
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.onion.testnet import NAMESPACE_PREFIX
+from tests.onion.testnet import run_scenario, scenario_check
 from tests.support import short_tempdir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,53 +46,13 @@ def scenario() -> Iterator[dict[str, Any]]:
     for tool in ("initdb", "pg_ctl"):
         if shutil.which(tool) is None and not glob.glob(f"/usr/lib/postgresql/*/bin/{tool}"):
             pytest.fail(f"{tool} is needed for member B's database (apt-get install postgresql)")
-    workdir = short_tempdir("fed-tor-")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [*NAMESPACE_PREFIX, sys.executable, "-m", "tests.federation.tor_scenario", str(workdir)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    # PostgreSQL's log is kept in <workdir>/pg/ too when it does not run through.
+    yield run_scenario(
+        "tests.federation.tor_scenario", "federation", short_tempdir("fed-tor-"), SCENARIO_TIMEOUT
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=SCENARIO_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # The whole session (unshare and the namespace's PID 1 with everything in it).
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"the federation scenario took over {SCENARIO_TIMEOUT}s:\n{stderr[-4000:]}")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    elapsed = time.monotonic() - started
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail(
-            f"the federation scenario failed to run (exit {proc.returncode}):\n{stderr[-4000:]}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["elapsed"] = round(elapsed, 1)
-    result["log"] = stderr
-    if result.get("ok"):
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        # Kept for reading: the tor logs under <workdir>/net/*/notice.log, PostgreSQL's in pg/.
-        result["workdir"] = str(workdir)
-    yield result
 
 
-def _check(scenario: dict[str, Any], name: str) -> Any:
-    checks = scenario.get("checks", {})
-    if name not in checks:
-        pytest.fail(
-            f"the scenario stopped before {name!r}:\n{scenario.get('error', '')}\n"
-            f"{scenario['log'][-3000:]}\n(logs in {scenario.get('workdir')})"
-        )
-    return checks[name]
+_check = scenario_check
 
 
 def test_the_scenario_ran_through_and_stopped_everything(scenario: dict[str, Any]) -> None:

@@ -33,7 +33,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -48,6 +47,7 @@ from tests.onion.testnet import (
     free_port,
     in_private_namespace,
     loopback_up,
+    scenario_main,
 )
 from tests.support import short_tempdir
 
@@ -542,23 +542,5 @@ inst.engine.dialect.name for inst in (hub, a, b)]
         mark("stopped")
 
 
-def main(argv: list[str]) -> int:
-    # As PID 1 of its PID namespace this process ignores SIGTERM unless it has a handler: with
-    # one, a TERM runs the finally blocks that stop every tor and PostgreSQL by their PID.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    workdir = Path(argv[1])
-    workdir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {}
-    try:
-        run(workdir, out)
-        out["ok"] = True
-    except BaseException:
-        out["ok"] = False
-        out["error"] = traceback.format_exc()
-        log(out["error"])
-    print(json.dumps(out), flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(scenario_main(run, sys.argv))

@@ -14,15 +14,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import json
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +30,13 @@ import stem.control
 from stem.control import EventType
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.onion.testnet import TestNetwork, free_port, in_private_namespace, loopback_up
+from tests.onion.testnet import (
+    TestNetwork,
+    free_port,
+    in_private_namespace,
+    loopback_up,
+    scenario_main,
+)
 from tests.support import CHEAP_KDF, short_tempdir
 
 # The investigators' login page (journalist_iface), recognised by its form.
@@ -362,23 +365,5 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
         mark("stopped")
 
 
-def main(argv: list[str]) -> int:
-    # As PID 1 of its PID namespace this process ignores SIGTERM unless it has a handler: with
-    # one, a TERM runs the finally blocks that stop every tor by its PID.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    workdir = Path(argv[1])
-    workdir.mkdir(parents=True, exist_ok=True)
-    out: dict[str, Any] = {}
-    try:
-        run(workdir, out)
-        out["ok"] = True
-    except BaseException:
-        out["ok"] = False
-        out["error"] = traceback.format_exc()
-        log(out["error"])
-    print(json.dumps(out), flush=True)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(scenario_main(run, sys.argv))

@@ -15,20 +15,14 @@ happens; it also stops each one by its PID and reports any still running.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.onion.testnet import NAMESPACE_PREFIX
+from tests.onion.testnet import run_scenario, scenario_check
 from tests.support import short_tempdir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,51 +37,12 @@ def scenario() -> Iterator[dict[str, Any]]:
     for tool in ("tor", "tor-gencert", "curl", "unshare"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed for the onion end-to-end tests (tor, curl, util-linux)")
-    workdir = short_tempdir("onion-e2e-")
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [*NAMESPACE_PREFIX, sys.executable, "-m", "tests.onion.e2e_scenario", str(workdir)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    yield run_scenario(
+        "tests.onion.e2e_scenario", "onion", short_tempdir("onion-e2e-"), SCENARIO_TIMEOUT
     )
-    try:
-        stdout, stderr = proc.communicate(timeout=SCENARIO_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # The whole session (unshare and the namespace's PID 1 with every tor in it).
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"the onion scenario took over {SCENARIO_TIMEOUT}s:\n{stderr[-4000:]}")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    elapsed = time.monotonic() - started
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail(f"the onion scenario failed to run (exit {proc.returncode}):\n{stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["elapsed"] = round(elapsed, 1)
-    result["log"] = stderr
-    if result.get("ok"):
-        shutil.rmtree(workdir, ignore_errors=True)
-    else:
-        # Kept for reading: the tor logs under <workdir>/net/*/notice.log.
-        result["workdir"] = str(workdir)
-    yield result
 
 
-def _check(scenario: dict[str, Any], name: str) -> Any:
-    checks = scenario.get("checks", {})
-    if name not in checks:
-        pytest.fail(
-            f"the scenario stopped before {name!r}:\n{scenario.get('error', '')}\n"
-            f"{scenario['log'][-3000:]}\n(tor logs in {scenario.get('workdir')})"
-        )
-    return checks[name]
+_check = scenario_check
 
 
 def test_the_scenario_ran_through_and_stopped_every_tor(scenario: dict[str, Any]) -> None:
