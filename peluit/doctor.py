@@ -296,7 +296,9 @@ def check_federation(inst: Instance, now: dt.datetime) -> Check | list[Check]:
         lines = [line for line in link_lines(session, now) if line.status == "active"]
         day_ago = now - dt.timedelta(days=1)
         refused = int(session.scalar(
-            sa.select(sa.func.count()).where(FederationRefusal.created_at >= day_ago)
+            sa.select(sa.func.sum(FederationRefusal.repeated)).where(
+                FederationRefusal.last_at >= day_ago
+            )
         ) or 0)
     if not lines:
         return []  # not federated: nothing to say

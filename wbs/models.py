@@ -909,8 +909,12 @@ class FederationRefusal(Base):
         sa.ForeignKey("federation_peers.id", ondelete="CASCADE"), index=True
     )
     reason: Mapped[str] = mapped_column(sa.String(40))
-    detail: Mapped[str] = mapped_column(sa.String(300))
+    detail: Mapped[str] = mapped_column(sa.String(300))  # the latest one's
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    # The same refusal again within an hour (a revoked member's timer, a flood of garbage)
+    # is counted on its row, not written anew.
+    repeated: Mapped[int] = mapped_column(default=1)
+    last_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class FederationNonce(Base):

@@ -40,10 +40,13 @@ def _peer(inst: Instance, name: str) -> FederationPeer:
 
 
 def _refusals(inst: Instance) -> list[str]:
+    """Every refusal logged, in order, a repeat counted on its row listed as often."""
     with inst.sessions() as session:
-        return list(
-            session.scalars(sa.select(FederationRefusal.reason).order_by(FederationRefusal.id))
+        rows = session.execute(
+            sa.select(FederationRefusal.reason, FederationRefusal.repeated)
+            .order_by(FederationRefusal.id)
         )
+        return [reason for reason, repeated in rows for _ in range(repeated)]
 
 
 def test_a_members_cases_reach_the_hubs_dashboard(federation: Federation) -> None:
@@ -411,3 +414,21 @@ def test_the_doctor_tells_a_link_that_is_behind(federation: Federation) -> None:
     assert hub_side.level == "fail" and "member member-a: no sync for 2 d" in hub_side.detail
     # B never synced.
     assert "member member-b: never synced" in hub_side.detail
+
+
+def test_a_refusal_repeated_is_counted_not_written_again(federation: Federation) -> None:
+    from wbs.federation.peers import revoke_member
+    from wbs.federation.status import links
+
+    post = client_post(federation.hub)
+    revoke_member(federation.hub, "member-a", control="127.0.0.1:1")
+    for _ in range(3):
+        with pytest.raises(SyncError, match="revoked"):
+            sync(federation.a, post)
+    with federation.hub.sessions() as session:
+        rows = session.execute(
+            sa.select(FederationRefusal.reason, FederationRefusal.repeated)
+        ).all()
+    assert [tuple(row) for row in rows] == [("revoked", 3)]
+    (member_a,) = [link for link in links(federation.hub) if link.name == "member-a"]
+    assert member_a.refused == 3

@@ -62,12 +62,45 @@ class Refused(Exception):
         self.detail = detail
 
 
+# The same refusal within this time is counted on the row already written.
+REFUSAL_WINDOW = dt.timedelta(hours=1)
+
+
 def record_refusal(inst: Instance, peer_id: int | None, reason: str, detail: str) -> None:
     """Log a refusal, in a transaction of its own (the refused work is rolled back)."""
     log.warning("federation: refused (%s) %s", reason, detail[:200])
     with inst.sessions() as session:
-        session.add(FederationRefusal(peer_id=peer_id, reason=reason, detail=detail[:300]))
+        add_refusal(session, peer_id, reason, detail)
         session.commit()
+
+
+def add_refusal(session: Session, peer_id: int | None, reason: str, detail: str) -> None:
+    """One more refusal: a new row, or a count on the row of the same refusal (same peer, same
+    reason) within the hour, so a revoked member's timer or a flood of garbage cannot grow
+    the log without bound."""
+    now = utcnow()
+    found = session.scalar(
+        sa.select(FederationRefusal)
+        .where(
+            FederationRefusal.peer_id.is_(None)
+            if peer_id is None
+            else FederationRefusal.peer_id == peer_id,
+            FederationRefusal.reason == reason,
+            FederationRefusal.last_at >= now - REFUSAL_WINDOW,
+        )
+        .order_by(FederationRefusal.id.desc())
+        .limit(1)
+    )
+    if found is None:
+        session.add(FederationRefusal(
+            peer_id=peer_id, reason=reason, detail=detail[:300], created_at=now, last_at=now,
+            repeated=1,
+        ))
+    else:
+        found.repeated += 1
+        found.last_at = now
+        found.detail = detail[:300]
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -214,11 +247,7 @@ def _answer_verified(
         peer.last_contact_at = utcnow()
         metadata.queue_kpk_keys(session, peer)
         for seq, reason, detail in result.refused:
-            session.add(
-                FederationRefusal(
-                    peer_id=peer.id, reason=reason, detail=f"message {seq}: {detail}"[:300]
-                )
-            )
+            add_refusal(session, peer.id, reason, f"message {seq}: {detail}")
         session.commit()
     except BaseException:
         session.rollback()
@@ -366,11 +395,7 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
             record_refusal(inst, peer_id, exc.reason, exc.detail)
             raise SyncError(f"the hub's messages were refused: {exc.detail}") from None
         for seq, reason, detail in result.refused:
-            session.add(
-                FederationRefusal(
-                    peer_id=peer_id, reason=reason, detail=f"message {seq}: {detail}"[:300]
-                )
-            )
+            add_refusal(session, peer_id, reason, f"message {seq}: {detail}")
         peer.last_contact_at = utcnow()
         peer.last_error = None
         confirmed = peer.acked_seq - before

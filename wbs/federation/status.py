@@ -49,7 +49,7 @@ def link_lines(session: Session, now: dt.datetime | None = None) -> list[Link]:
     current = now or utcnow()
     refused = dict(
         session.execute(
-            sa.select(FederationRefusal.peer_id, sa.func.count())
+            sa.select(FederationRefusal.peer_id, sa.func.sum(FederationRefusal.repeated))
             .where(FederationRefusal.peer_id.is_not(None))
             .group_by(FederationRefusal.peer_id)
         ).all()
@@ -93,6 +93,8 @@ def unattributed_refusals(session: Session) -> int:
     """Requests refused before a sender could be named (malformed, unknown key)."""
     return int(
         session.scalar(
-            sa.select(sa.func.count()).where(FederationRefusal.peer_id.is_(None))
+            sa.select(sa.func.sum(FederationRefusal.repeated)).where(
+                FederationRefusal.peer_id.is_(None)
+            )
         ) or 0
     )

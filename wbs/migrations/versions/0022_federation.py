@@ -83,6 +83,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=40), nullable=False),
         sa.Column("detail", sa.String(length=300), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("repeated", sa.Integer(), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["peer_id"], ["federation_peers.id"],
             name=op.f("fk_federation_refusals_peer_id_federation_peers"), ondelete="CASCADE",
@@ -93,6 +95,7 @@ def upgrade() -> None:
         op.f("ix_federation_refusals_created_at"), "federation_refusals", ["created_at"]
     )
     op.create_index(op.f("ix_federation_refusals_peer_id"), "federation_refusals", ["peer_id"])
+    op.create_index(op.f("ix_federation_refusals_last_at"), "federation_refusals", ["last_at"])
     op.create_table(
         "federation_nonces",
         sa.Column("nonce", sa.String(length=64), nullable=False),
@@ -109,6 +112,7 @@ def downgrade() -> None:
     op.drop_column("tenants", "federation_peer_id")
     op.drop_index(op.f("ix_federation_nonces_seen_at"), table_name="federation_nonces")
     op.drop_table("federation_nonces")
+    op.drop_index(op.f("ix_federation_refusals_last_at"), table_name="federation_refusals")
     op.drop_index(op.f("ix_federation_refusals_peer_id"), table_name="federation_refusals")
     op.drop_index(op.f("ix_federation_refusals_created_at"), table_name="federation_refusals")
     op.drop_table("federation_refusals")
