@@ -164,12 +164,7 @@ def join(inst: Instance, ticket: bytes, hub_fingerprint: str) -> FederationPeer:
             fingerprint=str(value["fingerprint"]),
             public_key=str(value["public_key"]),
             onion_address=auth.hostname,
-            instansi=[],
             status="active",
-            received_seq=0,
-            sent_seq=0,
-            acked_seq=0,
-            applied_count=0,
         )
         session.add(peer)
         session.flush()
@@ -245,10 +240,6 @@ def add_member(inst: Instance, request: bytes, member_fingerprint: str) -> Added
             client_key=client_public,
             instansi=sorted(set(instansi)),
             status="active",
-            received_seq=0,
-            sent_seq=0,
-            acked_seq=0,
-            applied_count=0,
         )
         session.add(peer)
         session.flush()
