@@ -15,7 +15,6 @@ import io
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     abort,
@@ -186,12 +185,7 @@ def _case_page(
         forwarded_from=forwarding.origin_tenant_name(ctx, case) if writable else None,
         may_forward=writable and case.linked_to_case_id is None
         and CaseStatus.DITERUSKAN in ALLOWED_TRANSITIONS[case.status],
-        destinations=[
-            tenant for tenant in ctx.session.scalars(
-                sa.select(Tenant).where(Tenant.federation_peer_id.is_(None)).order_by(Tenant.name)
-            )
-            if tenant.id != ctx.tenant.id
-        ] if writable else [],
+        destinations=forwarding.forward_destinations(ctx) if writable else [],
         external_bodies=forwarding.EXTERNAL_BODIES,
         matter=matters.case_matter(ctx, case, today),
     ), status

@@ -77,7 +77,16 @@ from wbs.domain import (
 )
 from wbs.intake import IntakeClosed, committed_with_files, ensure_space, new_case_row
 from wbs.matters import carry_forward
-from wbs.models import Case, Event, RecipientKey, Reply, Source, Submission, Tenant
+from wbs.models import (
+    Case,
+    Event,
+    FederationPeer,
+    RecipientKey,
+    Reply,
+    Source,
+    Submission,
+    Tenant,
+)
 from wbs.operator_intake import PackageItem, check_recipients, store_item
 from wbs.packages import check_files, manifest_bytes, open_zip, parse_manifest, read_entry
 from wbs.sharing import log_share
@@ -158,16 +167,40 @@ def signed_key_list(ctx: Context, slug: str) -> bytes:
 # --- who may forward what ------------------------------------------------------------------------
 
 
+def _reachable(ctx: Context) -> sa.ColumnElement[bool]:
+    """The tenants a case of the context's tenant may be forwarded to: this installation's
+    own; and for KPK on a hub, a member's instansi too (the package travels to the member
+    over the federation link, :mod:`wbs.federation.handling`), while the member is active."""
+    own = Tenant.federation_peer_id.is_(None)
+    if not ctx.tenant.is_hub or ctx.tenant.federation_peer_id is not None:
+        return own
+    members = sa.select(FederationPeer.id).where(
+        FederationPeer.role == "member", FederationPeer.status == "active"
+    )
+    return own | Tenant.federation_peer_id.in_(members)
+
+
+def forward_destinations(ctx: Context) -> list[Tenant]:
+    """Every tenant the context's tenant may forward a case to, by name."""
+    return [
+        tenant
+        for tenant in ctx.session.scalars(
+            sa.select(Tenant).where(_reachable(ctx)).order_by(Tenant.name)
+        )
+        if tenant.id != ctx.tenant.id
+    ]
+
+
 def forward_destination(ctx: Context, slug: object) -> Tenant:
-    """The tenant a case may be forwarded to here: one of this installation's own."""
+    """The tenant a case may be forwarded to: see :func:`forward_destinations`."""
     tenant = (
-        ctx.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        ctx.session.scalar(sa.select(Tenant).where(Tenant.slug == slug, _reachable(ctx)))
         if isinstance(slug, str)
         else None
     )
-    if tenant is None or tenant.federation_peer_id is not None:
-        # A federation mirror's cases live on its own installation: a package for it travels
-        # over the federation link (not built yet), never into the mirror here.
+    if tenant is None:
+        # A mirror's cases live on its own installation: only KPK's hub reaches it, over the
+        # federation link; never into the mirror from a member.
         raise Refusal(
             "forward_no_tenant",
             "There is no institution with this name in the system.",

@@ -959,6 +959,11 @@ def _refuse_bulk_event_changes(state: ORMExecuteState) -> None:
 # --- Registration numbers -------------------------------------------------------------------
 
 
+# Registration numbers from here up are drawn by a hub for a member's instansi, never by the
+# member itself.
+FEDERATION_NUMBERS = 900_000
+
+
 def new_registration_number(
     session: Session, tenant: Tenant, year: int, *, attempts: int = 20
 ) -> str:
@@ -966,9 +971,18 @@ def new_registration_number(
 
     Random rather than sequential so a receipt does not reveal the tenant's report volume. The
     unique constraint still guards the rare race of two requests drawing the same number.
+
+    A hub drawing a number for a member's instansi (a case KPK forwards to it, made in the
+    instansi's mirror here and created with this number there: :mod:`wbs.federation.handling`)
+    draws from the top tenth of the range, which no installation draws from for its own: the
+    member cannot have drawn the same number for a report of its own meanwhile.
     """
+    mirror = tenant.federation_peer_id is not None
+    low, high = (FEDERATION_NUMBERS, 10**6) if mirror else (0, FEDERATION_NUMBERS)
     for _ in range(attempts):
-        number = format_registration_number(tenant.slug, year, secrets.randbelow(10**6))
+        number = format_registration_number(
+            tenant.slug, year, low + secrets.randbelow(high - low)
+        )
         taken = session.scalar(
             sa.select(sa.literal(True)).where(Case.registration_number == number)
         )

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from wbs.federation import metadata
+from wbs.federation import handling, metadata
 from wbs.federation.peers import hub_peer, own_fingerprint
 from wbs.federation.wire import (
     FRESHNESS_SECONDS,
@@ -246,6 +246,7 @@ def _answer_verified(
         )
         peer.last_contact_at = utcnow()
         metadata.queue_kpk_keys(session, peer)
+        handling.queue_for_member(session, peer, inst)
         for seq, reason, detail in result.refused:
             add_refusal(session, peer.id, reason, f"message {seq}: {detail}")
         session.commit()
@@ -258,10 +259,19 @@ def _answer_verified(
         own_fingerprint(inst),
         peer.fingerprint,
         ack=peer.received_seq,
-        messages=metadata.outbox(session, peer, BATCH),
+        messages=_outbox(session, peer, inst),
         in_reply_to=envelope.nonce,
         applied_through=peer.received_seq,
     )
+
+
+def _outbox(session: Session, peer: FederationPeer, inst: Instance) -> tuple[Message, ...]:
+    try:
+        return metadata.outbox(session, peer, BATCH, inst.store)
+    except metadata.ItemUnreadable as exc:
+        # Its effects are committed; the member gets the items at its next sync.
+        log.warning("federation: %s", exc)
+        return ()
 
 
 def _remember_nonce(session: Session, nonce: str) -> None:
@@ -380,20 +390,25 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
             raise SyncError("the hub confirms messages this installation never sent")
         before = peer.acked_seq
         metadata.confirm(session, peer, response.applied_through)
-
-        def apply(message: Message) -> None:
-            if message.kind != metadata.KPK_KEYS:
-                raise metadata.MessageRefused(
-                    "unknown_kind", f"a hub does not send {message.kind!r}"
-                )
-            metadata.apply_kpk_keys(session, inst.keyring, peer, message.body)
-
+        writer = handling.HubWriter(inst, session, peer)
         try:
-            result = apply_in_order(session, peer, response.messages, apply)
+            result = apply_in_order(
+                session, peer, response.messages, writer.apply, writer.reset
+            )
         except Refused as exc:
             session.rollback()
+            writer.discard_stored()
             record_refusal(inst, peer_id, exc.reason, exc.detail)
             raise SyncError(f"the hub's messages were refused: {exc.detail}") from None
+        except metadata.NoSpace as exc:
+            session.rollback()
+            writer.discard_stored()
+            _note_error(inst, peer_id, str(exc))
+            raise SyncError(f"the disk is at its floor: {exc}") from None
+        except BaseException:
+            session.rollback()
+            writer.discard_stored()
+            raise
         for seq, reason, detail in result.refused:
             add_refusal(session, peer_id, reason, f"message {seq}: {detail}")
         peer.last_contact_at = utcnow()
@@ -402,7 +417,12 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
         more = peer.acked_seq < peer.sent_seq or len(response.messages) > 0
         if confirmed == 0 and result.applied == 0:
             more = False  # nothing moved: the hub applies nothing more now (see its refusals)
-        session.commit()
+        try:
+            session.commit()
+        except BaseException:
+            writer.discard_stored()
+            raise
+    writer.settle()
     return confirmed, result.applied, more
 
 

@@ -34,14 +34,14 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from crypto.errors import KeyRefused
 from crypto.keyring import Keyring
@@ -57,6 +57,7 @@ from wbs.domain import (
     TenantKind,
 )
 from wbs.federation.wire import Message, canonical
+from wbs.forwarding import MAX_LINKS
 from wbs.intake import IntakeClosed, ensure_space
 from wbs.models import (
     Case,
@@ -134,7 +135,10 @@ def _moment(value: dt.datetime | None) -> str | None:
 # --- queueing -------------------------------------------------------------------------------------
 
 
-def tenant_body(tenant: Tenant) -> dict[str, Any]:
+def tenant_body(tenant: Tenant, keys: Sequence[RecipientKey] = ()) -> dict[str, Any]:
+    """An instansi as the hub mirrors it, with its current recipient PUBLIC keys: KPK's
+    workstation encrypts a case it forwards to the instansi to them (the signed key list of
+    :mod:`wbs.forwarding`), and a pelapor's follow-up on a case handled there goes to them."""
     return {
         "slug": tenant.slug,
         "name": tenant.name,
@@ -143,6 +147,7 @@ def tenant_body(tenant: Tenant) -> dict[str, Any]:
         "first_response_days": tenant.first_response_days,
         "categories": list(tenant.categories),
         "kpk_sharing": str(tenant.kpk_sharing),
+        "keys": [{"fingerprint": key.fingerprint, "public_key": key.public_key} for key in keys],
     }
 
 
@@ -164,6 +169,8 @@ CASE_COLUMNS = (
     Case.first_response_in_time,
     Case.closed_at,
     Case.sent_to_kpk,
+    # The pelapor's reply PUBLIC key, of a case shared with KPK only (see case_body).
+    sa.case((Case.sent_to_kpk, Source.reply_public_key), else_=None).label("reply_key"),
 )
 
 
@@ -185,6 +192,11 @@ def case_body(row: Any, slug: str) -> dict[str, Any]:
         "first_response_in_time": row.first_response_in_time,
         "closed_at": _moment(row.closed_at),
         "shared": bool(row.sent_to_kpk),
+        # A case shared with KPK carries the pelapor's reply PUBLIC key (never the source's
+        # id): KPK may take the case over or forward it, and its replies, or those of the
+        # institution it forwards the case to, must reach the pelapor with the same codename,
+        # as in one deployment (the hub's KPK reads the key there too).
+        **({"reply_key": row.reply_key} if row.sent_to_kpk and row.reply_key else {}),
     }
 
 
@@ -275,20 +287,30 @@ def queue_changes(
         )
     }
     for tenant in tenants.values():
-        queue.offer(f"tenant:{tenant.slug}", TENANT, tenant_body(tenant))
+        queue.offer(
+            f"tenant:{tenant.slug}", TENANT, tenant_body(tenant, current_keys(session, tenant))
+        )
     if tenants:
         rows = session.execute(
             sa.select(*CASE_COLUMNS)
+            .join(Source, (Source.id == Case.source_id) & (Source.tenant_id == Case.tenant_id))
             .where(Case.tenant_id.in_(list(tenants)))
             .order_by(Case.id)
             .execution_options(yield_per=2000)
         )
         today = utc_today_start()
+        # Cases KPK forwarded here over the link: the hub made them, it knows their day.
+        mirrors = sa.select(Tenant.id).where(Tenant.federation_peer_id == hub.id)
+        origin = aliased(Case)
+        forwarded = set(session.scalars(sa.select(Case.id).where(
+            Case.tenant_id.in_(list(tenants)),
+            Case.linked_from_case_id.in_(sa.select(origin.id).where(origin.tenant_id.in_(mirrors))),
+        )))
         for row in rows:
             # Keyed by registration number (never changed, unique across the federation):
             # a removal names the case by it.
             key = f"case:{row.registration_number}"
-            if key not in queue.digests and row.received_at >= today:
+            if key not in queue.digests and row.received_at >= today and row.id not in forwarded:
                 # A case first travels once the day it arrived is over: the hub learns the
                 # day of a report, as it is kept at rest, never the sync that followed it.
                 # Its sketch and items wait with it.
@@ -330,18 +352,34 @@ def kpk_key_ids(session: Session, keyring: Keyring) -> frozenset[str]:
     """The encryption key ids of every key KPK has had here (current or revoked): an item is
     KPK's to read if any of them can."""
     hub = session.scalar(sa.select(Tenant).where(Tenant.is_hub))
-    if hub is None:
-        return frozenset()
-    found: set[str] = set()
-    for armored in session.scalars(
-        sa.select(RecipientKey.public_key).where(RecipientKey.tenant_id == hub.id)
-    ):
-        try:
-            info = keyring.inspect_public_key(armored)
-        except KeyRefused:
-            continue  # expired since: what it could read stays readable to its secret half
-        found |= {key_id(fpr) for fpr in info.encryption_fingerprints}
-    return frozenset(found)
+    return frozenset() if hub is None else tenant_key_ids(session, keyring, hub.id)
+
+
+def _item_rows(
+    session: Session, cases: sa.ColumnElement[bool], *, replies: bool = True
+) -> list[tuple[str, str, str, Any]]:
+    """The items of the cases ``cases`` selects: (digest key, registration number, kind, row),
+    submissions then replies, each in the order they were stored."""
+    rows: list[tuple[str, str, str, Any]] = [
+        (f"item:s{row.id}", row.registration_number, str(row.kind), row)
+        for row in session.execute(
+            sa.select(Submission.id, Submission.kind, Submission.store_path, Submission.size,
+                      Submission.framing, Submission.created_at, Case.registration_number)
+            .join(Case, (Case.id == Submission.case_id) & (Case.tenant_id == Submission.tenant_id))
+            .where(cases).order_by(Submission.id)
+        )
+    ]
+    if replies:
+        rows += [
+            (f"item:r{row.id}", row.registration_number, "reply", row)
+            for row in session.execute(
+                sa.select(Reply.id, Reply.store_path, Reply.size, Reply.framing, Reply.created_at,
+                          Case.registration_number)
+                .join(Case, (Case.id == Reply.case_id) & (Case.tenant_id == Reply.tenant_id))
+                .where(cases).order_by(Reply.id)
+            )
+        ]
+    return rows
 
 
 def _queue_shared_items(
@@ -349,57 +387,70 @@ def _queue_shared_items(
 ) -> None:
     """Each item of a case shared with KPK, once, in parts: its ciphertext as it is stored,
     which is readable by KPK's keys already (the share encrypted it to them). An item that
-    is not (stored before the case was shared) is never sent: KPK could not read it."""
+    is not (stored before the case was shared) is never sent: KPK could not read it.
+
+    And the items of a case handled across installations (:mod:`wbs.federation.handling`):
+    the pelapor's follow-ups on a case handled at another installation (stored here on its
+    mirror, encrypted to the handler's keys), and what this installation's investigators add
+    to a case KPK forwarded here (their replies, encrypted to the pelapor's reply key). Items
+    that came over the link are recorded as the hub's already and never go back."""
+    mirrors = sa.select(Tenant.id).where(Tenant.federation_peer_id == queue.peer.id)
+    origin = aliased(Case)
+    from_hub = sa.select(origin.id).where(origin.tenant_id.in_(mirrors))
+    relayed = _item_rows(session, Case.tenant_id.in_(mirrors), replies=False) + _item_rows(
+        session, Case.tenant_id.in_(tenant_ids) & Case.linked_from_case_id.in_(from_hub)
+    )
+    for key, number, kind, row in relayed:
+        _offer_item(queue, store, keyring.gpg_binary, key, number, kind, row, None)
     kpk = kpk_key_ids(session, keyring)
-    shared = (Case.tenant_id.in_(tenant_ids)) & Case.sent_to_kpk.is_(True)
-    items = [
-        (f"item:s{row.id}", row.registration_number, str(row.kind), row)
-        for row in session.execute(
-            sa.select(Submission.id, Submission.kind, Submission.store_path, Submission.size,
-                      Submission.framing, Submission.created_at, Case.registration_number)
-            .join(Case, (Case.id == Submission.case_id) & (Case.tenant_id == Submission.tenant_id))
-            .where(shared).order_by(Submission.id)
-        )
-    ] + [
-        (f"item:r{row.id}", row.registration_number, "reply", row)
-        for row in session.execute(
-            sa.select(Reply.id, Reply.store_path, Reply.size, Reply.framing, Reply.created_at,
-                      Case.registration_number)
-            .join(Case, (Case.id == Reply.case_id) & (Case.tenant_id == Reply.tenant_id))
-            .where(shared).order_by(Reply.id)
-        )
-    ]
-    for key, number, kind, row in items:
-        if number in queue.held:
-            continue
-        queue.seen.add(key)
-        if key in queue.digests:
-            continue
-        path = store.resolve(row.store_path)
-        try:
-            readable = bool(kpk & ciphertext_key_ids(path, keyring.gpg_binary))
-            digest = hashlib.sha256()
-            with path.open("rb") as data:
-                while chunk := data.read(CHUNK):
-                    digest.update(chunk)
-            size = path.stat().st_size
-        except NotAnEncryptedMessage:
-            readable, size = False, 0
-        except OSError:
-            continue  # unreadable now (I/O error): no digest, so the next sync tries again
-        queue.added.append({"peer_id": queue.peer.id, "key": key,
-                            "digest": "sent" if readable else "withheld"})
-        queue.digests[key] = "sent" if readable else "withheld"
-        if not readable:
-            continue
-        parts = max(1, -(-size // CHUNK))
-        item = hashlib.sha256(f"peluit/federation-item\0{key}".encode()).hexdigest()[:32]
-        for part in range(parts):
-            queue.push(SHARED_ITEM, {
-                "number": number, "item": item, "kind": kind, "framing": row.framing,
-                "created": _day(row.created_at), "size": size, "sha256": digest.hexdigest(),
-                "part": part, "parts": parts, "path": row.store_path,
-            })
+    shared = Case.tenant_id.in_(tenant_ids) & Case.sent_to_kpk.is_(True)
+    for key, number, kind, row in _item_rows(session, shared):
+        if key not in queue.seen:
+            _offer_item(queue, store, keyring.gpg_binary, key, number, kind, row, kpk)
+
+
+def item_name(key: str) -> str:
+    """An item's name on the link (the receiver's staging file): from its key, not its id."""
+    return hashlib.sha256(f"peluit/federation-item\0{key}".encode()).hexdigest()[:32]
+
+
+def _offer_item(
+    queue: _Queue, store: Store, gpg: str, key: str, number: str, kind: str, row: Any,
+    readers: frozenset[str] | None,
+) -> dict[str, Any] | None:
+    """Queue one item in parts unless it went (or came) over the link already, or is not for
+    ``readers`` (when given: an item none of them can read is withheld, for good). Returns
+    what the parts say of the item when it was queued now."""
+    if number in queue.held:
+        return None
+    queue.seen.add(key)
+    if key in queue.digests:
+        return None
+    path = store.resolve(row.store_path)
+    try:
+        readable = readers is None or bool(readers & ciphertext_key_ids(path, gpg))
+        digest = hashlib.sha256()
+        with path.open("rb") as data:
+            while chunk := data.read(CHUNK):
+                digest.update(chunk)
+        size = path.stat().st_size
+    except NotAnEncryptedMessage:
+        readable, size = False, 0
+    except OSError:
+        return None  # unreadable now (I/O error): no digest, so the next sync tries again
+    queue.added.append({"peer_id": queue.peer.id, "key": key,
+                        "digest": "sent" if readable else "withheld"})
+    queue.digests[key] = "sent" if readable else "withheld"
+    if not readable:
+        return None
+    parts = max(1, -(-size // CHUNK))
+    item = {
+        "number": number, "item": item_name(key), "kind": kind, "framing": row.framing,
+        "created": _day(row.created_at), "size": size, "sha256": digest.hexdigest(),
+    }
+    for part in range(parts):
+        queue.push(SHARED_ITEM, {**item, "part": part, "parts": parts, "path": row.store_path})
+    return item
 
 
 def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
@@ -572,6 +623,7 @@ class MirrorWriter:
             ):
                 self.cases[case.registration_number] = case
         self.sources: dict[int, str] = {}
+        self._reply_sources: dict[str, str] = {}
         self._start = (dict(self.tenants), dict(self.cases), dict(self.sources))
 
     def reset(self) -> None:
@@ -582,6 +634,7 @@ class MirrorWriter:
         )
         self.discard_stored()
         self.completed.clear()
+        self._reply_sources.clear()
 
     def apply(self, message: Message) -> None:
         """Apply one message; if it fails, forget what this writer cached or stored for it
@@ -592,6 +645,7 @@ class MirrorWriter:
             self._apply(message)
         except BaseException:
             self.tenants, self.cases, self.sources = tenants, cases, sources
+            self._reply_sources.clear()
             if self.inst is not None:
                 for path in self.stored[stored:]:
                     self.inst.store.discard(path)
@@ -653,10 +707,13 @@ class MirrorWriter:
                 # Its store folder now, at a sync's time, not at its first shared item's.
                 self.inst.store.ensure_tenant(slug)
             self.tenants[slug] = tenant
-            return
-        for name, value in values.items():
-            setattr(tenant, name, value)
-        self.session.flush()
+        else:
+            for name, value in values.items():
+                setattr(tenant, name, value)
+            self.session.flush()
+        if self.inst is not None and "keys" in body:
+            # The instansi's recipient keys: what KPK forwards to it is encrypted to them.
+            sync_keys(self.session, self.inst.keyring, tenant, body["keys"], f"{slug} (member)")
 
     def _mirror_source(self, tenant: Tenant) -> str:
         """The one source row a mirror tenant's cases hang on: a placeholder without keys.
@@ -678,6 +735,18 @@ class MirrorWriter:
             self.session.flush()
         self.sources[tenant.id] = source_id
         return source_id
+
+    def _case_source(self, tenant: Tenant, body: dict[str, Any]) -> str:
+        """A shared case's source: the pelapor's reply PUBLIC key (KPK's replies, or those of
+        the instansi KPK forwards the case to, are encrypted to it); the placeholder else."""
+        if "reply_key" not in body or self.inst is None:
+            return self._mirror_source(tenant)
+        armored = _text(body, "reply_key", 100_000)
+        found = self._reply_sources.get(armored)
+        if found is None:
+            found = reply_source(self.session, self.inst.keyring, tenant, armored).id
+            self._reply_sources[armored] = found
+        return found
 
     def _case(self, body: dict[str, Any]) -> None:
         slug = _text(body, "tenant", 40)
@@ -716,7 +785,7 @@ class MirrorWriter:
                 raise MessageRefused("case_conflict", f"{number} belongs to another instansi")
             case = Case(
                 tenant_id=tenant.id,
-                source_id=self._mirror_source(tenant),
+                source_id=self._case_source(tenant, body),
                 registration_number=number,
                 unread=False,
                 sent_to_kpk=False,
@@ -725,6 +794,9 @@ class MirrorWriter:
             self.cases[number] = case
         elif case.tenant_id != tenant.id:
             raise MessageRefused("case_conflict", f"{number} belongs to another instansi")
+        elif "reply_key" in body and case.source_id == self._mirror_source(tenant):
+            # Shared since it first travelled: the pelapor's reply key arrives now.
+            case.source_id = self._case_source(tenant, body)
         for name, value in values.items():
             setattr(case, name, value)
 
@@ -770,102 +842,71 @@ class MirrorWriter:
         """One part of an item of a case shared with KPK: written at its offset in a staging
         file (so a part applied again after a crash writes the same bytes), and with the last
         part, checked without decrypting (the whole size and hash; readable by KPK's keys)
-        and put into the store as the mirror case's item, as KPK's copy of a local case is."""
+        and put into the store as the mirror case's item, as KPK's copy of a local case is.
+
+        Or an item of a case handled across installations (:mod:`wbs.federation.handling`):
+        a reply of the member's investigators on a case KPK forwarded to it (readable by the
+        pelapor's reply key), or the pelapor's follow-up on a case of the member's that is
+        handled here or at another member now (readable by the handler's keys)."""
         if self.inst is None:
             raise MessageRefused("no_store", "items are not taken here")
-        case = self._own_case(_text(body, "number", 80))
-        item = _text(body, "item", 32)
-        digest = _text(body, "sha256", 64)
-        framing = _text(body, "framing", 16)
-        kind = _text(body, "kind", 16)
-        size = _optional_int(body, "size", MAX_ITEM_BYTES) or 0
-        part = _optional_int(body, "part", MAX_ITEM_BYTES) or 0
-        parts = _optional_int(body, "parts", MAX_ITEM_BYTES) or 0
-        if (
-            not (_HEX.fullmatch(item) and _HEX.fullmatch(digest))
-            or kind not in ITEM_KINDS
-            or framing not in FRAMINGS
-        ):
-            raise MessageRefused("malformed", "shared item: a field is out of range")
-        if not (0 < size <= MAX_ITEM_BYTES and parts == -(-size // CHUNK) and 0 <= part < parts):
-            raise MessageRefused("malformed", "shared item: size and parts disagree")
-        data = body.get("data")
-        if data is None:
-            (_staging_dir(self.inst) / f"{self.member.id}-{item}.part").unlink(missing_ok=True)
-            raise MessageRefused("withdrawn", f"an item of {case.registration_number} is gone")
-        try:
-            raw = base64.b64decode(str(data), validate=True)
-        except ValueError:
-            raise MessageRefused("malformed", "shared item: data is not base64") from None
-        if len(raw) != min(CHUNK, size - part * CHUNK):
-            raise MessageRefused("malformed", "shared item: a part of the wrong length")
-        staging = _staging_dir(self.inst) / f"{self.member.id}-{item}.part"
-        held = staging.stat().st_size if staging.exists() else 0
-        if held < part * CHUNK:
-            # Parts come in order (a part again after a crash lands on bytes already held):
-            # a gap would make a sparse file of any size.
-            staging.unlink(missing_ok=True)
-            raise MessageRefused("malformed", "shared item: a part arrived before the one before")
-        try:
-            # The reporters' drop box comes first: below the disk floor nothing is staged,
-            # and the batch is refused whole, to be sent again (nothing is lost).
-            ensure_space(self.inst.store, self.inst.config.disk_floor_bytes, len(raw))
-        except IntakeClosed as exc:
-            raise NoSpace(str(exc)) from exc
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.pwrite(fd, raw, part * CHUNK)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if part == parts - 1:
-            try:
-                self._complete(
-                    self.inst, case, staging, kind, framing, size, digest, _date(body, "created")
-                )
-            except MessageRefused:
-                staging.unlink(missing_ok=True)
-                raise
-
-    def _complete(
-        self, inst: Instance, case: Case, staging: Path, kind: str, framing: str, size: int,
-        digest: str, created: dt.date,
-    ) -> None:
+        number = _text(body, "number", 80)
+        part = ItemPart.parse(body)
+        case, readers, what = self._item_case(self.inst, number, part.kind)
+        staging = stage_part(self.inst, self.member.id, part, number)
+        if staging is None:
+            return
         self.completed.append(staging)
-        found = hashlib.sha256()
-        with staging.open("rb") as data:
-            while chunk := data.read(CHUNK):
-                found.update(chunk)
-        if staging.stat().st_size != size or found.hexdigest() != digest:
-            raise MessageRefused("damaged", f"an item of {case.registration_number} is damaged")
-        if self._kpk is None:
-            self._kpk = kpk_key_ids(self.session, inst.keyring)
         try:
-            readers = ciphertext_key_ids(staging, inst.config.gpg_binary)
-        except NotAnEncryptedMessage:
-            raise MessageRefused("not_encrypted", "a shared item is not encrypted") from None
-        if not readers & self._kpk:
-            raise MessageRefused(
-                "not_for_kpk", f"an item of {case.registration_number} is not readable by KPK"
-            )
-        store = inst.store
-        tenant = next(t for t in self.tenants.values() if t.id == case.tenant_id)
-        path = store.new_name(tenant.slug)
-        with staging.open("rb") as data, store.create(path) as out:
-            self.stored.append(path)
-            shutil.copyfileobj(data, out, CHUNK)
-        day = dt.datetime.combine(created, dt.time(), dt.UTC)
-        self.session.flush()
-        if kind == "reply":
-            self.session.add(Reply(
-                tenant_id=case.tenant_id, case_id=case.id, store_path=path, size=size,
-                framing=framing, created_at=day, read_by_source=True,
-            ))
-        else:
-            self.session.add(Submission(
-                tenant_id=case.tenant_id, case_id=case.id, kind=SubmissionKind(kind),
-                store_path=path, size=size, framing=framing, created_at=day, seen=False,
-            ))
+            check_staged(staging, part, number)
+            if not ciphertext_readers(staging, self.inst.config.gpg_binary) & readers():
+                raise MessageRefused(what, f"an item of {number} cannot be read by whom it is for")
+        except MessageRefused:
+            staging.unlink(missing_ok=True)
+            raise
+        row = store_staged(self.inst, self.session, case, self._slug(case), staging, part,
+                           self.stored)
+        # Never sent back to the member it came from (wbs.federation.handling).
+        self.session.add(FederationDigest(peer_id=self.member.id, key=item_key(row),
+                                          digest="from"))
+
+    def _slug(self, case: Case) -> str:
+        tenant = self.session.get(Tenant, case.tenant_id)
+        if tenant is None:  # pragma: no cover - a case's tenant cannot go (the log refuses)
+            raise MessageRefused("unknown_case", f"{case.registration_number} has no tenant")
+        return tenant.slug
+
+    def _item_case(
+        self, inst: Instance, number: str, kind: str
+    ) -> tuple[Case, Callable[[], frozenset[str]], str]:
+        """The case an item of this member may be added to, who must be able to read it, and
+        the refusal's reason when no one of them can."""
+        case = self.cases.get(number)
+        if case is None:
+            case = self.session.scalar(sa.select(Case).where(Case.registration_number == number))
+        if case is None:
+            raise MessageRefused("unknown_case", f"{number} is no case of this member")
+        own = {tenant.id for tenant in self.tenants.values()}
+        if case.tenant_id in own and case.linked_from_case_id is None:
+            # The member's own case shared with KPK: KPK must read what it is sent.
+            if self._kpk is None:
+                self._kpk = kpk_key_ids(self.session, inst.keyring)
+            kpk = self._kpk
+            return case, lambda: kpk, "not_for_kpk"
+        if case.tenant_id in own:
+            # A case KPK forwarded to the member: its investigators' replies to the pelapor.
+            if kind != "reply":
+                raise MessageRefused("not_allowed", f"only replies are added to {number}")
+            source = self.session.get(Source, case.source_id)
+            reply_key = source.reply_public_key if source is not None else ""
+            return case, lambda: public_key_ids(inst.keyring, [reply_key]), "not_for_pelapor"
+        if kind not in ("message", "file") or not handles_for(self.session, case, own):
+            raise MessageRefused("unknown_case", f"{number} is no case of this member")
+        # The pelapor's follow-up on a case of the member handled here (or at another member)
+        # now: for the handler's keys.
+        return case, lambda: tenant_key_ids(self.session, inst.keyring, case.tenant_id), (
+            "not_for_handler"
+        )
 
     def discard_stored(self) -> None:
         """The batch was rolled back: its items leave the store too."""
@@ -888,6 +929,223 @@ class MirrorWriter:
             with suppress(FileNotFoundError):
                 if staging.stat().st_mtime < cutoff:
                     staging.unlink()
+
+
+# --- items over the link (both directions) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemPart:
+    """One part of an item as a message carries it (``shared_item``)."""
+
+    item: str
+    kind: str
+    framing: str
+    created: dt.date
+    size: int
+    sha256: str
+    part: int
+    parts: int
+    data: str | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ItemPart:
+        item = _text(body, "item", 32)
+        digest = _text(body, "sha256", 64)
+        framing = _text(body, "framing", 16)
+        kind = _text(body, "kind", 16)
+        size = _optional_int(body, "size", MAX_ITEM_BYTES) or 0
+        part = _optional_int(body, "part", MAX_ITEM_BYTES) or 0
+        parts = _optional_int(body, "parts", MAX_ITEM_BYTES) or 0
+        if (
+            not (_HEX.fullmatch(item) and _HEX.fullmatch(digest))
+            or kind not in ITEM_KINDS
+            or framing not in FRAMINGS
+        ):
+            raise MessageRefused("malformed", "shared item: a field is out of range")
+        if not (0 < size <= MAX_ITEM_BYTES and parts == -(-size // CHUNK) and 0 <= part < parts):
+            raise MessageRefused("malformed", "shared item: size and parts disagree")
+        data = body.get("data")
+        return cls(item, kind, framing, _date(body, "created"), size, digest, part, parts,
+                   None if data is None else str(data))
+
+
+def staging_path(inst: Instance, peer_id: int, item: str) -> Path:
+    return _staging_dir(inst) / f"{peer_id}-{item}.part"
+
+
+def stage_part(inst: Instance, peer_id: int, part: ItemPart, number: str) -> Path | None:
+    """Write one part at its offset in the item's staging file; the file once this was the
+    last part, else None. A part applied again after a crash writes the same bytes."""
+    staging = staging_path(inst, peer_id, part.item)
+    if part.data is None:
+        staging.unlink(missing_ok=True)
+        raise MessageRefused("withdrawn", f"an item of {number} is gone")
+    try:
+        raw = base64.b64decode(part.data, validate=True)
+    except ValueError:
+        raise MessageRefused("malformed", "shared item: data is not base64") from None
+    if len(raw) != min(CHUNK, part.size - part.part * CHUNK):
+        raise MessageRefused("malformed", "shared item: a part of the wrong length")
+    held = staging.stat().st_size if staging.exists() else 0
+    if held < part.part * CHUNK:
+        # Parts come in order (a part again after a crash lands on bytes already held):
+        # a gap would make a sparse file of any size.
+        staging.unlink(missing_ok=True)
+        raise MessageRefused("malformed", "shared item: a part arrived before the one before")
+    try:
+        # The reporters' drop box comes first: below the disk floor nothing is staged,
+        # and the batch is refused whole, to be sent again (nothing is lost).
+        ensure_space(inst.store, inst.config.disk_floor_bytes, len(raw))
+    except IntakeClosed as exc:
+        raise NoSpace(str(exc)) from exc
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, raw, part.part * CHUNK)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return staging if part.part == part.parts - 1 else None
+
+
+def check_staged(staging: Path, part: ItemPart, number: str) -> None:
+    """The whole item is what its parts promised: its size and SHA-256."""
+    found = hashlib.sha256()
+    with staging.open("rb") as data:
+        while chunk := data.read(CHUNK):
+            found.update(chunk)
+    if staging.stat().st_size != part.size or found.hexdigest() != part.sha256:
+        raise MessageRefused("damaged", f"an item of {number} is damaged")
+
+
+def ciphertext_readers(staging: Path, gpg_binary: str) -> frozenset[str]:
+    """The key ids an item is encrypted to, read without any key (never decrypted)."""
+    try:
+        return frozenset(ciphertext_key_ids(staging, gpg_binary))
+    except NotAnEncryptedMessage:
+        raise MessageRefused("not_encrypted", "an item is not encrypted") from None
+
+
+def store_staged(
+    inst: Instance, session: Session, case: Case, slug: str, staging: Path, part: ItemPart,
+    stored: list[str],
+) -> Submission | Reply:
+    """Put a checked item into the store (in ``slug``'s folder) as ``case``'s item; its path
+    is added to ``stored`` (removed again if the batch is rolled back)."""
+    path = inst.store.new_name(slug)
+    with staging.open("rb") as data, inst.store.create(path) as out:
+        stored.append(path)
+        shutil.copyfileobj(data, out, CHUNK)
+    day = dt.datetime.combine(part.created, dt.time(), dt.UTC)
+    session.flush()
+    row: Submission | Reply
+    if part.kind == "reply":
+        # Not read by the pelapor here: on a case handled across installations it is
+        # passed on to the installation where the pelapor reads it.
+        row = Reply(tenant_id=case.tenant_id, case_id=case.id, store_path=path, size=part.size,
+                    framing=part.framing, created_at=day, read_by_source=False)
+    else:
+        row = Submission(tenant_id=case.tenant_id, case_id=case.id,
+                         kind=SubmissionKind(part.kind), store_path=path, size=part.size,
+                         framing=part.framing, created_at=day, seen=False)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def item_key(row: Submission | Reply) -> str:
+    """An item's name in a peer's digests: the peer has it (sent, or received from it)."""
+    return f"item:{'r' if isinstance(row, Reply) else 's'}{row.id}"
+
+
+def public_key_ids(keyring: Keyring, armored: Iterable[str]) -> frozenset[str]:
+    """The encryption key ids of public keys (one expired since still counts: what it could
+    read stays readable to its secret half)."""
+    found: set[str] = set()
+    for key in armored:
+        if not key or key == "-":
+            continue
+        try:
+            info = keyring.inspect_public_key(key)
+        except KeyRefused:
+            continue
+        found |= {key_id(fpr) for fpr in info.encryption_fingerprints}
+    return frozenset(found)
+
+
+def tenant_key_ids(session: Session, keyring: Keyring, tenant_id: int) -> frozenset[str]:
+    """The encryption key ids of every key a tenant has had here (current or revoked)."""
+    return public_key_ids(keyring, session.scalars(
+        sa.select(RecipientKey.public_key).where(RecipientKey.tenant_id == tenant_id)
+    ))
+
+
+def handles_for(session: Session, case: Case, origins: set[int]) -> bool:
+    """Whether ``case`` handles a case of one of the tenants ``origins``: it was taken over
+    or forwarded from one of them, directly or over links (A's case to KPK to B's)."""
+    current = case
+    for _ in range(MAX_LINKS):
+        if current.linked_from_case_id is None:
+            return False
+        previous = session.get(Case, current.linked_from_case_id)
+        if previous is None or previous.linked_to_case_id != current.id:
+            return False
+        if previous.tenant_id in origins:
+            return True
+        current = previous
+    return False
+
+
+def sync_keys(
+    session: Session, keyring: Keyring, tenant: Tenant, keys: object, owner: str
+) -> None:
+    """Make a mirror tenant's recipient keys the ones the other side sent: new ones added
+    (checked by gpg), missing ones revoked."""
+    if not isinstance(keys, list):
+        raise MessageRefused("malformed", "keys: a list")
+    wanted: dict[str, str] = {}
+    for key in keys:
+        if not isinstance(key, dict):
+            raise MessageRefused("malformed", "keys: a key is not an object")
+        fingerprint = _text(key, "fingerprint", 40)
+        wanted[fingerprint.upper()] = _text(key, "public_key", 200_000)
+    held = {key.fingerprint: key for key in session.scalars(
+        sa.select(RecipientKey).where(RecipientKey.tenant_id == tenant.id)
+    )}
+    for fingerprint, public_key in wanted.items():
+        if fingerprint in held:
+            continue
+        try:
+            added = add_recipient_key(session, keyring, tenant, public_key, owner=owner)
+        except (KeyRefused, TenantError) as exc:
+            raise MessageRefused("bad_key", f"key {fingerprint}: {exc}") from None
+        if added.fingerprint != fingerprint:
+            raise MessageRefused("bad_key", f"the key sent as {fingerprint} is another key")
+    for fingerprint, key in held.items():
+        if fingerprint not in wanted and key.revoked_at is None:
+            revoke_recipient_key(session, tenant, fingerprint)
+
+
+def reply_source(session: Session, keyring: Keyring, tenant: Tenant, armored: str) -> Source:
+    """The source row of a pelapor in a tenant on the other side of the link: their reply
+    PUBLIC key only, its id derived from the tenant and the key's fingerprint (the pelapor's
+    source id never travels)."""
+    try:
+        info = keyring.inspect_public_key(armored)
+    except KeyRefused as exc:
+        raise MessageRefused("bad_key", f"the pelapor's reply key: {exc}") from None
+    source_id = hashlib.sha256(
+        f"peluit/federation-source\0{tenant.slug}\0{info.fingerprint}".encode()
+    ).hexdigest()
+    source = session.get(Source, source_id)
+    if source is None:
+        source = Source(id=source_id, tenant_id=tenant.id, reply_fingerprint=info.fingerprint,
+                        reply_public_key=armored, reply_secret_key="")
+        session.add(source)
+        session.flush()
+    elif source.tenant_id != tenant.id:
+        raise MessageRefused("malformed", "a reply key's source belongs to another tenant")
+    return source
 
 
 def _staging_dir(inst: Instance) -> Path:
@@ -928,25 +1186,4 @@ def apply_kpk_keys(
         )
         session.add(mirror)
         session.flush()
-    wanted: dict[str, str] = {}
-    for key in keys:
-        if not isinstance(key, dict):
-            raise MessageRefused("malformed", "kpk_keys: a key is not an object")
-        fingerprint = _text(key, "fingerprint", 40)
-        public_key = _text(key, "public_key", 200_000)
-        wanted[fingerprint.upper()] = public_key
-    held = {key.fingerprint: key for key in session.scalars(
-        sa.select(RecipientKey).where(RecipientKey.tenant_id == mirror.id)
-    )}
-    for fingerprint, public_key in wanted.items():
-        if fingerprint in held:
-            continue
-        try:
-            added = add_recipient_key(session, keyring, mirror, public_key, owner="KPK (hub)")
-        except (KeyRefused, TenantError) as exc:
-            raise MessageRefused("bad_key", f"KPK key {fingerprint}: {exc}") from None
-        if added.fingerprint != fingerprint:
-            raise MessageRefused("bad_key", f"the key sent as {fingerprint} is another key")
-    for fingerprint, key in held.items():
-        if fingerprint not in wanted and key.revoked_at is None:
-            revoke_recipient_key(session, mirror, fingerprint)
+    sync_keys(session, keyring, mirror, keys, "KPK (hub)")

@@ -1,0 +1,345 @@
+"""A case handled across installations, with real gpg and real packages: a pelapor files with
+member A and shares with KPK; KPK takes the case over on the hub and forwards it to member B
+with a package its workstation made; B's reply reaches the pelapor at A, who reads it with the
+same codename, and the pelapor's follow-up reaches B, encrypted to B's key. B never receives
+A's other cases. (Over loopback here; tests/federation/test_federation_tor.py runs the same
+over the private Tor network.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+
+from crypto.codenames import generate_codename
+from crypto.kdf import SourceSecrets
+from crypto.keyring import kill_agent
+from crypto.padding import unframe
+from peluit.demo import make_workstation_key
+from tests.federation.conftest import Federation, client_post, mirrored_cases
+from tests.support import midday_wib, short_tempdir
+from tests.workstation.helpers import run
+from wbs import takeover
+from wbs.accounts import create_investigator
+from wbs.bundle import write_bundle
+from wbs.casework import post_reply
+from wbs.context import Context
+from wbs.domain import CaseStatus, EventKind, Role
+from wbs.federation.exchange import sync
+from wbs.forwarding import accept_forward, forward_destinations, handling_chain, signed_key_list
+from wbs.instance import Instance
+from wbs.intake import Intake, ReportAnswers
+from wbs.models import Case, Event, FederationRefusal, Investigator, Reply, Submission, Tenant
+from wbs.sources import register_source, source_replies
+from wbs.tenants import add_recipient_key, get_tenant
+
+ANSWERS = ReportAnswers(
+    category="pengadaan", mcp_area="pengadaan_barang_jasa", apa="Mark-up alat kesehatan",
+    siapa="PPK Dinas X", kapan="November 2026", dimana="Kemendes", bagaimana="Kontrak fiktif",
+    berapa="Rp 1,2 miliar", kronologi="",
+)
+B_REPLY = "Laporan Anda kini kami tangani di Inspektorat Jenderal Kemenkes."
+KPK_REPLY = "KPK menerima laporan Anda dan mengambil alih penanganannya."
+FOLLOW_UP = b"Tambahan: nomor kontraknya 44/PPK/XI/2026."
+
+
+def _tomorrow() -> Any:
+    return time_machine.travel(midday_wib() + dt.timedelta(days=1), tick=False)
+
+
+def _decrypt(home: Path, ciphertext: bytes) -> bytes | None:
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--decrypt"],
+        input=ciphertext, capture_output=True, check=False,
+    )
+    return unframe(done.stdout)[0] if done.returncode == 0 else None
+
+
+@dataclass
+class Homes:
+    a: Path  # A's workstation GnuPG home (A's secret key only)
+    b: Path  # B's
+
+
+@pytest.fixture
+def homes(federation: Federation) -> Iterator[Homes]:
+    made = []
+    for inst, slug in ((federation.a, "kemendes"), (federation.b, "kemenkes")):
+        home = short_tempdir("fed-ws-")
+        made.append(home)
+        armored = make_workstation_key(home, f"{slug} <{slug}@demo.peluit.invalid>")
+        with inst.sessions() as session:
+            add_recipient_key(session, inst.keyring, get_tenant(session, slug), armored)
+            session.commit()
+    yield Homes(made[0], made[1])
+    for home in made:
+        kill_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class Filed:
+    number: str
+    secrets: SourceSecrets
+
+
+def _file(inst: Instance, *, to_kpk: bool) -> Filed:
+    with inst.sessions() as session:
+        ctx = Context(inst, session, get_tenant(session, "kemendes"))
+        secrets = register_source(ctx, generate_codename())
+        intake = Intake(ctx, secrets.source_id, to_kpk=to_kpk)
+        return Filed(intake.new_case(ANSWERS).registration_number, secrets)
+
+
+def _kpk(inst: Instance, session: Any) -> Context:
+    hub = get_tenant(session, "kpk")
+    account = session.scalar(sa.select(Investigator).where(Investigator.tenant_id == hub.id))
+    if account is None:
+        account, _password = create_investigator(
+            session, hub, "kpkfed", "Petugas KPK", Role.VERIFIKATOR,
+            settings=inst.auth_settings(),
+        )
+        session.commit()
+    return Context(inst, session, hub, account)
+
+
+def _case(session: Any, number: str) -> Case:
+    case = session.scalar(sa.select(Case).where(Case.registration_number == number))
+    assert case is not None, number
+    return case
+
+
+def _forward_to_b(federation: Federation, kpk_number: str, folder: Path) -> str:
+    """KPK's workstation makes the package for B (B's keys from the signed key list, which
+    the hub learnt from B's tenant message), and KPK uploads it; B's number on the hub."""
+    hub = federation.hub
+    workstation = federation.demo.workstation.parent
+    with hub.sessions() as session:
+        ctx = _kpk(hub, session)
+        case = _case(session, kpk_number)
+        bundle = folder / "bundle.zip"
+        with bundle.open("wb") as out:
+            write_bundle(hub, session, ctx.tenant, [case], out)
+        keys = folder / "keys-kemenkes.json"
+        keys.write_bytes(signed_key_list(ctx, "kemenkes"))
+    done = run(workstation, "import", str(bundle))
+    assert done.exit_code == 0, done.output
+    package = folder / "paket.zip"
+    done = run(workstation, "forward", kpk_number, "--to", "kemenkes", "--keys", str(keys),
+               "-o", str(package))
+    assert done.exit_code == 0, done.output
+    with hub.sessions() as session:
+        ctx = _kpk(hub, session)
+        linked = accept_forward(ctx, _case(session, kpk_number), io.BytesIO(package.read_bytes()))
+        return linked.registration_number
+
+
+def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one_codename(
+    federation: Federation, homes: Homes, tmp_path: Path
+) -> None:
+    hub, a, b = federation.hub, federation.a, federation.b
+    post = client_post(hub)
+    sync(a, post)
+    sync(b, post)  # KPK's keys reach both; B's instansi and its key reach the hub
+    filed = _file(a, to_kpk=True)
+    other = _file(a, to_kpk=True)  # A's other case: B never sees it
+    with _tomorrow():
+        sync(a, post)
+        mirrored = mirrored_cases(hub, "member-a")
+        assert {filed.number, other.number} <= set(mirrored)
+
+        # KPK takes A's case over on the hub: the ciphertext is KPK's to read already.
+        with hub.sessions() as session:
+            ctx = _kpk(hub, session)
+            mirror = ctx.shared().get(Case, mirrored[filed.number].id)
+            assert mirror is not None
+            kpk_case = takeover.take_over(ctx, mirror, "kewenangan_kpk")
+            kpk_number = kpk_case.registration_number
+            post_reply(ctx, kpk_case, KPK_REPLY)
+            # B's instansi is a destination for KPK (a member's mirror), never for A's mirror.
+            assert "kemenkes" in {t.slug for t in forward_destinations(ctx)}
+        b_number = _forward_to_b(federation, kpk_number, tmp_path)
+        assert b_number.startswith("PLT-KEMENKES-") and int(b_number[-6:]) >= 900_000
+
+        # B receives the case as its own, with the number the hub drew; its workstation reads
+        # every item, and nothing of A's other case arrives.
+        sync(b, post)
+        with b.sessions() as session:
+            case_b = _case(session, b_number)
+            assert case_b.status == CaseStatus.BARU
+            assert case_b.tenant_id == get_tenant(session, "kemenkes").id
+            forms = [
+                _decrypt(homes.b, b.store.resolve(item.store_path).read_bytes())
+                for item in case_b.submissions if item.kind.value == "form"
+            ]
+            assert len(forms) == 1 and forms[0] is not None
+            assert json.loads(forms[0])["apa"] == "Mark-up alat kesehatan"
+            numbers = set(session.scalars(sa.select(Case.registration_number)))
+            assert other.number not in numbers and filed.number not in numbers
+            assert numbers == {b_number, kpk_number}
+            received = session.scalar(sa.select(Event.note).where(
+                Event.case_id == case_b.id, Event.kind == EventKind.FORWARD_RECEIVED
+            ))
+            assert received is not None and kpk_number in received
+            # B's investigators reply, encrypted to the pelapor's reply key and B's.
+            post_reply(Context(b, session, get_tenant(session, "kemenkes")), case_b, B_REPLY)
+        sync(b, post)
+
+        # A learns who handles the case now, and the replies: the pelapor reads them at A.
+        sync(a, post)
+        with a.sessions() as session:
+            ctx = Context(a, session, get_tenant(session, "kemendes"))
+            origin = _case(session, filed.number)
+            assert origin.status == CaseStatus.DITERUSKAN and origin.taken_over_at is not None
+            chain = handling_chain(ctx, origin)
+            assert [step.case.registration_number for step in chain] == [kpk_number, b_number]
+            assert chain[-1].tenant.slug == "kemenkes"
+            texts = [text for _reply, text in
+                     source_replies(ctx, filed.secrets, origin, chain[-1].case)]
+            assert B_REPLY in texts
+            kpk_texts = [text for _reply, text in
+                         source_replies(ctx, filed.secrets, origin, chain[0].case)]
+            assert KPK_REPLY in kpk_texts
+            # The pelapor follows up: encrypted to B's keys, on B's case here.
+            handler = chain[-1]
+            intake = Intake(Context(a, session, handler.tenant), handler.case.source_id,
+                            to_kpk=handler.case.sent_to_kpk)
+            intake.follow_up(handler.case, FOLLOW_UP.decode())
+            # A's investigators cannot read it: it is not A's case any more.
+            stored = session.scalars(sa.select(Submission).where(
+                Submission.case_id == handler.case.id
+            )).all()
+            assert len(stored) == 1
+            assert _decrypt(homes.a, a.store.resolve(stored[0].store_path).read_bytes()) is None
+        sync(a, post)
+        sync(b, post)
+        with b.sessions() as session:
+            case_b = _case(session, b_number)
+            texts = [
+                _decrypt(homes.b, b.store.resolve(item.store_path).read_bytes())
+                for item in case_b.submissions if item.kind.value == "message"
+            ]
+            assert FOLLOW_UP in texts
+            assert case_b.unread
+        # Nothing went back where it came from, and nothing is left staged.
+        for inst in (hub, a, b):
+            folder = inst.config.instance_dir / "federation" / "incoming"
+            assert not folder.exists() or list(folder.iterdir()) == []
+        assert sync(a, post).sent == 0 and sync(b, post).sent == 0
+        # The hub holds B's case as B does: the package's copy of KPK's reply and B's reply,
+        # each once (B's reply did not come back to B, nor the package's items).
+        counts = []
+        for inst in (hub, b):
+            with inst.sessions() as session:
+                counts.append(session.scalar(sa.select(sa.func.count()).select_from(Reply).where(
+                    Reply.case_id == _case(session, b_number).id
+                )))
+        assert counts == [2, 2]
+        with hub.sessions() as session:
+            assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+    with hub.sessions() as session:
+        assert session.scalar(sa.select(Tenant.id).where(Tenant.slug == "kemenkes")) is not None
+
+
+def _send(federation: Federation, member: Instance, name: str, body: dict[str, Any]) -> None:
+    """A signed message of ``member`` carrying one item part, past its queue: what a member
+    (or its stolen key) could send."""
+    from federation_iface import create_app
+    from wbs.federation import metadata
+    from wbs.federation.peers import own_fingerprint
+    from wbs.federation.wire import Message, new_envelope, seal
+    from wbs.models import FederationPeer
+
+    with federation.hub.sessions() as session:
+        peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.name == name))
+        assert peer is not None
+        seq = peer.received_seq + 1
+    envelope = new_envelope(
+        own_fingerprint(member), own_fingerprint(federation.hub), ack=0,
+        messages=(Message(seq=seq, kind=metadata.SHARED_ITEM, body=body),),
+    )
+    response = create_app(federation.hub, testing=True).test_client().post(
+        "/federation/v1/exchange", data=seal(member.signing, envelope)
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def _item(inst: Instance, number: str, kind: str, recipients: list[str]) -> dict[str, Any]:
+    import base64
+    import hashlib
+
+    from crypto.encrypt import encrypt_bytes
+
+    ciphertext = encrypt_bytes(inst.keyring, recipients, b"isi")
+    return {
+        "number": number, "item": hashlib.sha256(ciphertext).hexdigest()[:32], "kind": kind,
+        "framing": "none", "created": "2026-12-01", "size": len(ciphertext),
+        "sha256": hashlib.sha256(ciphertext).hexdigest(), "part": 0, "parts": 1,
+        "data": base64.b64encode(ciphertext).decode(),
+    }
+
+
+def test_members_add_items_only_where_they_may_and_for_whom_they_are(
+    federation: Federation, homes: Homes, tmp_path: Path
+) -> None:
+    from wbs.tenants import current_recipients, kpk_recipients
+
+    hub, a, b = federation.hub, federation.a, federation.b
+    post = client_post(hub)
+    sync(a, post)
+    sync(b, post)
+    filed = _file(a, to_kpk=True)
+    with _tomorrow():
+        sync(a, post)
+        with hub.sessions() as session:
+            ctx = _kpk(hub, session)
+            mirror = ctx.shared().get(Case, mirrored_cases(hub, "member-a")[filed.number].id)
+            assert mirror is not None
+            kpk_number = takeover.take_over(ctx, mirror, "kewenangan_kpk").registration_number
+        b_number = _forward_to_b(federation, kpk_number, tmp_path)
+        sync(b, post)
+        with a.sessions() as session:
+            a_keys = current_recipients(session, get_tenant(session, "kemendes"))
+            kpk_keys = kpk_recipients(session)
+        with b.sessions() as session:
+            b_keys = current_recipients(session, get_tenant(session, "kemenkes"))
+        with hub.sessions() as session:
+            before = session.scalar(sa.select(sa.func.count()).select_from(Submission))
+        # A: a follow-up for the case that handles its case, but readable by A only; a reply
+        # on KPK's case (only follow-ups come from A).
+        _send(federation, a, "member-a", _item(a, b_number, "message", a_keys))
+        _send(federation, a, "member-a", _item(a, kpk_number, "reply", kpk_keys))
+        # B: a follow-up on the case forwarded to it (only replies come from B), and a reply
+        # the pelapor could not read.
+        _send(federation, b, "member-b", _item(b, b_number, "message", b_keys))
+        _send(federation, b, "member-b", _item(b, b_number, "reply", b_keys))
+        with hub.sessions() as session:
+            reasons = list(session.scalars(
+                sa.select(FederationRefusal.reason).order_by(FederationRefusal.id)
+            ))
+            after = session.scalar(sa.select(sa.func.count()).select_from(Submission))
+            replies = session.scalar(sa.select(sa.func.count()).select_from(Reply).where(
+                Reply.case_id == _case(session, b_number).id
+            ))
+        assert reasons == ["not_for_handler", "unknown_case", "not_allowed", "not_for_pelapor"]
+        assert after == before and replies == 0
+        # Only KPK forwards to a member: A's side of the hub (its instansi's mirror) is not a
+        # destination for a member, and a revoked member's instansi is none for KPK.
+        with a.sessions() as session:
+            ctx = Context(a, session, get_tenant(session, "kemendes"))
+            assert {t.slug for t in forward_destinations(ctx)} == set()
+    from wbs.federation.peers import revoke_member
+
+    revoke_member(hub, "member-b")
+    with hub.sessions() as session:
+        assert "kemenkes" not in {t.slug for t in forward_destinations(_kpk(hub, session))}
