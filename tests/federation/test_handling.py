@@ -26,7 +26,9 @@ from crypto.kdf import SourceSecrets
 from crypto.keyring import kill_agent
 from crypto.padding import unframe
 from peluit.demo import make_workstation_key
+from source_iface import create_app as create_source_app
 from tests.federation.conftest import Federation, client_post, mirrored_cases
+from tests.source_iface.conftest import Reporter
 from tests.support import midday_wib, short_tempdir
 from tests.workstation.helpers import run
 from wbs import takeover
@@ -90,15 +92,17 @@ def homes(federation: Federation) -> Iterator[Homes]:
 @dataclass
 class Filed:
     number: str
+    codename: str
     secrets: SourceSecrets
 
 
 def _file(inst: Instance, *, to_kpk: bool) -> Filed:
     with inst.sessions() as session:
         ctx = Context(inst, session, get_tenant(session, "kemendes"))
-        secrets = register_source(ctx, generate_codename())
+        codename = generate_codename()
+        secrets = register_source(ctx, codename)
         intake = Intake(ctx, secrets.source_id, to_kpk=to_kpk)
-        return Filed(intake.new_case(ANSWERS).registration_number, secrets)
+        return Filed(intake.new_case(ANSWERS).registration_number, codename, secrets)
 
 
 def _kpk(inst: Instance, session: Any) -> Context:
@@ -204,20 +208,24 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
             chain = handling_chain(ctx, origin)
             assert [step.case.registration_number for step in chain] == [kpk_number, b_number]
             assert chain[-1].tenant.slug == "kemenkes"
-            texts = [text for _reply, text in
-                     source_replies(ctx, filed.secrets, origin, chain[-1].case)]
-            assert B_REPLY in texts
             kpk_texts = [text for _reply, text in
                          source_replies(ctx, filed.secrets, origin, chain[0].case)]
             assert KPK_REPLY in kpk_texts
-            # The pelapor follows up: encrypted to B's keys, on B's case here.
-            handler = chain[-1]
-            intake = Intake(Context(a, session, handler.tenant), handler.case.source_id,
-                            to_kpk=handler.case.sent_to_kpk)
-            intake.follow_up(handler.case, FOLLOW_UP.decode())
-            # A's investigators cannot read it: it is not A's case any more.
+            handler_case_id = chain[-1].case.id
+        # The pelapor, at A's source interface with the same codename: who handles the report,
+        # its way there, and B's reply; then a follow-up, which goes to B.
+        reporter = Reporter(create_source_app(a, testing=True).test_client(), "kemendes")
+        assert reporter.login(filed.codename).status_code == 302
+        page = reporter.get("/pengaduan").get_data(as_text=True)
+        assert B_REPLY in page
+        assert "Diambil alih oleh Komisi Pemberantasan Korupsi" in page
+        assert "Dilimpahkan kepada Instansi kemenkes" in page
+        sent = reporter.send_follow_up(filed.number, FOLLOW_UP.decode())
+        assert sent.status_code == 302, sent.get_data(as_text=True)
+        with a.sessions() as session:
+            # Stored on B's case here, encrypted to B's keys: A's investigators cannot read it.
             stored = session.scalars(sa.select(Submission).where(
-                Submission.case_id == handler.case.id
+                Submission.case_id == handler_case_id
             )).all()
             assert len(stored) == 1
             assert _decrypt(homes.a, a.store.resolve(stored[0].store_path).read_bytes()) is None

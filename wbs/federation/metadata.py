@@ -397,10 +397,14 @@ def _queue_shared_items(
     mirrors = sa.select(Tenant.id).where(Tenant.federation_peer_id == queue.peer.id)
     origin = aliased(Case)
     from_hub = sa.select(origin.id).where(origin.tenant_id.in_(mirrors))
-    relayed = _item_rows(session, Case.tenant_id.in_(mirrors), replies=False) + _item_rows(
+    relayed = _item_rows(session, Case.tenant_id.in_(mirrors)) + _item_rows(
         session, Case.tenant_id.in_(tenant_ids) & Case.linked_from_case_id.in_(from_hub)
     )
     for key, number, kind, row in relayed:
+        if kind == "reply" and key in queue.digests:
+            # The handler's replies came from the hub (and only from it): kept as its own.
+            queue.seen.add(key)
+            continue
         _offer_item(queue, store, keyring.gpg_binary, key, number, kind, row, None)
     kpk = kpk_key_ids(session, keyring)
     shared = Case.tenant_id.in_(tenant_ids) & Case.sent_to_kpk.is_(True)
