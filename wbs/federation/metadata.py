@@ -278,18 +278,26 @@ def queue_changes(
     KPK not sent yet (with ``store``). Returns how many messages were queued; the caller
     commits (the digests and the queue together)."""
     queue = _open_queue(session, hub)
+    # Its own instansi; and on a regional hub, its members' too (the mirrors they write here,
+    # passed on to KPK as they are, a revoked member's included: KPK keeps what it learnt).
+    members = sa.select(FederationPeer.id).where(FederationPeer.role == "member")
     tenants = {
         tenant.id: tenant
         for tenant in session.scalars(
             sa.select(Tenant)
-            .where(Tenant.federation_peer_id.is_(None), Tenant.is_hub.is_(False))
+            .where(
+                Tenant.federation_peer_id.is_(None) | Tenant.federation_peer_id.in_(members),
+                Tenant.is_hub.is_(False),
+            )
             .order_by(Tenant.id)
         )
     }
     for tenant in tenants.values():
-        queue.offer(
-            f"tenant:{tenant.slug}", TENANT, tenant_body(tenant, current_keys(session, tenant))
-        )
+        # A regional hub's members' instansi travel without keys: a case KPK forwarded to
+        # one would stop at the regional hub (handling across installations is not relayed),
+        # so KPK gets no key list for it and cannot make the package.
+        keys = current_keys(session, tenant) if tenant.federation_peer_id is None else []
+        queue.offer(f"tenant:{tenant.slug}", TENANT, tenant_body(tenant, keys))
     if tenants:
         rows = session.execute(
             sa.select(*CASE_COLUMNS)
@@ -458,10 +466,9 @@ def _offer_item(
 
 
 def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
-    """A hub: queue KPK's current recipient keys for a member when they changed."""
-    hub = session.scalar(
-        sa.select(Tenant).where(Tenant.is_hub, Tenant.federation_peer_id.is_(None))
-    )
+    """A hub: queue KPK's current recipient keys for a member when they changed (a regional
+    hub: the keys its own hub sent it)."""
+    hub = session.scalar(sa.select(Tenant).where(Tenant.is_hub))
     if hub is None:
         return 0
     body = {

@@ -214,10 +214,8 @@ def add_member(inst: Instance, request: bytes, member_fingerprint: str) -> Added
     service = onion.federation_key(inst)
     client_public, client_private = onion.new_client_auth(service)
     with inst.sessions() as session:
-        if hub_peer(session) is not None:
-            raise FederationError(
-                "this installation is a member of a hub: regional hubs are not built yet"
-            )
+        # A member may be a hub too (a regional hub: a province's installation, a member of
+        # KPK's, with its kabupaten's as members): what they send it, it passes on to KPK.
         taken = session.scalar(
             sa.select(FederationPeer).where(
                 (FederationPeer.name == name) | (FederationPeer.fingerprint == fingerprint)
@@ -243,7 +241,9 @@ def add_member(inst: Instance, request: bytes, member_fingerprint: str) -> Added
         )
         session.add(peer)
         session.flush()
-        hub = session.scalar(sa.select(Tenant.slug).where(Tenant.is_hub))
+        hub = session.scalar(sa.select(Tenant.slug).where(
+            Tenant.is_hub, Tenant.federation_peer_id.is_(None)
+        )) or ", ".join(local_instansi(session))
         ticket = _signed_file(
             inst,
             {
@@ -272,6 +272,13 @@ def _check_free(session: Session, slug: str) -> None:
         sa.select(Tenant.id).where(Tenant.slug == slug, Tenant.federation_peer_id.is_(None))
     ) is not None:
         raise FederationError(f"{slug} is an instansi of this installation")
+    if session.scalar(
+        sa.select(Tenant.id).where(Tenant.slug == slug, Tenant.federation_peer_id.in_(
+            sa.select(FederationPeer.id).where(FederationPeer.role == "hub")
+        ))
+    ) is not None:
+        # A regional hub mirrors KPK and the institutions that handle its cases.
+        raise FederationError(f"{slug} is an institution of this installation's hub")
     for peer in session.scalars(sa.select(FederationPeer).where(FederationPeer.role == "member")):
         if slug in peer.instansi_slugs:
             raise FederationError(f"{slug} is an instansi of member {peer.name}")
