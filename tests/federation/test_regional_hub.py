@@ -139,9 +139,10 @@ def test_a_regional_hub_gives_no_member_its_hubs_institutions(regional: Regional
         assert session.scalar(sa.select(Case.id)) is None
     root = short_tempdir("fed-reg-x-")
     try:
-        with member_installation(installation_config(root, "x"), "kpk") as impostor:
-            with pytest.raises(FederationError, match="hub"):
-                add_member(province, join_request(impostor, "kab-x"),
-                           impostor.signing.fingerprint)
+        with (
+            member_installation(installation_config(root, "x"), "kpk") as impostor,
+            pytest.raises(FederationError, match="hub"),
+        ):
+            add_member(province, join_request(impostor, "kab-x"), impostor.signing.fingerprint)
     finally:
         shutil.rmtree(root, ignore_errors=True)
