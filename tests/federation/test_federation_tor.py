@@ -115,8 +115,9 @@ def test_kpks_keys_reach_both_members(scenario: dict[str, Any]) -> None:
 def test_a_case_shared_with_kpk_waits_for_its_day_to_be_over(scenario: dict[str, Any]) -> None:
     # Filed with A by a pelapor who shares it with KPK (A's instansi has its own recipient key).
     assert _check(scenario, "a_shared_case_filed") == [True, True]
-    # Filed today: A's next sync over tor sends nothing, and the hub does not have it.
-    assert _check(scenario, "a_shared_case_held_today") == [0, False]
+    # Filed today: A's next sync over tor does not send it, and the hub does not have it. It
+    # sends one message: A's instansi (a `tenant` message) with the recipient key it just got.
+    assert _check(scenario, "a_shared_case_held_today") == [1, False]
 
 
 def test_a_shared_case_and_its_parts_cross_tor_to_the_hub(scenario: dict[str, Any]) -> None:

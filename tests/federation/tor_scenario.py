@@ -245,7 +245,8 @@ def share_with_kpk(
         number, case_id = case.registration_number, case.id
         checks["a_shared_case_filed"] = [bool(case.sent_to_kpk), number.startswith("PLT-KEMENDES-")]
 
-    # Filed today, it waits for its day to be over: this sync sends nothing.
+    # Filed today, it waits for its day to be over: this sync sends only A's instansi with its
+    # new recipient key (a `tenant` message), not the case.
     held = sync_a()
     checks["a_shared_case_held_today"] = [held.sent, number in mirrored_cases(hub, "member-a")]
 
