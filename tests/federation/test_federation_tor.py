@@ -221,6 +221,9 @@ def test_bs_reply_reaches_the_pelapor_at_a_with_the_same_codename(
 def test_the_pelapors_follow_up_at_a_reaches_bs_workstation(scenario: dict[str, Any]) -> None:
     # Sent with the form on the pelapor's page at A's onion: stored, back to the page.
     assert _check(scenario, "pelapor_follow_up") == [302, ""]
+    # Stored at A (one item) encrypted to B's instansi's keys only: A's workstation cannot
+    # read it.
+    assert _check(scenario, "a_reads_follow_up") == [False]
     # A sends it (and its own case, now diteruskan); the hub passes it on to B.
     assert _check(scenario, "a_follow_up_sync") == [2, 0, 0]
     assert _check(scenario, "a_follow_up_sync_kinds") == {

@@ -365,6 +365,7 @@ def handled_across(
     *,
     sync_a: Callable[[Kinds], Any],
     sync_b: Callable[[Kinds], Any],
+    workstation_a: Path,
     workstation_b: Path,
     pelapor: Curl,
     a_source: str,
@@ -401,10 +402,13 @@ def handled_across(
             way: dict(sorted(Counter(seen.values()).items())) for way, seen in kinds.items()
         }
 
-    def items(session: Any, number: str, kind: str) -> list[bytes | None]:
+    def items(
+        inst: Any, workstation: Path, session: Any, number: str, kind: str
+    ) -> list[bytes | None]:
+        """A case's items of ``kind`` at ``inst``, as ``workstation`` decrypts them."""
         case = session.scalar(sa.select(Case).where(Case.registration_number == number))
         return [] if case is None else [
-            _decrypt(workstation_b, b.store.resolve(item.store_path).read_bytes())
+            _decrypt(workstation, inst.store.resolve(item.store_path).read_bytes())
             for item in case.submissions if item.kind.value == kind
         ]
 
@@ -441,10 +445,10 @@ def handled_across(
         ]
         if case_b is None:
             return
-        forms = items(session, b_number, "form")
+        forms = items(b, workstation_b, session, b_number, "form")
         apa = json.loads(forms[0]).get("apa") if len(forms) == 1 and forms[0] else None
         checks["b_reads_form"] = [len(forms), apa, apa == SHARED_APA]
-        files = items(session, b_number, "file")
+        files = items(b, workstation_b, session, b_number, "file")
         checks["b_reads_evidence"] = [
             None if data is None else hashlib.sha256(data).hexdigest() for data in files
         ] == [shared.evidence_sha256]
@@ -479,10 +483,18 @@ def handled_across(
         "--form-string", f"message={FOLLOW_UP}",
     )
     checks["pelapor_follow_up"] = [sent.status, sent.error]
+    # Stored at A on its mirror of B's case, encrypted to B's keys: A's workstation cannot
+    # read it.
+    with a.sessions() as session:
+        checks["a_reads_follow_up"] = [
+            data is not None for data in items(a, workstation_a, session, b_number, "message")
+        ]
     synced("a_follow_up_sync", sync_a)
     synced("b_follow_up_sync", sync_b)
     with b.sessions() as session:
-        checks["b_reads_follow_up"] = FOLLOW_UP.encode() in items(session, b_number, "message")
+        checks["b_reads_follow_up"] = (
+            FOLLOW_UP.encode() in items(b, workstation_b, session, b_number, "message")
+        )
         numbers = sorted(session.scalars(sa.select(Case.registration_number)))
     mark("b_read_follow_up")
 
@@ -691,7 +703,7 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                     demo, a, b, shared,
                     sync_a=lambda kinds: sync_member(a, control_a, socks_a, kinds),
                     sync_b=lambda kinds: sync_member(b, control_b, socks_b, kinds),
-                    workstation_b=workstation_b,
+                    workstation_a=workstation_a, workstation_b=workstation_b,
                     pelapor=Curl(client_a.socks_port, workdir / "pelapor"),
                     a_source=f"http://{a_published.address}",
                     folder=workdir / "forward",
