@@ -7,8 +7,9 @@ member, a private PostgreSQL cluster, and three separate installations: the hub 
 instance, SQLite), member A (SQLite) and member B (PostgreSQL). They join through the offline
 exchange; the hub serves federation_iface behind its federation onion (client authorization for
 the members' keys); each member syncs through its own tor's SOCKS port; a report filed with A
-and shared with KPK reaches the hub in parts, and KPK's workstation reads it; then the hub
-revokes A.
+and shared with KPK reaches the hub in parts, and KPK's workstation reads it; KPK takes it
+over and forwards it to B, whose reply the pelapor reads at A's source onion with the same
+codename, and whose workstation reads the pelapor's follow-up; then the hub revokes A.
 The scenario reports what it saw as JSON; each test below checks one part of it.
 
 The scenario is PID 1 of its PID namespace: every tor and PostgreSQL die with it, whatever
@@ -73,6 +74,8 @@ def test_three_separate_installations_member_b_on_postgresql(scenario: dict[str,
 
 def test_the_federation_onion_is_published_for_both_members(scenario: dict[str, Any]) -> None:
     assert _check(scenario, "uploaded") is True
+    # And A's instansi's onion (A's source interface), where its pelapor logs in.
+    assert _check(scenario, "a_source_uploaded") is True
     name, address, action, clients = scenario["published"]
     assert (name, action, clients) == ("federation", "added", 2)
     assert address.endswith(".onion")
@@ -115,8 +118,9 @@ def test_kpks_keys_reach_both_members(scenario: dict[str, Any]) -> None:
 def test_a_case_shared_with_kpk_waits_for_its_day_to_be_over(scenario: dict[str, Any]) -> None:
     # Filed with A by a pelapor who shares it with KPK (A's instansi has its own recipient key).
     assert _check(scenario, "a_shared_case_filed") == [True, True]
-    # Filed today: A's next sync over tor sends nothing, and the hub does not have it.
-    assert _check(scenario, "a_shared_case_held_today") == [0, False]
+    # Filed today: A's next sync over tor does not send it, and the hub does not have it. It
+    # sends one message: A's instansi (a `tenant` message) with the recipient key it just got.
+    assert _check(scenario, "a_shared_case_held_today") == [1, False]
 
 
 def test_a_shared_case_and_its_parts_cross_tor_to_the_hub(scenario: dict[str, Any]) -> None:
@@ -156,6 +160,88 @@ def test_member_b_syncs_and_receives_nothing_of_member_a(scenario: dict[str, Any
     assert _check(scenario, "b_tenants") == ["kemenkes", "kpk"]
     assert _check(scenario, "b_cases") == _check(scenario, "b_own_cases")
     assert all(number.startswith("PLT-KEMENKES-") for number in _check(scenario, "b_cases"))
+
+
+def test_member_bs_instansi_gets_a_recipient_key_and_the_hub_learns_it(
+    scenario: dict[str, Any],
+) -> None:
+    # B's next sync over tor sends its instansi again, now with the key (a `tenant` message).
+    assert _check(scenario, "b_key_sync") == [1, 0, 0]
+    assert _check(scenario, "b_key_sync_kinds") == {"sent": {"tenant": 1}, "received": {}}
+    # So B's instansi is a forwarding destination for KPK on the hub.
+    assert _check(scenario, "kpk_may_forward_to_b") is True, "kemenkes is no destination for KPK"
+
+
+def test_kpk_takes_over_as_case_and_forwards_it_to_b_over_tor(scenario: dict[str, Any]) -> None:
+    # KPK took A's shared case over on the hub, replied, and forwarded its case to kemenkes with
+    # a package its workstation made: the linked case has a number the hub drew from the
+    # range no installation draws from for its own reports.
+    prefixed, serial = _check(scenario, "forwarded_number")
+    assert prefixed is True, "the forwarded case's number is not kemenkes's"
+    assert serial >= 900_000, f"the hub drew {serial}, below the federation's range"
+    # B's next sync over tor: the case after its items (the form, the evidence file in its two
+    # parts, KPK's reply), nothing sent.
+    assert _check(scenario, "b_case_in_sync") == [0, 5, 0]
+    assert _check(scenario, "b_case_in_sync_kinds") == {
+        "sent": {}, "received": {"case_in": 1, "shared_item": 4},
+    }
+    assert _check(scenario, "b_holds_forwarded_case") == ["baru", True], (
+        "B does not hold the forwarded case as a new case of kemenkes"
+    )
+    # B's workstation (B's instansi's secret key only) reads what A's pelapor wrote, and the
+    # evidence file byte for byte.
+    count, apa, same = _check(scenario, "b_reads_form")
+    assert (count, same) == (1, True), f"B's workstation read {count} form(s), apa {apa!r}"
+    assert _check(scenario, "b_reads_evidence") is True, "B's workstation cannot read the file"
+
+
+def test_bs_reply_reaches_the_pelapor_at_a_with_the_same_codename(
+    scenario: dict[str, Any],
+) -> None:
+    # B's reply (and its case, now answered) travel to the hub...
+    assert _check(scenario, "b_reply_sync") == [2, 0, 0]
+    assert _check(scenario, "b_reply_sync_kinds") == {
+        "sent": {"case": 1, "shared_item": 1}, "received": {},
+    }
+    # ...and on to A, with who handles A's case now: KPK's reply on its case, and on B's case
+    # the package's copy of it and B's reply.
+    assert _check(scenario, "a_handled_sync") == [0, 4, 0]
+    assert _check(scenario, "a_handled_sync_kinds") == {
+        "sent": {}, "received": {"handled": 1, "shared_item": 3},
+    }
+    # The pelapor logs in at A's source onion (through A's tor) with the codename they got
+    # when filing: their case, the institution that handles it, and both replies.
+    status, error = _check(scenario, "pelapor_login_page")
+    assert status == 200, f"A's source onion did not answer: {error}"
+    assert _check(scenario, "pelapor_reads_at_a") == {
+        "status": 200, "case": True, "b_reply": True, "kpk_reply": True, "handler": True,
+    }
+
+
+def test_the_pelapors_follow_up_at_a_reaches_bs_workstation(scenario: dict[str, Any]) -> None:
+    # Sent with the form on the pelapor's page at A's onion: stored, back to the page.
+    assert _check(scenario, "pelapor_follow_up") == [302, ""]
+    # Stored at A (one item) encrypted to B's instansi's keys only: A's workstation cannot
+    # read it.
+    assert _check(scenario, "a_reads_follow_up") == [False]
+    # A sends it (and its own case, now diteruskan); the hub passes it on to B.
+    assert _check(scenario, "a_follow_up_sync") == [2, 0, 0]
+    assert _check(scenario, "a_follow_up_sync_kinds") == {
+        "sent": {"case": 1, "shared_item": 1}, "received": {},
+    }
+    assert _check(scenario, "b_follow_up_sync") == [0, 1, 0]
+    assert _check(scenario, "b_follow_up_sync_kinds") == {
+        "sent": {}, "received": {"shared_item": 1},
+    }
+    # Encrypted to B's instansi's key: B's workstation reads the text.
+    assert _check(scenario, "b_reads_follow_up") is True, "B's workstation cannot read it"
+
+
+def test_b_receives_nothing_of_as_other_cases(scenario: dict[str, Any]) -> None:
+    # B's own cases, the one KPK forwarded to it and its mirror of KPK's case: nothing else.
+    held, expected, of_a = _check(scenario, "b_cases_after_handling")
+    assert held == expected, f"B holds {held}"
+    assert of_a == [], f"B holds A's cases {of_a}"
 
 
 def test_a_revoked_member_is_refused_at_once(scenario: dict[str, Any]) -> None:

@@ -12,7 +12,12 @@ hub's), the hub serves federation_iface on loopback and publishes its federation
 wbs.onion, and each member syncs through its own tor's SOCKS port. A pelapor files a report
 with A and shares it with KPK (with an evidence file of more than one 4 MiB part of the link):
 once its day is over it crosses tor, KPK's dashboard and copy show it, and KPK's workstation
-decrypts it. Then the hub revokes A.
+decrypts it. B's instansi gets a recipient key; KPK takes the case over on the hub, replies,
+and forwards it to B with a package its workstation made; B receives it, its workstation reads
+it, and B replies; the pelapor logs in at A's source onion (A's source interface, published on
+the service tor) through A's tor with the same codename, reads B's reply and follows up; B's
+workstation reads the follow-up, and B holds nothing of A's other cases. Then the hub revokes
+A.
 
 It prints one JSON object on stdout: what each step saw, and when. Progress goes to stderr.
 Every tor and the PostgreSQL server are stopped by their PID in ``finally``.
@@ -33,14 +38,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from tests.onion.e2e_scenario import Curl, poll
+from tests.onion.e2e_scenario import Curl, field, poll
 from tests.onion.testnet import (
     TestNetwork,
     TorProcess,
@@ -174,6 +181,29 @@ def retry(
             time.sleep(1)
 
 
+# The messages a sync carried, by sequence number (a message sent again after a failed
+# round counts once): {"sent": {seq: kind}, "received": {seq: kind}}.
+Kinds = dict[str, dict[int, str]]
+
+
+def spying(post: Callable[[bytes], bytes], kinds: Kinds) -> Callable[[bytes], bytes]:
+    """``post``, noting the kind of each message of the request and of the hub's answer (an
+    envelope is signed JSON; tor encrypts it on the way)."""
+    from wbs.federation.wire import parse
+
+    def note(way: str, raw: bytes) -> None:
+        for message in parse(raw).claimed.get("messages", []):
+            kinds[way][int(message["seq"])] = str(message["kind"])
+
+    def spied(sealed: bytes) -> bytes:
+        note("sent", sealed)
+        answer = post(sealed)
+        note("received", answer)
+        return answer
+
+    return spied
+
+
 @contextlib.contextmanager
 def serving(app: Any, port: int) -> Iterator[None]:
     from peluit.devserver import loopback_server
@@ -189,6 +219,19 @@ def serving(app: Any, port: int) -> Iterator[None]:
 
 # What A's pelapor writes: the hub's workstation must read the "apa" back.
 SHARED_APA = "Setoran izin tambang lewat tor"
+# KPK's and B's replies, which the pelapor reads at A; the pelapor's follow-up, read at B.
+KPK_REPLY = "KPK mengambil alih laporan Anda dan meneruskannya ke Kemenkes."
+B_REPLY = "Laporan Anda kini ditangani Inspektorat Jenderal Kemenkes lewat tor."
+FOLLOW_UP = "Tambahan lewat tor: nomor kontraknya 44/PPK/XI/2026."
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The case A's pelapor filed and shared with KPK, as the hub holds it."""
+
+    number: str
+    codename: str  # kept to log in at A's source onion; never printed
+    evidence_sha256: str
 
 
 def share_with_kpk(
@@ -198,10 +241,11 @@ def share_with_kpk(
     workstation: Path,
     checks: dict[str, Any],
     timings: dict[str, float],
-) -> None:
+) -> Shared | None:
     """A's instansi gets a recipient key; a pelapor files with A, shares with KPK and adds an
     evidence file of more than one part of the link; A syncs through tor; the hub's KPK sees
-    the case (dashboard, its copy) and KPK's workstation decrypts the form and the file."""
+    the case (dashboard, its copy) and KPK's workstation decrypts the form and the file.
+    The case, once the hub has it."""
     from crypto.codenames import generate_codename
     from peluit.demo import make_workstation_key
     from tests.federation.conftest import mirrored_cases
@@ -235,7 +279,8 @@ def share_with_kpk(
         add_recipient_key(session, a.keyring, owner, armored)
         session.commit()
         ctx = Context(a, session, owner)
-        source = register_source(ctx, generate_codename())
+        codename = generate_codename()
+        source = register_source(ctx, codename)
         intake = Intake(ctx, source.source_id, to_kpk=True)
         sink = intake.open_file("file", "bukti.bin")
         for start in range(0, len(evidence), 1 << 20):
@@ -245,7 +290,8 @@ def share_with_kpk(
         number, case_id = case.registration_number, case.id
         checks["a_shared_case_filed"] = [bool(case.sent_to_kpk), number.startswith("PLT-KEMENDES-")]
 
-    # Filed today, it waits for its day to be over: this sync sends nothing.
+    # Filed today, it waits for its day to be over: this sync sends only A's instansi with its
+    # new recipient key (a `tenant` message), not the case.
     held = sync_a()
     checks["a_shared_case_held_today"] = [held.sent, number in mirrored_cases(hub, "member-a")]
 
@@ -271,7 +317,7 @@ def share_with_kpk(
         bool(mirror.sent_to_kpk), mirror.category, mirror.received_at.date() == yesterday.date(),
     ]
     if mirror is None:
-        return
+        return None
     with hub.sessions() as session:
         kpk = hub_tenant(session)
         assert kpk is not None
@@ -308,6 +354,156 @@ def share_with_kpk(
             hashlib.sha256(evidence).hexdigest(),
         ]
         checks["evidence_parts"] = -(-len(ciphertext) // CHUNK)
+    return Shared(number, codename, hashlib.sha256(evidence).hexdigest())
+
+
+def handled_across(
+    demo: Any,
+    a: Any,
+    b: Any,
+    shared: Shared,
+    *,
+    sync_a: Callable[[Kinds], Any],
+    sync_b: Callable[[Kinds], Any],
+    workstation_a: Path,
+    workstation_b: Path,
+    pelapor: Curl,
+    a_source: str,
+    folder: Path,
+    b_numbers: list[str],
+    checks: dict[str, Any],
+    timings: dict[str, float],
+    mark: Callable[[str], None],
+) -> None:
+    """The case handled across installations, over tor: B's instansi gets a recipient key;
+    KPK takes A's shared case over on the hub, replies, and forwards it to B with a package its
+    workstation made; B receives it, its workstation reads it, and B replies; the pelapor logs
+    in at A's source onion with the same codename, reads B's reply and follows up, and B's
+    workstation reads the follow-up. B never receives A's other cases."""
+    from peluit.demo import make_workstation_key
+    from tests.federation.conftest import Federation, mirrored_cases
+    from tests.federation.test_handling import _decrypt, _forward_to_b, _kpk
+    from wbs import takeover
+    from wbs.casework import post_reply
+    from wbs.context import Context
+    from wbs.federation.exchange import SyncError
+    from wbs.forwarding import forward_destinations
+    from wbs.models import Case
+    from wbs.tenants import add_recipient_key, get_tenant
+
+    hub = demo.instance
+
+    def synced(name: str, sync: Callable[[Kinds], Any]) -> None:
+        """A sync through tor: the counts, and the kinds of the messages each way."""
+        kinds: Kinds = {"sent": {}, "received": {}}
+        result, timings[f"{name}_attempts"] = retry(lambda: sync(kinds), 60, (SyncError,))
+        checks[name] = [result.sent, result.received, result.pending]
+        checks[f"{name}_kinds"] = {
+            way: dict(sorted(Counter(seen.values()).items())) for way, seen in kinds.items()
+        }
+
+    def items(
+        inst: Any, workstation: Path, session: Any, number: str, kind: str
+    ) -> list[bytes | None]:
+        """A case's items of ``kind`` at ``inst``, as ``workstation`` decrypts them."""
+        case = session.scalar(sa.select(Case).where(Case.registration_number == number))
+        return [] if case is None else [
+            _decrypt(workstation, inst.store.resolve(item.store_path).read_bytes())
+            for item in case.submissions if item.kind.value == kind
+        ]
+
+    # 1. B's instansi gets a recipient key; B's next sync tells the hub (its tenant message).
+    armored = make_workstation_key(workstation_b, "Kemenkes <kemenkes@demo.peluit.invalid>")
+    with b.sessions() as session:
+        add_recipient_key(session, b.keyring, get_tenant(session, "kemenkes"), armored)
+        session.commit()
+    synced("b_key_sync", sync_b)
+    mark("b_key_synced")
+
+    # 2. KPK takes A's case over on the hub, replies, and forwards it to B.
+    mirror = mirrored_cases(hub, "member-a")[shared.number]
+    with hub.sessions() as session:
+        ctx = _kpk(hub, session)
+        checks["kpk_may_forward_to_b"] = "kemenkes" in {t.slug for t in forward_destinations(ctx)}
+        own = ctx.shared().get(Case, mirror.id)
+        assert own is not None, shared.number
+        kpk_case = takeover.take_over(ctx, own, "kewenangan_kpk")
+        kpk_number = kpk_case.registration_number
+        post_reply(ctx, kpk_case, KPK_REPLY)
+    folder.mkdir(parents=True, exist_ok=True)
+    b_number = _forward_to_b(Federation(demo, a, b), kpk_number, folder)
+    checks["forwarded_number"] = [b_number.startswith("PLT-KEMENKES-"), int(b_number[-6:])]
+    mark("kpk_forwarded_to_b")
+
+    # 3. B receives the case with the hub's number; its workstation reads the form and the
+    # evidence file; B's investigators reply.
+    synced("b_case_in_sync", sync_b)
+    with b.sessions() as session:
+        case_b = session.scalar(sa.select(Case).where(Case.registration_number == b_number))
+        checks["b_holds_forwarded_case"] = None if case_b is None else [
+            case_b.status.value, case_b.tenant_id == get_tenant(session, "kemenkes").id,
+        ]
+        if case_b is None:
+            return
+        forms = items(b, workstation_b, session, b_number, "form")
+        apa = json.loads(forms[0]).get("apa") if len(forms) == 1 and forms[0] else None
+        checks["b_reads_form"] = [len(forms), apa, apa == SHARED_APA]
+        files = items(b, workstation_b, session, b_number, "file")
+        checks["b_reads_evidence"] = [
+            None if data is None else hashlib.sha256(data).hexdigest() for data in files
+        ] == [shared.evidence_sha256]
+        post_reply(Context(b, session, get_tenant(session, "kemenkes")), case_b, B_REPLY)
+    synced("b_reply_sync", sync_b)
+    mark("b_replied")
+
+    # 4. A learns who handles the case, and the replies; the pelapor reads them at A's source
+    # onion with the same codename, and follows up there.
+    synced("a_handled_sync", sync_a)
+    mark("a_synced_handled")
+    login = poll(lambda: pelapor(f"{a_source}/masuk"), lambda f: f.ok, 90)
+    checks["pelapor_login_page"] = [login.status, login.error]
+    page = pelapor(
+        f"{a_source}/masuk",
+        "--data-urlencode", f"csrf_token={field('csrf_token', login.body)}",
+        "--data-urlencode", f"codename={shared.codename}",
+        "-L",
+    )
+    checks["pelapor_reads_at_a"] = {
+        "status": page.status,
+        "case": f'id="case-{shared.number}"' in page.body,
+        "b_reply": B_REPLY in page.body,
+        "kpk_reply": KPK_REPLY in page.body,
+        "handler": "Instansi kemenkes" in page.body,
+    }
+    mark("pelapor_read_reply_at_a")
+    sent = pelapor(
+        f"{a_source}/pengaduan/{shared.number}/kirim",
+        "-F", f"csrf_token={field('csrf_token', page.body)}",
+        "-F", "website=",
+        "--form-string", f"message={FOLLOW_UP}",
+    )
+    checks["pelapor_follow_up"] = [sent.status, sent.error]
+    # Stored at A on its mirror of B's case, encrypted to B's keys: A's workstation cannot
+    # read it.
+    with a.sessions() as session:
+        checks["a_reads_follow_up"] = [
+            data is not None for data in items(a, workstation_a, session, b_number, "message")
+        ]
+    synced("a_follow_up_sync", sync_a)
+    synced("b_follow_up_sync", sync_b)
+    with b.sessions() as session:
+        checks["b_reads_follow_up"] = (
+            FOLLOW_UP.encode() in items(b, workstation_b, session, b_number, "message")
+        )
+        numbers = sorted(session.scalars(sa.select(Case.registration_number)))
+    mark("b_read_follow_up")
+
+    # 5. B holds its own cases, the one forwarded to it and its mirror of KPK's case: nothing
+    # of A's (neither the case the pelapor filed there nor A's other cases).
+    checks["b_cases_after_handling"] = [
+        numbers, sorted([*b_numbers, b_number, kpk_number]),
+        [number for number in numbers if number.startswith("PLT-KEMENDES-")],
+    ]
 
 
 def run(workdir: Path, out: dict[str, Any]) -> None:
@@ -315,6 +511,7 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
 
     from crypto.keyring import kill_agent
     from federation_iface import create_app
+    from source_iface import create_app as create_source_app
     from tests.conftest import open_demo
     from tests.federation.conftest import (
         add_cases,
@@ -346,7 +543,12 @@ def run(workdir: Path, out: dict[str, Any]) -> None:
     postgres = Postgres(workdir / "pg")
     # Member A's investigators' workstation (the secret half of its instansi's key).
     workstation_a = short_tempdir("fed-ws-")
-    homes = [*(workdir / "inst" / name / "gnupg" for name in ("hub", "a", "b")), workstation_a]
+    # Member B's (made when B's instansi gets its key).
+    workstation_b = short_tempdir("fed-ws-")
+    homes = [
+        *(workdir / "inst" / name / "gnupg" for name in ("hub", "a", "b")),
+        workstation_a, workstation_b,
+    ]
     client_b: TorProcess | None = None
     try:
         net.configure(client_auth_dir=workdir / "auth-a")
@@ -386,9 +588,14 @@ inst.engine.dialect.name for inst in (hub, a, b)]
             b_numbers = add_cases(b, "kemenkes", 2)
             mark("joined")
 
-            # The hub: the endpoint on loopback, its federation onion on the service tor.
-            port = free_port()
+            # The hub: the endpoint on loopback, its federation onion on the service tor. And
+            # A's source interface (where its pelapor logs in), its instansi's onion on the
+            # same tor: published now, its descriptor uploads while tor bootstraps.
+            port, a_source_port = free_port(), free_port()
             stack.enter_context(serving(create_app(hub), port))
+            stack.enter_context(
+                serving(create_source_app(a, dev_tenant_paths=False), a_source_port)
+            )
             service, client_a = net.service, net.client
             assert service is not None and client_a is not None
             assert client_a.socks_port and client_a.control_port
@@ -401,12 +608,15 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                 published = onion.publish_federation(ctl, hub, port)
                 out["published"] = [published.name, published.address, published.action,
                                     published.clients]
+                a_published = onion.publish_tenant(ctl, a, "kemendes", a_source_port)
+                out["a_source_published"] = [a_published.name, a_published.action]
                 net.wait_bootstrapped(180)
                 client_b.wait_bootstrapped(180)
                 mark("bootstrapped")
-                uploaded = watch.wait([published.address], 120)
+                uploaded = watch.wait([published.address, a_published.address], 120)
                 watch.close()
             checks["uploaded"] = published.address.removesuffix(".onion") in uploaded
+            checks["a_source_uploaded"] = a_published.address.removesuffix(".onion") in uploaded
             hub_onion = published.address
             checks["tickets_name_the_onion"] = all(
                 hub_onion in ticket.decode() for ticket in tickets.values()
@@ -432,10 +642,13 @@ inst.engine.dialect.name for inst in (hub, a, b)]
             mark("without_key")
 
             # Member A: its client key into its tor, then the exchange through the SOCKS port.
-            def sync_member(member: Instance, ctl_port: int, socks: str) -> Any:
+            def sync_member(
+                member: Instance, ctl_port: int, socks: str, kinds: Kinds | None = None
+            ) -> Any:
                 with onion.connect(f"127.0.0.1:{ctl_port}") as ctl:
                     loaded = onion.load_hub_client_auth(ctl, member)  # as `peluit federation sync`
-                return sync(member, onion_poster(loaded, socks=socks))
+                post = onion_poster(loaded, socks=socks)
+                return sync(member, post if kinds is None else spying(post, kinds))
 
             first_a, timings["a_first_sync_attempts"] = retry(
                 lambda: sync_member(a, control_a, socks_a), 90, (SyncError,)
@@ -464,7 +677,7 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                 checks["a_kpk_key_count"] = len(hub_keys)
 
             # A pelapor files with A and shares with KPK; KPK reads it on its workstation.
-            share_with_kpk(
+            shared = share_with_kpk(
                 demo, a, lambda: sync_member(a, control_a, socks_a), workstation_a, checks, timings
             )
             mark("a_shared_case_read_by_kpk")
@@ -481,6 +694,21 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                 checks["b_cases"] = sorted(session.scalars(sa.select(Case.registration_number)))
             checks["b_own_cases"] = sorted(b_numbers)
             checks["b_cases_on_hub"] = sorted(mirrored_cases(hub, "member-b")) == sorted(b_numbers)
+
+            # KPK takes A's shared case over and forwards it to B; the pelapor reads B's reply
+            # at A's source onion with the same codename, and B reads the follow-up.
+            if shared is not None:
+                (workdir / "pelapor").mkdir()
+                handled_across(
+                    demo, a, b, shared,
+                    sync_a=lambda kinds: sync_member(a, control_a, socks_a, kinds),
+                    sync_b=lambda kinds: sync_member(b, control_b, socks_b, kinds),
+                    workstation_a=workstation_a, workstation_b=workstation_b,
+                    pelapor=Curl(client_a.socks_port, workdir / "pelapor"),
+                    a_source=f"http://{a_published.address}",
+                    folder=workdir / "forward",
+                    b_numbers=b_numbers, checks=checks, timings=timings, mark=mark,
+                )
 
             # The hub revokes A: dropped from the federation onion at once, refused by the
             # endpoint whatever tor does.
@@ -539,6 +767,7 @@ inst.engine.dialect.name for inst in (hub, a, b)]
         for home in homes:
             kill_agent(home)
         shutil.rmtree(workstation_a, ignore_errors=True)
+        shutil.rmtree(workstation_b, ignore_errors=True)
         mark("stopped")
 
 
