@@ -19,7 +19,7 @@ from peluit.clikit import FEDERATION_PORT, OperatorGroup, opened
 from peluit.devserver import loopback_server
 from wbs import onion as onions
 from wbs.federation import status as link_status
-from wbs.federation.exchange import SyncError, sync
+from wbs.federation.exchange import SyncError, resync, sync
 from wbs.federation.peers import (
     FederationError,
     add_member,
@@ -165,6 +165,18 @@ def sync_command(ctx: click.Context, url: str | None, socks: str | None) -> None
         click.echo(
             f"synced: {result.sent} sent, {result.received} received, {result.pending} pending"
         )
+
+
+@federation.command("resync")
+@click.argument("name", required=False)
+@click.pass_context
+def resync_command(ctx: click.Context, name: str | None) -> None:
+    """Start the link with NAME (or every link) over: both sides number from one again and
+    send everything again by difference; nothing is stored twice. A restore from a backup
+    does this by itself at the next exchange; this is for a database restored otherwise."""
+    with opened(ctx) as instance:
+        names = resync(instance, name)
+        click.echo("starting over: " + (", ".join(names) or "no active link"))
 
 
 def _when(value: dt.datetime | None) -> str:

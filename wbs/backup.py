@@ -594,6 +594,14 @@ def _put_in_place(config: Config, staging: Path, force: bool) -> list[Path]:
     return kept
 
 
+def _mark_restored(config: Config) -> None:
+    """The federation links' sequence numbers went back with the database: the next exchange
+    starts every link over (wbs.federation.exchange.RESTORED_MARKER, read there)."""
+    folder = config.instance_dir / "federation"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    (folder / "restored").touch(mode=0o600)
+
+
 def restore_backup(
     config: Config,
     archive: Path,
@@ -629,6 +637,7 @@ def restore_backup(
                 raise BackupRefused(f"the archive is not a complete backup: {exc}") from None
         manifest = _verify_staged(staging, config, expected)
         kept = _put_in_place(config, staging, force)
+        _mark_restored(config)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RestoreResult(

@@ -854,6 +854,9 @@ class FederationPeer(Base):
     # Messages applied, counted in their own transactions: equals received_seq on a sound link,
     # so a message applied twice shows.
     applied_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # When the link's numbering last started over (ms since the epoch; 0: never): after a
+    # restore from a backup (wbs.federation.exchange.resync).
+    epoch: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default=sa.text("0"))
     last_contact_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(sa.String(300))
 

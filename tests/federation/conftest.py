@@ -4,26 +4,42 @@ members, each a separate instance with its own database, store, keyring and sign
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from crypto.padding import unframe
 from federation_iface import create_app
 from tests.conftest import DemoInstance, open_demo
 from tests.support import CHEAP_KDF, short_tempdir
+from wbs.accounts import create_investigator
+from wbs.bundle import write_bundle
 from wbs.config import Config, load_config
-from wbs.domain import CaseStatus, TenantKind
+from wbs.context import Context
+from wbs.domain import CaseStatus, Role, TenantKind
 from wbs.federation.exchange import Post, SyncError
 from wbs.federation.peers import add_member, join, join_request, own_fingerprint
+from wbs.federation.wire import Message, new_envelope, seal
+from wbs.forwarding import accept_forward, signed_key_list
 from wbs.instance import Instance, init_instance
-from wbs.models import Case, FederationPeer, Source, Tenant, new_registration_number
-from wbs.tenants import create_tenant
+from wbs.models import (
+    Case,
+    FederationPeer,
+    Investigator,
+    Source,
+    Tenant,
+    new_registration_number,
+)
+from wbs.tenants import create_tenant, get_tenant
 
 
 def installation_config(root: Path, name: str, database_url: str | None = None) -> Config:
@@ -164,3 +180,75 @@ def federation(request: pytest.FixtureRequest) -> Iterator[Federation]:
             yield Federation(hub, a, b)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --- handling across installations (tests/federation/test_handling.py, the tor scenario) -----
+
+
+def decrypt_with(home: Path, ciphertext: bytes) -> bytes | None:
+    """What a workstation whose GnuPG home is ``home`` reads of a stored item (its padding
+    stripped), or None if its keys cannot decrypt it."""
+    done = subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--decrypt"],
+        input=ciphertext, capture_output=True, check=False,
+    )
+    return unframe(done.stdout)[0] if done.returncode == 0 else None
+
+
+def kpk_context(inst: Instance, session: Session) -> Context:
+    """The hub's KPK, acting through an account of its own (made on first use)."""
+    hub = get_tenant(session, "kpk")
+    account = session.scalar(sa.select(Investigator).where(Investigator.tenant_id == hub.id))
+    if account is None:
+        account, _password = create_investigator(
+            session, hub, "kpkfed", "Petugas KPK", Role.VERIFIKATOR,
+            settings=inst.auth_settings(),
+        )
+        session.commit()
+    return Context(inst, session, hub, account)
+
+
+def case_by_number(session: Session, number: str) -> Case:
+    case = session.scalar(sa.select(Case).where(Case.registration_number == number))
+    assert case is not None, number
+    return case
+
+
+def forward_to_member(federation: Federation, kpk_number: str, folder: Path) -> str:
+    """KPK's workstation makes the package for B's instansi (its keys from the signed key
+    list, which the hub learnt from B's tenant message), and KPK uploads it; the number of
+    B's case on the hub."""
+    from tests.workstation.helpers import run
+
+    hub = federation.hub
+    workstation = federation.demo.workstation.parent
+    with hub.sessions() as session:
+        ctx = kpk_context(hub, session)
+        bundle = folder / "bundle.zip"
+        with bundle.open("wb") as out:
+            write_bundle(hub, session, ctx.tenant, [case_by_number(session, kpk_number)], out)
+        keys = folder / "keys-kemenkes.json"
+        keys.write_bytes(signed_key_list(ctx, "kemenkes"))
+    done = run(workstation, "import", str(bundle))
+    assert done.exit_code == 0, done.output
+    package = folder / "paket.zip"
+    done = run(workstation, "forward", kpk_number, "--to", "kemenkes", "--keys", str(keys),
+               "-o", str(package))
+    assert done.exit_code == 0, done.output
+    with hub.sessions() as session:
+        ctx = kpk_context(hub, session)
+        case = case_by_number(session, kpk_number)
+        return accept_forward(ctx, case, io.BytesIO(package.read_bytes())).registration_number
+
+
+def sealed_request(member: Instance, hub: Instance, messages: tuple[Message, ...]) -> bytes:
+    """A request signed by ``member`` carrying ``messages`` past its queue (what a member, or
+    its stolen key, could send), with the member's true cursors: only the messages are odd."""
+    with member.sessions() as session:
+        peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.role == "hub"))
+        assert peer is not None
+        envelope = new_envelope(
+            own_fingerprint(member), own_fingerprint(hub), ack=peer.received_seq,
+            acked=peer.acked_seq, epoch=peer.epoch, messages=messages,
+        )
+    return seal(member.signing, envelope)

@@ -8,10 +8,8 @@ over the private Tor network.)"""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +22,29 @@ import time_machine
 from crypto.codenames import generate_codename
 from crypto.kdf import SourceSecrets
 from crypto.keyring import kill_agent
-from crypto.padding import unframe
 from peluit.demo import make_workstation_key
 from source_iface import create_app as create_source_app
-from tests.federation.conftest import Federation, client_post, mirrored_cases
+from tests.federation.conftest import (
+    Federation,
+    case_by_number,
+    client_post,
+    decrypt_with,
+    forward_to_member,
+    kpk_context,
+    mirrored_cases,
+    sealed_request,
+)
 from tests.source_iface.conftest import Reporter
 from tests.support import midday_wib, short_tempdir
-from tests.workstation.helpers import run
 from wbs import takeover
-from wbs.accounts import create_investigator
-from wbs.bundle import write_bundle
 from wbs.casework import post_reply
 from wbs.context import Context
-from wbs.domain import CaseStatus, EventKind, Role
+from wbs.domain import CaseStatus, EventKind
 from wbs.federation.exchange import sync
-from wbs.forwarding import accept_forward, forward_destinations, handling_chain, signed_key_list
+from wbs.forwarding import forward_destinations, handling_chain
 from wbs.instance import Instance
 from wbs.intake import Intake, ReportAnswers
-from wbs.models import Case, Event, FederationRefusal, Investigator, Reply, Submission, Tenant
+from wbs.models import Case, Event, FederationRefusal, Reply, Submission, Tenant
 from wbs.sources import register_source, source_replies
 from wbs.tenants import add_recipient_key, get_tenant
 
@@ -57,14 +60,6 @@ FOLLOW_UP = b"Tambahan: nomor kontraknya 44/PPK/XI/2026."
 
 def _tomorrow() -> Any:
     return time_machine.travel(midday_wib() + dt.timedelta(days=1), tick=False)
-
-
-def _decrypt(home: Path, ciphertext: bytes) -> bytes | None:
-    done = subprocess.run(
-        ["gpg", "--homedir", str(home), "--batch", "--no-tty", "--decrypt"],
-        input=ciphertext, capture_output=True, check=False,
-    )
-    return unframe(done.stdout)[0] if done.returncode == 0 else None
 
 
 @dataclass
@@ -105,49 +100,6 @@ def _file(inst: Instance, *, to_kpk: bool) -> Filed:
         return Filed(intake.new_case(ANSWERS).registration_number, codename, secrets)
 
 
-def _kpk(inst: Instance, session: Any) -> Context:
-    hub = get_tenant(session, "kpk")
-    account = session.scalar(sa.select(Investigator).where(Investigator.tenant_id == hub.id))
-    if account is None:
-        account, _password = create_investigator(
-            session, hub, "kpkfed", "Petugas KPK", Role.VERIFIKATOR,
-            settings=inst.auth_settings(),
-        )
-        session.commit()
-    return Context(inst, session, hub, account)
-
-
-def _case(session: Any, number: str) -> Case:
-    case = session.scalar(sa.select(Case).where(Case.registration_number == number))
-    assert case is not None, number
-    return case
-
-
-def _forward_to_b(federation: Federation, kpk_number: str, folder: Path) -> str:
-    """KPK's workstation makes the package for B (B's keys from the signed key list, which
-    the hub learnt from B's tenant message), and KPK uploads it; B's number on the hub."""
-    hub = federation.hub
-    workstation = federation.demo.workstation.parent
-    with hub.sessions() as session:
-        ctx = _kpk(hub, session)
-        case = _case(session, kpk_number)
-        bundle = folder / "bundle.zip"
-        with bundle.open("wb") as out:
-            write_bundle(hub, session, ctx.tenant, [case], out)
-        keys = folder / "keys-kemenkes.json"
-        keys.write_bytes(signed_key_list(ctx, "kemenkes"))
-    done = run(workstation, "import", str(bundle))
-    assert done.exit_code == 0, done.output
-    package = folder / "paket.zip"
-    done = run(workstation, "forward", kpk_number, "--to", "kemenkes", "--keys", str(keys),
-               "-o", str(package))
-    assert done.exit_code == 0, done.output
-    with hub.sessions() as session:
-        ctx = _kpk(hub, session)
-        linked = accept_forward(ctx, _case(session, kpk_number), io.BytesIO(package.read_bytes()))
-        return linked.registration_number
-
-
 def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one_codename(
     federation: Federation, homes: Homes, tmp_path: Path
 ) -> None:
@@ -164,7 +116,7 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
 
         # KPK takes A's case over on the hub: the ciphertext is KPK's to read already.
         with hub.sessions() as session:
-            ctx = _kpk(hub, session)
+            ctx = kpk_context(hub, session)
             mirror = ctx.shared().get(Case, mirrored[filed.number].id)
             assert mirror is not None
             kpk_case = takeover.take_over(ctx, mirror, "kewenangan_kpk")
@@ -172,18 +124,18 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
             post_reply(ctx, kpk_case, KPK_REPLY)
             # B's instansi is a destination for KPK (a member's mirror), never for A's mirror.
             assert "kemenkes" in {t.slug for t in forward_destinations(ctx)}
-        b_number = _forward_to_b(federation, kpk_number, tmp_path)
+        b_number = forward_to_member(federation, kpk_number, tmp_path)
         assert b_number.startswith("PLT-KEMENKES-") and int(b_number[-6:]) >= 900_000
 
         # B receives the case as its own, with the number the hub drew; its workstation reads
         # every item, and nothing of A's other case arrives.
         sync(b, post)
         with b.sessions() as session:
-            case_b = _case(session, b_number)
+            case_b = case_by_number(session, b_number)
             assert case_b.status == CaseStatus.BARU
             assert case_b.tenant_id == get_tenant(session, "kemenkes").id
             forms = [
-                _decrypt(homes.b, b.store.resolve(item.store_path).read_bytes())
+                decrypt_with(homes.b, b.store.resolve(item.store_path).read_bytes())
                 for item in case_b.submissions if item.kind.value == "form"
             ]
             assert len(forms) == 1 and forms[0] is not None
@@ -203,7 +155,7 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
         sync(a, post)
         with a.sessions() as session:
             ctx = Context(a, session, get_tenant(session, "kemendes"))
-            origin = _case(session, filed.number)
+            origin = case_by_number(session, filed.number)
             assert origin.status == CaseStatus.DITERUSKAN and origin.taken_over_at is not None
             chain = handling_chain(ctx, origin)
             assert [step.case.registration_number for step in chain] == [kpk_number, b_number]
@@ -228,13 +180,13 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
                 Submission.case_id == handler_case_id
             )).all()
             assert len(stored) == 1
-            assert _decrypt(homes.a, a.store.resolve(stored[0].store_path).read_bytes()) is None
+            assert decrypt_with(homes.a, a.store.resolve(stored[0].store_path).read_bytes()) is None
         sync(a, post)
         sync(b, post)
         with b.sessions() as session:
-            case_b = _case(session, b_number)
+            case_b = case_by_number(session, b_number)
             texts = [
-                _decrypt(homes.b, b.store.resolve(item.store_path).read_bytes())
+                decrypt_with(homes.b, b.store.resolve(item.store_path).read_bytes())
                 for item in case_b.submissions if item.kind.value == "message"
             ]
             assert FOLLOW_UP in texts
@@ -250,7 +202,7 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
         for inst in (hub, b):
             with inst.sessions() as session:
                 counts.append(session.scalar(sa.select(sa.func.count()).select_from(Reply).where(
-                    Reply.case_id == _case(session, b_number).id
+                    Reply.case_id == case_by_number(session, b_number).id
                 )))
         assert counts == [2, 2]
         with hub.sessions() as session:
@@ -264,20 +216,18 @@ def _send(federation: Federation, member: Instance, name: str, body: dict[str, A
     (or its stolen key) could send."""
     from federation_iface import create_app
     from wbs.federation import metadata
-    from wbs.federation.peers import own_fingerprint
-    from wbs.federation.wire import Message, new_envelope, seal
+    from wbs.federation.wire import Message
     from wbs.models import FederationPeer
 
     with federation.hub.sessions() as session:
         peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.name == name))
         assert peer is not None
         seq = peer.received_seq + 1
-    envelope = new_envelope(
-        own_fingerprint(member), own_fingerprint(federation.hub), ack=0,
-        messages=(Message(seq=seq, kind=metadata.SHARED_ITEM, body=body),),
+    sealed = sealed_request(
+        member, federation.hub, (Message(seq=seq, kind=metadata.SHARED_ITEM, body=body),)
     )
     response = create_app(federation.hub, testing=True).test_client().post(
-        "/federation/v1/exchange", data=seal(member.signing, envelope)
+        "/federation/v1/exchange", data=sealed
     )
     assert response.status_code == 200, response.get_data(as_text=True)
 
@@ -310,11 +260,11 @@ def test_members_add_items_only_where_they_may_and_for_whom_they_are(
     with _tomorrow():
         sync(a, post)
         with hub.sessions() as session:
-            ctx = _kpk(hub, session)
+            ctx = kpk_context(hub, session)
             mirror = ctx.shared().get(Case, mirrored_cases(hub, "member-a")[filed.number].id)
             assert mirror is not None
             kpk_number = takeover.take_over(ctx, mirror, "kewenangan_kpk").registration_number
-        b_number = _forward_to_b(federation, kpk_number, tmp_path)
+        b_number = forward_to_member(federation, kpk_number, tmp_path)
         sync(b, post)
         with a.sessions() as session:
             a_keys = current_recipients(session, get_tenant(session, "kemendes"))
@@ -337,7 +287,7 @@ def test_members_add_items_only_where_they_may_and_for_whom_they_are(
             ))
             after = session.scalar(sa.select(sa.func.count()).select_from(Submission))
             replies = session.scalar(sa.select(sa.func.count()).select_from(Reply).where(
-                Reply.case_id == _case(session, b_number).id
+                Reply.case_id == case_by_number(session, b_number).id
             ))
         assert reasons == ["not_for_handler", "unknown_case", "not_allowed", "not_for_pelapor"]
         assert after == before and replies == 0
@@ -350,4 +300,4 @@ def test_members_add_items_only_where_they_may_and_for_whom_they_are(
 
     revoke_member(hub, "member-b")
     with hub.sessions() as session:
-        assert "kemenkes" not in {t.slug for t in forward_destinations(_kpk(hub, session))}
+        assert "kemenkes" not in {t.slug for t in forward_destinations(kpk_context(hub, session))}

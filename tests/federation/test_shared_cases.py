@@ -20,13 +20,12 @@ from crypto.encrypt import encrypt_bytes
 from crypto.keyring import kill_agent
 from crypto.padding import FRAMING_PADME
 from peluit.demo import make_workstation_key
-from tests.federation.conftest import Federation, client_post, mirrored_cases
+from tests.federation.conftest import Federation, client_post, mirrored_cases, sealed_request
 from tests.support import midday_wib, short_tempdir
 from wbs.context import Context
 from wbs.federation import metadata
 from wbs.federation.exchange import sync
-from wbs.federation.peers import own_fingerprint
-from wbs.federation.wire import Message, new_envelope, seal
+from wbs.federation.wire import Message
 from wbs.instance import Instance
 from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, FederationRefusal, Submission
@@ -145,14 +144,14 @@ def test_an_item_kpk_cannot_read_is_refused_and_not_stored(federation: Federatio
         peer = session.scalar(sa.select(FederationPeer).where(FederationPeer.name == "member-a"))
         assert peer is not None
         next_seq = peer.received_seq + 1
-    envelope = new_envelope(
-        own_fingerprint(federation.a), own_fingerprint(federation.hub), ack=0,
-        messages=(Message(seq=next_seq, kind=metadata.SHARED_ITEM, body=body),),
+    sealed = sealed_request(
+        federation.a, federation.hub,
+        (Message(seq=next_seq, kind=metadata.SHARED_ITEM, body=body),),
     )
     from federation_iface import create_app
 
     response = create_app(federation.hub, testing=True).test_client().post(
-        "/federation/v1/exchange", data=seal(federation.a.signing, envelope)
+        "/federation/v1/exchange", data=sealed
     )
     assert response.status_code == 200
     with federation.hub.sessions() as session:

@@ -234,7 +234,7 @@ class Shared:
     evidence_sha256: str
 
 
-def share_with_kpk(
+def share_withkpk_context(
     demo: Any,
     a: Any,
     sync_a: Callable[[], Any],
@@ -381,8 +381,13 @@ def handled_across(
     in at A's source onion with the same codename, reads B's reply and follows up, and B's
     workstation reads the follow-up. B never receives A's other cases."""
     from peluit.demo import make_workstation_key
-    from tests.federation.conftest import Federation, mirrored_cases
-    from tests.federation.test_handling import _decrypt, _forward_to_b, _kpk
+    from tests.federation.conftest import (
+        Federation,
+        decrypt_with,
+        forward_to_member,
+        kpk_context,
+        mirrored_cases,
+    )
     from wbs import takeover
     from wbs.casework import post_reply
     from wbs.context import Context
@@ -408,7 +413,7 @@ def handled_across(
         """A case's items of ``kind`` at ``inst``, as ``workstation`` decrypts them."""
         case = session.scalar(sa.select(Case).where(Case.registration_number == number))
         return [] if case is None else [
-            _decrypt(workstation, inst.store.resolve(item.store_path).read_bytes())
+            decrypt_with(workstation, inst.store.resolve(item.store_path).read_bytes())
             for item in case.submissions if item.kind.value == kind
         ]
 
@@ -423,7 +428,7 @@ def handled_across(
     # 2. KPK takes A's case over on the hub, replies, and forwards it to B.
     mirror = mirrored_cases(hub, "member-a")[shared.number]
     with hub.sessions() as session:
-        ctx = _kpk(hub, session)
+        ctx = kpk_context(hub, session)
         checks["kpk_may_forward_to_b"] = "kemenkes" in {t.slug for t in forward_destinations(ctx)}
         own = ctx.shared().get(Case, mirror.id)
         assert own is not None, shared.number
@@ -431,7 +436,7 @@ def handled_across(
         kpk_number = kpk_case.registration_number
         post_reply(ctx, kpk_case, KPK_REPLY)
     folder.mkdir(parents=True, exist_ok=True)
-    b_number = _forward_to_b(Federation(demo, a, b), kpk_number, folder)
+    b_number = forward_to_member(Federation(demo, a, b), kpk_number, folder)
     checks["forwarded_number"] = [b_number.startswith("PLT-KEMENKES-"), int(b_number[-6:])]
     mark("kpk_forwarded_to_b")
 
@@ -677,7 +682,7 @@ inst.engine.dialect.name for inst in (hub, a, b)]
                 checks["a_kpk_key_count"] = len(hub_keys)
 
             # A pelapor files with A and shares with KPK; KPK reads it on its workstation.
-            shared = share_with_kpk(
+            shared = share_withkpk_context(
                 demo, a, lambda: sync_member(a, control_a, socks_a), workstation_a, checks, timings
             )
             mark("a_shared_case_read_by_kpk")

@@ -25,9 +25,11 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -46,7 +48,14 @@ from wbs.federation.wire import (
     verify,
 )
 from wbs.instance import Instance
-from wbs.models import FederationNonce, FederationPeer, FederationRefusal, utcnow
+from wbs.models import (
+    FederationDigest,
+    FederationNonce,
+    FederationOutbox,
+    FederationPeer,
+    FederationRefusal,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +185,66 @@ def _apply_one(session: Session, message: Message, apply: Callable[[Message], No
         ) from None
 
 
+# --- starting a link over (after a restore) -------------------------------------------------------
+
+# Written by a restore from a backup (wbs.backup); the next exchange starts every link over.
+RESTORED_MARKER = "restored"
+
+
+def new_epoch(peer: FederationPeer) -> int:
+    """A new epoch for the link: the time in milliseconds, later than any the link had."""
+    return max(int(time.time() * 1000), peer.epoch + 1)
+
+
+def reset_link(session: Session, peer: FederationPeer, epoch: int) -> None:
+    """Start the link's numbering over in ``epoch``: both cursors and the count back to zero,
+    the messages not yet confirmed dropped, and what was queued forgotten, so the next
+    exchange queues everything again by difference. Kept: which items came from the peer
+    (``from``) and which the peer's items were received here (``in:``), so nothing comes back
+    or is stored twice."""
+    log.warning("federation: the link with %s starts over (epoch %s)", peer.name, epoch)
+    peer.epoch = epoch
+    peer.received_seq = peer.sent_seq = peer.acked_seq = peer.applied_count = 0
+    session.execute(sa.delete(FederationOutbox).where(FederationOutbox.peer_id == peer.id))
+    session.execute(sa.delete(FederationDigest).where(
+        FederationDigest.peer_id == peer.id,
+        FederationDigest.digest != "from",
+        ~FederationDigest.key.startswith(metadata.RECEIVED_PREFIX),
+    ))
+    session.flush()
+
+
+def resync(inst: Instance, name: str | None = None) -> list[str]:
+    """Start links over: the one with the peer ``name``, or every link (what a restore from a
+    backup needs). The other side follows at the next exchange. Returns the peers' names."""
+    with inst.sessions() as session:
+        query = sa.select(FederationPeer).where(FederationPeer.status == "active")
+        if name is not None:
+            query = query.where(FederationPeer.name == name)
+        peers = list(session.scalars(query.with_for_update()))
+        if name is not None and not peers:
+            raise SyncError(f"no active link with {name!r}")
+        for peer in peers:
+            reset_link(session, peer, new_epoch(peer))
+        session.commit()
+        names = [peer.name for peer in peers]
+    (_folder(inst) / RESTORED_MARKER).unlink(missing_ok=True)
+    return names
+
+
+def _after_restore(inst: Instance) -> None:
+    """A restore from a backup turned this side's sequence numbers back: start every link
+    over before anything is exchanged (structural: no operator has to remember it)."""
+    if (_folder(inst) / RESTORED_MARKER).exists():
+        resync(inst)
+
+
+def _folder(inst: Instance) -> Path:
+    folder = inst.config.instance_dir / "federation"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
 # --- the hub ------------------------------------------------------------------------------------
 
 
@@ -186,6 +255,7 @@ def answer(inst: Instance, raw: bytes) -> bytes:
     except WireError as exc:
         record_refusal(inst, None, exc.reason, exc.detail)
         raise Refused(exc.reason, exc.detail) from None
+    _after_restore(inst)
     own = own_fingerprint(inst)
     with inst.sessions() as session:
         peer = session.scalar(
@@ -236,8 +306,27 @@ def _answer_verified(
     if peer.status != "active":
         # Revoked while this request was being checked: refused all the same.
         raise Refused("revoked", f"{peer.name} is {peer.status}")
-    if envelope.ack > peer.sent_seq:
-        raise Refused("bad_ack", f"acknowledges {envelope.ack}, only {peer.sent_seq} were sent")
+    restored = _restored_side(peer, envelope)
+    if envelope.epoch > peer.epoch:
+        # The member started the link over (restored from a backup): so does the hub.
+        reset_link(session, peer, envelope.epoch)
+    elif envelope.epoch < peer.epoch or restored is not None:
+        # The hub started over (restored, or resynchronised) and the member does not know
+        # yet; or one side was restored from a backup and the numbers disagree. Nothing of
+        # the request is applied (its numbers may name other messages than the hub's); the
+        # answer names the epoch, and the member starts over in it. If anything was
+        # exchanged in the hub's epoch already, the hub starts over again too: both sides
+        # then count from one.
+        if restored is not None:
+            add_refusal(session, peer.id, "started_over", restored)
+        if restored is not None or peer.received_seq or peer.acked_seq:
+            reset_link(session, peer, new_epoch(peer))
+        peer.last_contact_at = utcnow()
+        session.commit()
+        return new_envelope(
+            own_fingerprint(inst), peer.fingerprint, ack=0, in_reply_to=envelope.nonce,
+            applied_through=0, epoch=peer.epoch,
+        )
     metadata.confirm(session, peer, envelope.ack)
     writer = metadata.MirrorWriter(session, peer, envelope.messages, inst)
     try:
@@ -262,6 +351,8 @@ def _answer_verified(
         messages=_outbox(session, peer, inst),
         in_reply_to=envelope.nonce,
         applied_through=peer.received_seq,
+        epoch=peer.epoch,
+        acked=peer.acked_seq,
     )
 
 
@@ -272,6 +363,20 @@ def _outbox(session: Session, peer: FederationPeer, inst: Instance) -> tuple[Mes
         # Its effects are committed; the member gets the items at its next sync.
         log.warning("federation: %s", exc)
         return ()
+
+
+def _restored_side(peer: FederationPeer, envelope: Envelope) -> str | None:
+    """Why one side must have been restored from a backup, if the numbers say so: each side's
+    cursors only grow within an epoch, so one that went back was restored."""
+    if envelope.epoch != peer.epoch:
+        return None
+    if envelope.ack < peer.acked_seq:
+        return (f"{peer.name} applied {envelope.ack} of this side's messages, it had "
+                f"confirmed {peer.acked_seq}: it was restored from a backup")
+    if envelope.ack > peer.sent_seq or envelope.acked > peer.received_seq:
+        return (f"{peer.name} holds more of this link than this side: this side was restored "
+                "from a backup")
+    return None
 
 
 def _remember_nonce(session: Session, nonce: str) -> None:
@@ -314,9 +419,7 @@ def sync(inst: Instance, post: Post, *, max_rounds: int = 10_000) -> SyncResult:
 
 @contextmanager
 def _sync_lock(inst: Instance) -> Iterator[None]:
-    folder = inst.config.instance_dir / "federation"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    with (folder / "sync.lock").open("a") as lock:
+    with (_folder(inst) / "sync.lock").open("a") as lock:
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -325,6 +428,7 @@ def _sync_lock(inst: Instance) -> Iterator[None]:
 
 
 def _sync(inst: Instance, post: Post, max_rounds: int) -> SyncResult:
+    _after_restore(inst)
     with inst.sessions() as session:
         peer = hub_peer(session)
         if peer is None:
@@ -356,7 +460,8 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
             outgoing = metadata.outbox(session, peer, BATCH, inst.store)
         except metadata.ItemUnreadable as exc:
             raise SyncError(str(exc)) from None
-        request = new_envelope(own, peer.fingerprint, ack=peer.received_seq, messages=outgoing)
+        request = new_envelope(own, peer.fingerprint, ack=peer.received_seq, messages=outgoing,
+                               epoch=peer.epoch, acked=peer.acked_seq)
         hub_key, hub_fingerprint, peer_id = peer.public_key, peer.fingerprint, peer.id
         session.rollback()
     sealed = seal(inst.signing, request)
@@ -384,6 +489,17 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
         peer = session.get(FederationPeer, peer_id, with_for_update=True)
         if peer is None or peer.status != "active":
             raise SyncError("this installation left its hub during the sync")
+        if response.epoch > peer.epoch:
+            # The hub started the link over: so does this side, and sends everything again.
+            reset_link(session, peer, response.epoch)
+            metadata.queue_changes(session, peer, store=inst.store, keyring=inst.keyring)
+            peer.last_contact_at = utcnow()
+            session.commit()
+            return 0, 0, True
+        if response.epoch < peer.epoch:
+            session.rollback()
+            record_refusal(inst, peer_id, "stale_epoch", "the hub answered in an older epoch")
+            raise SyncError("the hub answered in an older epoch of the link")
         if response.applied_through > peer.sent_seq:
             session.rollback()
             record_refusal(inst, peer_id, "bad_ack", "the hub confirms messages never sent")

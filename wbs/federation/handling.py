@@ -51,7 +51,7 @@ from wbs.federation.wire import Message
 from wbs.forwarding import MAX_LINKS, linked_source
 from wbs.instance import Instance
 from wbs.intake import new_case_row
-from wbs.models import Case, Event, FederationDigest, FederationPeer, Reply, Source, Tenant
+from wbs.models import Case, Event, FederationPeer, Reply, Source, Tenant
 from wbs.sharing import log_share
 from wbs.tenancy import TenantScope
 from wbs.tenants import current_keys
@@ -356,7 +356,10 @@ class HubWriter:
         """A case KPK forwarded to one of this installation's instansi."""
         tenant = self._own_tenant(metadata._text(body, "tenant", 40))
         number = self._case_number(body, tenant)
-        if self._by_number(number) is not None:
+        held = self._by_number(number)
+        if held is not None:
+            if held.tenant_id == tenant.id and self._forwarded_here(held):
+                return  # sent again after the link started over: received already
             raise MessageRefused("case_conflict", f"{number} exists here")
         sender = body.get("from")
         items = body.get("items")
@@ -417,6 +420,8 @@ class HubWriter:
     def _item(self, body: dict[str, Any]) -> None:
         number = metadata._text(body, "number", 80)
         part = metadata.ItemPart.parse(body)
+        if metadata.received_before(self.session, self.hub.id, part):
+            return  # sent again after the link started over: stored already
         case = self._by_number(number)
         staging = metadata.stage_part(self.inst, self.hub.id, part, number)
         if staging is None:
@@ -472,9 +477,8 @@ class HubWriter:
                                     self.stored)
         if isinstance(row, Reply) and tenant.federation_peer_id is None:
             row.read_by_source = True  # a reply of the package: the pelapor read it before
-        # Came from the hub: never sent back to it.
-        self.session.add(FederationDigest(peer_id=self.hub.id, key=metadata.item_key(row),
-                                          digest="from"))
+        # Came from the hub: never sent back to it, nor stored twice.
+        metadata.mark_received(self.session, self.hub.id, part, row)
 
     def discard_stored(self) -> None:
         for path in self.stored:

@@ -863,6 +863,8 @@ class MirrorWriter:
             raise MessageRefused("no_store", "items are not taken here")
         number = _text(body, "number", 80)
         part = ItemPart.parse(body)
+        if received_before(self.session, self.member.id, part):
+            return  # sent again after the link started over: stored already
         case, readers, what = self._item_case(self.inst, number, part.kind)
         staging = stage_part(self.inst, self.member.id, part, number)
         if staging is None:
@@ -877,9 +879,9 @@ class MirrorWriter:
             raise
         row = store_staged(self.inst, self.session, case, self._slug(case), staging, part,
                            self.stored)
-        # Never sent back to the member it came from (wbs.federation.handling).
-        self.session.add(FederationDigest(peer_id=self.member.id, key=item_key(row),
-                                          digest="from"))
+        # Never sent back to the member it came from (wbs.federation.handling), nor stored
+        # twice.
+        mark_received(self.session, self.member.id, part, row)
 
     def _slug(self, case: Case) -> str:
         tenant = self.session.get(Tenant, case.tenant_id)
@@ -979,6 +981,26 @@ class ItemPart:
         data = body.get("data")
         return cls(item, kind, framing, _date(body, "created"), size, digest, part, parts,
                    None if data is None else str(data))
+
+
+# Digest keys of the items received from a peer (its name for the item and its hash): an item
+# sent again after the link started over (wbs.federation.exchange.reset_link) is not stored
+# twice, and one the sender made anew after a restore (the same row id, other content) is.
+RECEIVED_PREFIX = "in:"
+
+
+def received_key(part: ItemPart) -> str:
+    return f"{RECEIVED_PREFIX}{part.item}:{part.sha256}"
+
+
+def received_before(session: Session, peer_id: int, part: ItemPart) -> bool:
+    return session.get(FederationDigest, (peer_id, received_key(part))) is not None
+
+
+def mark_received(session: Session, peer_id: int, part: ItemPart, row: Submission | Reply) -> None:
+    """The item is stored here: never again from this peer, never back to it."""
+    session.add(FederationDigest(peer_id=peer_id, key=received_key(part), digest="in"))
+    session.add(FederationDigest(peer_id=peer_id, key=item_key(row), digest="from"))
 
 
 def staging_path(inst: Instance, peer_id: int, item: str) -> Path:

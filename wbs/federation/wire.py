@@ -70,6 +70,11 @@ class Envelope:
     messages: tuple[Message, ...]
     in_reply_to: str | None = None  # a response names the request's nonce
     applied_through: int | None = None  # a response: the last request message applied
+    # When the link's numbering last started over (wbs.federation.exchange.resync).
+    epoch: int = 0
+    # The last of the sender's own messages the receiver confirmed: a receiver that applied
+    # fewer was restored from a backup (wbs.federation.exchange).
+    acked: int = 0
 
     def as_json(self) -> dict[str, Any]:
         value: dict[str, Any] = {
@@ -79,6 +84,8 @@ class Envelope:
             "at": self.at,
             "nonce": self.nonce,
             "ack": self.ack,
+            "epoch": self.epoch,
+            "acked": self.acked,
             "messages": [message.as_json() for message in self.messages],
         }
         if self.in_reply_to is not None:
@@ -95,6 +102,8 @@ def new_envelope(
     messages: tuple[Message, ...] = (),
     in_reply_to: str | None = None,
     applied_through: int | None = None,
+    epoch: int = 0,
+    acked: int = 0,
 ) -> Envelope:
     return Envelope(
         sender=sender,
@@ -105,6 +114,8 @@ def new_envelope(
         messages=messages,
         in_reply_to=in_reply_to,
         applied_through=applied_through,
+        epoch=epoch,
+        acked=acked,
     )
 
 
@@ -171,6 +182,8 @@ def verify(
         at = int(value["at"])
         nonce = str(value["nonce"])
         ack = int(value["ack"])
+        epoch = int(value["epoch"])
+        acked = int(value["acked"])
         messages = tuple(
             Message(seq=int(item["seq"]), kind=str(item["kind"]), body=dict(item["body"]))
             for item in value["messages"]
@@ -179,7 +192,10 @@ def verify(
         applied = value.get("applied_through")
     except (KeyError, TypeError, ValueError, OverflowError):
         raise WireError("malformed", "the envelope lacks a field or has a wrong one") from None
-    if not (8 <= len(nonce) <= 64) or len(messages) > MAX_MESSAGES or ack < 0:
+    if (
+        not (8 <= len(nonce) <= 64) or len(messages) > MAX_MESSAGES or ack < 0
+        or not 0 <= epoch < 2**62 or acked < 0
+    ):
         raise WireError("malformed", "the envelope's nonce, ack or size is out of range")
     current = time.time() if now is None else now
     if abs(current - at) > FRESHNESS_SECONDS:
@@ -193,4 +209,6 @@ def verify(
         messages=messages,
         in_reply_to=None if in_reply_to is None else str(in_reply_to),
         applied_through=None if applied is None else int(applied),
+        epoch=epoch,
+        acked=acked,
     )
