@@ -169,15 +169,23 @@ def signed_key_list(ctx: Context, slug: str) -> bytes:
 
 def _reachable(ctx: Context) -> sa.ColumnElement[bool]:
     """The tenants a case of the context's tenant may be forwarded to: this installation's
-    own; and for KPK on a hub, a member's instansi too (the package travels to the member
-    over the federation link, :mod:`wbs.federation.handling`), while the member is active."""
-    own = Tenant.federation_peer_id.is_(None)
-    if not ctx.tenant.is_hub or ctx.tenant.federation_peer_id is not None:
-        return own
-    members = sa.select(FederationPeer.id).where(
-        FederationPeer.role == "member", FederationPeer.status == "active"
+    own; on a member, KPK (its mirror here: the package travels to the hub over the
+    federation link, :mod:`wbs.federation.handling`); and for KPK on a hub, a member's
+    instansi (the package travels to the member). Only over a link that is active."""
+    if ctx.tenant.federation_peer_id is not None:
+        return sa.false()  # a mirror's cases are handled on its own installation
+    reach = Tenant.federation_peer_id.is_(None) | (
+        Tenant.is_hub & Tenant.federation_peer_id.in_(_active("hub"))
     )
-    return own | Tenant.federation_peer_id.in_(members)
+    if ctx.tenant.is_hub:
+        reach = reach | Tenant.federation_peer_id.in_(_active("member"))
+    return reach
+
+
+def _active(role: str) -> sa.Select[int]:
+    return sa.select(FederationPeer.id).where(
+        FederationPeer.role == role, FederationPeer.status == "active"
+    )
 
 
 def forward_destinations(ctx: Context) -> list[Tenant]:

@@ -9,7 +9,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -214,31 +214,45 @@ def case_by_number(session: Session, number: str) -> Case:
     return case
 
 
-def forward_to_member(federation: Federation, kpk_number: str, folder: Path) -> str:
-    """KPK's workstation makes the package for B's instansi (its keys from the signed key
-    list, which the hub learnt from B's tenant message), and KPK uploads it; the number of
-    B's case on the hub."""
+def forward_with_workstation(
+    inst: Instance, acting: Callable[[Session], Context], number: str, to: str,
+    workstation: Path, folder: Path,
+) -> str:
+    """An institution forwards its case ``number`` to ``to`` as its investigators do: an
+    export bundle and the signed key list into its workstation (the data folder
+    ``workstation``, holding its secret key), the package out of it, uploaded by an account
+    (``acting``); the number of the linked case."""
     from tests.workstation.helpers import run
 
-    hub = federation.hub
-    workstation = federation.demo.workstation.parent
-    with hub.sessions() as session:
-        ctx = kpk_context(hub, session)
-        bundle = folder / "bundle.zip"
+    with inst.sessions() as session:
+        ctx = acting(session)
+        bundle = folder / f"bundle-{number}.zip"
         with bundle.open("wb") as out:
-            write_bundle(hub, session, ctx.tenant, [case_by_number(session, kpk_number)], out)
-        keys = folder / "keys-kemenkes.json"
-        keys.write_bytes(signed_key_list(ctx, "kemenkes"))
+            write_bundle(inst, session, ctx.tenant, [case_by_number(session, number)], out)
+        keys = folder / f"keys-{to}.json"
+        keys.write_bytes(signed_key_list(ctx, to))
     done = run(workstation, "import", str(bundle))
     assert done.exit_code == 0, done.output
-    package = folder / "paket.zip"
-    done = run(workstation, "forward", kpk_number, "--to", "kemenkes", "--keys", str(keys),
+    package = folder / f"paket-{number}.zip"
+    done = run(workstation, "forward", number, "--to", to, "--keys", str(keys),
                "-o", str(package))
     assert done.exit_code == 0, done.output
-    with hub.sessions() as session:
-        ctx = kpk_context(hub, session)
-        case = case_by_number(session, kpk_number)
+    with inst.sessions() as session:
+        ctx = acting(session)
+        case = case_by_number(session, number)
         return accept_forward(ctx, case, io.BytesIO(package.read_bytes())).registration_number
+
+
+def forward_to_member(
+    federation: Federation, kpk_number: str, folder: Path, to: str = "kemenkes"
+) -> str:
+    """KPK's workstation makes the package for a member's instansi (its keys from the signed
+    key list, which the hub learnt from the member's tenant message), and KPK uploads it."""
+    hub = federation.hub
+    return forward_with_workstation(
+        hub, lambda session: kpk_context(hub, session), kpk_number, to,
+        federation.demo.workstation.parent, folder,
+    )
 
 
 def sealed_request(member: Instance, hub: Instance, messages: tuple[Message, ...]) -> bytes:

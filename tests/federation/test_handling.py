@@ -30,6 +30,7 @@ from tests.federation.conftest import (
     client_post,
     decrypt_with,
     forward_to_member,
+    forward_with_workstation,
     kpk_context,
     mirrored_cases,
     sealed_request,
@@ -160,6 +161,8 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
             chain = handling_chain(ctx, origin)
             assert [step.case.registration_number for step in chain] == [kpk_number, b_number]
             assert chain[-1].tenant.slug == "kemenkes"
+            # B's instansi is mirrored at A now, but a member forwards to KPK only.
+            assert {t.slug for t in forward_destinations(ctx)} == {"kpk"}
             kpk_texts = [text for _reply, text in
                          source_replies(ctx, filed.secrets, origin, chain[0].case)]
             assert KPK_REPLY in kpk_texts
@@ -291,13 +294,110 @@ def test_members_add_items_only_where_they_may_and_for_whom_they_are(
             ))
         assert reasons == ["not_for_handler", "unknown_case", "not_allowed", "not_for_pelapor"]
         assert after == before and replies == 0
-        # Only KPK forwards to a member: A's side of the hub (its instansi's mirror) is not a
-        # destination for a member, and a revoked member's instansi is none for KPK.
+        # A member forwards to KPK (its mirror here) and to no instansi of the hub's, and a
+        # revoked member's instansi is no destination for KPK.
         with a.sessions() as session:
             ctx = Context(a, session, get_tenant(session, "kemendes"))
-            assert {t.slug for t in forward_destinations(ctx)} == set()
+            assert {t.slug for t in forward_destinations(ctx)} == {"kpk"}
     from wbs.federation.peers import revoke_member
 
     revoke_member(hub, "member-b")
     with hub.sessions() as session:
         assert "kemenkes" not in {t.slug for t in forward_destinations(kpk_context(hub, session))}
+
+
+def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
+    federation: Federation, homes: Homes, tmp_path: Path
+) -> None:
+    """Pelimpahan across installations in both directions: A's investigators forward a case
+    to KPK with their workstation's package (as in one deployment); KPK reads it, replies,
+    and hands it back to A; the pelapor follows it all with one codename at A."""
+    from wbs.accounts import create_investigator
+    from wbs.domain import Role
+    from wbs.models import Investigator
+
+    hub, a = federation.hub, federation.a
+    post = client_post(hub)
+    sync(a, post)
+    filed = _file(a, to_kpk=False)
+    workstation = tmp_path / "ws-a"
+    shutil.copytree(homes.a, workstation / "gnupg", ignore=shutil.ignore_patterns("S.*"))
+
+    def a_account(session: Any) -> Context:
+        tenant = get_tenant(session, "kemendes")
+        account = session.scalar(
+            sa.select(Investigator).where(Investigator.tenant_id == tenant.id)
+        )
+        if account is None:
+            account, _password = create_investigator(
+                session, tenant, "verifa", "Verifikator A", Role.VERIFIKATOR,
+                settings=a.auth_settings(),
+            )
+            session.commit()
+        return Context(a, session, tenant, account)
+
+    with _tomorrow():
+        with a.sessions() as session:
+            # KPK is a destination for a member's instansi, as it is in one deployment.
+            assert "kpk" in {t.slug for t in forward_destinations(a_account(session))}
+        kpk_number = forward_with_workstation(
+            a, a_account, filed.number, "kpk", workstation, tmp_path
+        )
+        assert kpk_number.startswith("PLT-KPK-")
+        sync(a, post)
+        with hub.sessions() as session:
+            kpk_case = case_by_number(session, kpk_number)
+            assert kpk_case.tenant_id == get_tenant(session, "kpk").id
+            forms = [
+                decrypt_with(federation.demo.workstation,
+                             hub.store.resolve(item.store_path).read_bytes())
+                for item in kpk_case.submissions if item.kind.value == "form"
+            ]
+            assert len(forms) == 1 and forms[0] is not None
+            assert json.loads(forms[0])["apa"] == "Mark-up alat kesehatan"
+            mirror = case_by_number(session, filed.number)
+            assert mirror.linked_to_case_id == kpk_case.id
+            post_reply(kpk_context(hub, session), kpk_case, KPK_REPLY)
+        sync(a, post)
+        with a.sessions() as session:
+            ctx = Context(a, session, get_tenant(session, "kemendes"))
+            origin = case_by_number(session, filed.number)
+            chain = handling_chain(ctx, origin)
+            assert [step.case.registration_number for step in chain] == [kpk_number]
+            texts = [t for _r, t in source_replies(ctx, filed.secrets, origin, chain[0].case)]
+            assert texts == [KPK_REPLY]
+
+        # KPK hands it back to A's instansi: a case of A's own again, at the end of the chain.
+        back = forward_to_member(federation, kpk_number, tmp_path, to="kemendes")
+        sync(a, post)
+        with a.sessions() as session:
+            ctx = Context(a, session, get_tenant(session, "kemendes"))
+            origin = case_by_number(session, filed.number)
+            chain = handling_chain(ctx, origin)
+            assert [step.case.registration_number for step in chain] == [kpk_number, back]
+            returned = chain[-1].case
+            assert returned.tenant_id == ctx.tenant.id and returned.status == CaseStatus.BARU
+            # A's workstation reads what came back (re-encrypted to A's keys by KPK's).
+            forms = [
+                decrypt_with(homes.a, a.store.resolve(item.store_path).read_bytes())
+                for item in returned.submissions if item.kind.value == "form"
+            ]
+            assert len(forms) == 1 and forms[0] is not None
+            post_reply(ctx, returned, B_REPLY)
+        reporter = Reporter(create_source_app(a, testing=True).test_client(), "kemendes")
+        assert reporter.login(filed.codename).status_code == 302
+        page = reporter.get("/pengaduan").get_data(as_text=True)
+        assert B_REPLY in page and KPK_REPLY in page
+        assert "Dilimpahkan kepada Komisi Pemberantasan Korupsi" in page
+        assert reporter.send_follow_up(filed.number, FOLLOW_UP.decode()).status_code == 302
+        with a.sessions() as session:
+            returned = case_by_number(session, back)
+            assert [s.kind.value for s in returned.submissions].count("message") == 1
+        sync(a, post)
+        # A's reply went to the hub (KPK's monitoring of the case) and nowhere back; the
+        # pelapor's follow-up stayed at A, which handles the case.
+        assert sync(a, post).sent == 0
+        with hub.sessions() as session:
+            assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+        with a.sessions() as session:
+            assert list(session.scalars(sa.select(FederationRefusal.reason))) == []

@@ -271,15 +271,18 @@ def test_mirrors_take_no_reports_and_no_forwarding_here(federation: Federation) 
     for inst, slug in ((federation.a, "kpk"), (federation.hub, "kemendes")):
         app = create_source_app(inst, testing=True, dev_tenant_paths=True)
         assert app.test_client().get(f"/{slug}/").status_code == 404
-        with inst.sessions() as session:
-            own = session.scalar(
-                sa.select(Tenant).where(
-                    Tenant.federation_peer_id.is_(None), Tenant.is_hub.is_(False)
-                )
-            )
-            assert own is not None
-            with pytest.raises(Refusal):
-                forward_destination(Context(inst, session, own), slug)
+    # Forwarding across installations goes between KPK and a member only: the hub's other
+    # instansi cannot forward to a member's (its package would have no way there), while a
+    # member's instansi forwards to KPK (wbs.federation.handling, test_handling.py).
+    with federation.hub.sessions() as session:
+        province = session.scalar(sa.select(Tenant).where(Tenant.slug == "pemprov-sumsel"))
+        assert province is not None
+        with pytest.raises(Refusal):
+            forward_destination(Context(federation.hub, session, province), "kemendes")
+    with federation.a.sessions() as session:
+        own = session.scalar(sa.select(Tenant).where(Tenant.slug == "kemendes"))
+        assert own is not None
+        assert forward_destination(Context(federation.a, session, own), "kpk").is_hub
 
 
 def test_sketches_travel_and_kpk_finds_duplicates_across_installations(

@@ -247,6 +247,15 @@ class HubWriter:
                            f"{slug} (federation)")
         return tenant
 
+    def _chain_tenant(self, entry: dict[str, Any]) -> Tenant:
+        """A link's institution: one of this installation's own (KPK handed the case back
+        to it), or a mirror of the other side's."""
+        slug = metadata._text(entry, "tenant", 40)
+        own = self.session.scalar(sa.select(Tenant).where(
+            Tenant.slug == slug, Tenant.federation_peer_id.is_(None), Tenant.is_hub.is_(False)
+        ))
+        return own if own is not None else self._mirror(entry)
+
     def _own_tenant(self, slug: str) -> Tenant:
         tenant = self.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
         if tenant is None or tenant.federation_peer_id is not None or tenant.is_hub:
@@ -280,16 +289,26 @@ class HubWriter:
         for entry in chain:
             if not isinstance(entry, dict):
                 raise MessageRefused("malformed", "handled: a link is not an object")
-            tenant = self._mirror(entry)
+            tenant = self._chain_tenant(entry)
             number = self._case_number(entry, tenant)
             status = metadata._choice(entry, "status", CaseStatus)
             step = self._by_number(number)
+            if step is None and tenant.federation_peer_id is None:
+                # Handed back to this installation: its case_in came first.
+                raise MessageRefused("unknown_case", f"{number} did not arrive here")
             if step is None:
                 step = self._mirror_case(tenant, number, origin, source, previous, entry)
-            elif step.tenant_id != tenant.id or step.linked_from_case_id != previous.id:
+            elif step.tenant_id != tenant.id or step.linked_from_case_id not in (
+                None, previous.id
+            ):
                 raise MessageRefused("case_conflict", f"{number} is another case here")
+            # A case KPK forwarded here (case_in) before this told where it came from.
+            step.linked_from_case_id = previous.id
             if previous.linked_to_case_id != step.id:
                 self._link(previous, step, tenant, origin, entry)
+            if tenant.federation_peer_id is None:
+                previous = step  # this installation's own case: its status is its own
+                continue
             if step.status != status:
                 TenantScope(self.session, tenant).add(Event(
                     case_id=step.id, kind=EventKind.STATUS_CHANGED, from_status=step.status,
@@ -395,19 +414,12 @@ class HubWriter:
         ctx.scope.add(case)
         self.session.flush()
         origin.linked_to_case_id = case.id
-        readers = metadata.tenant_key_ids(self.session, self.inst.keyring, tenant.id)
-        reply_readers = metadata.public_key_ids(self.inst.keyring, [armored])
-        for entry in items:
-            if not isinstance(entry, dict):
-                raise MessageRefused("malformed", "case_in: an item is not an object")
-            size = metadata._optional_int(entry, "size", metadata.MAX_ITEM_BYTES) or 0
-            parts = -(-size // metadata.CHUNK)
-            part = metadata.ItemPart.parse({**entry, "part": parts - 1, "parts": parts})
-            staging = metadata.staging_path(self.inst, self.hub.id, part.item)
-            if not staging.exists():
-                raise MessageRefused("malformed", f"case_in: item {part.item} did not arrive")
-            self._store(case, tenant, staging, part,
-                        reply_readers if part.kind == "reply" else readers)
+        metadata.complete_items(
+            self.inst, self.session, self.hub.id, case, tenant.slug, items,
+            {"reply": metadata.public_key_ids(self.inst.keyring, [armored]),
+             "other": metadata.tenant_key_ids(self.session, self.inst.keyring, tenant.id)},
+            self.stored, self.completed,
+        )
         ctx.scope.add(Event(case_id=case.id, kind=EventKind.CASE_CREATED,
                             to_status=CaseStatus.BARU))
         ctx.scope.add(Event(

@@ -48,20 +48,24 @@ from crypto.keyring import Keyring
 from crypto.padding import FRAMINGS
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 from crypto.sketches import KEY_ID_RE, SketchFormatError, parse_signatures
+from wbs.context import Context
+from wbs.coordination import claim_case
 from wbs.domain import (
     REGISTRATION_PREFIX,
     CaseStatus,
     Channel,
+    EventKind,
     KpkSharing,
     SubmissionKind,
     TenantKind,
 )
 from wbs.federation.wire import Message, canonical
 from wbs.forwarding import MAX_LINKS
-from wbs.intake import IntakeClosed, ensure_space
+from wbs.intake import IntakeClosed, ensure_space, new_case_row
 from wbs.models import (
     Case,
     CaseSketch,
+    Event,
     FederationDigest,
     FederationOutbox,
     FederationPeer,
@@ -73,6 +77,7 @@ from wbs.models import (
     utc_today_start,
 )
 from wbs.store import Store
+from wbs.tenancy import TenantScope
 
 if TYPE_CHECKING:
     from wbs.instance import Instance
@@ -83,8 +88,11 @@ CASE = "case"
 CASE_GONE = "case_gone"
 SKETCH = "sketch"
 SHARED_ITEM = "shared_item"
+# A case this member's investigators forwarded to KPK (a forwarding package uploaded here):
+# its items travel first, as shared_item parts, then this (wbs.federation.handling).
+CASE_OUT = "case_out"
 KPK_KEYS = "kpk_keys"
-MEMBER_KINDS = (TENANT, CASE, CASE_GONE, SKETCH, SHARED_ITEM)
+MEMBER_KINDS = (TENANT, CASE, CASE_GONE, SKETCH, SHARED_ITEM, CASE_OUT)
 # A shared item travels in parts of this size (one message each, read from the store when
 # sent, never copied into the queue); an envelope carries at most ENVELOPE_DATA of them.
 CHUNK = 4 * 1024 * 1024
@@ -405,10 +413,17 @@ def _queue_shared_items(
     mirrors = sa.select(Tenant.id).where(Tenant.federation_peer_id == queue.peer.id)
     origin = aliased(Case)
     from_hub = sa.select(origin.id).where(origin.tenant_id.in_(mirrors))
-    relayed = _item_rows(session, Case.tenant_id.in_(mirrors)) + _item_rows(
-        session, Case.tenant_id.in_(tenant_ids) & Case.linked_from_case_id.in_(from_hub)
-    )
+    waiting = _queue_cases_out(session, queue, tenant_ids, store, keyring)
+    relayed = _item_rows(session, Case.tenant_id.in_(mirrors)) + [
+        # Of a case KPK forwarded here, only what this side adds: its investigators' replies
+        # (the pelapor's follow-ups come from the hub).
+        row for row in _item_rows(
+            session, Case.tenant_id.in_(tenant_ids) & Case.linked_from_case_id.in_(from_hub)
+        ) if row[2] == "reply"
+    ]
     for key, number, kind, row in relayed:
+        if number in waiting:
+            continue  # a case forwarded to KPK that has not gone yet: its items go with it
         if kind == "reply" and key in queue.digests:
             # The handler's replies came from the hub (and only from it): kept as its own.
             queue.seen.add(key)
@@ -424,6 +439,60 @@ def _queue_shared_items(
 def item_name(key: str) -> str:
     """An item's name on the link (the receiver's staging file): from its key, not its id."""
     return hashlib.sha256(f"peluit/federation-item\0{key}".encode()).hexdigest()[:32]
+
+
+def _queue_cases_out(
+    session: Session, queue: _Queue, tenant_ids: list[int], store: Store, keyring: Keyring
+) -> set[str]:
+    """Each case this member's investigators forwarded to KPK (its linked case in KPK's
+    mirror here, made from their package), once: its items, then the case. Returns the
+    numbers of those that wait (their origin has not travelled yet: the hub must know it)."""
+    origin = aliased(Case)
+    rows = session.execute(
+        sa.select(Case, origin.registration_number, Tenant.slug)
+        .join(origin, origin.id == Case.linked_from_case_id)
+        .join(Tenant, Tenant.id == origin.tenant_id)
+        .where(
+            Case.tenant_id.in_(
+                sa.select(Tenant.id).where(Tenant.federation_peer_id == queue.peer.id)
+            ),
+            Case.intake_package.is_not(None),
+            origin.tenant_id.in_(tenant_ids),
+        )
+        .order_by(Case.id)
+    ).all()
+    waiting: set[str] = set()
+    for case, origin_number, origin_slug in rows:
+        key = f"case_out:{case.registration_number}"
+        if origin_number in queue.held:
+            waiting.add(case.registration_number)
+            continue
+        queue.seen.add(key)
+        if key in queue.digests:
+            continue
+        items = []
+        for item_key_, number, kind, row in _item_rows(session, Case.id == case.id):
+            item = _offer_item(queue, store, keyring.gpg_binary, item_key_, number, kind, row,
+                               None)
+            if item is not None:
+                items.append({name: value for name, value in item.items() if name != "number"})
+        source = session.get(Source, case.source_id)
+        tenant = session.get(Tenant, case.tenant_id)
+        if source is None or tenant is None:  # pragma: no cover - a case keeps both
+            continue
+        queue.push(CASE_OUT, {
+            "number": case.registration_number,
+            "tenant": tenant.slug,
+            "from": {"tenant": origin_slug, "number": origin_number},
+            "category": case.category,
+            "mcp_area": case.mcp_area,
+            "channel": str(case.channel),
+            "reply_key": source.reply_public_key,
+            "items": items,
+        })
+        queue.added.append({"peer_id": queue.peer.id, "key": key, "digest": "sent"})
+        queue.digests[key] = "sent"
+    return waiting
 
 
 def _offer_item(
@@ -674,6 +743,8 @@ class MirrorWriter:
             self._sketch(message.body)
         elif message.kind == SHARED_ITEM:
             self._shared_item(message.body)
+        elif message.kind == CASE_OUT:
+            self._case_out(message.body)
         else:
             raise MessageRefused("unknown_kind", f"a member does not send {message.kind!r}")
 
@@ -865,6 +936,11 @@ class MirrorWriter:
         part = ItemPart.parse(body)
         if received_before(self.session, self.member.id, part):
             return  # sent again after the link started over: stored already
+        if self._for_case_out(number):
+            # An item of a case the member forwards to KPK: its case_out follows and takes it
+            # from staging.
+            stage_part(self.inst, self.member.id, part, number)
+            return
         case, readers, what = self._item_case(self.inst, number, part.kind)
         staging = stage_part(self.inst, self.member.id, part, number)
         if staging is None:
@@ -882,6 +958,92 @@ class MirrorWriter:
         # Never sent back to the member it came from (wbs.federation.handling), nor stored
         # twice.
         mark_received(self.session, self.member.id, part, row)
+
+    def _kpk_tenant(self) -> Tenant | None:
+        return self.session.scalar(
+            sa.select(Tenant).where(Tenant.is_hub, Tenant.federation_peer_id.is_(None))
+        )
+
+    def _for_case_out(self, number: str) -> bool:
+        """A number of KPK's that no case here has yet: a case the member forwards to KPK."""
+        kpk = self._kpk_tenant()
+        return (
+            kpk is not None
+            and number.startswith(f"{REGISTRATION_PREFIX}-{kpk.slug.upper()}-")
+            and number not in self.cases
+            and self.session.scalar(
+                sa.select(Case.id).where(Case.registration_number == number)
+            ) is None
+        )
+
+    def _case_out(self, body: dict[str, Any]) -> None:
+        """A case the member's investigators forwarded to KPK, with a package their
+        workstation made (encrypted to KPK's keys, signed by the instansi's key, checked by
+        the member's server): KPK's own case from now on, linked from the member's case's
+        mirror, its items checked again without decrypting (size, hash, readable by KPK's
+        keys; a reply by the pelapor's)."""
+        inst = self.inst
+        kpk = self._kpk_tenant()
+        if inst is None or kpk is None:
+            raise MessageRefused("no_store", "cases are not taken here")
+        if _text(body, "tenant", 40) != kpk.slug:
+            raise MessageRefused("not_allowed", "a member forwards cases to KPK only")
+        number = _text(body, "number", 80)
+        if not number.startswith(f"{REGISTRATION_PREFIX}-{kpk.slug.upper()}-"):
+            raise MessageRefused("not_allowed", f"{number} is not a number of {kpk.slug}")
+        sender = body.get("from")
+        items = body.get("items")
+        if not isinstance(sender, dict) or not isinstance(items, list) or not items:
+            raise MessageRefused("malformed", "case_out: from and items")
+        origin = self._own_case(_text(sender, "number", 80))
+        held = self.session.scalar(sa.select(Case).where(Case.registration_number == number))
+        if held is not None:
+            if held.tenant_id == kpk.id and held.linked_from_case_id == origin.id:
+                return  # sent again after the link started over: received already
+            raise MessageRefused("case_conflict", f"{number} exists here")
+        if origin.linked_to_case_id is not None:
+            raise MessageRefused(
+                "handled_elsewhere", f"{origin.registration_number} is handled elsewhere"
+            )
+        armored = _text(body, "reply_key", 100_000)
+        source = reply_source(self.session, inst.keyring, kpk, armored)
+        ctx = Context(inst, self.session, kpk)
+        case = new_case_row(
+            ctx, source.id, _text(body, "category", 64), _optional_text(body, "mcp_area", 64),
+            to_kpk=False,
+        )
+        case.registration_number = number
+        case.channel = _choice(body, "channel", Channel)
+        case.linked_from_case_id = origin.id
+        ctx.scope.add(case)
+        self.session.flush()
+        origin_tenant = next(t for t in self.tenants.values() if t.id == origin.tenant_id)
+        origin_scope = TenantScope(self.session, origin_tenant)
+        if not claim_case(self.session, origin_scope, origin.id, case.id):
+            raise MessageRefused(
+                "handled_elsewhere", f"{origin.registration_number} is handled elsewhere"
+            )
+        self.session.refresh(origin, ["linked_to_case_id"])
+        complete_items(
+            inst, self.session, self.member.id, case, kpk.slug, items,
+            {"reply": public_key_ids(inst.keyring, [armored]),
+             "other": tenant_key_ids(self.session, inst.keyring, kpk.id)},
+            self.stored, self.completed,
+        )
+        now = dt.datetime.now(dt.UTC)
+        ctx.scope.add(Event(case_id=case.id, kind=EventKind.CASE_CREATED,
+                            to_status=CaseStatus.BARU, created_at=now))
+        ctx.scope.add(Event(
+            case_id=case.id, kind=EventKind.FORWARD_RECEIVED, created_at=now,
+            note=f"Dilimpahkan dari {origin_tenant.name} ({origin.registration_number}) "
+                 "melalui federasi",
+        ))
+        if origin.status != CaseStatus.DITERUSKAN:
+            origin_scope.add(Event(
+                case_id=origin.id, kind=EventKind.STATUS_CHANGED, from_status=origin.status,
+                to_status=CaseStatus.DITERUSKAN, note=f"Diteruskan ke {kpk.name}", created_at=now,
+            ))
+            origin.status = CaseStatus.DITERUSKAN
 
     def _slug(self, case: Case) -> str:
         tenant = self.session.get(Tenant, case.tenant_id)
@@ -1084,6 +1246,41 @@ def store_staged(
     session.add(row)
     session.flush()
     return row
+
+
+def complete_items(
+    inst: Instance, session: Session, peer_id: int, case: Case, slug: str,
+    items: list[Any], readers: dict[str, frozenset[str]], stored: list[str],
+    completed: list[Path],
+) -> None:
+    """The items of a case that came over the link before it (``case_in``, ``case_out``),
+    taken from staging: each whole, what it promised, readable by ``readers["reply"]`` (a
+    reply) or ``readers["other"]``, stored as ``case``'s and remembered as received."""
+    for entry in items:
+        if not isinstance(entry, dict):
+            raise MessageRefused("malformed", "an item is not an object")
+        size = _optional_int(entry, "size", MAX_ITEM_BYTES) or 0
+        parts = -(-size // CHUNK)
+        part = ItemPart.parse({**entry, "part": parts - 1, "parts": parts})
+        staging = staging_path(inst, peer_id, part.item)
+        if received_before(session, peer_id, part):
+            continue
+        if not staging.exists():
+            raise MessageRefused("malformed", f"item {part.item} did not arrive")
+        completed.append(staging)
+        try:
+            check_staged(staging, part, case.registration_number)
+            wanted = readers["reply" if part.kind == "reply" else "other"]
+            if not ciphertext_readers(staging, inst.config.gpg_binary) & wanted:
+                raise MessageRefused("not_readable", f"an item of {case.registration_number} "
+                                     "cannot be read by whom it is for")
+        except MessageRefused:
+            staging.unlink(missing_ok=True)
+            raise
+        row = store_staged(inst, session, case, slug, staging, part, stored)
+        if isinstance(row, Reply):
+            row.read_by_source = True  # a reply of the package: the pelapor read it before
+        mark_received(session, peer_id, part, row)
 
 
 def item_key(row: Submission | Reply) -> str:
