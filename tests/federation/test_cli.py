@@ -84,6 +84,14 @@ def test_join_sync_status_and_revoke_from_the_command_line(root: Path) -> None:
         assert re.search(r"member member-a\tactive\tlast sync 20\d\d-.*\treceived 1\trefused 0",
                          status), status
         assert "hub kpk\tactive" in member("federation", "status").output
+        # Starting the link over (a database put back by hand): both sides count from one
+        # again, and what the hub has is sent again without being stored twice.
+        assert member("federation", "resync").output.strip() == "starting over: kpk"
+        again = member("federation", "sync", "--url", url)
+        assert again.output.strip() == "synced: 1 sent, 1 received, 0 pending"
+        assert re.search(r"received 1\trefused 0", hub("federation", "status").output)
+        unknown = member("federation", "resync", "nobody", ok=False)
+        assert unknown.exit_code == 1 and "no active link with 'nobody'" in unknown.output
         revoked = hub("federation", "revoke", "member-a")
         assert "member-a revoked" in revoked.output
         refused = member("federation", "sync", "--url", url, ok=False)
