@@ -151,6 +151,15 @@ def request_forward(ctx: Context, case: Case, reason: object) -> RequestReason:
     """
     origin = check_kpk_on_shared_case(ctx, case)
     code = reason_code(RequestReason, reason, what="request")
+    if origin.federation_peer_id is not None:
+        # Its own installation would never hear of it (a request does not travel over the
+        # federation link): KPK takes the case over instead.
+        raise Refusal(
+            "request_refused",
+            f"{origin.name} runs its own installation: a request does not reach it there; "
+            "take the case over instead.",
+            why="federated",
+        )
     check_still_handled_there(case, "request_refused")
     if case.forward_requested_at is not None:
         raise _request_open(case)

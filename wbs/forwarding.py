@@ -174,17 +174,24 @@ def _reachable(ctx: Context) -> sa.ColumnElement[bool]:
     instansi (the package travels to the member). Only over a link that is active."""
     if ctx.tenant.federation_peer_id is not None:
         return sa.false()  # a mirror's cases are handled on its own installation
+    # KPK's mirror, when the hub is KPK's own installation (a regional hub cannot pass a
+    # case on to KPK).
+    kpk = _active("hub", FederationPeer.kpk_direct.is_(True))
     reach = Tenant.federation_peer_id.is_(None) | (
-        Tenant.is_hub & Tenant.federation_peer_id.in_(_active("hub"))
+        Tenant.is_hub & Tenant.federation_peer_id.in_(kpk)
     )
     if ctx.tenant.is_hub:
-        reach = reach | Tenant.federation_peer_id.in_(_active("member"))
+        # A member's instansi; not one behind a regional hub (not relayed).
+        reach = reach | (
+            Tenant.federation_peer_id.in_(_active("member"))
+            & Tenant.federation_relayed.is_(False)
+        )
     return reach
 
 
-def _active(role: str) -> sa.Select[int]:
+def _active(role: str, *more: sa.ColumnElement[bool]) -> sa.Select[int]:
     return sa.select(FederationPeer.id).where(
-        FederationPeer.role == role, FederationPeer.status == "active"
+        FederationPeer.role == role, FederationPeer.status == "active", *more
     )
 
 
@@ -375,6 +382,14 @@ def parse_forward(ctx: Context, case: Case, archive: zipfile.ZipFile) -> Forward
     destination = forward_destination(ctx, data["to_tenant"])
     if destination.id == ctx.tenant.id:
         raise _refuse("a case is forwarded to another institution, not to its own")
+    if destination.is_hub and destination.federation_peer_id is not None and case.sent_to_kpk:
+        # KPK on another installation holds this case already (shared): it takes it over
+        # there, or asks for it; a package as well could open it twice.
+        raise Refusal(
+            "forward_shared",
+            f"{case.registration_number} is shared with KPK already: KPK takes it over "
+            "(pengambilalihan) or asks for it to be forwarded.",
+        )
     package_id = data["package_id"]
     if not isinstance(package_id, str) or not _ID_RE.match(package_id):
         raise _refuse("package_id must be 32 lowercase hexadecimal digits")

@@ -224,6 +224,9 @@ class Tenant(Base):
     # this installation. A mirror has no accounts, keys, onion or drop box here. No foreign
     # key (migration 0022): peers are never deleted, only revoked.
     federation_peer_id: Mapped[int | None] = mapped_column(index=True)
+    # On KPK's hub: a mirror of an instansi behind a regional hub (a member that passes its own
+    # members' data on). KPK monitors it; its cases are not handled across installations.
+    federation_relayed: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     __table_args__ = (
         sa.CheckConstraint("first_response_days > 0", name="first_response_days_positive"),
@@ -857,6 +860,9 @@ class FederationPeer(Base):
     # When the link's numbering last started over (ms since the epoch; 0: never): after a
     # restore from a backup (wbs.federation.exchange.resync).
     epoch: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default=sa.text("0"))
+    # On a member: its hub is KPK's own installation (false: a regional hub, which passes the
+    # member's data on to KPK but cannot hand a case to KPK: wbs.forwarding).
+    kpk_direct: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     last_contact_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(sa.String(300))
 

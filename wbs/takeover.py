@@ -73,7 +73,8 @@ _CHUNK = 1024 * 1024
 def may_take_over(ctx: Context, case: Case) -> bool:
     """Whether the case page offers *Ambil alih* to this account (the rules, without keys)."""
     try:
-        check_kpk_on_shared_case(ctx, case)
+        if check_kpk_on_shared_case(ctx, case).federation_relayed:
+            return False
         check_still_handled_there(case, "takeover_refused")
     except Refusal:
         return False
@@ -86,6 +87,15 @@ def take_over(ctx: Context, case: Case, reason: object) -> Case:
     KPK's linked case. Raises :class:`Refusal` with nothing stored and neither case
     changed."""
     origin_tenant = check_kpk_on_shared_case(ctx, case)
+    if origin_tenant.federation_relayed:
+        # Behind a regional hub: the takeover would stop there (not relayed), and the
+        # instansi would go on handling the case without knowing.
+        raise Refusal(
+            "takeover_refused",
+            f"{origin_tenant.name} is connected through a regional hub: its cases are not "
+            "taken over across installations yet.",
+            why="relayed",
+        )
     code = reason_code(TakeoverReason, reason, what="takeover")
     check_still_handled_there(case, "takeover_refused")
     origin_scope = TenantScope(ctx.session, origin_tenant)

@@ -26,6 +26,7 @@ from peluit.demo import make_workstation_key
 from source_iface import create_app as create_source_app
 from tests.federation.conftest import (
     Federation,
+    add_cases,
     case_by_number,
     client_post,
     decrypt_with,
@@ -41,13 +42,13 @@ from wbs import takeover
 from wbs.casework import post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind
-from wbs.federation.exchange import sync
+from wbs.federation.exchange import resync, sync
 from wbs.forwarding import forward_destinations, handling_chain
 from wbs.instance import Instance
 from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, Event, FederationRefusal, Reply, Submission, Tenant
 from wbs.sources import register_source, source_replies
-from wbs.tenants import add_recipient_key, get_tenant
+from wbs.tenants import add_recipient_key, current_keys, get_tenant
 
 ANSWERS = ReportAnswers(
     category="pengadaan", mcp_area="pengadaan_barang_jasa", apa="Mark-up alat kesehatan",
@@ -210,8 +211,31 @@ def test_kpk_forwards_a_members_case_to_another_member_and_the_pelapor_keeps_one
         assert counts == [2, 2]
         with hub.sessions() as session:
             assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+
+        # The hub starts its links over (restored, or by its operator): everything is sent
+        # again both ways, and nothing is stored twice at A, at B or on the hub.
+        before = _all_items(hub, a, b)
+        resync(hub)
+        for member in (b, a, b, a):
+            assert sync(member, post).pending == 0
+        assert _all_items(hub, a, b) == before
+        for inst in (hub, a, b):
+            with inst.sessions() as session:
+                assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
     with hub.sessions() as session:
         assert session.scalar(sa.select(Tenant.id).where(Tenant.slug == "kemenkes")) is not None
+
+
+def _all_items(*installations: Instance) -> list[tuple[int, int, int]]:
+    """Per installation: its cases, submissions and replies."""
+    counts = []
+    for inst in installations:
+        with inst.sessions() as session:
+            counts.append(tuple(
+                session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+                for model in (Case, Submission, Reply)
+            ))
+    return counts
 
 
 def _send(federation: Federation, member: Instance, name: str, body: dict[str, Any]) -> None:
@@ -307,19 +331,25 @@ def test_members_add_items_only_where_they_may_and_for_whom_they_are(
 
 
 def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
-    federation: Federation, homes: Homes, tmp_path: Path
+    federation: Federation, homes: Homes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pelimpahan across installations in both directions: A's investigators forward a case
     to KPK with their workstation's package (as in one deployment); KPK reads it, replies,
-    and hands it back to A; the pelapor follows it all with one codename at A."""
+    and hands it back to A; the pelapor follows it all with one codename at A. The number A
+    drew for KPK's case is taken on the hub (another member drew it first), and each item
+    travels in an envelope of its own (the case_out in a later one than its origin)."""
     from wbs.accounts import create_investigator
+    from wbs.casework import Refusal
     from wbs.domain import Role
+    from wbs.federation import metadata
     from wbs.models import Investigator
 
+    monkeypatch.setattr(metadata, "ENVELOPE_DATA", metadata.CHUNK)
     hub, a = federation.hub, federation.a
     post = client_post(hub)
     sync(a, post)
     filed = _file(a, to_kpk=False)
+    shared = _file(a, to_kpk=True)
     workstation = tmp_path / "ws-a"
     shutil.copytree(homes.a, workstation / "gnupg", ignore=shutil.ignore_patterns("S.*"))
 
@@ -340,11 +370,29 @@ def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
         with a.sessions() as session:
             # KPK is a destination for a member's instansi, as it is in one deployment.
             assert "kpk" in {t.slug for t in forward_destinations(a_account(session))}
-        kpk_number = forward_with_workstation(
+        # A case shared with KPK already is KPK's to take over, not to be sent a package of.
+        with pytest.raises(Refusal) as refused:
+            forward_with_workstation(a, a_account, shared.number, "kpk", workstation, tmp_path)
+        assert refused.value.code == "forward_shared"
+        drawn = forward_with_workstation(
             a, a_account, filed.number, "kpk", workstation, tmp_path
         )
-        assert kpk_number.startswith("PLT-KPK-")
+        assert drawn.startswith("PLT-KPK-")
+        with a.sessions() as session:
+            package = case_by_number(session, drawn).intake_package
+        with hub.sessions() as session:
+            [taken] = add_cases(hub, "kpk", 1)
+            session.execute(sa.update(Case).where(Case.registration_number == taken)
+                            .values(registration_number=drawn))
+            session.commit()
         sync(a, post)
+        with hub.sessions() as session:
+            kpk_case = session.scalar(sa.select(Case).where(Case.intake_package == package))
+            assert kpk_case is not None and kpk_case.registration_number != drawn
+            kpk_number = kpk_case.registration_number
+        with a.sessions() as session:
+            # A keeps the number the hub gave KPK's case (the handling chain told it).
+            assert case_by_number(session, kpk_number).intake_package == package
         with hub.sessions() as session:
             kpk_case = case_by_number(session, kpk_number)
             assert kpk_case.tenant_id == get_tenant(session, "kpk").id
@@ -401,3 +449,62 @@ def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
             assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
         with a.sessions() as session:
             assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+            kpk = get_tenant(session, "kpk")
+            kpk_keys = [key.fingerprint for key in current_keys(session, kpk)]
+        # An item A sent under the number it drew (before it learnt the hub's) reaches KPK's
+        # case by its package.
+        _send(federation, a, "member-a",
+              {**_item(a, drawn, "message", kpk_keys), "package": package})
+        with hub.sessions() as session:
+            assert [s.kind.value for s in case_by_number(session, kpk_number).submissions
+                    ].count("message") == 1
+            assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+
+
+def test_the_hub_takes_no_case_of_a_member_it_was_not_given(
+    federation: Federation, homes: Homes
+) -> None:
+    """What a hub's message may do to a member's cases (a hub server that is compromised,
+    or wrong): a case the member neither shared with KPK nor forwarded to it is never marked
+    handled elsewhere; a chain must start at KPK; the member's own cases are never linked to
+    one another. Refused, and nothing changes."""
+    from wbs.federation.handling import HANDLED, HubWriter
+    from wbs.federation.metadata import MessageRefused
+    from wbs.federation.wire import Message
+    from wbs.models import FederationPeer
+
+    a = federation.a
+    sync(a, client_post(federation.hub))
+    private = _file(a, to_kpk=False).number
+    shared = _file(a, to_kpk=True).number
+    other = _file(a, to_kpk=False).number
+    kpk = {"tenant": "kpk", "name": "KPK", "kind": "hub", "keys": [], "status": "baru",
+           "number": "PLT-KPK-2026-123456", "shared": False, "how": "taken_over"}
+    stranger = {**kpk, "tenant": "kementerian-x", "name": "Kementerian X",
+                "kind": "kementerian", "number": "PLT-KEMENTERIAN-X-2026-000001"}
+    own = {**stranger, "tenant": "kemendes", "name": "Instansi kemendes", "number": other}
+    with a.sessions() as session:
+        peer = session.scalar(sa.select(FederationPeer))
+        assert peer is not None
+        writer = HubWriter(a, session, peer)
+
+        def refused(number: str, chain: list[dict[str, Any]]) -> str:
+            with pytest.raises(MessageRefused) as caught, session.begin_nested():
+                writer.apply(Message(seq=1, kind=HANDLED, body={"number": number,
+                                                                 "chain": chain}))
+            return caught.value.reason
+
+        assert refused(private, [kpk]) == "not_allowed"
+        assert refused(shared, [stranger]) == "not_allowed"
+        assert refused(shared, [kpk, own]) == "case_conflict"
+        # A chain that comes back to a case it passed: refused.
+        assert refused(shared, [kpk, {**kpk, "number": "PLT-KPK-2026-654321"}, kpk]) == (
+            "case_conflict"
+        )
+        session.rollback()
+    with a.sessions() as session:
+        for number in (private, shared, other):
+            case = case_by_number(session, number)
+            assert case.linked_to_case_id is None and case.linked_from_case_id is None
+            assert case.status == CaseStatus.BARU and case.taken_over_at is None
+        assert session.scalar(sa.select(sa.func.count()).select_from(Case)) == 3

@@ -26,21 +26,23 @@ from tests.federation.conftest import (
     client_post,
     federate,
     installation_config,
+    kpk_context,
     member_installation,
     mirrored_cases,
 )
 from tests.support import midday_wib, short_tempdir
+from wbs import takeover
 from wbs.casework import Refusal
 from wbs.context import Context
 from wbs.federation.exchange import sync
 from wbs.federation.peers import FederationError, add_member, allow_instansi, join_request
-from wbs.forwarding import signed_key_list
+from wbs.forwarding import forward_destinations, signed_key_list
 from wbs.instance import Instance
 from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, FederationRefusal, Submission
 from wbs.monitoring import dashboard
 from wbs.sources import register_source
-from wbs.tenants import add_recipient_key, get_tenant, hub_tenant, kpk_recipients
+from wbs.tenants import add_recipient_key, current_keys, get_tenant, hub_tenant, kpk_recipients
 
 ANSWERS = ReportAnswers(
     category="pengadaan", mcp_area="pengadaan_barang_jasa", apa="Proyek jalan desa fiktif",
@@ -123,11 +125,25 @@ def test_a_kabupaten_reaches_kpk_through_its_province(regional: Regional) -> Non
         assert form is not None
         text = regional.kpk.decrypt(kpk.store.resolve(form.store_path).read_bytes())
         assert json.loads(text)["apa"] == "Proyek jalan desa fiktif"
-        # The kabupaten's instansi came without keys: a case KPK forwarded to it would stop
-        # at the province (not relayed), so KPK gets no key list to make a package with.
-        with pytest.raises(Refusal, match="no current recipient key"):
-            signed_key_list(Context(kpk, session, hub), "pemkab-bogor")
+        # Handling across installations is not relayed by a regional hub: the kabupaten's
+        # instansi is no forwarding destination for KPK (it came without keys, marked as
+        # relayed), and its shared case is not taken over.
+        assert bogor.federation_relayed and current_keys(session, bogor) == []
+        kpk_ctx = kpk_context(kpk, session)
+        with pytest.raises(Refusal) as refused:
+            signed_key_list(kpk_ctx, "pemkab-bogor")
+        assert refused.value.code == "forward_no_tenant"
+        mirror = kpk_ctx.shared().get(Case, on_kpk[shared].id)
+        assert mirror is not None
+        assert not takeover.may_take_over(kpk_ctx, mirror)
+        with pytest.raises(Refusal) as refused:
+            takeover.take_over(kpk_ctx, mirror, "kewenangan_kpk")
+        assert refused.value.params["why"] == "relayed"
         assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
+    with kabupaten.sessions() as session:
+        # Nor does the kabupaten forward to KPK through its province: it would stop there.
+        ctx = Context(kabupaten, session, get_tenant(session, "pemkab-bogor"))
+        assert forward_destinations(ctx) == []
     with province.sessions() as session:
         assert list(session.scalars(sa.select(FederationRefusal.reason))) == []
 

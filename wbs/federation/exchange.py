@@ -191,6 +191,16 @@ def _apply_one(session: Session, message: Message, apply: Callable[[Message], No
 RESTORED_MARKER = "restored"
 
 
+# An epoch further ahead of this side's clock than this is refused: a peer (or its stolen key)
+# could otherwise push the link to the end of the numbers.
+EPOCH_AHEAD_MS = 24 * 3600 * 1000
+
+
+def _check_epoch(epoch: int) -> None:
+    if epoch > int(time.time() * 1000) + EPOCH_AHEAD_MS:
+        raise Refused("malformed", "the link's epoch is further ahead than a day")
+
+
 def new_epoch(peer: FederationPeer) -> int:
     """A new epoch for the link: the time in milliseconds, later than any the link had."""
     return max(int(time.time() * 1000), peer.epoch + 1)
@@ -203,12 +213,26 @@ def reset_link(session: Session, peer: FederationPeer, epoch: int) -> None:
     (``from``) and which the peer's items were received here (``in:``), so nothing comes back
     or is stored twice."""
     log.warning("federation: the link with %s starts over (epoch %s)", peer.name, epoch)
+    # Removals not confirmed yet are kept, numbered first: what was removed is known by
+    # nothing else once the digests are forgotten.
+    removals = list(session.scalars(
+        sa.select(FederationOutbox.body)
+        .where(FederationOutbox.peer_id == peer.id, FederationOutbox.seq > peer.acked_seq,
+               FederationOutbox.kind == metadata.CASE_GONE)
+        .order_by(FederationOutbox.seq)
+    ))
     peer.epoch = epoch
-    peer.received_seq = peer.sent_seq = peer.acked_seq = peer.applied_count = 0
+    peer.received_seq = peer.acked_seq = peer.applied_count = 0
+    peer.sent_seq = len(removals)
     session.execute(sa.delete(FederationOutbox).where(FederationOutbox.peer_id == peer.id))
+    if removals:
+        session.execute(sa.insert(FederationOutbox), [
+            {"peer_id": peer.id, "seq": seq, "kind": metadata.CASE_GONE, "body": body}
+            for seq, body in enumerate(removals, start=1)
+        ])
     session.execute(sa.delete(FederationDigest).where(
         FederationDigest.peer_id == peer.id,
-        FederationDigest.digest != "from",
+        ~FederationDigest.digest.startswith(metadata.FROM),
         ~FederationDigest.key.startswith(metadata.RECEIVED_PREFIX),
     ))
     session.flush()
@@ -307,6 +331,7 @@ def _answer_verified(
         # Revoked while this request was being checked: refused all the same.
         raise Refused("revoked", f"{peer.name} is {peer.status}")
     restored = _restored_side(peer, envelope)
+    _check_epoch(envelope.epoch)
     if envelope.epoch > peer.epoch:
         # The member started the link over (restored from a backup): so does the hub.
         reset_link(session, peer, envelope.epoch)
@@ -491,6 +516,12 @@ def _round(inst: Instance, post: Post) -> tuple[int, int, bool]:
             raise SyncError("this installation left its hub during the sync")
         if response.epoch > peer.epoch:
             # The hub started the link over: so does this side, and sends everything again.
+            try:
+                _check_epoch(response.epoch)
+            except Refused as exc:
+                session.rollback()
+                record_refusal(inst, peer_id, exc.reason, f"the hub's answer: {exc.detail}")
+                raise SyncError(f"the hub's answer was refused: {exc.detail}") from None
             reset_link(session, peer, response.epoch)
             metadata.queue_changes(session, peer, store=inst.store, keyring=inst.keyring)
             peer.last_contact_at = utcnow()

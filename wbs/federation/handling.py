@@ -274,7 +274,9 @@ class HubWriter:
     # -- handled
 
     def _handled(self, body: dict[str, Any]) -> None:
-        """The member's case is handled by the chain of cases the hub names."""
+        """The member's case is handled by the chain of cases the hub names. Only a case the
+        member shared with KPK or forwarded to KPK, and KPK first: the hub cannot take any
+        other case of the member away (nor link the member's own cases to one another)."""
         origin = self._by_number(metadata._text(body, "number", 80))
         if origin is None:
             raise MessageRefused("unknown_case", "no such case here")
@@ -285,24 +287,48 @@ class HubWriter:
         chain = body.get("chain")
         if source is None or not isinstance(chain, list) or not 1 <= len(chain) <= MAX_LINKS:
             raise MessageRefused("malformed", "handled: a chain of 1 to 10 links")
+        # Forwarded to KPK from here: the case in KPK's mirror that the package made.
+        sent = self._case_by_id(origin.linked_to_case_id)
+        if sent is not None and not (sent.intake_package and self._is_kpk(sent.tenant_id)):
+            sent = None
+        if not origin.sent_to_kpk and sent is None:
+            raise MessageRefused(
+                "not_allowed",
+                f"{origin.registration_number} was neither shared with nor forwarded to KPK",
+            )
+        seen = {origin.id}
         previous = origin
-        for entry in chain:
+        for index, entry in enumerate(chain):
             if not isinstance(entry, dict):
                 raise MessageRefused("malformed", "handled: a link is not an object")
             tenant = self._chain_tenant(entry)
+            if index == 0 and not self._is_kpk(tenant.id):
+                raise MessageRefused("not_allowed", "KPK handles a case first elsewhere")
             number = self._case_number(entry, tenant)
             status = metadata._choice(entry, "status", CaseStatus)
             step = self._by_number(number)
-            if step is None and tenant.federation_peer_id is None:
-                # Handed back to this installation: its case_in came first.
-                raise MessageRefused("unknown_case", f"{number} did not arrive here")
-            if step is None:
+            if index == 0 and sent is not None and step is None:
+                # The number this side drew for KPK's case was taken on the hub, which drew
+                # another: the case keeps the hub's.
+                sent.registration_number = number
+                step = sent
+            if tenant.federation_peer_id is None:
+                # Handed back to this installation: its case_in made it, after the mirror
+                # of the case KPK handed back.
+                if (step is None or step.tenant_id != tenant.id
+                        or step.linked_from_case_id != previous.id
+                        or not self._is_mirror(previous.tenant_id)):
+                    raise MessageRefused("case_conflict", f"{number} did not come back here")
+            elif step is None:
                 step = self._mirror_case(tenant, number, origin, source, previous, entry)
             elif step.tenant_id != tenant.id or step.linked_from_case_id not in (
                 None, previous.id
             ):
                 raise MessageRefused("case_conflict", f"{number} is another case here")
-            # A case KPK forwarded here (case_in) before this told where it came from.
+            if step.id in seen:
+                raise MessageRefused("malformed", "handled: a chain that loops")
+            seen.add(step.id)
+            # A mirror made by a case_in before this told where it came from.
             step.linked_from_case_id = previous.id
             if previous.linked_to_case_id != step.id:
                 self._link(previous, step, tenant, origin, entry)
@@ -317,6 +343,17 @@ class HubWriter:
                 step.status = status
             step.sent_to_kpk = bool(metadata._optional_bool(entry, "shared"))
             previous = step
+
+    def _case_by_id(self, case_id: int | None) -> Case | None:
+        return None if case_id is None else self.session.get(Case, case_id)
+
+    def _is_mirror(self, tenant_id: int) -> bool:
+        tenant = self.session.get(Tenant, tenant_id)
+        return tenant is not None and tenant.federation_peer_id == self.hub.id
+
+    def _is_kpk(self, tenant_id: int) -> bool:
+        tenant = self.session.get(Tenant, tenant_id)
+        return tenant is not None and tenant.is_hub and tenant.federation_peer_id == self.hub.id
 
     def _mirror_case(
         self, tenant: Tenant, number: str, origin: Case, source: Source, previous: Case,

@@ -247,7 +247,12 @@ class _Queue:
         self.queued += 1
 
     def gone(self) -> list[str]:
-        return sorted(set(self.digests) - self.seen)
+        """Keys not seen this time: what no longer exists here. Never the marks of what came
+        from the peer (items received, kept so nothing is stored twice or sent back)."""
+        return sorted(
+            key for key in set(self.digests) - self.seen
+            if not key.startswith(RECEIVED_PREFIX) and not self.digests[key].startswith(FROM)
+        )
 
     def write(self) -> None:
         if self.outbox:
@@ -304,8 +309,9 @@ def queue_changes(
         # A regional hub's members' instansi travel without keys: a case KPK forwarded to
         # one would stop at the regional hub (handling across installations is not relayed),
         # so KPK gets no key list for it and cannot make the package.
-        keys = current_keys(session, tenant) if tenant.federation_peer_id is None else []
-        queue.offer(f"tenant:{tenant.slug}", TENANT, tenant_body(tenant, keys))
+        relayed = tenant.federation_peer_id is not None
+        body = tenant_body(tenant, [] if relayed else current_keys(session, tenant))
+        queue.offer(f"tenant:{tenant.slug}", TENANT, {**body, "relayed": True} if relayed else body)
     if tenants:
         rows = session.execute(
             sa.select(*CASE_COLUMNS)
@@ -414,6 +420,14 @@ def _queue_shared_items(
     origin = aliased(Case)
     from_hub = sa.select(origin.id).where(origin.tenant_id.in_(mirrors))
     waiting = _queue_cases_out(session, queue, tenant_ids, store, keyring)
+    # A case forwarded to KPK from here is named by its package too (the hub may have given
+    # KPK's case another number).
+    packages: dict[str, str | None] = {
+        number: package for number, package in session.execute(
+            sa.select(Case.registration_number, Case.intake_package)
+            .where(Case.tenant_id.in_(mirrors), Case.intake_package.is_not(None))
+        )
+    }
     relayed = _item_rows(session, Case.tenant_id.in_(mirrors)) + [
         # Of a case KPK forwarded here, only what this side adds: its investigators' replies
         # (the pelapor's follow-ups come from the hub).
@@ -428,7 +442,9 @@ def _queue_shared_items(
             # The handler's replies came from the hub (and only from it): kept as its own.
             queue.seen.add(key)
             continue
-        _offer_item(queue, store, keyring.gpg_binary, key, number, kind, row, None)
+        package = packages.get(number)
+        _offer_item(queue, store, keyring.gpg_binary, key, number, kind, row, None,
+                    {"package": package} if package else None)
     kpk = kpk_key_ids(session, keyring)
     shared = Case.tenant_id.in_(tenant_ids) & Case.sent_to_kpk.is_(True)
     for key, number, kind, row in _item_rows(session, shared):
@@ -463,7 +479,8 @@ def _queue_cases_out(
     ).all()
     waiting: set[str] = set()
     for case, origin_number, origin_slug in rows:
-        key = f"case_out:{case.registration_number}"
+        # By the package: the hub may give KPK's case another number (taken there).
+        key = f"case_out:{case.intake_package}"
         if origin_number in queue.held:
             waiting.add(case.registration_number)
             continue
@@ -473,7 +490,7 @@ def _queue_cases_out(
         items = []
         for item_key_, number, kind, row in _item_rows(session, Case.id == case.id):
             item = _offer_item(queue, store, keyring.gpg_binary, item_key_, number, kind, row,
-                               None)
+                               None, {"package": case.intake_package or ""})
             if item is not None:
                 items.append({name: value for name, value in item.items() if name != "number"})
         source = session.get(Source, case.source_id)
@@ -482,6 +499,7 @@ def _queue_cases_out(
             continue
         queue.push(CASE_OUT, {
             "number": case.registration_number,
+            "package": case.intake_package,
             "tenant": tenant.slug,
             "from": {"tenant": origin_slug, "number": origin_number},
             "category": case.category,
@@ -497,7 +515,7 @@ def _queue_cases_out(
 
 def _offer_item(
     queue: _Queue, store: Store, gpg: str, key: str, number: str, kind: str, row: Any,
-    readers: frozenset[str] | None,
+    readers: frozenset[str] | None, extra: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """Queue one item in parts unless it went (or came) over the link already, or is not for
     ``readers`` (when given: an item none of them can read is withheld, for good). Returns
@@ -505,8 +523,8 @@ def _offer_item(
     if number in queue.held:
         return None
     queue.seen.add(key)
-    if key in queue.digests:
-        return None
+    if queue.digests.get(key, "").endswith(f":{file_tag(row.store_path)}"):
+        return None  # sent (or withheld, or received from the peer) already
     path = store.resolve(row.store_path)
     try:
         readable = readers is None or bool(readers & ciphertext_key_ids(path, gpg))
@@ -519,15 +537,20 @@ def _offer_item(
         readable, size = False, 0
     except OSError:
         return None  # unreadable now (I/O error): no digest, so the next sync tries again
-    queue.added.append({"peer_id": queue.peer.id, "key": key,
-                        "digest": "sent" if readable else "withheld"})
-    queue.digests[key] = "sent" if readable else "withheld"
+    # The file's name with the state: a row id SQLite gives again after a deletion names
+    # another file, so a new item is never taken for one sent before.
+    state = f"{'sent' if readable else 'withheld'}:{file_tag(row.store_path)}"
+    (queue.changed if key in queue.digests else queue.added).append(
+        {"peer_id": queue.peer.id, "key": key, "digest": state}
+    )
+    queue.digests[key] = state
     if not readable:
         return None
     parts = max(1, -(-size // CHUNK))
     item = {
         "number": number, "item": item_name(key), "kind": kind, "framing": row.framing,
         "created": _day(row.created_at), "size": size, "sha256": digest.hexdigest(),
+        **(extra or {}),
     }
     for part in range(parts):
         queue.push(SHARED_ITEM, {**item, "part": part, "parts": parts, "path": row.store_path})
@@ -542,6 +565,9 @@ def queue_kpk_keys(session: Session, member: FederationPeer) -> int:
         return 0
     body = {
         "hub": {"slug": hub.slug, "name": hub.name},
+        # KPK's own installation, or a regional hub passing KPK's keys on (which cannot hand
+        # a case on to KPK: the member's forwarding to KPK would stop there).
+        "direct": hub.federation_peer_id is None,
         "keys": [
             {"fingerprint": key.fingerprint, "public_key": key.public_key}
             for key in current_keys(session, hub)
@@ -775,6 +801,7 @@ class MirrorWriter:
             "first_response_days": days,
             "categories": list(categories),
             "kpk_sharing": _choice(body, "kpk_sharing", KpkSharing),
+            "federation_relayed": bool(_optional_bool(body, "relayed")),
         }
         tenant = self.tenants.get(slug)
         if tenant is None:
@@ -889,12 +916,19 @@ class MirrorWriter:
             return  # never arrived, or gone already: the same outcome
         if case.tenant_id not in {tenant.id for tenant in self.tenants.values()}:
             raise MessageRefused("case_conflict", f"{number} belongs to another instansi")
+        if case.linked_to_case_id is not None or case.linked_from_case_id is not None:
+            # Handled across installations: the cases linked to it would lose their way (the
+            # pelapor's follow-ups, the replies). KPK keeps it.
+            raise MessageRefused("linked", f"{number} is linked to a case handled elsewhere")
         self.session.delete(case)
         del self.cases[case.registration_number]
 
 
     def _own_case(self, number: str) -> Case:
         case = self.cases.get(number)
+        if case is None:
+            # Not named by a case message of this batch (a case_out's origin, say).
+            case = self.session.scalar(sa.select(Case).where(Case.registration_number == number))
         if case is None or case.tenant_id not in {tenant.id for tenant in self.tenants.values()}:
             raise MessageRefused("unknown_case", f"{number} is no case of this member")
         return case
@@ -933,10 +967,17 @@ class MirrorWriter:
         if self.inst is None:
             raise MessageRefused("no_store", "items are not taken here")
         number = _text(body, "number", 80)
+        package = body.get("package")
         part = ItemPart.parse(body)
         if received_before(self.session, self.member.id, part):
             return  # sent again after the link started over: stored already
-        if self._for_case_out(number):
+        if isinstance(package, str):
+            # A case the member forwarded to KPK, named by its package: KPK's case may have
+            # another number here (the member's was taken).
+            found = self._by_package(package)
+            if found is not None:
+                number = found.registration_number
+        if (isinstance(package, str) and found is None) or self._for_case_out(number):
             # An item of a case the member forwards to KPK: its case_out follows and takes it
             # from staging.
             stage_part(self.inst, self.member.id, part, number)
@@ -958,6 +999,18 @@ class MirrorWriter:
         # Never sent back to the member it came from (wbs.federation.handling), nor stored
         # twice.
         mark_received(self.session, self.member.id, part, row)
+
+    def _by_package(self, package: str) -> Case | None:
+        """KPK's case that a package of this member's opened (a case it forwarded to KPK)."""
+        kpk = self._kpk_tenant()
+        found = None if kpk is None else self.session.scalar(
+            sa.select(Case).where(Case.tenant_id == kpk.id, Case.intake_package == package)
+        )
+        if found is None or found.linked_from_case_id is None:
+            return None
+        origin = self.session.get(Case, found.linked_from_case_id)
+        own = {tenant.id for tenant in self.tenants.values()}
+        return found if origin is not None and origin.tenant_id in own else None
 
     def _kpk_tenant(self) -> Tenant | None:
         return self.session.scalar(
@@ -996,11 +1049,16 @@ class MirrorWriter:
         if not isinstance(sender, dict) or not isinstance(items, list) or not items:
             raise MessageRefused("malformed", "case_out: from and items")
         origin = self._own_case(_text(sender, "number", 80))
-        held = self.session.scalar(sa.select(Case).where(Case.registration_number == number))
-        if held is not None:
-            if held.tenant_id == kpk.id and held.linked_from_case_id == origin.id:
+        package = _text(body, "package", 32)
+        if not (len(package) == 32 and _HEX.fullmatch(package)):
+            raise MessageRefused("malformed", "case_out: package")
+        again = self.session.scalar(
+            sa.select(Case).where(Case.tenant_id == kpk.id, Case.intake_package == package)
+        )
+        if again is not None:
+            if again.linked_from_case_id == origin.id:
                 return  # sent again after the link started over: received already
-            raise MessageRefused("case_conflict", f"{number} exists here")
+            raise MessageRefused("case_conflict", f"package {package} opened another case")
         if origin.linked_to_case_id is not None:
             raise MessageRefused(
                 "handled_elsewhere", f"{origin.registration_number} is handled elsewhere"
@@ -1012,7 +1070,14 @@ class MirrorWriter:
             ctx, source.id, _text(body, "category", 64), _optional_text(body, "mcp_area", 64),
             to_kpk=False,
         )
-        case.registration_number = number
+        if self.session.scalar(
+            sa.select(Case.id).where(Case.registration_number == number)
+        ) is None:
+            # The member's number (drawn from the range kept for it); if another member drew
+            # it first, KPK's case keeps the one new_case_row drew, and the handling chain
+            # tells the member.
+            case.registration_number = number
+        case.intake_package = package
         case.channel = _choice(body, "channel", Channel)
         case.linked_from_case_id = origin.id
         ctx.scope.add(case)
@@ -1069,7 +1134,13 @@ class MirrorWriter:
             kpk = self._kpk
             return case, lambda: kpk, "not_for_kpk"
         if case.tenant_id in own:
-            # A case KPK forwarded to the member: its investigators' replies to the pelapor.
+            # A case KPK forwarded to the member: its investigators' replies to the pelapor;
+            # and when it is shared with KPK, the pelapor's follow-ups there (KPK reads them).
+            if kind != "reply" and case.sent_to_kpk:
+                if self._kpk is None:
+                    self._kpk = kpk_key_ids(self.session, inst.keyring)
+                kpk_ids = self._kpk
+                return case, lambda: kpk_ids, "not_for_kpk"
             if kind != "reply":
                 raise MessageRefused("not_allowed", f"only replies are added to {number}")
             source = self.session.get(Source, case.source_id)
@@ -1149,6 +1220,13 @@ class ItemPart:
 # sent again after the link started over (wbs.federation.exchange.reset_link) is not stored
 # twice, and one the sender made anew after a restore (the same row id, other content) is.
 RECEIVED_PREFIX = "in:"
+# The digest of an item that came from the peer: it is the peer's, never sent back to it.
+FROM = "from"
+
+
+def file_tag(store_path: str) -> str:
+    """A short name of a stored file, for a digest (which holds 64 characters)."""
+    return hashlib.sha256(store_path.encode()).hexdigest()[:20]
 
 
 def received_key(part: ItemPart) -> str:
@@ -1162,7 +1240,13 @@ def received_before(session: Session, peer_id: int, part: ItemPart) -> bool:
 def mark_received(session: Session, peer_id: int, part: ItemPart, row: Submission | Reply) -> None:
     """The item is stored here: never again from this peer, never back to it."""
     session.add(FederationDigest(peer_id=peer_id, key=received_key(part), digest="in"))
-    session.add(FederationDigest(peer_id=peer_id, key=item_key(row), digest="from"))
+    key = item_key(row)
+    found = session.get(FederationDigest, (peer_id, key))
+    if found is None:
+        session.add(FederationDigest(peer_id=peer_id, key=key,
+                                     digest=f"{FROM}:{file_tag(row.store_path)}"))
+    else:  # a digest of a row that had this id before (SQLite gives ids again)
+        found.digest = f"{FROM}:{file_tag(row.store_path)}"
 
 
 def staging_path(inst: Instance, peer_id: int, item: str) -> Path:
@@ -1417,3 +1501,4 @@ def apply_kpk_keys(
         session.add(mirror)
         session.flush()
     sync_keys(session, keyring, mirror, keys, "KPK (hub)")
+    hub.kpk_direct = body.get("direct", True) is not False
