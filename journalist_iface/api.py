@@ -341,6 +341,7 @@ _REFUSAL_STATUS: Mapping[str, int] = {
     "intake_closed": 503,
     "forward_replayed": 409,
     "forward_not_handler": 409,
+    "forward_shared": 409,
     "forward_no_tenant": 404,
     "handled_elsewhere": 409,
     "taken_over": 409,

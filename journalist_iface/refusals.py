@@ -167,8 +167,21 @@ def _unknown_reason(refusal: Refusal, case: str) -> str:
 
 
 def _not_open(refusal: Refusal, _case: str, start: str) -> str:
-    if refusal.params.get("why") == "closed":
+    why = refusal.params.get("why")
+    if why == "closed":
         return str(gettext("%(start)s: the case is closed.", start=start))
+    if why == "relayed":
+        return str(gettext(
+            "%(start)s: its institution is connected through a regional hub, which does not "
+            "pass such a step on yet. Nothing was stored.",
+            start=start,
+        ))
+    if why == "federated":
+        return str(gettext(
+            "%(start)s: its institution runs its own installation, where a request does not "
+            "arrive. Take the case over instead. Nothing was stored.",
+            start=start,
+        ))
     return str(gettext(
         "%(start)s: the case was forwarded or taken over already and is handled elsewhere.",
         start=start,
@@ -307,6 +320,12 @@ _MESSAGES: Mapping[str, Sentence] = {
         "The forwarding package is also encrypted to keys that are not the receiving "
         "institution's (%(keys)s), so someone else could read it. Nothing was stored.",
         keys=refusal.params.get("keys", ""),
+    ),
+    "forward_shared": lambda _refusal, case: gettext(
+        "%(case)s is shared with KPK already: KPK holds it and takes it over "
+        "(pengambilalihan) or asks for it to be forwarded. Nothing was stored and the case "
+        "is unchanged.",
+        case=case,
     ),
     "forward_unsigned": lambda _refusal, case: gettext(
         "The forwarding package for %(case)s is not signed, so the server cannot tell that "
