@@ -114,9 +114,9 @@ def test_every_unit_of_peluit_runs_under_a_profile() -> None:
 
 
 def test_the_writable_paths_are_the_instance_and_the_backups() -> None:
-    """Every rule that grants w (or k, l) names the instance, the backups, /tmp, /dev/shm or a
-    socket; the code under /opt/peluit never."""
-    allowed = ("/var/lib/peluit/", "/var/backups/peluit/", "/tmp/", "/dev/shm/",
+    """Every rule that grants w (or k, l) names the instance, the backups, /tmp, /dev/shm,
+    removable media or a socket; the code under /opt/peluit never."""
+    allowed = ("/var/lib/peluit/", "/var/backups/peluit/", "/tmp/", "/dev/shm/", "/media/", "/mnt/",
                "@{run}/user/", "@{run}/postgresql/", "@{run}/tor/control ",
                "@{run}/systemd/private ")
     texts = [PROFILE.read_text(), (APPARMOR / "abstractions" / "peluit").read_text()]

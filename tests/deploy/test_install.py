@@ -347,19 +347,24 @@ def _federation_state(root: Path) -> tuple[bool, bool, list[str]]:
 
 
 def test_federation_roles(installed: Installed) -> None:
-    """--federation in the same root, after the runs without it: hub, regional (twice: the
-    second changes nothing), and back to none. Last in this root's tests; it leaves the root as
-    it found it."""
+    """--federation in the same root, after the runs without it: hub, regional with
+    --apparmor enforce (twice: the second changes nothing), and back to none and complain.
+    Last in this root's tests; it leaves the root as it found it."""
     root = installed.root
     assert _federation_state(root) == (False, False, ["SocksPort 0"])
     hub = _install(root, [*INSTALL_ARGS, "--federation", "hub"])
     assert _changed(hub) == 1 and "   + enabled peluit-federation.service" in hub, hub[-3000:]
     assert _federation_state(root) == (True, False, ["SocksPort 0"])
 
-    regional = _install(root, [*INSTALL_ARGS, "--federation", "regional"])
-    # The timer enabled and the torrc rewritten; the hub's unit stays.
-    assert _changed(regional) == 2, regional[-3000:]
+    regional_enforce = [*INSTALL_ARGS, "--federation", "regional", "--apparmor", "enforce"]
+    regional = _install(root, regional_enforce)
+    # The timer enabled, the torrc rewritten, the profiles without "complain"; the hub's unit
+    # stays.
+    assert _changed(regional) == 3, regional[-3000:]
     assert "   + enabled peluit-federation-sync.timer" in regional
+    assert "   + /etc/apparmor.d/peluit" in regional
+    assert (root / "etc" / "apparmor.d" / "peluit").read_text() == (
+        REPO / "deploy" / "apparmor" / "peluit").read_text()
     assert _federation_state(root) == (
         True, True, ["SocksPort 127.0.0.1:9050 OnionTrafficOnly"])
     # tor itself reads the torrc so written (with Debian's defaults, as tor@default does).
@@ -368,12 +373,15 @@ def test_federation_roles(installed: Installed) -> None:
     assert verified.returncode == 0 and "Configuration was valid" in verified.stdout, (
         verified.stdout + verified.stderr)
     assert "Unrecognized" not in verified.stdout, verified.stdout
-    again = _install(root, [*INSTALL_ARGS, "--federation", "regional"])
+    again = _install(root, regional_enforce)
     assert _changed(again) == 0 and "   + " not in again, again[-3000:]
 
-    # The options say what runs: without --federation, both are disabled, the torrc restored.
+    # The options say what runs: without --federation, both are disabled, the torrc restored
+    # (and the profiles back in complain mode).
     none = _install(root, INSTALL_ARGS)
-    assert _changed(none) == 3, none[-3000:]
+    assert _changed(none) == 4, none[-3000:]
+    assert "flags=(attach_disconnected, complain)" in (
+        root / "etc" / "apparmor.d" / "peluit").read_text()
     assert "   + disabled peluit-federation.service" in none
     assert "   + disabled peluit-federation-sync.timer" in none
     assert _federation_state(root) == (False, False, ["SocksPort 0"])
