@@ -5,10 +5,11 @@
 #   deploy/install.sh [--db sqlite|postgresql] [--tor-from torproject|backports|debian]
 #                     [--tenant SLUG --tenant-name NAME --tenant-kind KIND]
 #                     [--admin USERNAME [--admin-name NAME]]
+#                     [--federation none|hub|member|regional] [--apparmor complain|enforce]
 #
 # Every step looks before it changes anything and counts what it changed; the last line is
-# "changed: N". A second run prints "changed: 0". When systemd is not PID 1 (a chroot), units
-# are enabled but not started. See deploy/README.md.
+# "changed: N". A second run with the same options prints "changed: 0". When systemd is not
+# PID 1 (a chroot), units are enabled but not started. See deploy/README.md.
 set -euo pipefail
 umask 022
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -30,14 +31,19 @@ TOR_KEYRING=/usr/share/keyrings/deb.torproject.org-keyring.gpg
 TOR_MIN=0.4.8
 UNITS_ENABLED=(peluit-source.service peluit-journalist.service peluit-onion.service
   peluit-onion.timer peluit-purge.timer peluit-doctor.timer peluit-store-publish.timer)
+# By --federation: a hub serves its members, a member syncs with its hub, a regional hub both.
+FEDERATION_HUB_UNITS=(peluit-federation.service)
+FEDERATION_MEMBER_UNITS=(peluit-federation-sync.timer)
 
 db=sqlite
 tor_from=torproject
 tenant='' tenant_name='' tenant_kind=''
 admin='' admin_name=''
+federation=none
+apparmor_mode=complain
 
 usage() {
-  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -50,6 +56,8 @@ while [ $# -gt 0 ]; do
     --tenant-kind) tenant_kind=${2:?--tenant-kind needs a value}; shift 2 ;;
     --admin) admin=${2:?--admin needs a value}; shift 2 ;;
     --admin-name) admin_name=${2:?--admin-name needs a value}; shift 2 ;;
+    --federation) federation=${2:?--federation needs a value}; shift 2 ;;
+    --apparmor) apparmor_mode=${2:?--apparmor needs a value}; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "install.sh: unknown option $1" >&2; usage 2 >&2 ;;
   esac
@@ -59,6 +67,10 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 case $db in sqlite|postgresql) ;; *) die "--db is sqlite or postgresql, not '$db'" ;; esac
 case $tor_from in torproject|backports|debian) ;;
   *) die "--tor-from is torproject, backports or debian, not '$tor_from'" ;; esac
+case $federation in none|hub|member|regional) ;;
+  *) die "--federation is none, hub, member or regional, not '$federation'" ;; esac
+case $apparmor_mode in complain|enforce) ;;
+  *) die "--apparmor is complain or enforce, not '$apparmor_mode'" ;; esac
 if [ -n "$admin" ] && [ -z "$tenant" ]; then
   die "the first admin is the admin instansi of a tenant: give --tenant SLUG --tenant-name NAME --tenant-kind KIND too"
 fi
@@ -159,6 +171,13 @@ enable_unit() {
   if systemctl is-enabled -q "$1" 2>/dev/null; then return 0; fi
   systemctl enable -q "$1"
   changes "enabled $1"
+}
+
+disable_unit() {
+  systemctl is-enabled -q "$1" 2>/dev/null || return 0
+  systemctl disable -q "$1"
+  if booted; then systemctl stop "$1" || true; fi
+  changes "disabled $1"
 }
 
 start_unit() {
@@ -395,7 +414,15 @@ fi
 # --- 7. tor's configuration, the units -------------------------------------------------------
 step "torrc and systemd units"
 torrc_changed=no
-put /etc/tor/torrc 0644 <"$SRC/deploy/torrc.template" && torrc_changed=yes
+# A federation member (and a regional hub, which is its own hub's member) reaches its hub's
+# federation onion through a SOCKS port on loopback, for onion addresses only; every other
+# installation has none (torrc.template).
+socks_port='SocksPort 0'
+case $federation in member|regional) socks_port='SocksPort 127.0.0.1:9050 OnionTrafficOnly' ;; esac
+[ "$(grep -cx 'SocksPort 0' "$SRC/deploy/torrc.template")" = 1 ] \
+  || die "deploy/torrc.template must hold the line 'SocksPort 0' once (--federation replaces it)"
+put /etc/tor/torrc 0644 < <(sed "s/^SocksPort 0\$/$socks_port/" "$SRC/deploy/torrc.template") \
+  && torrc_changed=yes
 units_changed=no
 for unit in "$SRC"/deploy/systemd/peluit-*; do
   put "/etc/systemd/system/${unit##*/}" 0644 <"$unit" && units_changed=yes
@@ -403,7 +430,7 @@ done
 if booted && [ $units_changed = yes ]; then systemctl daemon-reload; fi
 
 # --- 8. firewall, logs, time, upgrades, AppArmor ---------------------------------------------
-step "nftables, journald, time, unattended upgrades, AppArmor"
+step "nftables, journald, time, unattended upgrades, federation, AppArmor"
 nft_changed=no
 put /etc/nftables.conf 0755 <"$SRC/deploy/nftables.conf" && nft_changed=yes
 journald_changed=no
@@ -423,16 +450,48 @@ put /etc/apt/apt.conf.d/20auto-upgrades 0644 <<'EOF' || true
 APT::Periodic::Update-Package-Lists "1";
 APT::Periodic::Unattended-Upgrade "1";
 EOF
+federation_units=()
+case $federation in
+  hub) federation_units=("${FEDERATION_HUB_UNITS[@]}") ;;
+  member) federation_units=("${FEDERATION_MEMBER_UNITS[@]}") ;;
+  regional) federation_units=("${FEDERATION_HUB_UNITS[@]}" "${FEDERATION_MEMBER_UNITS[@]}") ;;
+esac
 for unit in nftables.service systemd-timesyncd.service unattended-upgrades.service \
-    apparmor.service tor.service "${UNITS_ENABLED[@]}"; do
+    apparmor.service tor.service "${UNITS_ENABLED[@]}" "${federation_units[@]}"; do
   enable_unit "$unit"
 done
+# The federation units of the roles not chosen are disabled: the options say what runs.
+for unit in "${FEDERATION_HUB_UNITS[@]}" "${FEDERATION_MEMBER_UNITS[@]}"; do
+  case " ${federation_units[*]} " in *" $unit "*) ;; *) disable_unit "$unit" ;; esac
+done
+say "federation: $federation${federation_units[*]:+ (${federation_units[*]})}"
 if [ -f /etc/apparmor.d/system_tor ]; then
   say "AppArmor: Debian's profile system_tor confines tor (tor@default.service: AppArmorProfile=-system_tor)"
 else
   say "AppArmor: no profile for tor shipped with this tor package"
 fi
-say "AppArmor for Peluit itself: none yet; the units' systemd sandbox confines it (deploy/README.md)"
+# Peluit's own profiles (deploy/apparmor/peluit says where they attach and why), in complain
+# mode unless --apparmor enforce: "complain" is added to their flags. The parser must accept
+# them before they are put in place (apparmor.service loads every file there at boot).
+aa_changed=no
+aa_flags='flags=(attach_disconnected)'
+[ "$(grep -c "$aa_flags" "$SRC/deploy/apparmor/peluit")" = 2 ] \
+  || die "deploy/apparmor/peluit must give both profiles '$aa_flags'"
+put /etc/apparmor.d/abstractions/peluit 0644 <"$SRC/deploy/apparmor/abstractions/peluit" \
+  && aa_changed=yes
+aa_profile=$(mktemp)
+cleanups+=("rm -f $aa_profile")
+if [ "$apparmor_mode" = complain ]; then
+  sed "s/$aa_flags/flags=(attach_disconnected, complain)/" "$SRC/deploy/apparmor/peluit"
+else
+  cat "$SRC/deploy/apparmor/peluit"
+fi >"$aa_profile"
+if ! cmp -s "$aa_profile" /etc/apparmor.d/peluit || [ $aa_changed = yes ]; then
+  # -Q: parse and compile, load nothing; -K: no cache.
+  apparmor_parser -Q -K -q "$aa_profile" || die "apparmor_parser refuses deploy/apparmor/peluit"
+fi
+put /etc/apparmor.d/peluit 0644 <"$aa_profile" && aa_changed=yes
+say "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in $apparmor_mode mode"
 
 # --- 9. start (only where systemd runs) ------------------------------------------------------
 step "services"
@@ -449,19 +508,41 @@ if booted; then
     changes "loaded AppArmor profile system_tor"
     torrc_changed=yes
   fi
+  # Peluit's profiles, where the kernel has AppArmor (else apparmor.service has nothing to
+  # load them into either). Running processes keep the confinement they started with: the
+  # services are restarted below when the profiles were (re)loaded.
+  aa_loaded=no
+  if aa-enabled -q 2>/dev/null || [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then
+    for profile in peluit-web peluit-cli; do
+      if [ $aa_changed = yes ] \
+          || ! grep -qx "$profile ($apparmor_mode)" /sys/kernel/security/apparmor/profiles; then
+        # Like a unit that does not start: reported, not fatal (the systemd sandbox stands).
+        if apparmor_parser -r -W /etc/apparmor.d/peluit; then
+          changes "loaded AppArmor profiles peluit-web and peluit-cli ($apparmor_mode)"
+          aa_loaded=yes
+        else
+          echo "install.sh: WARNING: the kernel refused /etc/apparmor.d/peluit; Peluit runs unconfined by AppArmor" >&2
+        fi
+        break
+      fi
+    done
+  else
+    say "AppArmor is not enabled in this kernel: the profiles are installed, not loaded"
+  fi
   start_unit systemd-timesyncd.service
   if [ $torrc_changed = yes ] && systemctl is-active -q tor@default.service; then
     systemctl restart tor@default.service
   fi
   start_unit tor@default.service
-  if [ $units_changed = yes ]; then
-    for unit in peluit-source.service peluit-journalist.service; do
+  if [ $units_changed = yes ] || [ $aa_loaded = yes ]; then
+    for unit in peluit-source.service peluit-journalist.service peluit-federation.service; do
       if systemctl is-active -q "$unit"; then systemctl restart "$unit"; fi
     done
   fi
-  for unit in "${UNITS_ENABLED[@]}"; do start_unit "$unit"; done
+  for unit in "${UNITS_ENABLED[@]}" "${federation_units[@]}"; do start_unit "$unit"; done
 else
   say "systemd is not PID 1 here (a chroot?): units enabled, NOT started; they start at boot"
+  say "(AppArmor profiles, if the kernel has AppArmor, are loaded at boot by apparmor.service)"
 fi
 
 # --- 10. the first admin, last: nothing may fail between making its credentials and showing them

@@ -26,6 +26,9 @@ if [[ $profile == test ]]; then
   [unshare]=util-linux
   # The installer's test builds a fresh Debian 12 root to run deploy/install.sh in.
   [mmdebstrap]=mmdebstrap
+  # tests/deploy/test_apparmor.py compiles deploy/apparmor's profiles with the real parser
+  # (/usr/sbin is not on every user's PATH).
+  [/usr/sbin/apparmor_parser]=apparmor
   )
 fi
 missing=()

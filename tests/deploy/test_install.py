@@ -14,7 +14,10 @@ private network namespace and asked for the landing page on 127.0.0.1:8080.
 
 What cannot be real here: systemd is not PID 1 in a chroot, so no unit is started by systemd
 (their sandboxing is not applied to the command run above), tor is not started, the nftables
-ruleset is not loaded into a kernel that carries traffic, and AppArmor profiles are not loaded.
+ruleset is not loaded into a kernel that carries traffic, and AppArmor profiles are not loaded
+(the test machine's kernel has no AppArmor): Peluit's profiles are parsed and compiled by the
+root's own `apparmor_parser -Q -K`, which loads nothing, so what is checked is that the kernel
+would be given valid policy, not what that policy allows at run time.
 Daemons are kept from starting during package installation with a policy-rc.d, as every chroot
 build does. The test machine reaches PyPI through an intercepting proxy whose CA the host
 trusts; that CA is copied into the root (and named to pip with PIP_CERT). The --tor-from
@@ -301,6 +304,89 @@ def test_the_source_units_command_serves_the_landing_page(installed: Installed) 
     assert "/panduan" in page  # the way to make a report
     # No access log: the request is nowhere in what gunicorn wrote.
     assert "GET /" not in log and onion not in log, log
+
+
+def test_apparmor_profiles_are_installed_and_parse(installed: Installed) -> None:
+    root = installed.root
+    profile = (root / "etc" / "apparmor.d" / "peluit").read_text()
+    shipped = (REPO / "deploy" / "apparmor" / "peluit").read_text()
+    # The default mode is complain: the shipped profiles with "complain" added, nothing else.
+    assert profile.count("flags=(attach_disconnected, complain)") == 2, profile
+    assert profile.replace(", complain)", ")") == shipped
+    assert (root / "etc" / "apparmor.d" / "abstractions" / "peluit").read_text() == (
+        REPO / "deploy" / "apparmor" / "abstractions" / "peluit").read_text()
+    assert "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in complain mode" in (
+        installed.first)
+    # -Q parses and compiles without loading, -K leaves the cache alone, -N names the profiles.
+    names = chroot(root, "apparmor_parser", "-N", "/etc/apparmor.d/peluit")
+    assert names.returncode == 0 and names.stdout.split() == ["peluit-cli", "peluit-web"], (
+        names.stdout + names.stderr)
+    parsed = chroot(root, "apparmor_parser", "-Q", "-K", "/etc/apparmor.d/peluit")
+    assert parsed.returncode == 0, parsed.stderr
+    # The parse can fail: a rule with an unknown permission is refused.
+    rule = "/opt/peluit/.venv/bin/gunicorn r,"
+    broken = profile.replace(rule, rule.replace(" r,", " rq,"))
+    assert broken != profile
+    (root / "tmp" / "broken-peluit").write_text(broken)
+    refused = chroot(root, "apparmor_parser", "-Q", "-K", "/tmp/broken-peluit")
+    assert refused.returncode != 0 and "/tmp/broken-peluit" in refused.stderr, refused.stderr
+
+
+def _changed(output: str) -> int:
+    found = re.findall(r"^changed: (\d+)$", output, re.M)
+    assert found, output[-3000:]
+    return int(found[-1])
+
+
+def _federation_state(root: Path) -> tuple[bool, bool, list[str]]:
+    system = root / "etc" / "systemd" / "system"
+    torrc = (root / "etc" / "tor" / "torrc").read_text().splitlines()
+    return ((system / "multi-user.target.wants" / "peluit-federation.service").is_symlink(),
+            (system / "timers.target.wants" / "peluit-federation-sync.timer").is_symlink(),
+            [line for line in torrc if line.startswith("SocksPort")])
+
+
+def test_federation_roles(installed: Installed) -> None:
+    """--federation in the same root, after the runs without it: hub, regional with
+    --apparmor enforce (twice: the second changes nothing), and back to none and complain.
+    Last in this root's tests; it leaves the root as it found it."""
+    root = installed.root
+    assert _federation_state(root) == (False, False, ["SocksPort 0"])
+    hub = _install(root, [*INSTALL_ARGS, "--federation", "hub"])
+    assert _changed(hub) == 1 and "   + enabled peluit-federation.service" in hub, hub[-3000:]
+    assert _federation_state(root) == (True, False, ["SocksPort 0"])
+
+    regional_enforce = [*INSTALL_ARGS, "--federation", "regional", "--apparmor", "enforce"]
+    regional = _install(root, regional_enforce)
+    # The timer enabled, the torrc rewritten, the profiles without "complain"; the hub's unit
+    # stays.
+    assert _changed(regional) == 3, regional[-3000:]
+    assert "   + enabled peluit-federation-sync.timer" in regional
+    assert "   + /etc/apparmor.d/peluit" in regional
+    assert (root / "etc" / "apparmor.d" / "peluit").read_text() == (
+        REPO / "deploy" / "apparmor" / "peluit").read_text()
+    assert _federation_state(root) == (
+        True, True, ["SocksPort 127.0.0.1:9050 OnionTrafficOnly"])
+    # tor itself reads the torrc so written (with Debian's defaults, as tor@default does).
+    verified = chroot(root, "tor", "--verify-config", "--defaults-torrc",
+                      "/usr/share/tor/tor-service-defaults-torrc", "-f", "/etc/tor/torrc")
+    assert verified.returncode == 0 and "Configuration was valid" in verified.stdout, (
+        verified.stdout + verified.stderr)
+    assert "Unrecognized" not in verified.stdout, verified.stdout
+    again = _install(root, regional_enforce)
+    assert _changed(again) == 0 and "   + " not in again, again[-3000:]
+
+    # The options say what runs: without --federation, both are disabled, the torrc restored
+    # (and the profiles back in complain mode).
+    none = _install(root, INSTALL_ARGS)
+    assert _changed(none) == 4, none[-3000:]
+    assert "flags=(attach_disconnected, complain)" in (
+        root / "etc" / "apparmor.d" / "peluit").read_text()
+    assert "   + disabled peluit-federation.service" in none
+    assert "   + disabled peluit-federation-sync.timer" in none
+    assert _federation_state(root) == (False, False, ["SocksPort 0"])
+    assert (root / "etc" / "tor" / "torrc").read_text() == (
+        REPO / "deploy" / "torrc.template").read_text()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
