@@ -144,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The same updates again, as messages, written straight into the hub's mirrors.
         with member.sessions() as session:
             slug = "kemendes"
-            rows = session.execute(sa.select(*metadata.CASE_COLUMNS)).all()
+            rows = session.execute(
+                sa.select(*metadata.CASE_COLUMNS).join(
+                    Source, (Source.id == Case.source_id) & (Source.tenant_id == Case.tenant_id)
+                )
+            ).all()
         updates = [
             Message(seq=index + 1, kind=metadata.CASE,
                     body={**metadata.case_body(row, slug), "status": str(CaseStatus.KLARIFIKASI)})
