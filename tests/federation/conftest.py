@@ -195,17 +195,22 @@ def decrypt_with(home: Path, ciphertext: bytes) -> bytes | None:
     return unframe(done.stdout)[0] if done.returncode == 0 else None
 
 
-def kpk_context(inst: Instance, session: Session) -> Context:
-    """The hub's KPK, acting through an account of its own (made on first use)."""
-    hub = get_tenant(session, "kpk")
-    account = session.scalar(sa.select(Investigator).where(Investigator.tenant_id == hub.id))
+def acting_as(inst: Instance, session: Session, slug: str) -> Context:
+    """The instansi ``slug``, acting through a verifikator's account (made on first use)."""
+    tenant = get_tenant(session, slug)
+    account = session.scalar(sa.select(Investigator).where(Investigator.tenant_id == tenant.id))
     if account is None:
         account, _password = create_investigator(
-            session, hub, "kpkfed", "Petugas KPK", Role.VERIFIKATOR,
+            session, tenant, f"verif.{slug}", f"Verifikator {slug}", Role.VERIFIKATOR,
             settings=inst.auth_settings(),
         )
         session.commit()
-    return Context(inst, session, hub, account)
+    return Context(inst, session, tenant, account)
+
+
+def kpk_context(inst: Instance, session: Session) -> Context:
+    """The hub's KPK, acting through an account of its own."""
+    return acting_as(inst, session, "kpk")
 
 
 def case_by_number(session: Session, number: str) -> Case:

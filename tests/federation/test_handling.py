@@ -26,6 +26,7 @@ from peluit.demo import make_workstation_key
 from source_iface import create_app as create_source_app
 from tests.federation.conftest import (
     Federation,
+    acting_as,
     add_cases,
     case_by_number,
     client_post,
@@ -338,11 +339,8 @@ def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
     and hands it back to A; the pelapor follows it all with one codename at A. The number A
     drew for KPK's case is taken on the hub (another member drew it first), and each item
     travels in an envelope of its own (the case_out in a later one than its origin)."""
-    from wbs.accounts import create_investigator
     from wbs.casework import Refusal
-    from wbs.domain import Role
     from wbs.federation import metadata
-    from wbs.models import Investigator
 
     monkeypatch.setattr(metadata, "ENVELOPE_DATA", metadata.CHUNK)
     hub, a = federation.hub, federation.a
@@ -354,17 +352,7 @@ def test_a_member_forwards_a_case_to_kpk_and_kpk_hands_it_back(
     shutil.copytree(homes.a, workstation / "gnupg", ignore=shutil.ignore_patterns("S.*"))
 
     def a_account(session: Any) -> Context:
-        tenant = get_tenant(session, "kemendes")
-        account = session.scalar(
-            sa.select(Investigator).where(Investigator.tenant_id == tenant.id)
-        )
-        if account is None:
-            account, _password = create_investigator(
-                session, tenant, "verifa", "Verifikator A", Role.VERIFIKATOR,
-                settings=a.auth_settings(),
-            )
-            session.commit()
-        return Context(a, session, tenant, account)
+        return acting_as(a, session, "kemendes")
 
     with _tomorrow():
         with a.sessions() as session:

@@ -93,21 +93,31 @@ def _sound(inst: Instance) -> list[tuple[int, int]]:
         )]
 
 
-@SQLITE
-def test_a_member_restored_from_a_backup_starts_the_link_over(
-    keyed: Federation, tmp_path: Path
-) -> None:
+def _backed_up_between_two_cases(
+    keyed: Federation, side: Instance, tmp_path: Path
+) -> tuple[Any, str, str, Path]:
+    """A files a case that reaches the hub; ``side`` is backed up; A files another, which
+    reaches the hub too. The poster, both numbers, and the backup."""
     hub, a = keyed.hub, keyed.a
     post = client_post(hub)
     sync(a, post)
     first = _file(a, b"bukti pertama")
     with _day(1):
         sync(a, post)
-        saved = _snapshot(a, tmp_path / "a.sqlite")
-        lost = _file(a, b"bukti yang hilang bersama cadangan")  # after the backup
+        saved = _snapshot(side, tmp_path / "backup.sqlite")
+        later = _file(a, b"bukti sesudah cadangan")
     with _day(2):
         sync(a, post)
-    assert _items(hub) == {first: 2, lost: 2}
+    assert _items(hub) == {first: 2, later: 2}
+    return post, first, later, saved
+
+
+@SQLITE
+def test_a_member_restored_from_a_backup_starts_the_link_over(
+    keyed: Federation, tmp_path: Path
+) -> None:
+    hub, a = keyed.hub, keyed.a
+    post, first, lost, saved = _backed_up_between_two_cases(keyed, a, tmp_path)
 
     # A is restored from the backup, as `peluit restore` leaves it (its marker included).
     _restore(a, saved)
@@ -140,16 +150,7 @@ def test_a_hub_restored_by_hand_is_found_out_and_the_link_starts_over(
     keyed: Federation, tmp_path: Path
 ) -> None:
     hub, a = keyed.hub, keyed.a
-    post = client_post(hub)
-    sync(a, post)
-    first = _file(a, b"bukti pertama")
-    with _day(1):
-        sync(a, post)
-        saved = _snapshot(hub, tmp_path / "hub.sqlite")
-        later = _file(a, b"bukti sesudah cadangan hub")
-    with _day(2):
-        sync(a, post)
-    assert _items(hub) == {first: 2, later: 2}
+    post, first, later, saved = _backed_up_between_two_cases(keyed, hub, tmp_path)
 
     # The hub's database is put back by hand (not `peluit restore`, no marker): A's next
     # request says the hub had confirmed more than it now holds. The hub applies nothing of

@@ -284,16 +284,21 @@ def _check_free(session: Session, slug: str) -> None:
             raise FederationError(f"{slug} is an instansi of member {peer.name}")
 
 
+def _locked_member(session: Session, name: str) -> FederationPeer:
+    peer = session.scalar(
+        sa.select(FederationPeer)
+        .where(FederationPeer.name == name, FederationPeer.role == "member")
+        .with_for_update()
+    )
+    if peer is None:
+        raise FederationError(f"no member {name!r}")
+    return peer
+
+
 def allow_instansi(inst: Instance, name: str, slug: str) -> None:
     """Let a member run one more instansi (a new tenant on its installation)."""
     with inst.sessions() as session:
-        peer = session.scalar(
-            sa.select(FederationPeer)
-            .where(FederationPeer.name == name, FederationPeer.role == "member")
-            .with_for_update()
-        )
-        if peer is None:
-            raise FederationError(f"no member {name!r}")
+        peer = _locked_member(session, name)
         _check_free(session, slug)
         peer.instansi = sorted({*peer.instansi_slugs, slug})
         session.commit()
@@ -304,13 +309,7 @@ def revoke_member(inst: Instance, name: str, control: str | None = None) -> onio
     with inst.sessions() as session:
         # Locked: an exchange of this member being applied finishes first, and the next
         # one finds it revoked (wbs.federation.exchange checks again under the same lock).
-        peer = session.scalar(
-            sa.select(FederationPeer)
-            .where(FederationPeer.name == name, FederationPeer.role == "member")
-            .with_for_update()
-        )
-        if peer is None:
-            raise FederationError(f"no member {name!r}")
+        peer = _locked_member(session, name)
         if peer.status != "active":
             raise FederationError(f"{name} is {peer.status} already")
         peer.status = "revoked"
