@@ -48,7 +48,7 @@ from wbs.domain import REGISTRATION_PREFIX, CaseStatus, Channel, EventKind, Tena
 from wbs.federation import metadata
 from wbs.federation.metadata import MessageRefused
 from wbs.federation.wire import Message
-from wbs.forwarding import MAX_LINKS, linked_source
+from wbs.forwarding import MAX_LINKS, handling_chain, linked_source
 from wbs.instance import Instance
 from wbs.intake import new_case_row
 from wbs.models import Case, Event, FederationPeer, Reply, Source, Tenant
@@ -73,25 +73,6 @@ def _keys(session: Session, tenant: Tenant) -> list[dict[str, str]]:
 def _tenant_entry(session: Session, tenant: Tenant) -> dict[str, Any]:
     return {"tenant": tenant.slug, "name": tenant.name, "kind": str(tenant.kind),
             "keys": _keys(session, tenant)}
-
-
-def chain_after(session: Session, case: Case) -> list[tuple[Case, Tenant, bool]]:
-    """The cases that handle ``case`` after it, in order, each with its tenant and whether
-    the link was a takeover; empty if it handles itself."""
-    chain: list[tuple[Case, Tenant, bool]] = []
-    current = case
-    for _ in range(MAX_LINKS):
-        if current.linked_to_case_id is None:
-            break
-        following = session.get(Case, current.linked_to_case_id)
-        if following is None or following.linked_from_case_id != current.id:
-            break
-        tenant = session.get(Tenant, following.tenant_id)
-        if tenant is None:  # pragma: no cover - a tenant with cases cannot be removed
-            break
-        chain.append((following, tenant, current.taken_over_at is not None))
-        current = following
-    return chain
 
 
 def queue_for_member(session: Session, member: FederationPeer, inst: Instance) -> int:
@@ -126,19 +107,22 @@ def queue_for_member(session: Session, member: FederationPeer, inst: Instance) -
     )
     followers: list[int] = []
     for case in handled:
-        chain = chain_after(session, case)
+        tenant = session.get(Tenant, case.tenant_id)
+        if tenant is None:  # pragma: no cover - a tenant with cases cannot be removed
+            continue
+        chain = handling_chain(Context(inst, session, tenant), case)
         if not chain:
             continue
         queue.offer(f"handled:{case.registration_number}", HANDLED, {
             "number": case.registration_number,
             "chain": [
-                {**_tenant_entry(session, tenant), "number": step.registration_number,
-                 "status": str(step.status), "shared": bool(step.sent_to_kpk),
-                 "how": "taken_over" if taken_over else "forwarded"}
-                for step, tenant, taken_over in chain
+                {**_tenant_entry(session, step.tenant), "number": step.case.registration_number,
+                 "status": str(step.case.status), "shared": bool(step.case.sent_to_kpk),
+                 "how": "taken_over" if step.taken_over else "forwarded"}
+                for step in chain
             ],
         })
-        followers += [step.id for step, _tenant, _taken in chain]
+        followers += [step.case.id for step in chain]
     for key, number, kind, row in metadata._item_rows(session, Case.id.in_(followers)):
         if kind == "reply":
             metadata._offer_item(queue, inst.store, gpg, key, number, kind, row, None)
