@@ -271,3 +271,21 @@ def sealed_request(member: Instance, hub: Instance, messages: tuple[Message, ...
             acked=peer.acked_seq, epoch=peer.epoch, messages=messages,
         )
     return seal(member.signing, envelope)
+
+
+@pytest.fixture
+def a_workstation(federation: Federation) -> Iterator[Path]:
+    """Member A's instansi gets a recipient key, its secret half on A's workstation (the
+    GnuPG home yielded)."""
+    from crypto.keyring import kill_agent
+    from peluit.demo import make_workstation_key
+    from wbs.tenants import add_recipient_key
+
+    home = short_tempdir("fed-ws-")
+    armored = make_workstation_key(home, "Kemendes <kemendes@demo.peluit.invalid>")
+    with federation.a.sessions() as session:
+        add_recipient_key(session, federation.a.keyring, get_tenant(session, "kemendes"), armored)
+        session.commit()
+    yield home
+    kill_agent(home)
+    shutil.rmtree(home, ignore_errors=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,6 @@ ANSWERS = ReportAnswers(
     kapan="2026", dimana="Kemendes", bagaimana="Tunai", berapa="Rp 10 juta", kronologi="",
 )
 SQLITE = pytest.mark.parametrize("federation", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def keyed(federation: Federation) -> Iterator[Federation]:
-    home = short_tempdir("fed-rs-")
-    armored = make_workstation_key(home, "Kemendes <kemendes@demo.peluit.invalid>")
-    with federation.a.sessions() as session:
-        add_recipient_key(session, federation.a.keyring, get_tenant(session, "kemendes"), armored)
-        session.commit()
-    yield federation
-    kill_agent(home)
 
 
 def _day(days: int) -> Any:
@@ -94,11 +82,11 @@ def _sound(inst: Instance) -> list[tuple[int, int]]:
 
 
 def _backed_up_between_two_cases(
-    keyed: Federation, side: Instance, tmp_path: Path
+    federation: Federation, side: Instance, tmp_path: Path
 ) -> tuple[Any, str, str, Path]:
     """A files a case that reaches the hub; ``side`` is backed up; A files another, which
     reaches the hub too. The poster, both numbers, and the backup."""
-    hub, a = keyed.hub, keyed.a
+    hub, a = federation.hub, federation.a
     post = client_post(hub)
     sync(a, post)
     first = _file(a, b"bukti pertama")
@@ -113,11 +101,12 @@ def _backed_up_between_two_cases(
 
 
 @SQLITE
+@pytest.mark.usefixtures("a_workstation")
 def test_a_member_restored_from_a_backup_starts_the_link_over(
-    keyed: Federation, tmp_path: Path
+    federation: Federation, tmp_path: Path
 ) -> None:
-    hub, a = keyed.hub, keyed.a
-    post, first, lost, saved = _backed_up_between_two_cases(keyed, a, tmp_path)
+    hub, a = federation.hub, federation.a
+    post, first, lost, saved = _backed_up_between_two_cases(federation, a, tmp_path)
 
     # A is restored from the backup, as `peluit restore` leaves it (its marker included).
     _restore(a, saved)
@@ -146,11 +135,12 @@ def test_a_member_restored_from_a_backup_starts_the_link_over(
 
 
 @SQLITE
+@pytest.mark.usefixtures("a_workstation")
 def test_a_hub_restored_by_hand_is_found_out_and_the_link_starts_over(
-    keyed: Federation, tmp_path: Path
+    federation: Federation, tmp_path: Path
 ) -> None:
-    hub, a = keyed.hub, keyed.a
-    post, first, later, saved = _backed_up_between_two_cases(keyed, hub, tmp_path)
+    hub, a = federation.hub, federation.a
+    post, first, later, saved = _backed_up_between_two_cases(federation, hub, tmp_path)
 
     # The hub's database is put back by hand (not `peluit restore`, no marker): A's next
     # request says the hub had confirmed more than it now holds. The hub applies nothing of
@@ -177,10 +167,11 @@ def test_a_hub_restored_by_hand_is_found_out_and_the_link_starts_over(
 
 
 @SQLITE
+@pytest.mark.usefixtures("a_workstation")
 def test_a_member_restored_by_hand_is_found_out_before_its_messages_are_applied(
-    keyed: Federation, tmp_path: Path
+    federation: Federation, tmp_path: Path
 ) -> None:
-    hub, a = keyed.hub, keyed.a
+    hub, a = federation.hub, federation.a
     post = client_post(hub)
     sync(a, post)
     with _day(1):

@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +15,9 @@ import time_machine
 
 from crypto.codenames import generate_codename
 from crypto.encrypt import encrypt_bytes
-from crypto.keyring import kill_agent
 from crypto.padding import FRAMING_PADME
-from peluit.demo import make_workstation_key
 from tests.federation.conftest import Federation, client_post, mirrored_cases, sealed_request
-from tests.support import midday_wib, short_tempdir
+from tests.support import midday_wib
 from wbs.context import Context
 from wbs.federation import metadata
 from wbs.federation.exchange import sync
@@ -31,7 +27,7 @@ from wbs.intake import Intake, ReportAnswers
 from wbs.models import Case, FederationRefusal, Submission
 from wbs.sources import register_source
 from wbs.tenancy import SharedScope
-from wbs.tenants import add_recipient_key, current_recipients, get_tenant, hub_tenant
+from wbs.tenants import current_recipients, get_tenant, hub_tenant
 
 ANSWERS = ReportAnswers(
     category="suap_menyuap", mcp_area="perizinan", apa="Setoran izin tambang",
@@ -40,18 +36,6 @@ ANSWERS = ReportAnswers(
 )
 # Larger than two parts of the link: the item travels in three messages.
 EVIDENCE = secrets.token_bytes(2 * metadata.CHUNK + 12_345)
-
-
-@pytest.fixture
-def a_workstation(federation: Federation) -> Iterator[Path]:
-    """Member A's instansi gets a recipient key, its secret half on A's workstation."""
-    home = short_tempdir("fed-ws-")
-    armored = make_workstation_key(home, "Kemendes <kemendes@demo.peluit.invalid>")
-    with federation.a.sessions() as session:
-        add_recipient_key(session, federation.a.keyring, get_tenant(session, "kemendes"), armored)
-        session.commit()
-    yield home
-    kill_agent(home)
 
 
 def _file(inst: Instance, *, to_kpk: bool, evidence: bytes | None = None) -> str:
