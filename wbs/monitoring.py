@@ -214,6 +214,9 @@ class Dashboard:
     kpk_hint: int = 0
     # Month by month, oldest first: the period's months, or the last TREND_MONTHS.
     trend: tuple[MonthFigures, ...] = ()
+    # (tenant id, category code, cases) for every pair with a case: what the province map
+    # sums into each province's prone categories.
+    by_tenant_category: tuple[tuple[int, str, int], ...] = ()
 
     @property
     def lagging(self) -> tuple[TenantFigures, ...]:
@@ -436,12 +439,15 @@ def _figures(
     areas: Counter[str] = Counter()
     channels: Counter[str] = Counter()
     without_area = 0
+    tenant_categories: Counter[tuple[int, str]] = Counter()
     # Categories, MCP areas and channels in one pass (one covering index).
-    for category, area, channel, count in session.execute(
-        reader.columns(Case, Case.category, Case.mcp_area, Case.channel, sa.func.count())
-        .group_by(Case.category, Case.mcp_area, Case.channel)
+    for row_tenant, category, area, channel, count in session.execute(
+        reader.columns(
+            Case, Case.tenant_id, Case.category, Case.mcp_area, Case.channel, sa.func.count()
+        ).group_by(Case.tenant_id, Case.category, Case.mcp_area, Case.channel)
     ):
         categories[category] += count
+        tenant_categories[row_tenant, category] += count
         channels[str(channel)] += count
         if area is None:
             without_area += count
@@ -489,6 +495,10 @@ def _figures(
         filters=filters,
         kpk_hint=int(kpk_hinted or 0),
         trend=_trend(session, reader, today, filters.period),
+        by_tenant_category=tuple(
+            (row_tenant, category, count)
+            for (row_tenant, category), count in sorted(tenant_categories.items())
+        ),
     )
 
 

@@ -595,6 +595,9 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
         assert board.overdue_first_response == sum(
             first_response(c, today) == FirstResponse.MISSING for c in chosen)
         assert board.overdue_closure == sum(closure(c, today) == Closure.OVERDUE for c in chosen)
+        assert board.by_tenant_category == tuple(
+            (tenant, category, count) for (tenant, category), count
+            in sorted(Counter((c.tenant_id, c.category) for c in chosen).items()))
         for line in board.tenants:
             own = [c for c in chosen if c.tenant_id == line.tenant_id]
             judged = Counter(first_response(c, today) for c in own)
