@@ -561,6 +561,35 @@ class Case(TenantOwned, Base):
         return f"Case(id={self.id!r}, registration_number={self.registration_number!r})"
 
 
+class CaseTally(Base):
+    """How many cases have a value of a figure, per institution and month received: kept by
+    triggers on ``cases`` (:mod:`wbs.tallies`, migration 0024), read by the dashboards.
+
+    Not tenant-owned: it is read only through :mod:`wbs.monitoring`, which names the
+    institutions its reader may count. ``month`` is :data:`wbs.tallies.ALL_MONTHS` on the rows
+    that count every month.
+    """
+
+    __tablename__ = "case_tallies"
+
+    # Key order: a view reads one figure's rows of a facet (every case, a category, an MCP
+    # area) and a month (or every month), a range of values (due days) among them; an
+    # instansi's own summary, through the second index.
+    figure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    facet: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    month: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(primary_key=True)
+    cases: Mapped[int] = mapped_column()
+
+    __table_args__ = (
+        sa.Index("ix_case_tallies_tenant", "tenant_id", "figure", "facet", "month", "value"),
+        # SQLite: the rows stored in key order (as PostgreSQL reads them from the primary
+        # key's index with the count beside it, after VACUUM), not a key index beside them.
+        {"sqlite_with_rowid": False},
+    )
+
+
 class Matter(Base):
     """A perkara: cases of several tenants (or one) linked as one affair, so that one of them
     leads the handling and the others close into it (:mod:`wbs.matters`, migration 0020).

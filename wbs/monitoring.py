@@ -28,9 +28,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -45,7 +45,8 @@ from wbs.domain import (
     EventKind,
     TenantKind,
 )
-from wbs.models import Case, Tenant
+from wbs.models import Case, CaseTally, Tenant
+from wbs.tallies import ALL_MONTHS, facet, overdue_ranges
 from wbs.tenancy import HubScope, ProvinceScope, TenantIsolationError, TenantScope
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
@@ -283,7 +284,7 @@ def tenant_summary(
     """
     scope = TenantScope(session, tenant)
     filters = replace(filters, province=None, kind=None)
-    reader = _Reader(scope.select, None, filters)
+    reader = _Reader(scope.select, [scope.tenant_id], filters)
     return _figures(
         session, reader, [tenant], today=today, tenant_id=scope.tenant_id,
         filters=filters,
@@ -338,9 +339,11 @@ class _Reader:
 
     @property
     def reads_rows(self) -> bool:
-        """Whether the figures must be read from the table's rows: a category or an MCP area
-        is in no covering index but the categories'."""
-        return self.filters.category is not None or self.filters.mcp_area is not None
+        """Whether the figures are counted from the cases' rows: narrowed to a category and
+        an MCP area at once, or to one of them in a period, which no tally counts
+        (:func:`wbs.tallies.facet`): a small share of the cases."""
+        wanted = self.filters
+        return facet(wanted.category, wanted.mcp_area, by_month=wanted.period is not None) is None
 
     def columns(self, model: type[Case], *columns: Any) -> sa.Select[Any]:
         # The scope's select (with its tenant condition and checks), reduced to the columns;
@@ -370,6 +373,69 @@ def _label(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
+class _Counts:
+    """What a dashboard's figures are made of, however they were read."""
+
+    def __init__(self) -> None:
+        self.by_status: Counter[CaseStatus] = Counter()
+        # total, open, overdue first, overdue closure, first response met, late, missing
+        self.per_tenant: dict[int, list[int]] = {}
+        self.categories: Counter[str] = Counter()
+        self.areas: Counter[str] = Counter()
+        self.channels: Counter[str] = Counter()
+        self.without_area = 0
+        self.tenant_categories: Counter[tuple[int, str]] = Counter()
+        self.kpk_hint = 0
+        # Thousands of rows (tenants x days x working days): plain dicts, not Counters.
+        self.days: dict[int, int] = {}
+        self.working: dict[int, int] = {}
+        self.tenant_working: dict[int, dict[int, int]] = {}
+
+    def line(self, tenant_id: int) -> list[int]:
+        line = self.per_tenant.get(tenant_id)
+        if line is None:
+            line = self.per_tenant[tenant_id] = [0] * 7
+        return line
+
+    def status(self, tenant_id: int, status: CaseStatus, in_time: bool | None, count: int) -> None:
+        self.by_status[status] += count
+        line = self.line(tenant_id)
+        line[0] += count
+        if status in OPEN_STATUSES:
+            line[1] += count
+        if in_time is True:
+            line[4] += count
+        elif in_time is False:
+            line[5] += count
+
+    def overdue(self, tenant_id: int, first: int, closure: int) -> None:
+        line = self.line(tenant_id)
+        line[2] += first
+        line[6] += first  # missing is overdue: one definition (wbs.deadlines)
+        line[3] += closure
+
+    def classified(self, tenant_id: int, category: str, count: int) -> None:
+        self.categories[category] += count
+        self.tenant_categories[tenant_id, category] += count
+
+    def area(self, area: str | None, count: int) -> None:
+        if area is None:
+            self.without_area += count
+        else:
+            self.areas[area] += count
+
+    def response(self, tenant_id: int | None, days: int | None, workdays: int | None,
+                 count: int) -> None:
+        if days is not None:
+            self.days[days] = self.days.get(days, 0) + count
+        if workdays is not None and tenant_id is not None:
+            self.working[workdays] = self.working.get(workdays, 0) + count
+            histogram = self.tenant_working.get(tenant_id)
+            if histogram is None:
+                histogram = self.tenant_working[tenant_id] = {}
+            histogram[workdays] = histogram.get(workdays, 0) + count
+
+
 def _figures(
     session: Session,
     reader: _Reader,
@@ -379,127 +445,250 @@ def _figures(
     tenant_id: int | None,
     filters: Filters,
 ) -> Dashboard:
-    by_status: Counter[CaseStatus] = Counter()
-    # total, open, overdue first, overdue closure, first response met, late, missing
-    per_tenant: dict[int, list[int]] = {}
-    # Each figure is read from its own covering index (migration 0021), and the two overdue
-    # counts only from the rows that are overdue (the conditions are wbs.deadlines'), rather
-    # than every figure evaluated for every case in one pass. Tenants x statuses x the stored
-    # judgement of the first response (met, late, or none yet:
-    # wbs.deadlines.record_first_response). Narrowed to a category or an MCP area, no index
-    # covers the figures: the rows are read from the table anyway, so the overdue counts are
-    # summed in the same pass rather than read again.
-    in_one_pass = reader.reads_rows
-    overdue = (
-        (_count_if(first_response_overdue(today)), _count_if(closure_overdue(today)))
-        if in_one_pass
-        else ()
-    )
-    for row in session.execute(
-        reader.columns(
-            Case, Case.tenant_id, Case.status, Case.first_response_in_time, sa.func.count(),
-            *overdue,
-        ).group_by(Case.tenant_id, Case.status, Case.first_response_in_time)
-    ):
-        row_tenant, status, in_time, count = row[:4]
-        status = CaseStatus(status)
-        by_status[status] += count
-        line = per_tenant.setdefault(row_tenant, [0] * 7)
-        line[0] += count
-        if status in OPEN_STATUSES:
-            line[1] += count
-        if in_time is True:
-            line[4] += count
-        elif in_time is False:
-            line[5] += count
-        if in_one_pass:
-            late_first, late_closure = int(row[4] or 0), int(row[5] or 0)
-            line[2] += late_first
-            line[6] += late_first  # missing is overdue: one definition (wbs.deadlines)
-            line[3] += late_closure
-    if not in_one_pass:
-        for row_tenant, count in session.execute(
-            reader.columns(Case, Case.tenant_id, sa.func.count())
-            .where(first_response_overdue(today))
-            .group_by(Case.tenant_id)
-        ):
-            line = per_tenant.setdefault(row_tenant, [0] * 7)
-            line[2] += count
-            line[6] += count  # missing is overdue: one definition (wbs.deadlines)
-        for row_tenant, count in session.execute(
-            reader.columns(Case, Case.tenant_id, sa.func.count())
-            .where(closure_overdue(today))
-            .group_by(Case.tenant_id)
-        ):
-            per_tenant.setdefault(row_tenant, [0] * 7)[3] += count
-    overdue_first = sum(line[2] for line in per_tenant.values())
-    overdue_closure = sum(line[3] for line in per_tenant.values())
-
-    categories: Counter[str] = Counter()
-    areas: Counter[str] = Counter()
-    channels: Counter[str] = Counter()
-    without_area = 0
-    tenant_categories: Counter[tuple[int, str]] = Counter()
-    # Categories, MCP areas and channels in one pass (one covering index).
-    for row_tenant, category, area, channel, count in session.execute(
-        reader.columns(
-            Case, Case.tenant_id, Case.category, Case.mcp_area, Case.channel, sa.func.count()
-        ).group_by(Case.tenant_id, Case.category, Case.mcp_area, Case.channel)
-    ):
-        categories[category] += count
-        tenant_categories[row_tenant, category] += count
-        channels[str(channel)] += count
-        if area is None:
-            without_area += count
-        else:
-            areas[area] += count
-
-    kpk_hinted = session.scalar(
-        reader.columns(Case, sa.func.count()).where(Case.kpk_hint == sa.true())
-    )
-
-    # Thousands of rows (tenants x days x working days): plain dicts, not Counters.
-    days_histogram: dict[int, int] = {}
-    working_histogram: dict[int, int] = {}
-    tenant_working: dict[int, dict[int, int]] = {}
-    for row_tenant, days, workdays, count in _response_figures(session, reader):
-        days_histogram[days] = days_histogram.get(days, 0) + count
-        working_histogram[workdays] = working_histogram.get(workdays, 0) + count
-        histogram = tenant_working.get(row_tenant)
-        if histogram is None:
-            histogram = tenant_working[row_tenant] = {}
-        histogram[workdays] = histogram.get(workdays, 0) + count
-
-    total = sum(by_status.values())
+    # Read from the maintained tallies (wbs.tallies), whatever the number of cases; narrowed
+    # to both a category and an MCP area, or to one of them and a period, counted from those
+    # cases' rows.
+    if reader.reads_rows:
+        counts = _counts_from_rows(session, reader, today)
+        trend = _trend_from_rows(session, reader, today, filters.period)
+    else:
+        counts = _counts_from_tallies(session, reader, today)
+        trend = _trend_from_tallies(session, reader, today, filters.period)
+    by_status = counts.by_status
     return Dashboard(
         today=today,
         tenant_id=tenant_id,
-        total=total,
+        total=sum(by_status.values()),
         open=sum(count for status, count in by_status.items() if status in OPEN_STATUSES),
         by_status=tuple(StatusCount(status, by_status[status]) for status in CaseStatus),
-        by_category=_ranked(categories, CATEGORY_LABELS),
-        by_mcp_area=_ranked(areas, MCP_AREA_LABELS),
-        without_mcp_area=without_area,
+        by_category=_ranked(counts.categories, CATEGORY_LABELS),
+        by_mcp_area=_ranked(counts.areas, MCP_AREA_LABELS),
+        without_mcp_area=counts.without_area,
         tenants=tuple(
-            _tenant_line(tenant, per_tenant.get(tenant.id, [0] * 7), tenant_working)
+            _tenant_line(tenant, counts.per_tenant.get(tenant.id, [0] * 7),
+                         counts.tenant_working)
             for tenant in tenants
         ),
-        overdue_first_response=overdue_first,
-        overdue_closure=overdue_closure,
-        responded=sum(days_histogram.values()),
-        median_first_response_days=_median(days_histogram),
-        median_first_response_working_days=_median(working_histogram),
+        overdue_first_response=sum(line[2] for line in counts.per_tenant.values()),
+        overdue_closure=sum(line[3] for line in counts.per_tenant.values()),
+        responded=sum(counts.days.values()),
+        median_first_response_days=_median(counts.days),
+        median_first_response_working_days=_median(counts.working),
         by_channel=_ranked(
-            channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
+            counts.channels, {channel.value: label for channel, label in CHANNEL_LABELS.items()}
         ),
         filters=filters,
-        kpk_hint=int(kpk_hinted or 0),
-        trend=_trend(session, reader, today, filters.period),
+        kpk_hint=counts.kpk_hint,
+        trend=trend,
         by_tenant_category=tuple(
             (row_tenant, category, count)
-            for (row_tenant, category), count in sorted(tenant_categories.items())
+            for (row_tenant, category), count in sorted(counts.tenant_categories.items())
         ),
     )
+
+
+# --- from the tallies -------------------------------------------------------------------------
+
+
+def _tally(
+    session: Session,
+    reader: _Reader,
+    figure: str,
+    *keys: Any,
+    months: tuple[dt.date, dt.date] | None = None,
+    values: tuple[str | None, str] | None = None,
+) -> list[Any]:
+    """Sums of one figure's tallies by ``keys``, over the reader's institutions and the
+    months received of its period (``months`` instead, for the trend), or the all-months
+    rows; ``values``: only values from .. before (None: from the first)."""
+    if months is None and reader.filters.period is not None:
+        months = (reader.filters.period.start, reader.filters.period.end)
+    wanted = reader.filters
+    # The trend's months of a category or an area: kept for its figures (wbs.tallies).
+    by_month = wanted.period is not None
+    statement = sa.select(*keys, sa.func.sum(CaseTally.cases)).where(
+        CaseTally.figure == figure,
+        CaseTally.facet == facet(wanted.category, wanted.mcp_area, by_month=by_month),
+    )
+    if months is None:
+        statement = statement.where(CaseTally.month == ALL_MONTHS)
+    else:
+        statement = statement.where(CaseTally.month >= months[0], CaseTally.month < months[1])
+    if reader.tenant_ids is not None:
+        statement = statement.where(CaseTally.tenant_id.in_(reader.tenant_ids))
+    if values is not None:
+        if values[0] is not None:
+            statement = statement.where(CaseTally.value >= values[0])
+        statement = statement.where(CaseTally.value < values[1])
+    if keys:
+        statement = statement.group_by(*keys)
+    # Rows a change brought down to zero stay in the table: they count nothing.
+    return [row for row in session.execute(statement) if row[-1]]
+
+
+def _overdue(
+    session: Session, reader: _Reader, today: dt.date, month_figure: str, day_figure: str,
+    key: Any, months: tuple[dt.date, dt.date] | None = None,
+) -> Counter[Any]:
+    """Open cases due before today (wbs.deadlines' rule) by ``key``: those due in an earlier
+    month, and those due earlier in this one."""
+    earlier_months, this_month = overdue_ranges(today)
+    found: Counter[Any] = Counter()
+    for figure, values in ((month_figure, (None, earlier_months)), (day_figure, this_month)):
+        for row_key, count in _tally(session, reader, figure, key, months=months,
+                                     values=values):
+            found[row_key] += int(count)
+    return found
+
+
+_ANSWERS: dict[str, bool | None] = {"met": True, "late": False, "none": None}
+
+
+def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _Counts:
+    counts = _Counts()
+    tenant, value = CaseTally.tenant_id, CaseTally.value
+    for row_tenant, status_answer, count in _tally(session, reader, "status", tenant, value):
+        status, _, answer = status_answer.partition("|")
+        counts.status(row_tenant, CaseStatus(status), _ANSWERS[answer], int(count))
+    for row_tenant, count in _overdue(session, reader, today, "frdue", "frday", tenant).items():
+        counts.overdue(row_tenant, count, 0)
+    for row_tenant, count in _overdue(session, reader, today, "cldue", "clday", tenant).items():
+        counts.overdue(row_tenant, 0, count)
+    # Narrowed to a category (or an area), its tally is that one value: each instansi's
+    # total, not kept again (wbs.tallies).
+    wanted = reader.filters
+    if wanted.category is not None:
+        for row_tenant, line in counts.per_tenant.items():
+            if line[0]:
+                counts.classified(row_tenant, wanted.category, line[0])
+    else:
+        for row_tenant, category, count in _tally(session, reader, "category", tenant, value):
+            counts.classified(row_tenant, category, int(count))
+    if wanted.mcp_area is not None:
+        in_area = sum(line[0] for line in counts.per_tenant.values())
+        if in_area:
+            counts.area(wanted.mcp_area, in_area)
+    else:
+        for area, count in _tally(session, reader, "area", value):
+            counts.area(area or None, int(count))
+    for channel, count in _tally(session, reader, "channel", value):
+        counts.channels[channel] += int(count)
+    counts.kpk_hint = sum(int(row[-1]) for row in _tally(session, reader, "hint"))
+    for days, count in _tally(session, reader, "days", value):
+        counts.response(None, int(days), None, int(count))
+    for row_tenant, workdays, count in _tally(session, reader, "workdays", tenant, value):
+        counts.response(row_tenant, None, int(workdays), int(count))
+    return counts
+
+
+def _trend_from_tallies(
+    session: Session, reader: _Reader, today: dt.date, period: Period | None
+) -> tuple[MonthFigures, ...]:
+    months = _trend_months(today, period)
+    window = (min(months), _add_months(max(months), 1))
+    month = CaseTally.month
+    for day, answer, count in _tally(
+        session, reader, "answer", month, CaseTally.value, months=window
+    ):
+        line = months.get(_month(day))
+        if line is None:
+            continue
+        in_time = _ANSWERS[answer]
+        line[0] += int(count)
+        if in_time is True:
+            line[1] += int(count)
+        elif in_time is False:
+            line[2] += int(count)
+    for day, count in _overdue(
+        session, reader, today, "frdue", "frday", month, months=window
+    ).items():
+        line = months.get(_month(day))
+        if line is not None:
+            line[3] += count
+    return tuple(MonthFigures(month, *line) for month, line in months.items())
+
+
+def _trend_months(today: dt.date, period: Period | None) -> dict[dt.date, list[int]]:
+    """The trend's months, oldest first, each [received, met, late, missing] at zero: the
+    period's, or the last TREND_MONTHS up to today's."""
+    if period is not None:
+        first, end = period.start, period.end
+    else:
+        end = _add_months(dt.date(today.year, today.month, 1), 1)
+        first = _add_months(end, -TREND_MONTHS)
+    months: dict[dt.date, list[int]] = {}
+    month = first
+    while month < end:
+        months[month] = [0, 0, 0, 0]
+        month = _add_months(month, 1)
+    return months
+
+
+# --- from the cases' rows (narrowed to a category or an MCP area) ----------------------------
+
+
+def _counts_from_rows(session: Session, reader: _Reader, today: dt.date) -> _Counts:
+    """One pass over the chosen cases for the statuses and the overdue counts (no covering
+    index holds a category or an area with them), one for the classification, one for the
+    first responses."""
+    counts = _Counts()
+    for row_tenant, status, in_time, count, late_first, late_closure in session.execute(
+        reader.columns(
+            Case, Case.tenant_id, Case.status, Case.first_response_in_time, sa.func.count(),
+            _count_if(first_response_overdue(today)), _count_if(closure_overdue(today)),
+        ).group_by(Case.tenant_id, Case.status, Case.first_response_in_time)
+    ):
+        counts.status(row_tenant, CaseStatus(status), in_time, count)
+        counts.overdue(row_tenant, int(late_first or 0), int(late_closure or 0))
+    for row_tenant, category, area, channel, hinted, count in session.execute(
+        reader.columns(
+            Case, Case.tenant_id, Case.category, Case.mcp_area, Case.channel,
+            _count_if(Case.kpk_hint == sa.true()), sa.func.count(),
+        ).group_by(Case.tenant_id, Case.category, Case.mcp_area, Case.channel)
+    ):
+        counts.classified(row_tenant, category, count)
+        counts.area(area, count)
+        counts.channels[str(channel)] += count
+        counts.kpk_hint += int(hinted or 0)
+    for row_tenant, days, workdays, count in session.execute(
+        reader.columns(
+            Case, Case.tenant_id, Case.first_response_days, Case.first_response_workdays,
+            sa.func.count(),
+        )
+        .where(Case.first_response_workdays.is_not(None))
+        .group_by(Case.tenant_id, Case.first_response_days, Case.first_response_workdays)
+    ):
+        counts.response(row_tenant, days, workdays, count)
+    return counts
+
+
+def _trend_from_rows(
+    session: Session, reader: _Reader, today: dt.date, period: Period | None
+) -> tuple[MonthFigures, ...]:
+    """Month by month: a GROUP BY of received day (labels), summed into months here."""
+    months = _trend_months(today, period)
+    window = (
+        Case.received_at >= _label(min(months)),
+        Case.received_at < _label(_add_months(max(months), 1)),
+    )
+    for day_label, in_time, count, missing in session.execute(
+        reader.columns(
+            Case, Case.received_at, Case.first_response_in_time, sa.func.count(),
+            _count_if(first_response_overdue(today)),
+        )
+        .where(*window)
+        .group_by(Case.received_at, Case.first_response_in_time)
+    ):
+        line = months.get(_month(day_label))
+        if line is None:
+            continue
+        line[0] += count
+        if in_time is True:
+            line[1] += count
+        elif in_time is False:
+            line[2] += count
+        line[3] += int(missing or 0)
+    return tuple(MonthFigures(month, *line) for month, line in months.items())
 
 
 def _tenant_line(
@@ -525,83 +714,9 @@ def _tenant_line(
     )
 
 
-def _trend(
-    session: Session, reader: _Reader, today: dt.date, period: Period | None
-) -> tuple[MonthFigures, ...]:
-    """Month by month: GROUP BYs of received day (labels), summed into months here: every
-    case with its judged first response, and the overdue ones (read from their own index)."""
-    if period is not None:
-        first, end = period.start, period.end
-    else:
-        end = _add_months(dt.date(today.year, today.month, 1), 1)
-        first = _add_months(end, -TREND_MONTHS)
-    months: dict[dt.date, list[int]] = {}
-    month = first
-    while month < end:
-        months[month] = [0, 0, 0, 0]
-        month = _add_months(month, 1)
-    window = (Case.received_at >= _label(first), Case.received_at < _label(end))
-    in_one_pass = reader.reads_rows  # as in _figures: no covering index, one pass
-    missing_here = (_count_if(first_response_overdue(today)),) if in_one_pass else ()
-    received = (
-        reader.columns(
-            Case, Case.received_at, Case.first_response_in_time, sa.func.count(), *missing_here
-        )
-        .where(*window)
-        .group_by(Case.received_at, Case.first_response_in_time)
-    )
-    for row in session.execute(received):
-        line = months.get(_month(row[0]))
-        if line is None:
-            continue
-        in_time, count = row[1], row[2]
-        line[0] += count
-        if in_time is True:
-            line[1] += count
-        elif in_time is False:
-            line[2] += count
-        if in_one_pass:
-            line[3] += int(row[3] or 0)
-    if in_one_pass:
-        return tuple(MonthFigures(month, *line) for month, line in months.items())
-    missing = (
-        reader.columns(Case, Case.received_at, sa.func.count())
-        .where(*window, first_response_overdue(today))
-        .group_by(Case.received_at)
-    )
-    for day_label, count in session.execute(missing):
-        line = months.get(_month(day_label))
-        if line is not None:
-            line[3] += count
-    return tuple(MonthFigures(month, *line) for month, line in months.items())
-
-
 def _month(label: Any) -> dt.date:
     day = _as_date(label)
     return dt.date(day.year, day.month, 1)
-
-
-def _response_figures(
-    session: Session, reader: _Reader
-) -> Iterable[tuple[int, int, int, int]]:
-    """(tenant, days, working days, cases) over the cases that had a first response.
-
-    One GROUP BY of small stored integers (:func:`wbs.deadlines.record_first_response`, filled
-    for older cases by migration 0015), always current: no cache, no date arithmetic per row.
-    """
-    statement = (
-        reader.columns(
-            Case,
-            Case.tenant_id,
-            Case.first_response_days,
-            Case.first_response_workdays,
-            sa.func.count(),
-        )
-        .where(Case.first_response_workdays.is_not(None))
-        .group_by(Case.tenant_id, Case.first_response_days, Case.first_response_workdays)
-    )
-    # Integer columns and a count: the rows are those tuples already (thousands of them).
-    return cast(Iterable[tuple[int, int, int, int]], session.execute(statement))
 
 
 def _as_date(value: Any) -> dt.date:

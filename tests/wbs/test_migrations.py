@@ -21,6 +21,7 @@ APP_TABLES = {
     "investigators",
     "sources",
     "cases",
+    "case_tallies",
     "submissions",
     "replies",
     "events",

@@ -562,7 +562,6 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
             province=rng.choice(["Sumatera Selatan", "Jawa Barat", None]))
         for n in range(5)
     ]
-    today = dt.date(2025, 6, 16)
     session.flush()
     by_id = {tenant.id: tenant for tenant in tenants}
     cases = []
@@ -581,45 +580,56 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
                      received.isoformat(), due.isoformat(),
                      calendar.add_working_days(received, 30).isoformat(),
                      [(EventKind.REPLY_ADDED, answered)] if answered else [], calendar)
+        case.kpk_hint = rng.choice([True, False, None])
+        case.channel = rng.choice(list(Channel))
         cases.append(case)
     session.commit()
 
-    for filters in [Filters(), Filters(period=Period.parse("2025-Q1")),
-                    Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
-                    Filters(period=Period.parse("2025-05"), category="suap_menyuap"),
-                    # A category or an area alone: the figures read in one pass (wbs.monitoring).
-                    Filters(category="gratifikasi"), Filters(mcp_area="perizinan")]:
-        board = dashboard(session, hub, today=today, filters=filters)
-        chosen = [c for c in cases if _matches(c, filters, by_id)]
-        assert board.total == len(chosen)
-        assert board.overdue_first_response == sum(
-            first_response(c, today) == FirstResponse.MISSING for c in chosen)
-        assert board.overdue_closure == sum(closure(c, today) == Closure.OVERDUE for c in chosen)
-        assert board.by_tenant_category == tuple(
-            (tenant, category, count) for (tenant, category), count
-            in sorted(Counter((c.tenant_id, c.category) for c in chosen).items()))
-        for line in board.tenants:
-            own = [c for c in chosen if c.tenant_id == line.tenant_id]
-            judged = Counter(first_response(c, today) for c in own)
-            assert (line.total, line.first_response_met, line.first_response_late,
-                    line.first_response_missing) == (
-                len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
-                judged[FirstResponse.MISSING]), line.slug
-            working = sorted(
-                calendar.working_days_between(c.received_at.date(),
-                                              local_date(c.first_response_at))
-                for c in own if c.first_response_at is not None)
-            assert line.median_first_response_working_days == (
-                statistics.median(working) if working else None), line.slug
-        for month in board.trend:
-            own = [c for c in cases if _matches(c, replace(filters, period=None), by_id)
-                   and (c.received_at.year, c.received_at.month)
-                   == (month.month.year, month.month.month)]
-            judged = Counter(first_response(c, today) for c in own)
-            assert (month.received, month.first_response_met, month.first_response_late,
-                    month.first_response_missing) == (
-                len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
-                judged[FirstResponse.MISSING])
+    # Today mid-month, on the first of a month and the last (the overdue counts read the
+    # months before this one and the days of this one: wbs.tallies.overdue_ranges).
+    for today in (dt.date(2025, 6, 16), dt.date(2025, 6, 1), dt.date(2025, 5, 31)):
+        for filters in [Filters(), Filters(period=Period.parse("2025-Q1")),
+                        Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
+                        Filters(period=Period.parse("2025-05"), category="suap_menyuap"),
+                        # A category or an area alone: read from the rows (wbs.monitoring).
+                        Filters(category="gratifikasi"), Filters(mcp_area="perizinan")]:
+            board = dashboard(session, hub, today=today, filters=filters)
+            chosen = [c for c in cases if _matches(c, filters, by_id)]
+            assert board.total == len(chosen)
+            assert board.overdue_first_response == sum(
+                first_response(c, today) == FirstResponse.MISSING for c in chosen)
+            assert board.overdue_closure == sum(
+                closure(c, today) == Closure.OVERDUE for c in chosen)
+            assert board.mcp_area_counts() == Counter(c.mcp_area for c in chosen if c.mcp_area)
+            assert board.without_mcp_area == sum(c.mcp_area is None for c in chosen)
+            assert board.kpk_hint == sum(bool(c.kpk_hint) for c in chosen)
+            assert {row.code: row.count for row in board.by_channel} == Counter(
+                c.channel.value for c in chosen)
+            assert board.by_tenant_category == tuple(
+                (tenant, category, count) for (tenant, category), count
+                in sorted(Counter((c.tenant_id, c.category) for c in chosen).items()))
+            for line in board.tenants:
+                own = [c for c in chosen if c.tenant_id == line.tenant_id]
+                judged = Counter(first_response(c, today) for c in own)
+                assert (line.total, line.first_response_met, line.first_response_late,
+                        line.first_response_missing) == (
+                    len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
+                    judged[FirstResponse.MISSING]), line.slug
+                working = sorted(
+                    calendar.working_days_between(c.received_at.date(),
+                                                  local_date(c.first_response_at))
+                    for c in own if c.first_response_at is not None)
+                assert line.median_first_response_working_days == (
+                    statistics.median(working) if working else None), line.slug
+            for month in board.trend:
+                own = [c for c in cases if _matches(c, replace(filters, period=None), by_id)
+                       and (c.received_at.year, c.received_at.month)
+                       == (month.month.year, month.month.month)]
+                judged = Counter(first_response(c, today) for c in own)
+                assert (month.received, month.first_response_met, month.first_response_late,
+                        month.first_response_missing) == (
+                    len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],
+                    judged[FirstResponse.MISSING])
 
 
 def _matches(case: Case, filters: Filters, tenants: dict[int, Tenant]) -> bool:

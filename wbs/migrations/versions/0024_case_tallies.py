@@ -1,0 +1,49 @@
+"""Maintained tallies of cases for the dashboards (wbs.tallies).
+
+Revision ID: 0024
+Revises: 0023
+Create Date: 2026-12-03
+
+``case_tallies``: per figure (status and answer, category, MCP area, channel, the KPK hint,
+the first response's delay, the open cases' due days), facet (every case, a category, an MCP
+area), institution and month received, how many cases have each value; triggers on ``cases`` keep it current in the transaction of each
+change (a plpgsql function on PostgreSQL, three triggers on SQLite). Filled from the cases
+that exist. KPK's dashboard reads it instead of counting every case at each view.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from wbs import tallies
+
+revision: str = "0024"
+down_revision: str | Sequence[str] | None = "0023"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "case_tallies",
+        sa.Column("figure", sa.String(16), nullable=False),
+        sa.Column("facet", sa.String(80), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("value", sa.String(80), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("cases", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("figure", "facet", "month", "value", "tenant_id",
+                                name=op.f("pk_case_tallies")),
+        sqlite_with_rowid=False,
+    )
+    op.create_index("ix_case_tallies_tenant", "case_tallies",
+                    ["tenant_id", "figure", "facet", "month", "value"])
+    connection = op.get_bind()
+    tallies.install(connection)
+    tallies.refill(connection)
+
+
+def downgrade() -> None:
+    tallies.uninstall(op.get_bind())
+    op.drop_table("case_tallies")
