@@ -40,13 +40,14 @@ from reportlab.platypus import Table as PdfTable
 from journalist_iface.labels import category_label, kind_label, mcp_label, status_label
 from wbs.monitoring import Dashboard
 from wbs.provinces import (
+    CLASSES,
     GRID_COLUMNS,
     GRID_ROWS,
     PROVINCES,
     ProvinceMap,
-    class_index,
     province_map,
     report_classes,
+    shade,
 )
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -332,22 +333,22 @@ def _province_map(table: Table) -> Drawing:
         reports = row[3] if row and isinstance(row[3], int) else 0
         x = province.column * tile + 0.5 * mm
         y = height - (province.row + 1) * tile + 0.5 * mm + legend_height
-        index = class_index(classes, reports)
+        found = shade(classes, reports)
         if not institutions:
             fill, ink, stroke = colors.white, _OUTLINE, _OUTLINE
-        elif index is None:
+        elif found is None:
             fill, ink, stroke = _ZERO, colors.black, None
         else:
-            fill, ink, stroke = _CLASS_FILLS[index], _CLASS_INKS[index], None
+            fill, ink, stroke = _CLASS_FILLS[found - 1], _CLASS_INKS[found - 1], None
         drawing.add(Rect(x, y, tile - mm, tile - mm, fillColor=fill, strokeColor=stroke,
                          strokeDashArray=[2, 2] if stroke else None, strokeWidth=0.5))
         drawing.add(String(x + (tile - mm) / 2, y + (tile - mm) / 2 - 3, province.label,
                            fontName="Helvetica-Bold", fontSize=9, fillColor=ink,
                            textAnchor="middle"))
     keys: list[tuple[Any, Any, str]] = [
-        (_CLASS_FILLS[index], None, f"{found.low}" if found.low == found.high
-         else f"{found.low}-{found.high}")
-        for index, found in enumerate(classes)
+        (_CLASS_FILLS[CLASSES - len(classes) + index], None,
+         f"{bounds.low}" if bounds.low == bounds.high else f"{bounds.low}-{bounds.high}")
+        for index, bounds in enumerate(classes)
     ]
     keys += [(_ZERO, None, gettext("No report")),
              (colors.white, _OUTLINE, gettext("No connected institution"))]

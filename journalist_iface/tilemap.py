@@ -24,6 +24,7 @@ from wbs.provinces import (
     ProvinceFigures,
     ProvinceMap,
     province_map,
+    shade,
 )
 
 # SVG user units: a tile and the gap around it.
@@ -59,8 +60,10 @@ class MapView:
     height: int
 
     @property
-    def classes(self) -> tuple[CountClass, ...]:
-        return self.figures.classes
+    def legend(self) -> tuple[tuple[str, CountClass], ...]:
+        """The scale's classes with their CSS class, lightest first."""
+        classes = self.figures.classes
+        return tuple((f"map-r{shade(classes, found.low)}", found) for found in classes)
 
     @property
     def has_empty(self) -> bool:
@@ -82,8 +85,8 @@ def class_range(found: CountClass) -> str:
 def _report_class(pmap: ProvinceMap, line: ProvinceFigures) -> str:
     if not line.institutions:
         return "map-none"
-    index = pmap.class_of(line.reports)
-    return "map-zero" if index is None else f"map-r{index + 1}"
+    found = pmap.shade(line.reports)
+    return "map-zero" if found is None else f"map-r{found}"
 
 
 def category_class(code: str) -> str:

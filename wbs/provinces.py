@@ -13,9 +13,9 @@ Papua's provinces would cover half of it whatever their figures.
 add it to :data:`PROVINCES` with its Kemendagri code, a free cell of the grid and any alias,
 and the tests hold the table together (38 entries today, unique codes, labels and cells).
 
-Codes are Kemendagri's (Permendagri 72/2019 and the 2022 laws forming the Papua provinces:
-91 Papua, 92 Papua Barat, 93 Papua Selatan, 94 Papua Tengah, 95 Papua Pegunungan, 96 Papua
-Barat Daya). BPS numbers the Papua provinces differently (e.g. 91 Papua Barat, 94 Papua); the
+Codes are Kemendagri's kode wilayah, as updated after the 2022 laws forming the new Papua
+provinces: 91 Papua, 92 Papua Barat, 93 Papua Selatan, 94 Papua Tengah, 95 Papua Pegunungan,
+96 Papua Barat Daya. BPS numbers the Papua provinces differently (91 is Papua Barat there); the
 other 32 codes are the same in both. Labels are the ISO 3166-2:ID subdivision codes without the
 ``ID-`` prefix: two letters that fit a tile, one official code per province.
 
@@ -162,9 +162,11 @@ class ProvinceMap:
     def classes(self) -> tuple[CountClass, ...]:
         return report_classes(line.reports for line in self.provinces)
 
-    def class_of(self, reports: int) -> int | None:
-        """The index of the class ``reports`` falls in; None for no report."""
-        return class_index(self.classes, reports)
+    def shade(self, reports: int) -> int | None:
+        """The colour of a province with ``reports``, 1 (lightest) to :data:`CLASSES`
+        (darkest); None for no report. With fewer classes than colours (few reports), the
+        darkest ones are used, so the most reports are always the darkest tile."""
+        return shade(self.classes, reports)
 
     @property
     def prone_categories(self) -> tuple[str, ...]:
@@ -198,10 +200,10 @@ def report_classes(counts: Iterable[int], classes: int = CLASSES) -> tuple[Count
     return tuple(found)
 
 
-def class_index(classes: tuple[CountClass, ...], reports: int) -> int | None:
+def shade(classes: tuple[CountClass, ...], reports: int) -> int | None:
     for index, found in enumerate(classes):
         if found.low <= reports <= found.high:
-            return index
+            return CLASSES - len(classes) + index + 1
     return None
 
 

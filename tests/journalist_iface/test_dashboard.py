@@ -8,18 +8,19 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import openpyxl
 import pytest
 import time_machine
 from pypdf import PdfReader
 
-from journalist_iface import export
+from journalist_iface import export, tilemap
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
 from tests.support import midday_wib, wib_today
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.domain import CaseStatus, Role, TenantKind
+from wbs.domain import CATEGORY_LABELS, CaseStatus, Role, TenantKind
 from wbs.models import Case, utcnow
 from wbs.monitoring import (
     Dashboard,
@@ -29,7 +30,7 @@ from wbs.monitoring import (
     province_dashboard,
     tenant_summary,
 )
-from wbs.provinces import PROVINCES, province_map
+from wbs.provinces import CLASSES, PROVINCES, province_map
 from wbs.tenancy import TenantScope
 from wbs.tenants import create_tenant, get_tenant
 from wbs.workdays import local_date
@@ -424,7 +425,7 @@ def test_the_province_maps_show_reports_and_prone_categories_per_province(
     assert tiles["map-categories", "16"][0] == f"map-k-{sumsel.prone_category}"
     # The scale: the largest province in the darkest class; no institution, an outline.
     largest = max(found.provinces, key=lambda line: line.reports)
-    assert tiles["map-reports", largest.province.code][0] == f"map-r{len(found.classes)}"
+    assert tiles["map-reports", largest.province.code][0] == "map-r5"
     assert papua.institutions == 0
     assert tiles["map-reports", "94"] == (
         "map-none", "Papua Tengah: tidak ada instansi terhubung", "PT")
@@ -483,3 +484,33 @@ def test_the_province_table_downloads_with_every_province_and_the_pdf_draws_the_
     csv_rows = list(csv.reader(io.StringIO(browser.get(
         "/pemantauan/ekspor.csv?tabel=provinsi").get_data().decode("utf-8-sig"))))
     assert len(csv_rows) == len(rows)
+
+
+_RULE = re.compile(r"\.(map-[a-z0-9_-]+) (rect|text) \{ fill: (#[0-9a-f]{3,6});")
+
+
+def _luminance(colour: str) -> float:
+    colour = colour.lstrip("#")
+    if len(colour) == 3:
+        colour = "".join(2 * char for char in colour)
+    channels = [int(colour[index:index + 2], 16) / 255 for index in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_category_and_class_has_a_colour_whose_label_reads() -> None:
+    css = (Path(export.__file__).parent / "static" / "peluit.css").read_text()
+    fills: dict[str, dict[str, str]] = {}
+    for name, part, colour in _RULE.findall(css):
+        fills.setdefault(name, {})[part] = colour
+    wanted = {tilemap.category_class(code) for code in CATEGORY_LABELS}
+    wanted |= {f"map-r{index}" for index in range(1, CLASSES + 1)}
+    wanted |= {"map-zero", "map-none", "map-k-other"}
+    assert wanted <= set(fills)
+    for name in wanted:
+        light, dark = sorted((_luminance(fills[name]["rect"]), _luminance(fills[name]["text"])))
+        assert (dark + 0.05) / (light + 0.05) >= 4.5, name  # WCAG AA for the tile's label
+    # Each category its own colour.
+    categories = [fills[tilemap.category_class(code)]["rect"] for code in CATEGORY_LABELS]
+    assert len(set(categories)) == len(categories)
+    assert tilemap.category_class("kategori_baru") == "map-k-other"

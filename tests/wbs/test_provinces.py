@@ -18,10 +18,10 @@ from wbs.provinces import (
     PROVINCES,
     CountClass,
     Unplaced,
-    class_index,
     match_province,
     province_map,
     report_classes,
+    shade,
 )
 
 # --- the table ---------------------------------------------------------------------------------
@@ -121,8 +121,11 @@ def test_report_classes_cover_one_to_the_largest_without_gaps() -> None:
         assert len(classes) == min(largest, 5)
         for before, after in itertools.pairwise(classes):
             assert before.low <= before.high and after.low == before.high + 1
-        assert class_index(classes, 0) is None
-        assert class_index(classes, largest) == len(classes) - 1
+        # The most reports are the darkest shade; a class darker than the one before.
+        assert shade(classes, 0) is None
+        assert shade(classes, largest) == 5
+        shades = [shade(classes, count) for count in range(1, largest + 1)]
+        assert shades == sorted(shades) and len(set(shades)) == len(classes)
 
 
 # --- the figures per province -------------------------------------------------------------------
