@@ -106,8 +106,8 @@ def _category_class(line: ProvinceFigures) -> str:
 def _report_title(line: ProvinceFigures) -> str:
     name = line.province.name
     if not line.institutions:
-        return str(gettext("%(province)s: no connected institution", province=name))
-    return str(gettext("%(province)s: %(reports)s reports, %(institutions)s institutions",
+        return str(gettext("%(province)s. No connected institution.", province=name))
+    return str(gettext("%(province)s. Reports: %(reports)s. Institutions: %(institutions)s.",
                    province=name, reports=_count(line.reports),
                    institutions=_count(line.institutions)))
 
@@ -115,10 +115,11 @@ def _report_title(line: ProvinceFigures) -> str:
 def _category_title(line: ProvinceFigures) -> str:
     name = line.province.name
     if not line.institutions:
-        return str(gettext("%(province)s: no connected institution", province=name))
+        return str(gettext("%(province)s. No connected institution.", province=name))
     if line.prone_category is None:
-        return str(gettext("%(province)s: no report", province=name))
-    return str(gettext("%(province)s: %(category)s, %(count)s of %(reports)s reports",
+        return str(gettext("%(province)s. No report.", province=name))
+    return str(gettext(
+        "%(province)s. Most frequent category: %(category)s (%(count)s of %(reports)s reports).",
                    province=name, category=category_label(line.prone_category),
                    count=_count(line.prone_count), reports=_count(line.reports)))
 

@@ -417,18 +417,19 @@ def test_the_province_maps_show_reports_and_prone_categories_per_province(
     jakarta, sumsel, papua = by_code["31"], by_code["16"], by_code["94"]
     assert (jakarta.institutions, jakarta.reports) == (1, 3)
     assert (jakarta.prone_category, jakarta.prone_count) == ("gratifikasi", 2)
-    assert tiles["map-reports", "31"][1:] == ("DKI Jakarta: 3 pengaduan, 1 instansi", "JK")
+    assert tiles["map-reports", "31"][1:] == ("DKI Jakarta. Pengaduan: 3. Instansi: 1.", "JK")
     assert tiles["map-categories", "31"] == (
-        "map-k-gratifikasi", "DKI Jakarta: Gratifikasi, 2 dari 3 pengaduan", "JK")
+        "map-k-gratifikasi",
+        "DKI Jakarta. Kategori terbanyak: Gratifikasi (2 dari 3 pengaduan).", "JK")
     assert tiles["map-reports", "16"][1] == (
-        f"Sumatera Selatan: {sumsel.reports} pengaduan, {sumsel.institutions} instansi")
+        f"Sumatera Selatan. Pengaduan: {sumsel.reports}. Instansi: {sumsel.institutions}.")
     assert tiles["map-categories", "16"][0] == f"map-k-{sumsel.prone_category}"
     # The scale: the largest province in the darkest class; no institution, an outline.
     largest = max(found.provinces, key=lambda line: line.reports)
     assert tiles["map-reports", largest.province.code][0] == "map-r5"
     assert papua.institutions == 0
     assert tiles["map-reports", "94"] == (
-        "map-none", "Papua Tengah: tidak ada instansi terhubung", "PT")
+        "map-none", "Papua Tengah. Tidak ada instansi terhubung.", "PT")
     assert tiles["map-categories", "94"][0] == "map-none"
     # The legends name the classes and the categories.
     legend = re.findall(r"<li><svg class=\"map-swatch\".*?</svg> ([^<]*)</li>", html)
@@ -440,11 +441,11 @@ def test_the_province_maps_show_reports_and_prone_categories_per_province(
         assert _row(html, f"province-{line.province.code}") == [
             _indonesian(line.institutions), _indonesian(line.reports),
             _indonesian(line.prone_count)]
-    assert ("“Negeri Antah Berantah”, nama provinsi yang tidak dikenali: 1 instansi, "
-            "3 pengaduan") in html
+    assert ("“Negeri Antah Berantah”, nama provinsi yang tidak dikenali. Instansi: 1. "
+            "Pengaduan: 3.") in html
     hub = next(line for line in found.unplaced if line.name is None)
-    assert f"Tanpa provinsi: {hub.institutions} instansi, {_indonesian(hub.reports)} pengaduan" in (
-        html)
+    assert (f"Tanpa provinsi. Instansi: {hub.institutions}. "
+            f"Pengaduan: {_indonesian(hub.reports)}.") in html
     assert "<script" not in html.lower() and " style=" not in html.lower()
     # Not on one institution's summary; on a province's coordination page.
     summary = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI).get("/ringkasan")
@@ -454,9 +455,9 @@ def test_the_province_maps_show_reports_and_prone_categories_per_province(
     # English.
     browser.client.set_cookie("peluit_jl", "en")
     english = _tiles(browser.get("/pemantauan").get_data(as_text=True))
-    assert english["map-reports", "31"][1] == "DKI Jakarta: 3 reports, 1 institutions"
+    assert english["map-reports", "31"][1] == "DKI Jakarta. Reports: 3. Institutions: 1."
     assert english["map-categories", "31"][1] == (
-        "DKI Jakarta: Gratification (illicit gifts), 2 of 3 reports")
+        "DKI Jakarta. Most frequent category: Gratification (illicit gifts) (2 of 3 reports).")
 
 
 def test_the_province_table_downloads_with_every_province_and_the_pdf_draws_the_map(
