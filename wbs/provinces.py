@@ -163,9 +163,7 @@ class ProvinceMap:
         return report_classes(line.reports for line in self.provinces)
 
     def shade(self, reports: int) -> int | None:
-        """The colour of a province with ``reports``, 1 (lightest) to :data:`CLASSES`
-        (darkest); None for no report. With fewer classes than colours (few reports), the
-        darkest ones are used, so the most reports are always the darkest tile."""
+        """The shade of a province with ``reports`` on this map (see :func:`shade`)."""
         return shade(self.classes, reports)
 
     @property
@@ -183,8 +181,8 @@ def report_classes(counts: Iterable[int], classes: int = CLASSES) -> tuple[Count
     """Equal-interval classes of whole reports from 1 to the largest count.
 
     Equal intervals read at a glance ("up to 40, up to 80...") and do not collapse when only a
-    few provinces have reports, as quantiles would. With fewer distinct counts than classes
-    (a largest count under ``classes``), each count is its own class.
+    few provinces have reports, as quantiles would. When the largest count is at most
+    ``classes``, each count from 1 to it is its own class.
     """
     largest = max(counts, default=0)
     if largest <= 0:
@@ -201,6 +199,9 @@ def report_classes(counts: Iterable[int], classes: int = CLASSES) -> tuple[Count
 
 
 def shade(classes: tuple[CountClass, ...], reports: int) -> int | None:
+    """The colour of ``reports``, 1 (lightest) to :data:`CLASSES` (darkest); None for no
+    report. With fewer classes than colours (few reports), the darkest ones are used, so the
+    province with the most reports is always the darkest tile."""
     for index, found in enumerate(classes):
         if found.low <= reports <= found.high:
             return CLASSES - len(classes) + index + 1
