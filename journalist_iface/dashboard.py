@@ -5,7 +5,9 @@ status, category and MCP area, overdue cases, the first-response promise per ins
 months' trend, filtered by period, province, kind, category and MCP area; every table is also a
 download (CSV, or XLSX with a sheet per table: :mod:`journalist_iface.export`). Charts
 are inline SVG bars drawn on the server (widths as attributes, colours from the stylesheet),
-next to the numbers they show: no script, no style attribute, nothing from elsewhere.
+next to the numbers they show: no script, no style attribute, nothing from elsewhere. KPK's
+and a province's pages also map reports and prone categories per province, as SVG tiles
+(:mod:`journalist_iface.tilemap`), with the same figures as a table.
 A verifikator sees neither page (403).
 """
 
@@ -17,7 +19,7 @@ from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import format_date, format_decimal, format_percent, gettext
 
-from journalist_iface import export, labels
+from journalist_iface import export, labels, tilemap
 from journalist_iface.auth import investigator_required
 from journalist_iface.context import db
 from journalist_iface.labels import kind_label
@@ -85,6 +87,10 @@ def _render(board: Dashboard, *, view: str, **context: object) -> str:
         tables=export.TABLES,
         lagging_below=LAGGING_BELOW,
         lagging_minimum=LAGGING_MINIMUM,
+        # The province map: KPK's and a province's pages, not one institution's summary.
+        tiles=tilemap.map_view(board) if view in ("hub", "province") else None,
+        class_range=tilemap.class_range,
+        category_class=tilemap.category_class,
         **context,
     )
 

@@ -25,6 +25,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     Flowable,
     KeepTogether,
@@ -38,6 +39,16 @@ from reportlab.platypus import Table as PdfTable
 
 from journalist_iface.labels import category_label, kind_label, mcp_label, status_label
 from wbs.monitoring import Dashboard
+from wbs.provinces import (
+    CLASSES,
+    GRID_COLUMNS,
+    GRID_ROWS,
+    PROVINCES,
+    ProvinceMap,
+    province_map,
+    report_classes,
+    shade,
+)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -48,6 +59,7 @@ TABLES: tuple[tuple[str, LazyString], ...] = (
     ("ringkasan", lazy_gettext("Key figures")),
     ("status", lazy_gettext("By status")),
     ("kategori", lazy_gettext("By category")),
+    ("provinsi", lazy_gettext("By province")),
     ("area", lazy_gettext("By MCP area")),
     ("kanal", lazy_gettext("By channel")),
     ("institusi", lazy_gettext("By institution")),
@@ -93,6 +105,7 @@ def tables(board: Dashboard) -> list[Table]:
               tuple((status_label(row.status), row.count) for row in board.by_status)),
         Table("kategori", titles["kategori"], (gettext("Category"), reports),
               tuple((category_label(row.code), row.count) for row in board.by_category)),
+        _province_table(province_map(board), titles["provinsi"]),
         Table("area", titles["area"], (gettext("MCP area"), reports),
               tuple((mcp_label(row.code), row.count) for row in board.by_mcp_area)),
         Table("kanal", titles["kanal"], (gettext("Channel"), reports),
@@ -124,6 +137,25 @@ def tables(board: Dashboard) -> list[Table]:
             for line in board.lagging
         )),
     ]
+
+
+def _province_table(found: ProvinceMap, title: str) -> Table:
+    """Every province by its Kemendagri code (zeros included, to join with other data by code),
+    then what the map could not place: never dropped."""
+    rows: list[tuple[Cell, ...]] = [
+        (line.province.code, line.province.name, line.institutions, line.reports,
+         category_label(line.prone_category) if line.prone_category else None,
+         line.prone_count)
+        for line in found.provinces
+    ]
+    for line in found.unplaced:
+        name = (gettext("%(name)s (province not recognised)", name=line.name) if line.name
+                else gettext("Without a province"))
+        rows.append((None, name, line.institutions, line.reports, None, None))
+    return Table("provinsi", title, (
+        gettext("Code"), gettext("Province"), gettext("Institutions"), gettext("Reports"),
+        gettext("Most frequent category"), gettext("Reports in that category"),
+    ), tuple(rows))
 
 
 def _safe_text(value: Cell) -> Cell:
@@ -176,7 +208,8 @@ _RULE = colors.HexColor("#d9d6cf")
 
 def pdf(found: Sequence[Table], *, title: str, subtitle: str) -> bytes:
     """A printable report for a coordination meeting: the key figures, then one page each for
-    the counts (with bars), the institutions and the months' trend (with a column chart).
+    the counts (with bars), the provinces (a tile map of the reports, then their table), the
+    institutions and the months' trend (with a column chart).
 
     Drawn by reportlab from the same tables as the downloads; nothing but handling metadata.
     ``invariant`` keeps the creation time and a random document id out of the file, so the
@@ -193,6 +226,9 @@ def pdf(found: Sequence[Table], *, title: str, subtitle: str) -> bytes:
     ]
     for key in _CHARTED:
         story += [*_section(tables[key], styles, chart=True), Spacer(1, 4 * mm)]
+    story += [PageBreak(), Paragraph(_escape(tables["provinsi"].title), styles["Heading2"]),
+              _province_map(tables["provinsi"]), Spacer(1, 4 * mm),
+              *_section(tables["provinsi"], styles, small=True)]
     story += [PageBreak(), *_section(tables["institusi"], styles, small=True),
               Spacer(1, 4 * mm), *_section(tables["tertinggal"], styles), PageBreak(),
               *_section(tables["tren"], styles), Spacer(1, 4 * mm), _trend_chart(tables["tren"])]
@@ -270,4 +306,56 @@ def _trend_chart(table: Table) -> Drawing:
             drawing.add(Rect(x, 8 * mm, slot * 0.7, height * count / largest,
                              fillColor=_GREEN, strokeColor=None))
         drawing.add(String(x, 2 * mm, str(row[0]), fontName="Helvetica", fontSize=7))
+    return drawing
+
+
+# The report map's classes, light to dark: the colours of peluit.css's .map-r1 to .map-r5.
+_CLASS_FILLS = tuple(colors.HexColor(code) for code in
+                     ("#d9f0d3", "#a6dba0", "#5aae61", "#1b7837", "#123c2e"))
+_CLASS_INKS = (colors.black, colors.black, colors.black, colors.white, colors.white)
+_ZERO = colors.HexColor("#e4e4dc")
+_OUTLINE = colors.HexColor("#6b7079")
+
+
+def _province_map(table: Table) -> Drawing:
+    """The provinces' reports as the page's tile map (wbs.provinces' grid), with its legend:
+    a province without a connected institution is a dashed outline, one without a report grey."""
+    tile = 14 * mm
+    legend_height = 10 * mm
+    width, height = GRID_COLUMNS * tile, GRID_ROWS * tile
+    drawing = Drawing(width, height + legend_height)
+    figures = {row[0]: row for row in table.rows if row[0] is not None}
+    counts = [row[3] if isinstance(row[3], int) else 0 for row in figures.values()]
+    classes = report_classes(counts)
+    for province in PROVINCES:
+        row = figures.get(province.code)
+        institutions = row[2] if row and isinstance(row[2], int) else 0
+        reports = row[3] if row and isinstance(row[3], int) else 0
+        x = province.column * tile + 0.5 * mm
+        y = height - (province.row + 1) * tile + 0.5 * mm + legend_height
+        found = shade(classes, reports)
+        if not institutions:
+            fill, ink, stroke = colors.white, _OUTLINE, _OUTLINE
+        elif found is None:
+            fill, ink, stroke = _ZERO, colors.black, None
+        else:
+            fill, ink, stroke = _CLASS_FILLS[found - 1], _CLASS_INKS[found - 1], None
+        drawing.add(Rect(x, y, tile - mm, tile - mm, fillColor=fill, strokeColor=stroke,
+                         strokeDashArray=[2, 2] if stroke else None, strokeWidth=0.5))
+        drawing.add(String(x + (tile - mm) / 2, y + (tile - mm) / 2 - 3, province.label,
+                           fontName="Helvetica-Bold", fontSize=9, fillColor=ink,
+                           textAnchor="middle"))
+    keys: list[tuple[Any, Any, str]] = [
+        (_CLASS_FILLS[CLASSES - len(classes) + index], None,
+         f"{bounds.low}" if bounds.low == bounds.high else f"{bounds.low}-{bounds.high}")
+        for index, bounds in enumerate(classes)
+    ]
+    keys += [(_ZERO, None, gettext("No report")),
+             (colors.white, _OUTLINE, gettext("No connected institution"))]
+    x = 0.0
+    for fill, stroke, text in keys:
+        drawing.add(Rect(x, 2 * mm, 4 * mm, 4 * mm, fillColor=fill, strokeColor=stroke,
+                         strokeDashArray=[2, 2] if stroke else None, strokeWidth=0.5))
+        drawing.add(String(x + 5.5 * mm, 2.8 * mm, text, fontName="Helvetica", fontSize=8))
+        x += 9 * mm + stringWidth(text, "Helvetica", 8)
     return drawing

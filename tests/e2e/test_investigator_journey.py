@@ -428,7 +428,8 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
     served: Served, desk: Desk, browser: Browser, axe_js: Path, width: str
 ) -> None:
     """Login, two-step login, inbox (searched and filtered), case page (marked, a refusal, in
-    English too), every admin page, the summary and KPK's monitoring: screenshotted to
+    English too), every admin page, the summary and KPK's monitoring (its province map alone
+    too, displayed and sized without script): screenshotted to
     ``test-artifacts/screenshots/investigator-pages/<width>/``, none wider than the screen,
     none with an axe-core violation of any impact."""
     shots = PAGES / width
@@ -511,6 +512,28 @@ def test_every_investigator_page_fits_the_screen_and_passes_axe(
         monitor.capture("21-monitor-inbox")
         monitor.page.goto(desk.origin + "/pemantauan")
         monitor.capture("22-monitor-dashboard")
+        # The province maps, drawn without script: displayed, with a size, fitting the screen;
+        # the demo province's tile coloured by its reports, a province without institutions an
+        # outline. The section alone is screenshotted too.
+        for map_id in ("map-reports", "map-categories"):
+            shown = monitor.page.locator(f"#{map_id}")
+            assert shown.is_visible()
+            box = shown.bounding_box()
+            assert box is not None and box["width"] > 0 and box["height"] > 0
+            assert box["x"] + box["width"] <= options["viewport"]["width"]
+            tile = monitor.page.locator(f"#{map_id}-16 rect").bounding_box()
+            assert tile is not None and tile["width"] > 0 and tile["height"] > 0
+        assert re.fullmatch(r"tile map-r[1-5]",
+                            monitor.page.locator("#map-reports-16").get_attribute("class") or "")
+        assert monitor.page.locator("#map-reports-94").get_attribute("class") == "tile map-none"
+        # Scrolled to and clipped from the viewport: an element screenshot of a long page in
+        # Chromium's mobile emulation captured the page's top instead.
+        section = monitor.page.locator("#province-map .maps")
+        section.scroll_into_view_if_needed()
+        clip = section.bounding_box()
+        assert clip is not None
+        monitor.page.screenshot(path=str(shots / "22-province-map.png"), clip=clip)
+        assert (shots / "22-province-map.png").stat().st_size > 0
         # Filtered by this year, with the filter form (no script: a GET form).
         # This year as the page offers it (the first period after "all time"): the page's
         # today, not the test's, so the WIB new year cannot fall between the two.

@@ -8,18 +8,19 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import openpyxl
 import pytest
 import time_machine
 from pypdf import PdfReader
 
-from journalist_iface import export
+from journalist_iface import export, tilemap
 from tests.journalist_iface.conftest import HUB, TENANT, Demo, add_bare_cases, logged_in
 from tests.support import midday_wib, wib_today
 from wbs.casework import change_status
 from wbs.context import Context
-from wbs.domain import CaseStatus, Role, TenantKind
+from wbs.domain import CATEGORY_LABELS, CaseStatus, Role, TenantKind
 from wbs.models import Case, utcnow
 from wbs.monitoring import (
     Dashboard,
@@ -29,6 +30,7 @@ from wbs.monitoring import (
     province_dashboard,
     tenant_summary,
 )
+from wbs.provinces import CLASSES, PROVINCES, province_map
 from wbs.tenancy import TenantScope
 from wbs.tenants import create_tenant, get_tenant
 from wbs.workdays import local_date
@@ -254,7 +256,7 @@ def test_every_table_downloads_as_xlsx_with_the_pages_figures(seeded: Demo) -> N
     assert "attachment" in response.headers["Content-Disposition"]
     book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
     assert book.sheetnames == [
-        "Angka utama", "Menurut status", "Menurut kategori", "Menurut area MCP",
+        "Angka utama", "Menurut status", "Menurut kategori", "Menurut provinsi", "Menurut area MCP",
         "Menurut saluran", "Menurut instansi", "Tren bulanan", "Tertinggal"]
     board = _expected_hub(seeded)
     sheet = book["Menurut instansi"]
@@ -352,22 +354,164 @@ def test_the_printable_report_has_its_pages_and_the_figures(seeded: Demo) -> Non
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     reader = PdfReader(io.BytesIO(response.get_data()))
     pages = [" ".join(page.extract_text().split()) for page in reader.pages]
-    # Key figures; the counts with their bars; the institutions; the months' trend.
-    assert len(pages) == 4
+    # Key figures; the counts with their bars; the provinces' map and table (two pages); the
+    # institutions; the months' trend.
+    assert len(pages) == 6
     assert "Pemantauan KPK" in pages[0] and "Angka utama" in pages[0]
     assert f"Pengaduan yang diterima pada {this_year}" in pages[0]
     assert all(title in pages[1] for title in ("Menurut status", "Menurut kategori",
                                                "Menurut area MCP", "Menurut saluran"))
-    assert "Menurut instansi" in pages[2] and "Tertinggal" in pages[2]
-    assert "Tren bulanan" in pages[3] and f"{this_year}-01" in pages[3]
+    assert "Menurut provinsi" in pages[2] and "Papua Barat Daya" in pages[3]
+    assert "Menurut instansi" in pages[4] and "Tertinggal" in pages[4]
+    assert "Tren bulanan" in pages[5] and f"{this_year}-01" in pages[5]
     with seeded.inst.sessions() as session:
         board = dashboard(session, get_tenant(session, HUB), today=local_date(utcnow()),
                           filters=Filters(period=Period.parse(this_year)))
     for line in board.tenants:
-        assert line.name in pages[2]
+        assert line.name in pages[4]
     assert f"Pengaduan {board.total}" in pages[0]
     # Printed figures only: no link, no author, and the same bytes for the same figures.
     assert "/URI" not in response.get_data().decode("latin-1")
     assert not (reader.metadata or {}).get("/Author")
     assert browser.get(f"/pemantauan/ekspor.pdf?periode={this_year}").get_data() == (
         response.get_data())
+
+
+# --- the province map -------------------------------------------------------------------------
+
+_TILE = re.compile(
+    r'<g class="tile ([a-z0-9_-]+)" id="(map-[a-z]+)-([0-9]{2})"><title>([^<]*)</title>'
+    r'<rect [^>]*/><text [^>]*>([A-Z]{2})</text></g>'
+)
+
+
+def _tiles(html: str) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(map id, province code) -> (CSS class, title, label) of every tile on the page."""
+    return {(map_id, code): (css, title, label)
+            for css, map_id, code, title, label in _TILE.findall(html)}
+
+
+def test_the_province_maps_show_reports_and_prone_categories_per_province(
+    seeded: Demo,
+) -> None:
+    with seeded.inst.sessions() as session:
+        for slug, name, province in [
+            ("pemkot-jkt", "Pemkot Jakarta Pusat", "Jakarta"),
+            ("pemkot-antah", "Pemkot Antah", "Negeri Antah Berantah"),
+        ]:
+            create_tenant(session, slug=slug, name=name, kind=TenantKind.PEMERINTAH_KOTA,
+                          province=province)
+        session.commit()
+    add_bare_cases(seeded, 2, "pemkot-jkt", category="gratifikasi")
+    add_bare_cases(seeded, 1, "pemkot-jkt", category="suap_menyuap")
+    add_bare_cases(seeded, 3, "pemkot-antah", category="pemerasan")
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    html = browser.get("/pemantauan").get_data(as_text=True)
+    found = province_map(_expected_hub(seeded))
+    tiles = _tiles(html)
+    assert len(tiles) == 2 * 38
+    for map_id in ("map-reports", "map-categories"):
+        assert re.search(rf'<svg class="tile-map" id="{map_id}" [^>]*role="img" aria-label="[^"]+"',
+                         html)
+    by_code = {line.province.code: line for line in found.provinces}
+    jakarta, sumsel, papua = by_code["31"], by_code["16"], by_code["94"]
+    assert (jakarta.institutions, jakarta.reports) == (1, 3)
+    assert (jakarta.prone_category, jakarta.prone_count) == ("gratifikasi", 2)
+    assert tiles["map-reports", "31"][1:] == ("DKI Jakarta. Pengaduan: 3. Instansi: 1.", "JK")
+    assert tiles["map-categories", "31"] == (
+        "map-k-gratifikasi",
+        "DKI Jakarta. Kategori terbanyak: Gratifikasi (2 dari 3 pengaduan).", "JK")
+    assert tiles["map-reports", "16"][1] == (
+        f"Sumatera Selatan. Pengaduan: {sumsel.reports}. Instansi: {sumsel.institutions}.")
+    assert tiles["map-categories", "16"][0] == f"map-k-{sumsel.prone_category}"
+    # The scale: the largest province in the darkest class; no institution, an outline.
+    largest = max(found.provinces, key=lambda line: line.reports)
+    assert tiles["map-reports", largest.province.code][0] == "map-r5"
+    assert papua.institutions == 0
+    assert tiles["map-reports", "94"] == (
+        "map-none", "Papua Tengah. Tidak ada instansi terhubung.", "PT")
+    assert tiles["map-categories", "94"][0] == "map-none"
+    # The legends name the classes and the categories.
+    legend = re.findall(r"<li><svg class=\"map-swatch\".*?</svg> ([^<]*)</li>", html)
+    assert legend[:len(found.classes)] == [
+        f"{c.low}\u2013{c.high}" if c.low < c.high else f"{c.low}" for c in found.classes]
+    assert "map-swatch" in html and "Gratifikasi</li>" in html
+    # The same figures as a table; what the map cannot place is said, not dropped.
+    for line in found.provinces:
+        assert _row(html, f"province-{line.province.code}") == [
+            _indonesian(line.institutions), _indonesian(line.reports),
+            _indonesian(line.prone_count)]
+    assert ("“Negeri Antah Berantah”, nama provinsi yang tidak dikenali. Instansi: 1. "
+            "Pengaduan: 3.") in html
+    hub = next(line for line in found.unplaced if line.name is None)
+    assert (f"Tanpa provinsi. Instansi: {hub.institutions}. "
+            f"Pengaduan: {_indonesian(hub.reports)}.") in html
+    assert "<script" not in html.lower() and " style=" not in html.lower()
+    # Not on one institution's summary; on a province's coordination page.
+    summary = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI).get("/ringkasan")
+    assert "tile-map" not in summary.get_data(as_text=True)
+    coordination = logged_in(seeded, TENANT, Role.ADMIN_INSTANSI).get("/koordinasi")
+    assert len(_tiles(coordination.get_data(as_text=True))) == 2 * 38
+    # English.
+    browser.client.set_cookie("peluit_jl", "en")
+    english = _tiles(browser.get("/pemantauan").get_data(as_text=True))
+    assert english["map-reports", "31"][1] == "DKI Jakarta. Reports: 3. Institutions: 1."
+    assert english["map-categories", "31"][1] == (
+        "DKI Jakarta. Most frequent category: Gratification (illicit gifts) (2 of 3 reports).")
+
+
+def test_the_province_table_downloads_with_every_province_and_the_pdf_draws_the_map(
+    seeded: Demo,
+) -> None:
+    browser = logged_in(seeded, HUB, Role.PEMANTAU_KPK)
+    book = openpyxl.load_workbook(io.BytesIO(browser.get("/pemantauan/ekspor.xlsx").get_data()))
+    rows = list(book["Menurut provinsi"].iter_rows(values_only=True))
+    assert rows[0] == ("Kode", "Provinsi", "Instansi", "Pengaduan", "Kategori terbanyak",
+                       "Pengaduan dalam kategori itu")
+    found = province_map(_expected_hub(seeded))
+    assert [row[:4] for row in rows[1:39]] == [
+        (line.province.code, line.province.name, line.institutions, line.reports)
+        for line in found.provinces]
+    assert len(rows) == 1 + 38 + len(found.unplaced)
+    assert sum(row[3] for row in rows[1:]) == _expected_hub(seeded).total
+    response = browser.get("/pemantauan/ekspor.pdf")
+    pages = [" ".join(page.extract_text().split())
+             for page in PdfReader(io.BytesIO(response.get_data())).pages]
+    start = next(index for index, text in enumerate(pages) if "Menurut provinsi" in text)
+    # The map's tiles (one label per province) and legend, then the table.
+    assert all(f" {province.label} " in f" {pages[start]} " for province in PROVINCES)
+    assert "Tidak ada instansi terhubung" in pages[start]
+    assert "Kalimantan Utara" in " ".join(pages[start:start + 2])
+    csv_rows = list(csv.reader(io.StringIO(browser.get(
+        "/pemantauan/ekspor.csv?tabel=provinsi").get_data().decode("utf-8-sig"))))
+    assert len(csv_rows) == len(rows)
+
+
+_RULE = re.compile(r"\.(map-[a-z0-9_-]+) (rect|text) \{ fill: (#[0-9a-f]{3,6});")
+
+
+def _luminance(colour: str) -> float:
+    colour = colour.lstrip("#")
+    if len(colour) == 3:
+        colour = "".join(2 * char for char in colour)
+    channels = [int(colour[index:index + 2], 16) / 255 for index in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_category_and_class_has_a_colour_whose_label_reads() -> None:
+    css = (Path(export.__file__).parent / "static" / "peluit.css").read_text()
+    fills: dict[str, dict[str, str]] = {}
+    for name, part, colour in _RULE.findall(css):
+        fills.setdefault(name, {})[part] = colour
+    wanted = {tilemap.category_class(code) for code in CATEGORY_LABELS}
+    wanted |= {f"map-r{index}" for index in range(1, CLASSES + 1)}
+    wanted |= {"map-zero", "map-none", "map-k-other"}
+    assert wanted <= set(fills)
+    for name in wanted:
+        light, dark = sorted((_luminance(fills[name]["rect"]), _luminance(fills[name]["text"])))
+        assert (dark + 0.05) / (light + 0.05) >= 4.5, name  # WCAG AA for the tile's label
+    # Each category its own colour.
+    categories = [fills[tilemap.category_class(code)]["rect"] for code in CATEGORY_LABELS]
+    assert len(set(categories)) == len(categories)
+    assert tilemap.category_class("kategori_baru") == "map-k-other"
