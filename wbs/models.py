@@ -539,6 +539,10 @@ class Case(TenantOwned, Base):
         ),
         sa.Index("ix_cases_closure", "status", "closure_due", "tenant_id"),
         sa.Index("ix_cases_received", "received_at", "first_response_in_time"),
+        # A period of one category or one MCP area, which the tallies leave to the rows
+        # (wbs.tallies.facet): exactly those cases, not the whole period's.
+        sa.Index("ix_cases_category_received", "category", "received_at"),
+        sa.Index("ix_cases_area_received", "mcp_area", "received_at"),
         # Migration 0021, KPK's inbox (wbs.inbox): the cases sent to KPK, one part of KPK's
         # copy (wbs.tenancy.SharedScope.select_parts), counted and sorted from partial indexes.
         # The predicate is written as the scope's condition renders, so that SQLite, which

@@ -5,9 +5,12 @@ the event log's kinds and times), never from report content, sources or accounts
 the hub may read across tenants (:data:`wbs.tenancy.HUB_READABLE`), and all it needs to find
 where reports are left unanswered and which areas are prone to corruption ("titik rawan").
 
-Every figure is a GROUP BY in the database over cases, each read from a covering index
-(migration 0021; the overdue counts read only the overdue rows), with no cache; the
-architecture's budget is 100 ms for 100,000 reports (``bench/bench_investigator.py``).
+Every figure is read from the tallies the database keeps current as cases change
+(:mod:`wbs.tallies`, migration 0024): a view reads rows per institution and value, however many
+cases there are, and today's overdue counts from the open cases' due months and this month's
+due days. A period of one category or one MCP area, which the tallies do not keep, is counted
+from those cases' rows. The budget is 50 ms at 100,000 cases and 100 ms at 1,000,000
+(``bench/bench_dashboard.py``).
 
 Definitions, shared with the inbox so the numbers agree with what a click shows:
 
@@ -490,94 +493,119 @@ def _figures(
 # --- from the tallies -------------------------------------------------------------------------
 
 
+# A figure to read, and (optionally) the range of its values to sum: from .. before (None:
+# from the first). The due days before today, say.
+_Wanted = Mapping[str, tuple[str | None, str] | None]
+
+
 def _tally(
     session: Session,
     reader: _Reader,
-    figure: str,
+    wanted: _Wanted,
     *keys: Any,
     months: tuple[dt.date, dt.date] | None = None,
-    values: tuple[str | None, str] | None = None,
-) -> list[Any]:
-    """Sums of one figure's tallies by ``keys``, over the reader's institutions and the
-    months received of its period (``months`` instead, for the trend), or the all-months
-    rows; ``values``: only values from .. before (None: from the first)."""
-    if months is None and reader.filters.period is not None:
-        months = (reader.filters.period.start, reader.filters.period.end)
-    wanted = reader.filters
-    # The trend's months of a category or an area: kept for its figures (wbs.tallies).
-    by_month = wanted.period is not None
-    statement = sa.select(*keys, sa.func.sum(CaseTally.cases)).where(
-        CaseTally.figure == figure,
-        CaseTally.facet == facet(wanted.category, wanted.mcp_area, by_month=by_month),
-    )
+) -> dict[str, list[Any]]:
+    """Sums of some figures' tallies by ``keys``, over the reader's institutions and the months
+    received of its period (``months`` instead, for the trend), or the all-months rows; in one
+    query. Each figure's rows (``keys`` and the sum), by figure."""
+    filters = reader.filters
+    if months is None and filters.period is not None:
+        months = (filters.period.start, filters.period.end)
+    common = [
+        CaseTally.facet == facet(filters.category, filters.mcp_area,
+                                 by_month=filters.period is not None),
+    ]
     if months is None:
-        statement = statement.where(CaseTally.month == ALL_MONTHS)
+        common.append(CaseTally.month == ALL_MONTHS)
     else:
-        statement = statement.where(CaseTally.month >= months[0], CaseTally.month < months[1])
+        common += [CaseTally.month >= months[0], CaseTally.month < months[1]]
     if reader.tenant_ids is not None:
-        statement = statement.where(CaseTally.tenant_id.in_(reader.tenant_ids))
-    if values is not None:
-        if values[0] is not None:
-            statement = statement.where(CaseTally.value >= values[0])
-        statement = statement.where(CaseTally.value < values[1])
-    if keys:
-        statement = statement.group_by(*keys)
-    # Rows a change brought down to zero stay in the table: they count nothing.
-    return [row for row in session.execute(statement) if row[-1]]
-
-
-def _overdue(
-    session: Session, reader: _Reader, today: dt.date, month_figure: str, day_figure: str,
-    key: Any, months: tuple[dt.date, dt.date] | None = None,
-) -> Counter[Any]:
-    """Open cases due before today (wbs.deadlines' rule) by ``key``: those due in an earlier
-    month, and those due earlier in this one."""
-    earlier_months, this_month = overdue_ranges(today)
-    found: Counter[Any] = Counter()
-    for figure, values in ((month_figure, (None, earlier_months)), (day_figure, this_month)):
-        for row_key, count in _tally(session, reader, figure, key, months=months,
-                                     values=values):
-            found[row_key] += int(count)
+        common.append(CaseTally.tenant_id.in_(reader.tenant_ids))
+    # One SELECT per figure (each a range of the key), sent as one statement.
+    parts = []
+    for figure, values in wanted.items():
+        # Summed over a range of values, the value itself is not a key ('' in its place).
+        columns = list(keys)
+        if values is not None:
+            columns = [sa.literal("") if key is CaseTally.value else key for key in keys]
+        part = sa.select(sa.literal(figure), *columns, sa.func.sum(CaseTally.cases)).where(
+            CaseTally.figure == figure, *common
+        )
+        if values is not None:
+            low, high = values
+            part = part.where(CaseTally.value < high)
+            if low is not None:
+                part = part.where(CaseTally.value >= low)
+        # Grouped in the key's order (month, value, institution): no sort.
+        grouped = [key for key in _KEY_ORDER if any(key is column for column in columns)]
+        parts.append(part.group_by(*grouped) if grouped else part)
+    found: dict[str, list[Any]] = {figure: [] for figure in wanted}
+    for row in session.execute(sa.union_all(*parts)):
+        # Rows a change brought down to zero stay in the table: they count nothing.
+        if row[-1]:
+            found[row[0]].append(row[1:])
     return found
 
 
+def _overdue_figures(today: dt.date, month_figure: str, day_figure: str) -> _Wanted:
+    """Open cases due before today (wbs.deadlines' rule): those due in an earlier month, and
+    those due earlier in this one (wbs.tallies.overdue_ranges)."""
+    earlier_months, this_month = overdue_ranges(today)
+    return {month_figure: (None, earlier_months), day_figure: this_month}
+
+
 _ANSWERS: dict[str, bool | None] = {"met": True, "late": False, "none": None}
+_KEY_ORDER = (CaseTally.month, CaseTally.value, CaseTally.tenant_id)
 
 
 def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _Counts:
     counts = _Counts()
-    tenant, value = CaseTally.tenant_id, CaseTally.value
-    for row_tenant, status_answer, count in _tally(session, reader, "status", tenant, value):
+    wanted = reader.filters
+    # By institution: statuses, overdue counts, categories, working days (three queries in
+    # all, with the figures counted over every institution).
+    by_tenant = _tally(
+        session, reader,
+        {"status": None, "category": None, "workdays": None,
+         **_overdue_figures(today, "frdue", "frday"),
+         **_overdue_figures(today, "cldue", "clday")},
+        CaseTally.tenant_id, CaseTally.value,
+    )
+    for row_tenant, status_answer, count in by_tenant["status"]:
         status, _, answer = status_answer.partition("|")
         counts.status(row_tenant, CaseStatus(status), _ANSWERS[answer], int(count))
-    for row_tenant, count in _overdue(session, reader, today, "frdue", "frday", tenant).items():
-        counts.overdue(row_tenant, count, 0)
-    for row_tenant, count in _overdue(session, reader, today, "cldue", "clday", tenant).items():
-        counts.overdue(row_tenant, 0, count)
+    for figure in ("frdue", "frday"):
+        for row_tenant, _due, count in by_tenant[figure]:
+            counts.overdue(row_tenant, int(count), 0)
+    for figure in ("cldue", "clday"):
+        for row_tenant, _due, count in by_tenant[figure]:
+            counts.overdue(row_tenant, 0, int(count))
+    for row_tenant, workdays, count in by_tenant["workdays"]:
+        counts.response(row_tenant, None, int(workdays), int(count))
     # Narrowed to a category (or an area), its tally is that one value: each instansi's
     # total, not kept again (wbs.tallies).
-    wanted = reader.filters
     if wanted.category is not None:
         for row_tenant, line in counts.per_tenant.items():
             if line[0]:
                 counts.classified(row_tenant, wanted.category, line[0])
     else:
-        for row_tenant, category, count in _tally(session, reader, "category", tenant, value):
+        for row_tenant, category, count in by_tenant["category"]:
             counts.classified(row_tenant, category, int(count))
+    overall = _tally(
+        session, reader, {"area": None, "channel": None, "hint": None, "days": None},
+        CaseTally.value,
+    )
     if wanted.mcp_area is not None:
         in_area = sum(line[0] for line in counts.per_tenant.values())
         if in_area:
             counts.area(wanted.mcp_area, in_area)
     else:
-        for area, count in _tally(session, reader, "area", value):
+        for area, count in overall["area"]:
             counts.area(area or None, int(count))
-    for channel, count in _tally(session, reader, "channel", value):
+    for channel, count in overall["channel"]:
         counts.channels[channel] += int(count)
-    counts.kpk_hint = sum(int(row[-1]) for row in _tally(session, reader, "hint"))
-    for days, count in _tally(session, reader, "days", value):
+    counts.kpk_hint = sum(int(count) for _value, count in overall["hint"])
+    for days, count in overall["days"]:
         counts.response(None, int(days), None, int(count))
-    for row_tenant, workdays, count in _tally(session, reader, "workdays", tenant, value):
-        counts.response(row_tenant, None, int(workdays), int(count))
     return counts
 
 
@@ -585,11 +613,11 @@ def _trend_from_tallies(
     session: Session, reader: _Reader, today: dt.date, period: Period | None
 ) -> tuple[MonthFigures, ...]:
     months = _trend_months(today, period)
-    window = (min(months), _add_months(max(months), 1))
-    month = CaseTally.month
-    for day, answer, count in _tally(
-        session, reader, "answer", month, CaseTally.value, months=window
-    ):
+    found = _tally(
+        session, reader, {"answer": None, **_overdue_figures(today, "frdue", "frday")},
+        CaseTally.month, CaseTally.value, months=(min(months), _add_months(max(months), 1)),
+    )
+    for day, answer, count in found["answer"]:
         line = months.get(_month(day))
         if line is None:
             continue
@@ -599,12 +627,11 @@ def _trend_from_tallies(
             line[1] += int(count)
         elif in_time is False:
             line[2] += int(count)
-    for day, count in _overdue(
-        session, reader, today, "frdue", "frday", month, months=window
-    ).items():
-        line = months.get(_month(day))
-        if line is not None:
-            line[3] += count
+    for figure in ("frdue", "frday"):
+        for day, _due, count in found[figure]:
+            line = months.get(_month(day))
+            if line is not None:
+                line[3] += int(count)
     return tuple(MonthFigures(month, *line) for month, line in months.items())
 
 

@@ -8,7 +8,8 @@ Create Date: 2026-12-03
 the first response's delay, the open cases' due days), facet (every case, a category, an MCP
 area), institution and month received, how many cases have each value; triggers on ``cases`` keep it current in the transaction of each
 change (a plpgsql function on PostgreSQL, three triggers on SQLite). Filled from the cases
-that exist. KPK's dashboard reads it instead of counting every case at each view.
+that exist. KPK's dashboard reads it instead of counting every case at each view. Two indexes on
+``cases`` for the views the tallies leave to the rows: a period of one category or one area.
 """
 
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_case_tallies_tenant", "case_tallies",
                     ["tenant_id", "figure", "facet", "month", "value"])
+    op.create_index("ix_cases_category_received", "cases", ["category", "received_at"])
+    op.create_index("ix_cases_area_received", "cases", ["mcp_area", "received_at"])
     connection = op.get_bind()
     tallies.install(connection)
     tallies.refill(connection)
@@ -46,4 +49,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     tallies.uninstall(op.get_bind())
+    op.drop_index("ix_cases_area_received", table_name="cases")
+    op.drop_index("ix_cases_category_received", table_name="cases")
     op.drop_table("case_tallies")
