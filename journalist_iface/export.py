@@ -115,11 +115,14 @@ def tables(board: Dashboard) -> list[Table]:
             gettext("Open"), gettext("First response overdue"), gettext("Closure overdue"),
             gettext("Answered in time"), gettext("Answered late"), gettext("Not answered"),
             in_time, gettext("Median first response (working days)"),
+            gettext("Forwarded to another institution"), gettext("Taken over by KPK"),
+            gettext("Merged into another case"), gettext("Received from another institution"),
         ), tuple(
             (line.name, kind_label(line.kind), line.province, line.total, line.open,
              line.overdue_first_response, line.overdue_closure, line.first_response_met,
              line.first_response_late, line.first_response_missing, _share(line.compliance),
-             line.median_first_response_working_days)
+             line.median_first_response_working_days, line.forwarded, line.taken_over,
+             line.merged, line.received)
             for line in board.tenants
         )),
         Table("tren", titles["tren"], (

@@ -239,6 +239,8 @@ def change_status(ctx: Context, case: Case, new: CaseStatus, note: str = "") -> 
     record_first_response(case, now, ctx.inst.calendar)
     # Closing stops the 30-working-day clock (wbs.deadlines); reopening restarts the judgement.
     case.closed_at = now if new.is_final else None
+    if not new.is_final:
+        case.merged_at = None  # reopened: no longer closed into a lead (wbs.matters)
     ctx.scope.add(event)
     ctx.session.commit()
     return event

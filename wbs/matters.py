@@ -462,6 +462,7 @@ def close_merged(ctx: Context, case: Case) -> Case:
     # page reads "merged" from this entry followed by the status change (merged_into).
     ctx.scope.add(Event(case_id=case.id, kind=EventKind.MERGED, note=reason,
                         actor_investigator_id=ctx.actor_id, created_at=now))
+    case.merged_at = now  # what the dashboards count (wbs.tallies)
     change_status(ctx, case, status, reason)
     return lead
 

@@ -467,6 +467,9 @@ class Case(TenantOwned, Base):
     # is read only by wbs.matters, never through a tenant's scope.
     matter_id: Mapped[int | None] = mapped_column(index=True)
     matter_linked_by: Mapped[int | None] = mapped_column()
+    # When the case was closed into its matter's lead (wbs.matters.close_merged, migration
+    # 0024); cleared when it is reopened. What the dashboards count as "digabung".
+    merged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     source: Mapped[Source] = relationship(back_populates="cases")
     _round_times = validates("received_at", "last_activity_at")(_day)

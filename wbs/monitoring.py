@@ -156,6 +156,12 @@ class TenantFigures:
     first_response_missing: int = 0
     median_first_response_working_days: float | None = None
     province: str | None = None
+    # Handed on or in (wbs.forwarding, wbs.takeover, wbs.matters): forwarded to another
+    # institution, taken over by KPK, closed into a matter's lead, received from another.
+    forwarded: int = 0
+    taken_over: int = 0
+    merged: int = 0
+    received: int = 0
 
     @property
     def first_response_due(self) -> int:
@@ -393,6 +399,8 @@ class _Counts:
         self.days: dict[int, int] = {}
         self.working: dict[int, int] = {}
         self.tenant_working: dict[int, dict[int, int]] = {}
+        # forwarded, taken over, merged, received
+        self.handoffs: dict[int, list[int]] = {}
 
     def line(self, tenant_id: int) -> list[int]:
         line = self.per_tenant.get(tenant_id)
@@ -416,6 +424,12 @@ class _Counts:
         line[2] += first
         line[6] += first  # missing is overdue: one definition (wbs.deadlines)
         line[3] += closure
+
+    def handed(self, tenant_id: int, which: int, count: int) -> None:
+        line = self.handoffs.get(tenant_id)
+        if line is None:
+            line = self.handoffs[tenant_id] = [0, 0, 0, 0]
+        line[which] += count
 
     def classified(self, tenant_id: int, category: str, count: int) -> None:
         self.categories[category] += count
@@ -469,7 +483,7 @@ def _figures(
         without_mcp_area=counts.without_area,
         tenants=tuple(
             _tenant_line(tenant, counts.per_tenant.get(tenant.id, [0] * 7),
-                         counts.tenant_working)
+                         counts.tenant_working, counts.handoffs.get(tenant.id, [0] * 4))
             for tenant in tenants
         ),
         overdue_first_response=sum(line[2] for line in counts.per_tenant.values()),
@@ -556,6 +570,8 @@ def _overdue_figures(today: dt.date, month_figure: str, day_figure: str) -> _Wan
 
 _ANSWERS: dict[str, bool | None] = {"met": True, "late": False, "none": None}
 _KEY_ORDER = (CaseTally.month, CaseTally.value, CaseTally.tenant_id)
+# The figures of TenantFigures' forwarded, taken_over, merged, received (wbs.tallies).
+_HANDOFFS = ("forwarded", "taken", "merged", "received")
 
 
 def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _Counts:
@@ -566,6 +582,7 @@ def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _
     by_tenant = _tally(
         session, reader,
         {"status": None, "category": None, "workdays": None,
+         **{figure: None for figure in _HANDOFFS},
          **_overdue_figures(today, "frdue", "frday"),
          **_overdue_figures(today, "cldue", "clday")},
         CaseTally.tenant_id, CaseTally.value,
@@ -581,6 +598,9 @@ def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _
             counts.overdue(row_tenant, 0, int(count))
     for row_tenant, workdays, count in by_tenant["workdays"]:
         counts.response(row_tenant, None, int(workdays), int(count))
+    for which, figure in enumerate(_HANDOFFS):
+        for row_tenant, _value, count in by_tenant[figure]:
+            counts.handed(row_tenant, which, int(count))
     # Narrowed to a category (or an area), its tally is that one value: each instansi's
     # total, not kept again (wbs.tallies).
     if wanted.category is not None:
@@ -667,12 +687,22 @@ def _counts_from_rows(session: Session, reader: _Reader, today: dt.date) -> _Cou
     ):
         counts.status(row_tenant, CaseStatus(status), in_time, count)
         counts.overdue(row_tenant, int(late_first or 0), int(late_closure or 0))
-    for row_tenant, category, area, channel, hinted, count in session.execute(
+    for row_tenant, category, area, channel, hinted, *handed, count in session.execute(
         reader.columns(
             Case, Case.tenant_id, Case.category, Case.mcp_area, Case.channel,
-            _count_if(Case.kpk_hint == sa.true()), sa.func.count(),
+            _count_if(Case.kpk_hint == sa.true()),
+            # As wbs.tallies counts them: forwarded, taken over, merged, received.
+            _count_if(sa.and_(Case.linked_to_case_id.is_not(None),
+                              Case.taken_over_at.is_(None))),
+            _count_if(Case.taken_over_at.is_not(None)),
+            _count_if(Case.merged_at.is_not(None)),
+            _count_if(Case.linked_from_case_id.is_not(None)),
+            sa.func.count(),
         ).group_by(Case.tenant_id, Case.category, Case.mcp_area, Case.channel)
     ):
+        for which, handed_count in enumerate(handed):
+            if handed_count:
+                counts.handed(row_tenant, which, int(handed_count))
         counts.classified(row_tenant, category, count)
         counts.area(area, count)
         counts.channels[str(channel)] += count
@@ -722,8 +752,10 @@ def _tenant_line(
     tenant: Tenant,
     line: list[int],
     working: Mapping[int, Mapping[int, int]],
+    handoffs: list[int],
 ) -> TenantFigures:
     total, open_, late_first, late_closure, met, late, missing = line
+    forwarded, taken_over, merged, received = handoffs
     return TenantFigures(
         tenant.id,
         tenant.slug,
@@ -738,6 +770,10 @@ def _tenant_line(
         first_response_missing=missing,
         median_first_response_working_days=_median(working.get(tenant.id, {})),
         province=tenant.province,
+        forwarded=forwarded,
+        taken_over=taken_over,
+        merged=merged,
+        received=received,
     )
 
 

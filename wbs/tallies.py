@@ -24,7 +24,10 @@ The figures (``value`` is text):
 * ``answer``: the answer alone (the months' trend);
 * ``frdue`` and ``frday``: the month (``YYYY-MM``) and the day (ISO) the first response is due,
   for open cases not answered yet;
-* ``cldue`` and ``clday``: the same of the closure, for open cases with a closure due day.
+* ``cldue`` and ``clday``: the same of the closure, for open cases with a closure due day;
+* ``forwarded``, ``taken``, ``merged``, ``received``: ``''``, the cases forwarded to another
+  institution, taken over by KPK, closed into a matter's lead, and received by forwarding or
+  takeover.
 
 The last four are what today's overdue counts need, a due day before today: the cases due in
 an earlier month, plus those due earlier this month (:func:`overdue_ranges`), so a view reads
@@ -55,7 +58,8 @@ ALL_MONTHS = dt.date(1, 1, 1)
 WATCHED = (
     "tenant_id", "received_at", "status", "category", "mcp_area", "channel", "kpk_hint",
     "first_response_at", "first_response_in_time", "first_response_days",
-    "first_response_workdays", "first_response_due", "closure_due",
+    "first_response_workdays", "first_response_due", "closure_due", "linked_to_case_id",
+    "linked_from_case_id", "taken_over_at", "merged_at",
 )
 
 # The SQL below is built from the constants of this module and wbs.domain, never from input.
@@ -108,6 +112,12 @@ FIGURES: tuple[_Figure, ...] = (
     # Open with a closure due, likewise.
     _Figure("cldue", "{month:closure_due}", _CLOSING),
     _Figure("clday", "{day:closure_due}", _CLOSING),
+    # Handed on or in: forwarded to another institution (pelimpahan), taken over by KPK,
+    # closed into a matter's lead, received by forwarding or takeover.
+    _Figure("forwarded", "''", "{r}.linked_to_case_id IS NOT NULL AND {r}.taken_over_at IS NULL"),
+    _Figure("taken", "''", "{r}.taken_over_at IS NOT NULL"),
+    _Figure("merged", "''", "{r}.merged_at IS NOT NULL"),
+    _Figure("received", "''", "{r}.linked_from_case_id IS NOT NULL"),
 )
 
 

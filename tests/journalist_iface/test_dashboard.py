@@ -118,7 +118,10 @@ def _check_page(html: str, board: Dashboard) -> None:
         assert _row(html, f"tenant-{line.slug}") == [
             _indonesian(value)
             for value in (line.total, line.open, line.overdue_first_response, line.overdue_closure)
-        ] + [_percent(line.compliance), _indonesian(line.median_first_response_working_days)]
+        ] + [_percent(line.compliance), _indonesian(line.median_first_response_working_days)] + [
+            _indonesian(value)
+            for value in (line.forwarded, line.taken_over, line.merged, line.received)
+        ]
     for month in board.trend:
         assert _row(html, f"trend-{month.month:%Y-%m}") == [
             _indonesian(month.received), _percent(month.compliance)]

@@ -41,7 +41,8 @@ from wbs.casework import post_reply
 from wbs.context import Context
 from wbs.domain import CaseStatus, EventKind, Role, SubmissionKind, TenantKind
 from wbs.forwarding import SIGNATURE, linked_source_id, verify_signature
-from wbs.models import Case, Event, Reply, Source, Submission
+from wbs.models import Case, Event, Reply, Source, Submission, Tenant
+from wbs.monitoring import dashboard
 from wbs.tenants import (
     add_recipient_key,
     create_tenant,
@@ -287,6 +288,12 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
                 assert origin.status == CaseStatus.DITERUSKAN
                 assert origin.linked_to_case_id == linked.id
                 assert linked.linked_from_case_id == origin.id
+                # KPK's dashboard counts it forwarded at A and received at B.
+                lines = {line.slug: line for line in dashboard(
+                    session, session.scalar(sa.select(Tenant).where(Tenant.is_hub)),
+                    today=today).tenants}
+                assert (lines[TENANT].forwarded, lines[TENANT].received) == (1, 0)
+                assert (lines[B].forwarded, lines[B].received) == (0, 1)
                 origin_events = session.scalars(
                     sa.select(Event).where(Event.case_id == origin.id,
                                            Event.tenant_id == origin.tenant_id)

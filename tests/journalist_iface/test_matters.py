@@ -8,6 +8,7 @@ another province with no case in any matter, and KPK.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -33,7 +34,8 @@ from tests.journalist_iface.test_sketches import AFFAIR, KEY, RETOLD
 from tests.source_iface.conftest import GOOD_ANSWERS, Reporter
 from wbs.casework import Refusal, check_case_deletable
 from wbs.domain import CaseStatus, EventKind, Role, TenantKind
-from wbs.models import Case, Event, Matter
+from wbs.models import Case, Event, Matter, Tenant
+from wbs.monitoring import dashboard
 from wbs.tenants import add_recipient_key, create_tenant, get_tenant, recipient_keys
 from workstation.sketches import sketch_document
 
@@ -264,6 +266,17 @@ def test_linking_cases_of_two_matters_merges_the_groups(demo: Demo, world: World
     assert numbers == {a1_number, a2_number, b1_number, b2_number}
 
 
+def merged_on_dashboard(demo: Demo, slug: str) -> int:
+    """The cases of ``slug`` KPK's dashboard counts as closed into a lead (digabung)."""
+    with demo.inst.sessions() as session:
+        hub = session.scalar(sa.select(Tenant).where(Tenant.is_hub))
+        assert hub is not None
+        # What is merged does not depend on the day (no clock read).
+        board = dashboard(session, hub, today=dt.date(2030, 1, 1))
+        (line,) = [line for line in board.tenants if line.slug == slug]
+        return line.merged
+
+
 def test_kpk_names_the_lead_and_the_others_close_into_it_and_the_reporter_reads_it(
     demo: Demo, world: World
 ) -> None:
@@ -318,6 +331,7 @@ def test_kpk_names_the_lead_and_the_others_close_into_it_and_the_reporter_reads_
     assert a_admin.post(f"{page}/gabung", token_from=page).status_code == 302
     closed = case_row(demo, a_id)
     assert closed.status == CaseStatus.DIARSIPKAN and closed.closed_at is not None
+    assert closed.merged_at is not None and merged_on_dashboard(demo, A) == 1
     change = events(demo, a_id, EventKind.STATUS_CHANGED)[-1]
     assert change.to_status == CaseStatus.DIARSIPKAN
     assert change.note == f"Digabung ke {b_number}"
@@ -339,6 +353,7 @@ def test_kpk_names_the_lead_and_the_others_close_into_it_and_the_reporter_reads_
     # Reopened by A, the case is no longer "handled together" for its reporter.
     reopen = a_admin.post(f"{page}/status", {"status": "telaah"}, token_from=page)
     assert reopen.status_code == 302
+    assert case_row(demo, a_id).merged_at is None and merged_on_dashboard(demo, A) == 0
     html = again.get("/pengaduan").get_data(as_text=True)
     assert B_NAME not in html
 

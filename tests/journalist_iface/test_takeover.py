@@ -60,6 +60,7 @@ from wbs.domain import (
 )
 from wbs.intake import Intake
 from wbs.models import Base, Case, Event, Investigator, Reply, Source, Submission
+from wbs.monitoring import dashboard
 from wbs.takeover import take_over
 from wbs.tenants import get_tenant
 from wbs.workdays import local_date
@@ -187,6 +188,11 @@ def test_kpk_takes_over_a_shared_case_and_the_reporter_follows_kpk(
             assert linked.linked_from_case_id == origin.id
             assert origin.linked_to_case_id == linked.id
             assert origin.status == CaseStatus.DITERUSKAN and origin.taken_over_at == now
+            # KPK's dashboard counts it taken over at A (not forwarded) and received at KPK.
+            lines = {line.slug: line for line in dashboard(
+                session, hub, today=local_date(now)).tenants}
+            assert (lines[TENANT].taken_over, lines[TENANT].forwarded) == (1, 0)
+            assert (lines[HUB].received, lines[HUB].taken_over) == (1, 0)
             # The linked source: KPK's row, the reporter's reply PUBLIC key only.
             source = session.get(Source, linked.source_id)
             assert source is not None and source.tenant_id == hub.id

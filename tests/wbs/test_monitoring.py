@@ -582,6 +582,12 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
                      [(EventKind.REPLY_ADDED, answered)] if answered else [], calendar)
         case.kpk_hint = rng.choice([True, False, None])
         case.channel = rng.choice(list(Channel))
+        # Handed on or in (the links' targets need not exist for counting).
+        moment = dt.datetime(2025, 6, 2, 9, tzinfo=UTC)
+        case.linked_to_case_id = rng.choice([None, None, 90_000 + len(cases)])
+        case.taken_over_at = moment if case.linked_to_case_id and rng.random() < 0.5 else None
+        case.merged_at = rng.choice([None, None, moment])
+        case.linked_from_case_id = rng.choice([None, None, 80_000 + len(cases)])
         cases.append(case)
     session.commit()
 
@@ -611,6 +617,12 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
             for line in board.tenants:
                 own = [c for c in chosen if c.tenant_id == line.tenant_id]
                 judged = Counter(first_response(c, today) for c in own)
+                assert (line.forwarded, line.taken_over, line.merged, line.received) == (
+                    sum(c.linked_to_case_id is not None and c.taken_over_at is None
+                        for c in own),
+                    sum(c.taken_over_at is not None for c in own),
+                    sum(c.merged_at is not None for c in own),
+                    sum(c.linked_from_case_id is not None for c in own)), line.slug
                 assert (line.total, line.first_response_met, line.first_response_late,
                         line.first_response_missing) == (
                     len(own), judged[FirstResponse.MET], judged[FirstResponse.LATE],

@@ -42,6 +42,14 @@ def _expected(session: Session) -> Counter[Key]:
         ]
         if case.kpk_hint:
             values.append(("hint", ""))
+        if case.linked_to_case_id is not None and case.taken_over_at is None:
+            values.append(("forwarded", ""))
+        if case.taken_over_at is not None:
+            values.append(("taken", ""))
+        if case.merged_at is not None:
+            values.append(("merged", ""))
+        if case.linked_from_case_id is not None:
+            values.append(("received", ""))
         if case.first_response_days is not None:
             values.append(("days", str(case.first_response_days)))
         if case.first_response_workdays is not None:
@@ -92,6 +100,7 @@ def _add_case(session: Session, tenant: Tenant, rng: random.Random) -> Case:
         first_response_due=received + dt.timedelta(days=9),
         closure_due=rng.choice([None, received + dt.timedelta(days=42)]),
     )
+    _hand_on(case, rng)
     if answered:
         case.first_response_at = dt.datetime.combine(
             received + dt.timedelta(days=rng.randrange(0, 12)), dt.time(9), UTC)
@@ -101,6 +110,16 @@ def _add_case(session: Session, tenant: Tenant, rng: random.Random) -> Case:
     TenantScope(session, tenant).add(case)
     session.flush()
     return case
+
+
+def _hand_on(case: Case, rng: random.Random) -> None:
+    """Forwarded, taken over, merged, received: at random (the links' targets need not exist
+    for counting)."""
+    moment = dt.datetime(2025, 7, 1, 9, tzinfo=UTC)
+    case.linked_to_case_id = rng.choice([None, None, 10_000 + rng.randrange(100)])
+    case.taken_over_at = moment if case.linked_to_case_id and rng.random() < 0.5 else None
+    case.merged_at = rng.choice([None, None, moment])
+    case.linked_from_case_id = rng.choice([None, None, 20_000 + rng.randrange(100)])
 
 
 def test_tallies_follow_every_kind_of_write(session: Session) -> None:
@@ -126,6 +145,7 @@ def test_tallies_follow_every_kind_of_write(session: Session) -> None:
             case.first_response_in_time = None
         case.closure_due = case.closure_due and case.closure_due + dt.timedelta(days=3)
         case.received_at = case.received_at + dt.timedelta(days=rng.randrange(0, 40))
+        _hand_on(case, rng)
     # An UPDATE of a column no figure reads changes nothing.
     cases[0].unread = not cases[0].unread
     session.commit()

@@ -8,7 +8,9 @@ Create Date: 2026-12-03
 the first response's delay, the open cases' due days), facet (every case, a category, an MCP
 area), institution and month received, how many cases have each value; triggers on ``cases`` keep it current in the transaction of each
 change (a plpgsql function on PostgreSQL, three triggers on SQLite). Filled from the cases
-that exist. KPK's dashboard reads it instead of counting every case at each view. Two indexes on
+that exist. KPK's dashboard reads it instead of counting every case at each view. ``cases.merged_at``:
+when a case was closed into its matter's lead (filled from the log for those closed already),
+counted with the cases forwarded, taken over and received. Two indexes on
 ``cases`` for the views the tallies leave to the rows: a period of one category or one area.
 """
 
@@ -40,6 +42,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_case_tallies_tenant", "case_tallies",
                     ["tenant_id", "figure", "facet", "month", "value"])
+    op.add_column("cases", sa.Column("merged_at", sa.DateTime(timezone=True), nullable=True))
+    # Cases closed into a lead already: the latest "merged" entry, when exactly one status
+    # change (the closing) follows it, as wbs.matters.merged_into reads the log.
+    op.execute(
+        "UPDATE cases SET merged_at = (SELECT max(m.created_at) FROM events AS m"
+        " WHERE m.case_id = cases.id AND m.kind = 'merged')"
+        " WHERE matter_id IS NOT NULL AND status IN ('diarsipkan', 'selesai')"
+        " AND (SELECT count(*) FROM events AS s WHERE s.case_id = cases.id"
+        " AND s.kind = 'status_changed' AND s.id > (SELECT max(m.id) FROM events AS m"
+        " WHERE m.case_id = cases.id AND m.kind = 'merged')) = 1"
+    )
     op.create_index("ix_cases_category_received", "cases", ["category", "received_at"])
     op.create_index("ix_cases_area_received", "cases", ["mcp_area", "received_at"])
     connection = op.get_bind()
@@ -51,4 +64,6 @@ def downgrade() -> None:
     tallies.uninstall(op.get_bind())
     op.drop_index("ix_cases_area_received", table_name="cases")
     op.drop_index("ix_cases_category_received", table_name="cases")
+    with op.batch_alter_table("cases") as batch:
+        batch.drop_column("merged_at")
     op.drop_table("case_tallies")
