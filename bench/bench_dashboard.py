@@ -9,7 +9,8 @@ Measured, each the median of several runs with a fresh session:
   the tallies: wbs.tallies.facet);
 * KPK's dashboard right after an investigator changed a case's status (the tallies follow in
   the same transaction: nothing is recomputed at the view);
-* an instansi's own summary and a province's coordination dashboard.
+* an instansi's own summary and a province's coordination dashboard;
+* what the tallies cost a writer: a case's status change with the triggers and without.
 
 The physical limit beside each figure: one GROUP BY of the cases by institution and status
 (from its covering index) in the same run, the least a dashboard that counts the cases at each
@@ -60,6 +61,7 @@ from wbs.workdays import WorkingCalendar
 
 GOALS_MS = {100_000: 50.0, 1_000_000: 100.0}
 RUNS = 15
+WRITES = 200
 BATCH = 10_000
 TODAY = dt.date(2025, 9, 1)
 DAYS_OF_HISTORY = 540
@@ -249,6 +251,23 @@ def measure(url: str, label: str, cases: int, tenants: int, runs: int) -> list[s
 
         missed += _line("KPK dashboard, after a case changed", label, cases,
                         median_ms(view(everything), runs, prepare=act), goal, limit)
+
+        # What the tallies cost a writer: a case's status change (its own transaction), with
+        # the triggers and without them, on the same database.
+        def changes() -> float:
+            started = time.perf_counter()
+            for _ in range(WRITES):
+                act()
+            return (time.perf_counter() - started) * 1000 / WRITES
+
+        kept = changes()
+        with engine.begin() as conn:
+            tallies.uninstall(conn)
+        bare = changes()
+        with engine.begin() as conn:
+            tallies.install(conn)  # the counts are off now: the last measurement of the run
+        print(f"   a status change ({label}): {kept:.2f} ms with the tallies kept,"
+              f" {bare:.2f} ms without: {kept / bare:.2f}x", flush=True)
     finally:
         engine.dispose()
     return missed

@@ -12,7 +12,8 @@ view costs the same whatever the log did since the last one.
 Each figure also has an all-months row per institution (``month`` = :data:`ALL_MONTHS`), so a
 view without a period reads one row per institution and value, not one per month; and each is
 kept for every case and again per category and per MCP area (:func:`facet`), so a view
-narrowed to one of them reads only its own rows.
+narrowed to one of them reads only its own rows. The figures KPK's whole view shows without
+an institution's breakdown are also summed over every institution (:data:`EVERY_INSTITUTION`).
 
 The figures (``value`` is text):
 
@@ -53,6 +54,8 @@ from wbs.domain import OPEN_STATUSES
 
 # The month of the all-months rows.
 ALL_MONTHS = dt.date(1, 1, 1)
+# The institution of the rows summed over every institution (no tenant has id 0).
+EVERY_INSTITUTION = 0
 
 # The columns of ``cases`` the figures read: an UPDATE of any other leaves the tallies alone.
 WATCHED = (
@@ -86,6 +89,9 @@ class _Figure:
     # Kept per month in those facets too: the months' trend's figures only. The others, per
     # category or area, count every month (see facet()).
     monthly_in_facets: bool = False
+    # Kept summed over every institution too (tenant_id EVERY_INSTITUTION): the figures KPK's
+    # whole view shows without an institution's breakdown (its tables, the trend).
+    across: bool = False
 
 
 FIGURES: tuple[_Figure, ...] = (
@@ -93,22 +99,22 @@ FIGURES: tuple[_Figure, ...] = (
         "status",
         "CAST({r}.status AS VARCHAR(32)) || '|' || " + _ANSWER,
     ),
-    _Figure("answer", _ANSWER, monthly_in_facets=True),
+    _Figure("answer", _ANSWER, monthly_in_facets=True, across=True),
     _Figure("category", "{r}.category", facets=("a",)),
-    _Figure("area", "COALESCE({r}.mcp_area, '')", facets=("c",)),
-    _Figure("channel", "CAST({r}.channel AS VARCHAR(32))"),
-    _Figure("hint", "''", "{r}.kpk_hint"),
+    _Figure("area", "COALESCE({r}.mcp_area, '')", facets=("c",), across=True),
+    _Figure("channel", "CAST({r}.channel AS VARCHAR(32))", across=True),
+    _Figure("hint", "''", "{r}.kpk_hint", across=True),
     _Figure(
         "days", "CAST({r}.first_response_days AS VARCHAR(12))",
-        "{r}.first_response_days IS NOT NULL",
+        "{r}.first_response_days IS NOT NULL", across=True,
     ),
     _Figure(
         "workdays", "CAST({r}.first_response_workdays AS VARCHAR(12))",
         "{r}.first_response_workdays IS NOT NULL",
     ),
     # Open and owing a first response, by the month (YYYY-MM) and the day it is due.
-    _Figure("frdue", "{month:first_response_due}", _OWING, monthly_in_facets=True),
-    _Figure("frday", "{day:first_response_due}", _OWING, monthly_in_facets=True),
+    _Figure("frdue", "{month:first_response_due}", _OWING, monthly_in_facets=True, across=True),
+    _Figure("frday", "{day:first_response_due}", _OWING, monthly_in_facets=True, across=True),
     # Open with a closure due, likewise.
     _Figure("cldue", "{month:closure_due}", _CLOSING),
     _Figure("clday", "{day:closure_due}", _CLOSING),
@@ -183,12 +189,16 @@ def _parts(dialect: _Dialect, row: str, sign: int) -> list[str]:
             months = [dialect.all_months]
             if facet == "" or figure.monthly_in_facets:
                 months.append(dialect.month(row))
+            institutions = [f"{row}.tenant_id"]
+            if figure.across:
+                institutions.append(str(EVERY_INSTITUTION))
             for month in months:
-                parts.append(
-                    f"SELECT '{figure.name}' AS figure, {_FACET_SQL[facet].format(r=row)}"
-                    f" AS facet, {month} AS month, {value} AS value,"
-                    f" {row}.tenant_id AS tenant_id, {sign} AS delta{when}"
-                )
+                for institution in institutions:
+                    parts.append(
+                        f"SELECT '{figure.name}' AS figure, {_FACET_SQL[facet].format(r=row)}"
+                        f" AS facet, {month} AS month, {value} AS value,"
+                        f" {institution} AS tenant_id, {sign} AS delta{when}"
+                    )
     return parts
 
 
@@ -264,12 +274,19 @@ def refill(connection: sa.Connection) -> None:
     """Count every case again from scratch (after :func:`install`, in the same transaction)."""
     dialect = _Dialect(connection.dialect.name)
     connection.exec_driver_sql("DELETE FROM case_tallies")
+    if dialect.name == "postgresql":
+        # Room on each page for a row's next versions: a change of a count (no indexed
+        # column) is then written beside the row (a HOT update) and the key order holds.
+        connection.exec_driver_sql("ALTER TABLE case_tallies SET (fillfactor = 70)")
     counted = " UNION ALL ".join(_from_cases(part) for part in _parts(dialect, "c", 1))
     connection.exec_driver_sql(
         "INSERT INTO case_tallies (figure, facet, month, value, tenant_id, cases)"  # noqa: S608
         " SELECT figure, facet, month, value, tenant_id, sum(delta)"
         f" FROM ({counted}) AS counted WHERE true"
         " GROUP BY figure, facet, month, value, tenant_id"
+        # In the key's order: PostgreSQL keeps rows where they are written, and a view reads
+        # a range of the key (a figure's rows on a few pages, not one page a row).
+        " ORDER BY figure, facet, month, value, tenant_id"
     )
 
 
@@ -286,6 +303,6 @@ def overdue_ranges(today: dt.date) -> tuple[str, tuple[str, str]]:
 
 
 __all__ = [
-    "ALL_MONTHS", "FIGURES", "WATCHED", "facet", "install", "overdue_ranges", "refill",
-    "uninstall",
+    "ALL_MONTHS", "EVERY_INSTITUTION", "FIGURES", "WATCHED", "facet", "install", "overdue_ranges",
+    "refill", "uninstall",
 ]

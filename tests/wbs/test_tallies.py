@@ -71,8 +71,12 @@ def _expected(session: Session) -> Counter[Key]:
                 grains.add((facet, tallies.ALL_MONTHS))
                 if figure in ("answer", "frdue", "frday"):
                     grains.add((facet, month))
+            # The figures KPK's whole view shows without a breakdown: summed over all too.
+            across = figure in ("answer", "area", "channel", "hint", "days", "frdue", "frday")
             for facet, grain in grains:
                 counted[figure, facet, case.tenant_id, grain, value] += 1
+                if across:
+                    counted[figure, facet, tallies.EVERY_INSTITUTION, grain, value] += 1
     return counted
 
 
