@@ -225,9 +225,9 @@ class Dashboard:
     kpk_hint: int = 0
     # Month by month, oldest first: the period's months, or the last TREND_MONTHS.
     trend: tuple[MonthFigures, ...] = ()
-    # (tenant id, category code, cases) for every pair with a case: what the province map
-    # sums into each province's prone categories.
-    by_tenant_category: tuple[tuple[int, str, int], ...] = ()
+    # (an institution's province as entered, category code, cases) for every pair with a
+    # case: what the province map sums into each province's prone categories.
+    by_province_category: tuple[tuple[str | None, str, int], ...] = ()
 
     @property
     def lagging(self) -> tuple[TenantFigures, ...]:
@@ -400,6 +400,10 @@ class _Counts:
         self.days: dict[int, int] = {}
         self.working: dict[int, int] = {}
         self.tenant_working: dict[int, dict[int, int]] = {}
+        # Or each institution's median working days, computed in the database.
+        self.tenant_medians: dict[int, float] | None = None
+        # Or the categories per province (as entered), summed in the database.
+        self.province_categories: Counter[tuple[str | None, str]] | None = None
         # forwarded, taken over, merged, received
         self.handoffs: dict[int, list[int]] = {}
 
@@ -474,6 +478,16 @@ def _figures(
             counts = _counts_from_tallies(session, reader, today)
             trend = _trend_from_tallies(session, reader, today, filters.period)
     by_status = counts.by_status
+    province_categories = counts.province_categories
+    if province_categories is None:
+        province_of = {tenant.id: tenant.province for tenant in tenants}
+        province_categories = Counter()
+        for (row_tenant, category), count in counts.tenant_categories.items():
+            province_categories[province_of.get(row_tenant), category] += count
+    medians = counts.tenant_medians
+    if medians is None:
+        medians = {tenant: median for tenant, histogram in counts.tenant_working.items()
+                   if (median := _median(histogram)) is not None}
     return Dashboard(
         today=today,
         tenant_id=tenant_id,
@@ -485,7 +499,7 @@ def _figures(
         without_mcp_area=counts.without_area,
         tenants=tuple(
             _tenant_line(tenant, counts.per_tenant.get(tenant.id, [0] * 7),
-                         counts.tenant_working, counts.handoffs.get(tenant.id, [0] * 4))
+                         medians.get(tenant.id), counts.handoffs.get(tenant.id, [0] * 4))
             for tenant in tenants
         ),
         overdue_first_response=sum(line[2] for line in counts.per_tenant.values()),
@@ -499,9 +513,12 @@ def _figures(
         filters=filters,
         kpk_hint=counts.kpk_hint,
         trend=trend,
-        by_tenant_category=tuple(
-            (row_tenant, category, count)
-            for (row_tenant, category), count in sorted(counts.tenant_categories.items())
+        by_province_category=tuple(
+            (province, category, count)
+            for (province, category), count in sorted(
+                province_categories.items(), key=lambda item: (item[0][0] or "", item[0][1])
+            )
+            if count
         ),
     )
 
@@ -585,6 +602,89 @@ def _tally(
     return found
 
 
+def _per_institution(reader: _Reader, figure: str) -> list[Any]:
+    """The conditions for one figure's rows of each institution the reader counts, in its
+    facet and months (its period's, or every month)."""
+    filters = reader.filters
+    conditions = [
+        CaseTally.figure == figure,
+        CaseTally.facet == facet(filters.category, filters.mcp_area,
+                                 by_month=filters.period is not None),
+        CaseTally.tenant_id != EVERY_INSTITUTION,
+    ]
+    if filters.period is None:
+        conditions.append(CaseTally.month == ALL_MONTHS)
+    else:
+        conditions += [CaseTally.month >= filters.period.start,
+                       CaseTally.month < filters.period.end]
+    if reader.tenant_ids is not None:
+        conditions.append(CaseTally.tenant_id.in_(reader.tenant_ids))
+    return conditions
+
+
+def _tenant_lines(session: Session, reader: _Reader) -> list[Any]:
+    """(institution, cases, open, answered in time, answered late) from the ``status``
+    tallies, summed per institution in the database: a row an institution."""
+    values = CaseTally.value
+    statement = sa.select(
+        CaseTally.tenant_id,
+        sa.func.sum(CaseTally.cases),
+        sa.func.sum(sa.case((values.in_(_OPEN_VALUES), CaseTally.cases), else_=0)),
+        sa.func.sum(sa.case((values.like("%|met"), CaseTally.cases), else_=0)),
+        sa.func.sum(sa.case((values.like("%|late"), CaseTally.cases), else_=0)),
+    ).where(*_per_institution(reader, "status"))
+    return [row for row in session.execute(statement.group_by(CaseTally.tenant_id)).all()
+            if row[1]]
+
+
+def _province_categories(session: Session, reader: _Reader) -> list[Any]:
+    """(province as entered, category, cases): the ``category`` tallies of the institutions
+    the reader counts, summed per province in the database (a few rows, not one per
+    institution and category)."""
+    statement = (
+        sa.select(Tenant.province, CaseTally.value, sa.func.sum(CaseTally.cases))
+        .join(Tenant, Tenant.id == CaseTally.tenant_id)
+        .where(*_per_institution(reader, "category"))
+        .group_by(Tenant.province, CaseTally.value)
+    )
+    return [row for row in session.execute(statement).all() if row[-1]]
+
+
+def _tenant_medians(session: Session, reader: _Reader) -> dict[int, float]:
+    """Each institution's median working days to the first response, from its histogram
+    (the ``workdays`` tallies) in the database: a row an institution. With n answers, the
+    middle ranks are the smallest values whose running count reaches n/2 (2 * upto >= n)
+    and passes it (2 * upto > n), as :func:`_median` takes them."""
+    histogram = (
+        sa.select(
+            CaseTally.tenant_id.label("tenant"),
+            sa.cast(CaseTally.value, sa.Integer).label("days"),
+            sa.func.sum(CaseTally.cases).label("cases"),
+        )
+        .where(*_per_institution(reader, "workdays"))
+        .group_by(CaseTally.tenant_id, CaseTally.value)
+        .subquery()
+    )
+    running = sa.select(
+        histogram.c.tenant,
+        histogram.c.days,
+        sa.func.sum(histogram.c.cases).over(
+            partition_by=histogram.c.tenant, order_by=histogram.c.days
+        ).label("upto"),
+        sa.func.sum(histogram.c.cases).over(partition_by=histogram.c.tenant).label("total"),
+    ).subquery()
+    statement = (
+        sa.select(
+            running.c.tenant,
+            sa.func.min(sa.case((2 * running.c.upto >= running.c.total, running.c.days))),
+            sa.func.min(sa.case((2 * running.c.upto > running.c.total, running.c.days))),
+        )
+        .where(running.c.total > 0)
+        .group_by(running.c.tenant)
+    )
+    return {tenant: (low + high) / 2 for tenant, low, high in session.execute(statement).all()}
+
+
 def _overdue_figures(today: dt.date, month_figure: str, day_figure: str) -> _Wanted:
     """Open cases due before today (wbs.deadlines' rule): those due in an earlier month, and
     those due earlier in this one (wbs.tallies.overdue_ranges)."""
@@ -594,6 +694,8 @@ def _overdue_figures(today: dt.date, month_figure: str, day_figure: str) -> _Wan
 
 _ANSWERS: dict[str, bool | None] = {"met": True, "late": False, "none": None}
 _KEY_ORDER = (CaseTally.month, CaseTally.value, CaseTally.tenant_id)
+# The ``status`` tallies' values of the open statuses, whatever the answer.
+_OPEN_VALUES = tuple(f"{status.value}|{answer}" for status in OPEN_STATUSES for answer in _ANSWERS)
 # The figures of TenantFigures' forwarded, taken_over, merged, received (wbs.tallies).
 _HANDOFFS = ("forwarded", "taken", "merged", "received")
 
@@ -601,27 +703,28 @@ _HANDOFFS = ("forwarded", "taken", "merged", "received")
 def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _Counts:
     counts = _Counts()
     wanted = reader.filters
-    # By institution: statuses, overdue counts, categories, working days (three queries in
-    # all, with the figures counted over every institution).
+    # Each institution's line, summed in the database from its statuses and answers.
+    for row_tenant, total, open_, met, late in _tenant_lines(session, reader):
+        line = counts.line(row_tenant)
+        line[0], line[1], line[4], line[5] = int(total), int(open_), int(met), int(late)
+    for status_answer, count in _tally(session, reader, {"status": None}, CaseTally.value,
+                                       across=True)["status"]:
+        counts.by_status[CaseStatus(status_answer.partition("|")[0])] += int(count)
+    # By institution: overdue counts, categories, working days, the cases handed on or in.
     by_tenant = _tally(
         session, reader,
-        {"status": None, "category": None, "workdays": None,
-         **{figure: None for figure in _HANDOFFS},
+        {**{figure: None for figure in _HANDOFFS},
          **_overdue_figures(today, "frdue", "frday"),
          **_overdue_figures(today, "cldue", "clday")},
         CaseTally.tenant_id, CaseTally.value,
     )
-    for row_tenant, status_answer, count in by_tenant["status"]:
-        status, _, answer = status_answer.partition("|")
-        counts.status(row_tenant, CaseStatus(status), _ANSWERS[answer], int(count))
     for figure in ("frdue", "frday"):
         for row_tenant, _due, count in by_tenant[figure]:
             counts.overdue(row_tenant, int(count), 0)
     for figure in ("cldue", "clday"):
         for row_tenant, _due, count in by_tenant[figure]:
             counts.overdue(row_tenant, 0, int(count))
-    for row_tenant, workdays, count in by_tenant["workdays"]:
-        counts.response(row_tenant, None, int(workdays), int(count))
+    counts.tenant_medians = _tenant_medians(session, reader)
     for which, figure in enumerate(_HANDOFFS):
         for row_tenant, _value, count in by_tenant[figure]:
             counts.handed(row_tenant, which, int(count))
@@ -632,10 +735,13 @@ def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _
             if line[0]:
                 counts.classified(row_tenant, wanted.category, line[0])
     else:
-        for row_tenant, category, count in by_tenant["category"]:
-            counts.classified(row_tenant, category, int(count))
+        counts.province_categories = Counter()
+        for province, category, count in _province_categories(session, reader):
+            counts.categories[category] += int(count)
+            counts.province_categories[province, category] += int(count)
     overall = _tally(
-        session, reader, {"area": None, "channel": None, "hint": None, "days": None},
+        session, reader,
+        {"area": None, "channel": None, "hint": None, "days": None, "workdays": None},
         CaseTally.value, across=True,
     )
     if wanted.mcp_area is not None:
@@ -650,6 +756,8 @@ def _counts_from_tallies(session: Session, reader: _Reader, today: dt.date) -> _
     counts.kpk_hint = sum(int(count) for _value, count in overall["hint"])
     for days, count in overall["days"]:
         counts.response(None, int(days), None, int(count))
+    for workdays, count in overall["workdays"]:
+        counts.working[int(workdays)] = counts.working.get(int(workdays), 0) + int(count)
     return counts
 
 
@@ -776,7 +884,7 @@ def _trend_from_rows(
 def _tenant_line(
     tenant: Tenant,
     line: list[int],
-    working: Mapping[int, Mapping[int, int]],
+    median: float | None,
     handoffs: list[int],
 ) -> TenantFigures:
     total, open_, late_first, late_closure, met, late, missing = line
@@ -793,7 +901,7 @@ def _tenant_line(
         first_response_met=met,
         first_response_late=late,
         first_response_missing=missing,
-        median_first_response_working_days=_median(working.get(tenant.id, {})),
+        median_first_response_working_days=median,
         province=tenant.province,
         forwarded=forwarded,
         taken_over=taken_over,

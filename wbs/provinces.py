@@ -211,14 +211,12 @@ def shade(classes: tuple[CountClass, ...], reports: int) -> int | None:
 def province_map(board: Dashboard) -> ProvinceMap:
     """The dashboard's institutions and reports summed per province, with each province's most
     frequent category, and what could not be placed, counted apart."""
-    place: dict[int, Province | None] = {}
     institutions: Counter[str] = Counter()
     reports: Counter[str] = Counter()
     unplaced_institutions: Counter[str | None] = Counter()
     unplaced_reports: Counter[str | None] = Counter()
     for line in board.tenants:
         province = match_province(line.province)
-        place[line.tenant_id] = province
         if province is None:
             name = line.province.strip() if line.province and line.province.strip() else None
             unplaced_institutions[name] += 1
@@ -227,8 +225,8 @@ def province_map(board: Dashboard) -> ProvinceMap:
             institutions[province.code] += 1
             reports[province.code] += line.total
     categories: dict[str, Counter[str]] = defaultdict(Counter)
-    for tenant_id, category, count in board.by_tenant_category:
-        province = place.get(tenant_id)
+    for name, category, count in board.by_province_category:
+        province = match_province(name)
         if province is not None:
             categories[province.code][category] += count
     figures = []

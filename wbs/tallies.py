@@ -97,7 +97,7 @@ class _Figure:
 FIGURES: tuple[_Figure, ...] = (
     _Figure(
         "status",
-        "CAST({r}.status AS VARCHAR(32)) || '|' || " + _ANSWER,
+        "CAST({r}.status AS VARCHAR(32)) || '|' || " + _ANSWER, across=True,
     ),
     _Figure("answer", _ANSWER, monthly_in_facets=True, across=True),
     _Figure("category", "{r}.category", facets=("a",)),
@@ -110,7 +110,7 @@ FIGURES: tuple[_Figure, ...] = (
     ),
     _Figure(
         "workdays", "CAST({r}.first_response_workdays AS VARCHAR(12))",
-        "{r}.first_response_workdays IS NOT NULL",
+        "{r}.first_response_workdays IS NOT NULL", across=True,
     ),
     # Open and owing a first response, by the month (YYYY-MM) and the day it is due.
     _Figure("frdue", "{month:first_response_due}", _OWING, monthly_in_facets=True, across=True),

@@ -72,7 +72,9 @@ def _expected(session: Session) -> Counter[Key]:
                 if figure in ("answer", "frdue", "frday"):
                     grains.add((facet, month))
             # The figures KPK's whole view shows without a breakdown: summed over all too.
-            across = figure in ("answer", "area", "channel", "hint", "days", "frdue", "frday")
+            across = figure in (
+                "status", "answer", "area", "channel", "hint", "days", "workdays", "frdue",
+                "frday")
             for facet, grain in grains:
                 counted[figure, facet, case.tenant_id, grain, value] += 1
                 if across:
