@@ -42,7 +42,7 @@ import stem
 
 from crypto.errors import KeyRefused
 from peluit.clikit import config_of
-from wbs import db
+from wbs import db, tallies
 from wbs import onion as onions
 from wbs.config import SECRET_NAMES, SECRETS_DIR, Config
 from wbs.federation.status import link_lines
@@ -289,6 +289,16 @@ def check_services(units: Iterable[str] = SERVICES) -> Check:
     return Check("services", OK, ", ".join(units) + " active")
 
 
+def check_tallies(inst: Instance) -> Check:
+    """The dashboards' tallies (wbs.tallies): their triggers in place, and each institution's
+    cases by status counted as the cases are."""
+    with inst.engine.connect() as connection:
+        found = tallies.problems(connection)
+    if found:
+        return Check("tallies", FAIL, "; ".join(found) + ": run peluit db tallies")
+    return Check("tallies", OK, "dashboard counts agree with the cases")
+
+
 def check_federation(inst: Instance, now: dt.datetime) -> Check | list[Check]:
     """The federation link, where there is one: a peer that has not synced for a day (the
     timer runs every five minutes), a member's last error, refusals in the last day."""
@@ -354,6 +364,7 @@ def run_checks(config: Config, tor_control: str, wait: float, key_days: int) -> 
             checks.extend(
                 _guarded("recipient keys", lambda: check_recipient_keys(opened, key_days, now))
             )
+            checks.extend(_guarded("tallies", lambda: check_tallies(opened)))
             checks.extend(_guarded("federation", lambda: check_federation(opened, now)))
         checks.extend(_guarded("tor", lambda: check_tor(tor_control, inst, wait, now)))
     finally:

@@ -22,7 +22,7 @@ from peluit.clikit import (
     config_of,
     opened,
 )
-from wbs import db, retention
+from wbs import db, retention, tallies
 from wbs import onion as onions
 from wbs.accounts import (
     Enrolment,
@@ -246,6 +246,28 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 def db_current(ctx: click.Context) -> None:
     """Print the database's revision."""
     click.echo(_revision(config_of(ctx)))
+
+
+@db_group.command("tallies")
+@click.pass_context
+def db_tallies(ctx: click.Context) -> None:
+    """Count the dashboards' tallies again from the cases, and (re)install their triggers.
+
+    For when ``peluit doctor`` reports them wrong (a database repaired or migrated by hand).
+    One transaction; the dashboards read the old counts until it commits.
+    """
+    engine = db.make_engine(config_of(ctx).database_url)
+    try:
+        with engine.begin() as connection:
+            tallies.install(connection)
+            tallies.refill(connection)
+        with engine.connect() as connection:
+            found = tallies.problems(connection)
+    finally:
+        engine.dispose()
+    if found:
+        raise click.ClickException("; ".join(found))
+    click.echo("tallies counted again from the cases")
 
 
 def _revision(config: Config) -> str:

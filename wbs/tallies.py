@@ -296,6 +296,58 @@ def _from_cases(part: str) -> str:
     return f"{select} FROM cases AS c" + (f" WHERE {when}" if when else "")
 
 
+_TRIGGERS = {
+    "sqlite": {"case_tallies_insert", "case_tallies_delete", "case_tallies_update"},
+    "postgresql": {"case_tallies_insert_delete", "case_tallies_update"},
+}
+
+
+def problems(connection: sa.Connection) -> list[str]:
+    """What is wrong with the tallies, cheaply (for ``peluit doctor``): a trigger missing (a
+    migration that rebuilt ``cases`` without installing them again), or an institution whose
+    cases by status and answer differ from its tallies (one GROUP BY of the cases, from an
+    index). Empty when they agree. :func:`refill` repairs both."""
+    name = connection.dialect.name
+    if name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'cases'"
+    else:
+        query = ("SELECT tgname FROM pg_trigger WHERE tgrelid = 'cases'::regclass"
+                 " AND NOT tgisinternal")
+    found = set(connection.exec_driver_sql(query).scalars())
+    missing = sorted(_TRIGGERS[name] - found)
+    if missing:
+        return [f"trigger(s) missing on cases: {', '.join(missing)}"]
+    answers = {None: "none", True: "met", False: "late"}
+    counted: dict[tuple[int, str], int] = {}
+    cases = sa.table("cases", sa.column("tenant_id"), sa.column("status"),
+                     sa.column("first_response_in_time", sa.Boolean))
+    for tenant_id, status, in_time, count in connection.execute(
+        sa.select(cases.c.tenant_id, cases.c.status, cases.c.first_response_in_time,
+                  sa.func.count()).group_by(cases.c.tenant_id, cases.c.status,
+                                            cases.c.first_response_in_time)
+    ):
+        counted[tenant_id, f"{status}|{answers[in_time]}"] = count
+    tallied = sa.table("case_tallies", sa.column("figure"), sa.column("facet"),
+                       sa.column("month", sa.Date), sa.column("value"),
+                       sa.column("tenant_id"), sa.column("cases"))
+    stored = {
+        (tenant_id, value): count
+        for tenant_id, value, count in connection.execute(
+            sa.select(tallied.c.tenant_id, tallied.c.value, tallied.c.cases).where(
+                tallied.c.figure == "status", tallied.c.facet == "",
+                tallied.c.month == ALL_MONTHS, tallied.c.tenant_id != EVERY_INSTITUTION,
+                tallied.c.cases != 0,
+            )
+        )
+    }
+    wrong = sorted({key[0] for key in counted.keys() | stored.keys()
+                    if counted.get(key, 0) != stored.get(key, 0)})
+    if wrong:
+        return [f"{len(wrong)} institution(s) counted wrong by the tallies"
+                f" (ids {', '.join(map(str, wrong[:5]))}{', ...' if len(wrong) > 5 else ''})"]
+    return []
+
+
 def overdue_ranges(today: dt.date) -> tuple[str, tuple[str, str]]:
     """What is due before ``today``: the months (``frdue``/``cldue`` values) before this
     one, and the days (``frday``/``clday``, from .. before) of this month before today."""
@@ -304,5 +356,5 @@ def overdue_ranges(today: dt.date) -> tuple[str, tuple[str, str]]:
 
 __all__ = [
     "ALL_MONTHS", "EVERY_INSTITUTION", "FIGURES", "WATCHED", "facet", "install", "overdue_ranges",
-    "refill", "uninstall",
+    "problems", "refill", "uninstall",
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import stem.control
 from click.testing import CliRunner
 
@@ -122,9 +123,10 @@ def test_a_healthy_instance_passes_the_checks_that_need_no_tor(demo: DemoInstanc
         doctor.check_migrations(config),
         doctor.check_disk(config),
         doctor.check_recipient_keys(demo.instance, 30, now),
+        doctor.check_tallies(demo.instance),
     ]
-    assert [c.level for c in healthy] == ["ok"] * 4, healthy
-    assert doctor.verdict(healthy) == (0, "peluit doctor: OK (0 fail, 0 warn, 4 ok, 0 unknown)")
+    assert [c.level for c in healthy] == ["ok"] * 5, healthy
+    assert doctor.verdict(healthy) == (0, "peluit doctor: OK (0 fail, 0 warn, 5 ok, 0 unknown)")
     # systemd does not run on the test machine: said, not guessed.
     services = doctor.check_services()
     if not Path("/run/systemd/system").is_dir():
@@ -159,6 +161,41 @@ def test_loose_file_modes_and_pending_migrations_fail(demo: DemoInstance) -> Non
     assert pending.level == "fail" and "run 'peluit db upgrade'" in pending.detail
     db.upgrade(config.database_url, "head", totp_key=totp_key(demo.instance.secrets))
     assert doctor.check_migrations(config).level == "ok"
+
+
+def test_wrong_tallies_are_a_failure_that_peluit_db_tallies_repairs(demo: DemoInstance) -> None:
+    inst = demo.instance
+
+    def tallies_check() -> doctor.Check:
+        return doctor.check_tallies(inst)
+
+    def repair() -> None:
+        result = CliRunner().invoke(
+            main, ["--instance", str(inst.config.instance_dir), "db", "tallies"])
+        assert result.exit_code == 0, result.output
+        assert "counted again" in result.output
+
+    with inst.sessions() as session:
+        tenant_id = get_tenant(session, "pemprov-sumsel").id
+    assert tallies_check().level == "ok"
+    # A case counted that is not there (a write that bypassed the triggers): named, repaired.
+    with inst.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO case_tallies (figure, facet, month, value, tenant_id, cases)"
+            " VALUES ('status', '', '0001-01-01', 'baru|none', :tenant, 1)"),
+            {"tenant": tenant_id})
+    wrong = tallies_check()
+    assert wrong.level == "fail" and "1 institution(s) counted wrong" in wrong.detail
+    assert "peluit db tallies" in wrong.detail
+    repair()
+    assert tallies_check().level == "ok"
+    # A trigger dropped (a migration that rebuilt the table, say): named, then reinstalled.
+    with inst.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER case_tallies_update")
+    missing = tallies_check()
+    assert missing.level == "fail" and "case_tallies_update" in missing.detail
+    repair()
+    assert tallies_check().level == "ok"
 
 
 def test_a_recipient_key_expiring_soon_is_a_warning(demo: DemoInstance) -> None:
