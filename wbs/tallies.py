@@ -30,9 +30,9 @@ The figures (``value`` is text):
   institution, taken over by KPK, closed into a matter's lead, and received by forwarding or
   takeover.
 
-The last four are what today's overdue counts need, a due day before today: the cases due in
-an earlier month, plus those due earlier this month (:func:`overdue_ranges`), so a view reads
-a row per month and one per day of this month, not one per day of history. Nothing here holds
+The due figures are what today's overdue counts need, a due day before today: the cases due
+in an earlier month, plus those due earlier this month (:func:`overdue_ranges`), so a view
+reads a row per month and one per day of this month, not one per day of history. Nothing here holds
 content, a source or an account: the same handling metadata the hub reads of ``cases``
 (:data:`wbs.tenancy.HUB_READABLE`).
 
@@ -40,7 +40,8 @@ The triggers are generated from :data:`FIGURES` by :func:`install` (migration 00
 a figure, or :data:`~wbs.domain.OPEN_STATUSES`, needs a migration that calls :func:`install`
 and :func:`refill` again. A SQLite migration that rebuilds ``cases`` (``batch_alter_table``)
 drops its triggers with the old table: such a migration must install them again
-(``tests/wbs/test_tallies.py`` checks they exist at head).
+(``tests/wbs/test_tallies.py`` checks they exist at head). In production, ``peluit doctor``
+checks them (:func:`problems`) and ``peluit db tallies`` counts everything again.
 """
 
 from __future__ import annotations
