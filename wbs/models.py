@@ -580,17 +580,21 @@ class CaseTally(Base):
     __tablename__ = "case_tallies"
 
     # Key order: a view reads one figure's rows of a facet (every case, a category, an MCP
-    # area) and a month (or every month), a range of values (due days) among them; an
+    # area) and a period (a month, quarter, year, or every month), a range of values (due
+    # days) among them; an
     # instansi's own summary, through the second index.
     figure: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     facet: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    grain: Mapped[str] = mapped_column(sa.String(1), primary_key=True)
     month: Mapped[dt.date] = mapped_column(sa.Date, primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(primary_key=True)
     cases: Mapped[int] = mapped_column()
 
     __table_args__ = (
-        sa.Index("ix_case_tallies_tenant", "tenant_id", "figure", "facet", "month", "value"),
+        sa.Index(
+            "ix_case_tallies_tenant", "tenant_id", "figure", "facet", "grain", "month", "value"
+        ),
         # SQLite: the rows stored in key order (as PostgreSQL reads them from the primary
         # key's index with the count beside it, after VACUUM), not a key index beside them.
         {"sqlite_with_rowid": False},

@@ -50,7 +50,15 @@ from wbs.domain import (
     TenantKind,
 )
 from wbs.models import Case, CaseTally, Tenant
-from wbs.tallies import ALL_MONTHS, EVERY_INSTITUTION, facet, overdue_ranges
+from wbs.tallies import (
+    ALL_MONTHS,
+    EVERY_INSTITUTION,
+    EVERY_MONTH,
+    MONTH,
+    facet,
+    grain_of,
+    overdue_ranges,
+)
 from wbs.tenancy import HubScope, ProvinceScope, TenantIsolationError, TenantScope
 
 # What counts as the first response to the pelapor: a decision on the case or an answer.
@@ -559,16 +567,15 @@ def _tally(
     query; ``across``: figures kept summed over every institution, without it as a key. Each
     figure's rows (``keys`` and the sum), by figure."""
     filters = reader.filters
-    if months is None and filters.period is not None:
-        months = (filters.period.start, filters.period.end)
     common = [
         CaseTally.facet == facet(filters.category, filters.mcp_area,
                                  by_month=filters.period is not None),
     ]
-    if months is None:
-        common.append(CaseTally.month == ALL_MONTHS)
+    if months is not None:  # the trend's months, one by one
+        common += [CaseTally.grain == MONTH, CaseTally.month >= months[0],
+                   CaseTally.month < months[1]]
     else:
-        common += [CaseTally.month >= months[0], CaseTally.month < months[1]]
+        common += _period(filters)
     if reader.tenant_ids is not None:
         common.append(CaseTally.tenant_id.in_(reader.tenant_ids))
     elif across:
@@ -612,14 +619,23 @@ def _per_institution(reader: _Reader, figure: str) -> list[Any]:
                                  by_month=filters.period is not None),
         CaseTally.tenant_id != EVERY_INSTITUTION,
     ]
-    if filters.period is None:
-        conditions.append(CaseTally.month == ALL_MONTHS)
-    else:
-        conditions += [CaseTally.month >= filters.period.start,
-                       CaseTally.month < filters.period.end]
+    conditions += _period(filters)
     if reader.tenant_ids is not None:
         conditions.append(CaseTally.tenant_id.in_(reader.tenant_ids))
     return conditions
+
+
+def _period(filters: Filters) -> list[Any]:
+    """The tallies of the filters' period: its own row (a month's, a quarter's or a year's),
+    or the rows of every month."""
+    period = filters.period
+    if period is None:
+        return [CaseTally.grain == EVERY_MONTH, CaseTally.month == ALL_MONTHS]
+    grain = grain_of(period.start, period.end)
+    if grain is None:  # not a period the filters name: its months one by one
+        return [CaseTally.grain == MONTH, CaseTally.month >= period.start,
+                CaseTally.month < period.end]
+    return [CaseTally.grain == grain, CaseTally.month == period.start]
 
 
 def _tenant_lines(session: Session, reader: _Reader) -> list[Any]:
@@ -693,7 +709,7 @@ def _overdue_figures(today: dt.date, month_figure: str, day_figure: str) -> _Wan
 
 
 _ANSWERS: dict[str, bool | None] = {"met": True, "late": False, "none": None}
-_KEY_ORDER = (CaseTally.month, CaseTally.value, CaseTally.tenant_id)
+_KEY_ORDER = (CaseTally.grain, CaseTally.month, CaseTally.value, CaseTally.tenant_id)
 # The ``status`` tallies' values of the open statuses, whatever the answer.
 _OPEN_VALUES = tuple(f"{status.value}|{answer}" for status in OPEN_STATUSES for answer in _ANSWERS)
 # The figures of TenantFigures' forwarded, taken_over, merged, received (wbs.tallies).

@@ -9,8 +9,9 @@ deleted, in the same transaction as the change. Every writer is covered (the cas
 forwarding, takeover, federation mirrors, retention, a migration's UPDATE, a bulk load), and a
 view costs the same whatever the log did since the last one.
 
-Each figure also has an all-months row per institution (``month`` = :data:`ALL_MONTHS`), so a
-view without a period reads one row per institution and value, not one per month; and each is
+Each figure is kept per month, quarter and year received, and over every month (``grain``
+m, q, y, a; ``month`` the period's first day, :data:`ALL_MONTHS` for every month), so a view
+reads one row per institution and value for its period, whatever its length; and each is
 kept for every case and again per category and per MCP area (:func:`facet`), so a view
 narrowed to one of them reads only its own rows. The figures KPK's whole view shows without
 an institution's breakdown are also summed over every institution (:data:`EVERY_INSTITUTION`).
@@ -55,6 +56,24 @@ from wbs.domain import OPEN_STATUSES
 
 # The month of the all-months rows.
 ALL_MONTHS = dt.date(1, 1, 1)
+# The grains of ``case_tallies.grain``: every month ('a', month ALL_MONTHS), and a month,
+# a quarter, a year received ('m', 'q', 'y', month the period's first day).
+EVERY_MONTH, MONTH, QUARTER, YEAR = "a", "m", "q", "y"
+
+
+def grain_of(start: dt.date, end: dt.date) -> str | None:
+    """The grain of a period from ``start`` (a first of month) to ``end`` (excluded): a
+    month, a quarter or a year as the dashboards' filters name them; None for another."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if start.day != 1 or end.day != 1:
+        return None
+    if months == 1:
+        return MONTH
+    if months == 3 and start.month % 3 == 1:
+        return QUARTER
+    if months == 12 and start.month == 1:
+        return YEAR
+    return None
 # The institution of the rows summed over every institution (no tenant has id 0).
 EVERY_INSTITUTION = 0
 
@@ -130,8 +149,9 @@ FIGURES: tuple[_Figure, ...] = (
 
 # Every figure is kept for all cases (facet ''), and for the cases of each category
 # ('c:<code>') and of each MCP area ('a:<code>', 'a:' for none), so a view narrowed to one
-# category or one area reads its own rows: per month for every case; for a category or an
-# area, over every month (and per month for the trend). Kept per month in every facet, the
+# category or one area reads its own rows: per month, quarter and year for every case; for a
+# category or an area, over every month (and per month for the trend). Kept per period in
+# every facet, the
 # tallies would hold nearly a row per case and figure where cases are spread thin (hundreds
 # of institutions, a few cases each a month).
 _FACET_SQL = {"": "''", "c": "'c:' || {r}.category", "a": "'a:' || COALESCE({r}.mcp_area, '')"}
@@ -154,11 +174,20 @@ class _Dialect:
             raise ValueError(f"no tallies for the {name} dialect")
         self.name = name
 
-    def month(self, row: str) -> str:
-        # received_at holds day labels (midnight UTC of the WIB day): its UTC month.
+    def period(self, row: str, grain: str) -> str:
+        """The first day of the month, quarter or year ``row`` was received in."""
+        # received_at holds day labels (midnight UTC of the WIB day): its UTC date's.
         if self.name == "sqlite":
-            return f"date({row}.received_at, 'start of month')"
-        return f"CAST(date_trunc('month', {row}.received_at AT TIME ZONE 'UTC') AS DATE)"
+            received = f"{row}.received_at"
+            return {
+                MONTH: f"date({received}, 'start of month')",
+                QUARTER: f"date({received}, 'start of month', '-' ||"
+                         f" ((CAST(strftime('%m', {received}) AS INTEGER) - 1) % 3)"
+                         " || ' months')",
+                YEAR: f"date({received}, 'start of year')",
+            }[grain]
+        unit = {MONTH: "month", QUARTER: "quarter", YEAR: "year"}[grain]
+        return f"CAST(date_trunc('{unit}', {row}.received_at AT TIME ZONE 'UTC') AS DATE)"
 
     @property
     def all_months(self) -> str:
@@ -187,17 +216,19 @@ def _parts(dialect: _Dialect, row: str, sign: int) -> list[str]:
         value = value.format(r=row)
         when = f" WHERE {figure.when.format(r=row)}" if figure.when else ""
         for facet in ("", *figure.facets):
-            months = [dialect.all_months]
-            if facet == "" or figure.monthly_in_facets:
-                months.append(dialect.month(row))
+            grains = [(EVERY_MONTH, dialect.all_months)]
+            if facet == "":
+                grains += [(grain, dialect.period(row, grain)) for grain in (MONTH, QUARTER, YEAR)]
+            elif figure.monthly_in_facets:
+                grains.append((MONTH, dialect.period(row, MONTH)))
             institutions = [f"{row}.tenant_id"]
             if figure.across:
                 institutions.append(str(EVERY_INSTITUTION))
-            for month in months:
+            for grain, month in grains:
                 for institution in institutions:
                     parts.append(
                         f"SELECT '{figure.name}' AS figure, {_FACET_SQL[facet].format(r=row)}"
-                        f" AS facet, {month} AS month, {value} AS value,"
+                        f" AS facet, '{grain}' AS grain, {month} AS month, {value} AS value,"
                         f" {institution} AS tenant_id, {sign} AS delta{when}"
                     )
     return parts
@@ -209,12 +240,12 @@ def _apply(parts: list[str]) -> str:
     deadlock on PostgreSQL), and no row is touched twice by one statement."""
     deltas = " UNION ALL ".join(parts)
     return (
-        "INSERT INTO case_tallies (figure, facet, month, value, tenant_id, cases)"  # noqa: S608
-        " SELECT figure, facet, month, value, tenant_id, sum(delta)"
+        "INSERT INTO case_tallies (figure, facet, grain, month, value, tenant_id, cases)"  # noqa: S608
+        " SELECT figure, facet, grain, month, value, tenant_id, sum(delta)"
         f" FROM ({deltas}) AS deltas WHERE true"
-        " GROUP BY figure, facet, month, value, tenant_id HAVING sum(delta) <> 0"
-        " ORDER BY figure, facet, month, value, tenant_id"
-        " ON CONFLICT (figure, facet, month, value, tenant_id)"
+        " GROUP BY figure, facet, grain, month, value, tenant_id HAVING sum(delta) <> 0"
+        " ORDER BY figure, facet, grain, month, value, tenant_id"
+        " ON CONFLICT (figure, facet, grain, month, value, tenant_id)"
         " DO UPDATE SET cases = case_tallies.cases + excluded.cases"
     )
 
@@ -281,13 +312,13 @@ def refill(connection: sa.Connection) -> None:
         connection.exec_driver_sql("ALTER TABLE case_tallies SET (fillfactor = 70)")
     counted = " UNION ALL ".join(_from_cases(part) for part in _parts(dialect, "c", 1))
     connection.exec_driver_sql(
-        "INSERT INTO case_tallies (figure, facet, month, value, tenant_id, cases)"  # noqa: S608
-        " SELECT figure, facet, month, value, tenant_id, sum(delta)"
+        "INSERT INTO case_tallies (figure, facet, grain, month, value, tenant_id, cases)"  # noqa: S608
+        " SELECT figure, facet, grain, month, value, tenant_id, sum(delta)"
         f" FROM ({counted}) AS counted WHERE true"
-        " GROUP BY figure, facet, month, value, tenant_id"
+        " GROUP BY figure, facet, grain, month, value, tenant_id"
         # In the key's order: PostgreSQL keeps rows where they are written, and a view reads
         # a range of the key (a figure's rows on a few pages, not one page a row).
-        " ORDER BY figure, facet, month, value, tenant_id"
+        " ORDER BY figure, facet, grain, month, value, tenant_id"
     )
 
 
@@ -329,14 +360,14 @@ def problems(connection: sa.Connection) -> list[str]:
     ):
         counted[tenant_id, f"{status}|{answers[in_time]}"] = count
     tallied = sa.table("case_tallies", sa.column("figure"), sa.column("facet"),
-                       sa.column("month", sa.Date), sa.column("value"),
+                       sa.column("grain"), sa.column("value"),
                        sa.column("tenant_id"), sa.column("cases"))
     stored = {
         (tenant_id, value): count
         for tenant_id, value, count in connection.execute(
             sa.select(tallied.c.tenant_id, tallied.c.value, tallied.c.cases).where(
                 tallied.c.figure == "status", tallied.c.facet == "",
-                tallied.c.month == ALL_MONTHS, tallied.c.tenant_id != EVERY_INSTITUTION,
+                tallied.c.grain == EVERY_MONTH, tallied.c.tenant_id != EVERY_INSTITUTION,
                 tallied.c.cases != 0,
             )
         )
@@ -356,6 +387,19 @@ def overdue_ranges(today: dt.date) -> tuple[str, tuple[str, str]]:
 
 
 __all__ = [
-    "ALL_MONTHS", "EVERY_INSTITUTION", "FIGURES", "WATCHED", "facet", "install", "overdue_ranges",
-    "problems", "refill", "uninstall",
+    "ALL_MONTHS",
+    "EVERY_INSTITUTION",
+    "EVERY_MONTH",
+    "FIGURES",
+    "MONTH",
+    "QUARTER",
+    "WATCHED",
+    "YEAR",
+    "facet",
+    "grain_of",
+    "install",
+    "overdue_ranges",
+    "problems",
+    "refill",
+    "uninstall",
 ]

@@ -595,9 +595,11 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
     # months before this one and the days of this one: wbs.tallies.overdue_ranges).
     for today in (dt.date(2025, 6, 16), dt.date(2025, 6, 1), dt.date(2025, 5, 31)):
         for filters in [Filters(), Filters(period=Period.parse("2025-Q1")),
+                        Filters(period=Period.parse("2025")),
+                        Filters(period=Period.parse("2025-03")),
                         Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
                         Filters(period=Period.parse("2025-05"), category="suap_menyuap"),
-                        # A category or an area alone: read from the rows (wbs.monitoring).
+                        # A category or an area alone: their own tallies (wbs.monitoring).
                         Filters(category="gratifikasi"), Filters(mcp_area="perizinan")]:
             board = dashboard(session, hub, today=today, filters=filters)
             chosen = [c for c in cases if _matches(c, filters, by_id)]

@@ -23,7 +23,7 @@ CATEGORIES = ["pemerasan", "suap_menyuap", "gratifikasi"]
 AREAS = ["perizinan", "pengadaan_barang_jasa", None]
 
 
-Key = tuple[str, str, int, dt.date, str]
+Key = tuple[str, str, int, tuple[str, dt.date], str]
 
 
 def _expected(session: Session) -> Counter[Key]:
@@ -62,13 +62,17 @@ def _expected(session: Session) -> Counter[Key]:
             values.append(("cldue", f"{case.closure_due:%Y-%m}"))
             values.append(("clday", case.closure_due.isoformat()))
         category, area = f"c:{case.category}", f"a:{case.mcp_area or ''}"
-        month = dt.date(received.year, received.month, 1)
+        month = ("m", dt.date(received.year, received.month, 1))
+        quarter = ("q", dt.date(received.year, (received.month - 1) // 3 * 3 + 1, 1))
+        year = ("y", dt.date(received.year, 1, 1))
+        every = ("a", tallies.ALL_MONTHS)
         for figure, value in values:
-            # Every case's figures by month and over every month; per category and per area
-            # over every month (by month too for the trend's), never the facet's own figure.
-            grains = {("", month), ("", tallies.ALL_MONTHS)}
+            # Every case's figures by month, quarter, year and over every month; per category
+            # and per area over every month (by month too for the trend's), never the facet's
+            # own figure.
+            grains = {("", month), ("", quarter), ("", year), ("", every)}
             for facet in {"category": [area], "area": [category]}.get(figure, [category, area]):
-                grains.add((facet, tallies.ALL_MONTHS))
+                grains.add((facet, every))
                 if figure in ("answer", "frdue", "frday"):
                     grains.add((facet, month))
             # The figures KPK's whole view shows without a breakdown: summed over all too.
@@ -85,7 +89,7 @@ def _expected(session: Session) -> Counter[Key]:
 def _stored(session: Session) -> Counter[Key]:
     session.expire_all()
     return Counter({
-        (row.figure, row.facet, row.tenant_id, row.month, row.value): row.cases
+        (row.figure, row.facet, row.tenant_id, (row.grain, row.month), row.value): row.cases
         for row in session.scalars(sa.select(CaseTally)) if row.cases != 0
     })
 

@@ -6,7 +6,7 @@ Create Date: 2026-12-03
 
 ``case_tallies``: per figure (status and answer, category, MCP area, channel, the KPK hint,
 the first response's delay, the open cases' due days), facet (every case, a category, an MCP
-area), institution and month received, how many cases have each value; triggers on ``cases`` keep it current in the transaction of each
+area), institution and month, quarter or year received, how many cases have each value; triggers on ``cases`` keep it current in the transaction of each
 change (a plpgsql function on PostgreSQL, three triggers on SQLite). Filled from the cases
 that exist. KPK's dashboard reads it instead of counting every case at each view. ``cases.merged_at``:
 when a case was closed into its matter's lead (filled from the log for those closed already),
@@ -32,16 +32,17 @@ def upgrade() -> None:
         "case_tallies",
         sa.Column("figure", sa.String(16), nullable=False),
         sa.Column("facet", sa.String(80), nullable=False),
+        sa.Column("grain", sa.String(1), nullable=False),
         sa.Column("month", sa.Date(), nullable=False),
         sa.Column("value", sa.String(80), nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("cases", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("figure", "facet", "month", "value", "tenant_id",
+        sa.PrimaryKeyConstraint("figure", "facet", "grain", "month", "value", "tenant_id",
                                 name=op.f("pk_case_tallies")),
         sqlite_with_rowid=False,
     )
     op.create_index("ix_case_tallies_tenant", "case_tallies",
-                    ["tenant_id", "figure", "facet", "month", "value"])
+                    ["tenant_id", "figure", "facet", "grain", "month", "value"])
     op.add_column("cases", sa.Column("merged_at", sa.DateTime(timezone=True), nullable=True))
     # Cases closed into a lead already: the latest "merged" entry, when exactly one status
     # change (the closing) follows it, as wbs.matters.merged_into reads the log.
