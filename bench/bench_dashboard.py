@@ -5,8 +5,8 @@ SQLite (a temp file) and on a real PostgreSQL server, with the log grown since t
 Measured, each the median of several runs with a fresh session:
 
 * KPK's dashboard (:func:`wbs.monitoring.dashboard`): every institution; one quarter; one
-  province; one category; one quarter of one category (counted from the cases' rows, not
-  the tallies: wbs.tallies.facet);
+  province; one category; one quarter of one category; one month of one category (counted
+  from the cases' rows, not the tallies: wbs.tallies.facet);
 * KPK's dashboard right after an investigator changed a case's status (the tallies follow in
   the same transaction: nothing is recomputed at the view);
 * an instansi's own summary and a province's coordination dashboard;
@@ -223,8 +223,11 @@ def measure(url: str, label: str, cases: int, tenants: int, runs: int) -> list[s
                 s, hub, today=TODAY, filters=Filters(province=PROVINCES[1]))),
             ("KPK dashboard, one category", lambda s: dashboard(
                 s, hub, today=TODAY, filters=Filters(category=DEFAULT_CATEGORY_CODES[0]))),
-            ("KPK dashboard, one quarter of one category (from rows)", lambda s: dashboard(
+            ("KPK dashboard, one quarter of one category", lambda s: dashboard(
                 s, hub, today=TODAY, filters=Filters(period=Period.parse("2025-Q2"),
+                                                     category=DEFAULT_CATEGORY_CODES[0]))),
+            ("KPK dashboard, one month of one category (from rows)", lambda s: dashboard(
+                s, hub, today=TODAY, filters=Filters(period=Period.parse("2025-06"),
                                                      category=DEFAULT_CATEGORY_CODES[0]))),
             ("instansi summary", lambda s: tenant_summary(s, one, TODAY)),
             ("province dashboard", lambda s: province_dashboard(s, province, today=TODAY)),

@@ -361,7 +361,7 @@ class _Reader:
         an MCP area at once, or to one of them in a period, which no tally counts
         (:func:`wbs.tallies.facet`): a small share of the cases."""
         wanted = self.filters
-        return facet(wanted.category, wanted.mcp_area, by_month=wanted.period is not None) is None
+        return facet(wanted.category, wanted.mcp_area, grain=_grain(wanted)) is None
 
     def columns(self, model: type[Case], *columns: Any) -> sa.Select[Any]:
         # The scope's select (with its tenant condition and checks), reduced to the columns;
@@ -479,8 +479,7 @@ def _figures(
     # to both a category and an MCP area, or to one of them and a period, counted from those
     # cases' rows.
     if reader.reads_rows:
-        counts = _counts_from_rows(session, reader, today)
-        trend = _trend_from_rows(session, reader, today, filters.period)
+        counts, trend = _counts_from_rows(session, reader, today, filters.period)
     else:
         with _serial(session):
             counts = _counts_from_tallies(session, reader, today)
@@ -568,8 +567,7 @@ def _tally(
     figure's rows (``keys`` and the sum), by figure."""
     filters = reader.filters
     common = [
-        CaseTally.facet == facet(filters.category, filters.mcp_area,
-                                 by_month=filters.period is not None),
+        CaseTally.facet == facet(filters.category, filters.mcp_area, grain=_grain(filters)),
     ]
     if months is not None:  # the trend's months, one by one
         common += [CaseTally.grain == MONTH, CaseTally.month >= months[0],
@@ -615,8 +613,7 @@ def _per_institution(reader: _Reader, figure: str) -> list[Any]:
     filters = reader.filters
     conditions = [
         CaseTally.figure == figure,
-        CaseTally.facet == facet(filters.category, filters.mcp_area,
-                                 by_month=filters.period is not None),
+        CaseTally.facet == facet(filters.category, filters.mcp_area, grain=_grain(filters)),
         CaseTally.tenant_id != EVERY_INSTITUTION,
     ]
     conditions += _period(filters)
@@ -625,17 +622,20 @@ def _per_institution(reader: _Reader, figure: str) -> list[Any]:
     return conditions
 
 
+def _grain(filters: Filters) -> str | None:
+    """The grain of the tallies that count the filters' period (wbs.tallies); None for a
+    period that is not a month, a quarter or a year."""
+    period = filters.period
+    return EVERY_MONTH if period is None else grain_of(period.start, period.end)
+
+
 def _period(filters: Filters) -> list[Any]:
     """The tallies of the filters' period: its own row (a month's, a quarter's or a year's),
     or the rows of every month."""
     period = filters.period
     if period is None:
         return [CaseTally.grain == EVERY_MONTH, CaseTally.month == ALL_MONTHS]
-    grain = grain_of(period.start, period.end)
-    if grain is None:  # not a period the filters name: its months one by one
-        return [CaseTally.grain == MONTH, CaseTally.month >= period.start,
-                CaseTally.month < period.end]
-    return [CaseTally.grain == grain, CaseTally.month == period.start]
+    return [CaseTally.grain == _grain(filters), CaseTally.month == period.start]
 
 
 def _tenant_lines(session: Session, reader: _Reader) -> list[Any]:
@@ -823,32 +823,37 @@ def _trend_months(today: dt.date, period: Period | None) -> dict[dt.date, list[i
 # --- from the cases' rows (narrowed to a category or an MCP area) ----------------------------
 
 
-def _counts_from_rows(session: Session, reader: _Reader, today: dt.date) -> _Counts:
-    """One pass over the chosen cases for the statuses and the overdue counts (no covering
-    index holds a category or an area with them), one for the classification, one for the
-    first responses."""
+def _counts_from_rows(
+    session: Session, reader: _Reader, today: dt.date, period: Period | None
+) -> tuple[_Counts, tuple[MonthFigures, ...]]:
+    """Every figure and the months' trend from one pass over the chosen cases (through the
+    index of their category or area and day received): a row per distinct combination of
+    what the figures read, about a row a case. The trend's months are among the rows read
+    (the period's, or the last twelve of all the cases)."""
     counts = _Counts()
-    for row_tenant, status, in_time, count, late_first, late_closure in session.execute(
-        reader.columns(
-            Case, Case.tenant_id, Case.status, Case.first_response_in_time, sa.func.count(),
-            _count_if(first_response_overdue(today)), _count_if(closure_overdue(today)),
-        ).group_by(Case.tenant_id, Case.status, Case.first_response_in_time)
-    ):
+    months = _trend_months(today, period)
+    handed_on = (
+        # As wbs.tallies counts them: forwarded, taken over, merged, received.
+        _count_if(sa.and_(Case.linked_to_case_id.is_not(None), Case.taken_over_at.is_(None))),
+        _count_if(Case.taken_over_at.is_not(None)),
+        _count_if(Case.merged_at.is_not(None)),
+        _count_if(Case.linked_from_case_id.is_not(None)),
+    )
+    keys = (
+        Case.tenant_id, Case.status, Case.first_response_in_time, Case.category,
+        Case.mcp_area, Case.channel, Case.received_at, Case.first_response_days,
+        Case.first_response_workdays,
+    )
+    statement = reader.columns(
+        Case, *keys, sa.func.count(), _count_if(Case.kpk_hint == sa.true()),
+        _count_if(first_response_overdue(today)), _count_if(closure_overdue(today)),
+        *handed_on,
+    ).group_by(*keys)
+    for row in session.execute(statement).all():
+        (row_tenant, status, in_time, category, area, channel, received, days, workdays,
+         count, hinted, late_first, late_closure, *handed) = row
         counts.status(row_tenant, CaseStatus(status), in_time, count)
         counts.overdue(row_tenant, int(late_first or 0), int(late_closure or 0))
-    for row_tenant, category, area, channel, hinted, *handed, count in session.execute(
-        reader.columns(
-            Case, Case.tenant_id, Case.category, Case.mcp_area, Case.channel,
-            _count_if(Case.kpk_hint == sa.true()),
-            # As wbs.tallies counts them: forwarded, taken over, merged, received.
-            _count_if(sa.and_(Case.linked_to_case_id.is_not(None),
-                              Case.taken_over_at.is_(None))),
-            _count_if(Case.taken_over_at.is_not(None)),
-            _count_if(Case.merged_at.is_not(None)),
-            _count_if(Case.linked_from_case_id.is_not(None)),
-            sa.func.count(),
-        ).group_by(Case.tenant_id, Case.category, Case.mcp_area, Case.channel)
-    ):
         for which, handed_count in enumerate(handed):
             if handed_count:
                 counts.handed(row_tenant, which, int(handed_count))
@@ -856,45 +861,17 @@ def _counts_from_rows(session: Session, reader: _Reader, today: dt.date) -> _Cou
         counts.area(area, count)
         counts.channels[str(channel)] += count
         counts.kpk_hint += int(hinted or 0)
-    for row_tenant, days, workdays, count in session.execute(
-        reader.columns(
-            Case, Case.tenant_id, Case.first_response_days, Case.first_response_workdays,
-            sa.func.count(),
-        )
-        .where(Case.first_response_workdays.is_not(None))
-        .group_by(Case.tenant_id, Case.first_response_days, Case.first_response_workdays)
-    ):
-        counts.response(row_tenant, days, workdays, count)
-    return counts
-
-
-def _trend_from_rows(
-    session: Session, reader: _Reader, today: dt.date, period: Period | None
-) -> tuple[MonthFigures, ...]:
-    """Month by month: a GROUP BY of received day (labels), summed into months here."""
-    months = _trend_months(today, period)
-    window = (
-        Case.received_at >= _label(min(months)),
-        Case.received_at < _label(_add_months(max(months), 1)),
-    )
-    for day_label, in_time, count, missing in session.execute(
-        reader.columns(
-            Case, Case.received_at, Case.first_response_in_time, sa.func.count(),
-            _count_if(first_response_overdue(today)),
-        )
-        .where(*window)
-        .group_by(Case.received_at, Case.first_response_in_time)
-    ):
-        line = months.get(_month(day_label))
-        if line is None:
-            continue
-        line[0] += count
-        if in_time is True:
-            line[1] += count
-        elif in_time is False:
-            line[2] += count
-        line[3] += int(missing or 0)
-    return tuple(MonthFigures(month, *line) for month, line in months.items())
+        if workdays is not None:
+            counts.response(row_tenant, days, workdays, count)
+        line = months.get(_month(received))
+        if line is not None:
+            line[0] += count
+            if in_time is True:
+                line[1] += count
+            elif in_time is False:
+                line[2] += count
+            line[3] += int(late_first or 0)
+    return counts, tuple(MonthFigures(month, *line) for month, line in months.items())
 
 
 def _tenant_line(

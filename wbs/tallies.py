@@ -150,20 +150,24 @@ FIGURES: tuple[_Figure, ...] = (
 # Every figure is kept for all cases (facet ''), and for the cases of each category
 # ('c:<code>') and of each MCP area ('a:<code>', 'a:' for none), so a view narrowed to one
 # category or one area reads its own rows: per month, quarter and year for every case; for a
-# category or an area, over every month (and per month for the trend). Kept per period in
-# every facet, the
+# category or an area, over every month and per quarter and year (and per month for the
+# trend). Kept per month in every facet, the
 # tallies would hold nearly a row per case and figure where cases are spread thin (hundreds
 # of institutions, a few cases each a month).
+# The grains kept per category and per area (a month of one is counted from its cases).
+_FACET_GRAINS = ("a", "q", "y")
 _FACET_SQL = {"": "''", "c": "'c:' || {r}.category", "a": "'a:' || COALESCE({r}.mcp_area, '')"}
 
 
-def facet(category: str | None, mcp_area: str | None, *, by_month: bool) -> str | None:
-    """The facet that counts the cases of ``category`` or ``mcp_area`` (one, or neither),
-    for a view of some months (``by_month``) or of every month; None where no tally counts
-    them (both at once, or one with a period): the view counts those cases' rows."""
+def facet(category: str | None, mcp_area: str | None, *, grain: str | None) -> str | None:
+    """The facet that counts the cases of ``category`` or ``mcp_area`` (one, or neither) at
+    the view's ``grain`` (None: a period of no grain); None where no tally counts them (both
+    at once, or one in a single month): the view counts those cases' rows."""
     if category is None and mcp_area is None:
-        return ""
-    if (category is not None and mcp_area is not None) or by_month:
+        return "" if grain is not None else None
+    if category is not None and mcp_area is not None:
+        return None
+    if grain not in _FACET_GRAINS:
         return None
     return f"c:{category}" if category is not None else f"a:{mcp_area}"
 
@@ -205,32 +209,34 @@ class _Dialect:
         return f"to_char({row}.{column}, 'YYYY-MM')"
 
 
-def _parts(dialect: _Dialect, row: str, sign: int) -> list[str]:
-    """One SELECT per figure and grain (month, all months) giving a row's deltas."""
+def _parts(dialect: _Dialect, row: str, sign: int, figure: _Figure) -> list[str]:
+    """One SELECT per facet, grain and institution giving a row's deltas of ``figure``: a
+    statement a figure (SQLite allows 500 SELECTs in one)."""
+    value = figure.value
+    for column in ("first_response_due", "closure_due"):
+        value = value.replace(f"{{day:{column}}}", dialect.day(row, column))
+        value = value.replace(f"{{month:{column}}}", dialect.month_of(row, column))
+    value = value.format(r=row)
+    when = f" WHERE {figure.when.format(r=row)}" if figure.when else ""
+    institutions = [f"{row}.tenant_id"]
+    if figure.across:
+        institutions.append(str(EVERY_INSTITUTION))
     parts = []
-    for figure in FIGURES:
-        value = figure.value
-        for column in ("first_response_due", "closure_due"):
-            value = value.replace(f"{{day:{column}}}", dialect.day(row, column))
-            value = value.replace(f"{{month:{column}}}", dialect.month_of(row, column))
-        value = value.format(r=row)
-        when = f" WHERE {figure.when.format(r=row)}" if figure.when else ""
-        for facet in ("", *figure.facets):
-            grains = [(EVERY_MONTH, dialect.all_months)]
-            if facet == "":
-                grains += [(grain, dialect.period(row, grain)) for grain in (MONTH, QUARTER, YEAR)]
-            elif figure.monthly_in_facets:
-                grains.append((MONTH, dialect.period(row, MONTH)))
-            institutions = [f"{row}.tenant_id"]
-            if figure.across:
-                institutions.append(str(EVERY_INSTITUTION))
-            for grain, month in grains:
-                for institution in institutions:
-                    parts.append(
-                        f"SELECT '{figure.name}' AS figure, {_FACET_SQL[facet].format(r=row)}"
-                        f" AS facet, '{grain}' AS grain, {month} AS month, {value} AS value,"
-                        f" {institution} AS tenant_id, {sign} AS delta{when}"
-                    )
+    for facet in ("", *figure.facets):
+        grains = [(EVERY_MONTH, dialect.all_months)]
+        grains += [
+            (grain, dialect.period(row, grain))
+            for grain in (MONTH, QUARTER, YEAR)
+            if facet == "" or grain in _FACET_GRAINS
+            or (grain == MONTH and figure.monthly_in_facets)
+        ]
+        for grain, month in grains:
+            for institution in institutions:
+                parts.append(
+                    f"SELECT '{figure.name}' AS figure, {_FACET_SQL[facet].format(r=row)}"
+                    f" AS facet, '{grain}' AS grain, {month} AS month, {value} AS value,"
+                    f" {institution} AS tenant_id, {sign} AS delta{when}"
+                )
     return parts
 
 
@@ -251,10 +257,16 @@ def _apply(parts: list[str]) -> str:
 
 
 def _statements(dialect: _Dialect) -> tuple[str, str, str]:
-    """What an INSERT, a DELETE and an UPDATE of a case do to the tallies."""
-    added = _apply(_parts(dialect, "NEW", 1))
-    removed = _apply(_parts(dialect, "OLD", -1))
-    changed = _apply(_parts(dialect, "OLD", -1) + _parts(dialect, "NEW", 1))
+    """What an INSERT, a DELETE and an UPDATE of a case do to the tallies: a statement a
+    figure, the figures in the key's order, so that every transaction locks tally rows in
+    one order (the key's) whichever figures it changes."""
+    figures = sorted(FIGURES, key=lambda figure: figure.name)
+    added = "; ".join(_apply(_parts(dialect, "NEW", 1, figure)) for figure in figures)
+    removed = "; ".join(_apply(_parts(dialect, "OLD", -1, figure)) for figure in figures)
+    changed = "; ".join(
+        _apply(_parts(dialect, "OLD", -1, figure) + _parts(dialect, "NEW", 1, figure))
+        for figure in figures
+    )
     return added, removed, changed
 
 
@@ -310,16 +322,19 @@ def refill(connection: sa.Connection) -> None:
         # Room on each page for a row's next versions: a change of a count (no indexed
         # column) is then written beside the row (a HOT update) and the key order holds.
         connection.exec_driver_sql("ALTER TABLE case_tallies SET (fillfactor = 70)")
-    counted = " UNION ALL ".join(_from_cases(part) for part in _parts(dialect, "c", 1))
-    connection.exec_driver_sql(
-        "INSERT INTO case_tallies (figure, facet, grain, month, value, tenant_id, cases)"  # noqa: S608
-        " SELECT figure, facet, grain, month, value, tenant_id, sum(delta)"
-        f" FROM ({counted}) AS counted WHERE true"
-        " GROUP BY figure, facet, grain, month, value, tenant_id"
-        # In the key's order: PostgreSQL keeps rows where they are written, and a view reads
-        # a range of the key (a figure's rows on a few pages, not one page a row).
-        " ORDER BY figure, facet, grain, month, value, tenant_id"
-    )
+    for figure in sorted(FIGURES, key=lambda figure: figure.name):
+        counted = " UNION ALL ".join(
+            _from_cases(part) for part in _parts(dialect, "c", 1, figure)
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO case_tallies (figure, facet, grain, month, value, tenant_id, cases)"  # noqa: S608
+            " SELECT figure, facet, grain, month, value, tenant_id, sum(delta)"
+            f" FROM ({counted}) AS counted WHERE true"
+            " GROUP BY figure, facet, grain, month, value, tenant_id"
+            # In the key's order: PostgreSQL keeps rows where they are written, and a view
+            # reads a range of the key (a figure's rows on a few pages, not one page a row).
+            " ORDER BY figure, facet, grain, month, value, tenant_id"
+        )
 
 
 def _from_cases(part: str) -> str:

@@ -599,6 +599,8 @@ def test_figures_agree_with_a_brute_force_count(session: Session) -> None:
                         Filters(period=Period.parse("2025-03")),
                         Filters(province="Jawa Barat"), Filters(kind=TenantKind.LEMBAGA),
                         Filters(period=Period.parse("2025-05"), category="suap_menyuap"),
+                        Filters(period=Period.parse("2025-Q2"), category="suap_menyuap"),
+                        Filters(period=Period.parse("2025"), mcp_area="perizinan"),
                         # A category or an area alone: their own tallies (wbs.monitoring).
                         Filters(category="gratifikasi"), Filters(mcp_area="perizinan")]:
             board = dashboard(session, hub, today=today, filters=filters)

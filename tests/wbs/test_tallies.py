@@ -68,11 +68,11 @@ def _expected(session: Session) -> Counter[Key]:
         every = ("a", tallies.ALL_MONTHS)
         for figure, value in values:
             # Every case's figures by month, quarter, year and over every month; per category
-            # and per area over every month (by month too for the trend's), never the facet's
-            # own figure.
+            # and per area by quarter, year and over every month (by month too for the
+            # trend's), never the facet's own figure.
             grains = {("", month), ("", quarter), ("", year), ("", every)}
             for facet in {"category": [area], "area": [category]}.get(figure, [category, area]):
-                grains.add((facet, every))
+                grains |= {(facet, every), (facet, quarter), (facet, year)}
                 if figure in ("answer", "frdue", "frday"):
                     grains.add((facet, month))
             # The figures KPK's whole view shows without a breakdown: summed over all too.
