@@ -494,14 +494,15 @@ def test_a_package_for_another_case_or_missing_an_item_is_refused(
     # An item left out (the reply): not every item of the case.
     with zipfile.ZipFile(package) as source:
         manifest = json.loads(source.read("manifest.json"))
-        kept = [item for item in manifest["items"] if item["kind"] != "reply"]
-        for number, item in enumerate(kept, start=1):
-            item["path"] = f"items/{number:04d}-{item['kind']}.gpg"
+        originals = [item for item in manifest["items"] if item["kind"] != "reply"]
+        # Renumbered copies (the originals keep their paths in the package, to read them).
+        kept = [
+            {**item, "path": f"items/{number:04d}-{item['kind']}.gpg"}
+            for number, item in enumerate(originals, start=1)
+        ]
         target = tmp_path / "short.zip"
         with zipfile.ZipFile(target, "w") as out:
-            for item, original in zip(
-                kept, [i for i in manifest["items"] if i["kind"] != "reply"], strict=True
-            ):
+            for item, original in zip(kept, originals, strict=True):
                 out.writestr(item["path"], source.read(original["path"]))
             document = json.dumps({**manifest, "items": kept}).encode()
             out.writestr("manifest.json", document)

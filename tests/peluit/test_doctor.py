@@ -181,8 +181,8 @@ def test_wrong_tallies_are_a_failure_that_peluit_db_tallies_repairs(demo: DemoIn
     # A case counted that is not there (a write that bypassed the triggers): named, repaired.
     with inst.engine.begin() as connection:
         connection.execute(sa.text(
-            "INSERT INTO case_tallies (figure, facet, month, value, tenant_id, cases)"
-            " VALUES ('status', '', '0001-01-01', 'baru|none', :tenant, 1)"),
+            "INSERT INTO case_tallies (figure, facet, grain, month, value, tenant_id, cases)"
+            " VALUES ('status', '', 'a', '0001-01-01', 'baru|none', :tenant, 1)"),
             {"tenant": tenant_id})
     wrong = tallies_check()
     assert wrong.level == "fail" and "1 institution(s) counted wrong" in wrong.detail
