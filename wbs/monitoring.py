@@ -248,6 +248,14 @@ class Dashboard:
         ]
         return tuple(sorted(behind, key=lambda line: (line.compliance or 0.0, line.name)))
 
+    @property
+    def handed(self) -> tuple[TenantFigures, ...]:
+        """The institutions with a report forwarded, taken over, merged or received."""
+        return tuple(
+            line for line in self.tenants
+            if line.forwarded or line.taken_over or line.merged or line.received
+        )
+
     def status_counts(self) -> dict[CaseStatus, int]:
         return {row.status: row.count for row in self.by_status}
 

@@ -118,7 +118,9 @@ def _check_page(html: str, board: Dashboard) -> None:
         assert _row(html, f"tenant-{line.slug}") == [
             _indonesian(value)
             for value in (line.total, line.open, line.overdue_first_response, line.overdue_closure)
-        ] + [_percent(line.compliance), _indonesian(line.median_first_response_working_days)] + [
+        ] + [_percent(line.compliance), _indonesian(line.median_first_response_working_days)]
+    for line in board.handed:
+        assert _row(html, f"handoff-{line.slug}") == [
             _indonesian(value)
             for value in (line.forwarded, line.taken_over, line.merged, line.received)
         ]

@@ -332,6 +332,15 @@ def test_a_forwards_to_b_with_real_keys_and_the_reporter_keeps_one_codename(
                     ("reply", r.store_path) for r in linked.replies
                 ]
 
+        # The monitor sees it in the table of reports handed on and received.
+        from tests.journalist_iface.conftest import logged_in
+
+        page = logged_in(demo, HUB, Role.PEMANTAU_KPK).get("/pemantauan").get_data(as_text=True)
+        for slug, cells in ((TENANT, ["1", "0", "0", "0"]), (B, ["0", "0", "0", "1"])):
+            row = re.search(rf'<tr id="handoff-{slug}">(.*?)</tr>', page, re.S)
+            assert row is not None, slug
+            assert re.findall(r'<td class="num">([^<]*)</td>', row.group(1)) == cells
+
         # Every forwarded item decrypts with B's key, and with neither A's nor C's.
         texts = {}
         for kind, path in stored:
