@@ -8,9 +8,9 @@ where reports are left unanswered and which areas are prone to corruption ("titi
 Every figure is read from the tallies the database keeps current as cases change
 (:mod:`wbs.tallies`, migration 0024): a view reads rows per institution and value, however many
 cases there are, and today's overdue counts from the open cases' due months and this month's
-due days. A period of one category or one MCP area, which the tallies do not keep, is counted
-from those cases' rows. The budget is 50 ms at 100,000 cases and 100 ms at 1,000,000
-(``bench/bench_dashboard.py``).
+due days. A single month of one category or one MCP area, or a category and an area at once,
+which the tallies do not keep, is counted from those cases' rows (one pass through an index).
+The budget is 50 ms at 100,000 cases and 100 ms at 1,000,000 (``bench/bench_dashboard.py``).
 
 Definitions, shared with the inbox so the numbers agree with what a click shows:
 
@@ -366,7 +366,7 @@ class _Reader:
     @property
     def reads_rows(self) -> bool:
         """Whether the figures are counted from the cases' rows: narrowed to a category and
-        an MCP area at once, or to one of them in a period, which no tally counts
+        an MCP area at once, or to one of them in a single month, which no tally counts
         (:func:`wbs.tallies.facet`): a small share of the cases."""
         wanted = self.filters
         return facet(wanted.category, wanted.mcp_area, grain=_grain(wanted)) is None
@@ -484,8 +484,8 @@ def _figures(
     filters: Filters,
 ) -> Dashboard:
     # Read from the maintained tallies (wbs.tallies), whatever the number of cases; narrowed
-    # to both a category and an MCP area, or to one of them and a period, counted from those
-    # cases' rows.
+    # to both a category and an MCP area, or to one of them and a single month, counted from
+    # those cases' rows.
     if reader.reads_rows:
         counts, trend = _counts_from_rows(session, reader, today, filters.period)
     else:
