@@ -847,9 +847,15 @@ def _counts_from_rows(
         _count_if(Case.merged_at.is_not(None)),
         _count_if(Case.linked_from_case_id.is_not(None)),
     )
+    # The month received as text in the database (fewer groups than days, no datetime to
+    # convert a row).
+    if session.get_bind().dialect.name == "sqlite":
+        received_month = sa.func.strftime("%Y-%m", Case.received_at)
+    else:
+        received_month = sa.func.to_char(sa.func.timezone("UTC", Case.received_at), "YYYY-MM")
     keys = (
         Case.tenant_id, Case.status, Case.first_response_in_time, Case.category,
-        Case.mcp_area, Case.channel, Case.received_at, Case.first_response_days,
+        Case.mcp_area, Case.channel, received_month, Case.first_response_days,
         Case.first_response_workdays,
     )
     statement = reader.columns(
@@ -871,7 +877,7 @@ def _counts_from_rows(
         counts.kpk_hint += int(hinted or 0)
         if workdays is not None:
             counts.response(row_tenant, days, workdays, count)
-        line = months.get(_month(received))
+        line = months.get(dt.date(int(received[:4]), int(received[5:7]), 1))
         if line is not None:
             line[0] += count
             if in_time is True:
