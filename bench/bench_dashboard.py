@@ -33,7 +33,6 @@ import datetime as dt
 import hashlib
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench_investigator import _fresh_database, postgres_server
+from bench_investigator import _fresh_database, median_ms, postgres_server
 from sqlalchemy.orm import Session, sessionmaker
 
 from wbs import db, tallies
@@ -163,19 +162,6 @@ def seed(engine: sa.Engine, cases: int, tenants: int) -> dict[str, int]:
     with engine.connect() as conn:
         rows_kept = conn.execute(sa.text("SELECT count(*) FROM case_tallies")).scalar_one()
     return {"loaded": round(loaded), "refill": round(counted), "tally_rows": rows_kept}
-
-
-def median_ms(action: Callable[[], object], runs: int,
-              prepare: Callable[[], object] | None = None) -> float:
-    action()  # warm-up
-    times = []
-    for _ in range(runs):
-        if prepare is not None:
-            prepare()
-        started = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def measure(url: str, label: str, cases: int, tenants: int, runs: int) -> list[str]:
