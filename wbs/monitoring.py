@@ -573,22 +573,7 @@ def _tally(
     received of its period (``months`` instead, for the trend), or the all-months rows; in one
     query; ``across``: figures kept summed over every institution, without it as a key. Each
     figure's rows (``keys`` and the sum), by figure."""
-    filters = reader.filters
-    common = [
-        CaseTally.facet == facet(filters.category, filters.mcp_area, grain=_grain(filters)),
-    ]
-    if months is not None:  # the trend's months, one by one
-        common += [CaseTally.grain == MONTH, CaseTally.month >= months[0],
-                   CaseTally.month < months[1]]
-    else:
-        common += _period(filters)
-    if reader.tenant_ids is not None:
-        common.append(CaseTally.tenant_id.in_(reader.tenant_ids))
-    elif across:
-        # Every institution, summed already (wbs.tallies: the figures kept "across").
-        common.append(CaseTally.tenant_id == EVERY_INSTITUTION)
-    else:
-        common.append(CaseTally.tenant_id != EVERY_INSTITUTION)
+    common = _where(reader, across=across, months=months)
     # One SELECT per figure (each a range of the key), sent as one statement.
     parts = []
     for figure, values in wanted.items():
@@ -615,19 +600,33 @@ def _tally(
     return found
 
 
-def _per_institution(reader: _Reader, figure: str) -> list[Any]:
-    """The conditions for one figure's rows of each institution the reader counts, in its
-    facet and months (its period's, or every month)."""
+def _where(
+    reader: _Reader, *, across: bool = False, months: tuple[dt.date, dt.date] | None = None
+) -> list[Any]:
+    """The tallies a reader counts: its facet, its period's grain (or the trend's ``months``
+    one by one), and each institution it may count (``across``: the rows summed over every
+    institution, where it may count them all)."""
     filters = reader.filters
     conditions = [
-        CaseTally.figure == figure,
         CaseTally.facet == facet(filters.category, filters.mcp_area, grain=_grain(filters)),
-        CaseTally.tenant_id != EVERY_INSTITUTION,
     ]
-    conditions += _period(filters)
+    if months is not None:
+        conditions += [CaseTally.grain == MONTH, CaseTally.month >= months[0],
+                       CaseTally.month < months[1]]
+    else:
+        conditions += _period(filters)
     if reader.tenant_ids is not None:
         conditions.append(CaseTally.tenant_id.in_(reader.tenant_ids))
+    elif across:
+        conditions.append(CaseTally.tenant_id == EVERY_INSTITUTION)
+    else:
+        conditions.append(CaseTally.tenant_id != EVERY_INSTITUTION)
     return conditions
+
+
+def _per_institution(reader: _Reader, figure: str) -> list[Any]:
+    """The conditions for one figure's rows of each institution the reader counts."""
+    return [CaseTally.figure == figure, *_where(reader)]
 
 
 def _grain(filters: Filters) -> str | None:
