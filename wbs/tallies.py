@@ -74,6 +74,8 @@ def grain_of(start: dt.date, end: dt.date) -> str | None:
     if months == 12 and start.month == 1:
         return YEAR
     return None
+
+
 # The institution of the rows summed over every institution (no tenant has id 0).
 EVERY_INSTITUTION = 0
 
@@ -150,12 +152,11 @@ FIGURES: tuple[_Figure, ...] = (
 # Every figure is kept for all cases (facet ''), and for the cases of each category
 # ('c:<code>') and of each MCP area ('a:<code>', 'a:' for none), so a view narrowed to one
 # category or one area reads its own rows: per month, quarter and year for every case; for a
-# category or an area, over every month and per quarter and year (and per month for the
-# trend). Kept per month in every facet, the
-# tallies would hold nearly a row per case and figure where cases are spread thin (hundreds
-# of institutions, a few cases each a month).
-# The grains kept per category and per area (a month of one is counted from its cases).
-_FACET_GRAINS = ("a", "q", "y")
+# category or an area, over every month and per quarter and year (per month only for the
+# trend's figures). Kept per month in every facet, the tallies would hold nearly a row per
+# case and figure where cases are spread thin (hundreds of institutions, a few cases each a
+# month): a month of one category or area is counted from its cases instead.
+_FACET_GRAINS = (EVERY_MONTH, QUARTER, YEAR)
 _FACET_SQL = {"": "''", "c": "'c:' || {r}.category", "a": "'a:' || COALESCE({r}.mcp_area, '')"}
 
 
