@@ -15,7 +15,7 @@ MO  := $(PO:.po=.mo)
 AXE := $(VENV)/axe/axe.min.js
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps run test lint bench clean translations
+.PHONY: help install system-deps run test lint bench clean translations lock
 
 help: ## Show the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ lint: install ## ruff, mypy, and the import contracts that keep the layers (pypr
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The hashed locks that deploy/install.sh installs: after any change of the dependencies in
+# pyproject.toml (tests/deploy/test_lock.py fails until then). Pins are kept while they fit;
+# LOCK_ARGS=--upgrade (or --upgrade-package NAME) moves them. See scripts/lock.sh.
+lock: install ## Regenerate deploy/requirements*.txt, the installer's hashed locks, from pyproject.toml
+	./scripts/lock.sh $(LOCK_ARGS)
 
 bench: install ## Benchmarks: ratios against gpg alone and the disk, same run
 	@./scripts/system-deps.sh bench

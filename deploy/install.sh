@@ -337,22 +337,43 @@ if [ "$SRC" != "$PREFIX" ] && [ "$(cat "$PREFIX/.peluit-source" 2>/dev/null)" !=
   changes "copied $SRC to $PREFIX"
 fi
 extras=''
-[ "$db" = postgresql ] && extras='[postgres]'
+lock=$PREFIX/deploy/requirements.txt
+if [ "$db" = postgresql ]; then
+  extras='[postgres]'
+  lock=$PREFIX/deploy/requirements-postgres.txt
+fi
 code_changed=no
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   changes "virtualenv $VENV"
 fi
+# The locks are part of the source (its hash): a new lock reinstalls, like new code.
 if [ "$(cat "$VENV/.peluit-installed" 2>/dev/null)" != "$want_hash $extras" ]; then
   root_net_open
-  # Babel compiles the translations before the package is built (flask-babel needs it anyway).
-  [ -x "$VENV/bin/pybabel" ] || "$VENV/bin/pip" install -q Babel
+  # Nothing from the index is installed unless its hash is in a lock of the source (`make
+  # lock`): a compromised index, mirror or proxy, or a hijacked release, puts no code on the
+  # server. pip checks each file it fetches against the lock before it builds or installs it;
+  # --no-deps: the lock is the whole list. pip itself is Debian's (python3-venv). First what
+  # builds (Peluit, and stem, whose release is a source archive), as wheels; then the runtime
+  # dependencies only (never the dev extras: test tools do not belong here), built without an
+  # isolated environment, which pip would fill from the index with no hash checked.
+  "$VENV/bin/pip" install -q --require-hashes --no-deps --only-binary :all: \
+    -r "$PREFIX/deploy/requirements-build.txt"
+  "$VENV/bin/pip" install -q --require-hashes --no-deps --no-build-isolation --use-pep517 \
+    -r "$lock"
+  # Babel (from the lock: flask-babel needs it) compiles the translations before the package is
+  # built, so that the .mo files are in it.
   for po in "$PREFIX"/*/translations/*/LC_MESSAGES/*.po; do
     "$VENV/bin/pybabel" -q compile -i "$po" -o "${po%.po}.mo"
   done
-  # The runtime dependencies only: never the dev extras (test tools do not belong here).
-  "$VENV/bin/pip" install -q --upgrade "$PREFIX$extras"
+  # Peluit itself, from $PREFIX and nothing else (--no-index); the same version number may
+  # carry new code, hence --force-reinstall (of Peluit alone: --no-deps).
+  "$VENV/bin/pip" install -q --no-index --no-deps --no-build-isolation --force-reinstall "$PREFIX"
   rm -rf "$PREFIX/build" "$PREFIX"/*.egg-info
+  # A lock that no longer fits pyproject.toml stops here, before anything runs the code.
+  if ! broken=$("$VENV/bin/pip" check 2>&1); then
+    die "the virtualenv's dependencies do not fit Peluit's (a stale lock? make lock): $broken"
+  fi
   echo "$want_hash $extras" >"$VENV/.peluit-installed"
   changes "installed Peluit into $VENV"
   code_changed=yes

@@ -4,7 +4,8 @@ What is real: the root is built by mmdebstrap from Debian's mirror (minbase: not
 Essential packages and apt), the checkout is copied in as `git ls-files` names it, and the
 installer runs in it as root through chroot, twice: apt installs the real packages (tor from
 bookworm-backports, since deb.torproject.org is not reachable from the test machine), pip
-installs the runtime dependencies from PyPI, `peluit init` runs as the peluit user, and the
+installs the runtime dependencies from PyPI, each file checked against its hash in the lock
+(deploy/requirements*.txt), `peluit init` runs as the peluit user, and the
 second run must change nothing; once with SQLite and once, in a second root, with PostgreSQL
 (whose cluster the tests start by hand with pg_ctlcluster). The units are checked with the
 root's own `systemd-analyze verify`, the firewall with the root's own `nft -c` (in a network
@@ -31,6 +32,7 @@ leaks to the host, even when a step fails.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -42,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 pytestmark = pytest.mark.slow
 
@@ -212,6 +216,29 @@ def test_the_virtualenv_holds_the_runtime_only(installed: Installed) -> None:
     assert found.returncode == 0, found.stderr
     # No dev tool, and no PostgreSQL driver either: this install chose SQLite.
     assert found.stdout.strip() == "['flask', 'gunicorn', 'gnupg']", found.stdout
+    assert _venv(installed.root) == _locked("requirements-build.txt", "requirements.txt")
+
+
+def _locked(*locks: str) -> dict[str, Version]:
+    """What the locks pin, the later lock's version winning (install.sh's order)."""
+    pins: dict[str, Version] = {}
+    for lock in locks:
+        text = (REPO / "deploy" / lock).read_text()
+        pins.update((canonicalize_name(name), Version(version)) for name, version
+                    in re.findall(r"^([A-Za-z0-9._-]+)==(\S+) \\$", text, re.M))
+    assert len(pins) > 10, locks
+    return pins
+
+
+def _venv(root: Path) -> dict[str, Version]:
+    """The virtualenv's distributions, less Peluit itself and Debian's pip."""
+    listed = chroot(root, "sh", "-c", "cd / && /opt/peluit/.venv/bin/python -m pip list "
+                    "--disable-pip-version-check --format=json")
+    assert listed.returncode == 0, listed.stderr
+    found = {canonicalize_name(d["name"]): Version(d["version"])
+             for d in json.loads(listed.stdout)}
+    assert "peluit" in found and "pip" in found, found
+    return {name: version for name, version in found.items() if name not in ("peluit", "pip")}
 
 
 def test_units_are_enabled_and_verify(installed: Installed) -> None:
@@ -406,6 +433,8 @@ PG_START = "pg_ctlcluster $(ls /etc/postgresql) main start && "
 
 def test_postgresql_role_database_and_peer_authentication(installed_pg: Installed) -> None:
     root = installed_pg.root
+    # Exactly the postgres lock (the driver with it), and what built Peluit.
+    assert _venv(root) == _locked("requirements-build.txt", "requirements-postgres.txt")
     assert installed_pg.second.rstrip().endswith("changed: 0"), installed_pg.second
     assert "PostgreSQL database peluit (owner peluit)" in installed_pg.first
     toml = chroot(root, "sh", "-c", f"stat -c '%U %a' {INSTANCE}/peluit.toml && "
