@@ -34,6 +34,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
+import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +53,11 @@ _STATUS_MAX_LINES = 10_000
 # For popen's stdout_fd: gpg writes its output to a file it is named, so stdout is thrown away.
 DISCARD = subprocess.DEVNULL
 _STDERR_TAIL_LINES = 20
+# How many of gpg's last prose lines an error message quotes (the last one is usually the why).
+_REASON_LINES = 3
+# Status keywords that say what went wrong, with a location and a libgpg-error code that do not
+# depend on gpg's language.
+_REASON_KEYWORDS = ("ERROR", "FAILURE")
 
 
 class GpgRunError(CryptoError):
@@ -103,6 +110,8 @@ class GpgResult:
     returncode: int
     stdout: bytes
     status: tuple[Status, ...]
+    # gpg's last prose lines on stderr (the status lines apart), for diagnostics.
+    stderr_tail: str = ""
 
     @property
     def keywords(self) -> list[str]:
@@ -112,6 +121,20 @@ class GpgResult:
     def fields(self, keyword: str) -> list[tuple[str, ...]]:
         """The fields of every status line with this keyword."""
         return [line.fields for line in self.status if line.keyword == keyword]
+
+    @property
+    def reason(self) -> str:
+        """Why gpg failed, on one line for an error message: its exit code, its ERROR and
+        FAILURE status lines and the last of its prose.
+
+        gpg writes no passphrase and no plaintext to stderr, but it does name keys and files:
+        a caller whose key ids must not reach a log removes them (crypto.replykeys does).
+        """
+        parts = [f"exit code {self.returncode}"]
+        parts += [f"{line.keyword} {line.rest}" for line in self.status
+                  if line.keyword in _REASON_KEYWORDS]
+        parts += self.stderr_tail.splitlines()[-_REASON_LINES:]
+        return "; ".join(parts)
 
 
 def gpgconf_for(gpg_binary: str) -> str:
@@ -148,13 +171,57 @@ def socket_safe(home: Path) -> Path:
         return alias
 
 
-def kill_agent(home: Path, gpg_binary: str = "gpg") -> None:
-    """Stop the gpg-agent of ``home`` if one runs; harmless when none does."""
-    subprocess.run(
-        [gpgconf_for(gpg_binary), "--homedir", str(socket_safe(home)), "--kill", "gpg-agent"],
-        check=False,
-        capture_output=True,
-    )
+# gpgconf --kill returns once the agent has been told to stop, not once it has stopped: the
+# agent shuts down and removes its sockets afterwards, at its own pace. With gpg 2.2.40 on a
+# shared 2-core machine, up to 4 kills in 100 right after a key generation returned with the
+# sockets still there; a gpg started in that window still finds the old agent's socket. A
+# caller that needs the agent gone (to start afresh, or because it promised so) waits for the
+# sockets to go, within a bound: an agent that crashed leaves sockets that never go, and must
+# not hold the caller for long.
+_AGENT_STOP_WAIT_S = 10.0
+_AGENT_STOP_POLL_S = 0.01
+_AGENT_SOCKETS = "S.gpg-agent*"
+
+
+def _agent_socket_dir(gpgconf: str, homedir: str) -> Path | None:
+    """Where the agent of ``homedir`` keeps its sockets: the home itself, or a folder under
+    /run/user/UID where the system has one. None if gpgconf cannot say."""
+    try:
+        listed = subprocess.run(
+            [gpgconf, "--homedir", homedir, "--list-dirs", "socketdir"],
+            check=False, capture_output=True, timeout=DEFAULT_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # gpgconf percent-escapes the value (":" and "%" at least).
+    line = urllib.parse.unquote(listed.stdout.decode("utf-8", errors="replace").strip())
+    return Path(line) if listed.returncode == 0 and line.startswith("/") else None
+
+
+def kill_agent(home: Path, gpg_binary: str = "gpg", *, wait: bool = False) -> None:
+    """Stop the gpg-agent of ``home`` if one runs; harmless when none does.
+
+    With ``wait``, return only once the agent's sockets are gone (at most
+    ``_AGENT_STOP_WAIT_S``), so that the next gpg on this home starts a new agent. Without
+    it, the agent may still be stopping on return: enough for a home about to be removed.
+    """
+    gpgconf = gpgconf_for(gpg_binary)
+    homedir = str(socket_safe(home))
+    socket_dir = _agent_socket_dir(gpgconf, homedir) if wait else None
+    try:
+        subprocess.run(
+            [gpgconf, "--homedir", homedir, "--kill", "gpg-agent"],
+            check=False,
+            capture_output=True,
+            timeout=DEFAULT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GpgTimeout("gpgconf could not stop the gpg-agent in time") from exc
+    if socket_dir is None:
+        return
+    deadline = time.monotonic() + _AGENT_STOP_WAIT_S
+    while any(socket_dir.glob(_AGENT_SOCKETS)) and time.monotonic() < deadline:
+        time.sleep(_AGENT_STOP_POLL_S)
 
 
 @contextlib.contextmanager
@@ -276,8 +343,8 @@ class GpgHome:
             )
         return self._library
 
-    def kill_agent(self) -> None:
-        kill_agent(self.home, self.gpg_binary)
+    def kill_agent(self, *, wait: bool = False) -> None:
+        kill_agent(self.home, self.gpg_binary, wait=wait)
 
     def _command(
         self,
@@ -326,8 +393,14 @@ class GpgHome:
                 raise GpgTimeout("gpg did not finish in time") from exc
             except OSError as exc:
                 raise GpgRunError(f"gpg could not run: {type(exc).__name__}") from exc
-        status = parse_status(proc.stderr.decode("utf-8", errors="replace").splitlines())
-        return GpgResult(proc.returncode, proc.stdout, tuple(status))
+        lines = proc.stderr.decode("utf-8", errors="replace").splitlines()
+        prose = [line for line in lines if not line.startswith(STATUS_PREFIX)]
+        return GpgResult(
+            proc.returncode,
+            proc.stdout,
+            tuple(parse_status(lines)),
+            "\n".join(prose[-_STDERR_TAIL_LINES:]),
+        )
 
     def popen(
         self,

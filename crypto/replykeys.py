@@ -28,7 +28,7 @@ from pathlib import Path
 
 from crypto.encrypt import encrypt_bytes
 from crypto.errors import CryptoError, DecryptionError, EncryptionError
-from crypto.gpgrun import GpgHome, throwaway_home
+from crypto.gpgrun import GpgHome, GpgResult, throwaway_home
 from crypto.keyring import Keyring
 from crypto.padding import FRAMING_NONE, FRAMING_PADME, unframe
 
@@ -50,6 +50,8 @@ _MAX_PASSPHRASE_BYTES = 1024
 _PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_BLOCK = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$")
+# Key ids and fingerprints in gpg's messages (16 to 40 hex digits).
+_KEY_ID_RE = re.compile(r"\b[0-9A-Fa-f]{16,40}\b")
 # libgpg-error codes (low 16 bits of an ERROR status value) that mean "wrong passphrase".
 _GPG_ERR_BAD_PASSPHRASE = 11
 _GPG_ERR_NO_PASSPHRASE = 177
@@ -103,19 +105,55 @@ def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
         made = home.run(["--gen-key"], params)
         created = made.fields("KEY_CREATED")
         if made.returncode != 0 or len(created) != 1 or len(created[0]) < 2:
-            raise CryptoError("gpg could not generate a reply key")
+            raise CryptoError(f"gpg could not generate a reply key ({_why(made)})")
         fingerprint = created[0][1].upper()
         if not _FPR_RE.match(fingerprint):
             raise CryptoError("gpg reported an unexpected reply-key fingerprint")
         public = home.run(["--armor", "--export", fingerprint])
-        locked = home.run(["--armor", "--export-secret-keys", fingerprint], passphrase=secret)
-    public_text = public.stdout.decode("ascii", errors="replace")
-    secret_text = locked.stdout.decode("ascii", errors="replace")
-    if public.returncode != 0 or _PUBLIC_BLOCK not in public_text:
-        raise CryptoError("gpg could not export the reply key's public half")
-    if locked.returncode != 0 or _PRIVATE_BLOCK not in secret_text:
-        raise CryptoError("gpg could not export the locked reply key")
-    return ReplyKey(fingerprint=fingerprint, public_armored=public_text, secret_armored=secret_text)
+        if not _exported(public, _PUBLIC_BLOCK):
+            raise CryptoError(f"gpg could not export the reply key's public half ({_why(public)})")
+        locked = _export_locked(home, fingerprint, secret)
+    return ReplyKey(
+        fingerprint=fingerprint, public_armored=_text(public), secret_armored=_text(locked)
+    )
+
+
+def _export_locked(home: GpgHome, fingerprint: str, secret: bytes) -> GpgResult:
+    """The armored secret key, still locked with ``secret``; tried twice at most.
+
+    This is the step that leans on the agent: it unlocks the key and locks it again for the
+    export. An agent that cannot serve it (this failed once in a test run under heavy load,
+    after a good key generation, with no reason kept) is no fault of the key, whose files are
+    in the home: a new agent can do it. So the home's agent is stopped, and waited for, and
+    the export tried once more. A second failure is no passing trouble: CryptoError with both
+    reasons, and the caller stores nothing (the home, key and all, is removed on the way out).
+    """
+    args = ["--armor", "--export-secret-keys", fingerprint]
+    first = home.run(args, passphrase=secret)
+    if _exported(first, _PRIVATE_BLOCK):
+        return first
+    home.kill_agent(wait=True)
+    again = home.run(args, passphrase=secret)
+    if _exported(again, _PRIVATE_BLOCK):
+        return again
+    raise CryptoError(
+        "gpg could not export the locked reply key, even with a new gpg-agent "
+        f"(first: {_why(first)}; then: {_why(again)})"
+    )
+
+
+def _text(result: GpgResult) -> str:
+    return result.stdout.decode("ascii", errors="replace")
+
+
+def _exported(result: GpgResult, block: str) -> bool:
+    return result.returncode == 0 and block in _text(result)
+
+
+def _why(result: GpgResult) -> str:
+    """gpg's reason, without key ids: the error ends up in the server log, which is no place
+    for the ids of a source's key, even of one that is then thrown away."""
+    return _KEY_ID_RE.sub("<key>", result.reason)
 
 
 def encrypt_reply(

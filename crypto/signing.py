@@ -178,7 +178,9 @@ class Signer:
         """Stop this home's gpg-agent and remove the short symlink, if any."""
         if self._used and self.home.is_dir():
             with self._locked() as home:
-                home.kill_agent()
+                # Waited for, under the lock: the next worker to take it starts a new agent
+                # instead of reaching this one while it stops.
+                home.kill_agent(wait=True)
             self._used = False
         if self._link_dir is not None:
             shutil.rmtree(self._link_dir, ignore_errors=True)

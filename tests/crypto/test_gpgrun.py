@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from crypto.gpgrun import GpgHome, GpgRunError, gpgconf_for, parse_status, throwaway_home
+from crypto.gpgrun import (
+    GpgHome,
+    GpgRunError,
+    gpgconf_for,
+    kill_agent,
+    parse_status,
+    throwaway_home,
+)
 from crypto.signing import Signer, verify_detached
 
 
@@ -58,6 +66,48 @@ def test_agent_is_stopped_with_the_gpgconf_beside_the_binary(tmp_path: Path) -> 
 def test_a_gpg_that_cannot_start_is_a_crypto_error(tmp_path: Path) -> None:
     with pytest.raises(GpgRunError):
         GpgHome(tmp_path, str(tmp_path / "no-such-gpg")).run(["--version"])
+
+
+def test_a_failed_run_says_why() -> None:
+    with throwaway_home(prefix="pt-", agent=False) as home:
+        refused = home.run(["--no-autostart", "--decrypt"], b"this is no OpenPGP message")
+    assert refused.returncode == 2
+    # The exit code and the status line, which do not depend on gpg's language, then gpg's
+    # own last words.
+    assert refused.reason.startswith("exit code 2; FAILURE decrypt ")
+    assert refused.stderr_tail
+    assert refused.reason.endswith(refused.stderr_tail.splitlines()[-1])
+    assert "[GNUPG:]" not in refused.stderr_tail
+
+
+def test_an_agent_waited_for_is_gone_with_its_sockets(tmp_path: Path) -> None:
+    # gpgconf --kill returns once the agent has been told to stop, and the agent removes its
+    # sockets after that, at its own pace (on a loaded machine, after the caller looked). The
+    # real gpgconf here tells it half a second late, which makes that pace visible: with wait,
+    # kill_agent returns only once the sockets are gone.
+    real_gpg, real_gpgconf = shutil.which("gpg"), shutil.which("gpgconf")
+    assert real_gpg is not None and real_gpgconf is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gpg").symlink_to(real_gpg)
+    (bin_dir / "gpgconf").write_text(
+        "#!/bin/sh\n"
+        'if [ "$3" = "--kill" ]; then\n'
+        f'  (sleep 0.5; exec "{real_gpgconf}" "$@") >/dev/null 2>&1 &\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec "{real_gpgconf}" "$@"\n'
+    )
+    (bin_dir / "gpgconf").chmod(0o755)
+    gpg_binary = str(bin_dir / "gpg")
+    with throwaway_home(gpg_binary, prefix="pt-") as home:
+        subprocess.run(
+            [real_gpgconf, "--homedir", str(home.home), "--launch", "gpg-agent"],
+            check=True, capture_output=True,
+        )
+        assert (home.home / "S.gpg-agent").is_socket()
+        kill_agent(home.home, gpg_binary, wait=True)
+        assert list(home.home.glob("S.gpg-agent*")) == []
 
 
 def test_passphrase_and_data_reach_gpg_apart(tmp_path: Path) -> None:

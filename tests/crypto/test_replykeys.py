@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 from crypto import gpgrun
-from crypto.errors import DecryptionError, EncryptionError
+from crypto.errors import CryptoError, DecryptionError, EncryptionError
+from crypto.gpgrun import GpgHome, GpgResult
 from crypto.keyring import Keyring
 from crypto.padding import FRAMING_NONE, FRAMING_PADME, PaddingError, unframe
 from crypto.replykeys import ReplyKey, decrypt_reply, encrypt_reply, generate_reply_key
@@ -233,3 +235,94 @@ def test_replies_are_padded_and_old_unpadded_ones_still_read(
         decrypt_reply(reply_key, PASSPHRASE, old, framing=FRAMING_PADME)
     with pytest.raises(DecryptionError, match="framing"):
         decrypt_reply(reply_key, PASSPHRASE, short, framing="padme/2")
+
+
+# --- an export that fails in gpg itself -------------------------------------------------------
+
+
+def _before_the_first_export(
+    monkeypatch: pytest.MonkeyPatch, damage: Any
+) -> list[GpgResult]:
+    """Run ``damage(home, run, fingerprint)`` on the real throwaway home between key generation
+    and the first secret-key export; return what every export then gave. gpg itself is not
+    replaced: this is the real runner (``run``), with a hook before it."""
+    exports: list[GpgResult] = []
+    real_run = GpgHome.run
+
+    def run(self: GpgHome, args: Any, data: bytes = b"", **kwargs: Any) -> GpgResult:
+        exporting = "--export-secret-keys" in args
+        if exporting and not exports:
+            damage(self, real_run, args[-1])
+        result = real_run(self, args, data, **kwargs)
+        if exporting:
+            exports.append(result)
+        return result
+
+    monkeypatch.setattr(GpgHome, "run", run)
+    return exports
+
+
+def _agent_refusing_loopback(home: GpgHome, real_run: Any, fingerprint: str) -> None:
+    # A real gpg-agent that will not take a passphrase from gpg (as if started by someone else,
+    # or left unfit): the export fails in gpg. Its configuration is put back once it runs, so
+    # the next agent this home starts is a sound one.
+    conf = home.home / "gpg-agent.conf"
+    sound = conf.read_text()
+    home.kill_agent(wait=True)
+    conf.write_text(sound + "no-allow-loopback-pinentry\n")
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home.home), "--launch", "gpg-agent"],
+        check=True, capture_output=True,
+    )
+    conf.write_text(sound)
+
+
+def _key_locked_with_another_passphrase(
+    home: GpgHome, real_run: Any, fingerprint: str
+) -> None:
+    # A broken home, for good: the key there no longer opens with the source's passphrase.
+    answers = f"{PASSPHRASE}\n{OTHER_PASSPHRASE}\n".encode()
+    changed = real_run(
+        home, ["--pinentry-mode", "loopback", "--command-fd", "0", "--passwd", fingerprint],
+        answers,
+    )
+    assert changed.returncode == 0 and "SUCCESS" in changed.keywords, changed.reason
+
+
+def test_an_export_the_agent_fails_is_done_again_with_a_new_agent(
+    monkeypatch: pytest.MonkeyPatch, packets: Any
+) -> None:
+    made = _record_homes(monkeypatch)
+    exports = _before_the_first_export(monkeypatch, _agent_refusing_loopback)
+    key = generate_reply_key(PASSPHRASE)
+    # The first export really failed, in gpg, for the agent's sake; the second did not.
+    assert len(exports) == 2
+    assert exports[0].returncode != 0
+    assert "ERROR set_pinentry_mode" in exports[0].reason
+    assert exports[1].returncode == 0
+    # What came back is the whole key, locked, and the source's passphrase opens it.
+    assert packets(key.secret_armored.encode()).count("[v4 protected]") == 2
+    ciphertext = _encrypt_to_public(key.public_armored, b"check")
+    assert decrypt_reply(key, PASSPHRASE, ciphertext, framing=FRAMING_NONE) == b"check"
+    assert made and [path for path in made if os.path.exists(path)] == []
+
+
+def test_an_export_that_fails_twice_says_why_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = _record_homes(monkeypatch)
+    exports = _before_the_first_export(monkeypatch, _key_locked_with_another_passphrase)
+    with pytest.raises(CryptoError, match="could not export the locked reply key") as caught:
+        generate_reply_key(PASSPHRASE)
+    message = str(caught.value)
+    # Tried twice, not more; each failure's reason is in the message, as gpg's status gave it
+    # (location and code do not depend on gpg's language).
+    assert len(exports) == 2
+    assert all(result.returncode != 0 for result in exports)
+    first, then = message.split("; then: ")
+    assert "ERROR export_keys.secret" in first and "ERROR export_keys.secret" in then
+    # gpg named the keys in its prose; the message names none (it ends up in the server log).
+    assert "<key>" in message
+    assert re.search(r"[0-9A-Fa-f]{16}", message) is None
+    # Nothing of the key is left: its home (with the agent's sockets) is gone.
+    assert made and [path for path in made if os.path.exists(path)] == []
