@@ -517,9 +517,12 @@ say "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in $apparmor_mode m
 # --- 9. start (only where systemd runs) ------------------------------------------------------
 step "services"
 if booted; then
-  if [ $nft_changed = yes ] || ! nft list table inet peluit >/dev/null 2>&1; then
+  # Loaded by nftables.service (nft -f /etc/nftables.conf), which then shows as active, as it
+  # does after every boot.
+  if [ $nft_changed = yes ] || ! nft list table inet peluit >/dev/null 2>&1 \
+      || ! systemctl is-active -q nftables.service; then
     say "loading the firewall: NEW connections from outside are refused from now on (SSH too)"
-    nft -f /etc/nftables.conf
+    systemctl restart nftables.service
     [ $nft_changed = yes ] || changes "loaded /etc/nftables.conf"
   fi
   if [ $journald_changed = yes ]; then systemctl restart systemd-journald; fi

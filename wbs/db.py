@@ -42,6 +42,11 @@ def _sqlite_set_up(busy_timeout_ms: int) -> Any:
             # sealed blob, a purged source's locked key, a secret before migration 0007 sealed
             # it. Some SQLite builds default to it; none is relied upon.
             cursor.execute("PRAGMA secure_delete=ON")
+            # Sorts, indexes and statement journals too large for the page cache stay in memory
+            # instead of files in a temporary folder (/var/tmp by SQLite's choice): nothing of
+            # the database is written outside the instance, and the services' AppArmor profile
+            # gives them no /var/tmp (deploy/apparmor).
+            cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
 

@@ -63,10 +63,10 @@ def test_the_profiles_compile(mode: str, tmp_path: Path) -> None:
 def test_a_broken_rule_is_refused(tmp_path: Path) -> None:
     # The abstraction is where most rules are: break one there, in a copy.
     abstraction = (APPARMOR / "abstractions" / "peluit").read_text()
-    rule = "/var/lib/peluit/** rwk,"
+    rule = "/var/lib/peluit/** rwkl,"
     assert rule in abstraction
     (tmp_path / "abstractions").mkdir()
-    broken = abstraction.replace(rule, "/var/lib/peluit/** rwq,")
+    broken = abstraction.replace(rule, "/var/lib/peluit/** rwql,")
     (tmp_path / "abstractions" / "peluit").write_text(broken)
     path = tmp_path / "peluit"
     path.write_text(PROFILE.read_text())

@@ -131,6 +131,20 @@ def test_sqlite_migrations_run_without_foreign_keys_and_restore_them(tmp_path: o
         engine.dispose()
 
 
+def test_sqlite_keeps_its_temporary_data_in_memory(tmp_path: object) -> None:
+    # A sort too large for the page cache would otherwise spill into a file in /var/tmp:
+    # outside the instance, and refused by the services' AppArmor profile (a booted server's
+    # reports failed with "OperationalError" until this pragma; tests/deploy/test_booted.py).
+    engine = db.make_engine(f"sqlite:///{tmp_path}/temp.db")
+    try:
+        for _ in range(2):  # every new connection, not only the first
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+            engine.dispose()
+    finally:
+        engine.dispose()
+
+
 def _old_tenant(session: Session, slug: str, kind: str) -> int:
     """A tenant row as every revision since the first has it (the model has columns added
     later, which an INSERT through the ORM would name); returns its id."""
