@@ -26,6 +26,10 @@ if [[ $profile == test ]]; then
   [unshare]=util-linux
   # The installer's test builds a fresh Debian 12 root to run deploy/install.sh in.
   [mmdebstrap]=mmdebstrap
+  # tests/deploy/test_booted.py boots that root in a virtual machine: an ext4 image made
+  # without mounting (mke2fs -d), started by qemu.
+  [/usr/sbin/mke2fs]=e2fsprogs
+  [qemu-system-x86_64]=qemu-system-x86
   # tests/deploy/test_apparmor.py compiles deploy/apparmor's profiles with the real parser
   # (/usr/sbin is not on every user's PATH).
   [/usr/sbin/apparmor_parser]=apparmor

@@ -2,8 +2,8 @@
 `apparmor_parser` (Debian package apparmor; CI installs it), here on the test machine, in both
 modes deploy/install.sh can install them in. `-Q` compiles without loading anything into the
 kernel (the test machine's kernel has no AppArmor), `-K` leaves the cache alone. What the
-profiles allow at run time is not exercised here: no kernel to enforce them (deploy/README.md
-says what that leaves open). tests/deploy/test_install.py parses the installed copy again with
+profiles allow at run time is exercised by tests/deploy/test_booted.py, which boots Debian's
+kernel with them enforced; tests/deploy/test_install.py parses the installed copy again with
 the Debian root's own parser.
 """
 
@@ -45,7 +45,7 @@ def _parse(text: str, tmp_path: Path, *flags: str) -> subprocess.CompletedProces
 
 
 def complain(text: str) -> str:
-    """What install.sh installs without --apparmor enforce (its sed, as a Python replace)."""
+    """What install.sh installs with --apparmor complain (its sed, as a Python replace)."""
     return text.replace(FLAGS, "flags=(attach_disconnected, complain)")
 
 

@@ -18,7 +18,9 @@ What cannot be real here: systemd is not PID 1 in a chroot, so no unit is starte
 ruleset is not loaded into a kernel that carries traffic, and AppArmor profiles are not loaded
 (the test machine's kernel has no AppArmor): Peluit's profiles are parsed and compiled by the
 root's own `apparmor_parser -Q -K`, which loads nothing, so what is checked is that the kernel
-would be given valid policy, not what that policy allows at run time.
+would be given valid policy, not what that policy allows at run time. All of that is done for
+real by tests/deploy/test_booted.py, which boots such a root (SQLite) in a virtual machine;
+this test covers what that one does not: PostgreSQL, the federation roles, both AppArmor modes.
 Daemons are kept from starting during package installation with a policy-rc.d, as every chroot
 build does. The test machine reaches PyPI through an intercepting proxy whose CA the host
 trusts; that CA is copied into the root (and named to pip with PIP_CERT). The --tor-from
@@ -33,10 +35,8 @@ leaks to the host, even when a step fails.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,10 +47,10 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.deploy.debian import REPO, mmdebstrap, needs_root, prepare
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).parents[2]
-MIRROR = "http://deb.debian.org/debian"
 TENANT = "pemkot-palembang"
 TENANT_NAME = "Pemerintah Kota Palembang"
 ADMIN = "admin.plg"
@@ -67,24 +67,11 @@ ENABLED = {
 }
 
 
-def _needs_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: mmdebstrap, chroot and namespaces")
-    for tool in ("mmdebstrap", "unshare", "chroot"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is needed: scripts/system-deps.sh test")
-
-
 @pytest.fixture(scope="session")
 def debian12_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A minbase Debian 12 root, built once per test session."""
-    _needs_root()
-    tarball = tmp_path_factory.mktemp("debian12") / "bookworm-minbase.tar"
-    subprocess.run(
-        ["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", str(tarball), MIRROR],
-        check=True, timeout=600,
-    )
-    return tarball
+    needs_root("unshare", "chroot")
+    return mmdebstrap(tmp_path_factory.mktemp("debian12") / "bookworm-minbase.tar")
 
 
 def in_root(root: Path, script: str, *, net: bool = False, timeout: float = 600
@@ -140,21 +127,7 @@ def _installed_twice(tarball: Path, tmp: Path, args: list[str]) -> Iterator[Inst
         policy = root / "usr" / "sbin" / "policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
-        # The test machine's egress CA (see the docstring); the installer's ca-certificates
-        # package takes it in.
-        local_cas = root / "usr" / "local" / "share" / "ca-certificates"
-        local_cas.mkdir(parents=True, exist_ok=True)
-        for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
-            shutil.copy2(cert, local_cas / cert.name)
-        files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                                "--exclude-standard"], cwd=REPO, check=True,
-                               capture_output=True).stdout
-        target = root / "root" / "peluit"
-        target.mkdir(parents=True)
-        for name in files.decode().split("\0"):
-            if name and (REPO / name).is_file():
-                (target / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(REPO / name, target / name)
+        prepare(root)
         first = _install(root, args)
         second = _install(root, args)
         yield Installed(root, first, second)
@@ -337,12 +310,11 @@ def test_apparmor_profiles_are_installed_and_parse(installed: Installed) -> None
     root = installed.root
     profile = (root / "etc" / "apparmor.d" / "peluit").read_text()
     shipped = (REPO / "deploy" / "apparmor" / "peluit").read_text()
-    # The default mode is complain: the shipped profiles with "complain" added, nothing else.
-    assert profile.count("flags=(attach_disconnected, complain)") == 2, profile
-    assert profile.replace(", complain)", ")") == shipped
+    # The default mode is enforce: the shipped profiles as they are.
+    assert profile == shipped
     assert (root / "etc" / "apparmor.d" / "abstractions" / "peluit").read_text() == (
         REPO / "deploy" / "apparmor" / "abstractions" / "peluit").read_text()
-    assert "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in complain mode" in (
+    assert "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in enforce mode" in (
         installed.first)
     # -Q parses and compiles without loading, -K leaves the cache alone, -N names the profiles.
     names = chroot(root, "apparmor_parser", "-N", "/etc/apparmor.d/peluit")
@@ -375,7 +347,7 @@ def _federation_state(root: Path) -> tuple[bool, bool, list[str]]:
 
 def test_federation_roles(installed: Installed) -> None:
     """--federation in the same root, after the runs without it: hub, regional with
-    --apparmor enforce (twice: the second changes nothing), and back to none and complain.
+    --apparmor complain (twice: the second changes nothing), and back to none and enforce.
     Last in this root's tests; it leaves the root as it found it."""
     root = installed.root
     assert _federation_state(root) == (False, False, ["SocksPort 0"])
@@ -383,14 +355,16 @@ def test_federation_roles(installed: Installed) -> None:
     assert _changed(hub) == 1 and "   + enabled peluit-federation.service" in hub, hub[-3000:]
     assert _federation_state(root) == (True, False, ["SocksPort 0"])
 
-    regional_enforce = [*INSTALL_ARGS, "--federation", "regional", "--apparmor", "enforce"]
-    regional = _install(root, regional_enforce)
-    # The timer enabled, the torrc rewritten, the profiles without "complain"; the hub's unit
-    # stays.
+    regional_complain = [*INSTALL_ARGS, "--federation", "regional", "--apparmor", "complain"]
+    regional = _install(root, regional_complain)
+    # The timer enabled, the torrc rewritten, the profiles with "complain" and nothing else
+    # changed; the hub's unit stays.
     assert _changed(regional) == 3, regional[-3000:]
     assert "   + enabled peluit-federation-sync.timer" in regional
     assert "   + /etc/apparmor.d/peluit" in regional
-    assert (root / "etc" / "apparmor.d" / "peluit").read_text() == (
+    complaining = (root / "etc" / "apparmor.d" / "peluit").read_text()
+    assert complaining.count("flags=(attach_disconnected, complain)") == 2, complaining
+    assert complaining.replace(", complain)", ")") == (
         REPO / "deploy" / "apparmor" / "peluit").read_text()
     assert _federation_state(root) == (
         True, True, ["SocksPort 127.0.0.1:9050 OnionTrafficOnly"])
@@ -400,15 +374,15 @@ def test_federation_roles(installed: Installed) -> None:
     assert verified.returncode == 0 and "Configuration was valid" in verified.stdout, (
         verified.stdout + verified.stderr)
     assert "Unrecognized" not in verified.stdout, verified.stdout
-    again = _install(root, regional_enforce)
+    again = _install(root, regional_complain)
     assert _changed(again) == 0 and "   + " not in again, again[-3000:]
 
     # The options say what runs: without --federation, both are disabled, the torrc restored
-    # (and the profiles back in complain mode).
+    # (and the profiles enforced again).
     none = _install(root, INSTALL_ARGS)
     assert _changed(none) == 4, none[-3000:]
-    assert "flags=(attach_disconnected, complain)" in (
-        root / "etc" / "apparmor.d" / "peluit").read_text()
+    assert (root / "etc" / "apparmor.d" / "peluit").read_text() == (
+        REPO / "deploy" / "apparmor" / "peluit").read_text()
     assert "   + disabled peluit-federation.service" in none
     assert "   + disabled peluit-federation-sync.timer" in none
     assert _federation_state(root) == (False, False, ["SocksPort 0"])
