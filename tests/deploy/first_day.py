@@ -1,13 +1,15 @@
 """An installed server's first day, run INSIDE the booted server by test_booted.py.
 
-``/opt/peluit/.venv/bin/python first_day.py SOURCE_ONION ADMIN PASSPHRASE TOTP_SECRET KEY_FILE``
+``/opt/peluit/.venv/bin/python first_day.py SOURCE_ONION ADMIN PASSPHRASE TOTP_SECRET KEY_FILE
+MARKER``
 
 Uses only what the installed virtualenv holds (requests, pyotp) and talks to the services as
 tor would forward a visitor: over 127.0.0.1, to the ports the onions point at, with the onion
 as Host. The first admin logs in with the installer's one-time credentials, reads the signing
 fingerprint on the keys page and adds the workstation's public key there; a reporter files a
-report with a file on the instansi's source interface (no JavaScript: plain form posts); the
-admin finds it in the inbox. Prints one JSON object: what each step saw.
+report with a file on the instansi's source interface (no JavaScript: plain form posts), both
+carrying MARKER (a word found nowhere else, so the test can look for it on the disk); the admin
+finds the report in the inbox. Prints one JSON object: what each step saw.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def field(name: str, html: str) -> str:
     return found.group(1)
 
 
-def main(source_onion: str, admin: str, passphrase: str, totp_secret: str, key_file: str
-         ) -> dict[str, object]:
+def main(source_onion: str, admin: str, passphrase: str, totp_secret: str, key_file: str,
+         marker: str) -> dict[str, object]:
     seen: dict[str, object] = {}
     staff = requests.Session()
     login = staff.get(f"{INVESTIGATOR}/masuk", timeout=60)
@@ -65,14 +67,14 @@ def main(source_onion: str, admin: str, passphrase: str, totp_secret: str, key_f
     answers = {
         "csrf_token": field("csrf_token", form.text), "website": "",
         "category": "suap_menyuap", "mcp_area": "perizinan",
-        "apa": "Kepala seksi meminta uang pelicin untuk menerbitkan izin usaha.",
+        "apa": f"Kepala seksi meminta uang pelicin untuk menerbitkan izin usaha ({marker}).",
         "siapa": "Kepala Seksi Perizinan, Dinas Penanaman Modal",
         "kapan": "Maret 2026", "dimana": "Kantor Dinas Penanaman Modal",
         "bagaimana": "Pemohon diminta transfer ke rekening pribadi sebelum izin terbit.",
         "berapa": "Rp5.000.000 per izin", "kronologi": "",
     }
     sent = reporter.post(f"{SOURCE}/lapor", timeout=300, data=answers, files={
-        "file": ("bukti-transfer.txt", b"Bukti transfer ke rekening pribadi, Maret 2026.\n"),
+        "file": ("bukti-transfer.txt", f"Bukti transfer {marker}-file, Maret 2026.\n".encode()),
     })
     receipt = re.search(r'class="regno">([A-Z0-9-]+)<', sent.text)
     seen["report"] = [landing.status_code, registered.status_code, sent.status_code,
@@ -84,4 +86,4 @@ def main(source_onion: str, admin: str, passphrase: str, totp_secret: str, key_f
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(*sys.argv[1:6])))
+    print(json.dumps(main(*sys.argv[1:7])))

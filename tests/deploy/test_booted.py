@@ -27,11 +27,13 @@ import base64
 import io
 import json
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,8 +60,6 @@ RUNNING = ["peluit-source.service", "peluit-journalist.service", "tor@default.se
            "nftables.service", "apparmor.service", "systemd-journald.service",
            "peluit-onion.timer", "peluit-doctor.timer", "peluit-purge.timer",
            "peluit-store-publish.timer"]
-REPORT_TEXT = "Kepala seksi meminta uang pelicin"
-FILE_TEXT = "Bukti transfer ke rekening pribadi"
 
 
 @dataclass
@@ -135,6 +135,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         (work / "disk.img").unlink(missing_ok=True)
 
 
+def _gpg(home: Path) -> list[str]:
+    return ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+
+
+@contextmanager
+def _key_pair(uid: str) -> Iterator[tuple[Path, str]]:
+    """A new OpenPGP key pair (the real gpg) in a throwaway home, as a workstation or the
+    operators make one: the home and the armored PUBLIC key."""
+    home = short_tempdir("boot-key-")
+    try:
+        subprocess.run([*_gpg(home), "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--quick-gen-key", uid, "default", "default", "never"],
+                       check=True, capture_output=True)
+        yield home, subprocess.run([*_gpg(home), "--armor", "--export"], check=True,
+                                   capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def _active(guest: Guest, units: list[str]) -> dict[str, str]:
     states = guest.run(f"systemctl is-active {' '.join(units)}", timeout=60).stdout.split()
     return dict(zip(units, states, strict=True))
@@ -191,20 +211,14 @@ def test_the_first_day(server: Server, tmp_path: Path) -> None:
     """First login, the fingerprint, the workstation's key, a report, the inbox; every stored
     item decrypts with the workstation's key; nothing of the report lies in clear on disk."""
     guest = server.guest
-    home = short_tempdir("boot-ws-")
-    try:
-        gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-        subprocess.run([*gpg, "--pinentry-mode", "loopback", "--passphrase", "",
-                        "--quick-gen-key", "Inspektorat Kota Palembang <tim1@example.invalid>",
-                        "default", "default", "never"], check=True, capture_output=True)
-        public = subprocess.run([*gpg, "--armor", "--export"], check=True,
-                                capture_output=True, text=True).stdout
+    marker = f"peluit{secrets.token_hex(8)}"
+    with _key_pair("Inspektorat Kota Palembang <tim1@example.invalid>") as (home, public):
         guest.write("/root/workstation.asc", public)
         guest.write("/root/first_day.py",
                     (Path(__file__).parent / "first_day.py").read_text())
         done = guest.run(shlex.join([
             "/opt/peluit/.venv/bin/python", "/root/first_day.py", server.source_onion, ADMIN,
-            server.passphrase, server.totp_secret, "/root/workstation.asc",
+            server.passphrase, server.totp_secret, "/root/workstation.asc", marker,
         ]), timeout=1200)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         seen = json.loads(done.stdout)
@@ -226,23 +240,18 @@ def test_the_first_day(server: Server, tmp_path: Path) -> None:
             item = tmp_path / Path(name).name
             item.write_bytes(base64.b64decode(data))
             plain.append(decrypt_item(home, item)[0].decode())
-        assert any(REPORT_TEXT in text for text in plain), plain
-        assert any(FILE_TEXT in text for text in plain), plain
+        assert any(f"pelicin untuk menerbitkan izin usaha ({marker})" in t for t in plain), plain
+        assert any(f"Bukti transfer {marker}-file" in text for text in plain), plain
         # The server could not read them back: it holds no key that decrypts them.
-        keyring = guest.run(f"runuser -u peluit -- gpg --homedir {INSTANCE}/gnupg --batch "
-                            "--with-colons --list-keys --list-secret-keys", timeout=60,
-                            check=True).stdout
-        assert re.search(r"^pub:", keyring, re.M) and not re.search(r"^sec:", keyring, re.M), (
-            keyring)
-        # Nothing of the report in clear anywhere on the server's disk or its temporary
-        # folders (the private /tmp of each unit lives under /tmp).
-        clear = guest.run(f"grep -rlsF {shlex.quote(REPORT_TEXT)} /var /tmp /opt /root/.cache "
-                          "/etc; grep -rlsF " + shlex.quote(FILE_TEXT) + " /var /tmp /opt",
-                          timeout=600)
-        assert clear.stdout == "", clear.stdout
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
-        shutil.rmtree(home, ignore_errors=True)
+        secret = guest.run(f"runuser -u peluit -- gpg --homedir {INSTANCE}/gnupg --batch "
+                           "--with-colons --list-secret-keys", timeout=60, check=True).stdout
+        assert not re.search(r"^sec:", secret, re.M), secret
+        # Nothing of the report or the file in clear anywhere on the server's disk, its
+        # temporary folders included (each unit's private /tmp lives under /tmp): the
+        # marker is in no file at all.
+        clear = guest.run(f"grep -rlsF {marker} /var /tmp /opt /etc /root /home /srv",
+                          timeout=900)
+        assert clear.returncode == 1 and clear.stdout == "", clear.stdout
 
 
 def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
@@ -251,14 +260,8 @@ def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
     its timer starts) run by systemd under its sandbox and AppArmor: the archive opens with
     the operators' key, and holds the database, the store and the signing fingerprint."""
     guest = server.guest
-    home = short_tempdir("boot-bk-")
-    try:
-        gpg = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-        subprocess.run([*gpg, "--pinentry-mode", "loopback", "--passphrase", "",
-                        "--quick-gen-key", "Operator cadangan <ops@example.invalid>",
-                        "default", "default", "never"], check=True, capture_output=True)
-        guest.write("/root/backup.asc", subprocess.run(
-            [*gpg, "--armor", "--export"], check=True, capture_output=True, text=True).stdout)
+    with _key_pair("Operator cadangan <ops@example.invalid>") as (home, public):
+        guest.write("/root/backup.asc", public)
         guest.run(f"cd /var/lib/peluit && runuser -u peluit -- env PELUIT_INSTANCE={INSTANCE} "
                   "/opt/peluit/.venv/bin/peluit backup-key import - </root/backup.asc",
                   timeout=300, check=True)
@@ -270,7 +273,7 @@ def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
         archive.write_bytes(base64.b64decode(guest.run(
             f"base64 -w0 {shlex.quote(listing[1])}", timeout=300, check=True).stdout))
         assert archive.stat().st_size == int(listing[0])
-        opened = subprocess.run([*gpg, "--decrypt", str(archive)], check=True,
+        opened = subprocess.run([*_gpg(home), "--decrypt", str(archive)], check=True,
                                 capture_output=True).stdout
         with tarfile.open(fileobj=io.BytesIO(opened)) as tar:
             names = tar.getnames()
@@ -280,9 +283,6 @@ def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
         assert "database/peluit.sqlite3" in names, names
         assert any(name.startswith(f"store/{TENANT}/") for name in names), names
         assert server.fingerprint in json.dumps(manifest), manifest
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_apparmor_denied_nothing(server: Server) -> None:
