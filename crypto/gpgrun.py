@@ -38,7 +38,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -108,10 +108,12 @@ def parse_status(lines: Iterable[str]) -> list[Status]:
 @dataclass(frozen=True)
 class GpgResult:
     returncode: int
-    stdout: bytes
+    # What gpg wrote may be a decrypted reply or a locked key: never in a repr (a log line, a
+    # traceback's locals).
+    stdout: bytes = field(repr=False)
     status: tuple[Status, ...]
     # gpg's last prose lines on stderr (the status lines apart), for diagnostics.
-    stderr_tail: str = ""
+    stderr_tail: str = field(default="", repr=False)
 
     @property
     def keywords(self) -> list[str]:

@@ -51,7 +51,7 @@ _PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _PRIVATE_BLOCK = "-----BEGIN PGP PRIVATE KEY BLOCK-----"
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$")
 # Key ids and fingerprints in gpg's messages (16 to 40 hex digits).
-_KEY_ID_RE = re.compile(r"\b[0-9A-Fa-f]{16,40}\b")
+_KEY_ID_RE = re.compile(r"\b(?:0x)?[0-9A-Fa-f]{16,40}\b")
 # libgpg-error codes (low 16 bits of an ERROR status value) that mean "wrong passphrase".
 _GPG_ERR_BAD_PASSPHRASE = 11
 _GPG_ERR_NO_PASSPHRASE = 177

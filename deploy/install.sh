@@ -519,12 +519,15 @@ say "AppArmor: peluit-web (gunicorn) and peluit-cli (peluit) in $apparmor_mode m
 # --- 9. start (only where systemd runs) ------------------------------------------------------
 step "services"
 if booted; then
-  # Loaded by nftables.service (nft -f /etc/nftables.conf), which then shows as active, as it
-  # does after every boot.
+  # Loaded by nftables.service, which then shows as active, as it does after every boot. A
+  # reload is one atomic `nft -f` (the file flushes and loads in one transaction); a restart
+  # would flush first and leave the server without rules for a moment. Checked first: a file
+  # nft refuses leaves the rules in force as they are.
   if [ $nft_changed = yes ] || ! nft list table inet peluit >/dev/null 2>&1 \
       || ! systemctl is-active -q nftables.service; then
+    nft -c -f /etc/nftables.conf || die "nft refuses /etc/nftables.conf; the rules in force are unchanged"
     say "loading the firewall: NEW connections from outside are refused from now on (SSH too)"
-    systemctl restart nftables.service
+    systemctl reload-or-restart nftables.service
     [ $nft_changed = yes ] || changes "loaded /etc/nftables.conf"
   fi
   if [ $journald_changed = yes ]; then systemctl restart systemd-journald; fi
@@ -540,8 +543,12 @@ if booted; then
   aa_loaded=no
   if aa-enabled -q 2>/dev/null || [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; then
     # What loads every profile at boot; started now (it was only installed), so that the state
-    # after this run is the state after a reboot.
-    start_unit apparmor.service
+    # after this run is the state after a reboot. It loads Peluit's profiles too: the services
+    # already running must then be restarted to be confined (below).
+    if ! systemctl is-active -q apparmor.service; then
+      start_unit apparmor.service
+      aa_loaded=yes
+    fi
     for profile in peluit-web peluit-cli; do
       if [ $aa_changed = yes ] \
           || ! grep -qx "$profile ($apparmor_mode)" /sys/kernel/security/apparmor/profiles; then

@@ -12,6 +12,7 @@ import pytest
 
 from crypto.gpgrun import (
     GpgHome,
+    GpgResult,
     GpgRunError,
     gpgconf_for,
     kill_agent,
@@ -151,3 +152,9 @@ def test_a_home_too_long_for_the_agents_sockets_still_signs() -> None:
     finally:
         signer.close()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_result_never_shows_what_gpg_wrote() -> None:
+    # A decrypted reply or a locked key in stdout must not reach a log line through a repr.
+    result = GpgResult(0, b"isi balasan rahasia", (), stderr_tail="gpg: rahasia")
+    assert "rahasia" not in repr(result) and "returncode=0" in repr(result)

@@ -326,3 +326,14 @@ def test_an_export_that_fails_twice_says_why_and_leaves_nothing(
     assert re.search(r"[0-9A-Fa-f]{16}", message) is None
     # Nothing of the key is left: its home (with the agent's sockets) is gone.
     assert made and [path for path in made if os.path.exists(path)] == []
+
+
+def test_key_ids_are_kept_out_of_the_reasons_in_every_spelling() -> None:
+    from crypto.gpgrun import GpgResult
+    from crypto.replykeys import _why
+
+    tail = ("gpg: key 0x1A2B3C4D5E6F7A8B: secret key not available; "
+            "grip 0123456789ABCDEF0123456789ABCDEF01234567")
+    reason = _why(GpgResult(2, b"", (), stderr_tail=tail))
+    assert "1A2B3C4D5E6F7A8B" not in reason and "0123456789ABCDEF" not in reason, reason
+    assert reason.count("<key>") == 2, reason

@@ -116,7 +116,8 @@ class Guest:
             try:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(str(self._qga_path))
-                sock.settimeout(5)
+                # Generous: an emulated guest under load may take a while to answer.
+                sock.settimeout(60)
                 self._qga, self._qga_buffer = sock, b""
                 # guest-sync with a fresh id: whatever an earlier, interrupted exchange (or a
                 # previous boot) left in the channel is read past until its answer.
@@ -154,8 +155,14 @@ class Guest:
         return answer
 
     def _call(self, command: str, arguments: dict[str, Any]) -> Any:
-        self._send({"execute": command, "arguments": arguments})
-        answer = self._receive()
+        try:
+            self._send({"execute": command, "arguments": arguments})
+            answer = self._receive()
+        except (OSError, ValueError):
+            # A late answer would otherwise be read as the next call's: reconnect (and sync)
+            # on the next call instead.
+            self._qga_close()
+            raise
         if "error" in answer:
             raise GuestError(f"{command}: {answer['error']}")
         return answer.get("return")
@@ -226,16 +233,16 @@ class Guest:
         self._qga_close()
         deadline = time.monotonic() + timeout
         # The agent of the old boot may still answer for a moment: wait for a new boot id.
-        while True:
+        while time.monotonic() < deadline:
             time.sleep(2)
             try:
                 self.wait_for_agent(max(1.0, deadline - time.monotonic()))
                 if self.boot_id() != before:
                     return
             except (GuestError, OSError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
+                pass
             self._qga_close()
+        raise GuestError(f"no new boot in {timeout:.0f} s; console:\n{self.console_tail()}")
 
     def boot_id(self) -> str:
         return self.run("cat /proc/sys/kernel/random/boot_id", timeout=30,
