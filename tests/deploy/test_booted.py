@@ -163,7 +163,8 @@ def _active(guest: Guest, units: list[str]) -> dict[str, str]:
 def _confinement(guest: Guest) -> dict[str, set[str]]:
     """The AppArmor label of each running gunicorn and tor, by program."""
     script = ('for d in /proc/[0-9]*; do c=$(tr "\\0" " " <"$d/cmdline" 2>/dev/null); '
-              'case "$c" in *bin/gunicorn*) echo "gunicorn|$(cat "$d/attr/current")";; '
+              'case "$c" in /opt/peluit/.venv/bin/python*/bin/gunicorn\\ *) '
+              'echo "gunicorn|$(cat "$d/attr/current")";; '
               '/usr/bin/tor\\ *) echo "tor|$(cat "$d/attr/current")";; esac; done')
     found: dict[str, set[str]] = {}
     for line in guest.run(script, timeout=60, check=True).stdout.splitlines():
@@ -182,7 +183,9 @@ def test_installed_and_started_by_systemd(server: Server) -> None:
     assert _active(server.guest, RUNNING) == dict.fromkeys(RUNNING, "active")
     # Loaded into the running kernel: the table the ruleset defines, with its drop policy.
     table = server.guest.run("nft list table inet peluit", timeout=60, check=True).stdout
-    assert "policy drop" in table and 'meta skuid "debian-tor" accept' in table, table
+    tor_uid = server.guest.run("id -u debian-tor", timeout=60, check=True).stdout.strip()
+    assert "hook output priority filter; policy drop;" in table, table
+    assert f"meta skuid {tor_uid} accept" in table, table
 
 
 def test_services_run_confined_by_apparmor(server: Server) -> None:
@@ -280,8 +283,18 @@ def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
         archive.write_bytes(base64.b64decode(guest.run(
             f"base64 -w0 {shlex.quote(listing[1])}", timeout=300, check=True).stdout))
         assert archive.stat().st_size == int(listing[0])
-        opened = subprocess.run([*_gpg(home), "--decrypt", str(archive)], check=True,
-                                capture_output=True).stdout
+        # The operators know the instance's signing key (its fingerprint is on paper, docs/
+        # backup.md): the archive must be signed by it, and decrypt with their key.
+        signing_key = guest.run(f"runuser -u peluit -- gpg --homedir {INSTANCE}/signing "
+                                f"--batch --armor --export {server.fingerprint}", timeout=120,
+                                check=True).stdout
+        subprocess.run([*_gpg(home), "--import"], input=signing_key.encode(), check=True,
+                       capture_output=True)
+        decrypted = subprocess.run([*_gpg(home), "--trust-model", "always", "--status-fd", "2",
+                                    "--decrypt", str(archive)], capture_output=True)
+        assert decrypted.returncode == 0, decrypted.stderr.decode()[-2000:]
+        assert f"[GNUPG:] VALIDSIG {server.fingerprint} " in decrypted.stderr.decode()
+        opened = decrypted.stdout
         with tarfile.open(fileobj=io.BytesIO(opened)) as tar:
             names = tar.getnames()
             manifest_file = tar.extractfile("manifest.json")
