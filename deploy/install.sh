@@ -468,6 +468,12 @@ Storage=volatile
 RuntimeMaxUse=64M
 MaxRetentionSec=2day
 EOF
+# Debian keeps the journal on disk (/var/log/journal) until the setting above takes effect:
+# what it wrote there before this install (the boot, the install itself) goes too.
+if compgen -G '/var/log/journal/*/*.journal*' >/dev/null; then
+  find /var/log/journal -mindepth 2 -maxdepth 2 -name '*.journal*' -delete
+  changes "removed the journal files kept on disk before (/var/log/journal)"
+fi
 put /etc/apt/apt.conf.d/20auto-upgrades 0644 <<'EOF' || true
 // Peluit (deploy/install.sh): fetch the package lists and install security upgrades daily.
 APT::Periodic::Update-Package-Lists "1";
