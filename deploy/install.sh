@@ -469,11 +469,14 @@ RuntimeMaxUse=64M
 MaxRetentionSec=2day
 EOF
 # Debian keeps the journal on disk (/var/log/journal) until the setting above takes effect:
-# what it wrote there before this install (the boot, the install itself) goes too.
-if compgen -G '/var/log/journal/*/*.journal*' >/dev/null; then
-  find /var/log/journal -mindepth 2 -maxdepth 2 -name '*.journal*' -delete
-  changes "removed the journal files kept on disk before (/var/log/journal)"
-fi
+# what journald wrote there before it did (the boot, the install itself) goes too. Called once
+# journald runs with the setting (section 9), so that it writes nothing there afterwards.
+drop_disk_journal() {
+  if compgen -G '/var/log/journal/*/*.journal*' >/dev/null; then
+    find /var/log/journal -mindepth 2 -maxdepth 2 -name '*.journal*' -delete
+    changes "removed the journal files kept on disk before (/var/log/journal)"
+  fi
+}
 put /etc/apt/apt.conf.d/20auto-upgrades 0644 <<'EOF' || true
 // Peluit (deploy/install.sh): fetch the package lists and install security upgrades daily.
 APT::Periodic::Update-Package-Lists "1";
@@ -537,6 +540,7 @@ if booted; then
     [ $nft_changed = yes ] || changes "loaded /etc/nftables.conf"
   fi
   if [ $journald_changed = yes ]; then systemctl restart systemd-journald; fi
+  drop_disk_journal
   if [ -f /etc/apparmor.d/system_tor ] && [ -r /sys/kernel/security/apparmor/profiles ] \
       && ! grep -q '^system_tor ' /sys/kernel/security/apparmor/profiles; then
     apparmor_parser -r -W /etc/apparmor.d/system_tor
@@ -583,6 +587,7 @@ if booted; then
   fi
   for unit in "${UNITS_ENABLED[@]}" "${federation_units[@]}"; do start_unit "$unit"; done
 else
+  drop_disk_journal
   say "systemd is not PID 1 here (a chroot?): units enabled, NOT started; they start at boot"
   say "(AppArmor profiles, if the kernel has AppArmor, are loaded at boot by apparmor.service)"
 fi
