@@ -206,8 +206,10 @@ deb http://deb.debian.org/debian-security bookworm-security main
 EOF
   apt_update
 fi
+# dbus: `peluit doctor` runs as the peluit user, and a user other than root asks systemd whether
+# the units run over the system bus (a minimal Debian image may lack it).
 packages=(ca-certificates curl gnupg python3 python3-venv adduser nftables apparmor systemd
-  systemd-timesyncd unattended-upgrades iproute2)
+  systemd-timesyncd unattended-upgrades iproute2 dbus)
 [ "$db" = postgresql ] && packages+=(postgresql)
 apt_install "${packages[@]}"
 
@@ -576,6 +578,8 @@ if booted; then
     say "AppArmor is not enabled in this kernel: the profiles are installed, not loaded"
   fi
   start_unit systemd-timesyncd.service
+  # The system bus (`peluit doctor` asks systemd over it): sockets.target starts it at boot.
+  start_unit dbus.socket
   if [ $torrc_changed = yes ] && systemctl is-active -q tor@default.service; then
     systemctl restart tor@default.service
   fi

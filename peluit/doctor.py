@@ -273,17 +273,25 @@ def check_clock(controller: stem.control.Controller, now: dt.datetime) -> Check:
 # --- services -----------------------------------------------------------------------------------
 
 
-def check_services(units: Iterable[str] = SERVICES) -> Check:
+def check_services(
+    units: Iterable[str] = SERVICES, *, systemd_dir: Path = Path("/run/systemd/system")
+) -> Check:
     systemctl = shutil.which("systemctl")
-    if systemctl is None or not Path("/run/systemd/system").is_dir():
+    if systemctl is None or not systemd_dir.is_dir():
         return Check("services", UNKNOWN, "systemd is not running here")
     down: list[str] = []
     for unit in units:
-        state = subprocess.run(
+        asked = subprocess.run(
             [systemctl, "is-active", unit], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
+        )
+        state = asked.stdout.strip()
+        if not state:
+            # systemctl could not ask systemd (a user other than root asks over the system
+            # bus: no D-Bus, no answer). Not knowing is not "down"; say why.
+            why = (asked.stderr.strip().splitlines() or [f"exit {asked.returncode}"])[0]
+            return Check("services", UNKNOWN, f"cannot ask systemd: {why} (is dbus installed?)")
         if state != "active":
-            down.append(f"{unit} {state or 'unknown'}")
+            down.append(f"{unit} {state}")
     if down:
         return Check("services", FAIL, "; ".join(down))
     return Check("services", OK, ", ".join(units) + " active")

@@ -3,7 +3,7 @@ test_federation_tor.py.
 
 ``python -m tests.federation.tor_scenario WORKDIR`` (under
 :data:`tests.onion.testnet.NAMESPACE_PREFIX`) starts a private Tor network on loopback
-(tests/onion/testnet.py) with a second client tor, a private PostgreSQL cluster, and three
+(tests/onion/tornet.py) with a second client tor, a private PostgreSQL cluster, and three
 separate installations: a hub (the demo instance: KPK and a province) on SQLite, member A
 (``kemendes``) on SQLite behind client tor A, and member B (``kemenkes``) on PostgreSQL behind
 client tor B. Each has its own instance folder, database, gnupg home and signing key. They join
@@ -48,13 +48,13 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from tests.onion.e2e_scenario import Curl, field, poll
-from tests.onion.testnet import (
+from tests.onion.testnet import scenario_main
+from tests.onion.tornet import (
     TestNetwork,
     TorProcess,
     free_port,
     in_private_namespace,
     loopback_up,
-    scenario_main,
 )
 from tests.support import short_tempdir
 

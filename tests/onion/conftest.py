@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import stem.control
 
-from tests.onion.testnet import TorProcess, offline_tor
+from tests.onion.tornet import TorProcess, offline_tor
 from tests.support import short_tempdir
 
 

@@ -30,13 +30,8 @@ import stem.control
 from stem.control import EventType
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.onion.testnet import (
-    TestNetwork,
-    free_port,
-    in_private_namespace,
-    loopback_up,
-    scenario_main,
-)
+from tests.onion.testnet import scenario_main
+from tests.onion.tornet import TestNetwork, free_port, in_private_namespace, loopback_up
 from tests.support import CHEAP_KDF, short_tempdir
 
 # The investigators' login page (journalist_iface), recognised by its form.

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.conftest import DemoInstance
-from tests.onion.testnet import TorProcess, offline_tor
+from tests.onion.tornet import TorProcess, offline_tor
 from tests.support import CHEAP_KDF, short_tempdir
 from wbs import onion
 from wbs.accounts import AuthSettings, create_investigator, deactivate

@@ -25,7 +25,7 @@ from crypto.keypairs import export_public_key, generate_key_pair
 from peluit import doctor
 from peluit.cli import main
 from tests.conftest import DemoInstance
-from tests.onion.testnet import offline_tor
+from tests.onion.tornet import offline_tor
 from tests.support import short_tempdir
 from wbs import onion
 from wbs.tenants import add_recipient_key, get_tenant
@@ -132,6 +132,34 @@ def test_a_healthy_instance_passes_the_checks_that_need_no_tor(demo: DemoInstanc
     if not Path("/run/systemd/system").is_dir():
         assert services.level == "unknown" and "systemd is not running" in services.detail
     assert doctor.verdict([*healthy, services])[0] == 0
+
+
+def _fake_systemctl(folder: Path, script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in for systemctl: systemd does not run on the test machine (the real one is asked
+    # in the booted server of tests/deploy/test_booted.py).
+    folder.mkdir()
+    fake = folder / "systemctl"
+    fake.write_text("#!/bin/sh\n" + script)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_services_down_fail_and_an_unanswered_question_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    units = ["peluit-source.service", "tor@default.service"]
+    _fake_systemctl(tmp_path / "down", 'case "$2" in tor*) echo active; exit 0;; esac\n'
+                    'echo failed; exit 3\n', monkeypatch)
+    down = doctor.check_services(units, systemd_dir=tmp_path)
+    assert (down.level, down.detail) == ("fail", "peluit-source.service failed")
+    # No system bus (a server without dbus): systemctl prints nothing on stdout.
+    _fake_systemctl(tmp_path / "nobus", 'echo "Failed to connect to bus: No such file or '
+                    'directory" >&2; exit 1\n', monkeypatch)
+    unknown = doctor.check_services(units, systemd_dir=tmp_path)
+    assert unknown.level == "unknown", unknown
+    assert unknown.detail.startswith("cannot ask systemd: Failed to connect to bus"), unknown
+    _fake_systemctl(tmp_path / "up", "echo active\n", monkeypatch)
+    assert doctor.check_services(units, systemd_dir=tmp_path).level == "ok"
 
 
 def test_loose_file_modes_and_pending_migrations_fail(demo: DemoInstance) -> None:
