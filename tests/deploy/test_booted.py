@@ -26,156 +26,43 @@ emulates the CPU (tests/deploy/vm.py): the installer takes about ten minutes ins
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
 import secrets
 import shlex
-import shutil
-import subprocess
-import tarfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.debian import mmdebstrap, needs_root, prepare
-from tests.deploy.vm import QEMU, Guest, GuestError, build_disk
-from tests.support import decrypt_item, short_tempdir
+from tests.deploy.booted import (
+    ADMIN,
+    INSTALL,
+    INSTANCE,
+    PELUIT,
+    RUNNING,
+    TENANT,
+    TENANT_NAME,
+    Server,
+    active,
+    backup_by_its_unit,
+    confinement,
+    denials,
+    installed_server,
+    journey,
+    key_pair,
+    stored_items_decrypted,
+)
+from tests.deploy.vm import Guest, GuestError
 
 pytestmark = pytest.mark.slow
 
-TENANT = "pemkot-palembang"
-TENANT_NAME = "Pemerintah Kota Palembang"
-ADMIN = "admin.plg"
-INSTALL = [
-    "/root/peluit/deploy/install.sh", "--tor-from", "backports", "--tenant", TENANT,
-    "--tenant-name", TENANT_NAME, "--tenant-kind", "pemerintah_kota", "--admin", ADMIN,
-]  # and no --apparmor: the default (enforce) is what is tested
-# What a server needs to boot that minbase lacks, and the guest agent the test talks through.
-BOOT_PACKAGES = ("systemd-sysv", "udev", "kmod", "linux-image-amd64", "qemu-guest-agent")
-INSTANCE = "/var/lib/peluit/instance"
-RUNNING = ["peluit-source.service", "peluit-journalist.service", "tor@default.service",
-           "nftables.service", "apparmor.service", "systemd-journald.service", "dbus.socket",
-           "peluit-onion.timer", "peluit-doctor.timer", "peluit-purge.timer",
-           "peluit-store-publish.timer"]
-
-
-@dataclass
-class Server:
-    guest: Guest
-    first: str
-    second: str
-    source_onion: str
-    investigator_onion: str
-    fingerprint: str
-    passphrase: str
-    totp_secret: str
-    client_auth: str  # the first admin's key for the investigator onion (.auth_private)
-
-
-def _configure(root: Path) -> None:
-    """What a hosting provider's Debian image has: a disk in fstab, a name, DHCP on eth0."""
-    (root / "etc" / "fstab").write_text("/dev/vda / ext4 rw,errors=remount-ro 0 1\n")
-    (root / "etc" / "hostname").write_text("peluit\n")
-    network = root / "etc" / "systemd" / "network"
-    network.mkdir(parents=True, exist_ok=True)
-    (network / "20-wired.network").write_text("[Match]\nName=eth0\n\n[Network]\nDHCP=yes\n")
-    # qemu's user-mode network answers DNS at 10.0.2.3.
-    (root / "etc" / "resolv.conf").unlink(missing_ok=True)
-    (root / "etc" / "resolv.conf").write_text("nameserver 10.0.2.3\n")
-    subprocess.run(["systemctl", f"--root={root}", "-q", "enable", "systemd-networkd",
-                    "systemd-networkd-wait-online"], check=True)
-
-
-def _install(guest: Guest) -> str:
-    done = guest.run(f"cd /root && PIP_CERT=/etc/ssl/certs/ca-certificates.crt "
-                     f"{shlex.join(INSTALL)}", timeout=3600)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return done.stdout
-
-
-def _printed(pattern: str, output: str) -> str:
-    found = re.search(pattern, output, re.M)
-    assert found, output[-3000:]
-    return found.group(1)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    needs_root(QEMU, "mke2fs", "systemctl")
-    work = tmp_path_factory.mktemp("booted")
-    tarball = mmdebstrap(work / "bookworm-boot.tar", BOOT_PACKAGES)
-    root = work / "root"
-    root.mkdir()
-    subprocess.run(["tar", "-C", str(root), "-xf", str(tarball)], check=True)
-    tarball.unlink()
-    _configure(root)
-    prepare(root)
-    kernel, initrd = build_disk(root, work / "disk.img")
-    subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=True)
-    guest = Guest(work / "disk.img", kernel, initrd, work)
-    try:
-        guest.wait_for_agent(900)
-        guest.run("for i in $(seq 1 300); do getent hosts deb.debian.org && exit 0; sleep 1; "
-                  "done; exit 1", timeout=400, check=True)
-        first = _install(guest)
-        second = _install(guest)
-        yield Server(
-            guest, first, second,
-            source_onion=_printed(rf"^\s+tenant:{TENANT}\t([a-z2-7]{{56}}\.onion)$", first),
-            investigator_onion=_printed(r"^\s+investigator\t([a-z2-7]{56}\.onion)$", first),
-            fingerprint=_printed(r"^== instance signing key fingerprint.*\n\s+([0-9A-F]{40})$",
-                                 first),
-            passphrase=_printed(r"^\s+passphrase: (\S+(?: \S+){3,})$", first),
-            totp_secret=_printed(r"^\s+TOTP secret: ([A-Z2-7]{16,})$", first),
-            client_auth=_printed(r"^\s+([a-z2-7]{56}:descriptor:x25519:[A-Z2-7]+)$", first),
-        )
-    finally:
-        guest.close()
-        (work / "disk.img").unlink(missing_ok=True)
-
-
-def _gpg(home: Path) -> list[str]:
-    return ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
-
-
-@contextmanager
-def _key_pair(uid: str) -> Iterator[tuple[Path, str]]:
-    """A new OpenPGP key pair (the real gpg) in a throwaway home, as a workstation or the
-    operators make one: the home and the armored PUBLIC key."""
-    home = short_tempdir("boot-key-")
-    try:
-        subprocess.run([*_gpg(home), "--pinentry-mode", "loopback", "--passphrase", "",
-                        "--quick-gen-key", uid, "default", "default", "never"],
-                       check=True, capture_output=True)
-        yield home, subprocess.run([*_gpg(home), "--armor", "--export"], check=True,
-                                   capture_output=True, text=True).stdout
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _active(guest: Guest, units: list[str]) -> dict[str, str]:
-    states = guest.run(f"systemctl is-active {' '.join(units)}", timeout=60).stdout.split()
-    return dict(zip(units, states, strict=True))
-
-
-def _confinement(guest: Guest) -> dict[str, set[str]]:
-    """The AppArmor label of each running gunicorn and tor, by program."""
-    script = ('for d in /proc/[0-9]*; do c=$(tr "\\0" " " <"$d/cmdline" 2>/dev/null); '
-              'case "$c" in /opt/peluit/.venv/bin/python*/bin/gunicorn\\ *) '
-              'echo "gunicorn|$(cat "$d/attr/current")";; '
-              '/usr/bin/tor\\ *) echo "tor|$(cat "$d/attr/current")";; esac; done')
-    found: dict[str, set[str]] = {}
-    for line in guest.run(script, timeout=60, check=True).stdout.splitlines():
-        program, label = line.split("|", 1)
-        found.setdefault(program, set()).add(label)
-    return found
+def server(boot_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with installed_server(boot_tarball, tmp_path_factory.mktemp("booted"), INSTALL) as booted:
+        yield booted
 
 
 def test_installed_and_started_by_systemd(server: Server) -> None:
@@ -185,7 +72,7 @@ def test_installed_and_started_by_systemd(server: Server) -> None:
         assert f"   + started {unit}" in first, first[-3000:]
     assert "+ loaded AppArmor profiles peluit-web and peluit-cli (enforce)" in first
     assert second.rstrip().endswith("changed: 0") and "   + " not in second, second[-3000:]
-    assert _active(server.guest, RUNNING) == dict.fromkeys(RUNNING, "active")
+    assert active(server.guest, RUNNING) == dict.fromkeys(RUNNING, "active")
     # Loaded into the running kernel: the table the ruleset defines, with its drop policy.
     table = server.guest.run("nft list table inet peluit", timeout=60, check=True).stdout
     tor_uid = server.guest.run("id -u debian-tor", timeout=60, check=True).stdout.strip()
@@ -199,7 +86,7 @@ def test_services_run_confined_by_apparmor(server: Server) -> None:
     assert {"peluit-web (enforce)", "peluit-cli (enforce)", "system_tor (enforce)"} <= set(
         profiles), profiles
     # The master and the workers of both interfaces, and tor, each under its profile.
-    assert _confinement(server.guest) == {"gunicorn": {"peluit-web (enforce)"},
+    assert confinement(server.guest) == {"gunicorn": {"peluit-web (enforce)"},
                                           "tor": {"system_tor (enforce)"}}
 
 
@@ -227,16 +114,10 @@ def test_the_first_day(server: Server, tmp_path: Path) -> None:
     item decrypts with the workstation's key; nothing of the report lies in clear on disk."""
     guest = server.guest
     marker = f"peluit{secrets.token_hex(8)}"
-    with _key_pair("Inspektorat Kota Palembang <tim1@example.invalid>") as (home, public):
+    with key_pair("Inspektorat Kota Palembang <tim1@example.invalid>") as (home, public):
         guest.write("/root/workstation.asc", public)
-        guest.write("/root/first_day.py",
-                    (Path(__file__).parent / "first_day.py").read_text())
-        done = guest.run(shlex.join([
-            "/opt/peluit/.venv/bin/python", "/root/first_day.py", server.source_onion, ADMIN,
-            server.passphrase, server.totp_secret, "/root/workstation.asc", marker,
-        ]), timeout=1200)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        seen = json.loads(done.stdout)
+        seen = journey(server, "day", server.source_onion, ADMIN, server.passphrase,
+                       server.totp_secret, "/root/workstation.asc", marker)
         assert seen["login"] == [200, 200, "/", True], seen
         assert seen["signing_fingerprint"] == server.fingerprint, seen
         assert seen["key_added"] == [200, True], seen
@@ -245,16 +126,8 @@ def test_the_first_day(server: Server, tmp_path: Path) -> None:
         assert re.fullmatch(r"[A-Z0-9]+-[A-Z0-9-]+", receipt), receipt
         assert seen["inbox_has_report"] is True, seen
 
-        # The stored items, brought over as base64, decrypt with the workstation's key.
-        listing = guest.run(f"find {INSTANCE}/store/{TENANT} -type f -size +0 "
-                            "-exec sh -c 'echo \"$1|$(base64 -w0 \"$1\")\"' _ {} \\;",
-                            timeout=120, check=True).stdout.splitlines()
-        plain = []
-        for line in listing:
-            name, data = line.split("|", 1)
-            item = tmp_path / Path(name).name
-            item.write_bytes(base64.b64decode(data))
-            plain.append(decrypt_item(home, item)[0].decode())
+        # The stored items, brought over, decrypt with the workstation's key.
+        plain = stored_items_decrypted(guest, home, tmp_path)
         assert any(f"pelicin untuk menerbitkan izin usaha ({marker})" in t for t in plain), plain
         assert any(f"Bukti transfer {marker}-file" in text for text in plain), plain
         # The server could not read them back: it holds no key that decrypts them.
@@ -274,49 +147,17 @@ def test_the_backup_unit_writes_an_archive_the_operators_open(server: Server,
     """The operators' PUBLIC backup key imported as the docs say, peluit-backup.service (what
     its timer starts) run by systemd under its sandbox and AppArmor: the archive opens with
     the operators' key, and holds the database, the store and the signing fingerprint."""
-    guest = server.guest
-    with _key_pair("Operator cadangan <ops@example.invalid>") as (home, public):
-        guest.write("/root/backup.asc", public)
-        guest.run(f"cd /var/lib/peluit && runuser -u peluit -- env PELUIT_INSTANCE={INSTANCE} "
-                  "/opt/peluit/.venv/bin/peluit backup-key import - </root/backup.asc",
-                  timeout=300, check=True)
-        guest.run("systemctl start peluit-backup.service", timeout=1800, check=True)
-        listing = guest.run("find /var/backups/peluit -type f -printf '%s %p\\n'",
-                            timeout=60, check=True).stdout.split()
-        assert len(listing) == 2, listing  # one archive: its size and its name
-        archive = tmp_path / "backup.pgp"
-        archive.write_bytes(base64.b64decode(guest.run(
-            f"base64 -w0 {shlex.quote(listing[1])}", timeout=300, check=True).stdout))
-        assert archive.stat().st_size == int(listing[0])
-        # The operators know the instance's signing key (its fingerprint is on paper, docs/
-        # backup.md): the archive must be signed by it, and decrypt with their key.
-        signing_key = guest.run(f"runuser -u peluit -- gpg --homedir {INSTANCE}/signing "
-                                f"--batch --armor --export {server.fingerprint}", timeout=120,
-                                check=True).stdout
-        subprocess.run([*_gpg(home), "--import"], input=signing_key.encode(), check=True,
-                       capture_output=True)
-        decrypted = subprocess.run([*_gpg(home), "--trust-model", "always", "--status-fd", "2",
-                                    "--decrypt", str(archive)], capture_output=True)
-        assert decrypted.returncode == 0, decrypted.stderr.decode()[-2000:]
-        assert f"[GNUPG:] VALIDSIG {server.fingerprint} " in decrypted.stderr.decode()
-        opened = decrypted.stdout
-        with tarfile.open(fileobj=io.BytesIO(opened)) as tar:
-            names = tar.getnames()
-            manifest_file = tar.extractfile("manifest.json")
-            assert manifest_file is not None
-            manifest = json.loads(manifest_file.read())
-        assert "database/peluit.sqlite3" in names, names
-        assert any(name.startswith(f"store/{TENANT}/") for name in names), names
-        assert server.fingerprint in json.dumps(manifest), manifest
+    with key_pair("Operator cadangan <ops@example.invalid>") as (home, public):
+        _, names, manifest = backup_by_its_unit(server, home, public, tmp_path)
+    assert "database/peluit.sqlite3" in names, names
+    assert any(name.startswith(f"store/{TENANT}/") for name in names), names
+    assert server.fingerprint in json.dumps(manifest), manifest
 
 
 def test_apparmor_denied_nothing(server: Server) -> None:
     """After the first day and a backup (the tests above): the enforced profiles refused
     nothing that the installer, the services, tor, gpg, the CLI and the units asked for."""
-    # What the kernel and the audit subsystem said (-k alone is the kernel's rate-limited
-    # copy; the whole journal would hold this very command line, logged by the guest agent).
-    denied = server.guest.run("journalctl --no-pager -o cat _TRANSPORT=audit _TRANSPORT=kernel"
-                              " | grep 'apparmor=\"DENIED\"'", timeout=120).stdout
+    denied = denials(server.guest)
     assert denied == "", denied[-4000:]
 
 
@@ -329,10 +170,8 @@ def test_doctor_runs_on_its_timer_and_says_why(server: Server) -> None:
     # published, and the doctor says so (exit code 2: a failure, the unit failed).
     assert re.fullmatch(r"peluit doctor: FAIL \(\d+ fail, \d+ warn, \d+ ok, \d+ unknown\)",
                         verdict), verdict
-    assert _active(guest, ["peluit-doctor.service"]) == {"peluit-doctor.service": "failed"}
-    report = guest.run(f"cd /var/lib/peluit && runuser -u peluit -- env "
-                       f"PELUIT_INSTANCE={INSTANCE} /opt/peluit/.venv/bin/peluit doctor",
-                       timeout=900)
+    assert active(guest, ["peluit-doctor.service"]) == {"peluit-doctor.service": "failed"}
+    report = guest.run(f"{PELUIT} doctor", timeout=900)
     assert report.returncode == 2, report.stdout + report.stderr
     bootstrapped = re.search(r"^fail\s+tor: bootstrapped (\d+)%$", report.stdout, re.M)
     assert bootstrapped and int(bootstrapped.group(1)) < 100, report.stdout
@@ -341,21 +180,17 @@ def test_doctor_runs_on_its_timer_and_says_why(server: Server) -> None:
 
 def test_a_reboot_brings_everything_back(server: Server) -> None:
     guest = server.guest
-    before = guest.run(f"runuser -u peluit -- env PELUIT_INSTANCE={INSTANCE} "
-                       "/opt/peluit/.venv/bin/peluit onion addresses", timeout=300,
-                       check=True).stdout
+    before = guest.run(f"{PELUIT} onion addresses", timeout=300, check=True).stdout
     guest.reboot(900)
     # systemd started everything again at boot (nftables.service loads the ruleset,
     # apparmor.service the profiles), and the services answer.
     guest.run("for i in $(seq 1 300); do curl -fsS -o /dev/null --max-time 30 "
               "http://127.0.0.1:8081/masuk && exit 0; sleep 2; done; exit 1",
               timeout=900, check=True)
-    assert _active(guest, RUNNING) == dict.fromkeys(RUNNING, "active")
-    assert _confinement(guest) == {"gunicorn": {"peluit-web (enforce)"},
-                                   "tor": {"system_tor (enforce)"}}
-    after = guest.run(f"runuser -u peluit -- env PELUIT_INSTANCE={INSTANCE} "
-                      "/opt/peluit/.venv/bin/peluit onion addresses", timeout=300,
-                      check=True).stdout
+    assert active(guest, RUNNING) == dict.fromkeys(RUNNING, "active")
+    assert confinement(guest) == {"gunicorn": {"peluit-web (enforce)"},
+                                  "tor": {"system_tor (enforce)"}}
+    after = guest.run(f"{PELUIT} onion addresses", timeout=300, check=True).stdout
     assert after == before and server.source_onion in after, (before, after)
     # The journal is kept in memory only (journald.conf.d/peluit.conf), and what Debian had
     # written to disk before the install was removed: nothing of the first boot survived.
@@ -452,9 +287,7 @@ def test_both_onions_answer_on_a_tor_network(server: Server) -> None:
 
         # The doctor sees what the client saw: tor bootstrapped, every onion's descriptor on
         # the directories; its unit succeeds and logs an OK verdict.
-        report = guest.run(f"cd /var/lib/peluit && runuser -u peluit -- env "
-                           f"PELUIT_INSTANCE={INSTANCE} /opt/peluit/.venv/bin/peluit doctor",
-                           timeout=900)
+        report = guest.run(f"{PELUIT} doctor", timeout=900)
         assert re.search(r"^ok\s+tor: bootstrapped 100%", report.stdout, re.M), report.stdout
         assert re.search(r"^ok\s+onions: ", report.stdout, re.M), report.stdout
         # Asked over the system bus, as the peluit user (install.sh installs dbus for it).
@@ -466,8 +299,7 @@ def test_both_onions_answer_on_a_tor_network(server: Server) -> None:
         assert re.fullmatch(r"peluit doctor: OK \(0 fail, 0 warn, \d+ ok, 0 unknown\)",
                             verdict), verdict
         # Publishing and serving under AppArmor refused nothing either.
-        denied = guest.run("journalctl --no-pager -o cat _TRANSPORT=audit _TRANSPORT=kernel"
-                           " | grep 'apparmor=\"DENIED\"'", timeout=120).stdout
+        denied = denials(guest)
         assert denied == "", denied[-4000:]
     finally:
         # Whatever failed above is what the test reports, not a guest gone by now.
