@@ -286,10 +286,11 @@ def check_services(
         )
         state = asked.stdout.strip()
         if not state:
-            # systemctl could not ask systemd (a user other than root asks over the system
-            # bus: no D-Bus, no answer). Not knowing is not "down"; say why.
+            # systemctl could not ask the running systemd (a user other than root asks over
+            # the system bus: no D-Bus, no answer). Not "down", but not normal either: a warning
+            # that says why, so that a dead bus does not hide a dead service for long.
             why = (asked.stderr.strip().splitlines() or [f"exit {asked.returncode}"])[0]
-            return Check("services", UNKNOWN, f"cannot ask systemd: {why} (is dbus installed?)")
+            return Check("services", WARN, f"cannot ask systemd: {why} (is dbus running?)")
         if state != "active":
             down.append(f"{unit} {state}")
     if down:

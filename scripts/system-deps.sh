@@ -24,6 +24,8 @@ if [[ $profile == test ]]; then
   # The onion end-to-end test reaches the onions through tor's SOCKS port with curl.
   [curl]=curl
   [unshare]=util-linux
+  # The test network's guard is tested against a veth pair in a namespace of its own.
+  [/usr/sbin/ip]=iproute2
   # The installer's test builds a fresh Debian 12 root to run deploy/install.sh in.
   [mmdebstrap]=mmdebstrap
   # tests/deploy/test_booted.py boots that root in a virtual machine: an ext4 image made

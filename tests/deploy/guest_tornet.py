@@ -28,7 +28,11 @@ def main(workdir: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     network = TestNetwork(workdir / "net")
     try:
-        network.configure(client_auth_dir=workdir / "client-auth", service=False)
+        # Emulated and busy (nine tors, the services): a consensus valid for a minute, not
+        # 20 s, so that a late vote leaves no tor without one (the doctor's clock check
+        # compares with its validity).
+        network.configure(client_auth_dir=workdir / "client-auth", service=False,
+                          intervals_valid=6)
         network.start()
         client = network.client
         assert client is not None

@@ -57,13 +57,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# struct ifreq (40 bytes): the interface's name, its flags.
+_IFREQ = "16sh22x"
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP, _IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
+
+
+def _interface_flags(name: str) -> int:
+    """The flags of interface ``name`` in this process's own network namespace (SIOCGIFFLAGS;
+    sysfs would show the namespace of whoever mounted it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack(_IFREQ, name.encode(), 0)
+        return int(struct.unpack(_IFREQ, fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1])
+
+
 def loopback_up() -> None:
     """``ip link set lo up`` without iproute2: SIOCSIFFLAGS with IFF_UP on ``lo``."""
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    flags = _interface_flags("lo")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sh22x", b"lo", 0)  # struct ifreq is 40 bytes
-        flags = struct.unpack("16sh22x", fcntl.ioctl(sock, siocgifflags, request))[1]
-        fcntl.ioctl(sock, siocsifflags, struct.pack("16sh22x", b"lo", flags | iff_up))
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack(_IFREQ, b"lo", flags | _IFF_UP))
 
 
 def in_private_namespace() -> bool:
@@ -73,17 +84,14 @@ def in_private_namespace() -> bool:
 
 
 def unplugged() -> bool:
-    """True on a machine whose every network interface but loopback is down or has no carrier
-    (a virtual machine whose cable the test pulled out): nothing sent can leave it. Only for a
-    machine's own network namespace (sysfs shows the namespace of whoever mounted it)."""
+    """True on a machine whose every network interface but loopback is down or without a
+    carrier (IFF_RUNNING clear: a virtual machine whose cable the test pulled out): nothing
+    sent can leave it."""
     for _index, name in socket.if_nameindex():
         if name == "lo":
             continue
-        try:
-            carrier = Path(f"/sys/class/net/{name}/carrier").read_text().strip()
-        except OSError:  # reading carrier of an interface that is down fails: no way out
-            continue
-        if carrier != "0":
+        flags = _interface_flags(name)
+        if flags & _IFF_UP and flags & _IFF_RUNNING:
             return False
     return True
 
@@ -245,9 +253,13 @@ class TestNetwork:
 
     dir_lines: list[str] = field(default_factory=list)
 
-    def configure(self, *, client_auth_dir: Path, service: bool = True) -> None:
+    def configure(
+        self, *, client_auth_dir: Path, service: bool = True, intervals_valid: int = 2
+    ) -> None:
         """The torrc and keys of every node. ``service=False``: no onion-service node (a tor of
-        the machine's own, given :attr:`dir_lines` and :data:`COMMON`, is the service)."""
+        the machine's own, given :attr:`dir_lines` and :data:`COMMON`, is the service).
+        ``intervals_valid``: how many voting intervals (10 s) a consensus stays valid; more
+        on a slow machine, where a late vote must not leave the clients without one."""
         if not (in_private_namespace() or unplugged()):
             raise RuntimeError(
                 "refusing to start a test Tor network outside a network namespace "
@@ -306,7 +318,12 @@ class TestNetwork:
 
         for proc, (orport, dirport) in zip(self.authorities, auth_ports, strict=True):
             _write_torrc(
-                proc, [*COMMON, *dir_lines, *_AUTHORITY, *relay_lines(proc.name, orport, dirport)]
+                proc,
+                [
+                    *(f"V3AuthNIntervalsValid {intervals_valid}"
+                      if line.startswith("V3AuthNIntervalsValid ") else line for line in COMMON),
+                    *dir_lines, *_AUTHORITY, *relay_lines(proc.name, orport, dirport),
+                ],
             )
         for index in range(3):
             nick = f"relay{index}"
