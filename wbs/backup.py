@@ -42,7 +42,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import sqlalchemy as sa
@@ -408,6 +408,10 @@ def _staging(config: Config) -> Path:
 
 
 def _extract(stream: IO[bytes], staging: Path) -> None:
+    """The archive's folders and regular files, each written inside ``staging`` by this code,
+    with the files' times (the store's coarse day labels); nothing else the archive says
+    (owners, modes, links) is taken. Not tarfile's "data" filter: Debian 12's Python (3.11.2)
+    predates it, and the production virtualenv is made with that Python."""
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             top = member.name.split("/", 1)[0]
@@ -415,8 +419,26 @@ def _extract(stream: IO[bytes], staging: Path) -> None:
                 member.name != MANIFEST and top not in SECTIONS
             ):
                 raise BackupRefused(f"the archive holds an unexpected entry {member.name!r}")
-            # "data": no absolute paths, no "..", no links or devices, no set-id bits.
-            tar.extract(member, staging, filter="data")
+            parts = PurePosixPath(member.name).parts
+            if member.name.startswith("/") or ".." in parts:
+                raise BackupRefused(f"the archive holds an entry outside it: {member.name!r}")
+            target = staging.joinpath(*parts)
+            try:
+                if member.isdir():
+                    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # Only folders and files are ever made here, so no link can lead elsewhere;
+                # O_EXCL: an entry named twice is refused, not overwritten.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except (FileExistsError, NotADirectoryError):
+                raise BackupRefused(f"the archive holds {member.name!r} twice") from None
+            content = tar.extractfile(member)
+            with os.fdopen(fd, "wb") as out:
+                if content is not None:
+                    shutil.copyfileobj(content, out)
+                out.flush()
+                os.utime(out.fileno(), (member.mtime, member.mtime))
 
 
 def _staged_files(staging: Path) -> Iterator[tuple[str, Path]]:

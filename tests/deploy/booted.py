@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,10 +127,14 @@ def gpg(home: Path) -> list[str]:
 @contextmanager
 def key_pair(uid: str) -> Iterator[tuple[Path, str]]:
     """A new OpenPGP key pair (the real gpg) in a throwaway home, as a workstation or the
-    operators make one: the home and the armored PUBLIC key."""
+    operators make one: the home and the armored PUBLIC key. Made an hour ago, as a
+    workstation's key is made before it is carried to the server: the emulated guest's clock
+    may lag this machine's by seconds, and gpg there would take a key made "now" here for one
+    made in the future (unusable)."""
     home = short_tempdir("boot-key-")
     try:
         subprocess.run([*gpg(home), "--pinentry-mode", "loopback", "--passphrase", "",
+                        "--faked-system-time", str(int(time.time()) - 3600),
                         "--quick-gen-key", uid, "default", "default", "never"],
                        check=True, capture_output=True)
         yield home, subprocess.run([*gpg(home), "--armor", "--export"], check=True,

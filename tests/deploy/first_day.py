@@ -96,6 +96,9 @@ def day(source_onion: str, admin: str, passphrase: str, totp_secret: str, key_fi
             "armored": armored.read(),
         })
     seen["key_added"] = [added.status_code, "Inspektorat, tim 1" in added.text]
+    refused = re.search(r'id="e-key">([^<]*)<', added.text)
+    if refused:  # why, for the test's message
+        seen["key_refused"] = refused.group(1)
     receipt = report(source_onion, marker, seen)
     again = staff.get(f"{INVESTIGATOR}/", timeout=60)
     seen["inbox_has_report"] = receipt is not None and receipt in again.text

@@ -417,6 +417,33 @@ def _rewritten(prepared: Prepared, key: BackupKey, change: str) -> bytes:
     return out.getvalue()
 
 
+def _with_entry(prepared: Prepared, key: BackupKey, name: str, data: bytes) -> bytes:
+    """The archive's tar with one more regular file, ``name``, at its end."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(_archive_plaintext(prepared.archive, key))) as source,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+        extra = tarfile.TarInfo(name)
+        extra.size = len(data)
+        tar.addfile(extra, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _escaping(prepared: Prepared, key: BackupKey) -> Path:
+    """Validly signed (by a thief of the signing key, say), with an entry that climbs out."""
+    plain = _with_entry(prepared, key, "store/../../escaped.txt", b"outside\n")
+    return _reseal(prepared, key, plain, "escaping.gpg")
+
+
+def _twice(prepared: Prepared, key: BackupKey) -> Path:
+    """Validly signed, with the manifest a second time (it would replace the first)."""
+    plain = _with_entry(prepared, key, backups.MANIFEST, b"{}")
+    return _reseal(prepared, key, plain, "twice.gpg")
+
+
 def _tampered(prepared: Prepared, key: BackupKey) -> Path:
     """One store file changed, the manifest not: validly signed, but a hash mismatch."""
     return _reseal(prepared, key, _rewritten(prepared, key, "store"), "tampered.gpg")
@@ -477,6 +504,8 @@ REFUSALS = {
     "tampered-file": (_tampered, "does not match its SHA-256"),
     "truncated": (_truncated, "damaged or truncated"),
     "newer-schema": (_from_a_newer_version, "revision '9999'"),
+    "escaping-entry": (_escaping, "an entry outside it: 'store/../../escaped.txt'"),
+    "entry-twice": (_twice, "holds 'manifest.json' twice"),
 }
 
 
