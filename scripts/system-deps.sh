@@ -28,6 +28,8 @@ if [[ $profile == test ]]; then
   [/usr/sbin/ip]=iproute2
   # The installer's test builds a fresh Debian 12 root to run deploy/install.sh in.
   [mmdebstrap]=mmdebstrap
+  # and a stand-in for the Tor Project's archive, indexed by apt-ftparchive (torproject.py).
+  [apt-ftparchive]=apt-utils
   # tests/deploy/test_booted.py boots that root in a virtual machine: an ext4 image made
   # without mounting (mke2fs -d), started by qemu.
   [/usr/sbin/mke2fs]=e2fsprogs

@@ -2,8 +2,7 @@
 
 What is real: the root is built by mmdebstrap from Debian's mirror (minbase: nothing but
 Essential packages and apt), the checkout is copied in as `git ls-files` names it, and the
-installer runs in it as root through chroot, twice: apt installs the real packages (tor from
-bookworm-backports, since deb.torproject.org is not reachable from the test machine), pip
+installer runs in it as root through chroot, twice: apt installs the real packages, pip
 installs the runtime dependencies from PyPI, each file checked against its hash in the lock
 (deploy/requirements*.txt), `peluit init` runs as the peluit user, and the
 second run must change nothing; once with SQLite and once, in a second root, with PostgreSQL
@@ -23,9 +22,11 @@ real by tests/deploy/test_booted.py, which boots such a root (SQLite) in a virtu
 this test covers what that one does not: PostgreSQL, the federation roles, both AppArmor modes.
 Daemons are kept from starting during package installation with a policy-rc.d, as every chroot
 build does. The test machine reaches PyPI through an intercepting proxy whose CA the host
-trusts; that CA is copied into the root (and named to pip with PIP_CERT). The --tor-from
-torproject path (the archive key fetched and checked against its pinned fingerprint) is not
-exercised here: deb.torproject.org is out of the test machine's reach.
+trusts; that CA is copied into the root (and named to pip with PIP_CERT). The SQLite root takes
+tor from bookworm-backports; the PostgreSQL root from the Tor Project's archive, which is out of
+the test machine's reach and signed by a key nobody else holds: a stand-in serves it as
+deb.torproject.org over HTTPS (tests/deploy/torproject.py), signed by a key made for the run whose
+fingerprint replaces the pinned one in that root's copy of install.sh (the only line changed).
 
 Mounts (proc, sys, dev) live in a mount namespace of their own (`unshare --mount`), and every
 process started in the root lives in a PID namespace of its own, which dies with it: nothing
@@ -38,7 +39,7 @@ import json
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +49,18 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tests.deploy.debian import REPO, mmdebstrap, needs_root, prepare
+from tests.deploy.torproject import HOST, KEYRING, TorArchive, reversion
 
 pytestmark = pytest.mark.slow
 
 TENANT = "pemkot-palembang"
 TENANT_NAME = "Pemerintah Kota Palembang"
 ADMIN = "admin.plg"
-INSTALL_ARGS = [
-    "--tor-from", "backports", "--tenant", TENANT, "--tenant-name", TENANT_NAME,
-    "--tenant-kind", "pemerintah_kota", "--admin", ADMIN,
+TENANT_ARGS = [
+    "--tenant", TENANT, "--tenant-name", TENANT_NAME, "--tenant-kind", "pemerintah_kota",
+    "--admin", ADMIN,
 ]
+INSTALL_ARGS = ["--tor-from", "backports", *TENANT_ARGS]
 INSTANCE = "/var/lib/peluit/instance"
 ENABLED = {
     "multi-user.target.wants": ["peluit-source.service", "peluit-journalist.service",
@@ -70,7 +73,7 @@ ENABLED = {
 @pytest.fixture(scope="session")
 def debian12_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A minbase Debian 12 root, built once per test session."""
-    needs_root("unshare", "chroot")
+    needs_root("unshare", "chroot", "apt-ftparchive", "dpkg-deb")
     return mmdebstrap(tmp_path_factory.mktemp("debian12") / "bookworm-minbase.tar")
 
 
@@ -116,9 +119,10 @@ def _install(root: Path, args: list[str]) -> str:
 
 
 @contextmanager
-def _installed_twice(tarball: Path, tmp: Path, args: list[str]) -> Iterator[Installed]:
-    """A fresh root from ``tarball`` with the checkout in /root/peluit; the installer run in it
-    twice with ``args``. Deleted afterwards."""
+def _installed_twice(tarball: Path, tmp: Path, args: list[str],
+                     ready: Callable[[Path], None] = lambda root: None) -> Iterator[Installed]:
+    """A fresh root from ``tarball`` with the checkout in /root/peluit (then ``ready(root)``);
+    the installer run in it twice with ``args``. Deleted afterwards."""
     root = tmp / "root"
     root.mkdir()
     try:
@@ -128,6 +132,7 @@ def _installed_twice(tarball: Path, tmp: Path, args: list[str]) -> Iterator[Inst
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         prepare(root)
+        ready(root)
         first = _install(root, args)
         second = _install(root, args)
         yield Installed(root, first, second)
@@ -394,11 +399,68 @@ def test_federation_roles(installed: Installed) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed_pg(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Installed]:
+def tor_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorArchive]:
+    with TorArchive(tmp_path_factory.mktemp("tor-archive")) as archive:
+        yield archive
+
+
+@pytest.fixture(scope="module")
+def installed_pg(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory,
+                 tor_archive: TorArchive) -> Iterator[Installed]:
+    """PostgreSQL, and tor from the Tor Project's archive (its stand-in: see torproject.py)."""
     with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("postgresql"),
-                          ["--db", "postgresql", *INSTALL_ARGS]) as done:
+                          ["--db", "postgresql", "--tor-from", "torproject", *TENANT_ARGS],
+                          ready=tor_archive.stand_in) as done:
         yield done
+
+
+def test_tor_from_the_tor_projects_archive(installed_pg: Installed,
+                                           tor_archive: TorArchive) -> None:
+    """The archive key fetched over HTTPS and trusted because its fingerprint is the pinned
+    one; tor installed from that archive; its updates installed unattended from it."""
+    root, fingerprint = installed_pg.root, tor_archive.fingerprint
+    assert "== tor (from: torproject)" in installed_pg.first
+    checked = f"   + {KEYRING} (fingerprint {fingerprint} checked)"
+    assert checked in installed_pg.first and checked not in installed_pg.second
+    # Fetched once: the second run found the key in the keyring.
+    assert tor_archive.asked.count(f"GET /torproject.org/{fingerprint}.asc 200") == 1, (
+        tor_archive.asked)
+    assert f"GET /torproject.org/pool/main/{tor_archive.tor.name} 200" in tor_archive.asked
+    version = tor_archive.tor.name.split("_")[1]
+    policy = chroot(root, "apt-cache", "policy", "tor").stdout
+    assert f"Installed: {version}\n" in policy, policy
+    assert re.search(rf"\*\*\* {re.escape(version)} 500\n\s+500 https://{HOST}/torproject.org "
+                     r"bookworm/main amd64 Packages", policy), policy
+    # The keyring is now the keyring package's (as the Tor Project's own instructions have it),
+    # and holds the pinned key.
+    assert chroot(root, "dpkg", "-S", KEYRING).stdout.strip() == (
+        f"deb.torproject.org-keyring: {KEYRING}")
+    assert tor_archive.primary_keys(root / KEYRING.lstrip("/")) == [fingerprint]
+
+    # A newer tor in the archive is what unattended-upgrades installs, because of the origin
+    # the installer names (without that file, it would not). Only tor is looked at.
+    update = reversion(tor_archive.tor, version.replace("bookworm+1", "bookworm+2"))
+    tor_archive.publish()
+    only_tor = root / "etc" / "apt" / "apt.conf.d" / "99peluit-test-only-tor"
+    ours = root / "etc" / "apt" / "apt.conf.d" / "51peluit-unattended-upgrades"
+    saved = ours.read_text()
+    try:
+        assert chroot(root, "apt-get", "update", "-q").returncode == 0
+        only_tor.write_text('Unattended-Upgrade::Package-Whitelist { "tor"; };\n'
+                            'Unattended-Upgrade::Package-Whitelist-Strict "true";\n')
+        dry = chroot(root, "unattended-upgrade", "--dry-run", "--debug")
+        ours.unlink()
+        without = chroot(root, "unattended-upgrade", "--dry-run", "--debug")
+    finally:
+        ours.write_text(saved)
+        only_tor.unlink(missing_ok=True)
+        update.unlink()
+        tor_archive.publish()
+        chroot(root, "apt-get", "update", "-q")
+    upgraded = re.compile(r"^Packages that will be upgraded: tor$", re.M)
+    assert upgraded.search(dry.stdout + dry.stderr), dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert "origin=TorProject,codename=bookworm" in dry.stdout + dry.stderr
+    assert not upgraded.search(without.stdout + without.stderr), without.stdout[-3000:]
 
 
 # Inside the root there is no systemd to start the cluster: the tests start it themselves.
