@@ -2,7 +2,7 @@
 # Peluit installer for a fresh Debian 12 (bookworm) server. Run as root from a checkout or an
 # unpacked release tarball:
 #
-#   deploy/install.sh [--db sqlite|postgresql] [--tor-from torproject|backports|debian]
+#   deploy/install.sh [--db sqlite|postgresql] [--tor-from auto|torproject|backports|debian]
 #                     [--tenant SLUG --tenant-name NAME --tenant-kind KIND]
 #                     [--admin USERNAME [--admin-name NAME]]
 #                     [--federation none|hub|member|regional] [--apparmor enforce|complain]
@@ -36,7 +36,7 @@ FEDERATION_HUB_UNITS=(peluit-federation.service)
 FEDERATION_MEMBER_UNITS=(peluit-federation-sync.timer)
 
 db=sqlite
-tor_from=torproject
+tor_from=auto
 tenant='' tenant_name='' tenant_kind=''
 admin='' admin_name=''
 federation=none
@@ -67,8 +67,8 @@ done
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 case $db in sqlite|postgresql) ;; *) die "--db is sqlite or postgresql, not '$db'" ;; esac
-case $tor_from in torproject|backports|debian) ;;
-  *) die "--tor-from is torproject, backports or debian, not '$tor_from'" ;; esac
+case $tor_from in auto|torproject|backports|debian) ;;
+  *) die "--tor-from is auto, torproject, backports or debian, not '$tor_from'" ;; esac
 case $federation in none|hub|member|regional) ;;
   *) die "--federation is none, hub, member or regional, not '$federation'" ;; esac
 case $apparmor_mode in complain|enforce) ;;
@@ -217,6 +217,32 @@ apt_install "${packages[@]}"
 step "tor (from: $tor_from)"
 tor_sources=/etc/apt/sources.list.d/peluit-tor.list
 tor_pin=/etc/apt/preferences.d/peluit-tor
+if [ "$tor_from" = auto ]; then
+  # The archive an earlier run chose stays (a run without the option changes nothing); else
+  # Debian's own tor when it has the defences, and the Tor Project's archive when it has not:
+  # one archive key fewer to trust when Debian's will do.
+  if [ -f "$tor_sources" ] && grep -q '^deb .*https://deb\.torproject\.org/' "$tor_sources"; then
+    tor_from=torproject
+    say "auto: torproject, as an earlier run chose ($tor_sources)"
+  elif [ -f "$tor_sources" ] && grep -q '^deb .* bookworm-backports ' "$tor_sources"; then
+    tor_from=backports
+    say "auto: backports, as an earlier run chose ($tor_sources)"
+  else
+    debian_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
+    if [ "${debian_tor:-(none)}" = "(none)" ] && [ $apt_updated = no ]; then
+      apt_update
+      debian_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
+    fi
+    if [ -n "$debian_tor" ] && [ "$debian_tor" != "(none)" ] \
+        && dpkg --compare-versions "$debian_tor" ge "$TOR_MIN"; then
+      tor_from=debian
+      say "auto: debian (its tor $debian_tor has proof-of-work defences)"
+    else
+      tor_from=torproject
+      say "auto: torproject (Debian offers tor ${debian_tor:-(none)}, older than $TOR_MIN)"
+    fi
+  fi
+fi
 case $tor_from in
   torproject)
     # The archive key: fetched, then trusted only if its one primary key is the pinned one.
@@ -253,7 +279,7 @@ EOF
   backports)
     # Debian's own backports, signed by Debian's archive keys (already trusted).
     if put "$tor_sources" 0644 <<EOF
-# Debian's backports, for tor >= $TOR_MIN (bookworm's own 0.4.7 has no PoW defences).
+# Debian's backports, for tor >= $TOR_MIN (proof-of-work defences for onion services).
 deb http://deb.debian.org/debian bookworm-backports main
 EOF
     then apt_update; fi
@@ -266,6 +292,12 @@ EOF
     tor_packages=(tor)
     ;;
   debian)
+    # Only Debian's archive: the options say where tor comes from.
+    removed=no
+    for f in "$tor_sources" "$tor_pin"; do
+      if [ -e "$f" ]; then rm -f "$f"; changes "removed $f"; removed=yes; fi
+    done
+    [ $removed = no ] || apt_update
     tor_packages=(tor)
     ;;
 esac
@@ -283,7 +315,7 @@ if dpkg --compare-versions "$have_tor" lt "$TOR_MIN"; then
   if [ "$tor_from" = debian ]; then
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
     echo "!! WARNING: tor $have_tor is older than $TOR_MIN: the onion services have NO proof-of-work" >&2
-    echo "!! defence against denial of service. Use --tor-from torproject or backports." >&2
+    echo "!! defence against denial of service. Use --tor-from torproject (or auto)." >&2
     echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
   else
     die "tor $have_tor is installed, older than $TOR_MIN (look at: apt-cache policy tor)"

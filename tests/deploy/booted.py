@@ -33,9 +33,9 @@ TENANT = "pemkot-palembang"
 TENANT_NAME = "Pemerintah Kota Palembang"
 ADMIN = "admin.plg"
 INSTALL = [
-    "/root/peluit/deploy/install.sh", "--tor-from", "backports", "--tenant", TENANT,
-    "--tenant-name", TENANT_NAME, "--tenant-kind", "pemerintah_kota", "--admin", ADMIN,
-]  # and no --apparmor: the default (enforce) is what is tested
+    "/root/peluit/deploy/install.sh", "--tenant", TENANT, "--tenant-name", TENANT_NAME,
+    "--tenant-kind", "pemerintah_kota", "--admin", ADMIN,
+]  # no --tor-from and no --apparmor: the defaults (auto, enforce) are what is tested
 # What a server needs to boot that minbase lacks, and the guest agent the test talks through.
 BOOT_PACKAGES = ("systemd-sysv", "udev", "kmod", "linux-image-amd64", "qemu-guest-agent")
 INSTANCE = "/var/lib/peluit/instance"

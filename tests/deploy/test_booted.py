@@ -4,7 +4,8 @@ What is real: a Debian 12 root built by mmdebstrap from Debian's mirror (minbase
 kernel, systemd and the QEMU guest agent), booted in qemu: Debian's kernel with AppArmor on,
 systemd as PID 1, journald, udev, networkd. The installer runs in it as root, as an
 administrator would run it over a console, with its defaults (AppArmor enforced): apt installs
-tor from bookworm-backports, pip installs the hashed locks from PyPI, the units are started by
+Debian's own tor (--tor-from auto: bookworm's has proof-of-work defences since 0.4.9 came to it;
+the Tor Project's archive is tested in test_install.py), pip installs the hashed locks from PyPI, the units are started by
 systemd under their sandboxing (seccomp, namespaces, IP and address-family limits), the
 nftables ruleset is loaded into the guest's kernel, Peluit's and Debian's AppArmor profiles are
 loaded and enforce. Then the first admin logs in with the printed one-time credentials
@@ -71,6 +72,10 @@ def test_installed_and_started_by_systemd(server: Server) -> None:
     for unit in ("peluit-source.service", "peluit-journalist.service", "peluit-onion.service"):
         assert f"   + started {unit}" in first, first[-3000:]
     assert "+ loaded AppArmor profiles peluit-web and peluit-cli (enforce)" in first
+    # The default: Debian's own tor, no archive beside Debian's to trust.
+    assert re.search(r"^   auto: debian \(its tor \S+ has proof-of-work defences\)$", first,
+                     re.M), first[-3000:]
+    assert server.guest.run("ls /etc/apt/sources.list.d/", timeout=60).stdout.split() == []
     assert second.rstrip().endswith("changed: 0") and "   + " not in second, second[-3000:]
     assert active(server.guest, RUNNING) == dict.fromkeys(RUNNING, "active")
     # Loaded into the running kernel: the table the ruleset defines, with its drop policy.

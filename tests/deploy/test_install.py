@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,7 +50,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from tests.deploy.debian import REPO, mmdebstrap, needs_root, prepare
-from tests.deploy.torproject import HOST, KEYRING, TorArchive, reversion
+from tests.deploy.torproject import HOST, KEYRING, TorArchive, new_key, reversion
+from tests.support import short_tempdir
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +64,7 @@ TENANT_ARGS = [
 ]
 INSTALL_ARGS = ["--tor-from", "backports", *TENANT_ARGS]
 INSTANCE = "/var/lib/peluit/instance"
+SOURCES = "/etc/apt/sources.list.d/peluit-tor.list"  # where tor comes from, if not Debian
 ENABLED = {
     "multi-user.target.wants": ["peluit-source.service", "peluit-journalist.service",
                                 "peluit-onion.service", "tor.service"],
@@ -110,19 +113,23 @@ class Installed:
     second: str
 
 
-def _install(root: Path, args: list[str]) -> str:
+def _run_installer(root: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     env = "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
-    done = in_root(root, f"chroot {shlex.quote(str(root))} {env} /root/peluit/deploy/install.sh "
+    return in_root(root, f"chroot {shlex.quote(str(root))} {env} /root/peluit/deploy/install.sh "
                    + shlex.join(args), timeout=900)
+
+
+def _install(root: Path, args: list[str]) -> str:
+    done = _run_installer(root, args)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout
 
 
 @contextmanager
-def _installed_twice(tarball: Path, tmp: Path, args: list[str],
-                     ready: Callable[[Path], None] = lambda root: None) -> Iterator[Installed]:
-    """A fresh root from ``tarball`` with the checkout in /root/peluit (then ``ready(root)``);
-    the installer run in it twice with ``args``. Deleted afterwards."""
+def _fresh_root(tarball: Path, tmp: Path, ready: Callable[[Path], None] = lambda root: None
+                ) -> Iterator[Path]:
+    """A fresh root from ``tarball`` with the checkout in /root/peluit (then ``ready(root)``).
+    Deleted afterwards."""
     root = tmp / "root"
     root.mkdir()
     try:
@@ -133,9 +140,7 @@ def _installed_twice(tarball: Path, tmp: Path, args: list[str],
         policy.chmod(0o755)
         prepare(root)
         ready(root)
-        first = _install(root, args)
-        second = _install(root, args)
-        yield Installed(root, first, second)
+        yield root
     finally:
         # The mounts were private to the namespaces; make sure before deleting anything.
         mounts = Path("/proc/self/mountinfo").read_text()
@@ -143,6 +148,17 @@ def _installed_twice(tarball: Path, tmp: Path, args: list[str],
         # rm stays on this file system (--one-file-system): a mount that leaked anyway is not
         # followed into the host's /dev or /sys.
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
+
+
+@contextmanager
+def _installed_twice(tarball: Path, tmp: Path, args: list[str],
+                     ready: Callable[[Path], None] = lambda root: None) -> Iterator[Installed]:
+    """A fresh root (see :func:`_fresh_root`) with the installer run in it twice with
+    ``args``."""
+    with _fresh_root(tarball, tmp, ready) as root:
+        first = _install(root, args)
+        second = _install(root, args)
+        yield Installed(root, first, second)
 
 
 @pytest.fixture(scope="module")
@@ -461,6 +477,63 @@ def test_tor_from_the_tor_projects_archive(installed_pg: Installed,
     assert upgraded.search(dry.stdout + dry.stderr), dry.stdout[-3000:] + dry.stderr[-3000:]
     assert "origin=TorProject,codename=bookworm" in dry.stdout + dry.stderr
     assert not upgraded.search(without.stdout + without.stderr), without.stdout[-3000:]
+
+    # A later run without --tor-from (auto) keeps the archive this one chose: nothing changes.
+    again = _install(root, ["--db", "postgresql", *TENANT_ARGS])
+    assert f"auto: torproject, as an earlier run chose ({SOURCES})" in again
+    assert _changed(again) == 0, again[-3000:]
+
+
+def test_auto_takes_the_tor_project_archive_and_only_its_pinned_key(
+        debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory,
+        tor_archive: TorArchive) -> None:
+    """--tor-from auto (the default) on a server whose Debian offers no tor with proof-of-work
+    defences, as bookworm did until 0.4.9 came to it (here an apt pin hides Debian's tor): the
+    Tor Project's archive. Its key is trusted only if it is the pinned one: an impostor's key,
+    or the pinned key with another beside it, stops the installer before anything of tor's is
+    written. With the right key it installs; --tor-from debian then takes that archive out."""
+    impostor_home = short_tempdir("impostor-")
+    try:
+        impostor_fpr = new_key(impostor_home, "Not the Tor Project")
+        impostor = subprocess.run(["gpg", "--homedir", str(impostor_home), "--armor",
+                                   "--export"], check=True, capture_output=True).stdout
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(impostor_home), "--kill", "all"],
+                       check=False)
+        shutil.rmtree(impostor_home, ignore_errors=True)
+    pinned = tor_archive.fingerprint
+    with _fresh_root(debian12_tarball, tmp_path_factory.mktemp("auto"),
+                     tor_archive.stand_in) as root:
+        (root / "etc" / "apt" / "preferences.d" / "test-no-debian-tor").write_text(
+            "Package: tor\nPin: origin deb.debian.org\nPin-Priority: -1\n")
+        try:
+            for served, got in ((impostor, impostor_fpr),
+                                (tor_archive.public_key() + impostor, f"{pinned} {impostor_fpr}")):
+                tor_archive.serve_key(served)
+                refused = _run_installer(root, TENANT_ARGS)
+                assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+                assert "auto: torproject (Debian offers tor (none), older than 0.4.8)" in (
+                    refused.stdout)
+                assert (f"is not (only) {pinned}: got '{got}'; not trusted"
+                        in refused.stderr), refused.stderr[-3000:]
+                # Nothing of the archive's was trusted, and the installer went no further.
+                assert not (root / KEYRING.lstrip("/")).exists()
+                assert not (root / SOURCES.lstrip("/")).exists()
+                assert chroot(root, "getent", "passwd", "peluit").returncode == 2
+        finally:
+            tor_archive.serve_key(tor_archive.public_key())
+        done = _install(root, TENANT_ARGS)
+        assert f"   + {KEYRING} (fingerprint {pinned} checked)" in done
+        version = chroot(root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout
+        assert version == tor_archive.tor.name.split("_")[1]
+
+        # The options say where tor comes from: --tor-from debian takes the archive out of
+        # apt's sources and unattended-upgrades' origins (the installed tor stays).
+        debian = _install(root, ["--tor-from", "debian", *TENANT_ARGS])
+        assert f"   + removed {SOURCES}" in debian and _changed(debian) == 2, debian[-3000:]
+        assert not (root / SOURCES.lstrip("/")).exists()
+        origins = (root / "etc" / "apt" / "apt.conf.d" / "51peluit-unattended-upgrades")
+        assert "TorProject" not in origins.read_text()
 
 
 # Inside the root there is no systemd to start the cluster: the tests start it themselves.
