@@ -5,15 +5,16 @@ kernel, systemd and the QEMU guest agent), booted in qemu: Debian's kernel with 
 systemd as PID 1, journald, udev, networkd. The installer runs in it as root, as an
 administrator would run it over a console, with its defaults (AppArmor enforced): apt installs
 Debian's own tor (--tor-from auto: bookworm's has proof-of-work defences since 0.4.9 came to it;
-the Tor Project's archive is tested in test_install.py), pip installs the hashed locks from PyPI, the units are started by
-systemd under their sandboxing (seccomp, namespaces, IP and address-family limits), the
-nftables ruleset is loaded into the guest's kernel, Peluit's and Debian's AppArmor profiles are
-loaded and enforce. Then the first admin logs in with the printed one-time credentials
-(passphrase and TOTP), reads the signing fingerprint on the keys page, adds the workstation's
-public key (made here with the real gpg), a reporter files a report with a file, the admin
-finds it in the inbox, every stored item decrypts on the "workstation" (this test, with the
-real gpg); the backup unit writes an archive the operators' key opens; the server reboots and
-comes back the same. Last, the server gets a Tor network, and both onions answer through it.
+the Tor Project's archive is tested in test_install.py), pip installs the hashed locks from
+PyPI, the units are started by systemd under their sandboxing (seccomp, namespaces, IP and
+address-family limits), the nftables ruleset is loaded into the guest's kernel, Peluit's and
+Debian's AppArmor profiles are loaded and enforce. Then the first admin logs in with the printed
+one-time credentials (passphrase and TOTP), reads the signing fingerprint on the keys page, adds
+the workstation's public key (made here with the real gpg), a reporter files a report with a
+file, the admin finds it in the inbox, every stored item decrypts on the "workstation" (this
+test, with the real gpg); the backup unit writes an archive the operators' key opens; the server
+reboots and comes back the same. Last, the server gets a Tor network, and both onions answer
+through it.
 
 What cannot be real here: the test machine reaches no Tor network (its only way out is the
 package mirror and PyPI). Until the last test, tor in the guest never bootstraps (peluit
