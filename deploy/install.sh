@@ -303,7 +303,14 @@ EOF
 esac
 want_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
 have_tor=$(dpkg-query -W -f '${Version}' tor 2>/dev/null || true)
-if [ -z "$have_tor" ] || ! installed tor || { [ "$tor_from" != debian ] && dpkg --compare-versions "$have_tor" lt "$TOR_MIN"; }; then
+# A tor older than TOR_MIN already there is upgraded from the chosen archive (from Debian's only
+# if it has a newer one: otherwise there is nothing to install, and the warning below says so).
+upgrade_old_tor() {
+  dpkg --compare-versions "$have_tor" lt "$TOR_MIN" || return 1
+  [ "$tor_from" != debian ] && return 0
+  [ -n "$want_tor" ] && [ "$want_tor" != "(none)" ] && dpkg --compare-versions "$have_tor" lt "$want_tor"
+}
+if [ -z "$have_tor" ] || ! installed tor || upgrade_old_tor; then
   [ $apt_updated = yes ] || apt_update
   apt-get install -y -q --no-install-recommends "${tor_packages[@]}" >/dev/null
   changes "installed tor $want_tor"

@@ -484,6 +484,35 @@ def test_tor_from_the_tor_projects_archive(installed_pg: Installed,
     assert _changed(again) == 0, again[-3000:]
 
 
+def test_auto_upgrades_a_tor_without_proof_of_work_from_debian(
+        debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory,
+        tor_archive: TorArchive) -> None:
+    """A server with a tor older than 0.4.8 already installed (Debian's tor, under an old
+    version) and Debian offering a newer one: --tor-from auto chooses Debian and upgrades it,
+    without the warning about a tor with no proof-of-work defences."""
+    old = reversion(tor_archive.tor, "0.4.7.16-1")
+    try:
+        with _fresh_root(debian12_tarball, tmp_path_factory.mktemp("old-tor")) as root:
+            shutil.copy(old, root / "tmp" / old.name)
+            before = chroot(root, "sh", "-c", "apt-get update -q >/dev/null && apt-get install "
+                            f"-y -q --no-install-recommends /tmp/{old.name} >/dev/null")
+            assert before.returncode == 0, before.stderr
+            candidate = re.search(r"Candidate: (\S+)",
+                                  chroot(root, "apt-cache", "policy", "tor").stdout)
+            assert candidate, before.stdout
+            newer = chroot(root, "dpkg", "--compare-versions", candidate.group(1), "ge", "0.4.8")
+            assert newer.returncode == 0, candidate.group(1)
+            done = _run_installer(root, TENANT_ARGS)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            assert f"auto: debian (its tor {candidate.group(1)} has proof-of-work" in done.stdout
+            assert f"   + installed tor {candidate.group(1)}" in done.stdout, done.stdout[-3000:]
+            assert "NO proof-of-work" not in done.stderr, done.stderr[-3000:]
+            assert chroot(root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout == (
+                candidate.group(1))
+    finally:
+        old.unlink()
+
+
 def test_auto_takes_the_tor_project_archive_and_only_its_pinned_key(
         debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory,
         tor_archive: TorArchive) -> None:
