@@ -208,8 +208,9 @@ EOF
 fi
 # dbus: `peluit doctor` runs as the peluit user, and a user other than root asks systemd whether
 # the units run over the system bus (a minimal Debian image may lack it).
-packages=(ca-certificates curl gnupg python3 python3-venv adduser nftables apparmor systemd
-  systemd-timesyncd unattended-upgrades iproute2 dbus)
+# python3-apt: --tor-from auto asks apt which tor Debian's own archives offer.
+packages=(ca-certificates curl gnupg python3 python3-venv python3-apt adduser nftables apparmor
+  systemd systemd-timesyncd unattended-upgrades iproute2 dbus)
 [ "$db" = postgresql ] && packages+=(postgresql)
 apt_install "${packages[@]}"
 
@@ -217,6 +218,29 @@ apt_install "${packages[@]}"
 step "tor (from: $tor_from)"
 tor_sources=/etc/apt/sources.list.d/peluit-tor.list
 tor_pin=/etc/apt/preferences.d/peluit-tor
+# The newest tor that Debian's own archives offer (Origin "Debian" in their signed Release
+# files: the release and its security archive, not backports) and that apt may install (an
+# admin's pin below 0 excludes it), whatever else is among apt's sources; empty if none.
+debian_tor_version() {
+  python3 - <<'PY'
+import apt_pkg
+
+apt_pkg.init()
+cache = apt_pkg.Cache(None)
+policy = apt_pkg.DepCache(cache).policy
+try:
+    versions = cache["tor"].version_list
+except KeyError:
+    versions = []
+best = ""
+for version in versions:
+    debian = any(f.origin == "Debian" for f, _ in version.file_list)
+    if debian and policy.get_priority(version) > 0 and (
+            not best or apt_pkg.version_compare(version.ver_str, best) > 0):
+        best = version.ver_str
+print(best)
+PY
+}
 if [ "$tor_from" = auto ]; then
   # The archive an earlier run chose stays (a run without the option changes nothing); else
   # Debian's own tor when it has the defences, and the Tor Project's archive when it has not:
@@ -228,13 +252,11 @@ if [ "$tor_from" = auto ]; then
     tor_from=backports
     say "auto: backports, as an earlier run chose ($tor_sources)"
   else
-    debian_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
-    if [ "${debian_tor:-(none)}" = "(none)" ] && [ $apt_updated = no ]; then
-      apt_update
-      debian_tor=$(apt-cache policy tor | awk '/Candidate:/{print $2}')
-    fi
-    if [ -n "$debian_tor" ] && [ "$debian_tor" != "(none)" ] \
-        && dpkg --compare-versions "$debian_tor" ge "$TOR_MIN"; then
+    # Decided on fresh lists: lists older than Debian's newer tor would choose another archive
+    # for good.
+    [ $apt_updated = yes ] || apt_update
+    debian_tor=$(debian_tor_version)
+    if [ -n "$debian_tor" ] && dpkg --compare-versions "$debian_tor" ge "$TOR_MIN"; then
       tor_from=debian
       say "auto: debian (its tor $debian_tor has proof-of-work defences)"
     else
@@ -245,29 +267,35 @@ if [ "$tor_from" = auto ]; then
 fi
 case $tor_from in
   torproject)
-    # The archive key: fetched, then trusted only if its one primary key is the pinned one.
-    # (--show-keys reads a key file without importing it; the fingerprint of each primary key.)
-    primary_fprs() {
-      gpg --batch --homedir "$work" --with-colons --show-keys "$1" 2>/dev/null \
-        | awk -F: '/^pub:/{p=1;next} /^fpr:/&&p{print $10;p=0}'
-    }
+    # The archive key: fetched and imported into a throwaway home, trusted only if that home
+    # then holds one key, the pinned one, and no secret key; what is written is that key as gpg
+    # exports it, not the fetched bytes: nothing else the file may carry reaches apt.
     work=$(mktemp -d)
+    cleanups+=("gpgconf --homedir $work --kill all 2>/dev/null; rm -rf $work")
+    # The fingerprints of the primary keys (public or secret) in a key file, or in $work.
+    primary_fprs() {
+      gpg --batch --homedir "$work" --with-colons "$@" 2>/dev/null \
+        | awk -F: '/^(pub|sec):/{p=1;next} /^fpr:/&&p{print $10;p=0}' || true
+    }
     have_fpr=''
-    [ -f "$TOR_KEYRING" ] && have_fpr=$(primary_fprs "$TOR_KEYRING")
+    [ ! -f "$TOR_KEYRING" ] || have_fpr=$(primary_fprs --show-keys "$TOR_KEYRING")
     # The installed keyring (ours, or deb.torproject.org-keyring's since) must hold the key.
     if ! printf '%s\n' "$have_fpr" | grep -qx "$TOR_KEY_FPR"; then
       root_net_open
       curl -fsSL --proto '=https' --tlsv1.2 -o "$work/key.asc" "$TOR_KEY_URL" \
         || die "could not fetch $TOR_KEY_URL"
-      got=$(primary_fprs "$work/key.asc")
-      [ "$got" = "$TOR_KEY_FPR" ] \
-        || die "the key from $TOR_KEY_URL is not (only) $TOR_KEY_FPR: got '${got//$'\n'/ }'; not trusted"
-      gpg --batch --homedir "$work" --dearmor <"$work/key.asc" >"$work/key.gpg"
+      gpg --batch --homedir "$work" --import "$work/key.asc" 2>/dev/null || true
+      got=$( (primary_fprs --list-keys; primary_fprs --list-secret-keys) | sort -u)
+      if [ "$got" != "$TOR_KEY_FPR" ] || [ -n "$(primary_fprs --list-secret-keys)" ]; then
+        die "the key from $TOR_KEY_URL is not (only) $TOR_KEY_FPR: got '${got//$'\n'/ }'; not trusted"
+      fi
+      gpg --batch --homedir "$work" --export --export-options export-minimal "$TOR_KEY_FPR" \
+        >"$work/key.gpg"
+      [ "$(primary_fprs --show-keys "$work/key.gpg")" = "$TOR_KEY_FPR" ] \
+        || die "could not export $TOR_KEY_FPR from the key fetched"
       install -D -m 0644 "$work/key.gpg" "$TOR_KEYRING"
       changes "$TOR_KEYRING (fingerprint $TOR_KEY_FPR checked)"
     fi
-    gpgconf --homedir "$work" --kill all 2>/dev/null || true
-    rm -rf "$work"
     if put "$tor_sources" 0644 <<EOF
 # The Tor Project's packages (tor >= $TOR_MIN: proof-of-work defences for onion services).
 deb [signed-by=$TOR_KEYRING] https://deb.torproject.org/torproject.org bookworm main

@@ -42,7 +42,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -111,6 +111,7 @@ class Installed:
     root: Path
     first: str
     second: str
+    asked: list[str] = field(default_factory=list)  # of the stand-in archive, by these runs
 
 
 def _run_installer(root: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -176,6 +177,13 @@ def test_a_second_run_changes_nothing(installed: Installed) -> None:
     assert "   + " not in installed.second, installed.second
     # Not booted: the units are enabled and the installer says they were not started.
     assert "units enabled, NOT started" in installed.first
+
+
+def test_a_run_without_tor_from_keeps_the_archive_chosen(installed: Installed) -> None:
+    """--tor-from auto (the default) after a run with --tor-from backports: backports stay."""
+    again = _install(installed.root, TENANT_ARGS)
+    assert f"auto: backports, as an earlier run chose ({SOURCES})" in again, again[-3000:]
+    assert _changed(again) == 0 and "   + " not in again, again[-3000:]
 
 
 def test_user_directories_and_modes(installed: Installed) -> None:
@@ -424,9 +432,11 @@ def tor_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorArchive
 def installed_pg(debian12_tarball: Path, tmp_path_factory: pytest.TempPathFactory,
                  tor_archive: TorArchive) -> Iterator[Installed]:
     """PostgreSQL, and tor from the Tor Project's archive (its stand-in: see torproject.py)."""
+    asked_before = len(tor_archive.asked)
     with _installed_twice(debian12_tarball, tmp_path_factory.mktemp("postgresql"),
                           ["--db", "postgresql", "--tor-from", "torproject", *TENANT_ARGS],
                           ready=tor_archive.stand_in) as done:
+        done.asked = tor_archive.asked[asked_before:]
         yield done
 
 
@@ -439,9 +449,9 @@ def test_tor_from_the_tor_projects_archive(installed_pg: Installed,
     checked = f"   + {KEYRING} (fingerprint {fingerprint} checked)"
     assert checked in installed_pg.first and checked not in installed_pg.second
     # Fetched once: the second run found the key in the keyring.
-    assert tor_archive.asked.count(f"GET /torproject.org/{fingerprint}.asc 200") == 1, (
-        tor_archive.asked)
-    assert f"GET /torproject.org/pool/main/{tor_archive.tor.name} 200" in tor_archive.asked
+    asked = installed_pg.asked
+    assert asked.count(f"GET /torproject.org/{fingerprint}.asc 200") == 1, asked
+    assert f"GET /torproject.org/pool/main/{tor_archive.tor.name} 200" in asked
     version = tor_archive.tor.name.split("_")[1]
     policy = chroot(root, "apt-cache", "policy", "tor").stdout
     assert f"Installed: {version}\n" in policy, policy
@@ -490,7 +500,7 @@ def test_auto_upgrades_a_tor_without_proof_of_work_from_debian(
     """A server with a tor older than 0.4.8 already installed (Debian's tor, under an old
     version) and Debian offering a newer one: --tor-from auto chooses Debian and upgrades it,
     without the warning about a tor with no proof-of-work defences."""
-    old = reversion(tor_archive.tor, "0.4.7.16-1")
+    old = reversion(tor_archive.tor, "0.4.7.16-1", into=tmp_path_factory.mktemp("old-tor-deb"))
     try:
         with _fresh_root(debian12_tarball, tmp_path_factory.mktemp("old-tor")) as root:
             shutil.copy(old, root / "tmp" / old.name)
@@ -509,6 +519,7 @@ def test_auto_upgrades_a_tor_without_proof_of_work_from_debian(
             assert "NO proof-of-work" not in done.stderr, done.stderr[-3000:]
             assert chroot(root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout == (
                 candidate.group(1))
+            assert _changed(_install(root, TENANT_ARGS)) == 0
     finally:
         old.unlink()
 
@@ -526,6 +537,10 @@ def test_auto_takes_the_tor_project_archive_and_only_its_pinned_key(
         impostor_fpr = new_key(impostor_home, "Not the Tor Project")
         impostor = subprocess.run(["gpg", "--homedir", str(impostor_home), "--armor",
                                    "--export"], check=True, capture_output=True).stdout
+        impostor_secret = subprocess.run(
+            ["gpg", "--homedir", str(impostor_home), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase", "", "--armor", "--export-secret-keys"],
+            check=True, capture_output=True).stdout
     finally:
         subprocess.run(["gpgconf", "--homedir", str(impostor_home), "--kill", "all"],
                        check=False)
@@ -536,8 +551,12 @@ def test_auto_takes_the_tor_project_archive_and_only_its_pinned_key(
         (root / "etc" / "apt" / "preferences.d" / "test-no-debian-tor").write_text(
             "Package: tor\nPin: origin deb.debian.org\nPin-Priority: -1\n")
         try:
+            both = " ".join(sorted([pinned, impostor_fpr]))
+            # Another key; the pinned one with another beside it; the pinned one with another's
+            # secret key (which a keyring written from the fetched bytes would carry to apt).
             for served, got in ((impostor, impostor_fpr),
-                                (tor_archive.public_key() + impostor, f"{pinned} {impostor_fpr}")):
+                                (tor_archive.public_key() + impostor, both),
+                                (tor_archive.public_key() + impostor_secret, both)):
                 tor_archive.serve_key(served)
                 refused = _run_installer(root, TENANT_ARGS)
                 assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]

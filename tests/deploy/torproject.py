@@ -1,4 +1,5 @@
-"""A stand-in for deb.torproject.org, for deploy/install.sh's default ``--tor-from torproject``.
+"""A stand-in for deb.torproject.org, for deploy/install.sh's ``--tor-from torproject`` (and
+``auto`` when Debian offers no tor with proof-of-work defences).
 
 The Tor Project's archive is out of the test machine's reach, and nobody but the Tor Project can
 sign as it. So :class:`TorArchive` serves an archive laid out as theirs, over HTTPS on
@@ -111,16 +112,18 @@ def _keyring_deb(pool: Path, key: bytes, version: str) -> Path:
     return target
 
 
-def reversion(deb: Path, version: str) -> Path:
-    """The same package rebuilt under ``version``, beside it."""
-    tree = deb.parent / f"{deb.stem}-tree"
+def reversion(deb: Path, version: str, into: Path | None = None) -> Path:
+    """The same package rebuilt under ``version``, in ``into`` (beside it by default: in the
+    pool, published by the next :meth:`TorArchive.publish`)."""
+    into = into or deb.parent
+    tree = into / f"{deb.stem}-tree"
     subprocess.run(["dpkg-deb", "-R", str(deb), str(tree)], check=True)
     control = tree / "DEBIAN" / "control"
     text = control.read_text()
     old = re.search(r"^Version: (\S+)$", text, re.M)
     assert old, text
     control.write_text(text.replace(old.group(0), f"Version: {version}"))
-    target = deb.with_name(deb.name.replace(f"_{old.group(1)}_", f"_{version}_"))
+    target = into / deb.name.replace(f"_{old.group(1)}_", f"_{version}_")
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(target)],
                    check=True, capture_output=True)
     shutil.rmtree(tree)
@@ -215,9 +218,9 @@ class TorArchive:
         shutil.rmtree(self.home, ignore_errors=True)
 
     def primary_keys(self, keys: Path) -> list[str]:
-        """The fingerprints of the primary keys in a key file (armored or not)."""
+        """The fingerprints of the primary keys, public or secret, in a key file."""
         listing = _gpg(self.home, "--with-colons", "--show-keys", str(keys)).stdout.decode()
-        return re.findall(r"^pub:.*\n(?:.*\n)*?fpr:+([0-9A-F]{40}):", listing, re.M)
+        return re.findall(r"^(?:pub|sec):.*\n(?:.*\n)*?fpr:+([0-9A-F]{40}):", listing, re.M)
 
     def public_key(self) -> bytes:
         return _gpg(self.home, "--armor", "--export", self.fingerprint).stdout
