@@ -2,7 +2,8 @@
 
 They are made on the air-gapped workstation (``peluit-workstation keys new``) and, for
 ``make run``, on the demo workstation; never in the server's keyring, which holds public keys
-only. Key management, so it goes through python-gnupg (see :mod:`crypto.gpgrun`).
+only. Generation runs gpg directly (:mod:`crypto.gpgrun`), so that the passphrase can go by a
+pipe; the rest of key management goes through python-gnupg.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ def generate_key_pair(
         params += b"%no-protection\n"
     else:
         params += b"Passphrase: " + passphrase + b"\n"
-    made = gpg.library().gen_key(params + b"%commit\n")
-    fingerprint = str(made.fingerprint or "").upper()
+    # gpg then asks the agent to sign the new key's self-signatures, and the agent unlocks it
+    # with the passphrase it was handed for it, which it keeps in its cache. When the cache no
+    # longer holds it (seen once in a CI run, on a fresh agent), the agent asks for it again:
+    # with a pinentry, which has no terminal on a server ("signing failed: Inappropriate ioctl
+    # for device") and would pop up mid-generation on the workstation. Handed over through a
+    # pipe with loopback as well, the passphrase reaches the agent from gpg instead.
+    made = gpg.run(["--gen-key"], params + b"%commit\n", passphrase=passphrase)
+    created = made.fields("KEY_CREATED")
+    fingerprint = created[0][1].upper() if len(created) == 1 and len(created[0]) >= 2 else ""
     if made.returncode != 0 or not _FPR_RE.match(fingerprint):
         raise CryptoError("gpg could not generate the key")
     return fingerprint

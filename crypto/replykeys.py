@@ -41,8 +41,6 @@ _CREATION_DATE = "20200101T000000"
 # argon2id already makes guessing the codename costly. gpg-agent's default S2K calibration
 # would add up to ~1 s of SHA-1 iterations to every reply operation for no added security, so
 # the throwaway agents protect keys with the minimum OpenPGP S2K count.
-# The agent keeps gpg's default passphrase cache: key generation needs the passphrase twice
-# (primary key, then the subkey binding) and a zero cache makes gpg fall back to a pinentry.
 # The agent lives for one operation and is killed after it (see _throwaway_home).
 _AGENT_CONF = "s2k-count 65536\n"
 _HOME_PREFIX = "pr-"
@@ -102,7 +100,8 @@ def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
         f"Creation-Date: {_CREATION_DATE}\n"
     ).encode("ascii") + b"Passphrase: " + secret + b"\n%commit\n"
     with _throwaway_home(gpg_binary) as home:
-        made = home.run(["--gen-key"], params)
+        # The passphrase also goes through its own pipe: see crypto.keypairs.generate_key_pair.
+        made = home.run(["--gen-key"], params, passphrase=secret)
         created = made.fields("KEY_CREATED")
         if made.returncode != 0 or len(created) != 1 or len(created[0]) < 2:
             raise CryptoError(f"gpg could not generate a reply key ({_why(made)})")

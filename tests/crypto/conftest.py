@@ -198,3 +198,27 @@ def keys() -> Iterator[KeyFactory]:
 def packets():  # type: ignore[no-untyped-def]
     """The list_packets helper, as a fixture (test modules cannot import conftest)."""
     return list_packets
+
+
+# Debian's libfaketime, the variant for threaded programs (gpg-agent is one).
+_FAKETIME_LIBS = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+# Forgetful: the agent drops a passphrase as soon as its clock has moved on by a second.
+FORGETFUL_AGENT = "max-cache-ttl 0\n"
+
+
+@pytest.fixture
+def hurried_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every gpg (and gpg-agent) started in the test sees a clock that runs a thousand times
+    too fast, with libfaketime. With :data:`FORGETFUL_AGENT`, the agent has lost a passphrase
+    before gpg comes back for it within the same command: what the agent's clock does when the
+    machine's clock jumps, and what one CI run met during a key generation."""
+    found = sorted(Path("/").glob(_FAKETIME_LIBS.lstrip("/")))
+    assert found, "libfaketime is missing: scripts/system-deps.sh installs it"
+    monkeypatch.setenv("LD_PRELOAD", str(found[0]))
+    monkeypatch.setenv("FAKETIME", "+0 x1000")
+
+
+@pytest.fixture(scope="session")
+def forgetful_agent() -> str:
+    """:data:`FORGETFUL_AGENT`, as a fixture (test modules cannot import conftest)."""
+    return FORGETFUL_AGENT

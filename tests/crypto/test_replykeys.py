@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from crypto import gpgrun
+from crypto import gpgrun, replykeys
 from crypto.errors import CryptoError, DecryptionError, EncryptionError
 from crypto.gpgrun import GpgHome, GpgResult
 from crypto.keyring import Keyring
@@ -158,6 +158,41 @@ def test_reply_round_trip_and_tenant_can_read_it(
     # Every throwaway home is gone again (and with it the imported key).
     assert made, "no throwaway home was made"
     assert [path for path in made if os.path.exists(path)] == []
+
+
+KEY_PARAMS = (
+    b"Key-Type: eddsa\nKey-Curve: ed25519\nSubkey-Type: ecdh\nSubkey-Curve: cv25519\n"
+    b"Name-Real: x\nPassphrase: abc\n%commit\n"
+)
+
+
+@pytest.mark.usefixtures("hurried_clock")
+def test_an_agent_that_forgot_the_passphrase_asks_a_pinentry(forgetful_agent: str) -> None:
+    # The control for the next test: in this setting, a key generation that leans on the
+    # agent's cache fails as the CI run did, so the next test meets a real forgetful agent.
+    with gpgrun.throwaway_home(agent_conf=forgetful_agent) as home:
+        made = home.run(["--gen-key"], KEY_PARAMS)
+    # It fails where the agent first comes back for the passphrase: a self-signature, or the
+    # revocation certificate gpg makes after the key (by then KEY_CREATED may be out).
+    assert made.returncode != 0
+    assert "Inappropriate ioctl for device" in made.reason
+
+
+def test_a_key_is_made_even_when_the_agent_forgot_the_passphrase(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, forgetful_agent: str,
+    keyring: Keyring, keys: Any, packets: Any,
+) -> None:
+    monkeypatch.setattr(replykeys, "_AGENT_CONF", replykeys._AGENT_CONF + forgetful_agent)
+    request.getfixturevalue("hurried_clock")  # for the generation only:
+    key = generate_reply_key(PASSPHRASE)
+    monkeypatch.delenv("LD_PRELOAD")
+    # A whole key, locked with the passphrase, which opens it and nothing else does.
+    assert packets(key.secret_armored.encode()).count("[v4 protected]") == 2
+    ciphertext = encrypt_reply(keyring, [keys.get("alice").fingerprint], key.public_armored,
+                               b"Laporan Anda kami terima.")
+    assert decrypt_reply(key, PASSPHRASE, ciphertext) == b"Laporan Anda kami terima."
+    with pytest.raises(DecryptionError, match="wrong passphrase"):
+        decrypt_reply(key, OTHER_PASSPHRASE, ciphertext)
 
 
 def test_wrong_passphrase_is_refused_clearly(
