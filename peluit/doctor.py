@@ -12,7 +12,8 @@ change the verdict, and says why):
   twice the floor);
 * recipient keys: every tenant has a current key that will still encrypt ``--key-days`` from
   now (fail: a tenant without a usable key cannot receive reports);
-* tor: reachable on its control port and bootstrapped to 100 %;
+* tor: reachable on its control port and bootstrapped to 100 %; warn when it is older than
+  0.4.8, which has no proof-of-work defences for the onions (deploy/install.sh upgrades it);
 * onions: every onion's descriptor is on the directories, which tor reports in HS_DESC events
   (:func:`wbs.onion.confirm_published`). An onion tor merely accepted is not published;
 * clock: within the validity of tor's consensus (TOTP codes and tor both need a right clock);
@@ -39,6 +40,7 @@ from pathlib import Path
 import click
 import sqlalchemy as sa
 import stem
+import stem.version
 
 from crypto.errors import KeyRefused
 from peluit.clikit import config_of
@@ -196,7 +198,7 @@ def check_tor(spec: str, inst: Instance | None, wait: float, now: dt.datetime) -
     try:
         with onions.connect(spec) as controller:
             progress = onions.bootstrap_progress(controller)
-            tor = Check("tor", OK if progress == 100 else FAIL, f"bootstrapped {progress}%")
+            tor = tor_state(progress, controller.get_version(None))
             clock = check_clock(controller, now)
             published = _check_onions(controller, inst, wait, progress)
     except onions.OnionError as exc:
@@ -212,6 +214,19 @@ def check_tor(spec: str, inst: Instance | None, wait: float, now: dt.datetime) -
             Check("clock", UNKNOWN, "no tor consensus to compare with"),
         ]
     return [tor, published, clock]
+
+
+def tor_state(progress: int, version: stem.version.Version | None) -> Check:
+    """The tor check: bootstrapped, and new enough to defend the onions against floods."""
+    detail = f"bootstrapped {progress}%, tor {version or 'of unknown version'}"
+    if progress != 100:
+        return Check("tor", FAIL, detail)
+    if version is not None and version < onions.POW_TOR_VERSION:
+        # It serves, so a warning: but a flood of requests can take the onions down.
+        return Check("tor", WARN, f"{detail} has no proof-of-work defences for the onions "
+                     f"({onions.POW_TOR_VERSION} and later have them; the installer, run again, "
+                     "upgrades tor)")
+    return Check("tor", OK, detail)
 
 
 def _check_onions(

@@ -60,6 +60,7 @@ import stem.connection
 import stem.control
 import stem.response
 import stem.response.events
+import stem.version
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
@@ -96,6 +97,8 @@ LOOPBACK = "127.0.0.1"
 # circuit may open before tor closes that circuit. A page with its style sheet needs two; a
 # client opening hundreds is flooding.
 MAX_STREAMS = 20
+# The first tor with proof-of-work defences for onion services (PoWDefensesEnabled).
+POW_TOR_VERSION = stem.version.Version("0.4.8")
 
 _KEY_TYPE = "ED25519-V3"
 _ADDRESS = re.compile(r"[a-z2-7]{56}")

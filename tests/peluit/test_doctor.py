@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import stem.control
+import stem.version
 from click.testing import CliRunner
 
 from crypto.gpgrun import GpgHome
@@ -95,13 +97,37 @@ def test_an_onion_tor_only_accepted_is_unpublished_and_a_failure(
             assert onion.published_ids(ctl)  # tor serves them
         code, checks, last = run_doctor("--tor-control", f"127.0.0.1:{tor.control_port}")
     assert code == 2
-    assert checks["tor"] == ("fail", "bootstrapped 0%")
+    # The version as tor itself reports it ("Tor version 0.4.9.11.").
+    version = subprocess.run(["tor", "--version"], capture_output=True, text=True, check=True)
+    number = re.match(r"Tor version (\S+?)\.?$", version.stdout.splitlines()[0])
+    assert number, version.stdout
+    assert checks["tor"] == ("fail", f"bootstrapped 0%, tor {number.group(1)}")
     level, detail = checks["onions"]
     assert level == "fail"
     assert "tenant:kpk NOT published: waiting for tor (bootstrap 0%)" in detail
     assert "tenant:pemprov-sumsel NOT published" in detail
     assert checks["clock"] == ("unknown", "tor has no consensus yet: cannot compare")
     assert last.startswith("peluit doctor: FAIL")
+
+
+@pytest.mark.parametrize(
+    ("progress", "version", "level"),
+    [
+        (100, "0.4.9.11", "ok"),
+        (100, "0.4.8.1-alpha", "ok"),
+        (100, None, "ok"),
+        (100, "0.4.7.16", "warn"),
+        (40, "0.4.9.11", "fail"),
+        (40, "0.4.7.16", "fail"),
+    ],
+)
+def test_a_tor_without_proof_of_work_defences_is_a_warning(
+    progress: int, version: str | None, level: str
+) -> None:
+    check = doctor.tor_state(progress, stem.version.Version(version) if version else None)
+    assert check.level == level
+    assert check.detail.startswith(f"bootstrapped {progress}%, tor {version or 'of unknown'}")
+    assert ("no proof-of-work defences" in check.detail) is (level == "warn")
 
 
 def test_a_full_disk_is_a_failure(
