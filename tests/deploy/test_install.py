@@ -65,6 +65,7 @@ TENANT_ARGS = [
 INSTALL_ARGS = ["--tor-from", "backports", *TENANT_ARGS]
 INSTANCE = "/var/lib/peluit/instance"
 SOURCES = "/etc/apt/sources.list.d/peluit-tor.list"  # where tor comes from, if not Debian
+PIN = "/etc/apt/preferences.d/peluit-tor"  # backports' tor before Debian's
 ENABLED = {
     "multi-user.target.wants": ["peluit-source.service", "peluit-journalist.service",
                                 "peluit-onion.service", "tor.service"],
@@ -184,6 +185,31 @@ def test_a_run_without_tor_from_keeps_the_archive_chosen(installed: Installed) -
     again = _install(installed.root, TENANT_ARGS)
     assert f"auto: backports, as an earlier run chose ({SOURCES})" in again, again[-3000:]
     assert _changed(again) == 0 and "   + " not in again, again[-3000:]
+
+
+def test_tor_from_debian_takes_backports_out_and_backports_puts_them_back(
+        installed: Installed) -> None:
+    """--tor-from debian after backports: apt's list, the pin and unattended-upgrades' origin
+    of backports go (the tor installed from there stays); --tor-from backports brings all three
+    back, so the root is as the other tests expect it."""
+    root = installed.root
+    origins = root / "etc" / "apt" / "apt.conf.d" / "51peluit-unattended-upgrades"
+    assert "Debian Backports" in origins.read_text()
+    tor = chroot(root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout
+    assert tor, "tor is not installed"
+
+    debian = _install(root, ["--tor-from", "debian", *TENANT_ARGS])
+    assert f"   + removed {SOURCES}" in debian and f"   + removed {PIN}" in debian, debian[-3000:]
+    assert _changed(debian) == 3, debian[-3000:]
+    assert not (root / SOURCES.lstrip("/")).exists() and not (root / PIN.lstrip("/")).exists()
+    assert "Debian Backports" not in origins.read_text()
+    assert chroot(root, "dpkg-query", "-W", "-f", "${Version}", "tor").stdout == tor
+
+    back = _install(root, INSTALL_ARGS)
+    assert _changed(back) == 3, back[-3000:]
+    assert (root / PIN.lstrip("/")).read_text().startswith("Package: tor tor-geoipdb\n")
+    assert "Debian Backports" in origins.read_text()
+    assert _changed(_install(root, TENANT_ARGS)) == 0
 
 
 def test_user_directories_and_modes(installed: Installed) -> None:
