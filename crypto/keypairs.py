@@ -22,27 +22,29 @@ def generate_key_pair(
 ) -> str:
     """Make the key pair in ``gpg``'s home; return its primary fingerprint.
 
-    ``passphrase`` is the exact bytes that will unlock the key (callers check it is one line:
-    gpg's parameter file is line based); None leaves the key unprotected, for the demo only.
+    ``passphrase`` is the exact bytes that will unlock the key, blanks around it included (one
+    line: gpg reads the pipe up to a line end); None leaves the key unprotected, for the demo
+    only.
     """
     if not user_id or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in user_id):
         raise ValueError("unusable user id")
+    if passphrase is not None and (not passphrase or b"\n" in passphrase or b"\r" in passphrase
+                                   or b"\0" in passphrase):
+        raise ValueError("a passphrase must be one non-empty line")
     params = (
         "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
         "Subkey-Type: ecdh\nSubkey-Curve: cv25519\nSubkey-Usage: encrypt\n"
         f"Name-Real: {user_id}\nExpire-Date: {expire}\n"
     ).encode()
-    # Handed over as bytes, so python-gnupg does not re-encode the passphrase with its codec.
     if passphrase is None:
         params += b"%no-protection\n"
-    else:
-        params += b"Passphrase: " + passphrase + b"\n"
-    # gpg then asks the agent to sign the new key's self-signatures, and the agent unlocks it
-    # with the passphrase it was handed for it, which it keeps in its cache. When the cache no
-    # longer holds it (seen once in a CI run, on a fresh agent), the agent asks for it again:
-    # with a pinentry, which has no terminal on a server ("signing failed: Inappropriate ioctl
-    # for device") and would pop up mid-generation on the workstation. Handed over through a
-    # pipe with loopback as well, the passphrase reaches the agent from gpg instead.
+    # The passphrase goes to gpg through a pipe of its own, with loopback: never in the
+    # parameters, where gpg trims the blanks around a value (" x " would lock the key with
+    # "x", and the passphrase as typed would never open it). From the pipe, gpg hands the
+    # agent the exact bytes whenever it asks: to protect the new key, and again to sign its
+    # self-signatures should the agent's cache no longer hold it. (That was seen in a CI run:
+    # the agent then asked a pinentry, which has no terminal on a server, "signing failed:
+    # Inappropriate ioctl for device", and would pop up mid-generation on the workstation.)
     made = gpg.run(["--gen-key"], params + b"%commit\n", passphrase=passphrase)
     created = made.fields("KEY_CREATED")
     fingerprint = created[0][1].upper() if len(created) == 1 and len(created[0]) >= 2 else ""

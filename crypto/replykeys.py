@@ -68,8 +68,9 @@ class ReplyKey:
 
 def _check_passphrase(passphrase: str) -> bytes:
     raw = passphrase.encode("utf-8")
-    # gpg's parameter file and --passphrase-fd are line based and trim blanks: a passphrase
-    # they would silently alter could lock a key that the same string later fails to open.
+    # gpg reads a passphrase up to a line end, and trims the blanks around one elsewhere (its
+    # parameter file): a passphrase gpg could silently alter might lock a key that the same
+    # string later fails to open. crypto.kdf's hex passes; anything odd is refused.
     if not passphrase or passphrase != passphrase.strip() or len(raw) > _MAX_PASSPHRASE_BYTES:
         raise ValueError("unusable reply-key passphrase")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in passphrase):
@@ -98,9 +99,11 @@ def generate_reply_key(passphrase: str, gpg_binary: str = "gpg") -> ReplyKey:
         f"Name-Real: {REPLY_KEY_UID}\n"
         "Expire-Date: 0\n"
         f"Creation-Date: {_CREATION_DATE}\n"
-    ).encode("ascii") + b"Passphrase: " + secret + b"\n%commit\n"
+        "%commit\n"
+    ).encode("ascii")
     with _throwaway_home(gpg_binary) as home:
-        # The passphrase also goes through its own pipe: see crypto.keypairs.generate_key_pair.
+        # The passphrase goes through a pipe of its own, not in the parameters: see
+        # crypto.keypairs.generate_key_pair.
         made = home.run(["--gen-key"], params, passphrase=secret)
         created = made.fields("KEY_CREATED")
         if made.returncode != 0 or len(created) != 1 or len(created[0]) < 2:

@@ -57,3 +57,20 @@ def test_a_demo_key_pair_has_no_passphrase(gnupg_home: Path, packets: Any) -> No
     secret = _export_secret(gnupg_home, fingerprint, b"")
     assert "[v4 protected]" not in packets(secret)
     assert _sign(gnupg_home, b"").returncode == 0
+
+
+def test_blanks_around_a_passphrase_are_part_of_it(gnupg_home: Path) -> None:
+    # gpg trims the blanks around a value of its parameter file: a key made with the passphrase
+    # there was locked with " x " trimmed to "x", which the passphrase as typed never opened.
+    gpg = GpgHome(gnupg_home)
+    generate_key_pair(gpg, "Tim APIP <tim@example.org>", b"  " + PASSPHRASE + b" ")
+    for tried, works in ((PASSPHRASE, False), (b"  " + PASSPHRASE + b" ", True)):
+        gpg.kill_agent(wait=True)  # a fresh agent, which has no passphrase in its cache
+        assert (_sign(gnupg_home, tried).returncode == 0) is works, tried
+
+
+@pytest.mark.parametrize("passphrase", [b"", b"dua\nbaris", b"dua\rbaris", b"nol\0byte"])
+def test_a_passphrase_gpg_would_cut_short_is_refused(gnupg_home: Path, passphrase: bytes) -> None:
+    with pytest.raises(ValueError, match="one non-empty line"):
+        generate_key_pair(GpgHome(gnupg_home), "Tim APIP <tim@example.org>", passphrase)
+    assert not list(gnupg_home.glob("*.kbx"))

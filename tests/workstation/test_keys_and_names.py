@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from crypto import gpgrun
 from tests.workstation.helpers import kill_agent, run
 from workstation.names import place_without_overwrite, safe_filename, terminal_safe
 from workstation.store import CaseRecord, ItemRecord, State, Workstation
@@ -168,6 +169,28 @@ def test_a_passphrase_beyond_ascii_locks_and_opens_the_key(ws_home: Path, tmp_pa
     done = run(ws_home, "decrypt", case.registration_number, "--passphrase-file", str(secret))
     assert done.exit_code == 0, done.output
     decrypted = ws_home / "cases" / "kpk" / case.registration_number / "decrypted"
+    assert (decrypted / "bukti.pdf").read_bytes() == b"isi berkas 0"
+
+
+def test_blanks_around_the_passphrase_are_part_of_it(ws_home: Path, tmp_path: Path) -> None:
+    # A key made with " x " once opened only with "x" (gpg trimmed the parameter it was given).
+    secret = tmp_path / "pass.txt"
+    secret.write_text(f"  {PASSPHRASE} \n", encoding="utf-8")
+    made = run(ws_home, "keys", "generate", "--name", "Tim Spasi", "--passphrase-file",
+               str(secret))
+    assert made.exit_code == 0, made.output
+    fingerprint = made.output.split("created key ")[1].split()[0]
+    case = _case_with_files(ws_home, fingerprint, ["bukti.pdf"])
+    decrypted = ws_home / "cases" / "kpk" / case.registration_number / "decrypted"
+    trimmed = tmp_path / "trimmed.txt"
+    trimmed.write_text(PASSPHRASE, encoding="utf-8")
+    # A fresh agent before each try, with nothing in its cache (gone before the next gpg).
+    gpgrun.kill_agent(ws_home / "gnupg", wait=True)
+    failed = run(ws_home, "decrypt", case.registration_number, "--passphrase-file", str(trimmed))
+    assert failed.exit_code == 1 and "wrong passphrase" in failed.output, failed.output
+    gpgrun.kill_agent(ws_home / "gnupg", wait=True)
+    done = run(ws_home, "decrypt", case.registration_number, "--passphrase-file", str(secret))
+    assert done.exit_code == 0, done.output
     assert (decrypted / "bukti.pdf").read_bytes() == b"isi berkas 0"
 
 
