@@ -14,6 +14,9 @@ from crypto.errors import CryptoError
 from crypto.gpgrun import GpgHome
 
 _FPR_RE = re.compile(r"^[0-9A-F]{40}$")
+# The longest passphrase gpg-agent takes from gpg (its MAX_PASSPHRASE_LEN). A longer one made a
+# key that the same passphrase then never opened.
+MAX_PASSPHRASE_BYTES = 255
 _PUBLIC_BLOCK = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 
 
@@ -31,6 +34,8 @@ def generate_key_pair(
     if passphrase is not None and (not passphrase or b"\n" in passphrase or b"\r" in passphrase
                                    or b"\0" in passphrase):
         raise ValueError("a passphrase must be one non-empty line")
+    if passphrase is not None and len(passphrase) > MAX_PASSPHRASE_BYTES:
+        raise ValueError(f"a passphrase must be at most {MAX_PASSPHRASE_BYTES} bytes")
     params = (
         "Key-Type: eddsa\nKey-Curve: ed25519\nKey-Usage: sign\n"
         "Subkey-Type: ecdh\nSubkey-Curve: cv25519\nSubkey-Usage: encrypt\n"

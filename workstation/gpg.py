@@ -27,7 +27,7 @@ from urllib.parse import unquote_to_bytes
 
 from crypto.errors import CryptoError, DecryptionError
 from crypto.gpgrun import DISCARD, GpgHome, Status
-from crypto.keypairs import export_public_key, generate_key_pair
+from crypto.keypairs import MAX_PASSPHRASE_BYTES, export_public_key, generate_key_pair
 from crypto.recipients import NotAnEncryptedMessage, ciphertext_key_ids, key_id
 
 # libgpg-error codes (low 16 bits of an ERROR status value).
@@ -95,6 +95,10 @@ WEAK_PASSPHRASE_MESSAGE = (
 def check_new_passphrase(passphrase: str) -> bytes:
     """A passphrase strong enough to protect a new secret key; raise ValueError if not."""
     raw = check_passphrase(passphrase)
+    if len(raw) > MAX_PASSPHRASE_BYTES:
+        raise ValueError(
+            f"the passphrase is too long: at most {MAX_PASSPHRASE_BYTES} bytes (gpg takes no more)"
+        )
     if (
         len(passphrase) < MIN_NEW_PASSPHRASE_CHARACTERS
         or len(set(passphrase.casefold())) < MIN_NEW_PASSPHRASE_DISTINCT

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from crypto.gpgrun import GpgHome
-from crypto.keypairs import export_public_key, generate_key_pair
+from crypto.keypairs import MAX_PASSPHRASE_BYTES, export_public_key, generate_key_pair
 
 PASSPHRASE = b"tujuh ekor kucing melompati pagar kantor"
 
@@ -74,3 +74,16 @@ def test_a_passphrase_gpg_would_cut_short_is_refused(gnupg_home: Path, passphras
     with pytest.raises(ValueError, match="one non-empty line"):
         generate_key_pair(GpgHome(gnupg_home), "Tim APIP <tim@example.org>", passphrase)
     assert not list(gnupg_home.glob("*.kbx"))
+
+
+def test_the_longest_passphrase_gpg_agent_takes_locks_and_opens_the_key(gnupg_home: Path) -> None:
+    longest = (PASSPHRASE * 7)[:MAX_PASSPHRASE_BYTES]
+    assert len(longest) == MAX_PASSPHRASE_BYTES
+    gpg = GpgHome(gnupg_home)
+    generate_key_pair(gpg, "Tim APIP <tim@example.org>", longest)
+    for tried, works in ((longest[:-1], False), (longest, True)):
+        gpg.kill_agent(wait=True)
+        assert (_sign(gnupg_home, tried).returncode == 0) is works, len(tried)
+    # One byte more, and the agent would cut it: refused before gpg runs.
+    with pytest.raises(ValueError, match=f"at most {MAX_PASSPHRASE_BYTES} bytes"):
+        generate_key_pair(GpgHome(gnupg_home), "Tim 2 <tim2@example.org>", longest + b"x")

@@ -180,8 +180,12 @@ def test_doctor_runs_on_its_timer_and_says_why(server: Server) -> None:
     assert active(guest, ["peluit-doctor.service"]) == {"peluit-doctor.service": "failed"}
     report = guest.run(f"{PELUIT} doctor", timeout=900)
     assert report.returncode == 2, report.stdout + report.stderr
-    bootstrapped = re.search(r"^fail\s+tor: bootstrapped (\d+)%$", report.stdout, re.M)
+    bootstrapped = re.search(r"^fail\s+tor: bootstrapped (\d+)%, tor (\S+)$", report.stdout,
+                             re.M)
     assert bootstrapped and int(bootstrapped.group(1)) < 100, report.stdout
+    # The version is the running tor's own: the one installed (Debian's adds a revision).
+    installed = guest.run("dpkg-query -W -f '${Version}' tor", timeout=60, check=True).stdout
+    assert installed.startswith(f"{bootstrapped.group(2)}-"), (installed, report.stdout)
     assert re.search(r"^fail\s+onions: ", report.stdout, re.M), report.stdout
 
 

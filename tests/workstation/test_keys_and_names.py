@@ -119,6 +119,19 @@ def test_keys_generate_refuses_a_weak_passphrase_from_a_file(
     assert "sec " not in run(ws_home, "keys", "list").output
 
 
+def test_keys_generate_refuses_a_passphrase_longer_than_gpg_takes(
+    ws_home: Path, tmp_path: Path
+) -> None:
+    # 256 bytes: gpg-agent keeps 255, and the key was locked with a passphrase nobody typed.
+    secret = tmp_path / "long.txt"
+    secret.write_text(("kuda lari di padang " * 13)[:128] + "\u00e9" * 64 + "\n", encoding="utf-8")
+    result = run(ws_home, "keys", "generate", "--name", "Tim Panjang", "--passphrase-file",
+                 str(secret))
+    assert result.exit_code == 1, result.output
+    assert "passphrase is too long: at most 255 bytes" in result.output
+    assert "sec " not in run(ws_home, "keys", "list").output
+
+
 def test_keys_generate_asks_again_after_a_weak_passphrase(ws_home: Path) -> None:
     result = run(ws_home, "keys", "generate", "--name", "Tim Prompt",
                  input=f"rahasia\n{PASSPHRASE}\n{PASSPHRASE}\n")
